@@ -1,0 +1,28 @@
+// Instruction-set selection. One name per ISA, used the same in C++, Python, the
+// ONEBIT_ISA environment variable, test ids and benchmark rows: scalar, avx2, avx512, neon.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace onebit {
+
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, neon = 3 };
+
+const char* isa_name(Isa isa);
+// Parses "scalar" / "avx2" / "avx512" / "neon"; throws std::invalid_argument otherwise.
+Isa isa_from_name(const std::string& name);
+
+// True when the running CPU (and this build) can execute kernels of that ISA.
+// avx2 needs AVX2+FMA+BMI2+POPCNT; avx512 needs AVX-512 F/BW/VL/DQ + VPOPCNTDQ + VNNI.
+bool isa_supported(Isa isa);
+std::vector<Isa> supported_isas();
+
+// Best supported ISA, unless ONEBIT_ISA names one (std::runtime_error if the CPU lacks it).
+Isa default_isa();
+
+// The ISA kernels use when a call does not name one. Starts as default_isa();
+// set_active_isa throws std::runtime_error for an ISA the CPU lacks.
+Isa active_isa();
+void set_active_isa(Isa isa);
+
+}  // namespace onebit
