@@ -1,0 +1,77 @@
+"""Shared record helpers for every benchmark: machine, commit, CPU, median timing, JSON output.
+
+Each benchmark prints a table with the machine, ISA, threads and commit, and can write a list of
+records (dicts) as JSON. These helpers keep the common fields identical across benchmarks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_commit(short: bool = True) -> str:
+    """Current git commit of the repository ("+dirty" when the tree has changes), or "unknown"."""
+    try:
+        args = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
+        rev = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """Common machine fields for every record: cpu, cores, commit, python, platform."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def median_ms(fn: Callable[[], object], *, repeats: int = 50, warmup: int = 5,
+              min_time_s: float = 0.0) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` runs after ``warmup`` runs.
+
+    Keeps running (beyond ``repeats``) until ``min_time_s`` seconds of samples are collected.
+    """
+    for _ in range(warmup):
+        fn()
+    samples: list[float] = []
+    total = 0.0
+    while len(samples) < repeats or total < min_time_s:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        samples.append(dt)
+        total += dt
+    return statistics.median(samples) * 1e3
+
+
+def write_json(records: Iterable[dict], path: str | os.PathLike) -> None:
+    """Write records as a JSON list (indent 1), creating parent folders."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(list(records), indent=1) + "\n")
