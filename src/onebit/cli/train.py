@@ -1,0 +1,79 @@
+"""``onebit train MODEL --dataset NAME ...``: train a zoo model with the default recipe."""
+from __future__ import annotations
+
+import click
+
+from onebit.errors import OnebitError
+
+
+def _epoch_rows(history):
+    return [{"epoch": h["epoch"], "train_loss": h["train_loss"], "train_acc": h["train_accuracy"],
+             "test_loss": h.get("test_loss"), "test_acc": h.get("test_accuracy"),
+             "img/s": round(h["images_per_second"]), "seconds": round(h["train_seconds"], 1)}
+            for h in history]
+
+
+@click.command()
+@click.argument("model")
+@click.option("--dataset", required=True, help="mnist, fashion-mnist, cifar10 or imagenette.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Peak learning rate of Adam (linear warmup, then cosine to 0).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint path (written after every epoch).")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Channel width multiplier.")
+@click.option("--clip-block", is_flag=True, help="Insert BNN-Clip blocks (int8 data between blocks).")
+@click.option("--float-twin", is_flag=True, help="Same architecture with float layers.")
+@click.option("--stem", default=None, help="Stem variant for residual models (e.g. cifar, imagenet).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write config, per-epoch metrics, test_accuracy and train_seconds as JSON.")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+              help="Continue from a checkpoint written by --out.")
+@click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Use the first N training images.")
+@click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Use the first N test images.")
+@click.option("--size", type=click.IntRange(min=1), default=None, help="Input resolution (Imagenette).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None,
+              help="Stop after this many epochs (schedule still spans --epochs); continue with --resume.")
+@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=0.03, show_default=True,
+              help="Warmup length as a fraction of all steps.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="L2 on float weights only (never on binary latent weights).")
+@click.option("--no-augment", is_flag=True, help="Disable training augmentation.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, float_twin, stem, device,
+            seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
+            weight_decay, no_augment, quiet):
+    """Train MODEL (a name from onebit.models.list_models()) on a dataset.
+
+    Default recipe: Adam, linear warmup then cosine schedule, no weight decay on latent binary
+    weights, latent weights clipped to [-1, 1] after each step, validation after each epoch.
+    Under torchrun it trains with DistributedDataParallel (rank 0 logs and checkpoints).
+    """
+    from onebit.table import format_table
+    from onebit.train import TrainConfig, train
+
+    try:
+        config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
+                             out=out, width=width, clip_block=clip_block, float_twin=float_twin,
+                             stem=stem, device=device, seed=seed, json_path=json_path, resume=resume,
+                             limit_train=limit_train, limit_test=limit_test, size=size, threads=threads, stop_after=stop_after,
+                             warmup=warmup, label_smoothing=label_smoothing, weight_decay=weight_decay,
+                             augment=not no_augment, progress=not quiet)
+        result = train(config)
+    except (OnebitError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    if result.environment.get("world_size", 1) > 1 and not result.history:
+        return  # non-zero ranks print nothing
+    click.echo(format_table(_epoch_rows(result.history)))
+    click.echo(f"test_accuracy {result.test_accuracy:.4f}  train_seconds {result.train_seconds:.1f}  "
+               f"device {result.environment['device']}  torch_threads {result.environment['torch_threads']}")
+    if out:
+        click.echo(f"checkpoint: {out}")
+    if json_path:
+        click.echo(f"json: {json_path}")

@@ -1,0 +1,299 @@
+"""The training loop: ``train(config) -> TrainResult``.
+
+One epoch = one pass over the (sharded) training loader with Adam + warmup/cosine, latent
+weights clipped after every step, then validation on the test split. Rank 0 writes a
+checkpoint after every epoch, so a run can resume from any epoch boundary and reach the same
+state as an uninterrupted run: the loader's shuffle is seeded per epoch from (seed, epoch) and
+the generator states travel in the checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import onebit
+from onebit.train import distributed as ddp
+from onebit.train.checkpoint import (CheckpointError, read_checkpoint, rng_state, save_checkpoint,
+                                     set_rng_state)
+from onebit.train.config import TrainConfig, TrainConfigError
+from onebit.train.optim import make_optimizer
+from onebit.train.schedule import make_scheduler
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the trained model (unwrapped, in eval mode) and its metrics."""
+
+    config: TrainConfig
+    model: torch.nn.Module
+    history: list[dict[str, Any]]
+    test_accuracy: float
+    train_seconds: float
+    wall_seconds: float
+    checkpoint: str | None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "model_config": dict(getattr(self.model, "onebit_config", {})),
+            "epochs": self.history,
+            "test_accuracy": self.test_accuracy,
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "checkpoint": self.checkpoint,
+            "environment": self.environment,
+        }
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct, reproducible loader seed per epoch (independent of how we got there)."""
+    return (seed * 1_000_003 + epoch * 7919) % 2**31
+
+
+def resolve_device(name: str, ctx: ddp.DistContext) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise TrainConfigError("device 'cuda' requested but torch.cuda.is_available() is False")
+        if name == "cuda":
+            return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+    import onebit.models
+
+    kw: dict[str, Any] = {"width": config.width, "num_classes": num_classes,
+                          "clip_block": config.clip_block, "float_twin": config.float_twin}
+    if config.size is not None:
+        kw["input_size"] = config.size
+    if config.stem is not None:
+        kw["stem"] = config.stem
+    try:
+        return onebit.models.create(config.model, **kw)
+    except KeyError as e:
+        raise TrainConfigError(f"unknown model {config.model!r}: {e}") from e
+
+
+def make_train_loader(config: TrainConfig, epoch: int, ctx: ddp.DistContext):
+    import onebit.data
+
+    loader = onebit.data.make_loader(
+        config.dataset, "train", config.batch_size, train=True, augment=config.augment,
+        size=config.size, seed=epoch_seed(config.seed, epoch), limit=config.limit_train,
+        root=config.data_root)
+    return ddp.shard(loader, ctx)
+
+
+def make_test_loader(config: TrainConfig):
+    import onebit.data
+
+    return onebit.data.make_loader(config.dataset, "test", max(config.batch_size, 256), train=False,
+                                   augment=False, size=config.size, seed=0, limit=config.limit_test,
+                                   root=config.data_root)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
+    """Top-1 accuracy (fraction in [0, 1]) and mean cross-entropy over a whole loader."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    total = 0
+    loss_sum = 0.0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        total += int(y.numel())
+    model.train(was_training)
+    if total == 0:
+        raise TrainConfigError("the test loader is empty (check --limit-test)")
+    return {"accuracy": correct / total, "loss": loss_sum / total, "samples": total}
+
+
+def _clip(model: torch.nn.Module) -> None:
+    import onebit.nn
+
+    onebit.nn.clip_latent_weights(ddp.unwrap(model))
+
+
+def _environment(device: torch.device, ctx: ddp.DistContext) -> dict[str, Any]:
+    return {"torch": torch.__version__, "onebit": onebit.__version__, "device": str(device),
+            "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
+            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version()}
+
+
+def train(config: TrainConfig | dict) -> TrainResult:
+    """Train ``config.model`` on ``config.dataset``; see :class:`TrainConfig` for the recipe."""
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config.validate()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    import onebit.data
+
+    info = onebit.data.info(config.dataset)
+    want_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    ctx = ddp.setup(want_cuda)
+    try:
+        return _train(config, info, ctx)
+    finally:
+        ddp.teardown(ctx)
+
+
+def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
+    wall0 = time.perf_counter()
+    device = resolve_device(config.device, ctx)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    seed_everything(config.seed)
+    model = build_model(config, info.num_classes).to(device)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay)
+
+    steps_per_epoch = len(make_train_loader(config, 0, ctx))
+    if steps_per_epoch == 0:
+        raise TrainConfigError(
+            f"no training batches: {config.dataset} train split with limit_train={config.limit_train} "
+            f"and batch_size={config.batch_size} (x {ctx.world_size} ranks) gives an empty epoch")
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = make_scheduler(optimizer, total_steps, config.warmup)
+
+    start_epoch, history, train_seconds = 0, [], 0.0
+    resumed_from = None
+    if config.resume:
+        ckpt = read_checkpoint(config.resume, map_location=device)
+        mine = dict(getattr(model, "onebit_config", {}))
+        if ckpt["model_config"] != mine:
+            raise CheckpointError(f"--resume {config.resume}: its model {ckpt['model_config']} differs "
+                                  f"from the one this run builds {mine}")
+        if ckpt["dataset"] != config.dataset:
+            raise CheckpointError(f"--resume {config.resume}: trained on {ckpt['dataset']!r}, "
+                                  f"this run uses {config.dataset!r}")
+        start_epoch = int(ckpt["epoch"])
+        if start_epoch >= config.epochs:
+            raise TrainConfigError(f"--resume {config.resume} already holds {start_epoch} epochs; "
+                                   f"--epochs {config.epochs} leaves nothing to train")
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        # A changed --epochs stretches the cosine to the new total (exact resume needs the same).
+        scheduler.lr_lambdas[0].total_steps = total_steps
+        history = list(ckpt["metrics"].get("history", []))
+        train_seconds = float(ckpt["metrics"].get("train_seconds", 0.0))
+        if "rng" in ckpt:
+            set_rng_state(ckpt["rng"])
+        resumed_from = str(config.resume)
+
+    net = ddp.wrap(model, ctx, device)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    test_loader = make_test_loader(config) if ctx.is_main else None
+    show = config.progress and ctx.is_main
+    from tqdm.auto import tqdm
+
+    # stop_after ends the run early with the full schedule intact (resume later with --resume).
+    end_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
+    for epoch in range(start_epoch, end_epoch):
+        loader = make_train_loader(config, epoch, ctx)
+        net.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
+        bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not show, leave=True, dynamic_ncols=True, mininterval=1.0)
+        for step, (x, y) in enumerate(bar):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = net(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            _clip(net)  # keep latent weights in [-1, 1] (BinaryConnect clipping)
+            n = int(y.numel())
+            loss_sum += float(loss.detach()) * n
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += n
+            if show and (step % 10 == 0 or step == len(loader) - 1):
+                dt = time.perf_counter() - t0
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                img_s=f"{seen / max(dt, 1e-9):.0f}", refresh=False)
+        bar.close()
+        epoch_train = time.perf_counter() - t0
+        loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], ctx, device)
+        train_seconds += epoch_train
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_seconds": epoch_train,
+            "images_per_second": seen / max(epoch_train, 1e-9),
+        }
+        if ctx.is_main:
+            ev = evaluate(ddp.unwrap(net), test_loader, device)
+            record.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
+            history.append(record)
+            if show:
+                tqdm.write(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f} "
+                           f"acc {record['train_accuracy']:.4f} | test loss {ev['loss']:.4f} "
+                           f"acc {ev['accuracy']:.4f} | {record['images_per_second']:.0f} img/s")
+            if config.out:
+                save_checkpoint(config.out, _checkpoint(model, config, optimizer, scheduler, epoch + 1,
+                                                        history, train_seconds, resumed_from))
+        ddp.barrier(ctx)
+
+    model.eval()
+    final = history[-1]["test_accuracy"] if history else float("nan")
+    result = TrainResult(config=config, model=model, history=history, test_accuracy=final,
+                         train_seconds=train_seconds, wall_seconds=time.perf_counter() - wall0,
+                         checkpoint=str(config.out) if config.out else None,
+                         environment=_environment(device, ctx))
+    if resumed_from:
+        result.environment["resumed_from"] = resumed_from
+    if config.json_path and ctx.is_main:
+        write_json(config.json_path, result.to_json())
+    return result
+
+
+def _checkpoint(model, config, optimizer, scheduler, epoch, history, train_seconds, resumed_from):
+    return {
+        "model_config": dict(model.onebit_config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "dataset": config.dataset,
+        "train_config": config.to_dict(),
+        "metrics": {"history": history, "test_accuracy": history[-1].get("test_accuracy"),
+                    "train_seconds": train_seconds, "resumed_from": resumed_from},
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "onebit_version": onebit.__version__,
+        "rng": rng_state(),
+    }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
