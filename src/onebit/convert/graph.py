@@ -1,0 +1,401 @@
+"""Torch model -> engine graph (ops + tensors), the converter's core.
+
+The model is traced once with forward hooks on its leaf modules (a dummy input in eval mode),
+which gives the layers in *execution* order together with their input/output tensors; the walk
+then checks that each layer consumes exactly what the previous one produced (a functional op in
+between — other than flatten — would be invisible, so it is an error naming both layers).
+
+Layer grammar (the conversion-friendly order of the model zoo, see /tmp/interfaces):
+
+    Conv2d [BN] act* pool* -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [Flatten] -> ...
+    ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
+
+Each producer (float first conv, binary conv / dense) is fused with the affine map that follows
+it (conv bias, XNOR scale, BN) into one output stage chosen by its consumer: sign -> bits
+(threshold), ClipBlock -> int8 (fixed point), float Linear / logits -> float32 (see
+:mod:`onebit.convert.fold`). Max pooling runs on bits or int8 after the stage: the model applies it after
+BN, and max commutes with every non-decreasing map (sign, hardtanh, the clip block), so
+``pool(sign(z)) == sign(pool(z))``. Flattening is implicit: a dense layer reading a feature map
+flattens it (NHWC order on the engine side, weights permuted from PyTorch's NCHW order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from onebit import bits as _bits
+from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage,
+                                 threshold_stage)
+from onebit.runtime.graph import INT16_MAX_K, Op, Value, conv_out
+
+SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class _Pending:
+    """A producer whose output stage is not decided yet (its consumer is not seen yet)."""
+
+    name: str
+    type: str  # conv2d_u8 | bconv2d | bdense | dense_f32
+    attrs: dict
+    tensors: dict  # role -> np.ndarray (weights; stage tensors are added on finalize)
+    a: np.ndarray  # z = a*y + b per output channel (float64)
+    b: np.ndarray
+    k: int  # bound of |y|
+    in_value: str
+    out_shape: tuple
+    acts: list = field(default_factory=list)  # (name, module) after the BN
+    pools: list = field(default_factory=list)  # (name, module)
+    has_bn: bool = False
+
+
+def _pair(v):
+    return [int(v), int(v)] if isinstance(v, int) else [int(v[0]), int(v[1])]
+
+
+def _t(x) -> np.ndarray:
+    return x.detach().double().cpu().numpy()
+
+
+class _Builder:
+    def __init__(self, input_shape):
+        self.ops: list[Op] = []
+        self.values: dict[str, Value] = {"input": Value("u8", tuple(input_shape))}
+        self.tensors: dict[str, np.ndarray] = {}
+        self.cur = "input"
+        self.pending: _Pending | None = None
+
+    # -- emitting ---------------------------------------------------------------------------
+    def emit(self, name, type_, attrs, tensors, value: Value, inputs=None):
+        if name in self.values or any(o.name == name for o in self.ops):
+            name = f"{name}#{len(self.ops)}"
+        roles = {}
+        for role, arr in tensors.items():
+            tname = f"{name}.{role}"
+            self.tensors[tname] = np.ascontiguousarray(arr)
+            roles[role] = tname
+        self.ops.append(Op(name, type_, inputs or [self.cur], name, attrs, roles))
+        self.values[name] = value
+        self.cur = name
+        return name
+
+    def value(self) -> Value:
+        return self.values[self.cur]
+
+    # -- producers --------------------------------------------------------------------------
+    def first_conv(self, name, m: nn.Conv2d, mean, std):
+        if self.cur != "input" or self.pending is not None:
+            raise ConversionError(f"layer {name!r} (Conv2d): a float convolution is supported only "
+                                  f"as the first layer (it becomes the int8 input layer)")
+        _check_conv(name, m)
+        h, w, cin = self.value().shape
+        q, s, bias, zp = first_layer(_t(m.weight), None if m.bias is None else _t(m.bias), mean, std)
+        kh, kw = m.kernel_size
+        attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
+                     stride=_pair(m.stride), padding=_pad(name, m))
+        oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
+        ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+        # |acc| <= 127 * 255 * kh*kw*cin: the int32 accumulator of the int8 conv never overflows
+        self.pending = _Pending(name, "conv2d_u8", attrs, {"weight": q, "zero_point": zp}, s, bias,
+                                127 * 255 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
+
+    def binary(self, name, m):
+        from onebit.nn.layers import BinaryConv2d
+
+        self.finalize("bits", name)
+        x = self.value()
+        if x.kind != "bits":
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): its input is {x.kind}; "
+                                  f"binarizing an int8 tensor is not supported by format v1")
+        _check_binary(name, m)
+        wq = m.weight_quantizer(m.weight.detach().clamp(-1, 1) if m.clip_latent else m.weight.detach())
+        a = _t(m.channel_scale()) if m.scale == "channel" else np.ones(wq.shape[0])
+        b = _t(m.bias) if m.bias is not None else np.zeros(wq.shape[0])
+        wq = wq.detach().cpu().numpy()
+        if isinstance(m, BinaryConv2d):
+            if len(x.shape) != 3:
+                raise ConversionError(f"layer {name!r} (BinaryConv2d): input is not a feature map")
+            h, w, cin = x.shape
+            kh, kw = m.kernel_size
+            attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
+                         stride=_pair(m.stride), padding=_pad(name, m))
+            oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
+            ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+            packed = _bits.pack(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI, packed along Cin
+            self._binary_pending(name, "bconv2d", attrs, packed, a, b, kh * kw * cin, (oh, ow, m.out_channels))
+        else:
+            out = m.out_features
+            if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
+                # flatten + dense == a convolution whose kernel covers the whole map: the weight
+                # columns (NCHW flatten order c*H*W + h*W + w) become an OHWI kernel, no repacking
+                h, w, c = x.shape
+                if m.in_features != h * w * c:
+                    raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
+                                          f"!= flattened input {h}x{w}x{c}")
+                kern = wq.reshape(out, c, h, w).transpose(0, 2, 3, 1)
+                attrs = dict(in_channels=c, out_channels=out, kernel=[h, w], stride=[1, 1], padding=[0, 0])
+                self._binary_pending(name, "bconv2d", attrs, _bits.pack(kern), a, b, h * w * c, (1, 1, out))
+            else:
+                if len(x.shape) == 3:
+                    self.flatten(f"{name}.flatten")
+                cin = self.value().shape[0]
+                if m.in_features != cin:
+                    raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
+                                          f"!= input features {cin}")
+                attrs = dict(in_features=cin, out_features=out)
+                self._binary_pending(name, "bdense", attrs, _bits.pack(wq), a, b, cin, (out,))
+
+    def _binary_pending(self, name, type_, attrs, packed, a, b, k, out_shape):
+        # accumulator bound: a binary dot over K bits lies in [-K, K] (docs/format.md §4)
+        attrs["accumulator_bound"] = int(k)
+        attrs["accumulator_bits"] = 16 if k <= INT16_MAX_K else 32
+        self.pending = _Pending(name, type_, attrs, {"weight": packed}, a, b, int(k), self.cur, out_shape)
+
+    def float_linear(self, name, m: nn.Linear):
+        self.finalize("f32", name)
+        x = self.value()
+        if x.kind != "f32":
+            raise ConversionError(f"layer {name!r} (Linear): float input expected, got {x.kind}")
+        w = _t(m.weight)
+        if len(x.shape) == 3:
+            h, ww, c = x.shape
+            if m.in_features != h * ww * c:
+                raise ConversionError(f"layer {name!r} (Linear): in_features {m.in_features} != "
+                                      f"flattened input {h}x{ww}x{c}")
+            # PyTorch flattens NCHW (c*H*W + h*W + w); the engine flattens NHWC: permute columns
+            w = w.reshape(w.shape[0], c, h, ww).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            self.flatten(f"{name}.flatten")
+        if m.in_features != self.value().shape[0]:
+            raise ConversionError(f"layer {name!r} (Linear): in_features {m.in_features} != "
+                                  f"input features {self.value().shape[0]}")
+        b = _t(m.bias) if m.bias is not None else np.zeros(w.shape[0])
+        self.pending = _Pending(name, "dense_f32", dict(in_features=w.shape[1], out_features=w.shape[0]),
+                                {"weight": w}, np.ones(w.shape[0]), b, 0, self.cur, (w.shape[0],))
+
+    # -- what follows a producer --------------------------------------------------------------
+    def batchnorm(self, name, m):
+        p = self.pending
+        if p is None or p.has_bn or p.acts or p.pools:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): BatchNorm must directly "
+                                  f"follow a convolution or linear layer")
+        if m.num_features != p.out_shape[-1]:
+            raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
+        s, t = bn_affine(m)
+        p.a, p.b, p.has_bn = s * p.a, s * p.b + t, True
+
+    def activation(self, name, m):
+        if self.pending is None:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): activation without a "
+                                  f"preceding convolution/linear layer")
+        self.pending.acts.append((name, m))
+
+    def pool(self, name, m):
+        if self.pending is None:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): pooling is supported "
+                                  f"only after a convolution + BatchNorm")
+        if getattr(m, "dilation", 1) not in (1, (1, 1)) or m.ceil_mode or getattr(m, "return_indices", False):
+            raise ConversionError(f"layer {name!r} (MaxPool2d): dilation, ceil_mode and "
+                                  f"return_indices are not supported")
+        self.pending.pools.append((name, m))
+
+    def flatten(self, name):
+        x = self.value()
+        if len(x.shape) == 1:
+            return
+        self.emit(name, "flatten", {}, {}, Value(x.kind, (int(np.prod(x.shape)),), x.scale))
+
+    def clip(self, name, m):
+        p = self.pending
+        if p is None:
+            raise ConversionError(f"layer {name!r} (ClipBlock): a clip block must follow a "
+                                  f"convolution/linear layer (+ BatchNorm)")
+        if m.qmax != 127:
+            raise ConversionError(f"layer {name!r} (ClipBlock): {m.bits}-bit grids are not supported "
+                                  f"(the engine's int8 grid is [-127, 127])")
+        self.finalize("int8", name, clip=m)
+
+    def finalize(self, consumer: str, consumer_name: str, clip=None):
+        """Emit the pending producer with the output stage its consumer needs."""
+        p = self.pending
+        if p is None:
+            return
+        self.pending = None
+        where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
+        if p.type == "dense_f32":
+            if consumer != "f32" or p.acts or p.pools:
+                raise ConversionError(f"{where}: a float Linear must be the last layer")
+            w = (p.a[:, None] * p.tensors["weight"]).astype(np.float32)
+            self.emit(p.name, "dense_f32", p.attrs, {"weight": w, "bias": p.b.astype(np.float32)},
+                      Value("f32", p.out_shape))
+            return
+        attrs = dict(p.attrs)
+        tens = dict(p.tensors)
+        clamp = None
+        if consumer == "bits":
+            const_plus = np.zeros(p.a.shape, bool)
+            for an, am in p.acts:
+                if isinstance(am, nn.Hardtanh) and am.min_val < 0 <= am.max_val:
+                    continue  # sign(hardtanh(z)) == sign(z)
+                if isinstance(am, nn.ReLU):
+                    const_plus[:] = True  # sign(relu(z)) == +1
+                elif isinstance(am, nn.PReLU):
+                    slope = _t(am.weight)
+                    const_plus |= np.broadcast_to(slope <= 0, const_plus.shape)  # a<=0: prelu(z) >= 0
+                else:
+                    raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a sign is not supported")
+            t, d = threshold_stage(p.a, p.b, p.k, const_plus if const_plus.any() else None)
+            attrs["output"] = "bits"
+            tens.update(threshold=t, direction=d)
+            value = Value("bits", p.out_shape)
+        elif consumer == "int8":
+            c = clip.clip_value
+            for an, am in p.acts:
+                if not (isinstance(am, nn.Hardtanh) and am.min_val <= -c and am.max_val >= c):
+                    raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a ClipBlock is "
+                                          f"not supported (only a hardtanh wider than the clip)")
+            scale = c / 127.0
+            m_, b_, s_ = int8_stage(p.a, p.b, scale, p.k)
+            attrs.update(output="int8", shift=s_, out_scale=scale)
+            tens.update(multiplier=m_, bias=b_)
+            value = Value("int8", p.out_shape, scale)
+        else:
+            if p.pools:
+                raise ConversionError(f"layer {p.pools[0][0]!r}: pooling of float activations is "
+                                      f"not supported by format v1")
+            for an, am in p.acts:
+                if isinstance(am, nn.Hardtanh):
+                    clamp = (float(am.min_val), float(am.max_val))
+                elif isinstance(am, nn.ReLU):
+                    clamp = (0.0, F32_MAX)
+                else:
+                    raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
+                                          f"is not supported")
+                if len(p.acts) > 1:
+                    raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
+            attrs["output"] = "f32"
+            tens.update(scale=p.a.astype(np.float32), bias=p.b.astype(np.float32))
+            value = Value("f32", p.out_shape)
+        self.emit(p.name, p.type, attrs, tens, value)
+        if clamp is not None:
+            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
+        for pn, pm in p.pools:
+            x = self.value()
+            k, s, pd = _pair(pm.kernel_size), _pair(pm.stride or pm.kernel_size), _pair(pm.padding)
+            h, w, c = x.shape
+            out = (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1]), c)
+            self.emit(pn, "maxpool2d", {"kernel": k, "stride": s, "padding": pd}, {},
+                      Value(x.kind, out, x.scale))
+
+
+def _pad(name, m):
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            return [0, 0]
+        kh, kw = m.kernel_size
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ConversionError(f"layer {name!r}: padding='same' needs an odd kernel, got {m.kernel_size}")
+        return [(kh - 1) // 2, (kw - 1) // 2]
+    return _pair(m.padding)
+
+
+def _check_conv(name, m):
+    if m.groups != 1 or _pair(m.dilation) != [1, 1] or m.padding_mode != "zeros":
+        raise ConversionError(f"layer {name!r} ({type(m).__name__}): groups, dilation and "
+                              f"non-zero padding modes are not supported")
+
+
+def _check_binary(name, m):
+    kind = type(m).__name__
+    if hasattr(m, "groups"):
+        _check_conv(name, m)
+    if m.input_precision != 1 or m.weight_precision != 1:
+        raise ConversionError(f"layer {name!r} ({kind}): input and weight quantizers must be "
+                              f"1-bit sign quantizers (got {m.input_precision}/{m.weight_precision} bits)")
+    if m.weight_mask is not None and not bool((m.weight_mask != 0).all()):
+        raise ConversionError(f"layer {name!r} ({kind}): pruned (ternary) weights are not "
+                              f"supported by format v1; remove pruned channels first")
+
+
+# ----------------------------------------------------------------------------- tracing
+
+def trace(model: nn.Module, input_shape_nchw) -> list:
+    """Leaf modules in execution order: [(name, module, input, output)] from one eval forward."""
+    from onebit.nn.clip import ClipBlock
+    from onebit.nn.layers import is_binary_layer
+
+    calls = []
+    hooks = []
+    atomic = []  # binary layers own quantizer submodules: hook the layer, not its children
+    for name, mod in model.named_modules():
+        if any(name.startswith(p + ".") for p in atomic):
+            continue
+        if is_binary_layer(mod) or isinstance(mod, ClipBlock) or len(list(mod.children())) == 0:
+            if name:
+                atomic.append(name)
+            hooks.append(mod.register_forward_hook(
+                lambda m, i, o, name=name: calls.append((name, m, i, o))))
+    x = torch.zeros(input_shape_nchw)
+    try:
+        with torch.no_grad():
+            y = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    prev = x
+    for name, m, i, o in calls:
+        if len(i) != 1 or not torch.is_tensor(i[0]):
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}) takes {len(i)} inputs: not supported")
+        xi = i[0]
+        if xi is not prev and not (xi.dim() == 2 and prev.dim() > 2 and xi.shape[1] == prev[0].numel()
+                                   and torch.equal(xi, prev.flatten(1))):
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}) does not consume the output of "
+                                  f"the previous layer: a functional op or a branch lies between them "
+                                  f"(not supported)")
+        prev = o
+    if y is not prev:
+        raise ConversionError("the model output is not the output of its last layer (a functional "
+                              "op follows it): not supported")
+    return [(n, m, i[0], o) for n, m, i, o in calls]
+
+
+def build(model: nn.Module, input_shape, mean, std):
+    """Convert an eval-mode model to (ops, values, tensors). ``input_shape`` is [H, W, C]."""
+    from onebit.nn.clip import ClipBlock
+    from onebit.nn.layers import is_binary_layer
+
+    h, w, c = input_shape
+    calls = trace(model, (1, c, h, w))
+    bld = _Builder(input_shape)
+    for name, m, _xin, _out in calls:
+        # flattening (nn.Flatten or functional) is done by the dense layer that reads the map
+        if is_binary_layer(m):
+            bld.binary(name, m)
+        elif isinstance(m, nn.Conv2d):
+            bld.first_conv(name, m, mean, std)
+        elif isinstance(m, nn.Linear):
+            bld.float_linear(name, m)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            bld.batchnorm(name, m)
+        elif isinstance(m, (nn.Hardtanh, nn.ReLU, nn.PReLU)):
+            bld.activation(name, m)
+        elif isinstance(m, nn.MaxPool2d):
+            bld.pool(name, m)
+        elif isinstance(m, ClipBlock):
+            bld.clip(name, m)
+        elif isinstance(m, SKIP + (nn.Flatten,)):
+            continue
+        else:
+            raise ConversionError(f"layer {name!r} of type {type(m).__name__} is not supported by the "
+                                  f"converter")
+    bld.finalize("f32", "<logits>")
+    x = bld.value()
+    if len(x.shape) == 3 and x.shape[0] * x.shape[1] == 1:
+        bld.flatten("logits")
+        x = bld.value()
+    if x.kind != "f32" or len(x.shape) != 1:
+        raise ConversionError(f"the model must end in logits (a Linear layer), got {x.kind} {list(x.shape)}")
+    return bld.ops, bld.values, bld.tensors

@@ -1,0 +1,344 @@
+"""The ``.onebit`` model file: safetensors tensors + JSON metadata (docs/format.md §7). Torch-free.
+
+Layout (safetensors): 8-byte little-endian header length ``N``, ``N`` bytes of UTF-8 JSON, then
+the tensor data. The JSON maps tensor names to ``{"dtype", "shape", "data_offsets"}`` and holds
+``"__metadata__"``: string keys to *string* values, here ``format`` ("onebit"),
+``format_version``, ``producer``, ``input``, ``output`` and ``graph`` (the last four are JSON
+documents encoded as strings).
+
+:func:`loads` checks everything before trusting anything: header length bounds before any
+allocation, well-formed JSON, version, every tensor's dtype / shape / offsets (in bounds,
+contiguous, non-overlapping), the graph (known ops, inputs defined before use, shapes consistent,
+accumulator bounds vs widths; :mod:`onebit.runtime.graph`), every tensor against its op, and
+tensor contents the kernels rely on (channel padding bits zero, directions +-1, zero points in
+[0, 255], finite floats). Any failure is an ``onebit.FormatError`` naming the problem.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from onebit.errors import FormatError
+from onebit.runtime.graph import Op, Value, infer, op_from_json, value_from_json
+
+FORMAT_NAME = "onebit"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MAX_HEADER_BYTES = 16 << 20  # the JSON header of a real model is a few tens of KiB
+MAX_FILE_BYTES = 1 << 30
+MAX_JSON_DEPTH = 32
+
+# safetensors dtype names <-> NumPy (little-endian on disk)
+DTYPES = {"U8": "uint8", "I8": "int8", "I32": "int32", "U64": "uint64", "F32": "float32"}
+ST_NAMES = {v: k for k, v in DTYPES.items()}
+METADATA_KEYS = ("format", "format_version", "producer", "input", "output", "graph")
+
+
+@dataclass
+class ModelFile:
+    """A validated model: metadata, graph (ops in execution order, values) and tensors."""
+
+    metadata: dict  # the decoded metadata documents (format, format_version, producer, input, output)
+    ops: list  # list[Op]
+    values: dict  # value name -> Value (inferred and equal to the declared ones)
+    tensors: dict  # tensor name -> np.ndarray (owned, aligned, C-contiguous)
+    input_name: str
+    output_name: str
+
+    @property
+    def input_spec(self) -> dict:
+        return self.metadata["input"]
+
+    @property
+    def output_spec(self) -> dict:
+        return self.metadata["output"]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def dumps(metadata: dict, graph: dict, tensors: dict) -> bytes:
+    """Serialize to bytes. ``metadata`` holds producer/input/output; ``graph`` the graph document.
+
+    Deterministic: tensors sorted by name, JSON with sorted keys and no spaces, header padded
+    with spaces to a multiple of 8 bytes (as safetensors does) so tensor data is 8-aligned.
+    """
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "producer": _dump_json(metadata["producer"]),
+        "input": _dump_json(metadata["input"]),
+        "output": _dump_json(metadata["output"]),
+        "graph": _dump_json(graph),
+    }
+    header: dict = {"__metadata__": meta}
+    chunks = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        dt = arr.dtype.newbyteorder("=").name if arr.dtype.byteorder not in "=|" else arr.dtype.name
+        if dt not in ST_NAMES:
+            raise ValueError(f"tensor {name!r}: dtype {arr.dtype} is not one of {sorted(ST_NAMES)}")
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": ST_NAMES[dt], "shape": [int(s) for s in arr.shape],
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    hb = _dump_json(header).encode("utf-8")
+    hb += b" " * (-(8 + len(hb)) % 8)
+    return struct.pack("<Q", len(hb)) + hb + b"".join(chunks)
+
+
+def save(path, metadata: dict, graph: dict, tensors: dict) -> None:
+    data = dumps(metadata, graph, tensors)
+    tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _dump_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- reading
+
+def load(path) -> ModelFile:
+    """Read and validate a model file (FormatError on anything malformed)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise FileNotFoundError(f"cannot open model file {os.fspath(path)!r}: {e.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise FormatError(f"{os.fspath(path)}: file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit")
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    try:
+        return loads(data)
+    except FormatError as e:
+        raise FormatError(f"{os.fspath(path)}: {e}") from None
+
+
+def loads(data: bytes) -> ModelFile:
+    """Parse and validate the bytes of a model file."""
+    data = memoryview(bytes(data)) if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+    header, body = _split(data)
+    meta = header.pop("__metadata__", None)
+    if not isinstance(meta, dict):
+        raise FormatError("header has no '__metadata__' object: not a onebit model file")
+    docs = _metadata(meta)
+    entries = _tensor_entries(header, len(body))
+    graph = docs.pop("graph")
+    ops, values, input_name, output_name = _graph(graph, docs)
+    tensors = _tensors(ops, values, input_name, entries, body)
+    return ModelFile(docs, ops, values, tensors, input_name, output_name)
+
+
+def _split(data: memoryview):
+    if len(data) < 8:
+        raise FormatError(f"file truncated: {len(data)} bytes, the header length alone takes 8")
+    (n,) = struct.unpack("<Q", bytes(data[:8]))
+    if n < 2 or n > MAX_HEADER_BYTES:
+        raise FormatError(f"header length {n} outside [2, {MAX_HEADER_BYTES}]: not a model file")
+    if 8 + n > len(data):
+        raise FormatError(f"file truncated: header claims {n} bytes but only {len(data) - 8} follow")
+    raw = bytes(data[8:8 + n])
+    if raw[:1] != b"{":
+        raise FormatError("header does not start with '{': not a safetensors file")
+    header = _parse_json(raw, "header")
+    if not isinstance(header, dict):
+        raise FormatError("header must be a JSON object")
+    return header, data[8 + n:]
+
+
+def _parse_json(raw, what: str):
+    depth = _nesting(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise FormatError(f"{what}: JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        return json.loads(text, parse_constant=_reject_constant)
+    except FormatError:
+        raise
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FormatError(f"{what}: malformed JSON ({e})") from None
+
+
+def _reject_constant(name):
+    raise FormatError(f"JSON constant {name} is not allowed")
+
+
+def _nesting(raw) -> int:
+    """Upper bound of the JSON nesting depth (brackets inside strings count too: cheap and safe)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    b = np.frombuffer(raw, dtype=np.uint8)
+    if b.size == 0:
+        return 0
+    step = ((b == 0x5B) | (b == 0x7B)).astype(np.int64) - ((b == 0x5D) | (b == 0x7D))
+    return int(np.cumsum(step).max())
+
+
+def _metadata(meta: dict) -> dict:
+    if meta.get("format") != FORMAT_NAME:
+        raise FormatError(f"metadata 'format' is {meta.get('format')!r}, expected {FORMAT_NAME!r}")
+    for k in METADATA_KEYS:
+        if not isinstance(meta.get(k), str):
+            raise FormatError(f"metadata key {k!r} missing or not a string")
+    v = meta["format_version"]
+    if not v.isdigit() or int(v) not in SUPPORTED_VERSIONS:
+        raise FormatError(f"format_version {v!r} is not supported (this onebit reads {list(SUPPORTED_VERSIONS)})")
+    docs = {"format": FORMAT_NAME, "format_version": int(v)}
+    for k in ("producer", "input", "output", "graph"):
+        doc = _parse_json(meta[k], f"metadata {k!r}")
+        if not isinstance(doc, dict):
+            raise FormatError(f"metadata {k!r} must be a JSON object")
+        docs[k] = doc
+    producer = docs["producer"]
+    if not isinstance(producer.get("onebit"), str):
+        raise FormatError("metadata 'producer' must name the onebit version")
+    _input_spec(docs["input"])
+    out = docs["output"]
+    if not isinstance(out.get("name"), str) or out.get("dtype") != "float32":
+        raise FormatError("metadata 'output' must have a name and dtype 'float32'")
+    return docs
+
+
+def _input_spec(spec: dict):
+    if not isinstance(spec.get("name"), str):
+        raise FormatError("metadata 'input' must have a name")
+    if spec.get("dtype") != "uint8" or spec.get("layout") != "NHWC":
+        raise FormatError("metadata 'input' must describe a uint8 NHWC image")
+    shape = spec.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3):
+        raise FormatError("metadata 'input' shape must be [H, W, C]")
+    c = shape[2]
+    for k in ("mean", "std"):
+        vals = spec.get(k)
+        if not (isinstance(vals, list) and len(vals) == c and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vals)):
+            raise FormatError(f"metadata 'input' {k} must be {c} finite numbers (one per channel)")
+    if not all(x > 0 for x in spec["std"]):
+        raise FormatError("metadata 'input' std must be positive")
+
+
+def _tensor_entries(header: dict, body_len: int) -> dict:
+    entries = {}
+    for name, e in header.items():
+        if not isinstance(e, dict) or set(e) != {"dtype", "shape", "data_offsets"}:
+            raise FormatError(f"tensor {name!r}: entry must have exactly dtype, shape, data_offsets")
+        dt = e["dtype"]
+        if dt not in DTYPES:
+            raise FormatError(f"tensor {name!r}: dtype {dt!r} not supported (known: {sorted(DTYPES)})")
+        shape = e["shape"]
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(
+                isinstance(s, int) and not isinstance(s, bool) and 0 <= s < (1 << 40) for s in shape)):
+            raise FormatError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        off = e["data_offsets"]
+        if not (isinstance(off, list) and len(off) == 2 and all(
+                isinstance(o, int) and not isinstance(o, bool) for o in off)):
+            raise FormatError(f"tensor {name!r}: data_offsets must be two integers")
+        b, end = off
+        if not 0 <= b <= end <= body_len:
+            raise FormatError(f"tensor {name!r}: data_offsets {off} outside the {body_len}-byte data "
+                              f"section (file truncated?)")
+        nbytes = math.prod(shape) * np.dtype(DTYPES[dt]).itemsize
+        if nbytes != end - b:
+            raise FormatError(f"tensor {name!r}: {dt}{shape} needs {nbytes} bytes, offsets span {end - b}")
+        entries[name] = (DTYPES[dt], tuple(shape), b, end)
+    pos = 0
+    for name, (_, _, b, end) in sorted(entries.items(), key=lambda kv: (kv[1][2], kv[1][3])):
+        if b < pos:
+            raise FormatError(f"tensor {name!r}: data overlaps the previous tensor (offset {b} < {pos})")
+        if b > pos:
+            raise FormatError(f"tensor {name!r}: {b - pos} unaccounted bytes before it (offset {b})")
+        pos = end
+    if pos != body_len:
+        raise FormatError(f"data section has {body_len} bytes but the tensors cover {pos}")
+    return entries
+
+
+def _graph(graph: dict, docs: dict):
+    keys = {"input", "output", "values", "ops"}
+    if set(graph) != keys:
+        raise FormatError(f"graph must have exactly the keys {sorted(keys)}, got {sorted(graph)}")
+    if not isinstance(graph["ops"], list) or not graph["ops"]:
+        raise FormatError("graph 'ops' must be a non-empty list")
+    if not isinstance(graph["values"], dict):
+        raise FormatError("graph 'values' must be an object")
+    declared = {name: value_from_json(f"value {name!r}", v) for name, v in graph["values"].items()}
+    input_name, output_name = graph["input"], graph["output"]
+    if not isinstance(input_name, str) or input_name not in declared:
+        raise FormatError(f"graph input {input_name!r} is not a declared value")
+    if input_name != docs["input"]["name"]:
+        raise FormatError(f"graph input {input_name!r} differs from metadata input {docs['input']['name']!r}")
+    in_val = declared[input_name]
+    if list(in_val.shape) != docs["input"]["shape"]:
+        raise FormatError(f"graph input shape {list(in_val.shape)} differs from metadata {docs['input']['shape']}")
+    ops = [op_from_json(i, d) for i, d in enumerate(graph["ops"])]
+    values, specs = infer(ops, input_name, in_val, declared)
+    if output_name != ops[-1].output or output_name != docs["output"]["name"]:
+        raise FormatError(f"graph output {output_name!r} must be the last op's output "
+                          f"{ops[-1].output!r} and the metadata output {docs['output']['name']!r}")
+    out = values[output_name]
+    if out.kind != "f32" or len(out.shape) != 1:
+        raise FormatError(f"graph output must be flat float32 logits, got {out.kind} {list(out.shape)}")
+    if docs["output"].get("shape") != list(out.shape):
+        raise FormatError(f"metadata output shape {docs['output'].get('shape')} differs from the graph's {list(out.shape)}")
+    for op in ops:
+        op.specs = specs[op.name]  # role -> (dtype, shape), used by the tensor checks
+    return ops, values, input_name, output_name
+
+
+def _tensors(ops, values, input_name, entries: dict, body: memoryview) -> dict:
+    used = {}
+    for op in ops:
+        for role, tname in op.tensors.items():
+            if tname in used:
+                raise FormatError(f"op {op.name!r}: tensor {tname!r} is already used by op {used[tname]!r}")
+            used[tname] = op.name
+            if tname not in entries:
+                raise FormatError(f"op {op.name!r}: tensor {tname!r} ({role}) is missing from the file")
+            dt, shape = op.specs[role]
+            fdt, fshape, _, _ = entries[tname]
+            if (fdt, fshape) != (dt, shape):
+                raise FormatError(f"op {op.name!r}: tensor {tname!r} ({role}) is {fdt}{list(fshape)}, "
+                                  f"expected {dt}{list(shape)}")
+    extra = sorted(set(entries) - set(used))
+    if extra:
+        raise FormatError(f"tensors {extra[:5]} are not used by the graph")
+    tensors = {}
+    for name, (dt, shape, b, end) in entries.items():
+        arr = np.frombuffer(body[b:end], dtype=np.dtype(dt).newbyteorder("<")).astype(dt).reshape(shape)
+        tensors[name] = np.ascontiguousarray(arr)  # astype copied it: owned and aligned
+    for op in ops:
+        _check_contents(op, values[op.inputs[0]], {r: tensors[t] for r, t in op.tensors.items()})
+    return tensors
+
+
+def _check_contents(op: Op, x: Value, t: dict):
+    """Contents the kernels rely on (a violation would be a silent wrong answer, not a crash)."""
+    def bad(msg):
+        raise FormatError(f"op {op.name!r} ({op.type}): {msg}")
+
+    if "direction" in t and not np.isin(t["direction"], (-1, 1)).all():
+        bad("direction values must be +1 or -1")
+    for role in ("scale", "bias", "weight"):
+        a = t.get(role)
+        if a is not None and a.dtype == np.float32 and not np.isfinite(a).all():
+            bad(f"tensor {role!r} has non-finite values")
+    if "zero_point" in t and ((t["zero_point"] < 0) | (t["zero_point"] > 255)).any():
+        bad("zero_point values must lie in [0, 255]")
+    if op.type == "conv2d_u8" and (t["weight"] == -128).any():
+        bad("int8 weights must lie on the symmetric grid [-127, 127]")
+    if op.type in ("bconv2d", "bdense"):
+        cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
+        rem = cin % 64
+        if rem:
+            pad_mask = np.uint64(((1 << 64) - 1) ^ ((1 << rem) - 1))
+            if (t["weight"][..., -1] & pad_mask).any():
+                bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")

@@ -1,0 +1,355 @@
+"""The engine graph: op types, their attributes and tensors, and shape inference (torch-free).
+
+A graph is a list of ops in execution order. Every op reads named *values* (activations) and
+writes one new value; a value is described by its kind and its per-sample shape (batch axis
+excluded):
+
+- ``u8``:   uint8 NHWC image ``[H, W, C]`` (the graph input only),
+- ``bits``: packed binary NHWC ``[H, W, C]`` (stored as ``(N, H, W, ceil(C/64))`` uint64) or
+  ``[C]`` after flatten (stored ``(N, ceil(C/64))``),
+- ``int8``: NHWC int8 on the symmetric grid [-127, 127] with a per-tensor ``scale``,
+- ``f32``:  float32 NHWC ``[H, W, C]`` or flat ``[C]``.
+
+The same table drives the converter (which builds and checks a graph), the loader (which
+validates a file against it, docs/format.md §7) and the executor. Anything that does not match
+raises ``onebit.FormatError`` with the op name and the problem.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from onebit.bits import num_words
+from onebit.errors import FormatError
+
+KINDS = ("u8", "bits", "int8", "f32")
+OUTPUT_STAGES = ("bits", "int8", "f32")
+MAX_DIM = 1 << 20  # no axis of a supported network is longer; bounds every allocation
+MAX_ELEMENTS = 1 << 31  # per-sample elements of one value (guards absurd shapes)
+INT16_MAX_K = 32767  # a binary dot over K <= 32767 bits is exact in int16 (docs/format.md §4)
+
+
+@dataclass
+class Value:
+    """An activation: kind, per-sample shape (no batch axis), int8 scale (int8 only)."""
+
+    kind: str
+    shape: tuple
+    scale: float | None = None
+
+    def to_json(self) -> dict:
+        d = {"kind": self.kind, "shape": list(self.shape)}
+        if self.scale is not None:
+            d["scale"] = float(self.scale)
+        return d
+
+
+@dataclass
+class Op:
+    """One engine op. ``tensors`` maps a role (``weight``, ``threshold``...) to a file tensor name."""
+
+    name: str
+    type: str
+    inputs: list
+    output: str
+    attrs: dict = field(default_factory=dict)
+    tensors: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "inputs": list(self.inputs),
+                "output": self.output, "attrs": dict(self.attrs), "tensors": dict(self.tensors)}
+
+
+def _fail(op, msg: str):
+    where = f"op {op.name!r} ({op.type})" if op is not None else "graph"
+    raise FormatError(f"{where}: {msg}")
+
+
+# ----------------------------------------------------------------------------- attribute checks
+
+def _int(op, attrs, key, lo=None, hi=None):
+    v = attrs.get(key)
+    if isinstance(v, bool) or not isinstance(v, int):
+        _fail(op, f"attribute {key!r} must be an integer, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        _fail(op, f"attribute {key!r} = {v} outside [{lo}, {hi}]")
+    return v
+
+
+def _pair(op, attrs, key, lo, hi=MAX_DIM):
+    v = attrs.get(key)
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(a, int) and not isinstance(a, bool)
+                                                         for a in v)):
+        _fail(op, f"attribute {key!r} must be a list of two integers, got {v!r}")
+    if not all(lo <= a <= hi for a in v):
+        _fail(op, f"attribute {key!r} = {v} outside [{lo}, {hi}]")
+    return tuple(v)
+
+
+def _float(op, attrs, key):
+    v = attrs.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        _fail(op, f"attribute {key!r} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _choice(op, attrs, key, choices):
+    v = attrs.get(key)
+    if v not in choices:
+        _fail(op, f"attribute {key!r} must be one of {list(choices)}, got {v!r}")
+    return v
+
+
+def conv_out(size: int, k: int, stride: int, pad: int) -> int:
+    """PyTorch output size: floor((size + 2*pad - k) / stride) + 1 (docs/format.md §3)."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+# ----------------------------------------------------------------------------- per-op specs
+# Each spec returns (output Value, {tensor role: (dtype, shape)}) given the op and its inputs.
+
+def _stage(op, cout: int, k_bound: int | None):
+    """Tensors and output kind of a fused output stage (docs/format.md §5)."""
+    stage = _choice(op, op.attrs, "output", OUTPUT_STAGES)
+    if stage == "bits":
+        tens = {"threshold": ("int32", (cout,)), "direction": ("int8", (cout,))}
+        scale = None
+    elif stage == "int8":
+        _int(op, op.attrs, "shift", 1, 31)
+        scale = _float(op, op.attrs, "out_scale")
+        if not scale > 0:
+            _fail(op, f"attribute 'out_scale' must be > 0, got {scale}")
+        tens = {"multiplier": ("int32", (cout,)), "bias": ("int32", (cout,))}
+    else:
+        tens = {"scale": ("float32", (cout,)), "bias": ("float32", (cout,))}
+        scale = None
+    return stage, tens, scale
+
+
+def _spatial(op, x: Value):
+    if len(x.shape) != 3:
+        _fail(op, f"input must be an NHWC feature map [H, W, C], got shape {list(x.shape)}")
+    return x.shape
+
+
+def _conv_geometry(op, x: Value):
+    h, w, cin = _spatial(op, x)
+    a = op.attrs
+    if _int(op, a, "in_channels", 1, MAX_DIM) != cin:
+        _fail(op, f"attribute in_channels = {a['in_channels']} but the input has {cin} channels")
+    cout = _int(op, a, "out_channels", 1, MAX_DIM)
+    kh, kw = _pair(op, a, "kernel", 1)
+    sh, sw = _pair(op, a, "stride", 1)
+    ph, pw = _pair(op, a, "padding", 0)
+    if ph >= kh or pw >= kw:
+        _fail(op, f"padding {[ph, pw]} must be smaller than the kernel {[kh, kw]}")
+    oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        _fail(op, f"kernel {[kh, kw]} with padding {[ph, pw]} does not fit the input {h}x{w}")
+    return (oh, ow, cout), (kh, kw, cin, cout)
+
+
+def _spec_bconv2d(op, xs):
+    (x,) = xs
+    if x.kind != "bits":
+        _fail(op, f"input must be bits, got {x.kind}")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    k = kh * kw * cin
+    _accumulator(op, k)
+    stage, tens, scale = _stage(op, cout, k)
+    tens["weight"] = ("uint64", (cout, kh, kw, num_words(cin)))
+    return Value(stage, out_shape, scale), tens
+
+
+def _accumulator(op, k: int):
+    """The recorded bound must be K = kh*kw*Cin and the width must hold [-K, K] exactly."""
+    bound = _int(op, op.attrs, "accumulator_bound", 1, MAX_ELEMENTS)
+    if bound != k:
+        _fail(op, f"accumulator_bound = {bound} but kh*kw*Cin = {k}")
+    bits = _choice(op, op.attrs, "accumulator_bits", (16, 32))
+    if bits == 16 and k > INT16_MAX_K:
+        _fail(op, f"accumulator_bits = 16 cannot hold a dot product over K = {k} > {INT16_MAX_K} bits")
+
+
+def _spec_bdense(op, xs):
+    (x,) = xs
+    if x.kind != "bits" or len(x.shape) != 1:
+        _fail(op, f"input must be flat bits [C], got {x.kind} {list(x.shape)}")
+    cin = x.shape[0]
+    if _int(op, op.attrs, "in_features", 1, MAX_ELEMENTS) != cin:
+        _fail(op, f"attribute in_features = {op.attrs['in_features']} but the input has {cin}")
+    cout = _int(op, op.attrs, "out_features", 1, MAX_DIM)
+    _accumulator(op, cin)
+    stage, tens, scale = _stage(op, cout, cin)
+    tens["weight"] = ("uint64", (cout, num_words(cin)))
+    return Value(stage, (cout,), scale), tens
+
+
+def _spec_conv2d_u8(op, xs):
+    (x,) = xs
+    if x.kind != "u8":
+        _fail(op, f"input must be the uint8 image, got {x.kind}")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    stage, tens, scale = _stage(op, cout, None)
+    tens["weight"] = ("int8", (cout, kh, kw, cin))
+    tens["zero_point"] = ("int32", (cin,))
+    return Value(stage, out_shape, scale), tens
+
+
+def _spec_maxpool2d(op, xs):
+    (x,) = xs
+    if x.kind not in ("bits", "int8"):
+        _fail(op, f"input must be bits or int8, got {x.kind}")
+    h, w, c = _spatial(op, x)
+    kh, kw = _pair(op, op.attrs, "kernel", 1)
+    sh, sw = _pair(op, op.attrs, "stride", 1)
+    ph, pw = _pair(op, op.attrs, "padding", 0)
+    if 2 * ph > kh or 2 * pw > kw:
+        _fail(op, f"padding {[ph, pw]} must be at most half the kernel {[kh, kw]}")
+    oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        _fail(op, f"pooling window {[kh, kw]} does not fit the input {h}x{w}")
+    return Value(x.kind, (oh, ow, c), x.scale), {}
+
+
+def _spec_flatten(op, xs):
+    (x,) = xs
+    if x.kind == "u8":
+        _fail(op, "cannot flatten the uint8 image")
+    if x.kind == "bits" and len(x.shape) == 3 and x.shape[0] * x.shape[1] != 1 and x.shape[2] % 64:
+        # packed words hold padding bits per pixel: a flat view is only the NHWC flatten when
+        # there are none (the converter uses a full-size bconv2d instead)
+        _fail(op, f"bits of shape {list(x.shape)} cannot be flattened (C % 64 != 0)")
+    return Value(x.kind, (int(np.prod(x.shape)),), x.scale), {}
+
+
+def _spec_dense_f32(op, xs):
+    (x,) = xs
+    if x.kind != "f32" or len(x.shape) != 1:
+        _fail(op, f"input must be flat float32 [C], got {x.kind} {list(x.shape)}")
+    cin = x.shape[0]
+    if _int(op, op.attrs, "in_features", 1, MAX_ELEMENTS) != cin:
+        _fail(op, f"attribute in_features = {op.attrs['in_features']} but the input has {cin}")
+    cout = _int(op, op.attrs, "out_features", 1, MAX_DIM)
+    return Value("f32", (cout,)), {"weight": ("float32", (cout, cin)), "bias": ("float32", (cout,))}
+
+
+def _spec_clamp_f32(op, xs):
+    (x,) = xs
+    if x.kind != "f32":
+        _fail(op, f"input must be float32, got {x.kind}")
+    lo, hi = _float(op, op.attrs, "min"), _float(op, op.attrs, "max")
+    if not lo < hi:
+        _fail(op, f"min {lo} must be smaller than max {hi}")
+    return Value("f32", x.shape), {}
+
+
+SPECS = {
+    "conv2d_u8": _spec_conv2d_u8,
+    "bconv2d": _spec_bconv2d,
+    "bdense": _spec_bdense,
+    "maxpool2d": _spec_maxpool2d,
+    "flatten": _spec_flatten,
+    "dense_f32": _spec_dense_f32,
+    "clamp_f32": _spec_clamp_f32,
+}
+
+
+def _check_value(where, v: Value):
+    if v.kind not in KINDS:
+        raise FormatError(f"{where}: unknown value kind {v.kind!r} (known: {list(KINDS)})")
+    if not (1 <= len(v.shape) <= 3) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                               and 1 <= d <= MAX_DIM for d in v.shape):
+        raise FormatError(f"{where}: shape {list(v.shape)} must be 1 to 3 axes of 1..{MAX_DIM}")
+    if math.prod(v.shape) > MAX_ELEMENTS:
+        raise FormatError(f"{where}: shape {list(v.shape)} is too large")
+
+
+def value_from_json(where: str, d) -> Value:
+    if not isinstance(d, dict) or set(d) - {"kind", "shape", "scale"} or "kind" not in d or "shape" not in d:
+        raise FormatError(f"{where}: must be an object with 'kind', 'shape' and optional 'scale'")
+    shape = d["shape"]
+    if not isinstance(shape, list):
+        raise FormatError(f"{where}: shape must be a list")
+    scale = d.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not math.isfinite(scale) or scale <= 0):
+        raise FormatError(f"{where}: scale must be a positive finite number, got {scale!r}")
+    v = Value(d["kind"] if isinstance(d["kind"], str) else repr(d["kind"]), tuple(shape),
+              None if scale is None else float(scale))
+    _check_value(where, v)
+    return v
+
+
+def op_from_json(i: int, d) -> Op:
+    keys = {"name", "type", "inputs", "output", "attrs", "tensors"}
+    if not isinstance(d, dict) or set(d) != keys:
+        raise FormatError(f"graph op #{i}: must be an object with exactly the keys {sorted(keys)}")
+    if not isinstance(d["name"], str) or not d["name"]:
+        raise FormatError(f"graph op #{i}: name must be a non-empty string")
+    if d["type"] not in SPECS:
+        raise FormatError(f"graph op #{i} {d['name']!r}: unknown op type {d['type']!r} "
+                          f"(known: {sorted(SPECS)})")
+    if not (isinstance(d["inputs"], list) and all(isinstance(s, str) for s in d["inputs"])
+            and isinstance(d["output"], str)):
+        raise FormatError(f"graph op #{i} {d['name']!r}: inputs must be a list of names and output a name")
+    if not isinstance(d["attrs"], dict):
+        raise FormatError(f"graph op #{i} {d['name']!r}: attrs must be an object")
+    if not (isinstance(d["tensors"], dict) and all(isinstance(s, str) for s in d["tensors"].values())):
+        raise FormatError(f"graph op #{i} {d['name']!r}: tensors must map roles to tensor names")
+    return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
+
+
+ARITY = {"conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+         "dense_f32": 1, "clamp_f32": 1}
+
+
+def infer(ops: list, input_name: str, input_value: Value, declared: dict | None = None):
+    """Check the graph and infer every value. Returns ({value name: Value}, {op name: tensor spec}).
+
+    ``declared`` (from the file) must match the inferred values exactly. Inputs must be defined
+    before use, names unique, and every value but the last is consumed (no dead ends).
+    """
+    if input_value.kind != "u8" or len(input_value.shape) != 3:
+        raise FormatError(f"graph input must be a uint8 [H, W, C] image, got {input_value.kind} "
+                          f"{list(input_value.shape)}")
+    values = {input_name: input_value}
+    specs = {}
+    names = set()
+    for op in ops:
+        if op.name in names:
+            _fail(op, "duplicate op name")
+        names.add(op.name)
+        if len(op.inputs) != ARITY[op.type]:
+            _fail(op, f"takes {ARITY[op.type]} input(s), got {len(op.inputs)}")
+        for i in op.inputs:
+            if i not in values:
+                _fail(op, f"input {i!r} is not defined before this op")
+        if op.output in values:
+            _fail(op, f"output {op.output!r} is already defined")
+        out, tens = SPECS[op.type](op, [values[i] for i in op.inputs])
+        if set(op.tensors) != set(tens):
+            _fail(op, f"tensor roles {sorted(op.tensors)} do not match the required {sorted(tens)}")
+        _check_value(f"op {op.name!r} output", out)
+        if declared is not None:
+            if op.output not in declared:
+                _fail(op, f"output {op.output!r} is not declared in 'values'")
+            d = declared[op.output]
+            if (d.kind, tuple(d.shape)) != (out.kind, tuple(out.shape)) or \
+                    (d.scale is None) != (out.scale is None) or \
+                    (d.scale is not None and not math.isclose(d.scale, out.scale, rel_tol=0, abs_tol=0)):
+                _fail(op, f"declared value {op.output!r} = {d.to_json()} but the op produces {out.to_json()}")
+        values[op.output] = out
+        specs[op.name] = {role: (dt, tuple(int(s) for s in shp)) for role, (dt, shp) in tens.items()}
+    if not ops:
+        raise FormatError("graph has no ops")
+    used = {i for op in ops for i in op.inputs}
+    for op in ops[:-1]:
+        if op.output not in used:
+            _fail(op, f"output {op.output!r} is never used")
+    if declared is not None and set(declared) != set(values):
+        extra = sorted(set(declared) - set(values))
+        raise FormatError(f"graph: declared values {extra} are not produced by any op")
+    return values, specs
