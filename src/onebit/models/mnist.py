@@ -1,0 +1,29 @@
+"""``mnist-small``: the small CNN of the latent-weight pruning study, for 28x28x1 inputs.
+
+Layers (width 1; ``*`` = binary, B = BatchNorm, MP = 2x2 max pool)::
+
+    conv0 3x3 1->32 + B | conv1* 3x3 32->64 + B + MP | conv2* 3x3 64->64 + B + MP
+    | flatten 7*7*64 = 3136 | fc1* 3136->128 + B | [clip_out] | fc 128->10 (float)
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from onebit.models.common import Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.registry import register
+
+
+@register("mnist-small")
+def mnist_small(*, width, num_classes, clip_block, float_twin, input_size, stem):
+    check_stem_unused("mnist-small", stem)
+    size = resolve_size("mnist-small", input_size, 28, 4)
+    c0, c1, c2, f1 = ch(32, width), ch(64, width), ch(64, width), ch(128, width)
+    b = SequentialBuilder(Layers(float_twin))
+    b.float_conv(0, 1, c0, 3, padding=1)
+    b.binary_conv(1, c0, c1, 3, padding=1, pool=True)
+    b.binary_conv(2, c1, c2, 3, padding=1, pool=True)
+    s = size // 2 // 2
+    b.add("flatten", nn.Flatten())
+    b.binary_linear(1, c2 * s * s, f1)
+    b.head(f1, num_classes, clip_block)
+    return finish(b.build(), dataset_hint="mnist", input_shape=(1, size, size))
