@@ -1,0 +1,80 @@
+"""Pruning granularities: how a layer's weights are grouped into units that are kept or
+removed together.
+
+- ``weight``: every weight is its own group (unstructured; the engine needs a mask).
+- ``word``: the engine's packed granularity. Binary weights are packed OHWI along the input
+  channels into 64-bit words (docs/format.md §2), so one group is the 64 input channels
+  ``[64j, 64j+64)`` at one kernel tap ``(kh, kw)`` of one output channel; a pruned word is work
+  the kernel can skip. For a dense layer the word runs over its input vector in the engine's
+  NHWC flatten order ``(h*W + w)*C + c`` when the layer flattens a ``(C, H, W)`` map.
+- ``channel``: one group per output channel (filter). Structured: the filter and the next
+  layer's matching inputs are removed (``onebit.prune.shrink``).
+"""
+from __future__ import annotations
+
+import torch
+
+from onebit.prune.layers import PruneError
+
+GRANULARITIES = ("weight", "word", "channel")
+WORD_BITS = 64
+
+
+def group_index(weight_shape: tuple[int, ...], granularity: str,
+                input_chw: tuple[int, int, int] | None = None) -> tuple[torch.Tensor, int]:
+    """``(index, n_groups)``: a LongTensor of the weight's shape giving each weight's group."""
+    shape = tuple(weight_shape)
+    out = shape[0]
+    if granularity == "weight":
+        n = 1
+        for s in shape:
+            n *= s
+        return torch.arange(n).view(shape), n
+    if granularity == "channel":
+        per = 1
+        for s in shape[1:]:
+            per *= s
+        return torch.arange(out).view(out, *([1] * (len(shape) - 1))).expand(shape).contiguous(), out
+    if granularity != "word":
+        raise PruneError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
+    if len(shape) == 4:
+        o, cin, kh, kw = shape
+        words = -(-cin // WORD_BITS)
+        c = torch.arange(cin).view(1, cin, 1, 1) // WORD_BITS
+        i = torch.arange(kh).view(1, 1, kh, 1)
+        j = torch.arange(kw).view(1, 1, 1, kw)
+        oo = torch.arange(o).view(o, 1, 1, 1)
+        idx = ((oo * words + c) * kh + i) * kw + j
+        return idx.expand(shape).contiguous(), o * words * kh * kw
+    if len(shape) == 2:
+        o, fin = shape
+        feat = torch.arange(fin)
+        if input_chw is not None:
+            c_, h_, w_ = input_chw
+            if c_ * h_ * w_ != fin:
+                raise PruneError(f"flattened input {input_chw} does not match {fin} features")
+            # PyTorch flattens NCHW: f = c*HW + s; the engine packs NHWC: n = s*C + c.
+            c = feat // (h_ * w_)
+            s = feat % (h_ * w_)
+            feat = s * c_ + c
+        words = -(-fin // WORD_BITS)
+        idx = torch.arange(o).view(o, 1) * words + (feat // WORD_BITS).view(1, fin)
+        return idx, o * words
+    raise PruneError(f"word granularity needs a 2-D or 4-D weight, got shape {shape}")
+
+
+def group_sizes(index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    return torch.bincount(index.reshape(-1), minlength=n_groups)
+
+
+def group_mean(values: torch.Tensor, index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Mean of ``values`` over each group (the group's score)."""
+    v = values.detach().reshape(-1).double().cpu()
+    idx = index.reshape(-1)
+    sums = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, idx, v)
+    return sums / group_sizes(index, n_groups).clamp(min=1).double()
+
+
+def expand_keep(keep: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """0/1 weight mask from a per-group keep vector."""
+    return keep[index].float()

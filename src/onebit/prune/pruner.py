@@ -1,0 +1,431 @@
+"""The pruner: an optimizer-like lifecycle over a model's binary layers.
+
+::
+
+    pruner = Pruner(model, method="latent", granularity="channel", target=0.4)
+    pruner.prepare()              # find layers, count binary ops, install all-ones masks
+    pruner.prune()                # one shot: masks for 40% fewer binary ops
+    ...                           # fine-tune; pruned weights stay exactly 0 and never update
+    model = pruner.finalize()     # hooks removed; channel granularity physically shrinks
+
+For gradual / iterative schedules call ``pruner.step()`` after every ``optimizer.step()``: with
+``schedule="gradual"`` the pruned fraction of binary ops follows the cubic ramp of Zhu & Gupta
+(2017), ``t_k = target * (1 - (1 - k/n)^3)``, from ``begin_step`` to ``end_step`` every
+``frequency`` steps; ``schedule="oneshot"`` prunes once at ``begin_step`` (for ``method="flip"``
+the steps before it are the flip-counting interval). Masks only grow: a pruned group never
+comes back.
+
+Pruned weights: the mask is the layer's ``weight_mask`` buffer, so the forward pass uses
+``sign(w) * mask`` (exact zeros) and the layer gives masked weights zero gradient. On top of
+that the pruner zeroes the masked latent weights before every forward pass and, when given the
+optimizer, after every optimizer step and in the optimizer's state (Adam moments), so momentum
+or weight decay cannot move them either.
+
+Per-layer ratios (the fraction of a layer's groups pruned) come from ``ratios`` (explicit,
+e.g. from :func:`onebit.prune.sensitivity.allocate`) or from an ``allocation`` rule solved by
+bisection so that the exact binary-op count meets ``target``:
+``uniform`` (same ratio everywhere), ``global`` (one score threshold across layers) or ``flip``
+(ratio proportional to each layer's fraction of insensitive weights, Li & Ren 2020).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from onebit.prune import granularity as gran
+from onebit.prune.bops import count_bops, layer_positions
+from onebit.prune.flips import FlipCounter
+from onebit.prune.layers import (
+    PruneError, binary_layers, get_mask, set_mask, zero_pruned_latents,
+)
+from onebit.prune.scores import METHODS, score
+
+ALLOCATIONS = ("uniform", "global", "flip")
+SCHEDULES = ("oneshot", "gradual")
+
+
+class Pruner:
+    """See the module docstring. ``target`` is the fraction of binary ops removed relative to
+    the unpruned model (0.4 = 40% fewer bit-MACs)."""
+
+    def __init__(self, model: nn.Module, method: str = "latent", granularity: str = "weight",
+                 target: float | None = None, *, ratios: dict[str, float] | None = None,
+                 allocation: str | None = None, schedule: str = "oneshot", begin_step: int = 0,
+                 end_step: int | None = None, frequency: int = 1,
+                 flip_counter: FlipCounter | None = None, flip_threshold: int = 0,
+                 max_ratio: float = 0.95, input_size=None, exclude=(), layers=None, seed: int = 0,
+                 optimizer: torch.optim.Optimizer | None = None):
+        if method not in METHODS:
+            raise PruneError(f"unknown pruning method {method!r}; choose one of {METHODS}")
+        if granularity not in gran.GRANULARITIES:
+            raise PruneError(f"unknown granularity {granularity!r}; choose one of {gran.GRANULARITIES}")
+        if (target is None) == (ratios is None):
+            raise PruneError("give exactly one of target (fraction of binary ops removed) or ratios")
+        if target is not None and not 0.0 <= float(target) < 1.0:
+            raise PruneError(f"target must be a fraction in [0, 1), got {target}")
+        if ratios is not None:
+            bad = {k: v for k, v in ratios.items() if not 0.0 <= float(v) <= max_ratio}
+            if bad:
+                raise PruneError(f"ratios must lie in [0, max_ratio={max_ratio}]: {bad}")
+        if allocation is None:
+            allocation = "flip" if method == "flip" else "uniform"
+        if allocation not in ALLOCATIONS:
+            raise PruneError(f"unknown allocation {allocation!r}; choose one of {ALLOCATIONS}")
+        if schedule not in SCHEDULES:
+            raise PruneError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
+        if schedule == "gradual" and (end_step is None or end_step <= begin_step):
+            raise PruneError("schedule 'gradual' needs end_step > begin_step")
+        if not 0.0 < max_ratio < 1.0:
+            raise PruneError(f"max_ratio must be in (0, 1), got {max_ratio}")
+        self.model = model
+        self.method = method
+        self.granularity = granularity
+        self.target = None if target is None else float(target)
+        self.ratios = None if ratios is None else {k: float(v) for k, v in ratios.items()}
+        self.allocation = allocation
+        self.schedule = schedule
+        self.begin_step = int(begin_step)
+        self.end_step = end_step
+        self.frequency = max(1, int(frequency))
+        self.flip_counter = flip_counter
+        self.flip_threshold = int(flip_threshold)
+        self.max_ratio = float(max_ratio)
+        self.input_size = input_size
+        self.exclude = tuple(exclude)
+        self.only = None if layers is None else tuple(layers)
+        self.seed = int(seed)
+        self.optimizer = optimizer
+        self.step_count = 0
+        self.current_target = 0.0
+        self.achieved: dict[str, float] = {}
+        self.prune_info: dict = {}
+        self._prepared = False
+        self._finalized = False
+        self._hooks: list = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def prepare(self) -> "Pruner":
+        """Find the binary layers, count dense binary ops, install masks and hooks."""
+        if self._prepared:
+            raise PruneError("prepare() was already called")
+        all_layers = dict(binary_layers(self.model))
+        layers = dict(binary_layers(self.model, self.exclude))
+        if self.only is not None:
+            missing = [n for n in self.only if n not in layers]
+            if missing:
+                raise PruneError(f"not prunable binary layers: {missing}; known: {list(layers)}")
+            layers = {n: layers[n] for n in self.only}
+        if not layers:
+            raise PruneError("the model has no binary layers to prune")
+        self._all = all_layers
+        self.positions = layer_positions(self.model, self.input_size)
+        self.base = count_bops(self.model, positions=self.positions)
+        self.base_bops = self.base.dense_bops
+        # Channel coupling and the dense layers' NHWC input order need the dataflow graph.
+        self.flow = None
+        chw = {}
+        if self.granularity in ("channel", "word"):
+            from onebit.prune.graph import dataflow
+
+            try:
+                self.flow = dataflow(self.model, self.input_size)
+                chw = self.flow.linear_input_chw
+            except PruneError:
+                if self.granularity == "channel":
+                    raise
+        if self.granularity == "channel":
+            blocked = {n: self.flow.chains[n].error for n in layers if self.flow.chains[n].error}
+            if self.ratios is not None:
+                bad = {n: blocked[n] for n in self.ratios if n in blocked and self.ratios[n] > 0}
+                if bad:
+                    raise PruneError(f"cannot channel-prune {bad}")
+            layers = {n: m for n, m in layers.items() if n not in blocked}
+            self.blocked = blocked
+            if not layers:
+                raise PruneError(f"no layer can be channel-pruned: {blocked}")
+        else:
+            self.blocked = {}
+        if self.ratios is not None:
+            unknown = [n for n in self.ratios if n not in layers and n not in self.blocked]
+            if unknown:
+                raise PruneError(f"ratios for unknown layers {unknown}; prunable: {list(layers)}")
+        self.layers = layers
+        self.groups = {}
+        for name, layer in layers.items():
+            idx, n = gran.group_index(tuple(layer.weight.shape), self.granularity, chw.get(name))
+            self.groups[name] = (idx, n)
+        self.initial_masks = {n: get_mask(m).detach().clone() for n, m in all_layers.items()}
+        gen = torch.Generator().manual_seed(self.seed)
+        self.random_scores = {n: torch.rand(m.weight.shape, generator=gen, dtype=torch.float64)
+                              for n, m in layers.items()} if self.method == "random" else {}
+        if self.method == "flip" and self.flip_counter is None:
+            self.flip_counter = FlipCounter(self.model, list(layers))
+        for name, layer in all_layers.items():
+            self._hooks.append(layer.register_forward_pre_hook(lambda mod, args: zero_pruned_latents(mod)))
+        if self.optimizer is not None:
+            self._hooks.append(self.optimizer.register_step_post_hook(lambda *_: self._enforce()))
+        self._prepared = True
+        return self
+
+    def step(self) -> bool:
+        """Advance the schedule by one training step; returns True when it pruned."""
+        self._check_live()
+        self.step_count += 1
+        if self.method == "flip" and self.flip_counter is not None and self.flip_counter._hook is None:
+            self.flip_counter.update()
+        if self.ratios is not None:
+            if self.schedule == "oneshot" and self.step_count == max(1, self.begin_step):
+                self.prune()
+                return True
+            return False
+        k = self.step_count
+        if self.schedule == "oneshot":
+            if k == max(1, self.begin_step):
+                self.prune()
+                return True
+            return False
+        if k < self.begin_step or k > self.end_step:
+            return False
+        if (k - self.begin_step) % self.frequency and k != self.end_step:
+            return False
+        progress = min(1.0, (k - self.begin_step) / (self.end_step - self.begin_step))
+        t = self.target * (1.0 - (1.0 - progress) ** 3)
+        if t <= self.current_target:
+            return False
+        self.prune(t)
+        if self.method == "flip":
+            self.flip_counter.reset()  # iterative: the next interval counts afresh
+        return True
+
+    def prune(self, target: float | None = None) -> dict:
+        """Prune now to ``target`` (default: the pruner's target, or its explicit ratios).
+        Returns :meth:`report`."""
+        self._check_live()
+        scores = self._group_scores()
+        orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
+        if self.ratios is not None and target is None:
+            ratios = {n: self.ratios.get(n, 0.0) for n in self.layers}
+            masks = self._masks(ratios, orders)
+        else:
+            t = self.target if target is None else float(target)
+            if not 0.0 <= t < 1.0:
+                raise PruneError(f"target must be a fraction in [0, 1), got {t}")
+            ratios, masks = self._solve(t, scores, orders)
+            self.current_target = t
+        self._apply(masks)
+        self.achieved = self._achieved_ratios(masks)
+        return self.report()
+
+    def finalize(self) -> nn.Module:
+        """Bake the masks (latents of pruned weights set to 0), remove hooks, and for channel
+        granularity physically remove the pruned filters and the next layers' inputs."""
+        self._check_live()
+        for layer in self._all.values():
+            zero_pruned_latents(layer)
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        if self.flip_counter is not None:
+            self.flip_counter.detach()
+        report = self.report()
+        info = {
+            "method": self.method, "granularity": self.granularity, "target": self.current_target
+            if self.ratios is None else None, "ratios": self.achieved,
+            "base_bops": self.base_bops, "bops": report["bops"], "reduction": report["reduction"],
+        }
+        if self.granularity == "channel":
+            from onebit.prune.shrink import shrink
+
+            info["channels"] = shrink(self.model, self.input_size)
+            for layer in dict(binary_layers(self.model)).values():
+                if getattr(layer, "weight_mask", None) is not None and bool(layer.weight_mask.all()):
+                    set_mask(layer, None)
+        self.prune_info = info
+        self._finalized = True
+        return self.model
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "config": {"method": self.method, "granularity": self.granularity, "target": self.target,
+                       "allocation": self.allocation, "schedule": self.schedule, "seed": self.seed},
+            "step_count": self.step_count,
+            "current_target": self.current_target,
+            "achieved": dict(self.achieved),
+            "masks": {n: get_mask(m).detach().bool().cpu() for n, m in self._all.items()},
+            "flip_counter": None if self.flip_counter is None else self.flip_counter.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._check_live()
+        cfg = state["config"]
+        for key in ("method", "granularity"):
+            if cfg[key] != getattr(self, key):
+                raise PruneError(f"state was saved with {key}={cfg[key]!r}, this pruner has {getattr(self, key)!r}")
+        unknown = set(state["masks"]) - set(self._all)
+        if unknown:
+            raise PruneError(f"masks for unknown layers: {sorted(unknown)}")
+        self.step_count = int(state["step_count"])
+        self.current_target = float(state["current_target"])
+        self.achieved = dict(state["achieved"])
+        self._apply({n: m.float() for n, m in state["masks"].items()})
+        if state.get("flip_counter") is not None:
+            if self.flip_counter is None:
+                self.flip_counter = FlipCounter(self.model, list(state["flip_counter"]["counts"]))
+            self.flip_counter.load_state_dict(state["flip_counter"])
+
+    # ------------------------------------------------------------------ reporting
+    def report(self) -> dict:
+        """Per-layer ratio / live weights / binary ops and the totals vs the unpruned model."""
+        now = count_bops(self.model, positions=self.positions)
+        rows = {}
+        for name, v in now.layers.items():
+            rows[name] = dict(v, ratio=self.achieved.get(name, 0.0), prunable=name in self.layers)
+        bops = now.bops
+        return {"layers": rows, "bops": bops, "base_bops": self.base_bops,
+                "reduction": 1.0 - bops / self.base_bops if self.base_bops else 0.0}
+
+    def reduction(self, ratios: dict[str, float]) -> float:
+        """Exact fraction of binary ops removed if the layers were pruned at ``ratios`` now."""
+        scores = self._group_scores()
+        orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
+        return self._reduction(self._masks({n: ratios.get(n, 0.0) for n in self.layers}, orders))
+
+    # ------------------------------------------------------------------ internals
+    def _check_live(self) -> None:
+        if not self._prepared:
+            raise PruneError("call prepare() first")
+        if self._finalized:
+            raise PruneError("the pruner was finalized")
+
+    def _group_scores(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, layer in self.layers.items():
+            w = layer.weight
+            if self.method == "random":
+                s = self.random_scores[name]
+            elif self.method == "flip":
+                if self.flip_counter is None or name not in self.flip_counter.counts:
+                    raise PruneError(f"no flip counts for layer {name!r}")
+                if self.flip_counter.steps == 0:
+                    raise PruneError("method 'flip' needs flip counts: call step() (or "
+                                     "FlipCounter.update()) during training before pruning")
+                s = score("flip", w, counts=self.flip_counter.counts[name], threshold=self.flip_threshold)
+            else:
+                s = score(self.method, w)
+            idx, n = self.groups[name]
+            g = gran.group_mean(s, idx, n)
+            # a group that is already fully pruned sorts first: masks only grow
+            alive = gran.group_mean(get_mask(layer).cpu(), idx, n)
+            g[alive == 0] = -float("inf")
+            out[name] = g
+        return out
+
+    def _masks(self, ratios: dict[str, float], orders: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = {n: self.initial_masks[n].clone().cpu() for n in self._all}
+        for name in self.layers:
+            idx, n = self.groups[name]
+            r = min(float(ratios.get(name, 0.0)), self.max_ratio)
+            k = int(round(r * n))
+            if self.granularity == "channel":
+                k = min(k, n - 1)
+            keep = torch.ones(n, dtype=torch.float32)
+            keep[orders[name][:k]] = 0.0
+            masks[name] = masks[name] * gran.expand_keep(keep, idx)
+            if self.granularity == "channel" and k > 0:
+                self._kill_consumer_inputs(name, keep, masks)
+        return masks
+
+    def _kill_consumer_inputs(self, name: str, keep: torch.Tensor, masks: dict) -> None:
+        chain = self.flow.chains[name]
+        consumer = chain.consumer
+        if consumer not in masks:
+            return  # float consumer: dead channels fold into its bias at shrink time
+        dead = (keep == 0).nonzero().flatten()
+        m = masks[consumer]
+        if chain.flatten is not None:
+            _, hw = chain.flatten
+            cols = (dead.view(-1, 1) * hw + torch.arange(hw).view(1, -1)).flatten()
+            m[:, cols] = 0.0
+        else:
+            m[:, dead] = 0.0
+
+    def _reduction(self, masks: dict[str, torch.Tensor]) -> float:
+        bops = sum(self.positions[n] * int(m.count_nonzero()) for n, m in masks.items() if n in self.positions)
+        return 1.0 - bops / self.base_bops
+
+    def _achieved_ratios(self, masks) -> dict[str, float]:
+        out = {}
+        for name in self.layers:
+            idx, n = self.groups[name]
+            alive = gran.group_mean(masks[name], idx, n)
+            out[name] = float((alive == 0).double().mean())
+        return out
+
+    def _ratio_rule(self, scores):
+        """Map a scalar s to per-layer ratios, monotone in s; returns (rule, s_max)."""
+        names = list(self.layers)
+        if self.allocation == "uniform":
+            return (lambda s: {n: min(s, self.max_ratio) for n in names}), self.max_ratio
+        if self.allocation == "flip":
+            if self.flip_counter is None or self.flip_counter.steps == 0:
+                raise PruneError("allocation 'flip' needs flip counts (a FlipCounter with steps)")
+            frac = {n: float(self.flip_counter.insensitive(n, self.flip_threshold).float().mean())
+                    for n in names}
+            top = max(frac.values())
+            if top == 0.0:  # nothing flipped: no evidence to allocate by, fall back to uniform
+                return (lambda s: {n: min(s, self.max_ratio) for n in names}), self.max_ratio
+            rel = {n: f / top for n, f in frac.items()}
+            s_max = self.max_ratio / min(v for v in rel.values() if v > 0)
+            return (lambda s: {n: min(s * rel[n], self.max_ratio) for n in names}), s_max
+        # global: one threshold on group scores across layers
+        finite = torch.cat([s[torch.isfinite(s)] for s in scores.values()])
+        lo, hi = float(finite.min()), float(finite.max())
+
+        def rule(s):
+            thr = lo + s * (hi - lo) + 1e-12
+            return {n: min(float((scores[n] < thr).double().mean()), self.max_ratio) for n in names}
+
+        return rule, 1.0
+
+    def _solve(self, target: float, scores, orders):
+        rule, s_max = self._ratio_rule(scores)
+        if target == 0.0:
+            ratios = {n: self.achieved.get(n, 0.0) for n in self.layers}
+            return ratios, self._masks(ratios, orders)
+        top = self._masks(rule(s_max), orders)
+        if self._reduction(top) < target - 1e-12:
+            raise PruneError(
+                f"target {target:.0%} fewer binary ops is unreachable: at most "
+                f"{self._reduction(top):.1%} with allocation {self.allocation!r} and max_ratio {self.max_ratio}")
+        lo, hi = 0.0, s_max
+        for _ in range(50):
+            mid = (lo + hi) / 2
+            if self._reduction(self._masks(rule(mid), orders)) >= target - 1e-12:
+                hi = mid
+            else:
+                lo = mid
+        ratios = rule(hi)
+        return ratios, self._masks(ratios, orders)
+
+    def _apply(self, masks: dict[str, torch.Tensor]) -> None:
+        for name, layer in self._all.items():
+            if name not in masks:
+                continue
+            m = masks[name]
+            set_mask(layer, None if bool(m.all()) and getattr(layer, "weight_mask", None) is None else m)
+        self._enforce()
+
+    @torch.no_grad()
+    def _enforce(self) -> None:
+        """Zero the pruned latents and their optimizer state (momentum must not move them)."""
+        for layer in self._all.values():
+            mask = getattr(layer, "weight_mask", None)
+            if mask is None:
+                continue
+            layer.weight.mul_(mask)
+            if self.optimizer is not None:
+                state = self.optimizer.state.get(layer.weight, {})
+                for v in state.values():
+                    if torch.is_tensor(v) and v.shape == layer.weight.shape:
+                        v.mul_(mask)
