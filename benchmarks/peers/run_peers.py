@@ -1,0 +1,401 @@
+"""Time the peer engines onebit must beat: LCE 0.16 (indirect BGEMM and default paths) and
+TFLite/XNNPACK float32 and int8, on the same layers and networks, batch 1, float in / float out.
+
+Runs inside ``.peers-venv`` (``benchmarks/peers/setup_peers.sh``)::
+
+    .peers-venv/bin/python benchmarks/peers/run_peers.py --layers all --models none --threads 1,2
+    .peers-venv/bin/python benchmarks/peers/run_peers.py --models cifar-binarynet --json -
+
+``--json -`` writes the JSON list of records to stdout and the table to stderr (this is how the
+onebit benchmarks call it through ``subprocess``). One record per (target, engine, threads).
+Each time is one ``set input -> invoke -> read output`` round trip of the interpreter on a fixed
+random input; ``median_ms`` is the median over ``--repeats`` runs after ``--warmup`` runs.
+Exit status: 0 when every requested measurement was made, 1 when some failed (the others are
+still reported; the failures are printed on stderr), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+ENGINES = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float", "ort-float")
+DEFAULT_ENGINES = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float")
+# Which model file each engine runs.
+_FORMAT = {
+    "lce-indirect": "lce",
+    "lce-default": "lce",
+    "xnnpack-int8": "int8",
+    "xnnpack-float": "float",
+    "ort-float": "onnx",
+}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _parse_list(value: str, names, what: str) -> list[str]:
+    if value in ("all",):
+        return list(names)
+    if value in ("none", ""):
+        return []
+    out = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in out if v not in names]
+    if bad:
+        raise SystemExit(f"run_peers: unknown {what} {bad}; choose from {list(names)}, 'all' or 'none'")
+    return out
+
+
+def _parse_layers(value: str) -> list[str]:
+    """Layer specs separated by ';' (a spec may carry ',k=..,s=..') or ',' when none does."""
+    from models import REFERENCE_LAYERS, parse_layer
+
+    if value == "all":
+        return list(REFERENCE_LAYERS)
+    if value in ("none", ""):
+        return []
+    if ";" in value:
+        parts = value.split(";")
+    else:
+        # "56x56x64-64,k=3,s=1,28x28x128-128": re-attach k=/s= options to the preceding spec.
+        parts = []
+        for tok in value.split(","):
+            tok = tok.strip()
+            if not tok:
+                continue
+            if tok[:2] in ("k=", "s=") and parts:
+                parts[-1] += "," + tok
+            else:
+                parts.append(tok)
+    specs = []
+    for p in parts:
+        try:
+            specs.append(parse_layer(p))
+        except ValueError as e:
+            raise SystemExit(f"run_peers: {e}")
+    return specs
+
+
+def _parse_threads(value: str) -> list[int]:
+    try:
+        threads = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"run_peers: --threads wants integers like 1,2, got {value!r}")
+    if not threads or min(threads) < 1:
+        raise SystemExit(f"run_peers: --threads wants positive integers, got {value!r}")
+    return threads
+
+
+class ModelCache:
+    """Converted model files, keyed by target, variant, format, options, models.py and versions.
+
+    Conversion of the ImageNet networks (and int8 calibration) takes tens of seconds; the bytes
+    do not change between runs with the same key, so they are kept on disk.
+    """
+
+    def __init__(self, root: Path | None):
+        import larq_compute_engine as lce
+        import tensorflow as tf
+
+        self.root = root
+        src = (HERE / "models.py").read_bytes()
+        self.salt = hashlib.sha256(
+            src + f"tf{tf.__version__}lce{lce.__version__}".encode()
+        ).hexdigest()[:12]
+        self._keras = {}
+
+    def _keras_model(self, name, variant, pad_values, seed):
+        import models
+
+        key = (name, variant, pad_values, seed)
+        if key not in self._keras:
+            self._keras[key] = models.build(name, variant, pad_values=pad_values, seed=seed)
+        return self._keras[key]
+
+    def get(self, name: str, fmt: str, pad_values: float, seed: int) -> bytes:
+        import models
+
+        tag = f"{name.replace(',', '_').replace('=', '')}-{fmt}-p{pad_values:g}-s{seed}-{self.salt}"
+        path = self.root / f"{tag}.bin" if self.root else None
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        if fmt == "lce":
+            data = models.to_lce(self._keras_model(name, "binary", pad_values, seed))
+        elif fmt == "float":
+            data = models.to_tflite_float(self._keras_model(name, "float", 1.0, seed))
+        elif fmt == "int8":
+            data = models.to_tflite_int8(self._keras_model(name, "float", 1.0, seed), seed=seed)
+        elif fmt == "onnx":
+            import onnx_export
+
+            data = onnx_export.keras_to_onnx(self._keras_model(name, "float", 1.0, seed))
+        else:
+            raise ValueError(fmt)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return data
+
+    def bitmacs(self, name: str, pad_values: float, seed: int) -> int:
+        import models
+
+        if name in models.MODELS:
+            return models.binary_macs(self._keras_model(name, "binary", pad_values, seed))
+        return models.parse_layer(name).bitmacs
+
+
+def _runner(engine: str, data: bytes, threads: int, seed: int):
+    """Return (run, n_delegated_note): run() does one set-input / invoke / get-output."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if engine.startswith("lce-"):
+        from larq_compute_engine import testing
+
+        interp = testing.Interpreter(
+            data,
+            num_threads=threads,
+            use_indirect_bgemm=engine == "lce-indirect",
+            use_xnnpack=_OPTS["lce_xnnpack"],
+        )
+        wrapper = interp.interpreter  # C++ LiteInterpreter: predict([x]) -> [y]
+        (shape,) = interp.input_shapes
+        x = rng.standard_normal(shape).astype(np.float32)
+        return lambda: wrapper.predict([x])
+    if engine.startswith("xnnpack-"):
+        import tensorflow as tf
+
+        # OpResolverType.AUTO (the default) applies TFLite's default XNNPACK delegate.
+        interp = tf.lite.Interpreter(model_content=data, num_threads=threads)
+        interp.allocate_tensors()
+        (inp,) = interp.get_input_details()
+        (out,) = interp.get_output_details()
+        if inp["dtype"] == np.float32:
+            x = rng.standard_normal(inp["shape"]).astype(np.float32)
+        else:
+            x = rng.integers(-128, 128, inp["shape"]).astype(inp["dtype"])
+
+        def run():
+            interp.set_tensor(inp["index"], x)
+            interp.invoke()
+            return interp.get_tensor(out["index"])
+
+        return run
+    if engine == "ort-float":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        i0 = sess.get_inputs()[0]
+        x = rng.standard_normal([int(d) for d in i0.shape]).astype(np.float32)
+        return lambda: sess.run(None, {i0.name: x})
+    raise ValueError(engine)
+
+
+def _time(run, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            run()
+            times.append((time.perf_counter_ns() - t0) / 1e6)
+    finally:
+        if gc_was:
+            gc.enable()
+    return times
+
+
+_OPTS = {"lce_xnnpack": False}
+
+
+def _table(records: list[dict]) -> str:
+    cols = ["target", "engine", "threads", "median_ms", "min_ms", "gbitmacs_per_s", "load"]
+    rows = []
+    for r in records:
+        rows.append({
+            "target": r.get("layer") or r.get("model"),
+            "engine": r["engine"],
+            "threads": str(r["threads"]),
+            "median_ms": f"{r['median_ms']:.3f}",
+            "min_ms": f"{r['min_ms']:.3f}",
+            "gbitmacs_per_s": f"{r['gbitmacs_per_s']:.1f}" if r.get("gbitmacs_per_s") else "-",
+            "load": f"{r['loadavg_1m']:.2f}" if r.get("loadavg_1m") is not None else "-",
+        })
+    width = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols)]
+    lines.append("  ".join("-" * width[c] for c in cols))
+    for row in rows:
+        lines.append("  ".join(
+            row[c].ljust(width[c]) if c in ("target", "engine") else row[c].rjust(width[c])
+            for c in cols
+        ))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", default=None,
+                    help="'all' (the 4 reference layers), 'none', or specs HxWxCin-Cout[,k=K][,s=S] "
+                         "separated by ';' (or ',' when no spec has options)")
+    ap.add_argument("--models", default=None,
+                    help="'all', 'none' or a comma list of cifar-binarynet, quicknet-small, "
+                         "binary-resnet-e18, birealnet18")
+    ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
+                    help=f"comma list from {list(ENGINES)} or 'all' (default: %(default)s)")
+    ap.add_argument("--threads", default="1,2", help="comma list (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=50, help="timed runs (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
+    ap.add_argument("--json", default=None, metavar="PATH",
+                    help="write the records as a JSON list to PATH; '-' = stdout (table to stderr)")
+    ap.add_argument("--lce-pad-values", type=float, default=1.0, choices=(0.0, 1.0),
+                    help="Larq pad_values of the binary convs: 1 (LCE's fast path, larq-zoo's "
+                         "choice; default) or 0 (true zero padding, onebit's semantics)")
+    ap.add_argument("--lce-xnnpack", type=int, default=0, choices=(0, 1),
+                    help="pass use_xnnpack to LCE's interpreter for its float ops (default 0)")
+    ap.add_argument("--cache-dir", default=os.environ.get(
+        "ONEBIT_PEERS_CACHE",
+        str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "onebit-peers")),
+        help="converted model cache ('' disables; default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    if args.repeats < 1 or args.warmup < 0:
+        raise SystemExit("run_peers: --repeats must be >= 1 and --warmup >= 0")
+
+    # With --json -, stdout carries only the JSON: point fd 1 (Python and C++ writers alike,
+    # e.g. the converters' logs) at stderr and keep a private copy of the real stdout.
+    json_out = None
+    if args.json == "-":
+        json_out = os.fdopen(os.dup(1), "w")
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    report = sys.stderr if args.json == "-" else sys.stdout
+
+    sys.path.insert(0, str(HERE))
+    import models  # imports TensorFlow (slow), after argument checks
+
+    if args.layers is None and args.models is None:
+        args.layers, args.models = "all", "all"
+    layers = _parse_layers(args.layers or "none")
+    model_names = _parse_list(args.models or "none", list(models.MODELS), "model")
+    engines = _parse_list(args.engines, ENGINES, "engine")
+    threads = _parse_threads(args.threads)
+    _OPTS["lce_xnnpack"] = bool(args.lce_xnnpack)
+
+    cache = ModelCache(Path(args.cache_dir) if args.cache_dir else None)
+    commit, cpu = _commit(), _cpu_name()
+    import larq_compute_engine as lce
+    import tensorflow as tf
+
+    versions = f"tensorflow {tf.__version__}, larq-compute-engine {lce.__version__}"
+    if "ort-float" in engines:
+        import onnxruntime
+
+        versions += f", onnxruntime {onnxruntime.__version__}"
+
+    targets = [("layer", spec.name if (spec.k, spec.s) == (3, 1) else f"{spec.name},k={spec.k},s={spec.s}", spec)
+               for spec in layers]
+    targets += [("model", name, None) for name in model_names]
+
+    records, failures = [], []
+    for kind, name, spec in targets:
+        try:
+            bitmacs = cache.bitmacs(name, args.lce_pad_values, args.seed)
+        except Exception as e:  # a model that cannot even be built: report, go on
+            failures.append(f"{name}: build failed: {type(e).__name__}: {e}")
+            continue
+        for engine in engines:
+            try:
+                data = cache.get(name, _FORMAT[engine], args.lce_pad_values, args.seed)
+            except Exception as e:
+                failures.append(f"{name} / {engine}: conversion failed: {type(e).__name__}: {e}")
+                traceback.print_exc(file=sys.stderr)
+                continue
+            for t in threads:
+                try:
+                    run = _runner(engine, data, t, args.seed)
+                    load = _loadavg()
+                    times = _time(run, args.warmup, args.repeats)
+                except Exception as e:
+                    failures.append(f"{name} / {engine} / {t} threads: {type(e).__name__}: {e}")
+                    continue
+                med = statistics.median(times)
+                rec = {kind: name}
+                if spec is not None:
+                    rec.update(kernel=spec.k, stride=spec.s)
+                rec.update(
+                    engine=engine, isa="x86-64", threads=t, batch=1, pipeline="float-float",
+                    median_ms=med, min_ms=min(times), repeats=args.repeats, warmup=args.warmup,
+                    bitmacs=bitmacs, gbitmacs_per_s=bitmacs / (med * 1e6) if bitmacs else None,
+                    loadavg_1m=load, commit=commit, cpu=cpu, peer_versions=versions,
+                )
+                if engine.startswith("lce-"):
+                    rec["lce_options"] = {
+                        "use_indirect_bgemm": engine == "lce-indirect",
+                        "use_xnnpack": bool(args.lce_xnnpack),
+                        "pad_values": args.lce_pad_values,
+                    }
+                records.append(rec)
+                print(f"# {name} {engine} threads={t}: median {med:.3f} ms", file=sys.stderr, flush=True)
+
+    print(_table(records), file=report, flush=True)
+    for f in failures:
+        print(f"run_peers: FAILED {f}", file=sys.stderr)
+    text = json.dumps(records, indent=1)
+    if json_out is not None:
+        json_out.write(text + "\n")
+        json_out.flush()
+    elif args.json:
+        Path(args.json).write_text(text + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
