@@ -1,0 +1,43 @@
+"""Shared fixtures for the training tests: real MNIST from the offline data root, small runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_root():
+    # Tests never download: point at the shared offline copies when ONEBIT_DATA is unset.
+    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
+        os.environ["ONEBIT_DATA"] = str(_SHARED)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # determinism and a fair share of the 2-core machine
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    """Factory: a tiny mnist-small run (384 train / 256 test images, 2 epochs, batch 64)."""
+    return _small_config
+
+
+def _small_config(tmp_path, **kw):
+    from onebit.train import TrainConfig
+
+    base = dict(model="mnist-small", dataset="mnist", epochs=2, batch_size=64, lr=2e-3,
+                limit_train=384, limit_test=256, seed=0, progress=False, device="cpu", threads=1,
+                out=str(tmp_path / "ckpt.pt"))
+    base.update(kw)
+    return TrainConfig(**base)
