@@ -1,4 +1,362 @@
-// Placeholder binder replaced by the engine kernels' bindings (issue 5).
+// Bindings of the core engine kernels: bitpack, bconv2d, bdense, popcount_peak.
+// They only convert and check (dtype, C-contiguity, ndim, shapes, channel counts, stage
+// parameters) and raise ValueError (std::invalid_argument) with a message naming the problem;
+// the kernels themselves live in src/cpp/onebit and never see Python.
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "onebit/bconv.h"
+#include "onebit/bitpack.h"
+#include "onebit/isa.h"
+#include "onebit/threadpool.h"
+
 namespace nb = nanobind;
-void bind_kernels(nb::module_&) {}
+using namespace nb::literals;
+
+namespace {
+
+using AnyArray = nb::ndarray<nb::ro, nb::device::cpu>;
+using OutArray = nb::ndarray<nb::device::cpu>;
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+onebit::Isa pick_isa(const std::optional<std::string>& name) {
+  if (!name) return onebit::active_isa();
+  const onebit::Isa isa = onebit::isa_from_name(*name);  // invalid_argument for unknown names
+  if (!onebit::isa_supported(isa)) {
+    std::string have;
+    for (auto i : onebit::supported_isas()) have += std::string(have.empty() ? "" : ", ") + onebit::isa_name(i);
+    fail("isa '" + *name + "' is not supported by this CPU (supported: " + have + ")");
+  }
+  return isa;
+}
+
+int pick_threads(const std::optional<int>& threads) {
+  if (!threads) return onebit::default_num_threads();
+  if (*threads < 1) fail("threads must be >= 1, got " + std::to_string(*threads));
+  return *threads;
+}
+
+std::string dtype_name(nb::dlpack::dtype d) {
+  const char* kind = d.code == uint8_t(nb::dlpack::dtype_code::Int)      ? "int"
+                     : d.code == uint8_t(nb::dlpack::dtype_code::UInt)   ? "uint"
+                     : d.code == uint8_t(nb::dlpack::dtype_code::Float)  ? "float"
+                     : d.code == uint8_t(nb::dlpack::dtype_code::Bool)   ? "bool"
+                                                                          : "other";
+  return std::string(kind) + std::to_string(d.bits);
+}
+
+std::string shape_str(const AnyArray& a) {
+  std::string s = "(";
+  for (size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+template <typename T>
+void check_array(const char* name, const AnyArray& a, const char* want_dtype) {
+  if (a.dtype() != nb::dtype<T>())
+    fail(std::string(name) + " must have dtype " + want_dtype + ", got " + dtype_name(a.dtype()));
+  int64_t expected = 1;  // C order; size-1 axes may carry any stride (as in NumPy)
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) != 1 && a.stride(i) != expected)
+      fail(std::string(name) + " must be C-contiguous (use numpy.ascontiguousarray)");
+    expected *= static_cast<int64_t>(a.shape(i));
+  }
+}
+
+void check_ndim(const char* name, const AnyArray& a, size_t ndim, const char* layout) {
+  if (a.ndim() != ndim)
+    fail(std::string(name) + " must be " + std::to_string(ndim) + "-D " + layout + ", got shape " + shape_str(a));
+}
+
+// A per-output-channel parameter vector: 1-D, exact dtype, length cout.
+template <typename T>
+const T* channel_param(const std::optional<AnyArray>& a, const char* name, const char* dtype,
+                       int64_t cout, const char* output) {
+  if (!a) fail(std::string("output='") + output + "' needs " + name);
+  check_array<T>(name, *a, dtype);
+  if (a->ndim() != 1 || static_cast<int64_t>(a->shape(0)) != cout)
+    fail(std::string(name) + " must have shape (" + std::to_string(cout) + ",) (one per output channel), got " +
+         shape_str(*a));
+  return static_cast<const T*>(a->data());
+}
+
+void check_padding_bits(const char* name, const uint64_t* words, int64_t rows, int64_t w64, int64_t channels) {
+  if (channels % 64 == 0) return;
+  const uint64_t pad_mask = ~((uint64_t{1} << (channels % 64)) - 1);
+  for (int64_t r = 0; r < rows; ++r)
+    if (words[r * w64 + w64 - 1] & pad_mask)
+      fail(std::string(name) + " has nonzero padding bits above channel " + std::to_string(channels) +
+           " (in_channels mismatch, or not packed by onebit)");
+}
+
+struct StageArgs {
+  std::string output;
+  std::optional<AnyArray> threshold, direction, multiplier, bias, scale;
+  std::optional<int> shift;
+};
+
+// Builds the OutputStage, keeping converted storage (direction as int8) alive in `dir`.
+onebit::OutputStage make_stage(const StageArgs& sa, int64_t cout, std::vector<int8_t>& dir) {
+  onebit::OutputStage st;
+  const char* o = sa.output.c_str();
+  auto reject = [&](const std::optional<AnyArray>& a, const char* name) {
+    if (a) fail(std::string(name) + " is not used by output='" + sa.output + "'");
+  };
+  if (sa.output == "int32") {
+    st.kind = onebit::OutputKind::int32;
+    reject(sa.threshold, "threshold"); reject(sa.direction, "direction"); reject(sa.multiplier, "multiplier");
+    reject(sa.bias, "bias"); reject(sa.scale, "scale");
+  } else if (sa.output == "bits") {
+    st.kind = onebit::OutputKind::bits;
+    reject(sa.multiplier, "multiplier"); reject(sa.bias, "bias"); reject(sa.scale, "scale");
+    st.threshold = channel_param<int32_t>(sa.threshold, "threshold", "int32", cout, o);
+    if (!sa.direction) fail("output='bits' needs direction");
+    const AnyArray& d = *sa.direction;
+    if (d.ndim() != 1 || static_cast<int64_t>(d.shape(0)) != cout)
+      fail("direction must have shape (" + std::to_string(cout) + ",), got " + shape_str(d));
+    dir.resize(static_cast<size_t>(cout));
+    if (d.dtype() == nb::dtype<int8_t>()) {
+      check_array<int8_t>("direction", d, "int8 or int32");
+      for (int64_t c = 0; c < cout; ++c) dir[c] = static_cast<const int8_t*>(d.data())[c];
+    } else if (d.dtype() == nb::dtype<int32_t>()) {
+      check_array<int32_t>("direction", d, "int8 or int32");
+      for (int64_t c = 0; c < cout; ++c) {
+        const int32_t v = static_cast<const int32_t*>(d.data())[c];
+        dir[c] = static_cast<int8_t>(v == 1 ? 1 : v == -1 ? -1 : 0);  // 0 is rejected below
+      }
+    } else {
+      fail("direction must have dtype int8 or int32, got " + dtype_name(d.dtype()));
+    }
+    st.direction = dir.data();
+  } else if (sa.output == "int8") {
+    st.kind = onebit::OutputKind::int8;
+    reject(sa.threshold, "threshold"); reject(sa.direction, "direction"); reject(sa.scale, "scale");
+    st.multiplier = channel_param<int32_t>(sa.multiplier, "multiplier", "int32", cout, o);
+    st.bias = channel_param<int32_t>(sa.bias, "bias", "int32", cout, o);
+    if (!sa.shift) fail("output='int8' needs shift");
+    st.shift = *sa.shift;
+  } else if (sa.output == "float") {
+    st.kind = onebit::OutputKind::float32;
+    reject(sa.threshold, "threshold"); reject(sa.direction, "direction"); reject(sa.multiplier, "multiplier");
+    st.scale = channel_param<float>(sa.scale, "scale", "float32", cout, o);
+    st.fbias = channel_param<float>(sa.bias, "bias", "float32", cout, o);
+  } else {
+    fail("output must be 'int32', 'bits', 'int8' or 'float', got '" + sa.output + "'");
+  }
+  if (sa.shift && st.kind != onebit::OutputKind::int8) fail("shift is only used by output='int8'");
+  return st;
+}
+
+template <typename T>
+nb::object new_array(const std::vector<size_t>& shape) {
+  size_t n = 1;
+  for (size_t d : shape) n *= d;
+  T* data = new T[n ? n : 1];
+  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner).cast();
+}
+
+// Returns (python object, data pointer) for the result: a new array, or the caller's `out`
+// after checking its dtype and shape.
+template <typename T>
+std::pair<nb::object, void*> result_array(const nb::object& out, const std::vector<size_t>& shape,
+                                          const char* dtype) {
+  if (out.is_none()) {
+    nb::object arr = new_array<T>(shape);
+    return {arr, nb::cast<OutArray>(arr).data()};
+  }
+  OutArray o;
+  if (!nb::try_cast<OutArray>(out, o)) fail("out must be a writable NumPy array");
+  AnyArray ro = nb::cast<AnyArray>(out);
+  check_array<T>("out", ro, dtype);
+  bool same = ro.ndim() == shape.size();
+  for (size_t i = 0; same && i < shape.size(); ++i) same = ro.shape(i) == shape[i];
+  if (!same) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    fail("out must have shape " + want + "), got " + shape_str(ro));
+  }
+  return {out, o.data()};
+}
+
+int64_t parse_padding(const std::variant<int64_t, std::string>& padding, int64_t kh, int64_t kw) {
+  if (std::holds_alternative<int64_t>(padding)) return std::get<int64_t>(padding);
+  const std::string& p = std::get<std::string>(padding);
+  if (p == "valid") return 0;
+  if (p == "same") {
+    if (kh != kw || kh % 2 == 0)
+      fail("padding='same' needs a square kernel of odd size (symmetric padding), got " +
+           std::to_string(kh) + "x" + std::to_string(kw));
+    return (kh - 1) / 2;
+  }
+  fail("padding must be an int, 'same' or 'valid', got '" + p + "'");
+}
+
+nb::object py_bitpack(const AnyArray& x, const std::optional<std::string>& isa_name,
+                      const std::optional<int>& threads, const nb::object& out) {
+  if (x.ndim() < 1) fail("x must have at least one axis (channels last)");
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  const int64_t c = static_cast<int64_t>(x.shape(x.ndim() - 1));
+  if (c < 1) fail("x must have at least one channel");
+  int64_t pixels = 1;
+  std::vector<size_t> shape;
+  for (size_t i = 0; i + 1 < x.ndim(); ++i) {
+    pixels *= static_cast<int64_t>(x.shape(i));
+    shape.push_back(x.shape(i));
+  }
+  shape.push_back(static_cast<size_t>((c + 63) / 64));
+  if (x.dtype() == nb::dtype<float>()) {
+    check_array<float>("x", x, "float32 or int8");
+    auto [obj, ptr] = result_array<uint64_t>(out, shape, "uint64");
+    nb::gil_scoped_release release;
+    onebit::bitpack_f32(static_cast<const float*>(x.data()), pixels, c, static_cast<uint64_t*>(ptr), isa, nthreads);
+    return obj;
+  }
+  if (x.dtype() == nb::dtype<int8_t>()) {
+    check_array<int8_t>("x", x, "float32 or int8");
+    auto [obj, ptr] = result_array<uint64_t>(out, shape, "uint64");
+    nb::gil_scoped_release release;
+    onebit::bitpack_i8(static_cast<const int8_t*>(x.data()), pixels, c, static_cast<uint64_t*>(ptr), isa, nthreads);
+    return obj;
+  }
+  fail("x must have dtype float32 or int8, got " + dtype_name(x.dtype()));
+}
+
+std::pair<nb::object, void*> stage_result(const onebit::OutputStage& st, const nb::object& out,
+                                          std::vector<size_t> shape, int64_t cout) {
+  switch (st.kind) {
+    case onebit::OutputKind::bits:
+      shape.push_back(static_cast<size_t>((cout + 63) / 64));
+      return result_array<uint64_t>(out, shape, "uint64");
+    case onebit::OutputKind::int8:
+      shape.push_back(static_cast<size_t>(cout));
+      return result_array<int8_t>(out, shape, "int8");
+    case onebit::OutputKind::float32:
+      shape.push_back(static_cast<size_t>(cout));
+      return result_array<float>(out, shape, "float32");
+    default:
+      shape.push_back(static_cast<size_t>(cout));
+      return result_array<int32_t>(out, shape, "int32");
+  }
+}
+
+nb::object py_bconv2d(const AnyArray& x, const AnyArray& w, int64_t in_channels, int64_t stride,
+                      const std::variant<int64_t, std::string>& padding, const std::string& output,
+                      const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
+                      const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
+                      const std::optional<int>& shift, const std::optional<AnyArray>& scale,
+                      const std::optional<std::string>& isa_name, const std::optional<int>& threads,
+                      const nb::object& out) {
+  check_array<uint64_t>("x_packed", x, "uint64");
+  check_ndim("x_packed", x, 4, "(N, H, W, W64)");
+  check_array<uint64_t>("w_packed", w, "uint64");
+  check_ndim("w_packed", w, 4, "(Cout, KH, KW, W64)");
+  if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
+  const int64_t w64 = (in_channels + 63) / 64;
+  if (static_cast<int64_t>(x.shape(3)) != w64)
+    fail("x_packed has " + std::to_string(x.shape(3)) + " words per pixel but in_channels=" +
+         std::to_string(in_channels) + " needs " + std::to_string(w64));
+  if (static_cast<int64_t>(w.shape(3)) != w64)
+    fail("w_packed has " + std::to_string(w.shape(3)) + " words per tap but in_channels=" +
+         std::to_string(in_channels) + " needs " + std::to_string(w64));
+  onebit::BConvArgs a;
+  a.s.n = x.shape(0); a.s.h = x.shape(1); a.s.w = x.shape(2);
+  a.s.cin = in_channels; a.s.cout = w.shape(0); a.s.kh = w.shape(1); a.s.kw = w.shape(2);
+  a.s.stride = stride;
+  a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
+  if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
+  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_packed must have Cout, KH, KW >= 1, got shape " + shape_str(w));
+  if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));
+  if (a.s.pad < 0) fail("padding must be >= 0, got " + std::to_string(a.s.pad));
+  a.x = static_cast<const uint64_t*>(x.data());
+  a.w = static_cast<const uint64_t*>(w.data());
+  check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, w64, in_channels);
+  check_padding_bits("w_packed", a.w, a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
+  std::vector<int8_t> dir;
+  a.stage = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, a.s.cout, dir);
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  if (a.s.h + 2 * a.s.pad < a.s.kh || a.s.w + 2 * a.s.pad < a.s.kw)
+    fail("kernel " + std::to_string(a.s.kh) + "x" + std::to_string(a.s.kw) + " is larger than the padded input");
+  auto [obj, ptr] = stage_result(a.stage, out, {size_t(a.s.n), size_t(a.s.out_h()), size_t(a.s.out_w())}, a.s.cout);
+  a.out = ptr;
+  nb::gil_scoped_release release;
+  onebit::bconv2d(a, isa, nthreads);
+  return obj;
+}
+
+nb::object py_bdense(const AnyArray& x, const AnyArray& w, int64_t in_features, const std::string& output,
+                     const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
+                     const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
+                     const std::optional<int>& shift, const std::optional<AnyArray>& scale,
+                     const std::optional<std::string>& isa_name, const std::optional<int>& threads,
+                     const nb::object& out) {
+  check_array<uint64_t>("x_packed", x, "uint64");
+  check_ndim("x_packed", x, 2, "(N, W64)");
+  check_array<uint64_t>("w_packed", w, "uint64");
+  check_ndim("w_packed", w, 2, "(Cout, W64)");
+  if (in_features < 1) fail("in_features must be >= 1, got " + std::to_string(in_features));
+  const int64_t w64 = (in_features + 63) / 64;
+  if (static_cast<int64_t>(x.shape(1)) != w64)
+    fail("x_packed has " + std::to_string(x.shape(1)) + " words per row but in_features=" +
+         std::to_string(in_features) + " needs " + std::to_string(w64));
+  if (static_cast<int64_t>(w.shape(1)) != w64)
+    fail("w_packed has " + std::to_string(w.shape(1)) + " words per row but in_features=" +
+         std::to_string(in_features) + " needs " + std::to_string(w64));
+  const int64_t n = x.shape(0), cout = w.shape(0);
+  if (n < 1) fail("x_packed must have N >= 1, got shape " + shape_str(x));
+  if (cout < 1) fail("w_packed must have Cout >= 1, got shape " + shape_str(w));
+  const auto* xp = static_cast<const uint64_t*>(x.data());
+  const auto* wp = static_cast<const uint64_t*>(w.data());
+  check_padding_bits("x_packed", xp, n, w64, in_features);
+  check_padding_bits("w_packed", wp, cout, w64, in_features);
+  std::vector<int8_t> dir;
+  const onebit::OutputStage st = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, cout, dir);
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  auto [obj, ptr] = stage_result(st, out, {size_t(n)}, cout);
+  nb::gil_scoped_release release;
+  onebit::bdense(xp, wp, n, in_features, cout, st, ptr, isa, nthreads);
+  return obj;
+}
+
+}  // namespace
+
+void bind_kernels(nb::module_& m) {
+  m.def("bitpack", &py_bitpack, "x"_a, nb::kw_only(), "isa"_a = nb::none(), "threads"_a = nb::none(),
+        "out"_a = nb::none(),
+        "Pack sign bits of a float32/int8 array along its last axis: (..., C) -> (..., ceil(C/64)) uint64.");
+  m.def("bconv2d", &py_bconv2d, "x_packed"_a, "w_packed"_a, nb::kw_only(), "in_channels"_a, "stride"_a = 1,
+        "padding"_a = 0, "output"_a = "int32", "threshold"_a = nb::none(), "direction"_a = nb::none(),
+        "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(),
+        "isa"_a = nb::none(), "threads"_a = nb::none(), "out"_a = nb::none(),
+        "Binary direct convolution, packed NHWC in, fused output stage out (docs/kernels.md).");
+  m.def("bdense", &py_bdense, "x_packed"_a, "w_packed"_a, nb::kw_only(), "in_features"_a, "output"_a = "int32",
+        "threshold"_a = nb::none(), "direction"_a = nb::none(), "multiplier"_a = nb::none(),
+        "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(), "isa"_a = nb::none(),
+        "threads"_a = nb::none(), "out"_a = nb::none(),
+        "Binary fully connected layer, packed (N, W64) x (Cout, W64), fused output stage out.");
+  m.def("accumulator_bits", [](int64_t k) {
+    if (k < 1) fail("K must be >= 1");
+    return onebit::accumulator_bits(k);
+  }, "k_bits"_a, "Accumulator width (16 or 32) the engine uses for a binary dot product over K bits.");
+  m.def("popcount_peak", [](const std::optional<std::string>& isa, double seconds, bool hw_popcnt) {
+    const onebit::Isa i = pick_isa(isa);
+    if (!(seconds > 0 && seconds <= 60)) fail("seconds must be in (0, 60]");
+    nb::gil_scoped_release release;
+    return onebit::popcount_peak(i, seconds, hw_popcnt);
+  }, "isa"_a = nb::none(), "seconds"_a = 0.2, "hw_popcnt"_a = false,
+  "Peak XOR+popcount+add rate (bit-MACs/s) of one thread on L1-resident data.");
+}

@@ -1,0 +1,133 @@
+// bconv2d / bdense dispatcher: checks geometry and stage parameters, then runs the kernel of
+// the requested ISA. Kernels trust their arguments; every check lives here.
+#include "onebit/bconv.h"
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace onebit {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+void check_isa(Isa isa) {
+  if (!isa_supported(isa))
+    fail(std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU or build");
+#if !defined(ONEBIT_HAVE_X86)
+  if (isa == Isa::avx2 || isa == Isa::avx512) fail("x86 kernels are not compiled in this build");
+#endif
+  if (isa == Isa::neon) fail("no NEON kernels in this build yet");
+}
+
+void check_stage(const OutputStage& st, int64_t cout) {
+  switch (st.kind) {
+    case OutputKind::int32: return;
+    case OutputKind::bits:
+      if (!st.threshold || !st.direction) fail("output 'bits' needs threshold and direction");
+      for (int64_t c = 0; c < cout; ++c)
+        if (st.direction[c] != 1 && st.direction[c] != -1)
+          fail("direction must hold only +1 or -1 (channel " + std::to_string(c) + " has " +
+               std::to_string(static_cast<int>(st.direction[c])) + ")");
+      return;
+    case OutputKind::int8:
+      if (!st.multiplier || !st.bias) fail("output 'int8' needs multiplier, bias and shift");
+      if (st.shift <= 0 || st.shift >= 32)
+        fail("shift must satisfy 0 < shift < 32, got " + std::to_string(st.shift));
+      return;
+    case OutputKind::float32:
+      if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
+      return;
+  }
+  fail("unknown output kind");
+}
+
+}  // namespace
+
+void bconv2d(const BConvArgs& a, Isa isa, int threads) {
+  const BConvShape& s = a.s;
+  if (s.n < 1 || s.h < 1 || s.w < 1) fail("input must have N, H, W >= 1");
+  if (s.cin < 1 || s.cout < 1) fail("in_channels and out_channels must be >= 1");
+  if (s.kh < 1 || s.kw < 1) fail("kernel size must be >= 1");
+  if (s.stride < 1) fail("stride must be >= 1, got " + std::to_string(s.stride));
+  if (s.pad < 0) fail("padding must be >= 0, got " + std::to_string(s.pad));
+  if (s.pad >= s.kh || s.pad >= s.kw)
+    fail("padding " + std::to_string(s.pad) + " must be smaller than the kernel size (" +
+         std::to_string(s.kh) + "x" + std::to_string(s.kw) + ")");
+  if (s.h + 2 * s.pad < s.kh || s.w + 2 * s.pad < s.kw)
+    fail("kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + " is larger than the padded input " +
+         std::to_string(s.h + 2 * s.pad) + "x" + std::to_string(s.w + 2 * s.pad));
+  if (s.k_bits() > (int64_t{1} << 31) - 1) fail("K = KH*KW*Cin exceeds the int32 accumulator");
+  if (!a.x || !a.w || !a.out) fail("null input, weight or output pointer");
+  if (a.weight_mask) fail("weight_mask is not supported yet (reserved for the pruning issue)");
+  check_stage(a.stage, s.cout);
+  check_isa(isa);
+  switch (isa) {
+    case Isa::scalar: kernels::bconv_scalar(a, threads); return;
+#if defined(ONEBIT_HAVE_X86)
+    case Isa::avx2: kernels::bconv_avx2(a, threads); return;
+    case Isa::avx512: kernels::bconv_avx512(a, threads); return;
+#endif
+    default: fail(std::string("no bconv kernel for ISA '") + isa_name(isa) + "'");
+  }
+}
+
+void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
+            const OutputStage& stage, void* out, Isa isa, int threads) {
+  // A dense layer is a 1x1 convolution over a 1x1 image: (N,1,1,W64) x (Cout,1,1,W64).
+  BConvArgs a;
+  a.x = x;
+  a.w = w;
+  a.s.n = n;
+  a.s.cin = in_features;
+  a.s.cout = cout;
+  a.stage = stage;
+  a.out = out;
+  bconv2d(a, isa, threads);
+}
+
+double popcount_peak(Isa isa, double seconds, bool hw_popcnt) {
+  check_isa(isa);
+  // 2 x 2 KiB operands: L1 resident, long enough to hide loop overhead.
+  constexpr int64_t kWords = 256;
+  std::vector<uint64_t> av(kWords), bv(kWords);
+  uint64_t r = 0x9E3779B97F4A7C15ull;
+  for (int64_t i = 0; i < kWords; ++i) {
+    r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+    av[i] = r;
+    bv[i] = r * 0xBF58476D1CE4E5B9ull;
+  }
+  auto loop = [&](int64_t iters) -> uint64_t {
+    switch (isa) {
+#if defined(ONEBIT_HAVE_X86)
+      case Isa::avx2:
+        return hw_popcnt ? kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters)
+                         : kernels::popcount_loop_avx2(av.data(), bv.data(), kWords, iters);
+      case Isa::avx512: return kernels::popcount_loop_avx512(av.data(), bv.data(), kWords, iters);
+#endif
+      default: return kernels::popcount_loop_scalar(av.data(), bv.data(), kWords, iters);
+    }
+  };
+  using clock = std::chrono::steady_clock;
+  int64_t iters = 64;
+  double best = 0.0;
+  const auto start = clock::now();
+  volatile uint64_t sink = 0;
+  // Repeat short timed runs; keep the best rate (the peak, not the average under noise).
+  while (std::chrono::duration<double>(clock::now() - start).count() < seconds) {
+    const auto t0 = clock::now();
+    sink = sink + loop(iters);
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    if (dt < 1e-3) {
+      iters *= 2;
+      continue;
+    }
+    best = std::max(best, static_cast<double>(iters) * kWords * 64 / dt);
+  }
+  (void)sink;
+  return best;
+}
+
+}  // namespace onebit

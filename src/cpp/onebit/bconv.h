@@ -1,0 +1,86 @@
+// Binary direct convolution and binary fully connected layers (packed bits in, fused output
+// stage out). Raw pointers only; the dispatcher validates, picks the ISA kernel and threads.
+//
+// Contract (docs/format.md): input (N,H,W,W64) uint64 NHWC packed along channels (bit 1 = -1),
+// weights (Cout,KH,KW,W64) packed along Cin, padding bits 0. TRUE-ZERO spatial padding: taps
+// outside the input are skipped, so with T in-bounds taps at an output position
+//   y = T*Cin - 2 * sum_{in-bounds taps, words} popcount(x XOR w)        in [-T*Cin, T*Cin].
+#pragma once
+#include <cstdint>
+
+#include "onebit/isa.h"
+
+namespace onebit {
+
+enum class OutputKind : int { int32 = 0, bits = 1, int8 = 2, float32 = 3 };
+
+// Per-output-channel parameters of the fused output stage (docs/format.md §5).
+// Only the pointers of the chosen kind are read.
+struct OutputStage {
+  OutputKind kind = OutputKind::int32;
+  // (a) bits: bit = (y < t) if d = +1, (y > t) if d = -1 (bit 1 = -1).
+  const int32_t* threshold = nullptr;
+  const int8_t* direction = nullptr;
+  // (b) int8: q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64, 0 < S < 32.
+  const int32_t* multiplier = nullptr;
+  const int32_t* bias = nullptr;
+  int shift = 0;
+  // (c) float: out = float32(y) * scale + bias (two roundings, never fused).
+  const float* scale = nullptr;
+  const float* fbias = nullptr;
+};
+
+struct BConvShape {
+  int64_t n = 1, h = 1, w = 1, cin = 1, cout = 1;
+  int64_t kh = 1, kw = 1, stride = 1, pad = 0;
+  int64_t words() const { return (cin + 63) / 64; }            // W64
+  int64_t out_h() const { return (h + 2 * pad - kh) / stride + 1; }
+  int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
+  int64_t k_bits() const { return kh * kw * cin; }              // K: |y| <= K
+  int64_t out_words() const { return (cout + 63) / 64; }
+};
+
+// Accumulator width the engine uses for a binary dot product over K bits: the scalar kernel
+// accumulates in int16 when K <= 32767 (|y| <= K fits), int32 otherwise.
+inline int accumulator_bits(int64_t k_bits) { return k_bits <= 32767 ? 16 : 32; }
+
+struct BConvArgs {
+  const uint64_t* x = nullptr;            // (N,H,W,W64)
+  const uint64_t* w = nullptr;            // (Cout,KH,KW,W64)
+  // Reserved for the pruning issue: (Cout,KH,KW,W64) mask, bit 0 = pruned weight (value 0).
+  // Must be nullptr for now (the dispatcher rejects a mask).
+  const uint64_t* weight_mask = nullptr;
+  BConvShape s;
+  OutputStage stage;
+  void* out = nullptr;  // int32 (N,OH,OW,Cout) | uint64 (N,OH,OW,ceil(Cout/64)) | int8 | float32
+};
+
+// Validates geometry and stage parameters (std::invalid_argument with a clear message),
+// then runs the kernel of `isa` on up to `threads` threads (<= 0: default).
+void bconv2d(const BConvArgs& args, Isa isa, int threads);
+
+// Binary fully connected: x (N,W64), w (Cout,W64), `in_features` = Cin. Same output stages;
+// implemented as a 1x1 convolution over a 1x1 image.
+void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
+            const OutputStage& stage, void* out, Isa isa, int threads);
+
+// Runs an L1-resident XOR + popcount + add loop for about `seconds` on one thread and returns
+// the achieved bit-MACs per second (the peak the benchmarks compare against).
+// hw_popcnt (avx2 only): time the scalar 64-bit POPCNT instruction instead of the pshufb
+// nibble-LUT vector popcount, to compare the two methods.
+double popcount_peak(Isa isa, double seconds, bool hw_popcnt = false);
+
+namespace kernels {
+// Per-ISA entry points (kernels/bconv_<isa>.cpp). Arguments are already validated.
+void bconv_scalar(const BConvArgs& a, int threads);
+void bconv_avx2(const BConvArgs& a, int threads);
+void bconv_avx512(const BConvArgs& a, int threads);
+// One timed loop of `iters` iterations over `words` words of a and b (L1 resident);
+// returns the total popcount so the work cannot be optimised away.
+uint64_t popcount_loop_scalar(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+uint64_t popcount_loop_avx2_popcnt(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+uint64_t popcount_loop_avx512(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+}  // namespace kernels
+
+}  // namespace onebit

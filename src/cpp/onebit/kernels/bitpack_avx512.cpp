@@ -1,0 +1,46 @@
+// AVX-512 bitpack: float32 -> 16 sign bits per compare mask; int8 -> 64 sign bits per
+// movepi8_mask (one packed word per instruction). Untested on the development machine
+// (no AVX-512 there); selected only on CPUs that have it.
+#include <immintrin.h>
+
+#include "onebit/bitpack.h"
+
+namespace onebit::kernels {
+
+void bitpack_f32_avx512(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out) {
+  const int64_t words = (c + 63) / 64, full = c / 64;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t p = p0; p < p1; ++p) {
+    const float* xp = x + p * c;
+    uint64_t* op = out + p * words;
+    for (int64_t wi = 0; wi < full; ++wi) {
+      uint64_t word = 0;
+      for (int g = 0; g < 4; ++g)
+        word |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(xp + wi * 64 + g * 16), zero, _CMP_LT_OQ))
+                << (g * 16);
+      op[wi] = word;
+    }
+    if (full < words) {
+      uint64_t word = 0;
+      for (int64_t ch = full * 64; ch < c; ++ch) word |= static_cast<uint64_t>(xp[ch] < 0) << (ch - full * 64);
+      op[full] = word;
+    }
+  }
+}
+
+void bitpack_i8_avx512(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out) {
+  const int64_t words = (c + 63) / 64, full = c / 64;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int8_t* xp = x + p * c;
+    uint64_t* op = out + p * words;
+    for (int64_t wi = 0; wi < full; ++wi)
+      op[wi] = static_cast<uint64_t>(_mm512_movepi8_mask(_mm512_loadu_si512(xp + wi * 64)));
+    if (full < words) {
+      uint64_t word = 0;
+      for (int64_t ch = full * 64; ch < c; ++ch) word |= static_cast<uint64_t>(xp[ch] < 0) << (ch - full * 64);
+      op[full] = word;
+    }
+  }
+}
+
+}  // namespace onebit::kernels

@@ -1,0 +1,27 @@
+// Scalar reference float32 dense layer; the summation order is the contract in onebit/densef.h.
+#include "onebit/kernels/densef_kernels.h"
+
+namespace onebit::kernels {
+
+void dense_f32_scalar(const float* x, const float* w, const float* bias, float* y, int64_t in,
+                      int64_t out, int64_t b0, int64_t b1) {
+  const int64_t ob = (out + 3) / 4;
+  const int64_t in8 = (in + 7) / 8 * 8;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t n = b / ob;
+    const int64_t o_end = b % ob * 4 + 4 < out ? b % ob * 4 + 4 : out;
+    for (int64_t o = b % ob * 4; o < o_end; ++o) {
+      const float* xr = x + n * in;
+      const float* wr = w + o * in;
+      float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+      for (int64_t i = 0; i < in8; ++i) {
+        const float p = i < in ? xr[i] * wr[i] : 0.0f;
+        acc[i % 8] = acc[i % 8] + p;
+      }
+      const float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+      y[n * out + o] = s + bias[o];
+    }
+  }
+}
+
+}  // namespace onebit::kernels

@@ -1,0 +1,131 @@
+// Fused output stages, AVX2 form (included by the AVX2 and AVX-512 kernel TUs; internal
+// linkage so each TU keeps its own copy compiled with its own flags). Must equal
+// output_stage.h bit for bit: the same integer math, float multiply then add (no FMA).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "onebit/kernels/bconv_common.h"
+#include "onebit/kernels/output_stage.h"
+
+namespace onebit::kernels {
+namespace {
+
+// Per-call parameters widened / padded for vector loads (channel count rounded up to 64).
+struct StagePrep {
+  std::vector<int32_t> t, dpos, m, b;  // bits: t, dpos = -1 where d = +1; int8: M, B + 2^(S-1)
+  bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
+  std::vector<float> scale, bias;
+};
+
+inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bits) {
+  StagePrep p;
+  const size_t n = static_cast<size_t>(round_up(cout, 64));
+  if (st.kind == OutputKind::bits) {
+    p.t.assign(n, 0);
+    p.dpos.assign(n, 0);
+    for (int64_t c = 0; c < cout; ++c) {
+      p.t[c] = st.threshold[c];
+      p.dpos[c] = st.direction[c] > 0 ? -1 : 0;
+    }
+  } else if (st.kind == OutputKind::int8) {
+    // Fast path in int32 lanes when no intermediate can leave int32: the exact int64 formula
+    // and the int32 one then agree (arithmetic shift = floor division in both).
+    p.m.assign(n, 0);
+    p.b.assign(n, 0);
+    const int64_t round = int64_t{1} << (st.shift - 1);
+    int64_t worst = 0;
+    for (int64_t c = 0; c < cout; ++c) {
+      const int64_t m = st.multiplier[c], b = st.bias[c];
+      const int64_t bound = k_bits * (m < 0 ? -m : m) + (b < 0 ? -b : b) + round;
+      worst = bound > worst ? bound : worst;
+      p.m[c] = st.multiplier[c];
+      p.b[c] = static_cast<int32_t>(b + round > std::numeric_limits<int32_t>::max() ? 0 : b + round);
+    }
+    p.int8_fast = worst <= std::numeric_limits<int32_t>::max();
+  } else if (st.kind == OutputKind::float32) {
+    p.scale.assign(n, 0.f);
+    p.bias.assign(n, 0.f);
+    for (int64_t c = 0; c < cout; ++c) {
+      p.scale[c] = st.scale[c];
+      p.bias[c] = st.fbias[c];
+    }
+  }
+  return p;
+}
+
+// Same contract as write_stage_scalar. dots rows must be readable up to round_up(c1-c0, 8).
+inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const int32_t* dots,
+                             int64_t ld, int64_t npix, int64_t pix0, int64_t c0, int64_t c1,
+                             int64_t cout, void* out) {
+  if (st.kind == OutputKind::int8 && !sp.int8_fast) {
+    write_stage_scalar(st, dots, ld, npix, pix0, c0, c1, cout, out);
+    return;
+  }
+  const int64_t vec_end = c0 + (c1 - c0) / 8 * 8;  // channels [c0, vec_end) in full vectors
+  for (int64_t p = 0; p < npix; ++p) {
+    const int32_t* y = dots + p * ld - c0;
+    const int64_t pix = pix0 + p;
+    switch (st.kind) {
+      case OutputKind::int32: {
+        int32_t* o = static_cast<int32_t*>(out) + pix * cout;
+        std::memcpy(o + c0, y + c0, static_cast<size_t>(c1 - c0) * sizeof(int32_t));
+        break;
+      }
+      case OutputKind::bits: {
+        const int64_t words = (cout + 63) / 64;
+        uint64_t* o = static_cast<uint64_t*>(out) + pix * words;
+        for (int64_t wi = c0 / 64; wi * 64 < c1; ++wi) {
+          uint64_t word = 0;
+          for (int64_t g = 0; g < 8 && wi * 64 + g * 8 < c1; ++g) {
+            const int64_t c = wi * 64 + g * 8;
+            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+            const __m256i tv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.t.data() + c));
+            const __m256i dv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.dpos.data() + c));
+            // d = +1: bit = y < t (t > y);  d = -1: bit = y > t.
+            const __m256i m = _mm256_blendv_epi8(_mm256_cmpgt_epi32(yv, tv), _mm256_cmpgt_epi32(tv, yv), dv);
+            word |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(m))) << (g * 8);
+          }
+          const int64_t valid = c1 - wi * 64;  // padding bits (channels >= cout) are 0
+          if (valid < 64) word &= (uint64_t{1} << valid) - 1;
+          o[wi] = word;
+        }
+        break;
+      }
+      case OutputKind::int8: {
+        int8_t* o = static_cast<int8_t*>(out) + pix * cout;
+        const __m128i sh = _mm_cvtsi32_si128(st.shift);
+        const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+        int64_t c = c0;
+        for (; c < vec_end; c += 8) {
+          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+          const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.m.data() + c));
+          const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.b.data() + c));
+          __m256i v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(yv, mv), bv), sh);
+          v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+          const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
+        }
+        for (; c < c1; ++c) o[c] = stage_int8(y[c], st.multiplier[c], st.bias[c], st.shift);
+        break;
+      }
+      case OutputKind::float32: {
+        float* o = static_cast<float*>(out) + pix * cout;
+        int64_t c = c0;
+        for (; c < vec_end; c += 8) {
+          const __m256 yv = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
+          const __m256 prod = _mm256_mul_ps(yv, _mm256_loadu_ps(sp.scale.data() + c));
+          _mm256_storeu_ps(o + c, _mm256_add_ps(prod, _mm256_loadu_ps(sp.bias.data() + c)));
+        }
+        for (; c < c1; ++c) o[c] = stage_float(y[c], st.scale[c], st.fbias[c]);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace onebit::kernels
