@@ -1,4 +1,391 @@
-// Placeholder binder replaced by the network kernels' bindings (pooling, int8 conv, add, dense).
+// Bindings of the network kernels (pooling, residual add, int8 conv / dense, float dense).
+// Every function takes its output array `out` (allocated by onebit.runtime.netkernels, or by an
+// executor that preallocates buffers), checks dtype / contiguity / shape / parameters and raises
+// ValueError (std::invalid_argument) with a message naming the argument; the logic lives in
+// src/cpp/onebit. The GIL is released while a kernel runs.
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "onebit/add.h"
+#include "onebit/conv8.h"
+#include "onebit/densef.h"
+#include "onebit/isa.h"
+#include "onebit/pool.h"
+
 namespace nb = nanobind;
-void bind_network(nb::module_&) {}
+
+namespace {
+
+using In = nb::ndarray<nb::ro, nb::device::cpu>;
+using Out = nb::ndarray<nb::device::cpu>;
+
+template <class T> const char* dtype_name();
+template <> const char* dtype_name<uint8_t>() { return "uint8"; }
+template <> const char* dtype_name<int8_t>() { return "int8"; }
+template <> const char* dtype_name<int32_t>() { return "int32"; }
+template <> const char* dtype_name<uint64_t>() { return "uint64"; }
+template <> const char* dtype_name<float>() { return "float32"; }
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+// Checks dtype, ndim and C-contiguity; returns the shape.
+template <class T, class A>
+std::vector<int64_t> check(const A& a, const char* name, size_t ndim) {
+  if (a.dtype() != nb::dtype<T>())
+    throw std::invalid_argument(std::string(name) + " must have dtype " + dtype_name<T>());
+  if (a.ndim() != ndim)
+    throw std::invalid_argument(std::string(name) + " must have " + std::to_string(ndim) +
+                                " dimensions, got " + std::to_string(a.ndim()));
+  std::vector<int64_t> shape(ndim);
+  for (size_t i = 0; i < ndim; ++i) shape[i] = static_cast<int64_t>(a.shape(i));
+  int64_t expect = 1;
+  for (size_t i = ndim; i-- > 0;) {
+    if (shape[i] != 1 && a.stride(i) != expect)
+      throw std::invalid_argument(std::string(name) +
+                                  " must be C-contiguous (use numpy.ascontiguousarray)");
+    expect *= shape[i];
+  }
+  return shape;
+}
+
+void expect_shape(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
+                  const char* name) {
+  if (got != want)
+    throw std::invalid_argument(std::string(name) + " must have shape " + shape_str(want) +
+                                ", got " + shape_str(got));
+}
+
+template <class T>
+const T* vec_param(const std::optional<In>& a, const char* name, int64_t len) {
+  if (!a) return nullptr;
+  auto s = check<T>(*a, name, 1);
+  if (s[0] != len)
+    throw std::invalid_argument(std::string(name) + " must have " + std::to_string(len) +
+                                " entries (one per output channel), got " + std::to_string(s[0]));
+  return static_cast<const T*>(a->data());
+}
+
+onebit::Isa pick_isa(const std::optional<std::string>& isa) {
+  if (!isa) return onebit::active_isa();
+  onebit::Isa v = onebit::isa_from_name(*isa);  // invalid_argument on an unknown name
+  if (!onebit::isa_supported(v))
+    throw std::invalid_argument("ISA '" + *isa + "' is not supported by this CPU/build");
+  return v;
+}
+
+int pick_threads(const std::optional<int>& threads) {
+  if (!threads) return 0;
+  if (*threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(*threads));
+  return *threads;
+}
+
+onebit::PoolGeom pool_geom(const std::vector<int64_t>& s, int kh, int kw, int sh, int sw, int ph,
+                           int pw) {
+  onebit::PoolGeom g;
+  g.n = s[0]; g.h = s[1]; g.w = s[2]; g.c = s[3];
+  g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+  onebit::pool_geom_finish(g);
+  return g;
+}
+
+template <class T>
+void pool_common(const In& x, Out& out, int kh, int kw, int sh, int sw, int ph, int pw,
+                 onebit::PoolGeom& g) {
+  auto s = check<T>(x, "x", 4);
+  g = pool_geom(s, kh, kw, sh, sw, ph, pw);
+  expect_shape(check<T>(out, "out", 4), {g.n, g.oh, g.ow, g.c}, "out");
+}
+
+#define POOL_ARGS nb::arg("x"), nb::arg("out"), nb::arg("kh"), nb::arg("kw"), nb::arg("sh"), \
+                  nb::arg("sw"), nb::arg("ph"), nb::arg("pw")
+#define ISA_ARGS nb::kw_only(), nb::arg("isa") = nb::none(), nb::arg("threads") = nb::none()
+
+onebit::Conv8Out parse_output(const std::string& s) {
+  if (s == "int32") return onebit::Conv8Out::int32;
+  if (s == "bits") return onebit::Conv8Out::bits;
+  if (s == "int8") return onebit::Conv8Out::int8;
+  if (s == "float") return onebit::Conv8Out::f32;
+  throw std::invalid_argument("output must be 'int32', 'bits', 'int8' or 'float', got '" + s + "'");
+}
+
+// Shared by conv2d_int8 and dense_int8: zero points, stage parameters, output checks, run.
+void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& out,
+               const std::string& output, const std::optional<In>& threshold,
+               const std::optional<In>& direction, const std::optional<In>& multiplier,
+               const std::optional<In>& bias, const std::optional<int>& shift,
+               const std::optional<In>& scale, const std::vector<int64_t>& out_lead,
+               const std::optional<std::string>& isa, const std::optional<int>& threads) {
+  const onebit::Conv8Geom& g = a.g;
+  std::vector<int32_t> zp(g.cin, 0);
+  if (zero_point) {
+    auto zs = check<int32_t>(*zero_point, "zero_point", 1);
+    if (zs[0] != g.cin)
+      throw std::invalid_argument("zero_point must have " + std::to_string(g.cin) +
+                                  " entries (one per input channel), got " + std::to_string(zs[0]));
+    const int32_t* z = static_cast<const int32_t*>(zero_point->data());
+    zp.assign(z, z + g.cin);
+  }
+  a.zero_point = zp.data();
+  onebit::Conv8Stage& st = a.stage;
+  st.kind = parse_output(output);
+  auto unexpected = [&](bool present, const char* name) {
+    if (present)
+      throw std::invalid_argument(std::string(name) + " is not used by output='" + output + "'");
+  };
+  auto required = [&](bool present, const char* name) {
+    if (!present)
+      throw std::invalid_argument("output='" + output + "' needs " + name);
+  };
+  std::vector<int64_t> want = out_lead;
+  want.push_back(onebit::conv8_out_per_pixel(g, st.kind));
+  switch (st.kind) {
+    case onebit::Conv8Out::int32:
+      unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
+      unexpected(multiplier.has_value(), "multiplier"); unexpected(bias.has_value(), "bias");
+      unexpected(shift.has_value(), "shift"); unexpected(scale.has_value(), "scale");
+      expect_shape(check<int32_t>(out, "out", want.size()), want, "out");
+      break;
+    case onebit::Conv8Out::bits:
+      required(threshold.has_value(), "threshold"); required(direction.has_value(), "direction");
+      unexpected(multiplier.has_value(), "multiplier"); unexpected(bias.has_value(), "bias");
+      unexpected(shift.has_value(), "shift"); unexpected(scale.has_value(), "scale");
+      st.threshold = vec_param<int32_t>(threshold, "threshold", g.cout);
+      st.direction = vec_param<int8_t>(direction, "direction", g.cout);
+      expect_shape(check<uint64_t>(out, "out", want.size()), want, "out");
+      break;
+    case onebit::Conv8Out::int8:
+      required(multiplier.has_value(), "multiplier"); required(bias.has_value(), "bias (int32)");
+      required(shift.has_value(), "shift");
+      unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
+      unexpected(scale.has_value(), "scale");
+      st.multiplier = vec_param<int32_t>(multiplier, "multiplier", g.cout);
+      st.bias = vec_param<int32_t>(bias, "bias", g.cout);
+      st.shift = *shift;
+      expect_shape(check<int8_t>(out, "out", want.size()), want, "out");
+      break;
+    case onebit::Conv8Out::f32:
+      required(scale.has_value(), "scale"); required(bias.has_value(), "bias (float32)");
+      unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
+      unexpected(multiplier.has_value(), "multiplier"); unexpected(shift.has_value(), "shift");
+      st.scale = vec_param<float>(scale, "scale", g.cout);
+      st.fbias = vec_param<float>(bias, "bias", g.cout);
+      expect_shape(check<float>(out, "out", want.size()), want, "out");
+      break;
+  }
+  a.y = out.data();
+  const onebit::Isa is = pick_isa(isa);
+  const int th = pick_threads(threads);
+  nb::gil_scoped_release release;
+  onebit::conv8(a, is, th);
+}
+
+#define STAGE_ARGS nb::arg("output") = "int32", nb::arg("threshold") = nb::none(), \
+    nb::arg("direction") = nb::none(), nb::arg("multiplier") = nb::none(),         \
+    nb::arg("bias") = nb::none(), nb::arg("shift") = nb::none(), nb::arg("scale") = nb::none()
+
+}  // namespace
+
+void bind_network(nb::module_& m) {
+  m.def("maxpool2d_bits", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
+                             std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<uint64_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::maxpool_bits(static_cast<const uint64_t*>(x.data()), static_cast<uint64_t*>(out.data()),
+                         g, is, th);
+  }, POOL_ARGS, ISA_ARGS,
+  "Max pooling of packed bits (N,H,W,W64) uint64 into `out` (N,OH,OW,W64): bitwise AND.");
+
+  m.def("maxpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
+                             std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::maxpool_int8(static_cast<const int8_t*>(x.data()), static_cast<int8_t*>(out.data()),
+                         g, is, th);
+  }, POOL_ARGS, ISA_ARGS, "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
+
+  m.def("avgpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
+                             bool count_include_pad, std::optional<std::string> isa,
+                             std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::avgpool_int8(static_cast<const int8_t*>(x.data()), static_cast<int8_t*>(out.data()),
+                         g, count_include_pad, is, th);
+  }, POOL_ARGS, nb::arg("count_include_pad"), ISA_ARGS,
+  "Average pooling of int8 NHWC: clamp(floor((2s + d) / 2d), -127, 127).");
+
+  m.def("avgpool2d_float", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
+                              bool count_include_pad, std::optional<std::string> isa,
+                              std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::avgpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()), g,
+                        count_include_pad, is, th);
+  }, POOL_ARGS, nb::arg("count_include_pad"), ISA_ARGS, "Average pooling of float32 NHWC.");
+
+  m.def("global_avgpool_int8", [](const In& x, Out out, std::optional<std::string> isa,
+                                  std::optional<int> threads) {
+    auto s = check<int8_t>(x, "x", 4);
+    expect_shape(check<int8_t>(out, "out", 2), {s[0], s[3]}, "out");
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::global_avgpool_int8(static_cast<const int8_t*>(x.data()),
+                                static_cast<int8_t*>(out.data()), s[0], s[1] * s[2], s[3], is, th);
+  }, nb::arg("x"), nb::arg("out"), ISA_ARGS, "Global average pooling int8 (N,H,W,C) -> int8 (N,C).");
+
+  m.def("global_avgpool_int8_float", [](const In& x, Out out, float scale,
+                                        std::optional<std::string> isa, std::optional<int> threads) {
+    auto s = check<int8_t>(x, "x", 4);
+    expect_shape(check<float>(out, "out", 2), {s[0], s[3]}, "out");
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::global_avgpool_int8_f32(static_cast<const int8_t*>(x.data()),
+                                    static_cast<float*>(out.data()), s[0], s[1] * s[2], s[3],
+                                    scale, is, th);
+  }, nb::arg("x"), nb::arg("out"), nb::arg("scale"), ISA_ARGS,
+  "Global average pooling int8 (N,H,W,C) -> float32 (N,C): float(sum) * float32(scale / (H*W)).");
+
+  m.def("global_avgpool_float", [](const In& x, Out out, std::optional<std::string> isa,
+                                   std::optional<int> threads) {
+    auto s = check<float>(x, "x", 4);
+    expect_shape(check<float>(out, "out", 2), {s[0], s[3]}, "out");
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::global_avgpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()),
+                               s[0], s[1] * s[2], s[3], is, th);
+  }, nb::arg("x"), nb::arg("out"), ISA_ARGS, "Global average pooling float32 (N,H,W,C) -> (N,C).");
+
+  m.def("add_int8", [](const In& a, const In& b, Out out, int32_t ma, int32_t mb, int shift,
+                       std::optional<std::string> isa, std::optional<int> threads) {
+    auto sa = check<int8_t>(a, "a", a.ndim());
+    expect_shape(check<int8_t>(b, "b", b.ndim()), sa, "b");
+    expect_shape(check<int8_t>(out, "out", out.ndim()), sa, "out");
+    int64_t count = 1;
+    for (auto d : sa) count *= d;
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::add_int8(static_cast<const int8_t*>(a.data()), static_cast<const int8_t*>(b.data()),
+                     static_cast<int8_t*>(out.data()), count, ma, mb, shift, is, th);
+  }, nb::arg("a"), nb::arg("b"), nb::arg("out"), nb::arg("ma"), nb::arg("mb"), nb::arg("shift"),
+  ISA_ARGS, "int8 residual add: clamp((a*ma + b*mb + 2^(shift-1)) >> shift, -127, 127).");
+
+  m.def("add_float", [](const In& a, const In& b, Out out, std::optional<std::string> isa,
+                        std::optional<int> threads) {
+    auto sa = check<float>(a, "a", a.ndim());
+    expect_shape(check<float>(b, "b", b.ndim()), sa, "b");
+    expect_shape(check<float>(out, "out", out.ndim()), sa, "out");
+    int64_t count = 1;
+    for (auto d : sa) count *= d;
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::add_f32(static_cast<const float*>(a.data()), static_cast<const float*>(b.data()),
+                    static_cast<float*>(out.data()), count, is, th);
+  }, nb::arg("a"), nb::arg("b"), nb::arg("out"), ISA_ARGS, "float32 elementwise a + b.");
+
+  m.def("conv2d_int8", [](const In& x, const In& weight, Out out, int sh, int sw, int ph, int pw,
+                          std::optional<In> zero_point, std::string output,
+                          std::optional<In> threshold, std::optional<In> direction,
+                          std::optional<In> multiplier, std::optional<In> bias,
+                          std::optional<int> shift, std::optional<In> scale,
+                          std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::Conv8Args a;
+    std::vector<int64_t> xs;
+    if (x.dtype() == nb::dtype<uint8_t>()) {
+      xs = check<uint8_t>(x, "x", 4);
+    } else if (x.dtype() == nb::dtype<int8_t>()) {
+      xs = check<int8_t>(x, "x", 4);
+      a.x_signed = true;
+    } else {
+      throw std::invalid_argument("x must have dtype uint8 or int8");
+    }
+    auto ws = check<int8_t>(weight, "weight", 4);
+    if (ws[3] != xs[3])
+      throw std::invalid_argument("weight has " + std::to_string(ws[3]) +
+                                  " input channels (OHWI), x has " + std::to_string(xs[3]));
+    onebit::Conv8Geom& g = a.g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = xs[3]; g.cout = ws[0];
+    g.kh = static_cast<int>(ws[1]); g.kw = static_cast<int>(ws[2]);
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+    onebit::conv8_geom_finish(g);
+    a.x = x.data();
+    a.w = static_cast<const int8_t*>(weight.data());
+    run_conv8(a, zero_point, out, output, threshold, direction, multiplier, bias, shift, scale,
+              {g.n, g.oh, g.ow}, isa, threads);
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
+  nb::arg("pw"), nb::arg("zero_point") = nb::none(), STAGE_ARGS, ISA_ARGS,
+  "int8 convolution: uint8/int8 NHWC x, int8 OHWI weight, int32 accumulation, output stage.");
+
+  m.def("dense_int8", [](const In& x, const In& weight, Out out, std::optional<In> zero_point,
+                         std::string output, std::optional<In> threshold,
+                         std::optional<In> direction, std::optional<In> multiplier,
+                         std::optional<In> bias, std::optional<int> shift,
+                         std::optional<In> scale, std::optional<std::string> isa,
+                         std::optional<int> threads) {
+    onebit::Conv8Args a;
+    std::vector<int64_t> xs;
+    if (x.dtype() == nb::dtype<uint8_t>()) {
+      xs = check<uint8_t>(x, "x", 2);
+    } else if (x.dtype() == nb::dtype<int8_t>()) {
+      xs = check<int8_t>(x, "x", 2);
+      a.x_signed = true;
+    } else {
+      throw std::invalid_argument("x must have dtype uint8 or int8");
+    }
+    auto ws = check<int8_t>(weight, "weight", 2);
+    if (ws[1] != xs[1])
+      throw std::invalid_argument("weight has " + std::to_string(ws[1]) +
+                                  " input features, x has " + std::to_string(xs[1]));
+    onebit::Conv8Geom& g = a.g;  // a dense layer is a 1x1 conv on a 1x1 image
+    g.n = xs[0]; g.h = 1; g.w = 1; g.cin = xs[1]; g.cout = ws[0];
+    onebit::conv8_geom_finish(g);
+    a.x = x.data();
+    a.w = static_cast<const int8_t*>(weight.data());
+    run_conv8(a, zero_point, out, output, threshold, direction, multiplier, bias, shift, scale,
+              {g.n}, isa, threads);
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("zero_point") = nb::none(),
+  STAGE_ARGS, ISA_ARGS, "int8 dense: (N, in) x (out, in) int8 -> int32 -> output stage.");
+
+  m.def("dense_float", [](const In& x, const In& weight, std::optional<In> bias, Out out,
+                          std::optional<std::string> isa, std::optional<int> threads) {
+    auto xs = check<float>(x, "x", 2);
+    auto ws = check<float>(weight, "weight", 2);
+    if (ws[1] != xs[1])
+      throw std::invalid_argument("weight has " + std::to_string(ws[1]) +
+                                  " input features, x has " + std::to_string(xs[1]));
+    const float* b = vec_param<float>(bias, "bias", ws[0]);
+    expect_shape(check<float>(out, "out", 2), {xs[0], ws[0]}, "out");
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::dense_f32(static_cast<const float*>(x.data()), static_cast<const float*>(weight.data()),
+                      b, static_cast<float*>(out.data()), xs[0], xs[1], ws[0], is, th);
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("bias").none(), nb::arg("out"), ISA_ARGS,
+  "float32 dense x @ weight.T + bias with the fixed 8-lane summation order of onebit/densef.h.");
+}

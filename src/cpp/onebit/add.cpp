@@ -1,0 +1,63 @@
+// Residual add dispatcher: validates parameters, picks the ISA, splits elements over threads.
+// Chunks are aligned to 64 elements so every thread count runs the same vector/tail split.
+#include "onebit/add.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "onebit/kernels/add_kernels.h"
+#include "onebit/threadpool.h"
+
+namespace onebit {
+
+namespace {
+
+bool use_avx2(Isa isa) {
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
+                                " is not supported by this CPU/build");
+#if defined(ONEBIT_HAVE_X86)
+  return isa == Isa::avx2 || isa == Isa::avx512;
+#else
+  return false;
+#endif
+}
+
+constexpr int64_t kBlock = 4096;  // elements per parallel work item
+
+}  // namespace
+
+void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_t ma, int32_t mb,
+              int shift, Isa isa, int threads) {
+  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  if (count < 0) throw std::invalid_argument("negative element count");
+  if (shift < 1 || shift > 31)
+    throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
+  auto fn = kernels::add_int8_scalar;
+#if defined(ONEBIT_HAVE_X86)
+  if (use_avx2(isa)) fn = kernels::add_int8_avx2;
+#else
+  use_avx2(isa);
+#endif
+  const int64_t blocks = (count + kBlock - 1) / kBlock;
+  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+    fn(a, b, y, ma, mb, shift, b0 * kBlock, std::min(count, b1 * kBlock));
+  });
+}
+
+void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, int threads) {
+  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  if (count < 0) throw std::invalid_argument("negative element count");
+  auto fn = kernels::add_f32_scalar;
+#if defined(ONEBIT_HAVE_X86)
+  if (use_avx2(isa)) fn = kernels::add_f32_avx2;
+#else
+  use_avx2(isa);
+#endif
+  const int64_t blocks = (count + kBlock - 1) / kBlock;
+  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+    fn(a, b, y, b0 * kBlock, std::min(count, b1 * kBlock));
+  });
+}
+
+}  // namespace onebit

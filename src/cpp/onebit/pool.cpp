@@ -1,0 +1,122 @@
+// Pooling dispatcher: validates geometry, picks the ISA variant, splits rows over threads.
+// avx512 runs the AVX2 variants: pooling is bound by loads, not by vector width.
+#include "onebit/pool.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "onebit/kernels/pool_kernels.h"
+#include "onebit/threadpool.h"
+
+namespace onebit {
+
+namespace {
+
+bool use_avx2(Isa isa) {
+#if defined(ONEBIT_HAVE_X86)
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
+                                " is not supported by this CPU/build");
+  return isa == Isa::avx2 || isa == Isa::avx512;
+#else
+  if (isa != Isa::scalar && !isa_supported(isa))
+    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
+                                " is not supported by this CPU/build");
+  return false;
+#endif
+}
+
+void check_threads(int threads) {
+  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+}
+
+void check_dims(int64_t n, int64_t hw, int64_t c) {
+  if (n < 0 || hw < 0 || c < 0) throw std::invalid_argument("negative tensor dimension");
+}
+
+}  // namespace
+
+void pool_geom_finish(PoolGeom& g) {
+  if (g.n < 0 || g.h < 1 || g.w < 1 || g.c < 0)
+    throw std::invalid_argument("pooling input must have H >= 1, W >= 1 (got H=" +
+                                std::to_string(g.h) + ", W=" + std::to_string(g.w) + ")");
+  if (g.kh < 1 || g.kw < 1) throw std::invalid_argument("pooling kernel size must be >= 1");
+  if (g.sh < 1 || g.sw < 1) throw std::invalid_argument("pooling stride must be >= 1");
+  if (g.ph < 0 || g.pw < 0) throw std::invalid_argument("pooling padding must be >= 0");
+  if (2 * g.ph > g.kh || 2 * g.pw > g.kw)
+    throw std::invalid_argument("pooling padding must be at most half the kernel size (got kernel " +
+                                std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", padding " +
+                                std::to_string(g.ph) + "x" + std::to_string(g.pw) + ")");
+  if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw)
+    throw std::invalid_argument("pooling kernel " + std::to_string(g.kh) + "x" +
+                                std::to_string(g.kw) + " is larger than the padded input " +
+                                std::to_string(g.h + 2 * g.ph) + "x" +
+                                std::to_string(g.w + 2 * g.pw));
+  g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
+  g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+}
+
+#if defined(ONEBIT_HAVE_X86)
+#define ONEBIT_PICK(name) (use_avx2(isa) ? kernels::name##_avx2 : kernels::name##_scalar)
+#else
+#define ONEBIT_PICK(name) (use_avx2(isa), kernels::name##_scalar)
+#endif
+
+void maxpool_bits(const uint64_t* x, uint64_t* y, const PoolGeom& g, Isa isa, int threads) {
+  check_threads(threads);
+  auto fn = ONEBIT_PICK(maxpool_bits);
+  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+}
+
+void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int threads) {
+  check_threads(threads);
+  auto fn = ONEBIT_PICK(maxpool_int8);
+  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+}
+
+void avgpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
+  check_threads(threads);
+  auto fn = ONEBIT_PICK(avgpool_int8);
+  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+}
+
+void avgpool_f32(const float* x, float* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
+  check_threads(threads);
+  auto fn = ONEBIT_PICK(avgpool_f32);
+  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+}
+
+void global_avgpool_int8(const int8_t* x, int8_t* y, int64_t n, int64_t hw, int64_t c, Isa isa,
+                         int threads) {
+  check_threads(threads);
+  check_dims(n, hw, c);
+  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
+  // int32 sums in the SIMD variant: |s| <= 128 * hw must fit.
+  if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
+  auto fn = ONEBIT_PICK(gap_int8);
+  parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
+}
+
+void global_avgpool_int8_f32(const int8_t* x, float* y, int64_t n, int64_t hw, int64_t c,
+                             float scale, Isa isa, int threads) {
+  check_threads(threads);
+  check_dims(n, hw, c);
+  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
+  if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
+  const float m = static_cast<float>(static_cast<double>(scale) / static_cast<double>(hw));
+  auto fn = ONEBIT_PICK(gap_int8_f32);
+  parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, m, a, b); });
+}
+
+void global_avgpool_f32(const float* x, float* y, int64_t n, int64_t hw, int64_t c, Isa isa,
+                        int threads) {
+  check_threads(threads);
+  check_dims(n, hw, c);
+  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
+  auto fn = ONEBIT_PICK(gap_f32);
+  parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
+}
+
+#undef ONEBIT_PICK
+
+}  // namespace onebit
