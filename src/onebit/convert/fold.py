@@ -60,13 +60,20 @@ def threshold_stage(a: np.ndarray, b: np.ndarray, k: int, positive_slope=None):
     b = np.asarray(b, np.float64)
     t = np.zeros(a.shape, np.int64)
     d = np.ones(a.shape, np.int8)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         tau = -b / a
     pos, neg, zero = a > 0, a < 0, a == 0
     # clamp tau first: ceil/floor of a huge float is meaningless beyond [-K-1, K+1]
     tau = np.clip(np.nan_to_num(tau, nan=0.0, posinf=k + 1, neginf=-k - 1), -k - 1, k + 1)
     t[pos] = np.ceil(tau[pos]).astype(np.int64)
     t[neg] = np.floor(tau[neg]).astype(np.int64)
+    # -b/a can round (or underflow) across an integer: settle t against z = a*y + b itself so
+    # that bit == (a*y + b < 0) holds exactly in float64 for every y (a few steps at most)
+    for _ in range(4):
+        z_t, z_p, z_n = a * t + b, a * (t - 1) + b, a * (t + 1) + b
+        up = (pos & (z_t < 0)) | (neg & (z_n >= 0))
+        down = (pos & (z_p >= 0)) | (neg & (z_t < 0))
+        t = np.clip(t + up - down, -k - 1, k + 1)
     d[neg] = -1
     t[zero & (b < 0)] = k + 1
     t[zero & (b >= 0)] = -k - 1
@@ -94,9 +101,9 @@ def int8_stage(a: np.ndarray, b: np.ndarray, clip_scale: float, k: int):
     if not np.isfinite(a).all() or not np.isfinite(b).all():
         raise ConversionError("non-finite BatchNorm / clip parameters cannot be folded")
     lim = 2.0**31 - 1
-    big = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)), 1e-300)
-    # largest S with big * 2^S <= 2^31 - 1 (rounding may add 0.5: keep one bit of margin)
-    s = min(31, math.floor(math.log2((lim - 1) / big)))
+    big = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    # largest S with big * 2^S <= 2^31 - 2 (rounding may add 0.5)
+    s = 31 if big * 2.0**31 <= lim - 1 else math.floor(math.log2((lim - 1) / big))
     if s < 1:
         raise ConversionError(f"int8 stage: multiplier/bias magnitude {big:.3g} too large for a "
                               f"31-bit fixed point (clip scale {clip_scale:.3g})")

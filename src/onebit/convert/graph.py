@@ -158,6 +158,9 @@ class _Builder:
     def float_linear(self, name, m: nn.Linear):
         self.finalize("f32", name)
         x = self.value()
+        if x.kind == "int8":  # a clip block feeds the float head: real value = q * scale
+            self.emit(f"{name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
+            x = self.value()
         if x.kind != "f32":
             raise ConversionError(f"layer {name!r} (Linear): float input expected, got {x.kind}")
         w = _t(m.weight)

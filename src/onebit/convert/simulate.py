@@ -88,6 +88,8 @@ class IntegerSimulation(nn.Module):
             return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
         if op.type == "flatten":
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
+        if op.type == "dequantize":  # float32(q) * float32(scale), one rounding
+            return x.to(torch.float32) * torch.tensor(self.values[op.inputs[0]].scale, dtype=torch.float32)
         if op.type == "clamp_f32":
             return x.clamp(torch.tensor(a["min"], dtype=torch.float32), torch.tensor(a["max"], dtype=torch.float32))
         if op.type == "dense_f32":

@@ -1,0 +1,61 @@
+"""Small convertible models with randomized BatchNorm statistics (tests, fuzzing, examples).
+
+Random weights alone give BN statistics of 0/1 and thresholds that all sit at 0; randomizing
+the running mean/var and the affine parameters (negative gamma included) exercises every branch
+of the folding math (direction flips, constant channels, large shifts).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MNIST_SPEC = {"dataset": "mnist", "shape": [28, 28, 1], "mean": [0.1307], "std": [0.3081]}
+CIFAR_SPEC = {"dataset": "cifar10", "shape": [32, 32, 3], "mean": [0.4914, 0.4822, 0.4465],
+              "std": [0.2470, 0.2435, 0.2616]}
+
+
+@torch.no_grad()
+def randomize_bn(model: nn.Module, seed: int = 0, zero_gamma: bool = True) -> nn.Module:
+    """Random running stats and affine params for every BN; a few gammas exactly 0 if asked."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = m.num_features
+            # the mean is on the scale of the layer's pre-activation: a binary dot over K bits
+            # has std ~ sqrt(K); use a spread that keeps both signs common
+            spread = float(getattr(m, "_onebit_spread", 3.0))
+            m.running_mean.copy_((torch.rand(n, generator=g) * 2 - 1) * spread)
+            m.running_var.copy_(torch.rand(n, generator=g) * 4 * spread**2 + 0.25)
+            if m.weight is not None:
+                m.weight.copy_(torch.rand(n, generator=g) * 2 - 1)
+                if zero_gamma and n > 2:
+                    m.weight[n // 2] = 0.0
+                m.bias.copy_((torch.rand(n, generator=g) * 2 - 1) * 0.5)
+    return model
+
+
+def _bn(n, spread, dim=2):
+    b = nn.BatchNorm2d(n) if dim == 2 else nn.BatchNorm1d(n)
+    b._onebit_spread = spread
+    return b
+
+
+def tiny_model(seed: int = 0, clip: bool = False, in_ch: int = 1, size: int = 28) -> nn.Sequential:
+    """Float conv -> binary conv -> pool -> binary conv -> binary dense -> float dense (eval mode).
+
+    Channel counts straddle word boundaries (70 channels = 2 words with padding bits). With
+    ``clip=True`` the binary dense's BN feeds a ClipBlock (int8 stage) before the float head.
+    """
+    from onebit.nn import BinaryConv2d, BinaryLinear, ClipBlock
+
+    torch.manual_seed(seed)
+    s2 = (size // 2) - 2
+    layers = [nn.Conv2d(in_ch, 8, 3, padding=1), _bn(8, 1.0), nn.Hardtanh(),
+              BinaryConv2d(8, 16, 3, padding=1, bias=False), _bn(16, 6.0), nn.MaxPool2d(2), nn.Hardtanh(),
+              BinaryConv2d(16, 70, 3, bias=False), _bn(70, 8.0), nn.Hardtanh(), nn.Flatten(),
+              BinaryLinear(70 * s2 * s2, 32, bias=False), _bn(32, 60.0, 1)]
+    layers += [ClipBlock(2.0)] if clip else [nn.Hardtanh()]
+    layers += [nn.Linear(32, 10)]
+    model = nn.Sequential(*layers)
+    randomize_bn(model, seed)
+    return model.eval()

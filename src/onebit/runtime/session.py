@@ -1,0 +1,212 @@
+"""``Session``: run a ``.onebit`` model on the C++ engine (NumPy in, NumPy out; no torch).
+
+    sess = onebit.runtime.Session("model.onebit", threads=2, isa="avx2")
+    logits = sess.run(images_u8_nhwc)          # (N, H, W, C) uint8 -> (N, classes) float32
+
+Inputs (docs/format.md §7.2): uint8 NHWC images as the dataset stores them (the normalization
+is folded into the first layer), or float32 NCHW tensors normalized ``(u/255 - mean)/std`` (as
+``onebit.data.make_loader`` yields them), which are mapped back to uint8 by rounding. Anything
+else raises ``ValueError`` naming the expected shape and dtype.
+
+The file is validated once at load (``onebit.FormatError``). Buffers are planned once per batch
+size: every op writes into a preallocated output array (kernels take ``out=``), so a run
+allocates only the input conversion (if any) and the returned logits.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from onebit.bits import num_words
+from onebit.runtime import format as fmt
+from onebit.runtime.engine import engine as _e
+
+_STAGE_NAMES = {"bits": "bits", "int8": "int8", "f32": "float"}
+_MAX_PLANS = 4
+
+
+class Session:
+    """A loaded, validated model bound to an ISA and a thread count.
+
+    Args:
+        path: a ``.onebit`` file (or its bytes).
+        threads: worker threads per kernel (default: the engine default, all cores).
+        isa: ``"scalar"``, ``"avx2"``, ``"avx512"`` ... (default: the best the CPU has, or
+            ``ONEBIT_ISA``). ``ValueError`` if the CPU or build lacks it.
+    """
+
+    def __init__(self, path, threads: int | None = None, isa: str | None = None):
+        if isinstance(path, (bytes, bytearray, memoryview)):
+            self.model = fmt.loads(path)
+            self.path = None
+        else:
+            self.model = fmt.load(path)
+            self.path = os.fspath(path)
+        supported = list(_e.supported_isas())
+        if isa is not None and isa not in supported:
+            raise ValueError(f"ISA {isa!r} is not available on this CPU/build (available: {supported})")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.isa = isa or _e.default_isa()
+        self.threads = threads or _e.default_num_threads()
+        spec = self.model.input_spec
+        self.input_shape = tuple(int(v) for v in spec["shape"])  # (H, W, C)
+        self.mean = np.asarray(spec["mean"], np.float64)
+        self.std = np.asarray(spec["std"], np.float64)
+        self.num_classes = int(self.model.output_spec["shape"][0])
+        self._steps = [self._compile(op) for op in self.model.ops]
+        self._plans: dict[int, dict] = {}
+
+    # ------------------------------------------------------------------------------- public
+    def __repr__(self) -> str:
+        return (f"Session({self.path or '<bytes>'!r}, ops={len(self.model.ops)}, input={self.input_shape} "
+                f"uint8 NHWC, isa={self.isa!r}, threads={self.threads})")
+
+    def run(self, x) -> np.ndarray:
+        """Logits ``(N, classes)`` float32 for a batch of uint8 NHWC images or float32 NCHW tensors."""
+        u = self.to_uint8(x)
+        return self._execute(u)[self.model.output_name].copy()
+
+    def run_values(self, x) -> dict:
+        """Every intermediate value of one run (copies), keyed by value name: for debugging/tests."""
+        u = self.to_uint8(x)
+        return {k: v.copy() for k, v in self._execute(u).items()}
+
+    def to_uint8(self, x) -> np.ndarray:
+        """Validate the input and return the uint8 NHWC batch the engine reads."""
+        h, w, c = self.input_shape
+        if not isinstance(x, np.ndarray):
+            if type(x).__module__.startswith("torch"):
+                raise ValueError("Session.run takes NumPy arrays (convert a torch tensor with .numpy())")
+            raise ValueError(f"input must be a NumPy array, got {type(x).__name__}")
+        if x.dtype == np.uint8:
+            if x.ndim == 3 and x.shape == (h, w, c):
+                x = x[None]
+            if x.ndim != 4 or x.shape[1:] != (h, w, c):
+                hint = " (channels last: NHWC)" if x.ndim == 4 and x.shape[1] == c else ""
+                raise ValueError(f"uint8 input must have shape (N, {h}, {w}, {c}) NHWC, got "
+                                 f"{x.shape}{hint}")
+            if x.shape[0] < 1:
+                raise ValueError("input batch is empty")
+            return np.ascontiguousarray(x)
+        if x.dtype == np.float32:
+            if x.ndim == 3 and x.shape == (c, h, w):
+                x = x[None]
+            if x.ndim != 4 or x.shape[1:] != (c, h, w):
+                raise ValueError(f"float32 input must be normalized NCHW with shape (N, {c}, {h}, {w}), "
+                                 f"got {x.shape}")
+            if x.shape[0] < 1:
+                raise ValueError("input batch is empty")
+            if not np.isfinite(x).all():
+                raise ValueError("float32 input contains NaN or infinity")
+            u = (x.astype(np.float64) * self.std.reshape(1, -1, 1, 1) + self.mean.reshape(1, -1, 1, 1)) * 255.0
+            u = np.clip(np.round(u), 0, 255).astype(np.uint8)
+            return np.ascontiguousarray(u.transpose(0, 2, 3, 1))
+        raise ValueError(f"input dtype must be uint8 (NHWC images) or float32 (normalized NCHW), "
+                         f"got {x.dtype}")
+
+    # ------------------------------------------------------------------------------- plan
+    def _buffers(self, n: int) -> dict:
+        plan = self._plans.get(n)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            plan = {}
+            for op in self.model.ops:
+                v = self.model.values[op.output]
+                if op.type == "flatten":
+                    continue  # a view of its input's buffer
+                plan[op.output] = _alloc(n, v)
+            self._plans[n] = plan
+        return plan
+
+    def _execute(self, u: np.ndarray) -> dict:
+        n = u.shape[0]
+        bufs = self._buffers(n)
+        env = {self.model.input_name: u}
+        for op, step in zip(self.model.ops, self._steps):
+            x = env[op.inputs[0]]
+            if op.type == "flatten":
+                env[op.output] = x.reshape(n, -1)
+            else:
+                out = bufs[op.output]
+                step(x, out)
+                env[op.output] = out
+        return env
+
+    def _compile(self, op):
+        """A closure ``step(x, out)`` running one op on the engine with fixed parameters."""
+        t = {role: self.model.tensors[name] for role, name in op.tensors.items()}
+        a = op.attrs
+        kw = {"isa": self.isa, "threads": self.threads}
+        if "output" in a:
+            stage = _stage_kwargs(a, t)
+        if op.type == "conv2d_u8":
+            (sh, sw), (ph, pw) = a["stride"], a["padding"]
+            w, zp = t["weight"], t["zero_point"]
+
+            def step(x, out):
+                _e.conv2d_int8(x, w, out, sh, sw, ph, pw, zero_point=zp, **stage, **kw)
+        elif op.type == "bconv2d":
+            stride, pad = _square(op, "stride"), _square(op, "padding")
+            w, cin = t["weight"], a["in_channels"]
+
+            def step(x, out):
+                _e.bconv2d(x, w, in_channels=cin, stride=stride, padding=pad, out=out, **stage, **kw)
+        elif op.type == "bdense":
+            w, cin = t["weight"], a["in_features"]
+
+            def step(x, out):
+                _e.bdense(x, w, in_features=cin, out=out, **stage, **kw)
+        elif op.type == "maxpool2d":
+            (kh, kw_), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
+            fn = _e.maxpool2d_bits if self.model.values[op.inputs[0]].kind == "bits" else _e.maxpool2d_int8
+
+            def step(x, out):
+                fn(x, out, kh, kw_, sh, sw, ph, pw, **kw)
+        elif op.type == "dequantize":
+            scale = np.float32(self.model.values[op.inputs[0]].scale)
+
+            def step(x, out):
+                np.copyto(out, x, casting="unsafe")  # int8 -> float32 is exact
+                np.multiply(out, scale, out=out)  # one float32 rounding, as the simulation
+        elif op.type == "clamp_f32":
+            lo, hi = np.float32(a["min"]), np.float32(a["max"])
+
+            def step(x, out):
+                np.clip(x, lo, hi, out=out)
+        elif op.type == "flatten":
+            step = None  # _execute reshapes the input buffer (NHWC order, no copy)
+        elif op.type == "dense_f32":
+            w, b = t["weight"], t["bias"]
+
+            def step(x, out):
+                _e.dense_float(x, w, b, out, **kw)
+        else:  # the loader rejects unknown types; a new op type must be added here
+            raise fmt.FormatError(f"op {op.name!r}: type {op.type!r} has no engine implementation")
+        return step
+
+
+def _square(op, key):
+    a, b = op.attrs[key]
+    if a != b:
+        raise fmt.FormatError(f"op {op.name!r} ({op.type}): the engine's binary convolution needs "
+                              f"the same {key} on both axes, got {[a, b]}")
+    return a
+
+
+def _stage_kwargs(a: dict, t: dict) -> dict:
+    out = a["output"]
+    if out == "bits":
+        return {"output": "bits", "threshold": t["threshold"], "direction": t["direction"]}
+    if out == "int8":
+        return {"output": "int8", "multiplier": t["multiplier"], "bias": t["bias"], "shift": a["shift"]}
+    return {"output": "float", "scale": t["scale"], "bias": t["bias"]}
+
+
+def _alloc(n: int, v) -> np.ndarray:
+    if v.kind == "bits":
+        return np.zeros((n,) + tuple(v.shape[:-1]) + (num_words(v.shape[-1]),), np.uint64)
+    dtype = {"int8": np.int8, "f32": np.float32, "u8": np.uint8}[v.kind]
+    return np.zeros((n,) + tuple(v.shape), dtype)
