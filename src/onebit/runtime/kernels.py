@@ -1,0 +1,79 @@
+"""The core engine kernels as Python functions: NumPy arrays in, NumPy arrays out.
+
+Thin wrappers over ``onebit._engine`` (C++). Every function takes ``isa`` ("scalar", "avx2",
+"avx512"; default: the active ISA, see ``onebit.runtime.capabilities()``) and ``threads``
+(default: all cores, or ``ONEBIT_NUM_THREADS``); the result never depends on either.
+``out`` lets a caller reuse a preallocated result array (checked for dtype and shape).
+Bad input (dtype, non-contiguous array, shape, channel count, missing stage parameter) raises
+ValueError with a message naming the problem. Bit layout and stage math: ``docs/format.md``;
+the NumPy oracles are in ``onebit.runtime.reference``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from onebit.runtime.engine import engine
+
+__all__ = ["bitpack", "bconv2d", "bdense", "accumulator_bits", "popcount_peak"]
+
+
+def bitpack(x: np.ndarray, *, isa: str | None = None, threads: int | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Binarize and pack along the last axis: float32/int8 ``(..., C)`` -> uint64 ``(..., ceil(C/64))``.
+
+    bit = (x < 0): bit 1 means -1, ``sign(0) = +1``; channel c -> word c // 64, bit c % 64;
+    padding bits 0. Equals ``onebit.bits.pack(x)``.
+    """
+    return engine.bitpack(x, isa=isa, threads=threads, out=out)
+
+
+def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray, *, in_channels: int, stride: int = 1,
+            padding: int | str = 0, output: str = "int32", threshold: np.ndarray | None = None,
+            direction: np.ndarray | None = None, multiplier: np.ndarray | None = None,
+            bias: np.ndarray | None = None, shift: int | None = None, scale: np.ndarray | None = None,
+            isa: str | None = None, threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Binary direct convolution with a fused output stage (no im2col).
+
+    ``x_packed`` (N, H, W, W64) uint64, ``w_packed`` (Cout, KH, KW, W64) uint64, both packed along
+    ``in_channels``. ``padding``: int (symmetric), "same" ((K-1)//2, odd square K) or "valid".
+    TRUE-ZERO padding: with T in-bounds taps, ``y = T*Cin - 2*popcount(x XOR w)`` over them.
+    Output (docs/format.md §5), per output channel c:
+
+    - ``"int32"``: y itself, (N, OH, OW, Cout) int32;
+    - ``"bits"`` (BN + sign folded): ``threshold`` int32, ``direction`` int8/int32 of +-1;
+      bit = y < t (d=+1) or y > t (d=-1); packed (N, OH, OW, ceil(Cout/64)) uint64;
+    - ``"int8"`` (BN + clip block folded, BNN-Clip): ``multiplier`` int32, ``bias`` int32,
+      ``shift`` in 1..31: ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)``, (N, OH, OW, Cout) int8;
+    - ``"float"``: ``scale``, ``bias`` float32: ``float32(y) * scale + bias`` (no FMA).
+    """
+    return engine.bconv2d(x_packed, w_packed, in_channels=in_channels, stride=stride, padding=padding,
+                          output=output, threshold=threshold, direction=direction, multiplier=multiplier,
+                          bias=bias, shift=shift, scale=scale, isa=isa, threads=threads, out=out)
+
+
+def bdense(x_packed: np.ndarray, w_packed: np.ndarray, *, in_features: int, output: str = "int32",
+           threshold: np.ndarray | None = None, direction: np.ndarray | None = None,
+           multiplier: np.ndarray | None = None, bias: np.ndarray | None = None, shift: int | None = None,
+           scale: np.ndarray | None = None, isa: str | None = None, threads: int | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Binary fully connected layer: ``x_packed`` (N, W64) x ``w_packed`` (Cout, W64) -> (N, Cout[/64]).
+
+    ``y = in_features - 2*popcount(x XOR w)``; output stages as in :func:`bconv2d`.
+    """
+    return engine.bdense(x_packed, w_packed, in_features=in_features, output=output, threshold=threshold,
+                         direction=direction, multiplier=multiplier, bias=bias, shift=shift, scale=scale,
+                         isa=isa, threads=threads, out=out)
+
+
+def accumulator_bits(k_bits: int) -> int:
+    """Accumulator width for a binary dot product over K bits: 16 if K <= 32767 else 32 (|y| <= K)."""
+    return engine.accumulator_bits(k_bits)
+
+
+def popcount_peak(isa: str | None = None, seconds: float = 0.2, hw_popcnt: bool = False) -> float:
+    """Peak XOR + popcount + add rate of one thread on L1-resident data, in bit-MACs per second.
+
+    The ceiling a binary kernel can reach on this ISA. ``hw_popcnt`` (avx2): time the scalar
+    64-bit POPCNT instruction instead of the pshufb nibble-LUT vector popcount.
+    """
+    return engine.popcount_peak(isa=isa, seconds=seconds, hw_popcnt=hw_popcnt)

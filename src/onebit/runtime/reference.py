@@ -1,0 +1,121 @@
+"""Pure-NumPy oracles of the core engine kernels (no torch): the tests' and converter's ground truth.
+
+Binary convolution is computed the slow, obvious way: unpack the bits to +-1 integers, zero-pad
+(TRUE zero: padded taps contribute nothing, docs/format.md §3) and sum products tap by tap in
+int64. The output stages follow docs/format.md §5 literally:
+
+- (a) bits:  ``bit = y < t`` where ``d = +1``, ``bit = y > t`` where ``d = -1`` (bit 1 means -1);
+- (b) int8:  ``q = clamp((y*M + B + 2**(S-1)) >> S, -127, 127)`` in int64 (BNN-Clip folding);
+- (c) float: ``float32(y) * scale + bias`` (multiply, round, add, round).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from onebit import bits
+
+__all__ = [
+    "conv_out_size",
+    "bconv2d_int",
+    "bdense_int",
+    "stage_bits",
+    "stage_int8",
+    "stage_float",
+    "bconv2d",
+    "bdense",
+]
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """PyTorch output size: ``floor((size + 2*padding - kernel) / stride) + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _padding(padding: int | str, kh: int, kw: int) -> int:
+    if padding == "valid":
+        return 0
+    if padding == "same":
+        if kh != kw or kh % 2 == 0:
+            raise ValueError("padding='same' needs a square kernel of odd size")
+        return (kh - 1) // 2
+    return int(padding)
+
+
+def bconv2d_int(x_packed: np.ndarray, w_packed: np.ndarray, in_channels: int, stride: int = 1,
+                padding: int | str = 0) -> np.ndarray:
+    """Binary conv accumulator ``y`` (int64, NHWC) of packed input and packed OHWI weights.
+
+    ``y[n, oh, ow, co] = sum over in-bounds taps and channels of x * w`` with x, w in {-1, +1};
+    equal to ``T*Cin - 2*popcount(x XOR w)`` over the T in-bounds taps.
+    """
+    cout, kh, kw, _ = w_packed.shape
+    pad = _padding(padding, kh, kw)
+    x = bits.unpack(x_packed, in_channels).astype(np.int64)
+    w = bits.unpack(w_packed, in_channels).astype(np.int64)
+    n, h, wd, _ = x.shape
+    oh, ow = conv_out_size(h, kh, stride, pad), conv_out_size(wd, kw, stride, pad)
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # true zeros
+    y = np.zeros((n, oh, ow, cout), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
+            y += patch @ w[:, i, j, :].T
+    return y
+
+
+def bdense_int(x_packed: np.ndarray, w_packed: np.ndarray, in_features: int) -> np.ndarray:
+    """Binary dense accumulator ``y = x @ w.T`` (int64) on +-1 values of packed rows."""
+    x = bits.unpack(x_packed, in_features).astype(np.int64)
+    w = bits.unpack(w_packed, in_features).astype(np.int64)
+    return x @ w.T
+
+
+def stage_bits(y: np.ndarray, threshold: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Output stage (a): packed bits (..., ceil(C/64)) uint64; bit 1 (value -1) where
+    ``y < t`` for ``d = +1`` and ``y > t`` for ``d = -1``."""
+    y = np.asarray(y, dtype=np.int64)
+    t = np.asarray(threshold, dtype=np.int64)
+    d = np.asarray(direction)
+    bit = np.where(d > 0, y < t, y > t)
+    return bits.pack(np.where(bit, -1, 1).astype(np.int8))
+
+
+def stage_int8(y: np.ndarray, multiplier: np.ndarray, bias: np.ndarray, shift: int) -> np.ndarray:
+    """Output stage (b): ``clamp((y*M + B + 2**(S-1)) >> S, -127, 127)`` in int64, as int8."""
+    if not 0 < shift < 32:
+        raise ValueError(f"shift must satisfy 0 < shift < 32, got {shift}")
+    v = np.asarray(y, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+    v = (v + np.asarray(bias, dtype=np.int64) + (1 << (shift - 1))) >> shift
+    return np.clip(v, -127, 127).astype(np.int8)
+
+
+def stage_float(y: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Output stage (c): ``float32(y) * scale + bias`` with two float32 roundings."""
+    prod = np.asarray(y).astype(np.float32) * np.asarray(scale, dtype=np.float32)
+    return (prod + np.asarray(bias, dtype=np.float32)).astype(np.float32)
+
+
+def _stage(y: np.ndarray, output: str, threshold=None, direction=None, multiplier=None, bias=None,
+           shift=None, scale=None) -> np.ndarray:
+    if output == "int32":
+        return y.astype(np.int32)
+    if output == "bits":
+        return stage_bits(y, threshold, direction)
+    if output == "int8":
+        return stage_int8(y, multiplier, bias, shift)
+    if output == "float":
+        return stage_float(y, scale, bias)
+    raise ValueError(f"output must be 'int32', 'bits', 'int8' or 'float', got {output!r}")
+
+
+def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray, *, in_channels: int, stride: int = 1,
+            padding: int | str = 0, output: str = "int32", **stage) -> np.ndarray:
+    """Oracle of ``onebit.runtime.kernels.bconv2d`` (same arguments, same result)."""
+    y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding)
+    return _stage(y, output, **stage)
+
+
+def bdense(x_packed: np.ndarray, w_packed: np.ndarray, *, in_features: int, output: str = "int32",
+           **stage) -> np.ndarray:
+    """Oracle of ``onebit.runtime.kernels.bdense`` (same arguments, same result)."""
+    return _stage(bdense_int(x_packed, w_packed, in_features), output, **stage)
