@@ -69,8 +69,10 @@ def resize_square(image, size: int) -> np.ndarray:
     im = image.convert("RGB")
     w, h = im.size
     s = min(w, h)
-    left, top = (w - s) / 2, (h - s) / 2
-    out = im.resize((size, size), Image.BILINEAR, box=(left, top, left + s, top + s))
+    if (w, h) != (s, s):
+        left, top = (w - s) // 2, (h - s) // 2
+        im = im.crop((left, top, left + s, top + s))
+    out = im.resize((size, size), Image.BILINEAR)
     return np.asarray(out, dtype=np.uint8)
 
 
