@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from onebit.prune import granularity as gran
-from onebit.prune.bops import count_bops, layer_positions
+from onebit.prune.bops import count_bops, input_size_of, layer_positions
 from onebit.prune.flips import FlipCounter
 from onebit.prune.layers import (
     PruneError, binary_layers, get_mask, set_mask, zero_pruned_latents,
@@ -96,6 +96,7 @@ class Pruner:
         self.seed = int(seed)
         self.optimizer = optimizer
         self.step_count = 0
+        self.pruned = False
         self.current_target = 0.0
         self.achieved: dict[str, float] = {}
         self.prune_info: dict = {}
@@ -173,14 +174,9 @@ class Pruner:
         self.step_count += 1
         if self.method == "flip" and self.flip_counter is not None and self.flip_counter._hook is None:
             self.flip_counter.update()
-        if self.ratios is not None:
-            if self.schedule == "oneshot" and self.step_count == max(1, self.begin_step):
-                self.prune()
-                return True
-            return False
         k = self.step_count
-        if self.schedule == "oneshot":
-            if k == max(1, self.begin_step):
+        if self.schedule == "oneshot" or self.ratios is not None:
+            if not self.pruned and k >= max(1, self.begin_step):
                 self.prune()
                 return True
             return False
@@ -197,15 +193,27 @@ class Pruner:
             self.flip_counter.reset()  # iterative: the next interval counts afresh
         return True
 
-    def prune(self, target: float | None = None) -> dict:
-        """Prune now to ``target`` (default: the pruner's target, or its explicit ratios).
-        Returns :meth:`report`."""
+    def prune(self, target: float | None = None, ratios: dict[str, float] | None = None) -> dict:
+        """Prune now to ``target`` (default: the pruner's target, or its explicit ratios), or
+        to explicit per-layer ``ratios`` (e.g. from the sensitivity allocator). Returns
+        :meth:`report`."""
         self._check_live()
         scores = self._group_scores()
         orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
-        if self.ratios is not None and target is None:
-            ratios = {n: self.ratios.get(n, 0.0) for n in self.layers}
+        if ratios is not None and target is not None:
+            raise PruneError("give target or ratios, not both")
+        if ratios is None and target is None and self.ratios is not None:
+            ratios = self.ratios
+        if ratios is not None:
+            unknown = [n for n in ratios if n not in self.layers and ratios[n] > 0]
+            if unknown:
+                raise PruneError(f"ratios for layers that cannot be pruned here: {unknown}")
+            bad = {k: v for k, v in ratios.items() if not 0.0 <= float(v) <= self.max_ratio}
+            if bad:
+                raise PruneError(f"ratios must lie in [0, max_ratio={self.max_ratio}]: {bad}")
+            ratios = {n: float(ratios.get(n, 0.0)) for n in self.layers}
             masks = self._masks(ratios, orders)
+            self.current_target = self._reduction(masks)
         else:
             t = self.target if target is None else float(target)
             if not 0.0 <= t < 1.0:
@@ -214,6 +222,7 @@ class Pruner:
             self.current_target = t
         self._apply(masks)
         self.achieved = self._achieved_ratios(masks)
+        self.pruned = True
         return self.report()
 
     def finalize(self) -> nn.Module:
@@ -229,9 +238,10 @@ class Pruner:
             self.flip_counter.detach()
         report = self.report()
         info = {
-            "method": self.method, "granularity": self.granularity, "target": self.current_target
-            if self.ratios is None else None, "ratios": self.achieved,
+            "method": self.method, "granularity": self.granularity, "target": self.target,
+            "ratios": self.achieved,
             "base_bops": self.base_bops, "bops": report["bops"], "reduction": report["reduction"],
+            "input_size": list(input_size_of(self.model, self.input_size)),
         }
         if self.granularity == "channel":
             from onebit.prune.shrink import shrink
@@ -250,6 +260,7 @@ class Pruner:
             "config": {"method": self.method, "granularity": self.granularity, "target": self.target,
                        "allocation": self.allocation, "schedule": self.schedule, "seed": self.seed},
             "step_count": self.step_count,
+            "pruned": self.pruned,
             "current_target": self.current_target,
             "achieved": dict(self.achieved),
             "masks": {n: get_mask(m).detach().bool().cpu() for n, m in self._all.items()},
@@ -266,6 +277,7 @@ class Pruner:
         if unknown:
             raise PruneError(f"masks for unknown layers: {sorted(unknown)}")
         self.step_count = int(state["step_count"])
+        self.pruned = bool(state.get("pruned", True))
         self.current_target = float(state["current_target"])
         self.achieved = dict(state["achieved"])
         self._apply({n: m.float() for n, m in state["masks"].items()})
@@ -287,9 +299,15 @@ class Pruner:
 
     def reduction(self, ratios: dict[str, float]) -> float:
         """Exact fraction of binary ops removed if the layers were pruned at ``ratios`` now."""
+        return self.reduction_fn()(ratios)
+
+    def reduction_fn(self):
+        """``f(ratios) -> fraction of binary ops removed`` with the current scores frozen
+        (cheap to call many times, e.g. by :func:`onebit.prune.sensitivity.allocate`)."""
+        self._check_live()
         scores = self._group_scores()
         orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
-        return self._reduction(self._masks({n: ratios.get(n, 0.0) for n in self.layers}, orders))
+        return lambda ratios: self._reduction(self._masks({n: ratios.get(n, 0.0) for n in self.layers}, orders))
 
     # ------------------------------------------------------------------ internals
     def _check_live(self) -> None:

@@ -1,0 +1,171 @@
+"""Layer-level sensitivity analysis and the per-layer ratio allocator (latent-weight pruning
+with layer sensitivity, ASP-DAC 2023).
+
+:func:`sweep` prunes one layer at a time at each ratio (10..90% of its groups by default),
+optionally fine-tunes briefly, and measures validation accuracy: one curve per layer.
+:func:`allocate` turns the curves into per-layer ratios that meet a global binary-ops target
+with the least *predicted* loss, predicting the network's loss as the sum of the layers'
+losses (each curve made non-decreasing: pruning more never predicts a gain). It is greedy by
+marginal cost: starting from nothing pruned, repeatedly raise the layer whose next grid step
+costs the least predicted loss per binary op removed, until the exact op count (from the
+pruner, channel coupling included) meets the target; then walk back any step that is not
+needed.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from onebit.prune.layers import PruneError
+
+DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass
+class SensitivityCurves:
+    """Validation accuracy per layer per ratio (``accuracy[layer][i]`` at ``ratios[i]``)."""
+
+    baseline: float
+    ratios: list[float]
+    accuracy: dict[str, list[float]]
+    layer_bops: dict[str, int] = field(default_factory=dict)
+    method: str = "latent"
+    granularity: str = "weight"
+
+    def loss(self, layer: str) -> list[float]:
+        """Predicted accuracy loss at each ratio, made non-decreasing in the ratio."""
+        out, worst = [], 0.0
+        for acc in self.accuracy[layer]:
+            worst = max(worst, self.baseline - acc)
+            out.append(worst)
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SensitivityCurves":
+        return cls(**d)
+
+
+def sweep(model: nn.Module, evaluate_fn: Callable[[nn.Module], float], *, method: str = "latent",
+          granularity: str = "weight", ratios: Sequence[float] = DEFAULT_RATIOS, layers=None,
+          finetune_fn: Callable[[nn.Module, object], object] | None = None, flip_counter=None,
+          input_size=None, seed: int = 0, progress: bool = False) -> SensitivityCurves:
+    """Prune each layer alone at each ratio on a copy of ``model`` and record
+    ``evaluate_fn(copy)``. ``finetune_fn(copy, pruner)``, if given, runs in between."""
+    from onebit.prune.pruner import Pruner
+
+    probe = Pruner(copy.deepcopy(model), method, granularity, ratios={}, flip_counter=flip_counter,
+                   input_size=input_size, seed=seed).prepare()
+    names = list(probe.layers) if layers is None else list(layers)
+    unknown = [n for n in names if n not in probe.layers]
+    if unknown:
+        raise PruneError(f"cannot sweep {unknown}: prunable layers are {list(probe.layers)}")
+    bops = {n: v["dense_bops"] for n, v in probe.base.layers.items() if n in names}
+    baseline = float(evaluate_fn(model))
+    acc: dict[str, list[float]] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names) * len(ratios), desc="sensitivity", leave=False)
+    for name in names:
+        acc[name] = []
+        for r in ratios:
+            m = copy.deepcopy(model)
+            p = Pruner(m, method, granularity, ratios={name: float(r)}, flip_counter=_rebind(flip_counter, m),
+                       input_size=input_size, seed=seed).prepare()
+            p.prune()
+            if finetune_fn is not None:
+                finetune_fn(m, p)
+            acc[name].append(float(evaluate_fn(m)))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return SensitivityCurves(baseline=baseline, ratios=[float(r) for r in ratios], accuracy=acc,
+                             layer_bops=bops, method=method, granularity=granularity)
+
+
+def _rebind(counter, model):
+    """A copy of ``counter`` bound to ``model`` (same layer names, same counts)."""
+    if counter is None:
+        return None
+    from onebit.prune.flips import FlipCounter
+
+    fc = FlipCounter(model, list(counter.counts))
+    fc.load_state_dict(counter.state_dict())
+    return fc
+
+
+def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[dict], float], *,
+             max_ratio: float = 0.9, step: float = 0.05) -> dict:
+    """Per-layer ratios meeting ``reduction_fn(ratios) >= target`` with the least predicted loss.
+
+    ``reduction_fn`` is the exact binary-op reduction of a ratio assignment (use
+    ``Pruner.reduction_fn()``). Curves are linearly interpolated on a ``step`` grid from 0 to
+    ``max_ratio``. Returns ``{"ratios", "predicted_loss", "reduction"}``.
+    """
+    if not 0.0 <= target < 1.0:
+        raise PruneError(f"target must be a fraction in [0, 1), got {target}")
+    names = list(curves.accuracy)
+    n_steps = int(round(max_ratio / step))
+    grid = [round(i * step, 10) for i in range(n_steps + 1)]
+    xs = [0.0] + list(curves.ratios)
+
+    def interp(name):
+        ys = [0.0] + curves.loss(name)
+        out = []
+        for g in grid:
+            if g >= xs[-1]:
+                out.append(ys[-1])
+                continue
+            j = max(i for i in range(len(xs)) if xs[i] <= g)
+            t = (g - xs[j]) / (xs[j + 1] - xs[j])
+            out.append(ys[j] + t * (ys[j + 1] - ys[j]))
+        return out
+
+    loss = {n: interp(n) for n in names}
+    idx = {n: 0 for n in names}
+    ratios = lambda: {n: grid[idx[n]] for n in names}  # noqa: E731
+    current = reduction_fn(ratios())
+    while current < target - 1e-12:
+        best = None
+        for n in names:
+            if idx[n] + 1 >= len(grid):
+                continue
+            idx[n] += 1
+            red = reduction_fn(ratios())
+            idx[n] -= 1
+            gain = red - current
+            if gain <= 0:
+                continue
+            cost = max(0.0, loss[n][idx[n] + 1] - loss[n][idx[n]]) / gain
+            key = (cost, -gain)
+            if best is None or key < best[0]:
+                best = (key, n, red)
+        if best is None:
+            raise PruneError(f"target {target:.0%} unreachable with max_ratio {max_ratio}: "
+                             f"at most {current:.1%}")
+        idx[best[1]] += 1
+        current = best[2]
+    # walk back steps the target does not need, most expensive first
+    improved = True
+    while improved:
+        improved = False
+        order = sorted((n for n in names if idx[n] > 0),
+                       key=lambda n: loss[n][idx[n]] - loss[n][idx[n] - 1], reverse=True)
+        for n in order:
+            idx[n] -= 1
+            red = reduction_fn(ratios())
+            if red >= target - 1e-12 and loss[n][idx[n] + 1] > loss[n][idx[n]]:
+                current = red
+                improved = True
+                break
+            idx[n] += 1
+    return {"ratios": ratios(), "predicted_loss": sum(loss[n][idx[n]] for n in names),
+            "reduction": current}
