@@ -15,22 +15,41 @@ CIFAR_SPEC = {"dataset": "cifar10", "shape": [32, 32, 3], "mean": [0.4914, 0.482
 
 
 @torch.no_grad()
-def randomize_bn(model: nn.Module, seed: int = 0, zero_gamma: bool = True) -> nn.Module:
-    """Random running stats and affine params for every BN; a few gammas exactly 0 if asked."""
+def randomize_bn(model: nn.Module, seed: int = 0, zero_gamma: bool = True, input_shape=None) -> nn.Module:
+    """Random running stats and affine params for every BN; a few gammas exactly 0 if asked.
+
+    With ``input_shape`` (C, H, W) the statistics are first calibrated on a random batch (BN in
+    train mode with momentum 1: running stats = batch stats, layer by layer) and then perturbed
+    by up to half a standard deviation, so every channel sits near its data and signs stay mixed.
+    """
     g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            n = m.num_features
-            # the mean is on the scale of the layer's pre-activation: a binary dot over K bits
-            # has std ~ sqrt(K); use a spread that keeps both signs common
+    bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    if input_shape is not None:
+        was = model.training
+        moms = [m.momentum for m in bns]
+        for m in bns:
+            m.momentum = 1.0
+        model.train()
+        model(torch.randn((16,) + tuple(input_shape), generator=g))
+        model.train(was)
+        for m, mo in zip(bns, moms):
+            m.momentum = mo
+    for m in bns:
+        n = m.num_features
+        if input_shape is not None:
+            sd = m.running_var.sqrt()
+            m.running_mean.add_((torch.rand(n, generator=g) - 0.5) * sd)
+            m.running_var.mul_(torch.rand(n, generator=g) * 1.5 + 0.5)
+        else:
+            # on the scale of the layer's pre-activation (a binary dot over K bits has std ~ sqrt(K))
             spread = float(getattr(m, "_onebit_spread", 3.0))
             m.running_mean.copy_((torch.rand(n, generator=g) * 2 - 1) * spread)
             m.running_var.copy_(torch.rand(n, generator=g) * 4 * spread**2 + 0.25)
-            if m.weight is not None:
-                m.weight.copy_(torch.rand(n, generator=g) * 2 - 1)
-                if zero_gamma and n > 2:
-                    m.weight[n // 2] = 0.0
-                m.bias.copy_((torch.rand(n, generator=g) * 2 - 1) * 0.5)
+        if m.weight is not None:
+            m.weight.copy_(torch.rand(n, generator=g) * 2 - 1)
+            if zero_gamma and n > 2:
+                m.weight[n // 2] = 0.0
+            m.bias.copy_((torch.rand(n, generator=g) * 2 - 1) * 0.5)
     return model
 
 

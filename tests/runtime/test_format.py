@@ -1,0 +1,230 @@
+"""The .onebit file: round trip, safetensors compatibility, one error per malformed-file class, fuzz."""
+import json
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onebit import FormatError
+from onebit.runtime import format as fmt
+
+
+@pytest.fixture(scope="module")
+def valid_bytes():
+    from onebit.convert import to_bytes
+    from onebit.convert.testing import MNIST_SPEC, tiny_model
+
+    return to_bytes(tiny_model(0, clip=True, size=12), input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
+
+
+def split(data):
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def join(header, body):
+    hb = json.dumps(header).encode()
+    return struct.pack("<Q", len(hb)) + hb + body
+
+
+def edit_meta(data, key, fn):
+    header, body = split(data)
+    doc = json.loads(header["__metadata__"][key])
+    fn(doc)
+    header["__metadata__"][key] = json.dumps(doc)
+    return join(header, body)
+
+
+def test_format_roundtrip_is_deterministic(valid_bytes):
+    mf = fmt.loads(valid_bytes)
+    graph = {"input": mf.input_name, "output": mf.output_name,
+             "values": {k: v.to_json() for k, v in mf.values.items()}, "ops": [op.to_json() for op in mf.ops]}
+    meta = {k: mf.metadata[k] for k in ("producer", "input", "output")}
+    assert fmt.dumps(meta, graph, mf.tensors) == valid_bytes
+
+
+def test_format_readable_by_safetensors(valid_bytes, tmp_path):
+    from safetensors.numpy import load
+
+    tensors = load(valid_bytes)
+    mf = fmt.loads(valid_bytes)
+    assert set(tensors) == set(mf.tensors)
+    for k, v in tensors.items():
+        assert np.array_equal(v, mf.tensors[k]) and v.dtype == mf.tensors[k].dtype
+
+
+def test_format_data_is_8_byte_aligned(valid_bytes):
+    n = struct.unpack("<Q", valid_bytes[:8])[0]
+    assert (8 + n) % 8 == 0
+
+
+def _expect(data, match):
+    with pytest.raises(FormatError, match=match):
+        fmt.loads(data)
+
+
+def test_format_rejects_truncated_file(valid_bytes):
+    _expect(valid_bytes[:5], "truncated")
+    _expect(valid_bytes[:100], "truncated")
+    _expect(valid_bytes[:-3], "outside the .*data section|truncated|cover")
+
+
+def test_format_rejects_absurd_header_length(valid_bytes):
+    _expect(struct.pack("<Q", 2**62) + valid_bytes[8:], "header length")
+    _expect(struct.pack("<Q", 0) + valid_bytes[8:], "header length")
+
+
+def test_format_rejects_bad_json(valid_bytes):
+    n = struct.unpack("<Q", valid_bytes[:8])[0]
+    bad = valid_bytes[:8] + b"{" + b"x" * (n - 1) + valid_bytes[8 + n:]
+    _expect(bad, "malformed JSON")
+    deep = b"{" + b'"a":' * 0 + b"[" * 100 + b"]" * 100 + b"}"
+    _expect(struct.pack("<Q", len(deep)) + deep, "nested")
+
+
+def test_format_rejects_wrong_magic_and_version(valid_bytes):
+    header, body = split(valid_bytes)
+    header["__metadata__"]["format"] = "other"
+    _expect(join(header, body), "expected 'onebit'")
+    header["__metadata__"]["format"] = "onebit"
+    header["__metadata__"]["format_version"] = "2"
+    _expect(join(header, body), "format_version '2' is not supported")
+    del header["__metadata__"]
+    _expect(join(header, body), "__metadata__")
+
+
+def test_format_rejects_tensor_dtype_shape_offsets(valid_bytes):
+    header, body = split(valid_bytes)
+    name = next(k for k, v in header.items() if k != "__metadata__" and v["dtype"] == "I32")
+    h = json.loads(json.dumps(header))
+    h[name]["dtype"] = "F64"
+    _expect(join(h, body), "dtype 'F64' not supported")
+    h = json.loads(json.dumps(header))
+    h[name]["shape"] = [h[name]["shape"][0] + 1]
+    _expect(join(h, body), "needs .* bytes")
+    h = json.loads(json.dumps(header))
+    b, e = h[name]["data_offsets"]
+    h[name]["data_offsets"] = [b + 4, e + 4]
+    _expect(join(h, body), "overlaps|outside|unaccounted")
+    h = json.loads(json.dumps(header))
+    h[name]["data_offsets"] = [len(body) - 4, len(body) + 2**40]
+    _expect(join(h, body), "outside")
+
+
+def test_format_rejects_tensor_mismatching_graph(valid_bytes):
+    # a weight with the right byte count but the wrong shape for its op
+    header, body = split(valid_bytes)
+    name = next(k for k in header if k.endswith(".weight") and header[k]["dtype"] == "U64")
+    shape = header[name]["shape"]
+    header[name]["shape"] = [shape[0] * shape[1]] + [1] + shape[2:]
+    _expect(join(header, body), "expected U64|expected uint64")
+
+
+def test_format_rejects_unknown_op_and_undefined_input(valid_bytes):
+    def unknown(g):
+        g["ops"][1]["type"] = "conv3d"
+    _expect(edit_meta(valid_bytes, "graph", unknown), "unknown op type 'conv3d'")
+
+    def undefined(g):
+        g["ops"][1]["inputs"] = ["nowhere"]
+    _expect(edit_meta(valid_bytes, "graph", undefined), "not defined before")
+
+    def reorder(g):
+        g["ops"][0], g["ops"][1] = g["ops"][1], g["ops"][0]
+    _expect(edit_meta(valid_bytes, "graph", reorder), "not defined before|input must")
+
+
+def test_format_rejects_inconsistent_shapes(valid_bytes):
+    def wrong_channels(g):
+        g["ops"][1]["attrs"]["in_channels"] += 1
+    _expect(edit_meta(valid_bytes, "graph", wrong_channels), "in_channels")
+
+    def wrong_value(g):
+        v = g["ops"][1]["output"]
+        g["values"][v]["shape"][0] += 1
+    _expect(edit_meta(valid_bytes, "graph", wrong_value), "declared value")
+
+
+def test_format_rejects_accumulator_too_narrow(valid_bytes):
+    def narrow(g):
+        op = next(o for o in g["ops"] if o["type"] == "bconv2d")
+        op["attrs"]["accumulator_bound"] = 40000
+    _expect(edit_meta(valid_bytes, "graph", narrow), "accumulator_bound")
+
+    # a consistent bound above 32767 with a 16-bit accumulator is refused
+    from onebit.runtime.graph import Op, Value, infer
+
+    op = Op("c", "bconv2d", ["input2"], "c", dict(in_channels=4096, out_channels=1, kernel=[3, 3],
+            stride=[1, 1], padding=[1, 1], output="f32", accumulator_bound=36864, accumulator_bits=16), {})
+    with pytest.raises(FormatError, match="cannot hold"):
+        from onebit.runtime.graph import SPECS
+        SPECS["bconv2d"](op, [Value("bits", (4, 4, 4096))])
+    del infer
+
+
+def test_format_rejects_bad_tensor_contents(valid_bytes):
+    header, body = split(valid_bytes)
+    body = bytearray(body)
+    name = next(k for k in header if k.endswith(".direction"))
+    b, _ = header[name]["data_offsets"]
+    body[b] = 0  # direction 0
+    _expect(join(header, bytes(body)), "direction values")
+    header, body = split(valid_bytes)
+    body = bytearray(body)
+    mf = fmt.loads(valid_bytes)
+    op = next(o for o in mf.ops if o.type == "bconv2d" and o.attrs["in_channels"] % 64)
+    b, e = header[op.tensors["weight"]]["data_offsets"]
+    body[e - 1] |= 0x80  # top bit of the last word: a channel padding bit
+    _expect(join(header, bytes(body)), "padding bits")
+
+
+def test_format_load_names_the_file(tmp_path, valid_bytes):
+    p = tmp_path / "m.onebit"
+    p.write_bytes(valid_bytes[:50])
+    with pytest.raises(FormatError, match="m.onebit"):
+        fmt.load(p)
+    with pytest.raises(FileNotFoundError):
+        fmt.load(tmp_path / "missing.onebit")
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 10**9), st.integers(0, 7)),
+    st.tuples(st.just("truncate"), st.integers(0, 10**9), st.just(0)),
+    st.tuples(st.just("byte"), st.integers(0, 10**9), st.integers(0, 255)),
+    st.tuples(st.just("header"), st.integers(0, 10**9), st.integers(0, 255)),
+    st.tuples(st.just("length"), st.integers(0, 2**64 - 1), st.just(0)),
+)
+
+
+def _mutate(data: bytes, muts) -> bytes:
+    d = bytearray(data)
+    n = struct.unpack("<Q", data[:8])[0]
+    for kind, pos, val in muts:
+        if not d:
+            break
+        if kind == "flip":
+            d[pos % len(d)] ^= 1 << val
+        elif kind == "truncate":
+            d = d[: pos % (len(d) + 1)]
+        elif kind == "byte":
+            d[pos % len(d)] = val
+        elif kind == "header":  # edits inside the JSON, where structure lives
+            if len(d) > 8:
+                d[8 + pos % min(n, len(d) - 8)] = val
+        else:
+            d[:8] = struct.pack("<Q", pos)
+    return bytes(d)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(muts=st.lists(mutation, min_size=1, max_size=4))
+def test_format_fuzz_mutations_raise_only_format_error(valid_bytes, muts):
+    data = _mutate(valid_bytes, muts)
+    try:
+        fmt.loads(data)
+    except FormatError:
+        pass

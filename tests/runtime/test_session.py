@@ -1,0 +1,114 @@
+"""Session: engine == integer simulation on every ISA, thread-count invariance, input validation,
+and no torch import in the runtime."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import onebit.convert as cv
+from onebit.convert.compare import engine_vs_simulation
+from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, randomize_bn, tiny_model
+from onebit.runtime import Session, capabilities
+
+ISAS = capabilities()["supported"]
+
+
+@pytest.fixture(scope="module")
+def tiny_files():
+    torch.set_num_threads(1)
+    return {clip: cv.to_bytes(tiny_model(3, clip=clip), input_spec=MNIST_SPEC) for clip in (False, True)}
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("clip", [False, True], ids=["bits", "int8clip"])
+def test_session_equals_simulation_tiny(tiny_files, isa, clip):
+    data = tiny_files[clip]
+    sess = Session(data, isa=isa, threads=2)
+    sim = cv.simulate(sess.model)
+    u = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    diffs = engine_vs_simulation(sess, sim, u)
+    assert set(diffs) == set(sess.model.values) - {"input"}
+
+
+def test_session_thread_count_invariant(tiny_files):
+    u = np.random.default_rng(2).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    outs = [Session(tiny_files[True], threads=t).run(u) for t in (1, 2, 3)]
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_session_float_nchw_input_equals_uint8(tiny_files):
+    sess = Session(tiny_files[False])
+    u = np.random.default_rng(3).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    x = ((u.transpose(0, 3, 1, 2).astype(np.float32) / 255) - 0.1307) / 0.3081
+    assert np.array_equal(sess.run(u), sess.run(x.astype(np.float32)))
+    assert np.array_equal(sess.run(u[0]), sess.run(u)[:1])  # one HWC image
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((2, 1, 28, 28), np.uint8), r"\(N, 28, 28, 1\) NHWC"),
+    (np.zeros((2, 28, 28, 3), np.uint8), r"\(N, 28, 28, 1\)"),
+    (np.zeros((2, 28, 28, 1), np.int32), "dtype must be uint8"),
+    (np.zeros((2, 28, 28, 1), np.float32), "normalized NCHW"),
+    (np.zeros((28, 28), np.uint8), "shape"),
+    (np.zeros((0, 28, 28, 1), np.uint8), "empty"),
+    (np.full((1, 1, 28, 28), np.nan, np.float32), "NaN"),
+    ([[1, 2]], "NumPy array"),
+], ids=["nchw-u8", "channels", "int32", "float-nhwc", "2d", "empty", "nan", "list"])
+def test_session_input_validation(tiny_files, bad, match):
+    sess = Session(tiny_files[False])
+    with pytest.raises(ValueError, match=match):
+        sess.run(bad)
+
+
+def test_session_rejects_unknown_isa_and_threads(tiny_files):
+    with pytest.raises(ValueError, match="not available"):
+        Session(tiny_files[False], isa="neon-x")
+    with pytest.raises(ValueError, match="threads"):
+        Session(tiny_files[False], threads=0)
+
+
+def _zoo(name, seed, **kw):
+    import onebit.models as om
+
+    torch.manual_seed(seed)
+    model = om.create(name, **kw)
+    return randomize_bn(model, seed, input_shape=model.input_shape).eval()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name, kw, spec, n", [
+    ("mnist-small", {}, MNIST_SPEC, 4),
+    ("cifar-binarynet", {}, CIFAR_SPEC, 2),
+], ids=["mnist-small", "cifar-binarynet"])
+def test_session_equals_simulation_zoo_random(isa, name, kw, spec, n):
+    torch.set_num_threads(1)
+    model = _zoo(name, 0, **kw)
+    data = cv.to_bytes(model, input_spec=spec)
+    sess = Session(data, isa=isa)
+    sim = cv.simulate(sess.model)
+    u = np.random.default_rng(0).integers(0, 256, (n,) + tuple(spec["shape"]), dtype=np.uint8)
+    engine_vs_simulation(sess, sim, u)
+
+
+def test_runtime_never_imports_torch(tmp_path, tiny_files):
+    path = tmp_path / "m.onebit"
+    path.write_bytes(tiny_files[True])
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any 'import torch' now raises ImportError
+        import numpy as np
+        import onebit.runtime
+        s = onebit.runtime.Session({str(path)!r})
+        out = s.run(np.zeros((2, 28, 28, 1), np.uint8))
+        assert out.shape == (2, 10) and out.dtype == np.float32
+        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, ONEBIT_ISA=""))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
