@@ -251,10 +251,9 @@ def _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale):
 
 
 def _zero_point(zero_point, cin):
-    zp = _int_param(zero_point, "zero_point")
-    if zp.ndim == 0:
-        zp = np.full(cin, int(zp), np.int32)
-    return np.ascontiguousarray(zp)
+    if np.ndim(zero_point) == 0:
+        zero_point = np.full(cin, zero_point)  # one zero point for every input channel
+    return _int_param(zero_point, "zero_point")
 
 
 def _stage_out_shape(lead, cout, output):
