@@ -20,20 +20,20 @@ layer   type          output     1-bit  8-bit  32-bit  memory B  binary MACs  fl
 ------  ------------  --------  ------  -----  ------  --------  -----------  ----------
 conv0   Conv2d        32x28x28       0      0     288      1152            0      225792
 bn0     BatchNorm2d   32x28x28       0      0      64       256            0           0
-conv1   BinaryConv2d  64x28x28   18432      0       0      4608     14450688           0
-bn1     BatchNorm2d   64x28x28       0      0     128       512            0           0
-pool1   MaxPool2d     64x14x14       0      0       0         0            0           0
-conv2   BinaryConv2d  64x14x14   36864      0       0      4608      7225344           0
-bn2     BatchNorm2d   64x14x14       0      0     128       512            0           0
-pool2   MaxPool2d     64x7x7         0      0       0         0            0           0
+pool0   MaxPool2d     32x14x14       0      0       0         0            0           0
+conv1   BinaryConv2d  64x14x14   18432      0       0      4608      3612672           0
+bn1     BatchNorm2d   64x14x14       0      0     128       512            0           0
+pool1   MaxPool2d     64x7x7         0      0       0         0            0           0
+conv2   BinaryConv2d  64x7x7     36864      0       0      4608      1806336           0
+bn2     BatchNorm2d   64x7x7         0      0     128       512            0           0
 fc1     BinaryLinear  128       401408      0       0     50176       401408           0
 bn_fc1  BatchNorm1d   128            0      0     256      1024            0           0
 fc      Linear        10             0      0    1290      5160            0        1280
-total                           456704      0    2154     68008     22077440      227072
+total                           456704      0    2154     68008      5820416      227072
 
 Params: 458,858 (456,704 1-bit, 0 8-bit, 2,154 32-bit)
 Model size: 66.41 KiB (68,008 B) packed; float-32 equivalent 1.75 MiB (1,835,432 B); compression 26.99x
-Binary MACs: 22.077 M  Float MACs: 227.072 k  OPs (BOPs/64 + FLOPs): 572.032 k
+Binary MACs: 5.820 M  Float MACs: 227.072 k  OPs (BOPs/64 + FLOPs): 318.016 k
 Convention: bit-MAC = 1 BOP; float MACs include the first conv (float/int8) and the last FC; see onebit.summarize."""
 
 
@@ -43,8 +43,8 @@ def test_summary_golden_table_mnist_small():
 
 def test_summary_mnist_small_hand_counts():
     t = onebit.summary(zoo.create("mnist-small")).totals
-    # conv1 28*28*64*(32*9) + conv2 14*14*64*(64*9) + fc1 3136*128
-    assert t["binary_macs"] == 28 * 28 * 64 * 288 + 14 * 14 * 64 * 576 + 3136 * 128
+    # conv1 14*14*64*(32*9) + conv2 7*7*64*(64*9) + fc1 3136*128
+    assert t["binary_macs"] == 14 * 14 * 64 * 288 + 7 * 7 * 64 * 576 + 3136 * 128
     # first conv 28*28*32*9 + last FC 128*10
     assert t["float_macs"] == 28 * 28 * 32 * 9 + 128 * 10
     assert t["params_1bit"] == 32 * 64 * 9 + 64 * 64 * 9 + 3136 * 128
@@ -104,8 +104,8 @@ def test_summary_to_json_has_rows_and_totals():
     for key in ("binary_macs", "float_macs", "params_1bit", "params_8bit", "params_32bit",
                 "size_bytes"):
         assert key in d["totals"]
-    assert [r["name"] for r in d["rows"]][:3] == ["conv0", "bn0", "conv1"]
-    assert d["rows"][2]["output_shape"] == [16, 28, 28]
+    assert [r["name"] for r in d["rows"]][:4] == ["conv0", "bn0", "pool0", "conv1"]
+    assert d["rows"][3]["output_shape"] == [16, 14, 14]
     assert d["config"]["width"] == 0.25
 
 
