@@ -11,7 +11,7 @@ import torch
 
 import onebit.convert as cv
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, randomize_bn, tiny_model
+from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, randomize_bn, tiny_model
 from onebit.runtime import Session, capabilities
 
 ISAS = capabilities()["supported"]
@@ -20,16 +20,18 @@ ISAS = capabilities()["supported"]
 @pytest.fixture(scope="module")
 def tiny_files():
     torch.set_num_threads(1)
-    return {clip: cv.to_bytes(tiny_model(3, clip=clip), input_spec=MNIST_SPEC) for clip in (False, True)}
+    files = {clip: cv.to_bytes(tiny_model(3, clip=clip), input_spec=MNIST_SPEC) for clip in (False, True)}
+    files["exact"] = cv.to_bytes(exact_model(5, clip=True), input_spec=RAW_SPEC)  # int8 -> bitpack path
+    return files
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("clip", [False, True], ids=["bits", "int8clip"])
+@pytest.mark.parametrize("clip", [False, True, "exact"], ids=["bits", "int8clip", "int8-bitpack"])
 def test_session_equals_simulation_tiny(tiny_files, isa, clip):
     data = tiny_files[clip]
     sess = Session(data, isa=isa, threads=2)
     sim = cv.simulate(sess.model)
-    u = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    u = np.random.default_rng(1).integers(0, 256, (5,) + sess.input_shape, dtype=np.uint8)
     diffs = engine_vs_simulation(sess, sim, u)
     assert set(diffs) == set(sess.model.values) - {"input"}
 

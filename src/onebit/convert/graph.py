@@ -108,6 +108,9 @@ class _Builder:
 
         self.finalize("bits", name)
         x = self.value()
+        if x.kind == "int8":  # sign of a clip block's output: bit = (q < 0), sign(0) = +1
+            self.emit(f"{name}.bitpack", "bitpack", {}, {}, Value("bits", x.shape))
+            x = self.value()
         if x.kind != "bits":
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): its input is {x.kind}; "
                                   f"binarizing an int8 tensor is not supported by format v1")

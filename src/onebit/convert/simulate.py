@@ -88,6 +88,8 @@ class IntegerSimulation(nn.Module):
             return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
         if op.type == "flatten":
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
+        if op.type == "bitpack":  # int8 -> +-1, bit = (q < 0)
+            return torch.where(x < 0, -1.0, 1.0).to(torch.float64)
         if op.type == "dequantize":  # float32(q) * float32(scale), one rounding
             return x.to(torch.float32) * torch.tensor(self.values[op.inputs[0]].scale, dtype=torch.float32)
         if op.type == "clamp_f32":

@@ -78,3 +78,29 @@ def tiny_model(seed: int = 0, clip: bool = False, in_ch: int = 1, size: int = 28
     model = nn.Sequential(*layers)
     randomize_bn(model, seed)
     return model.eval()
+
+
+# With mean 0 and std 1/255 the model sees the raw uint8 values, and a first conv with weights
+# in {-1, 0, 1} quantizes exactly (q = 127 w): the whole integer pipeline then equals the float
+# model except at exact ties, so signs, pooling, flatten order and the head are all checked.
+RAW_SPEC = {"dataset": "raw", "shape": [12, 12, 2], "mean": [0.0, 0.0], "std": [1 / 255, 1 / 255]}
+
+
+def exact_model(seed=0, clip=False):
+    """A model whose integer pipeline equals its float forward pass (see RAW_SPEC)."""
+    from onebit.nn import BinaryConv2d, BinaryLinear, ClipBlock
+
+    torch.manual_seed(seed)
+    layers = [nn.Conv2d(2, 9, 3, padding=1), nn.BatchNorm2d(9), nn.Hardtanh(),
+              BinaryConv2d(9, 70, 3, padding=1, bias=False), nn.BatchNorm2d(70), nn.MaxPool2d(2),
+              nn.Hardtanh(), BinaryConv2d(70, 65, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(65),
+              nn.Flatten(), BinaryLinear(65 * 9, 33), nn.BatchNorm1d(33)]
+    layers += [ClipBlock(3.0)] if clip else [nn.Hardtanh()]
+    layers += [BinaryLinear(33, 20, bias=False), nn.BatchNorm1d(20), nn.Linear(20, 7)]
+    m = nn.Sequential(*layers)
+    with torch.no_grad():
+        m[0].weight.copy_(torch.randint(-1, 2, m[0].weight.shape).float())
+        m[0].weight[:, 0, 0, 0] = 1.0  # max |w| = 1 in every output channel
+        m[0].bias.uniform_(-20, 20)
+    randomize_bn(m, seed, input_shape=(2, 12, 12))
+    return m.eval()

@@ -253,7 +253,15 @@ def _spec_dequantize(op, xs):
     return Value("f32", x.shape), {}
 
 
+def _spec_bitpack(op, xs):
+    (x,) = xs
+    if x.kind != "int8":
+        _fail(op, f"input must be int8, got {x.kind}")
+    return Value("bits", x.shape), {}
+
+
 SPECS = {
+    "bitpack": _spec_bitpack,
     "dequantize": _spec_dequantize,
     "conv2d_u8": _spec_conv2d_u8,
     "bconv2d": _spec_bconv2d,
@@ -310,7 +318,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"dequantize": 1, "conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

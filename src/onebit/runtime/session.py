@@ -165,6 +165,10 @@ class Session:
 
             def step(x, out):
                 fn(x, out, kh, kw_, sh, sw, ph, pw, **kw)
+        elif op.type == "bitpack":
+
+            def step(x, out):
+                _e.bitpack(x, out=out, **kw)
         elif op.type == "dequantize":
             scale = np.float32(self.model.values[op.inputs[0]].scale)
 
