@@ -84,3 +84,15 @@ def test_augment_policy_resolution():
         augment.get_policy("cutmix", ds, train=True)
     with pytest.raises(ValueError, match="NCHW"):
         augment.hflip(torch.zeros(3, 4, 4))
+
+
+def test_augment_random_resized_crop_equals_grid_sample():
+    # the separable implementation is the affine_grid + grid_sample resampling, exactly
+    x = _batch(n=16, h=20, w=20)
+    theta = augment.rrc_params(16, torch.Generator().manual_seed(SEED))
+    out = augment.random_resized_crop(x, 11, theta=theta)
+    grid = torch.nn.functional.affine_grid(theta.float(), (16, 3, 11, 11), align_corners=False)
+    ref = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear",
+                                          padding_mode="border", align_corners=False)
+    torch.testing.assert_close(out, ref, atol=5e-3, rtol=0)
+    assert (theta[:, 0, 0] < 0).any() and (theta[:, 0, 0] > 0).any()  # both flip states drawn
