@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -69,3 +72,14 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    # Tests never download: point at the shared offline copies when ONEBIT_DATA is unset.
+    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
+        os.environ["ONEBIT_DATA"] = str(_SHARED)
+    return os.environ.get("ONEBIT_DATA")

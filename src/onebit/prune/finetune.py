@@ -112,10 +112,10 @@ def finetune(model: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-4,
                 if pruner is not None:
                     pruner.step()
                 steps += 1
-                loss_sum += float(loss)
+                loss_sum += float(loss.detach())
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             epoch += 1
     finally:
         if bar is not None:

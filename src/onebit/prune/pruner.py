@@ -156,6 +156,7 @@ class Pruner:
             idx, n = gran.group_index(tuple(layer.weight.shape), self.granularity, chw.get(name))
             self.groups[name] = (idx, n)
         self.initial_masks = {n: get_mask(m).detach().clone() for n, m in all_layers.items()}
+        self._dense_at_prepare = {n for n, m in all_layers.items() if getattr(m, "weight_mask", None) is None}
         gen = torch.Generator().manual_seed(self.seed)
         self.random_scores = {n: torch.rand(m.weight.shape, generator=gen, dtype=torch.float64)
                               for n, m in layers.items()} if self.method == "random" else {}
@@ -253,6 +254,14 @@ class Pruner:
         self.prune_info = info
         self._finalized = True
         return self.model
+
+    def restore(self) -> None:
+        """Undo all pruning done by this pruner: the masks the model had at ``prepare()``
+        (pruned latents that were zeroed stay 0 unless the caller reloads the weights)."""
+        self._check_live()
+        for name, layer in self._all.items():
+            set_mask(layer, None if name in self._dense_at_prepare else self.initial_masks[name].clone())
+        self.achieved, self.pruned, self.current_target = {}, False, 0.0
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:

@@ -59,13 +59,16 @@ def sweep(model: nn.Module, evaluate_fn: Callable[[nn.Module], float], *, method
     ``evaluate_fn(copy)``. ``finetune_fn(copy, pruner)``, if given, runs in between."""
     from onebit.prune.pruner import Pruner
 
-    probe = Pruner(copy.deepcopy(model), method, granularity, ratios={}, flip_counter=flip_counter,
+    # one working copy, restored before every point (cheaper than a deep copy + trace each time)
+    work = copy.deepcopy(model)
+    probe = Pruner(work, method, granularity, ratios={}, flip_counter=_rebind(flip_counter, work),
                    input_size=input_size, seed=seed).prepare()
     names = list(probe.layers) if layers is None else list(layers)
     unknown = [n for n in names if n not in probe.layers]
     if unknown:
         raise PruneError(f"cannot sweep {unknown}: prunable layers are {list(probe.layers)}")
     bops = {n: v["dense_bops"] for n, v in probe.base.layers.items() if n in names}
+    original = {k: v.detach().clone() for k, v in work.state_dict().items() if not k.endswith("weight_mask")}
     baseline = float(evaluate_fn(model))
     acc: dict[str, list[float]] = {}
     bar = None
@@ -76,13 +79,12 @@ def sweep(model: nn.Module, evaluate_fn: Callable[[nn.Module], float], *, method
     for name in names:
         acc[name] = []
         for r in ratios:
-            m = copy.deepcopy(model)
-            p = Pruner(m, method, granularity, ratios={name: float(r)}, flip_counter=_rebind(flip_counter, m),
-                       input_size=input_size, seed=seed).prepare()
-            p.prune()
+            work.load_state_dict(original, strict=False)
+            probe.restore()
+            probe.prune(ratios={name: float(r)})
             if finetune_fn is not None:
-                finetune_fn(m, p)
-            acc[name].append(float(evaluate_fn(m)))
+                finetune_fn(work, probe)
+            acc[name].append(float(evaluate_fn(work)))
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -136,22 +138,23 @@ def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[d
     while current < target - 1e-12:
         best = None
         for n in names:
-            if idx[n] + 1 >= len(grid):
-                continue
-            idx[n] += 1
-            red = reduction_fn(ratios())
-            idx[n] -= 1
-            gain = red - current
+            # next grid point that removes any op (coarse groups round several steps alike)
+            start, gain, red = idx[n], 0.0, current
+            while idx[n] + 1 < len(grid) and gain <= 0:
+                idx[n] += 1
+                red = reduction_fn(ratios())
+                gain = red - current
+            j, idx[n] = idx[n], start
             if gain <= 0:
                 continue
-            cost = max(0.0, loss[n][idx[n] + 1] - loss[n][idx[n]]) / gain
+            cost = max(0.0, loss[n][j] - loss[n][start]) / gain
             key = (cost, -gain)
             if best is None or key < best[0]:
-                best = (key, n, red)
+                best = (key, n, red, j)
         if best is None:
             raise PruneError(f"target {target:.0%} unreachable with max_ratio {max_ratio}: "
                              f"at most {current:.1%}")
-        idx[best[1]] += 1
+        idx[best[1]] = best[3]
         current = best[2]
     # walk back steps the target does not need, most expensive first
     improved = True

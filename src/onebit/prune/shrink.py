@@ -147,30 +147,32 @@ def apply_plan(model: nn.Module, plan: dict[str, list[int]], input_size=None) ->
     modules = dict(model.named_modules())
     layers = dict(binary_layers(model))
     flow = dataflow(model, input_size)
+    masks = {}
+
+    def mask_of(name):
+        if name not in masks:
+            masks[name] = torch.ones_like(layers[name].weight)
+        return masks[name]
+
     for name, keep in plan.items():
         if name not in layers:
             raise PruneError(f"shrink plan names {name!r}, not a binary layer of this model")
-        layer = layers[name]
-        alive = torch.zeros(layer.weight.shape[0], dtype=torch.bool)
-        alive[torch.as_tensor(keep, dtype=torch.long)] = True
-        mask = alive.view(-1, *([1] * (layer.weight.dim() - 1))).expand_as(layer.weight).float()
-        set_mask(layer, mask)
         chain = flow.chains[name]
         if chain.error is not None:
             raise PruneError(f"shrink plan for {name!r}: {chain.error}")
-        consumer = modules[chain.consumer]
-        if is_binary_layer(consumer):
-            cm = getattr(consumer, "weight_mask", None)
-            cm = torch.ones_like(consumer.weight) if cm is None else cm
+        alive = torch.zeros(layers[name].weight.shape[0], dtype=torch.bool)
+        alive[torch.as_tensor(keep, dtype=torch.long)] = True
+        mask_of(name)[~alive] = 0.0
+        if chain.consumer in layers:
             dead = (~alive).nonzero().flatten()
             if chain.flatten is not None:
                 hw = chain.flatten[1]
                 dead = (dead.view(-1, 1) * hw + torch.arange(hw).view(1, -1)).flatten()
-            cm = cm.clone()
-            cm[:, dead] = 0.0
-            set_mask(consumer, cm)
+            mask_of(chain.consumer)[:, dead] = 0.0
+    for name, m in masks.items():
+        set_mask(layers[name], m)
     shrink(model, input_size)
     for layer in dict(binary_layers(model)).values():
         if getattr(layer, "weight_mask", None) is not None and bool(layer.weight_mask.all()):
-            layer._buffers["weight_mask"] = None
+            set_mask(layer, None)
     return model

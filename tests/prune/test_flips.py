@@ -1,0 +1,79 @@
+import torch
+
+from onebit.nn import BinaryLinear
+from onebit.prune import FlipCounter, Pruner, get_mask
+from onebit.prune.scores import flip_score
+
+
+class One(torch.nn.Module):
+    def __init__(self, n_out=1, n_in=4):
+        super().__init__()
+        self.fc = BinaryLinear(n_in, n_out, bias=False)
+        self.input_shape = (n_in, 1, 1)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def _set(model, values):
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.tensor(values, dtype=torch.float32))
+
+
+def test_flip_counter_hand_trajectory():
+    model = One()
+    # sign(0) = +1: 0.0 -> 0.3 is no flip, 0.0 -> -0.1 is one.
+    trajectory = [
+        [[0.5, -0.5, 0.0, 0.0]],
+        [[-0.1, -0.4, 0.3, -0.1]],  # flips: w0, w3
+        [[0.2, -0.3, 0.0, 0.1]],    # flips: w0, w3
+        [[0.2, 0.1, -0.2, 0.1]],    # flips: w1, w2
+        [[-0.7, 0.1, -0.2, -0.0]],  # flips: w0 (-0.0 has sign +1: no flip for w3)
+    ]
+    _set(model, trajectory[0])
+    counter = FlipCounter(model)
+    for step in trajectory[1:]:
+        _set(model, step)
+        counter.update()
+    assert counter.steps == 4
+    assert counter.counts["fc"].tolist() == [[3, 1, 1, 2]]
+    assert counter.insensitive("fc", threshold=1).tolist() == [[True, False, False, True]]
+    assert counter.insensitive_fraction(threshold=1) == {"fc": 0.5}
+    state = counter.state_dict()
+    counter.reset()
+    assert counter.counts["fc"].sum() == 0 and counter.steps == 0
+    counter.load_state_dict(state)
+    assert counter.counts["fc"].tolist() == [[3, 1, 1, 2]]
+
+
+def test_flip_counter_attaches_to_optimizer():
+    torch.manual_seed(0)
+    model = One(3, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=5.0)
+    counter = FlipCounter(model)
+    counter.attach(opt)
+    for _ in range(4):
+        opt.zero_grad()
+        model(torch.randn(5, 8, 1, 1)).pow(2).sum().backward()
+        opt.step()
+    assert counter.steps == 4
+    counter.detach()
+    opt.step()
+    assert counter.steps == 4
+
+
+def test_flip_channel_score_prunes_most_insensitive_filter():
+    model = One(n_out=3, n_in=4)
+    _set(model, [[0.5] * 4, [0.5] * 4, [0.5] * 4])
+    counter = FlipCounter(model)
+    counter.counts["fc"] = torch.tensor([[0, 0, 0, 0], [2, 3, 0, 1], [0, 5, 0, 0]], dtype=torch.int32)
+    counter.steps = 10
+    # filter 1 has 3/4 insensitive weights (flipped > 0 times), filter 2 has 1/4, filter 0 none
+    s = flip_score(model.fc.weight, counter.counts["fc"], threshold=0)
+    assert s[1].mean() < s[2].mean() < s[0].mean()
+    p = Pruner(model, "flip", "weight", ratios={"fc": 1 / 3}, flip_counter=counter, input_size=(4, 1, 1))
+    # channel granularity needs a consumer; on the weight level the 4 flippiest weights go first
+    p.prepare().prune()
+    pruned = (get_mask(model.fc) == 0)
+    assert pruned.sum() == 4
+    assert pruned[1, :2].all() and pruned[2, 1] and pruned[1, 3]

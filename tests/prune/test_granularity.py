@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from onebit.prune import PruneError
+from onebit.prune.granularity import group_index, group_sizes
+
+
+def test_word_groups_conv_cover_64_channels_at_one_tap():
+    # Cin = 130: words [0,64), [64,128), [128,130) -- the last word is partial
+    idx, n = group_index((2, 130, 3, 3), "word")
+    assert n == 2 * 3 * 3 * 3
+    sizes = group_sizes(idx, n)
+    assert sorted(set(sizes.tolist())) == [2, 64]
+    for o, c, i, j in [(0, 0, 0, 0), (1, 63, 2, 1), (1, 64, 0, 2), (0, 129, 1, 1)]:
+        same = idx == idx[o, c, i, j]
+        members = same.nonzero().tolist()
+        assert all(m[0] == o and m[2] == i and m[3] == j and m[1] // 64 == c // 64 for m in members)
+        assert len(members) == (2 if c >= 128 else 64)
+
+
+def test_word_groups_dense_follow_engine_nhwc_flatten():
+    # dense layer after flattening (C=3, H=2, W=2) as PyTorch does (NCHW); the engine packs
+    # NHWC: index (h*W + w)*C + c, 64 per word. Make C*H*W = 3*5*10 = 150 -> 3 words.
+    chw = (3, 5, 10)
+    idx, n = group_index((4, 150), "word", chw)
+    assert n == 4 * 3
+    for f in range(150):
+        c, s = divmod(f, 50)
+        assert idx[1, f] == 1 * 3 + (s * 3 + c) // 64
+    flat, _ = group_index((4, 150), "word")
+    assert flat[0].tolist() == [f // 64 for f in range(150)]
+
+
+def test_channel_and_weight_groups():
+    idx, n = group_index((5, 3, 3, 3), "channel")
+    assert n == 5 and torch.equal(idx[:, 0, 0, 0], torch.arange(5))
+    idx, n = group_index((5, 7), "weight")
+    assert n == 35 and idx.unique().numel() == 35
+
+
+def test_granularity_errors():
+    with pytest.raises(PruneError, match="granularity"):
+        group_index((2, 2), "block")
+    with pytest.raises(PruneError, match="does not match"):
+        group_index((2, 10), "word", (3, 2, 2))

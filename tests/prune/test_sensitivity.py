@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from onebit.prune import PruneError, Pruner, count_bops
+from onebit.prune.sensitivity import SensitivityCurves, allocate, sweep
+
+
+def _agreement(reference, x):
+    with torch.no_grad():
+        ref = reference(x).argmax(1)
+
+    def evaluate(model):
+        model.eval()
+        with torch.no_grad():
+            return float((model(x).argmax(1) == ref).float().mean())
+
+    return evaluate
+
+
+@pytest.mark.parametrize("granularity", ["weight", "channel"])
+def test_allocator_meets_global_target_on_toy_model(toy, granularity):
+    model = toy()
+    model.eval()
+    evaluate = _agreement(model, torch.randn(64, 1, 8, 8))
+    curves = sweep(model, evaluate, method="latent", granularity=granularity, ratios=(0.2, 0.5, 0.8))
+    assert curves.baseline == 1.0
+    assert set(curves.accuracy) == {"conv1", "conv2", "fc1"}
+    assert all(len(v) == 3 for v in curves.accuracy.values())
+    p = Pruner(model, "latent", granularity, target=0.4).prepare()
+    alloc = allocate(curves, 0.4, p.reduction_fn())
+    assert alloc["reduction"] >= 0.4
+    p.prune(ratios=alloc["ratios"])
+    assert 1 - count_bops(model).bops / p.base_bops >= 0.4
+
+
+def test_allocator_spares_the_sensitive_layer():
+    curves = SensitivityCurves(baseline=0.9, ratios=[0.2, 0.4, 0.6, 0.8],
+                               accuracy={"a": [0.9, 0.9, 0.89, 0.88], "b": [0.7, 0.5, 0.3, 0.1]},
+                               layer_bops={"a": 100, "b": 100})
+    red = lambda r: (r["a"] * 100 + r["b"] * 100) / 200  # noqa: E731
+    alloc = allocate(curves, 0.4, red)
+    assert alloc["reduction"] >= 0.4
+    assert alloc["ratios"]["a"] == pytest.approx(0.8) and alloc["ratios"]["b"] == 0.0
+    assert alloc["predicted_loss"] == pytest.approx(0.02)
+    with pytest.raises(PruneError, match="unreachable"):
+        allocate(curves, 0.95, red)
+
+
+def test_curves_loss_is_monotone():
+    c = SensitivityCurves(baseline=0.9, ratios=[0.1, 0.2, 0.3], accuracy={"a": [0.8, 0.85, 0.7]})
+    assert c.loss("a") == pytest.approx([0.1, 0.1, 0.2])
+    assert SensitivityCurves.from_dict(c.to_dict()) == c
