@@ -204,3 +204,22 @@ def test_forward_clamps_latent_weights_for_float_weight_quantizer():
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[3.0, -0.5]]))
     assert torch.equal(layer(torch.tensor([[1.0, -1.0]])), torch.tensor([[1.5]]))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    groups=st.integers(1, 3), cin_g=st.integers(1, 5), cout_g=st.integers(1, 4),
+    k=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 2),
+    h=st.integers(4, 9), w=st.integers(4, 9), seed=st.integers(0, 2**16),
+)
+def test_binaryconv2d_oracle_property(groups, cin_g, cout_g, k, stride, padding, h, w, seed):
+    torch.manual_seed(seed)
+    layer = BinaryConv2d(cin_g * groups, cout_g * groups, k, stride=stride, padding=padding,
+                         groups=groups, bias=False)
+    x = torch.randn(1, cin_g * groups, h, w)
+    want = F.conv2d(sign(x), sign(layer.weight), stride=stride, padding=padding, groups=groups)
+    assert torch.equal(layer(x), want)
