@@ -132,7 +132,19 @@ class _Builder:
             self._binary_pending(name, "bconv2d", attrs, packed, a, b, kh * kw * cin, (oh, ow, m.out_channels))
         else:
             out = m.out_features
-            if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
+            if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1 and x.shape[2] % 64 == 0:
+                # whole words per pixel: the packed NHWC map flattens by a reshape, so a dense
+                # layer over it (weight columns permuted from NCHW to NHWC order) is a bdense,
+                # which streams the weights once (a map-sized bconv2d kernel does not)
+                h, w, c = x.shape
+                if m.in_features != h * w * c:
+                    raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
+                                          f"!= flattened input {h}x{w}x{c}")
+                self.flatten(f"{name}.flatten")
+                flat = wq.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, -1)
+                attrs = dict(in_features=h * w * c, out_features=out)
+                self._binary_pending(name, "bdense", attrs, _bits.pack(flat), a, b, h * w * c, (out,))
+            elif len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
                 # flatten + dense == a convolution whose kernel covers the whole map: the weight
                 # columns (NCHW flatten order c*H*W + h*W + w) become an OHWI kernel, no repacking
                 h, w, c = x.shape

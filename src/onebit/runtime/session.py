@@ -73,6 +73,47 @@ class Session:
         u = self.to_uint8(x)
         return {k: v.copy() for k, v in self._execute(u).items()}
 
+    def predict(self, images, batch_size: int = 256, progress=None) -> np.ndarray:
+        """Argmax class of every image (uint8 NHWC or float32 NCHW), run in batches."""
+        n = len(images)
+        out = np.empty(n, np.int64)
+        for i in range(0, n, batch_size):
+            out[i:i + batch_size] = self.run(images[i:i + batch_size]).argmax(axis=1)
+            if progress is not None:
+                progress(min(batch_size, n - i))
+        return out
+
+    def evaluate(self, images, labels, batch_size: int = 256, progress=None) -> float:
+        """Top-1 accuracy on ``(images, labels)``."""
+        labels = np.asarray(labels)
+        if len(labels) != len(images) or len(labels) == 0:
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        return float((self.predict(images, batch_size, progress) == labels).mean())
+
+    def profile(self, x, repeats: int = 20) -> list[dict]:
+        """Median milliseconds of each op on input ``x`` (buffers reused as in :meth:`run`)."""
+        import statistics
+        import time
+
+        u = self.to_uint8(x)
+        n = u.shape[0]
+        bufs = self._buffers(n)
+        self._execute(u)
+        times = {op.name: [] for op in self.model.ops}
+        for _ in range(repeats):
+            env = {self.model.input_name: u}
+            for op, step in zip(self.model.ops, self._steps):
+                xin = env[op.inputs[0]]
+                t0 = time.perf_counter()
+                if op.type == "flatten":
+                    env[op.output] = xin.reshape(n, -1)
+                else:
+                    step(xin, bufs[op.output])
+                    env[op.output] = bufs[op.output]
+                times[op.name].append((time.perf_counter() - t0) * 1e3)
+        return [{"op": op.name, "type": op.type, "output": self.model.values[op.output].kind,
+                 "median_ms": statistics.median(times[op.name])} for op in self.model.ops]
+
     def to_uint8(self, x) -> np.ndarray:
         """Validate the input and return the uint8 NHWC batch the engine reads."""
         h, w, c = self.input_shape

@@ -1,0 +1,178 @@
+"""Whole-model latency: ``onebit bench model.onebit`` (torch-free).
+
+:func:`bench_model` times ``Session.run`` on one fixed random uint8 batch (median of
+``repeats`` runs after ``warmup``), for each thread count, and — when asked with ``vs`` and
+when the peer environment exists (``.peers-venv``, ``benchmarks/peers/run_peers.py``) — the
+peers on the same architecture in the same run: LCE's indirect-BGEMM and default paths
+(``lce``), TFLite/XNNPACK int8 (``int8``) and float32 (``float``). Peers use random weights of
+the same architecture (weights do not change latency) at width 1.
+
+Records (one per measurement, the shape of the layer benchmark): ``model``, ``engine``, ``isa``,
+``threads``, ``batch``, ``median_ms``, ``commit``, ``cpu`` (+ ``width``, ``file``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from onebit.runtime.session import Session
+
+VS_ENGINES = {"lce": ("lce-indirect", "lce-default"), "int8": ("xnnpack-int8",), "float": ("xnnpack-float",)}
+PEER_MODELS = ("cifar-binarynet", "quicknet-small", "birealnet18", "binary-resnet-e18")
+
+
+def repo_root() -> Path | None:
+    """The source checkout holding ``benchmarks/peers`` (editable install), else None."""
+    here = Path(__file__).resolve()
+    for p in here.parents:
+        if (p / "benchmarks" / "peers" / "run_peers.py").is_file():
+            return p
+    return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    root = repo_root()
+    if root is None:
+        return "unknown"
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev + ("+dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def median_ms(fn, repeats: int = 50, warmup: int = 5, min_time_s: float = 0.2) -> float:
+    """Median wall time (ms) of ``fn()``; keeps sampling until ``min_time_s`` has passed."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_time_s:
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= 100 * repeats:
+            break
+    return statistics.median(times)
+
+
+def model_name(session: Session) -> tuple[str, float | None]:
+    cfg = session.model.metadata.get("producer", {}).get("model") or {}
+    return str(cfg.get("name", "unknown")), cfg.get("width")
+
+
+def time_session(session: Session, batch: int = 1, repeats: int = 50, warmup: int = 5, seed: int = 0) -> float:
+    x = np.random.default_rng(seed).integers(0, 256, (batch,) + session.input_shape, dtype=np.uint8)
+    return median_ms(lambda: session.run(x), repeats=repeats, warmup=warmup)
+
+
+def run_peers(name: str, engines, threads, repeats: int = 50, echo=print) -> list[dict]:
+    """Peer records from ``run_peers.py`` in ``.peers-venv`` (empty list, with a note, if absent)."""
+    root = repo_root()
+    py = None if root is None else root / ".peers-venv" / "bin" / "python"
+    if py is None or not py.exists():
+        echo("peers: .peers-venv not found (benchmarks/peers/setup_peers.sh builds it): skipped")
+        return []
+    if name not in PEER_MODELS:
+        echo(f"peers: no peer build of {name!r} (peers exist for {', '.join(PEER_MODELS)}): skipped")
+        return []
+    cmd = [str(py), str(root / "benchmarks" / "peers" / "run_peers.py"), "--models", name, "--layers", "none",
+           "--engines", ",".join(engines), "--threads", ",".join(map(str, threads)),
+           "--repeats", str(repeats), "--json", "-"]
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
+    try:
+        recs = json.loads(r.stdout) if r.stdout.strip() else []
+    except json.JSONDecodeError:
+        recs = []
+    if r.returncode != 0:
+        echo(f"peers: run_peers.py exited {r.returncode}: {r.stderr.strip().splitlines()[-1:]}")
+    return [rec for rec in recs if isinstance(rec, dict)]
+
+
+def bench_model(path, threads=(1, 2), batch: int = 1, vs=(), isa: str | None = None, repeats: int = 50,
+                warmup: int = 5, echo=print) -> list[dict]:
+    """Time a model file on the engine (and its peers); returns the records and prints a table.
+
+    ``threads``: thread counts to measure; ``vs``: any of ``"lce"``, ``"int8"``, ``"float"``.
+    """
+    bad = [v for v in vs if v not in VS_ENGINES]
+    if bad:
+        raise ValueError(f"unknown peer(s) {bad}: choose from {sorted(VS_ENGINES)}")
+    base = {"commit": git_commit(), "cpu": cpu_model(), "batch": batch, "file": os.fspath(path)}
+    records = []
+    name = width = None
+    for t in threads:
+        sess = Session(path, threads=t, isa=isa)
+        name, width = model_name(sess)
+        ms = time_session(sess, batch, repeats, warmup)
+        records.append(dict(base, model=name, width=width, engine="onebit", isa=sess.isa, threads=t, median_ms=ms))
+    if vs:
+        engines = [e for v in vs for e in VS_ENGINES[v]]
+        if batch != 1:
+            echo("peers: the peer harness times batch 1 only: skipped")
+        elif width not in (None, 1, 1.0):
+            echo(f"peers: the peers build width 1; this model has width {width}: skipped")
+        else:
+            for rec in run_peers(name, engines, threads, repeats, echo):
+                records.append(dict(base, **{k: rec.get(k) for k in ("engine", "isa", "threads", "median_ms")},
+                                    model=name, width=1, peer_cpu=rec.get("cpu")))
+    echo(format_records(records))
+    return records
+
+
+def format_records(records: list[dict]) -> str:
+    """Table: engine x threads median ms and the ratio to onebit at the same thread count."""
+    from onebit.table import format_table
+
+    ours = {r["threads"]: r["median_ms"] for r in records if r["engine"] == "onebit"}
+    rows = []
+    for r in records:
+        o = ours.get(r["threads"])
+        rows.append({"model": r["model"], "engine": r["engine"], "isa": r["isa"], "threads": r["threads"],
+                     "batch": r["batch"], "median ms": round(r["median_ms"], 3) if r["median_ms"] is not None else None,
+                     "x onebit": round(r["median_ms"] / o, 2) if o and r["median_ms"] else None})
+    head = f"cpu: {records[0]['cpu']}  commit: {records[0]['commit']}" if records else ""
+    return head + "\n" + format_table(rows)
+
+
+def main(argv=None) -> int:  # python -m onebit.runtime.bench model.onebit
+    import argparse
+
+    ap = argparse.ArgumentParser(description="time a .onebit model")
+    ap.add_argument("model")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--vs", default="")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    recs = bench_model(a.model, threads=[int(t) for t in a.threads.split(",")], batch=a.batch,
+                       vs=[v for v in a.vs.split(",") if v])
+    if a.json:
+        Path(a.json).write_text(json.dumps(recs, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""End to end on real MNIST: a few training steps, export (CLI), engine on every ISA == simulation,
+`onebit eval` accuracy == simulated accuracy."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = os.environ.get("ONEBIT_DATA") or str(REPO.parent / "shared" / "datasets")
+pytestmark = pytest.mark.skipif(not (Path(DATA) / "mnist").is_dir(), reason="MNIST not available (ONEBIT_DATA)")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from onebit.train import TrainConfig, train
+
+    os.environ.setdefault("ONEBIT_DATA", DATA)
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("e2e")
+    cfg = TrainConfig(model="mnist-small", dataset="mnist", epochs=1, batch_size=64, lr=2e-3,
+                      out=str(d / "m.pt"), seed=0, limit_train=512, limit_test=256, progress=False,
+                      threads=1, device="cpu")
+    train(cfg)
+    return d
+
+
+def test_end_to_end_mnist_export_run_equals_simulation(trained):
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.data import load
+    from onebit.runtime import Session, capabilities
+
+    out = trained / "m.onebit"
+    r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "bconv2d" in r.output and out.stat().st_size > 0
+    images, labels = load("mnist", split="test")
+    images, labels = images[:200], labels[:200]
+    sim = simulate(str(out))
+    sim_pred = sim(torch.from_numpy(images.copy())).argmax(1).numpy()
+    for isa in capabilities()["supported"]:
+        sess = Session(out, isa=isa, threads=2)
+        engine_vs_simulation(sess, sim, images[:16])
+        assert np.array_equal(sess.predict(images, 64), sim_pred), isa
+
+    j = trained / "eval.json"
+    r = CliRunner().invoke(main, ["eval", str(out), "--dataset", "mnist", "--limit", "200", "--quiet",
+                                  "--json", str(j), "--simulate"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(j.read_text())
+    assert {"model", "dataset", "split", "n", "accuracy", "isa"} <= set(rec)
+    assert rec["n"] == 200 and rec["argmax_agreement"] == 1.0
+    assert rec["accuracy"] == pytest.approx(float((sim_pred == labels).mean()))
+
+
+def test_export_cli_reports_conversion_error(tmp_path):
+    from onebit.cli import main
+
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = CliRunner().invoke(main, ["export", str(bad), "-o", str(tmp_path / "x.onebit")])
+    assert r.exit_code != 0 and "Error" in r.output
+
+
+def test_eval_cli_rejects_malformed_model(tmp_path):
+    from onebit.cli import main
+
+    p = tmp_path / "bad.onebit"
+    p.write_bytes(b"\x10" + b"\x00" * 7 + b"{}")
+    r = CliRunner().invoke(main, ["eval", str(p), "--dataset", "mnist"])
+    assert r.exit_code != 0 and "truncated" in r.output
