@@ -73,3 +73,31 @@ def test_cache_unwritable_dir_still_loads(shared_root, tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="cannot write the array cache"):
         x, y = data.load("mnist", "test", root=shared_root)
     assert x.shape == (10000, 28, 28, 1) and y[0] == 7
+
+
+def test_cache_concurrent_loads_decode_once(shared_root, tmp_cache, monkeypatch):
+    # two threads miss the cache together; the lock lets only one decode, the other reads it
+    import threading
+    import time
+
+    from onebit.data import mnist
+
+    calls = []
+    real = mnist.IdxSource.decode
+
+    def counting(self, size):
+        calls.append(1)
+        time.sleep(0.3)  # keep the first decode running while the second thread misses
+        return real(self, size)
+
+    monkeypatch.setattr(mnist.IdxSource, "decode", counting)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(data.load("mnist", "test",
+                                                                    root=shared_root)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 2 and len(calls) == 1
+    np.testing.assert_array_equal(out[0][0], out[1][0])

@@ -70,3 +70,13 @@ def test_registry_imagenette_normalization_matches_val_statistics(imagenette_val
     ds = data.info("imagenette")
     np.testing.assert_allclose(mean, ds.mean, atol=0.015)
     np.testing.assert_allclose(std, ds.std, atol=0.015)
+
+
+def test_registry_import_does_not_pull_torch():
+    # the runtime side (eval, bench) loads and normalizes data without torch
+    import subprocess
+    import sys
+
+    code = ("import sys, onebit.data as d; d.info('cifar10'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,6 +8,7 @@ temporary name first and is renamed into place, so concurrent processes never se
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 
 from onebit.data.sources import cache_dir
 
-__all__ = ["FORMAT_VERSION", "cache_key", "array_dir", "save", "load"]
+__all__ = ["FORMAT_VERSION", "cache_key", "array_dir", "save", "load", "lock"]
 
 # Bump whenever decoding changes what ends up in the arrays (order, resize, colour handling).
 FORMAT_VERSION = 1
@@ -98,3 +99,26 @@ def load(key: str):
     if images is None or labels is None or len(images) != len(labels):
         return None
     return images, labels
+
+
+@contextlib.contextmanager
+def lock(name: str):
+    """Exclusive inter-process lock ``<arrays>/.<name>.lock`` (advisory ``flock``; a no-op where
+    flock or the cache directory is unavailable: the atomic writes keep that case correct)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        array_dir().mkdir(parents=True, exist_ok=True)
+        f = open(array_dir() / f".{name}.lock", "a")
+    except OSError:
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

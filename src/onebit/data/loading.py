@@ -45,10 +45,16 @@ def load(name: str, split: str = "train", root=None, size: int | None = None):
     hit = cache.load(key)
     if hit is not None:
         return hit
-    decoded = source.decode(ds.image_size)
-    for s, (images, labels) in decoded.items():
-        _check(ds, s, images, labels, source.paths[0])
-        cache.save(cache.cache_key(ds.name, s, ds.image_size, source.tag), images, labels)
+    # One decoder per source at a time: concurrent processes (DDP ranks, parallel test runs)
+    # wait for the first one and then read its cache instead of decoding again.
+    with cache.lock(f"{ds.name}-{ds.image_size}px-{source.tag}"):
+        hit = cache.load(key)
+        if hit is not None:
+            return hit
+        decoded = source.decode(ds.image_size)
+        for s, (images, labels) in decoded.items():
+            _check(ds, s, images, labels, source.paths[0])
+            cache.save(cache.cache_key(ds.name, s, ds.image_size, source.tag), images, labels)
     hit = cache.load(key)
     return hit if hit is not None else decoded[split]
 
