@@ -195,8 +195,10 @@ def _zoo_builder(name: str):
 
 def zoo_model(name: str, variant: str) -> keras.Model:
     """A larq-zoo network at 224x224x3, random weights (``weights=None``), 1000 classes."""
-    x_in = keras.Input((224, 224, 3), batch_size=1)
-    model = _zoo_builder(name)(input_tensor=x_in, weights=None)
+    # larq-zoo's factories type-check input_tensor against tf.Tensor, which a tf-keras
+    # KerasTensor fails; with input_shape the batch dimension is None and both converters
+    # fix it to 1.
+    model = _zoo_builder(name)(input_shape=(224, 224, 3), weights=None)
     if variant == "binary":
         return model
     return keras.models.clone_model(model, clone_function=_float_twin_of)

@@ -89,7 +89,7 @@ def _parse_layers(value: str) -> list[str]:
     from models import REFERENCE_LAYERS, parse_layer
 
     if value == "all":
-        return list(REFERENCE_LAYERS)
+        return [parse_layer(s) for s in REFERENCE_LAYERS]
     if value in ("none", ""):
         return []
     if ";" in value:
@@ -252,6 +252,58 @@ def _time(run, warmup: int, repeats: int) -> list[float]:
     return times
 
 
+# Largest |peer - keras| / max|keras| accepted by --verify. Binary networks can legitimately
+# differ where a pre-sign value lies within float rounding of 0 (one flipped bit moves the rest
+# of the network), so whole binary models get a looser bound than single layers; int8 carries
+# its quantization error.
+_VERIFY_TOL = {"lce": (1e-4, 0.05), "float": (1e-4, 1e-3), "onnx": (1e-4, 1e-3), "int8": (0.05, 0.25)}
+
+
+def _verify(cache: "ModelCache", name: str, fmt: str, is_model: bool, pad_values: float, seed: int):
+    """Run the converted peer model and its Keras source on one random input; return rel. error."""
+    import numpy as np
+
+    keras_model = cache._keras_model(name, "binary" if fmt == "lce" else "float",
+                                     pad_values if fmt == "lce" else 1.0, seed)
+    data = cache.get(name, fmt, pad_values, seed)
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal([1] + [int(d) for d in keras_model.input_shape[1:]]).astype(np.float32)
+    ref = keras_model(x, training=False).numpy()
+    if fmt == "lce":
+        from larq_compute_engine import testing
+
+        got = testing.Interpreter(data, use_indirect_bgemm=True).interpreter.predict([x])[0]
+    elif fmt in ("float", "int8"):
+        import tensorflow as tf
+
+        it = tf.lite.Interpreter(model_content=data)
+        it.allocate_tensors()
+        (inp,), (out,) = it.get_input_details(), it.get_output_details()
+        if fmt == "int8":
+            sc, zp = inp["quantization"]
+            xq = np.clip(np.round(x / sc) + zp, -128, 127).astype(np.int8)
+            it.set_tensor(inp["index"], xq)
+            it.invoke()
+            sc, zp = out["quantization"]
+            got = (it.get_tensor(out["index"]).astype(np.float32) - zp) * sc
+        else:
+            it.set_tensor(inp["index"], x)
+            it.invoke()
+            got = it.get_tensor(out["index"])
+    else:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        i0 = sess.get_inputs()[0]
+        got = sess.run(None, {i0.name: x.transpose(0, 3, 1, 2) if x.ndim == 4 else x})[0]
+        if got.ndim == 4:
+            got = got.transpose(0, 2, 3, 1)
+    got = np.asarray(got).reshape(ref.shape)
+    rel = float(np.abs(got - ref).max() / max(float(np.abs(ref).max()), 1e-12))
+    tol = _VERIFY_TOL[fmt][1 if is_model else 0]
+    return rel, tol
+
+
 _OPTS = {"lce_xnnpack": False}
 
 
@@ -304,6 +356,9 @@ def main(argv=None) -> int:
         str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "onebit-peers")),
         help="converted model cache ('' disables; default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--verify", action="store_true",
+                    help="before timing, check each converted peer model against its Keras source "
+                         "on a random input (max |diff| / max |ref|); a failure skips its timing")
     args = ap.parse_args(argv)
 
     if args.repeats < 1 or args.warmup < 0:
@@ -358,6 +413,20 @@ def main(argv=None) -> int:
                 failures.append(f"{name} / {engine}: conversion failed: {type(e).__name__}: {e}")
                 traceback.print_exc(file=sys.stderr)
                 continue
+            rel = None
+            if args.verify:
+                try:
+                    rel, tol = _verify(cache, name, _FORMAT[engine], kind == "model",
+                                       args.lce_pad_values, args.seed)
+                except Exception as e:
+                    failures.append(f"{name} / {engine}: verify failed: {type(e).__name__}: {e}")
+                    continue
+                ok = rel <= tol
+                print(f"# verify {name} {engine}: max|diff|/max|ref| = {rel:.2e} "
+                      f"(tolerance {tol:g}) {'ok' if ok else 'MISMATCH'}", file=sys.stderr, flush=True)
+                if not ok:
+                    failures.append(f"{name} / {engine}: output mismatch vs Keras, rel {rel:.2e} > {tol:g}")
+                    continue
             for t in threads:
                 try:
                     run = _runner(engine, data, t, args.seed)
@@ -376,6 +445,8 @@ def main(argv=None) -> int:
                     bitmacs=bitmacs, gbitmacs_per_s=bitmacs / (med * 1e6) if bitmacs else None,
                     loadavg_1m=load, commit=commit, cpu=cpu, peer_versions=versions,
                 )
+                if rel is not None:
+                    rec["verify_rel_err"] = rel
                 if engine.startswith("lce-"):
                     rec["lce_options"] = {
                         "use_indirect_bgemm": engine == "lce-indirect",

@@ -28,6 +28,14 @@ fi
   "larq-compute-engine==0.16.0" "larq-zoo==2.4.0" "protobuf==3.20.3" \
   "numpy<2" onnxruntime
 
+# Optional: tf2onnx + onnx for the ONNX Runtime float peer ("ort-float"). Pinned so pip does not
+# drag in NumPy 2 / protobuf 4+, which would break TensorFlow 2.16; a failure here only disables
+# that one engine.
+if ! "$VENV/bin/python" -m pip install "tf2onnx==1.17.0" "onnx==1.17.0" \
+    "numpy<2" "protobuf==3.20.3" "ml_dtypes==0.3.2"; then
+  echo "setup_peers: tf2onnx/onnx not installed: engine ort-float unavailable (the others work)" >&2
+fi
+
 # Smoke test: everything imports under legacy Keras and LCE's interpreter is present.
 TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" - <<'PY'
 import tensorflow as tf, tf_keras, larq, larq_zoo, larq_compute_engine as lce, onnxruntime, numpy
