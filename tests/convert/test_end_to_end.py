@@ -74,3 +74,21 @@ def test_eval_cli_rejects_malformed_model(tmp_path):
     p.write_bytes(b"\x10" + b"\x00" * 7 + b"{}")
     r = CliRunner().invoke(main, ["eval", str(p), "--dataset", "mnist"])
     assert r.exit_code != 0 and "truncated" in r.output
+
+
+def test_demo_steps_export_eval_latency(trained):
+    from onebit.cli.demo import DemoOptions, DemoState
+    from onebit.convert.demo_steps import STEPS
+    from onebit.train import load_checkpoint
+
+    model, ckpt = load_checkpoint(trained / "m.pt")
+    lines = []
+    state = DemoState(options=DemoOptions(limit_test=300), workdir=trained, echo=lines.append, model=model)
+    state.results["train"] = {"test_accuracy": 0.5}
+    for step in STEPS:
+        step(state)
+    r = state.results
+    assert r["engine_eval"]["argmax_agreement"] == 1.0 and r["engine_eval"]["n"] == 300
+    assert r["engine_eval"]["engine_accuracy"] == r["engine_eval"]["simulation_accuracy"]
+    assert r["latency"]["onebit_ms"] > 0 and r["export"]["bytes"] > 0
+    assert "speedup vs float twin" in lines[-1]
