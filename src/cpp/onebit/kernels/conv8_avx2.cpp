@@ -1,12 +1,15 @@
 // AVX2 int8 convolution.
 //
 // Why not vpmaddubsw: it multiplies u8 x s8 and adds pairs into SATURATING int16
-// (255*127*2 > 32767), which would silently clip. Instead each output pixel's receptive field is
-// gathered once into an int16 "patch" (x - zp, exact: |x - zp| <= 510; padded taps are 0 = real
-// zero), and weights are widened to int16 and re-laid out as [cout block of 16][k pair][16][2].
-// vpmaddwd then multiplies int16 pairs into exact int32 sums: one broadcast 32-bit patch pair
-// times one weight vector gives 8 output channels x 2 taps. Register block: 4 pixels x 16 output
-// channels (8 accumulators, 2 weight vectors, 1 broadcast). The dispatcher proved the int32
+// (255*127*2 > 32767), which would silently clip. Instead the input is converted once per call
+// to an int16 image of x - zp (exact: |x - zp| <= 510) with an explicit zero border (padded
+// taps = real zero), and weights are widened to int16 and laid out as
+// [cout block of 16][tap row][pair][16][2]. vpmaddwd multiplies int16 pairs into exact int32
+// sums: one broadcast 32-bit pair of the image times one weight vector gives 8 output
+// channels x 2 taps. A tap row of a receptive field is kw*cin contiguous values of the image,
+// so no per-pixel gather (im2col) is needed. Register block: 4 pixels x 16 output
+// channels (8 accumulators, 2 weight vectors, 1 broadcast); the 16-channel weight block is
+// reused across a whole output row so it stays in L1. The dispatcher proved the int32
 // accumulator cannot overflow, so the result equals the scalar reference exactly; the output
 // stages below perform the reference's integer / float operations lane by lane.
 #include <immintrin.h>
@@ -23,22 +26,30 @@ namespace {
 
 constexpr int kTile = 4;  // output pixels per register block
 
+// Accumulators of P output pixels x all output channels. base[p] points at the top-left tap of
+// pixel p in the padded int16 image; tap row i starts row_stride further per row, and holds
+// s2 int16 pairs (kw*cin values, plus one slot whose weight is 0 when kw*cin is odd).
 template <int P>
-void compute_tile(const int16_t* const* patch, const int16_t* wpack, int64_t k2n, int64_t cbn,
-                  int32_t* const* acc) {
+void compute_tile(const int16_t* const* base, int64_t row_stride, int kh, int64_t s2,
+                  const int16_t* wpack, int64_t cbn, int32_t* const* acc) {
+  const int64_t k2n = kh * s2;
   for (int64_t cb = 0; cb < cbn; ++cb) {
     __m256i s[P][2];
     for (int p = 0; p < P; ++p) s[p][0] = s[p][1] = _mm256_setzero_si256();
     const int16_t* wp = wpack + cb * k2n * 32;
-    for (int64_t k2 = 0; k2 < k2n; ++k2, wp += 32) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 16));
-      for (int p = 0; p < P; ++p) {
-        int32_t pair;
-        std::memcpy(&pair, patch[p] + 2 * k2, 4);
-        const __m256i b = _mm256_set1_epi32(pair);
-        s[p][0] = _mm256_add_epi32(s[p][0], _mm256_madd_epi16(b, w0));
-        s[p][1] = _mm256_add_epi32(s[p][1], _mm256_madd_epi16(b, w1));
+    for (int i = 0; i < kh; ++i) {
+      const int16_t* rp[P];
+      for (int p = 0; p < P; ++p) rp[p] = base[p] + i * row_stride;
+      for (int64_t t = 0; t < s2; ++t, wp += 32) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 16));
+        for (int p = 0; p < P; ++p) {
+          int32_t pair;
+          std::memcpy(&pair, rp[p] + 2 * t, 4);
+          const __m256i b = _mm256_set1_epi32(pair);
+          s[p][0] = _mm256_add_epi32(s[p][0], _mm256_madd_epi16(b, w0));
+          s[p][1] = _mm256_add_epi32(s[p][1], _mm256_madd_epi16(b, w1));
+        }
       }
     }
     for (int p = 0; p < P; ++p) {
@@ -140,61 +151,73 @@ void conv8_stage_avx2(const int32_t* acc, const Conv8Stage& st, int64_t cout, co
 
 namespace {
 
-// Gathers the receptive field of output (n, oy, ox) as int16 x - zp, OHWI order, zero padded
-// to kp entries (padded taps are 0, i.e. real zero).
-void build_patch(const Conv8Args& a, const int16_t* zp16, int64_t n, int64_t oy, int64_t ox,
-                 int16_t* dst, int64_t kp) {
+// One input row (w pixels) as int16 x - zp into the padded image (exact: |x - zp| <= 510).
+void convert_row(const Conv8Args& a, const int16_t* zp16, int64_t n, int64_t iy, int16_t* dst) {
   const Conv8Geom& g = a.g;
-  for (int i = 0; i < g.kh; ++i) {
-    const int64_t iy = oy * g.sh - g.ph + i;
-    for (int j = 0; j < g.kw; ++j) {
-      const int64_t ix = ox * g.sw - g.pw + j;
-      int16_t* d = dst + (int64_t{i} * g.kw + j) * g.cin;
-      if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-        std::memset(d, 0, g.cin * sizeof(int16_t));
-        continue;
+  const int64_t off = (n * g.h + iy) * g.w * g.cin;
+  for (int64_t ix = 0; ix < g.w; ++ix) {
+    int16_t* d = dst + ix * g.cin;
+    int64_t c = 0;
+    if (a.x_signed) {
+      const int8_t* s = static_cast<const int8_t*>(a.x) + off + ix * g.cin;
+      for (; c + 16 <= g.cin; c += 16) {
+        const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
+                            _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
       }
-      const int64_t off = ((n * g.h + iy) * g.w + ix) * g.cin;
-      int64_t c = 0;
-      if (a.x_signed) {
-        const int8_t* s = static_cast<const int8_t*>(a.x) + off;
-        for (; c + 16 <= g.cin; c += 16) {
-          const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
-                              _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
-        }
-        for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
-      } else {
-        const uint8_t* s = static_cast<const uint8_t*>(a.x) + off;
-        for (; c + 16 <= g.cin; c += 16) {
-          const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
-                              _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
-        }
-        for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
+      for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
+    } else {
+      const uint8_t* s = static_cast<const uint8_t*>(a.x) + off + ix * g.cin;
+      for (; c + 16 <= g.cin; c += 16) {
+        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
+                            _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
       }
+      for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
     }
   }
-  const int64_t k = int64_t{g.kh} * g.kw * g.cin;
-  for (int64_t q = k; q < kp; ++q) dst[q] = 0;
 }
 
 }  // namespace
 
 void conv8_avx2(const Conv8Args& a, int threads) {
   const Conv8Geom& g = a.g;
-  const int64_t k = int64_t{g.kh} * g.kw * g.cin;
-  const int64_t k2n = (k + 1) / 2, kp = 2 * k2n;
-  const int64_t cbn = (g.cout + 15) / 16;
-  // int16 weights [cout block][k pair][16 channels][2 taps], zero padded (k and cout).
-  std::vector<int16_t> wpack(cbn * k2n * 32, 0);
-  for (int64_t o = 0; o < g.cout; ++o) {
-    const int8_t* wr = a.w + o * k;
-    int16_t* base = wpack.data() + (o / 16) * k2n * 32 + (o % 16) * 2;
-    for (int64_t q = 0; q < k; ++q) base[(q / 2) * 32 + (q % 2)] = wr[q];
-  }
+  // The input, converted once to int16 (x - zp) inside an explicit zero border (zero = real 0,
+  // the padding semantics): every tap row of a receptive field is then kw*cin contiguous values,
+  // read in place (no per-pixel gather).
+  const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
+  const int64_t row_stride = wpd * g.cin;
+  std::vector<int16_t> img(g.n * hp * row_stride + 16, 0);  // +16: pair reads past a row end
   std::vector<int16_t> zp16(g.cin);
   for (int64_t c = 0; c < g.cin; ++c) zp16[c] = static_cast<int16_t>(a.zero_point[c]);
+  parallel_for(g.n * g.h, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.h, iy = r % g.h;
+      convert_row(a, zp16.data(), n, iy,
+                  img.data() + (n * hp + iy + g.ph) * row_stride + g.pw * g.cin);
+    }
+  });
+  // int16 weights [cout block of 16][tap row i][pair t][16 channels][2], zero padded (odd
+  // kw*cin and cout tails), matching the pair layout of the image rows.
+  const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
+  const int64_t cbn = (g.cout + 15) / 16;
+  std::vector<int16_t> wpack(cbn * k2n * 32, 0);
+  // Written sequentially (up to 16 weight rows read in step), one cout block per work item.
+  parallel_for(cbn, threads, [&](int64_t c0, int64_t c1) {
+    for (int64_t cb = c0; cb < c1; ++cb) {
+      const int64_t no = std::min<int64_t>(16, g.cout - cb * 16);
+      int16_t* dst = wpack.data() + cb * k2n * 32;
+      for (int i = 0; i < g.kh; ++i)
+        for (int64_t t = 0; t < s2; ++t, dst += 32) {
+          const bool odd_tail = 2 * t + 1 >= seg;  // the pair's second slot is padding
+          const int8_t* src = a.w + (cb * 16 * g.kh + i) * seg + 2 * t;
+          for (int64_t o = 0; o < no; ++o, src += g.kh * seg) {
+            dst[2 * o] = src[0];
+            dst[2 * o + 1] = odd_tail ? int16_t{0} : int16_t{src[1]};
+          }
+        }
+    }
+  });
   std::vector<int32_t> dirneg;
   if (a.stage.kind == Conv8Out::bits) {
     dirneg.resize(g.cout);
@@ -202,31 +225,34 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   }
   const int64_t per_px = conv8_out_per_pixel(g, a.stage.kind);
   const size_t esz = conv8_out_elem_size(a.stage.kind);
+  // Per output row: for each block of 16 output channels (its weights stay in L1), all pixel
+  // tiles of the row; then the output stage of each pixel.
   parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
-    std::vector<int16_t> patches(kTile * kp);
-    std::vector<int32_t> accs(kTile * cbn * 16);
-    const int16_t* pp[kTile];
-    int32_t* ap[kTile];
-    for (int p = 0; p < kTile; ++p) {
-      pp[p] = patches.data() + p * kp;
-      ap[p] = accs.data() + p * cbn * 16;
-    }
+    std::vector<int32_t> accs(g.ow * cbn * 16);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
-      for (int64_t ox0 = 0; ox0 < g.ow; ox0 += kTile) {
-        const int np = static_cast<int>(std::min<int64_t>(kTile, g.ow - ox0));
-        for (int p = 0; p < np; ++p)
-          build_patch(a, zp16.data(), n, oy, ox0 + p, patches.data() + p * kp, kp);
-        switch (np) {
-          case 4: compute_tile<4>(pp, wpack.data(), k2n, cbn, ap); break;
-          case 3: compute_tile<3>(pp, wpack.data(), k2n, cbn, ap); break;
-          case 2: compute_tile<2>(pp, wpack.data(), k2n, cbn, ap); break;
-          default: compute_tile<1>(pp, wpack.data(), k2n, cbn, ap); break;
+      const int16_t* row = img.data() + (n * hp + oy * g.sh) * row_stride;
+      for (int64_t cb = 0; cb < cbn; ++cb) {
+        const int16_t* wcb = wpack.data() + cb * k2n * 32;
+        for (int64_t ox0 = 0; ox0 < g.ow; ox0 += kTile) {
+          const int np = static_cast<int>(std::min<int64_t>(kTile, g.ow - ox0));
+          const int16_t* bp[kTile];
+          int32_t* ap[kTile];
+          for (int p = 0; p < np; ++p) {
+            bp[p] = row + (ox0 + p) * g.sw * g.cin;
+            ap[p] = accs.data() + (ox0 + p) * cbn * 16 + cb * 16;
+          }
+          switch (np) {
+            case 4: compute_tile<4>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
+            case 3: compute_tile<3>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
+            case 2: compute_tile<2>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
+            default: compute_tile<1>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
+          }
         }
-        for (int p = 0; p < np; ++p) {
-          void* out = static_cast<char*>(a.y) + (r * g.ow + ox0 + p) * per_px * esz;
-          conv8_stage_avx2(ap[p], a.stage, g.cout, dirneg.data(), out);
-        }
+      }
+      for (int64_t ox = 0; ox < g.ow; ++ox) {
+        void* out = static_cast<char*>(a.y) + (r * g.ow + ox) * per_px * esz;
+        conv8_stage_avx2(accs.data() + ox * cbn * 16, a.stage, g.cout, dirneg.data(), out);
       }
     }
   });
