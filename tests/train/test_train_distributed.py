@@ -3,18 +3,6 @@ import pytest
 from onebit.train import distributed as ddp
 
 
-@pytest.mark.parametrize("world", [1, 2, 3, 4])
-def test_sharded_loader_partitions_batches_equally(world):
-    batches = list(range(10))
-    shards = [list(ddp.ShardedLoader(batches, r, world)) for r in range(world)]
-    per = 10 // world
-    assert all(len(s) == per for s in shards)
-    assert all(len(ddp.ShardedLoader(batches, r, world)) == per for r in range(world))
-    flat = [b for s in shards for b in s]
-    assert len(set(flat)) == len(flat)  # disjoint
-    assert sorted(flat) == list(range(per * world))
-
-
 def test_setup_without_torchrun_env_is_single_process(monkeypatch):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(k, raising=False)
@@ -44,8 +32,17 @@ def test_train_under_torchrun_env_world_one_wraps_ddp(monkeypatch, tmp_path, sma
     for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                  "MASTER_PORT": str(port)}.items():
         monkeypatch.setenv(k, v)
-    wrapped = []
-    real_wrap = ddp.wrap
+    import onebit.data
+
+    wrapped, shards = [], []
+    real_wrap, real_loader = ddp.wrap, onebit.data.make_loader
+
+    def loader_spy(*a, **kw):
+        if a[1] == "train":
+            shards.append((kw.get("rank"), kw.get("world_size")))
+        return real_loader(*a, **kw)
+
+    monkeypatch.setattr(onebit.data, "make_loader", loader_spy)
 
     def spy(model, ctx, device):
         net = real_wrap(model, ctx, device)
@@ -55,5 +52,6 @@ def test_train_under_torchrun_env_world_one_wraps_ddp(monkeypatch, tmp_path, sma
     monkeypatch.setattr(ddp, "wrap", spy)
     r = train(small_config(tmp_path, epochs=1, limit_train=128, limit_test=64))
     assert wrapped == [True]
+    assert shards == [(0, 1)]  # the loader is sharded by rank
     assert len(r.history) == 1 and (tmp_path / "ckpt.pt").is_file()
     assert not dist.is_initialized()  # the group we created is torn down

@@ -26,8 +26,10 @@ DEMO_DATASET = "mnist"
 class DemoOptions:
     epochs: int = 3
     batch_size: int = 128
-    lr: float = 2e-3
-    limit_train: int | None = None
+    lr: float = 3e-3
+    # 20000 of the 60000 training images keep the demo under 5 minutes on 2 cores
+    # (mnist-small trains at about 230 images/s on one core); --limit-train 60000 for all.
+    limit_train: int | None = 20000
     limit_test: int | None = None
     threads: int | None = None
     seed: int = 0
@@ -117,7 +119,7 @@ def run_demo(options: DemoOptions, echo: Callable[[str], None] = click.echo,
 @click.option("--batch-size", type=click.IntRange(min=1), default=DemoOptions.batch_size, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=DemoOptions.lr, show_default=True)
 @click.option("--limit-train", type=click.IntRange(min=1), default=DemoOptions.limit_train,
-              help="Train on the first N MNIST images (default: all 60000).")
+              show_default=True, help="Train on the first N of the 60000 MNIST training images.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Evaluate on the first N test images.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: torch's).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)

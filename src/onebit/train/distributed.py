@@ -2,9 +2,9 @@
 
 torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; when they are present the process
 group is initialised (NCCL on CUDA, Gloo on CPU), the model is wrapped in
-``DistributedDataParallel``, each rank iterates its own shard of the training batches (the
-equivalent of ``DistributedSampler``: rank r takes batches r, r+W, r+2W, ...), and only rank 0
-logs, evaluates and writes checkpoints. Model code never changes.
+``DistributedDataParallel``, each rank iterates its own slice of the shuffled training set
+(``onebit.data.make_loader(rank=, world_size=)``, the ``DistributedSampler`` convention: equal
+step counts on every rank), and only rank 0 logs, evaluates and writes checkpoints. Model code never changes.
 """
 from __future__ import annotations
 
@@ -71,34 +71,6 @@ def wrap(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> torc
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
-
-
-class ShardedLoader:
-    """Rank ``r`` of ``W`` sees batches r, r+W, ... of ``loader``; every rank the same count.
-
-    Equal counts matter: DDP all-reduces gradients every step, so a rank with one batch more
-    would wait forever. The tail (len % W batches) is dropped, like ``drop_last``.
-    """
-
-    def __init__(self, loader, rank: int, world_size: int):
-        self.loader, self.rank, self.world_size = loader, rank, world_size
-
-    def __len__(self) -> int:
-        return len(self.loader) // self.world_size
-
-    def __iter__(self):
-        n = len(self)
-        taken = 0
-        for i, batch in enumerate(self.loader):
-            if taken == n:
-                break
-            if i % self.world_size == self.rank:
-                taken += 1
-                yield batch
-
-
-def shard(loader, ctx: DistContext):
-    return ShardedLoader(loader, ctx.rank, ctx.world_size) if ctx.enabled and ctx.world_size > 1 else loader
 
 
 def all_reduce_sum(values: list[float], ctx: DistContext, device: torch.device) -> list[float]:

@@ -63,11 +63,6 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A distinct, reproducible loader seed per epoch (independent of how we got there)."""
-    return (seed * 1_000_003 + epoch * 7919) % 2**31
-
-
 def resolve_device(name: str, ctx: ddp.DistContext) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -79,29 +74,29 @@ def resolve_device(name: str, ctx: ddp.DistContext) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: TrainConfig, num_classes: int) -> torch.nn.Module:
+def build_model(config: TrainConfig, num_classes: int, input_size: int) -> torch.nn.Module:
     import onebit.models
 
-    kw: dict[str, Any] = {"width": config.width, "num_classes": num_classes,
+    kw: dict[str, Any] = {"width": config.width, "num_classes": num_classes, "input_size": input_size,
                           "clip_block": config.clip_block, "float_twin": config.float_twin}
-    if config.size is not None:
-        kw["input_size"] = config.size
     if config.stem is not None:
         kw["stem"] = config.stem
     try:
         return onebit.models.create(config.model, **kw)
-    except KeyError as e:
-        raise TrainConfigError(f"unknown model {config.model!r}: {e}") from e
+    except KeyError as e:  # onebit.models.UnknownModelError lists the known names
+        raise TrainConfigError(str(e)) from e
 
 
-def make_train_loader(config: TrainConfig, epoch: int, ctx: ddp.DistContext):
+def make_train_loader(config: TrainConfig, ctx: ddp.DistContext):
+    """The training loader; under DDP each rank draws its slice of one shared permutation
+    (``DistributedSampler`` convention, done by ``onebit.data``). Call ``set_epoch`` per epoch:
+    shuffle and augmentation are seeded by (seed, epoch), which makes resume exact."""
     import onebit.data
 
-    loader = onebit.data.make_loader(
-        config.dataset, "train", config.batch_size, train=True, augment=config.augment,
-        size=config.size, seed=epoch_seed(config.seed, epoch), limit=config.limit_train,
-        root=config.data_root)
-    return ddp.shard(loader, ctx)
+    return onebit.data.make_loader(
+        config.dataset, "train", config.batch_size, train=True, augment=None if config.augment else False,
+        size=config.size, seed=config.seed, limit=config.limit_train, root=config.data_root,
+        rank=ctx.rank, world_size=ctx.world_size)
 
 
 def make_test_loader(config: TrainConfig):
@@ -154,7 +149,10 @@ def train(config: TrainConfig | dict) -> TrainResult:
         torch.set_num_threads(config.threads)
     import onebit.data
 
-    info = onebit.data.info(config.dataset)
+    try:
+        info = onebit.data.info(config.dataset, config.size)
+    except (KeyError, TypeError, ValueError) as e:  # unknown name, or a size it cannot take
+        raise TrainConfigError(str(e)) from e
     want_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
     ctx = ddp.setup(want_cuda)
     try:
@@ -169,10 +167,11 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     seed_everything(config.seed)
-    model = build_model(config, info.num_classes).to(device)
+    model = build_model(config, info.num_classes, info.image_size).to(device)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
 
-    steps_per_epoch = len(make_train_loader(config, 0, ctx))
+    train_loader = make_train_loader(config, ctx)
+    steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise TrainConfigError(
             f"no training batches: {config.dataset} train split with limit_train={config.limit_train} "
@@ -215,7 +214,8 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
     # stop_after ends the run early with the full schedule intact (resume later with --resume).
     end_epoch = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     for epoch in range(start_epoch, end_epoch):
-        loader = make_train_loader(config, epoch, ctx)
+        loader = train_loader
+        loader.set_epoch(epoch)
         net.train()
         loss_sum, correct, seen = 0.0, 0, 0
         t0 = time.perf_counter()
