@@ -341,9 +341,11 @@ class Pruner:
             else:
                 s = score(self.method, w)
             idx, n = self.groups[name]
-            g = gran.group_mean(s, idx, n)
-            # a group that is already fully pruned sorts first: masks only grow
-            alive = gran.group_mean(get_mask(layer).cpu(), idx, n)
+            mask = get_mask(layer).detach().cpu().double()
+            # mean over the group's live weights only (inputs an earlier cut removed carry no
+            # evidence); a group that is already fully pruned sorts first: masks only grow
+            alive = gran.group_mean(mask, idx, n)
+            g = gran.group_mean(s * mask, idx, n) / alive.clamp(min=1e-12)
             g[alive == 0] = -float("inf")
             out[name] = g
         return out
