@@ -1,4 +1,5 @@
 import gzip
+import os
 import shutil
 
 import numpy as np
@@ -28,7 +29,7 @@ def test_mnist_first_images(shared_root):
     assert yt[:5].tolist() == [7, 2, 1, 0, 4]
 
 
-@pytest.mark.skipif(not __import__("os").path.isdir("/usr/share/datasets/fashion-mnist"),
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
                     reason="Debian package dataset-fashion-mnist not installed")
 @pytest.mark.parametrize("split,n", [("train", 60000), ("test", 10000)])
 def test_mnist_fashion_from_debian_package(split, n, tmp_path):

@@ -119,7 +119,9 @@ def missing_message(specs, roots, extra: str = "") -> str:
     sub = first.subdirs[0] if first.subdirs else ""
     where = [str(Path(roots[0]) / sub)] if roots else []
     where.append(str(cache_dir() / first.download_subdir))
-    msg = (f"dataset file not found: {names}. Searched: {', '.join(searched)}. "
+    what = ("dataset file not found: " if len(specs) == 1
+            else "dataset files not found (any one of them is enough): ")
+    msg = (f"{what}{names}. Searched: {', '.join(searched)}. "
            f"Put the file into {' or '.join(dict.fromkeys(where))} "
            "(or point ONEBIT_DATA / the root argument at a folder that holds it)")
     if extra:
