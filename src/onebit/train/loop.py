@@ -9,6 +9,7 @@ the generator states travel in the checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import time
@@ -133,10 +134,21 @@ def _clip(model: torch.nn.Module) -> None:
     onebit.nn.clip_latent_weights(ddp.unwrap(model))
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _environment(device: torch.device, ctx: ddp.DistContext) -> dict[str, Any]:
     return {"torch": torch.__version__, "onebit": onebit.__version__, "device": str(device),
             "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
-            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
             "python": platform.python_version()}
 
 
