@@ -23,6 +23,11 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 @pytest.fixture
+def randomize():
+    return randomize_bn
+
+
+@pytest.fixture
 def mnist_small():
     """mnist-small at width 0.25 (conv1 8->16, conv2 16->16, fc1 784->32), seeded."""
     def make(seed: int = 0):

@@ -50,3 +50,29 @@ def test_curves_loss_is_monotone():
     c = SensitivityCurves(baseline=0.9, ratios=[0.1, 0.2, 0.3], accuracy={"a": [0.8, 0.85, 0.7]})
     assert c.loss("a") == pytest.approx([0.1, 0.1, 0.2])
     assert SensitivityCurves.from_dict(c.to_dict()) == c
+
+
+def test_iterative_prune_flip_counts_restart(mnist_small):
+    from onebit.prune import FlipCounter
+    from onebit.prune.finetune import iterative_prune
+
+    model = mnist_small()
+    counter = FlipCounter(model)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+
+    def train(m, steps=3):
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+            counter.update()
+
+    train(model)
+    p = Pruner(model, "flip", "channel", target=0.4, flip_counter=counter).prepare()
+    steps_seen = []
+    history = iterative_prune(p, [0.2, 0.4], lambda m: (steps_seen.append(counter.steps), train(m)))
+    assert steps_seen == [0, 0]  # counting restarts after every cut
+    assert [h["target"] for h in history] == [0.2, 0.4]
+    assert history[0]["reduction"] >= 0.2 and history[1]["reduction"] >= 0.4
+    assert history[1]["bops"] < history[0]["bops"]

@@ -24,10 +24,12 @@ from onebit.prune.layers import PruneError, is_binary_layer
 _CHANNELWISE = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.Hardtanh, nn.ReLU, nn.ReLU6,
     nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Dropout2d, nn.Identity, nn.PReLU, nn.Flatten,
+    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
 )
 _CHANNELWISE_FUNCS = {
     F.relu, F.relu6, F.hardtanh, F.leaky_relu, torch.tanh, torch.sigmoid, F.max_pool2d,
-    F.avg_pool2d, F.dropout, torch.flatten, torch.relu, torch.clamp,
+    F.avg_pool2d, F.dropout, torch.flatten, torch.relu, torch.clamp, F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
 }
 _CHANNELWISE_METHODS = {"flatten", "view", "reshape", "contiguous", "relu", "clamp", "tanh"}
 _IGNORED_METHODS = {"size", "dim"}
@@ -165,7 +167,7 @@ def _follow(node, modules) -> Chain:
             chain.error = f"{node.target!r} produces the model output"
             return chain
         if not u.args or u.args[0] is not cur:
-            chain.error = f"output of {node.target!r} enters {u.format_node()} not as its first input"
+            chain.error = f"output of {node.target!r} enters {u.name!r} not as its first input"
             return chain
         kind = _step_kind(u, modules)
         if kind == "consumer":
@@ -182,7 +184,8 @@ def _follow(node, modules) -> Chain:
                 chain.flatten = (layout[1], layout[2])
             return chain
         if kind != "channelwise":
-            chain.error = f"output of {node.target!r} enters unsupported op {u.format_node()}"
+            what = u.target if u.op == "call_module" else getattr(u.target, "__name__", str(u.target))
+            chain.error = f"output of {node.target!r} enters {u.op} {what!r} (not channel-wise)"
             return chain
         if _is_flatten(cur, u):
             if layout[0] == "flat":
@@ -193,7 +196,7 @@ def _follow(node, modules) -> Chain:
         else:
             a, b = _shape(cur), _shape(u)
             if a is not None and b is not None and (len(a) != len(b) or a[:2] != b[:2]):
-                chain.error = f"{u.format_node()} reshapes the channels of {node.target!r}"
+                chain.error = f"{u.name!r} reshapes the channels of {node.target!r}"
                 return chain
         if u.op == "call_module":
             chain.modules.append((u.target, layout))

@@ -143,7 +143,9 @@ class Pruner:
             layers = {n: m for n, m in layers.items() if n not in blocked}
             self.blocked = blocked
             if not layers:
-                raise PruneError(f"no layer can be channel-pruned: {blocked}")
+                shown = "; ".join(list(blocked.values())[:3])
+                more = f" (+{len(blocked) - 3} more)" if len(blocked) > 3 else ""
+                raise PruneError(f"no layer can be channel-pruned (residual or branching model?): {shown}{more}")
         else:
             self.blocked = {}
         if self.ratios is not None:
