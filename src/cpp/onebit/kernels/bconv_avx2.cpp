@@ -1,16 +1,24 @@
 // AVX2 binary direct convolution. AVX2 has no vector popcount, so popcounts use the nibble
 // lookup (pshufb) method of Mula et al.: per byte, LUT[lo nibble] + LUT[hi nibble].
 //
-// Register blocking: a tile is P output pixels (same output row) x 8 output channels
-// (2 ymm of 4 weight words). For each tap and input word, the 8 channels' weight words are
-// two vector loads, each pixel's input word one broadcast, and the P*2 XOR+popcounts add into
-// uint8 lanes. Lanes gain <= 8 per word, so they are widened (psadbw -> u64 per channel)
-// every <= 31 words: exact for any K (the "narrow lanes with periodic widening" accumulator).
-// Weights are re-laid out once per call as [Cout/8][KH][KW][W64][8] so the 8 channels of a
-// tap/word are contiguous. Edge pixels (some taps out of bounds) run as P=1 tiles over their
-// in-bounds taps only (TRUE-ZERO padding), interior pixels as full tiles.
+// Nibble pre-split: popcount(x XOR w) per byte = LUT[xl ^ wl] + LUT[xh ^ wh] with
+// xl = x & 0x0F.., xh = (x >> 4) & 0x0F.. (per byte). Both operands are split once per call
+// (input: one pass; weights: during the re-layout), so the inner loop needs 2 XOR + 2 pshufb +
+// 2 byte adds per 4 words instead of XOR + shift + 2 AND + 2 pshufb + 2 adds (6 ops, not 8).
+//
+// Register blocking: a tile is P output pixels (same output row) x 8 output channels (2 ymm of
+// 4 channels; split into lo/hi nibble halves: 4 weight ymm per tap word). Each pixel's split
+// input word is 2 broadcasts; the P*2 XOR+popcounts add into uint8 lanes. Lanes gain <= 8 per
+// word, so they are widened (psadbw -> u64 per channel) every <= 31 words: exact for any K
+// (the "narrow lanes with periodic widening" accumulator).
+// Weights are re-laid out once per call as [Cout/8][KH][KW][W64][lo 8 | hi 8] so a tap word's
+// 8 channels are contiguous. Every output row runs in full tiles, edge pixels included: an
+// out-of-bounds tap reads zero words and its weight popcount is subtracted afterwards (exact
+// TRUE-ZERO padding, see tile()).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "onebit/kernels/bconv_common.h"
@@ -20,7 +28,8 @@ namespace onebit::kernels {
 namespace {
 
 constexpr int64_t kCB = 8;        // output channels per tile
-constexpr int64_t kMaxWords = 31;  // uint8 lanes: 31 words * 8 bits = 248 <= 255
+constexpr int64_t kMaxWords = 31;
+constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;  // uint8 lanes: 31 words * 8 bits = 248 <= 255
 
 inline __m256i popcnt_bytes(__m256i v, __m256i lut, __m256i low) {
   const __m256i lo = _mm256_and_si256(v, low);
@@ -34,115 +43,192 @@ inline __m256i nibble_lut() {
 }
 
 struct Geo {
-  const uint64_t* x;   // image n
-  const uint64_t* wt;  // re-laid-out weights
+  const uint64_t* x;      // image n, nibble-split: [H][W][W64][lo, hi]
+  const uint64_t* wt;     // re-laid-out weights
+  const int32_t* pcw;     // [Cout/8][KH*KW][8] popcount of each weight tap (padding correction)
+  const uint64_t* zeros;  // 2*W64 zero words: the stand-in input of an out-of-bounds tap
   int64_t H, W, W64, KH, KW, stride, pad, cin;
 };
 
-// Popcount sums for P pixels (ow0 .. ow0+P-1 of row oh) x 8 channels of block `wblk`, over
-// taps kh in [kh0,kh1), kw in [kw0,kw1) (in bounds for all P pixels); y = T*Cin - 2*pc.
-template <int P>
-inline void tile(const Geo& g, const uint64_t* wblk, int64_t oh, int64_t ow0, int64_t kh0,
-                 int64_t kh1, int64_t kw0, int64_t kw1, int32_t* dots, int64_t ld) {
-  const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+// Popcount sums for P pixels (ow0 .. ow0+P-1 of row oh) x 8 channels of block `blk`, over the
+// rows kh in [kh0, kh1) (in bounds for the whole output row) and all kw. A pixel whose tap kw is
+// outside the input reads zero words instead and the tap's weight popcount is subtracted
+// afterwards: popcount(0 XOR w) = popcount(w), so the sum equals the in-bounds-only sum (TRUE
+// zero padding) and every pixel of a row, edge or not, runs in the same full-width tile.
+// y = T*Cin - 2*pc with T the pixel's in-bounds tap count.
+template <int P, int FW, bool EDGE>
+inline void tile(const Geo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0, int64_t kh1,
+                 int32_t* dots, int64_t ld) {
+  const __m256i lut = nibble_lut(), zero = _mm256_setzero_si256();
+  const int64_t W64 = FW > 0 ? FW : g.W64, pstride = 2 * g.stride * W64, KW = g.KW;
+  const uint64_t* wblk = g.wt + blk * g.KH * KW * W64 * 2 * kCB;
+  int64_t kwv0[P], kwv1[P];  // valid kw range of each pixel
+  for (int p = 0; p < P; ++p) {
+    if (EDGE) {
+      tap_range(ow0 + p, g.stride, g.pad, KW, g.W, kwv0[p], kwv1[p]);
+    } else {
+      kwv0[p] = 0;
+      kwv1[p] = KW;
+    }
+  }
   __m256i a8[P][2], a64[P][2];
   for (int p = 0; p < P; ++p)
     for (int v = 0; v < 2; ++v) a8[p][v] = a64[p][v] = zero;
-  const int64_t W64 = g.W64, pstride = g.stride * W64;
-  int64_t since = 0;
-  auto flush = [&] {
+  auto widen = [&]() __attribute__((always_inline)) {
     for (int p = 0; p < P; ++p)
       for (int v = 0; v < 2; ++v) {
         a64[p][v] = _mm256_add_epi64(a64[p][v], _mm256_sad_epu8(a8[p][v], zero));
         a8[p][v] = zero;
       }
-    since = 0;
   };
+  // u8 lanes gain <= 8 per word: widen before more than kMaxWords words accumulate. When a
+  // whole kernel row fits (KW*W64 <= 31, e.g. 3x3 up to 640 channels) the check runs per row.
+  const bool per_row = KW * W64 <= kMaxWords;
+  int64_t since = 0;
   for (int64_t kh = kh0; kh < kh1; ++kh) {
+    if (per_row) {
+      if (since + KW * W64 > kMaxWords) {
+        widen();
+        since = 0;
+      }
+      since += KW * W64;
+    }
     const int64_t ih = oh * g.stride - g.pad + kh;
-    for (int64_t kw = kw0; kw < kw1; ++kw) {
-      const uint64_t* xp = g.x + (ih * g.W + ow0 * g.stride - g.pad + kw) * W64;
-      const uint64_t* wp = wblk + (kh * g.KW + kw) * W64 * kCB;
+    const uint64_t* xrow = g.x + 2 * (ih * g.W + ow0 * g.stride - g.pad) * W64;  // pixel 0, kw 0
+    const uint64_t* wrow = wblk + kh * KW * W64 * 2 * kCB;
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const uint64_t* xs[P];
+      for (int p = 0; p < P; ++p) {
+        if (EDGE)
+          xs[p] = (kw >= kwv0[p] && kw < kwv1[p]) ? xrow + (p * pstride + 2 * kw * W64) : g.zeros;
+        else
+          xs[p] = xrow + (p * pstride + 2 * kw * W64);
+      }
+      const uint64_t* wp = wrow + kw * W64 * 2 * kCB;
       for (int64_t wd0 = 0; wd0 < W64; wd0 += kMaxWords) {
-        const int64_t wd1 = wd0 + kMaxWords < W64 ? wd0 + kMaxWords : W64;
-        if (since + (wd1 - wd0) > kMaxWords) flush();
+        const int64_t wd1 = (FW > 0 || wd0 + kMaxWords >= W64) ? W64 : wd0 + kMaxWords;
+        if (!per_row) {
+          if (since + (wd1 - wd0) > kMaxWords) {
+            widen();
+            since = 0;
+          }
+          since += wd1 - wd0;
+        }
         for (int64_t wd = wd0; wd < wd1; ++wd) {
-          const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + wd * kCB));
-          const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + wd * kCB + 4));
+          const __m256i* wv = reinterpret_cast<const __m256i*>(wp + wd * 2 * kCB);
+          const __m256i wl0 = _mm256_load_si256(wv), wl1 = _mm256_load_si256(wv + 1);
+          const __m256i wh0 = _mm256_load_si256(wv + 2), wh1 = _mm256_load_si256(wv + 3);
           for (int p = 0; p < P; ++p) {
-            const __m256i xb = _mm256_set1_epi64x(static_cast<long long>(xp[p * pstride + wd]));
-            a8[p][0] = _mm256_add_epi8(a8[p][0], popcnt_bytes(_mm256_xor_si256(xb, w0), lut, low));
-            a8[p][1] = _mm256_add_epi8(a8[p][1], popcnt_bytes(_mm256_xor_si256(xb, w1), lut, low));
+            const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[p][2 * wd]));
+            const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[p][2 * wd + 1]));
+            a8[p][0] = _mm256_add_epi8(a8[p][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl0)),
+                                                                 _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh0))));
+            a8[p][1] = _mm256_add_epi8(a8[p][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl1)),
+                                                                 _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh1))));
           }
         }
-        since += wd1 - wd0;
       }
     }
   }
-  flush();
-  // y = T*Cin - 2*pc; pc <= K < 2^31 so the low 32 bits of each u64 lane hold it exactly.
-  const __m256i tc = _mm256_set1_epi32(static_cast<int32_t>((kh1 - kh0) * (kw1 - kw0) * g.cin));
+  widen();
+  // pc <= K < 2^31 so the low 32 bits of each u64 lane hold it exactly.
   const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+  const int32_t* pcw = g.pcw + blk * g.KH * KW * kCB;
   for (int p = 0; p < P; ++p) {
-    const __m256i lo = _mm256_permutevar8x32_epi32(a64[p][0], idx);  // 4 x u32 in low half
+    const __m256i lo = _mm256_permutevar8x32_epi32(a64[p][0], idx);
     const __m256i hi = _mm256_permutevar8x32_epi32(a64[p][1], idx);
-    const __m256i pc = _mm256_permute2x128_si256(lo, hi, 0x20);
-    const __m256i y = _mm256_sub_epi32(tc, _mm256_add_epi32(pc, pc));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + (ow0 + p) * ld), y);
+    __m256i pc = _mm256_permute2x128_si256(lo, hi, 0x20);
+    if (EDGE)  // remove the zero-word taps: popcount(0 XOR w) = popcount(w)
+      for (int64_t kh = kh0; kh < kh1; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw)
+          if (kw < kwv0[p] || kw >= kwv1[p])
+            pc = _mm256_sub_epi32(pc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pcw + (kh * KW + kw) * kCB)));
+    const __m256i tc = _mm256_set1_epi32(static_cast<int32_t>((kh1 - kh0) * (kwv1[p] - kwv0[p]) * g.cin));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + (ow0 + p) * ld), _mm256_sub_epi32(tc, _mm256_add_epi32(pc, pc)));
   }
 }
 
-template <int P>
-inline void tile_n(int64_t count, const Geo& g, const uint64_t* wblk, int64_t oh, int64_t ow0,
-                   int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, int32_t* dots, int64_t ld) {
-  switch (count) {
-    case 1: tile<1>(g, wblk, oh, ow0, kh0, kh1, kw0, kw1, dots, ld); break;
-    case 2: tile<2>(g, wblk, oh, ow0, kh0, kh1, kw0, kw1, dots, ld); break;
-    case 3: tile<3>(g, wblk, oh, ow0, kh0, kh1, kw0, kw1, dots, ld); break;
-    default: tile<P>(g, wblk, oh, ow0, kh0, kh1, kw0, kw1, dots, ld); break;
+
+template <int P, int FW>
+inline void tile_any(bool edge, const Geo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0,
+                     int64_t kh1, int32_t* d, int64_t ld) {
+  if (edge)
+    tile<P, FW, true>(g, blk, oh, ow0, kh0, kh1, d, ld);
+  else
+    tile<P, FW, false>(g, blk, oh, ow0, kh0, kh1, d, ld);
+}
+
+// Pixels per tile (measured on Zen 3): 3 for 1-2 words per tap (6 u8 accumulators + 4 weight
+// registers + LUT stay in the 16 ymm), 6 for wider taps (weights then come from L1 as memory
+// operands, and more pixels share each weight load).
+constexpr int kPSmall = 3, kPLarge = 6;
+template <int FW, int kP>
+void row_tiles(const Geo& g, int64_t blk, int64_t oh, int64_t OW, int64_t in0, int64_t in1,
+               int64_t kh0, int64_t kh1, int32_t* d, int64_t ld) {
+  // ceil(OW / kP) tiles of balanced sizes (7 pixels -> 4 + 3, not 6 + 1).
+  const int64_t nt = (OW + kP - 1) / kP, base = OW / nt, extra = OW % nt;
+  for (int64_t i = 0, ow = 0; i < nt; ++i) {
+    const int64_t size = base + (i < extra ? 1 : 0);
+    const bool edge = ow < in0 || ow + size > in1;
+    switch (size) {
+      case 1: tile_any<1, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 2: if constexpr (kP >= 2) tile_any<2, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 3: if constexpr (kP >= 3) tile_any<3, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 4: if constexpr (kP >= 4) tile_any<4, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 5: if constexpr (kP >= 5) tile_any<5, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 6: if constexpr (kP >= 6) tile_any<6, FW>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      default: break;
+    }
+    ow += size;
   }
 }
 
-constexpr int kP = 4;  // pixels per tile: 8 u8 accumulators + weights + LUT fit 16 ymm
-
-// Fills dots[ow*ld + (co - c0)] for co in [c0, round_up(c1, 8)) of output row (n, oh).
+// Fills dots[ow*ld + (co - c0)] for co in [c0, round_up(c1, 8)) of output row oh.
 void conv_row(const Geo& g, const BConvShape& s, int64_t oh, int64_t c0, int64_t c1,
               int32_t* dots, int64_t ld) {
   const int64_t OW = s.out_w();
   int64_t kh0, kh1;
   tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
-  // Interior columns: every kw in bounds.
+  // Interior columns [in0, in1): every kw in bounds (tiles there skip the edge logic).
   int64_t in0 = (s.pad + s.stride - 1) / s.stride;
   int64_t in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
   in0 = std::min(in0, OW);
   in1 = std::max(in0, std::min(in1, OW));
   for (int64_t cb = c0; cb < c1; cb += kCB) {
-    const uint64_t* wblk = g.wt + (cb / kCB) * s.kh * s.kw * g.W64 * kCB;
     int32_t* d = dots + (cb - c0);
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      if (ow == in0 && in1 > in0) {  // interior run
-        for (; ow + kP <= in1; ow += kP) tile<kP>(g, wblk, oh, ow, kh0, kh1, 0, s.kw, d, ld);
-        if (ow < in1) tile_n<kP>(in1 - ow, g, wblk, oh, ow, kh0, kh1, 0, s.kw, d, ld);
-        ow = in1 - 1;
-        continue;
-      }
-      int64_t kw0, kw1;
-      tap_range(ow, s.stride, s.pad, s.kw, s.w, kw0, kw1);
-      tile<1>(g, wblk, oh, ow, kh0, kh1, kw0, kw1, d, ld);
+    const int64_t b = cb / kCB;
+    switch (g.W64) {  // word loops unrolled for the common small widths
+      case 1: row_tiles<1, kPSmall>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
+      case 2: row_tiles<2, kPSmall>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
+      case 4: row_tiles<4, kPLarge>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
+      case 8: row_tiles<8, kPLarge>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
+      default: row_tiles<0, kPLarge>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
     }
   }
 }
 
-// (Cout,KH,KW,W64) -> [ceil(Cout/8)][KH][KW][W64][8], channels >= Cout zero.
-void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int threads) {
-  const int64_t taps = s.kh * s.kw * s.words(), blocks = (s.cout + kCB - 1) / kCB;
+// (Cout,KH,KW,W64) -> [ceil(Cout/8)][KH][KW][W64][lo 8 | hi 8] nibble-split, channels >= Cout
+// zero; and the popcount
+// of every weight tap, [ceil(Cout/8)][KH*KW][8], for the padding correction.
+void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int32_t* pcw, int threads) {
+  const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB;
   parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t j = 0; j < kCB; ++j) {
-          const int64_t co = b * kCB + j;
-          wt[(b * taps + t) * kCB + j] = co < s.cout ? w[co * taps + t] : 0;
+      for (int64_t j = 0; j < kCB; ++j) {  // source rows read sequentially; writes stay in L1
+        const int64_t co = b * kCB + j;
+        const uint64_t* src = w + co * taps * W64;
+        uint64_t* dst = wt + b * taps * W64 * 2 * kCB + j;
+        for (int64_t t = 0; t < taps; ++t) {
+          int32_t pc = 0;
+          for (int64_t wd = 0; wd < W64; ++wd, dst += 2 * kCB) {
+            const uint64_t word = co < s.cout ? src[t * W64 + wd] : 0;
+            dst[0] = word & kLowNibbles;
+            dst[kCB] = (word >> 4) & kLowNibbles;
+            pc += static_cast<int32_t>(_mm_popcnt_u64(word));
+          }
+          pcw[(b * taps + t) * kCB + j] = pc;
         }
+      }
   });
 }
 
@@ -165,11 +251,25 @@ struct AlignedWords {
 
 void bconv_avx2(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
-  // Reused across calls of this thread: no page faults on the hot path.
-  static thread_local AlignedWords wbuf;
-  const int64_t blocks = (s.cout + kCB - 1) / kCB;
-  uint64_t* wt = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words()));
-  relayout(a.w, s, wt, threads);
+  // Reused across calls of this thread: no allocation or page faults on the hot path.
+  static thread_local AlignedWords wbuf, zbuf;
+  static thread_local std::vector<int32_t> pcw;
+  const int64_t blocks = (s.cout + kCB - 1) / kCB, W64 = s.words();
+  static thread_local AlignedWords xbuf;
+  uint64_t* wt = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * W64 * 2));
+  pcw.resize(static_cast<size_t>(blocks * kCB * s.kh * s.kw));
+  uint64_t* zeros = zbuf.get(static_cast<size_t>(2 * W64));
+  std::fill(zeros, zeros + 2 * W64, uint64_t{0});
+  const int64_t in_words = s.n * s.h * s.w * W64;
+  uint64_t* xs = xbuf.get(static_cast<size_t>(2 * in_words));
+  parallel_for((in_words + 4095) / 4096, threads, [&](int64_t b0, int64_t b1) {
+    for (int64_t i = b0 * 4096; i < std::min(in_words, b1 * 4096); ++i) {
+      xs[2 * i] = a.x[i] & kLowNibbles;
+      xs[2 * i + 1] = (a.x[i] >> 4) & kLowNibbles;
+    }
+  });
+  int32_t* pcwp = pcw.data();  // (a thread_local named inside the lambda would be the worker's)
+  relayout(a.w, s, wt, pcwp, threads);
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
@@ -180,7 +280,8 @@ void bconv_avx2(const BConvArgs& a, int threads) {
       const int64_t row = t / split.chunks, ci = t % split.chunks;
       const int64_t n = row / OH, oh = row % OH;
       const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
-      const Geo g{a.x + n * s.h * s.w * s.words(), wt, s.h, s.w, s.words(), s.kh, s.kw, s.stride, s.pad, s.cin};
+      const Geo g{xs + 2 * n * s.h * s.w * W64, wt, pcwp, zeros, s.h, s.w, W64, s.kh, s.kw,
+                  s.stride, s.pad, s.cin};
       conv_row(g, s, oh, c0, c1, dots.data(), ld);
       write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
     }
