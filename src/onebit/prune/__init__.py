@@ -11,15 +11,19 @@
   (``onebit.prune.checkpoint``), plots (``onebit.prune.plots``).
 """
 from onebit.prune.bops import BopsReport, count_bops, layer_positions
+from onebit.prune.checkpoint import load_checkpoint, rebuild, save_pruned
+from onebit.prune.finetune import evaluate, iterative_prune
 from onebit.prune.flips import FlipCounter
 from onebit.prune.granularity import GRANULARITIES
 from onebit.prune.layers import PruneError, binary_layers, ensure_mask_buffers, get_mask, set_mask
 from onebit.prune.pruner import ALLOCATIONS, Pruner
 from onebit.prune.scores import METHODS
+from onebit.prune.sensitivity import SensitivityCurves, allocate, sweep
 from onebit.prune.shrink import apply_plan, shrink
 
 __all__ = [
     "ALLOCATIONS", "GRANULARITIES", "METHODS", "BopsReport", "FlipCounter", "PruneError", "Pruner",
-    "apply_plan", "binary_layers", "count_bops", "ensure_mask_buffers", "get_mask",
-    "layer_positions", "set_mask", "shrink",
+    "SensitivityCurves", "allocate", "apply_plan", "binary_layers", "count_bops",
+    "ensure_mask_buffers", "evaluate", "get_mask", "iterative_prune", "layer_positions",
+    "load_checkpoint", "rebuild", "save_pruned", "set_mask", "shrink", "sweep",
 ]

@@ -230,7 +230,9 @@ class Pruner:
 
     def finalize(self) -> nn.Module:
         """Bake the masks (latents of pruned weights set to 0), remove hooks, and for channel
-        granularity physically remove the pruned filters and the next layers' inputs."""
+        granularity physically remove the pruned filters and the next layers' inputs (new
+        parameter tensors: build a new optimizer to train further). ``prune_info`` then holds
+        what a pruned checkpoint stores (see :mod:`onebit.prune.checkpoint`)."""
         self._check_live()
         for layer in self._all.values():
             zero_pruned_latents(layer)
