@@ -140,3 +140,39 @@ def got_digest(digest):
     if os.environ.get("ONEBIT_REGEN_GOLDEN"):
         path.write_text(json.dumps(digest, indent=1, sort_keys=True) + "\n")
     return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["birealnet18", "quicknet-small"])
+def test_convert_residual_int8_matches_float_model(name):
+    # all float convs with weights in {-1, 0, 1} (exact int8) and raw uint8 input: the int8 graph
+    # equals the float model wherever float32 rounding of the model itself does not decide a tie
+    import onebit.models as om
+
+    torch.manual_seed(0)
+    m = om.create(name, clip_block=True, stem="cifar", width=0.25)
+    with torch.no_grad():
+        for mod in m.modules():
+            if type(mod) is nn.Conv2d:
+                mod.weight.copy_(torch.randint(-1, 2, mod.weight.shape).float())
+                mod.weight[:, 0, 0, 0] = 1.0
+    randomize_bn(m, 0, input_shape=m.input_shape).eval()
+    spec = {"dataset": "raw", "shape": [32, 32, 3], "mean": [0.0] * 3, "std": [1 / 255] * 3}
+    sim = cv.simulate(m, input_spec=spec)
+    u = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    acts = {}
+    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o)) for n, mod in m.named_modules()]
+    with torch.no_grad():
+        ref = m(u.permute(0, 3, 1, 2).float())
+    for h in hooks:
+        h.remove()
+    out, env = sim(u, return_values=True)
+    first = "body.s1b1"
+    # (q * scale in float64 vs the model's float32 q * s: equal to float32 rounding)
+    assert torch.allclose(env[f"{first}.add"] * sim.values[f"{first}.add"].scale, acts[first].double(),
+                          rtol=0, atol=1e-5)
+    stem = env["stem.conv"] * sim.values["stem.conv"].scale
+    assert torch.allclose(stem, acts["stem.clip"].double(), rtol=0, atol=1e-5)
+    last = [k for k in env if k.endswith(".add")][-1]
+    frac = ((env[last] * sim.values[last].scale - acts[last[:-4]].double()).abs() > 1e-5).double().mean()
+    assert frac < 0.5  # rounding ties grow through the random network but do not take it over
+    assert torch.equal(out.argmax(1), ref.argmax(1))

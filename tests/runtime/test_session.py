@@ -114,3 +114,33 @@ def test_runtime_never_imports_torch(tmp_path, tiny_files):
                        env=dict(os.environ, ONEBIT_ISA=""))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name, stem, size", [
+    ("birealnet18", "cifar", 32), ("quicknet-small", "cifar", 32), ("birealnet18", "imagenet", 64),
+], ids=["birealnet18-cifar", "quicknet-small-cifar", "birealnet18-imagenet64"])
+def test_session_equals_simulation_residual_int8(isa, name, stem, size):
+    # BNN-Clip: every tensor between blocks is int8, so the whole network is integer-exact
+    torch.set_num_threads(1)
+    model = _zoo(name, 0, clip_block=True, stem=stem, width=0.25, input_size=size)
+    data = cv.to_bytes(model, input_spec=dict(CIFAR_SPEC, shape=[size, size, 3]))
+    sess = Session(data, isa=isa)
+    types = {op.type for op in sess.model.ops}
+    assert {"add", "bitpack", "conv2d_i8", "global_avgpool"} <= types
+    u = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    engine_vs_simulation(sess, cv.simulate(sess.model), u)
+
+
+@pytest.mark.parametrize("name", ["birealnet18", "quicknet-small"])
+def test_session_float_shortcuts_equal_simulation_to_rounding(name):
+    # float shortcuts: float sums in another order -> logits equal to float rounding (a sign at
+    # exactly 0 could flip a bit downstream; random data does not hit one)
+    torch.set_num_threads(1)
+    model = _zoo(name, 1, clip_block=False, stem="cifar", width=0.25)
+    sess = Session(cv.to_bytes(model, input_spec=CIFAR_SPEC))
+    assert "conv1x1_f32" in {op.type for op in sess.model.ops}
+    u = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    ref = cv.simulate(sess.model)(torch.from_numpy(u)).numpy()
+    out = sess.run(u)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)

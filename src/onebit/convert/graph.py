@@ -28,7 +28,7 @@ from torch import nn
 
 from onebit import bits as _bits
 from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage,
-                                 threshold_stage)
+                                 quantize_weights_int8, threshold_stage)
 from onebit.runtime.graph import INT16_MAX_K, Op, Value, conv_out
 
 SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
@@ -108,7 +108,7 @@ class _Builder:
 
         self.finalize("bits", name)
         x = self.value()
-        if x.kind == "int8":  # sign of a clip block's output: bit = (q < 0), sign(0) = +1
+        if x.kind in ("int8", "f32"):  # sign of a real tensor: bit = (x < 0), sign(0) = +1
             self.emit(f"{name}.bitpack", "bitpack", {}, {}, Value("bits", x.shape))
             x = self.value()
         if x.kind != "bits":
@@ -243,11 +243,13 @@ class _Builder:
             return
         self.pending = None
         where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
-        if p.type == "dense_f32":
+        if p.type in ("dense_f32", "conv1x1_f32"):
             if consumer != "f32" or p.acts or p.pools:
-                raise ConversionError(f"{where}: a float Linear must be the last layer")
+                raise ConversionError(f"{where}: a float layer must feed a float consumer directly "
+                                      f"(no activation, pooling, sign or clip block)")
+            # BN folds into the float weights: W' = a[:, None] * W, b' = a*b + c
             w = (p.a[:, None] * p.tensors["weight"]).astype(np.float32)
-            self.emit(p.name, "dense_f32", p.attrs, {"weight": w, "bias": p.b.astype(np.float32)},
+            self.emit(p.name, p.type, p.attrs, {"weight": w, "bias": p.b.astype(np.float32)},
                       Value("f32", p.out_shape))
             return
         attrs = dict(p.attrs)
@@ -281,9 +283,6 @@ class _Builder:
             tens.update(multiplier=m_, bias=b_)
             value = Value("int8", p.out_shape, scale)
         else:
-            if p.pools:
-                raise ConversionError(f"layer {p.pools[0][0]!r}: pooling of float activations is "
-                                      f"not supported by format v1")
             for an, am in p.acts:
                 if isinstance(am, nn.Hardtanh):
                     clamp = (float(am.min_val), float(am.max_val))
@@ -301,12 +300,154 @@ class _Builder:
         if clamp is not None:
             self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
         for pn, pm in p.pools:
-            x = self.value()
-            k, s, pd = _pair(pm.kernel_size), _pair(pm.stride or pm.kernel_size), _pair(pm.padding)
-            h, w, c = x.shape
-            out = (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1]), c)
-            self.emit(pn, "maxpool2d", {"kernel": k, "stride": s, "padding": pd}, {},
-                      Value(x.kind, out, x.scale))
+            self.pool_op(pn, pm, "maxpool2d")
+
+    def pool_op(self, name, pm, type_):
+        """Emit a max/avg pooling op on the current value (ceil_mode only where it changes nothing)."""
+        x = self.value()
+        if len(x.shape) != 3:
+            raise ConversionError(f"layer {name!r} ({type(pm).__name__}): input is not a feature map")
+        k, s, pd = _pair(pm.kernel_size), _pair(pm.stride or pm.kernel_size), _pair(pm.padding)
+        h, w, c = x.shape
+        out = (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1]), c)
+        if getattr(pm, "ceil_mode", False):
+            ceil = tuple(-(-(d + 2 * p_ - kk) // ss) + 1 for d, kk, ss, p_ in zip((h, w), k, s, pd))
+            if ceil != out[:2]:
+                raise ConversionError(f"layer {name!r} ({type(pm).__name__}): ceil_mode=True changes the "
+                                      f"output size for a {h}x{w} input (not supported)")
+        attrs = {"kernel": k, "stride": s, "padding": pd}
+        if type_ == "avgpool2d":
+            if getattr(pm, "divisor_override", None) is not None:
+                raise ConversionError(f"layer {name!r} (AvgPool2d): divisor_override is not supported")
+            attrs["count_include_pad"] = bool(pm.count_include_pad)
+            if x.kind not in ("int8", "f32"):
+                raise ConversionError(f"layer {name!r} (AvgPool2d): average pooling of {x.kind} is not supported")
+        self.emit(name, type_, attrs, {}, Value(x.kind, out, x.scale))
+
+    # -- residual blocks (onebit.models.blocks, dataflow documented there) -----------------------
+    def float_conv(self, name, m: nn.Conv2d, pool_fold=None):
+        """A float conv reading an int8 tensor (int8 conv) or a float tensor (1x1 only).
+
+        ``pool_fold`` = [k, k]: an average pool (kernel k, stride k, no padding) before a 1x1 conv,
+        folded into a k x k stride-k conv whose taps all hold w / k^2.
+        """
+        _check_conv(name, m)
+        x = self.value()
+        h, w, cin = x.shape
+        kh, kw = m.kernel_size
+        attrs = dict(in_channels=cin, out_channels=m.out_channels)
+        b = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
+        weight = _t(m.weight)
+        stride, padding = _pair(m.stride), _pad(name, m)
+        if pool_fold is not None:
+            if (kh, kw) != (1, 1) or stride != [1, 1] or padding != [0, 0]:
+                raise ConversionError(f"layer {name!r}: only a 1x1 conv folds with the pooling before it")
+            kh, kw = pool_fold
+            weight = np.repeat(np.repeat(weight, kh, axis=2), kw, axis=3) / (kh * kw)
+            stride = [kh, kw]
+        if x.kind == "int8":
+            # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel)
+            q, sw = quantize_weights_int8(weight)
+            attrs.update(kernel=[kh, kw], stride=stride, padding=padding)
+            oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
+            ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+            self.pending = _Pending(name, "conv2d_i8", attrs, {"weight": np.ascontiguousarray(q.transpose(0, 2, 3, 1))},
+                                    x.scale * sw, b, 127 * 127 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
+        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and _pad(name, m) == [0, 0]:
+            self.pending = _Pending(name, "conv1x1_f32", attrs, {"weight": _t(m.weight)[:, :, 0, 0]},
+                                    np.ones(m.out_channels), b, 0, self.cur, (h, w, m.out_channels))
+        else:
+            raise ConversionError(f"layer {name!r} (Conv2d): a float conv on {x.kind} input is supported "
+                                  f"on int8 input, or as a 1x1 stride-1 conv on float input")
+
+    def stage_to(self, name, clip):
+        """Finalize the pending producer: int8 through ``clip`` (a ClipBlock) or float (Identity)."""
+        from onebit.nn.clip import ClipBlock
+
+        if isinstance(clip, ClipBlock):
+            self.clip(name, clip)
+        elif isinstance(clip, nn.Identity):
+            self.finalize("f32", name)
+        else:
+            raise ConversionError(f"layer {name!r} of type {type(clip).__name__} is not supported here")
+
+    def residual_block(self, name, blk):
+        """out = clip2(clip1(bn(bconv(x))) + shortcut(x)), shortcut = x or clip(bn(conv1x1(avgpool(x))))."""
+        self.finalize("f32", name)
+        x_name = self.cur
+        if not isinstance(blk.act, nn.Identity):
+            raise ConversionError(f"layer {name}.act ({type(blk.act).__name__}): a binary block has no "
+                                  f"activation before its sign")
+        self.binary(f"{name}.conv", blk.conv)
+        self.batchnorm(f"{name}.bn", blk.bn)
+        self.stage_to(f"{name}.clip1", blk.clip1)
+        y_name = self.cur
+        self.cur = x_name
+        sc = blk.shortcut
+        if not isinstance(sc, nn.Identity):
+            pool = sc.pool
+            if not isinstance(pool, nn.Identity) and self.value().kind == "int8" and _foldable(pool, self.value()):
+                # avgpool(k, stride k) + 1x1 conv == one k x k stride-k conv with weights w/k^2:
+                # exact, and it avoids rounding the pooled tensor back onto the int8 grid
+                self.float_conv(f"{name}.shortcut.conv", sc.conv, pool_fold=_pair(pool.kernel_size))
+            else:
+                if not isinstance(pool, nn.Identity):
+                    self.pool_op(f"{name}.shortcut.pool", pool, "avgpool2d")
+                self.float_conv(f"{name}.shortcut.conv", sc.conv)
+            self.batchnorm(f"{name}.shortcut.bn", sc.bn)
+            self.stage_to(f"{name}.shortcut.clip", sc.clip)
+        self.add(f"{name}.add", y_name, self.cur, blk.clip2)
+
+    def transition_block(self, name, blk):
+        """out = clip(bn(conv1x1(maxpool2(x))))."""
+        self.finalize("f32", name)
+        self.pool_op(f"{name}.pool", blk.pool, "maxpool2d")
+        self.float_conv(f"{name}.conv", blk.conv)
+        self.batchnorm(f"{name}.bn", blk.bn)
+        self.stage_to(f"{name}.clip", blk.clip)
+
+    def add(self, name, a_name, b_name, clip):
+        from onebit.nn.clip import ClipBlock
+
+        a, b = self.values[a_name], self.values[b_name]
+        if a.kind == "int8" and b.kind == "int8" and isinstance(clip, ClipBlock):
+            # clip(q_a*s_a + q_b*s_b) = clamp(round(q_a*s_a/s + q_b*s_b/s)) with s = clip/127:
+            # fixed point (q_a*Ma + q_b*Mb + 2^(S-1)) >> S, Ma = round(s_a/s * 2^S), Mb likewise,
+            # S the largest shift (<= 30) with 127*(|Ma| + |Mb|) + 2^(S-1) < 2^31 (int32 exact)
+            s = clip.clip_value / 127.0
+            ra, rb = a.scale / s, b.scale / s
+            shift = 30
+            while shift > 1 and 127 * (round(ra * 2**shift) + round(rb * 2**shift)) + 2 ** (shift - 1) >= 2**31:
+                shift -= 1
+            ma, mb = round(ra * 2**shift), round(rb * 2**shift)
+            if ma < 1 or mb < 1:
+                raise ConversionError(f"layer {name!r}: int8 add scales {a.scale:.3g}, {b.scale:.3g} -> "
+                                      f"{s:.3g} cannot be represented in fixed point")
+            self.emit(name, "add", {"ma": ma, "mb": mb, "shift": shift, "out_scale": s}, {},
+                      Value("int8", a.shape, s), inputs=[a_name, b_name])
+        elif a.kind == "f32" and b.kind == "f32" and isinstance(clip, nn.Identity):
+            self.emit(name, "add", {}, {}, Value("f32", a.shape), inputs=[a_name, b_name])
+        else:
+            raise ConversionError(f"layer {name!r}: residual add of {a.kind} and {b.kind} followed by "
+                                  f"{type(clip).__name__} is not supported (clip blocks must be used "
+                                  f"everywhere or nowhere)")
+
+    def global_pool(self, name, m):
+        if _pair(m.output_size if not isinstance(m.output_size, int) else m.output_size) != [1, 1]:
+            raise ConversionError(f"layer {name!r} (AdaptiveAvgPool2d): only output size 1 is supported")
+        self.finalize("f32", name)
+        x = self.value()
+        if x.kind not in ("int8", "f32") or len(x.shape) != 3:
+            raise ConversionError(f"layer {name!r}: global average pooling of {x.kind} is not supported")
+        self.emit(name, "global_avgpool", {}, {}, Value("f32", (x.shape[2],)))
+
+
+def _foldable(pool, x) -> bool:
+    """AvgPool2d(k, stride k, padding 0) whose ceil_mode (if set) changes nothing on this input."""
+    if not isinstance(pool, nn.AvgPool2d) or pool.divisor_override is not None:
+        return False
+    k, s, p = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size), _pair(pool.padding)
+    return k == s and p == [0, 0] and x.shape[0] % k[0] == 0 and x.shape[1] % k[1] == 0
 
 
 def _pad(name, m):
@@ -340,6 +481,15 @@ def _check_binary(name, m):
 
 # ----------------------------------------------------------------------------- tracing
 
+def _blocks() -> tuple:
+    """Residual block classes converted as units (their dataflow is in onebit.models.blocks)."""
+    try:
+        from onebit.models.blocks import BinaryResidualBlock, TransitionBlock
+    except ImportError:  # pragma: no cover - the zoo is part of onebit
+        return ()
+    return (BinaryResidualBlock, TransitionBlock)
+
+
 def trace(model: nn.Module, input_shape_nchw) -> list:
     """Leaf modules in execution order: [(name, module, input, output)] from one eval forward."""
     from onebit.nn.clip import ClipBlock
@@ -351,7 +501,7 @@ def trace(model: nn.Module, input_shape_nchw) -> list:
     for name, mod in model.named_modules():
         if any(name.startswith(p + ".") for p in atomic):
             continue
-        if is_binary_layer(mod) or isinstance(mod, ClipBlock) or len(list(mod.children())) == 0:
+        if is_binary_layer(mod) or isinstance(mod, (ClipBlock,) + _blocks()) or len(list(mod.children())) == 0:
             if name:
                 atomic.append(name)
             hooks.append(mod.register_forward_hook(
@@ -388,9 +538,16 @@ def build(model: nn.Module, input_shape, mean, std):
     h, w, c = input_shape
     calls = trace(model, (1, c, h, w))
     bld = _Builder(input_shape)
+    blocks = _blocks()
     for name, m, _xin, _out in calls:
         # flattening (nn.Flatten or functional) is done by the dense layer that reads the map
-        if is_binary_layer(m):
+        if blocks and isinstance(m, blocks[0]):
+            bld.residual_block(name, m)
+        elif blocks and isinstance(m, blocks[1]):
+            bld.transition_block(name, m)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            bld.global_pool(name, m)
+        elif is_binary_layer(m):
             bld.binary(name, m)
         elif isinstance(m, nn.Conv2d):
             bld.first_conv(name, m, mean, std)

@@ -52,7 +52,7 @@ class IntegerSimulation(nn.Module):
             elif op.type == "bdense":
                 w = bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_features"])
                 self._w[op.name] = torch.from_numpy(w.astype(np.float64))
-            elif op.type == "conv2d_u8":
+            elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
                 self._w[op.name] = torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
 
@@ -66,9 +66,34 @@ class IntegerSimulation(nn.Module):
         u = self.to_uint8(x)
         env = {self.file.input_name: u.permute(0, 3, 1, 2).to(torch.float64)}
         for op in self.ops:
-            env[op.output] = self._run(op, env[op.inputs[0]])
+            if op.type == "add":
+                env[op.output] = self._add(op, env[op.inputs[0]], env[op.inputs[1]])
+            else:
+                env[op.output] = self._run(op, env[op.inputs[0]])
         out = env[self.file.output_name]
         return (out, env) if return_values else out
+
+    def _add(self, op, a, b):
+        if self.values[op.inputs[0]].kind == "f32":
+            return a.to(torch.float32) + b.to(torch.float32)
+        s = op.attrs["shift"]
+        q = (a.to(torch.int64) * op.attrs["ma"] + b.to(torch.int64) * op.attrs["mb"] + (1 << (s - 1))) >> s
+        return q.clamp(-127, 127).to(torch.float64)
+
+    def _avgpool(self, op, x):
+        a = op.attrs
+        k, st, p = a["kernel"], a["stride"], a["padding"]
+        if self.values[op.inputs[0]].kind == "f32":
+            return F.avg_pool2d(x.to(torch.float32), k, st, p, count_include_pad=a["count_include_pad"])
+        # int8: exact window sum s and divisor d, q = clamp(floor((2s + d) / 2d), -127, 127)
+        s = F.avg_pool2d(x, k, st, p, count_include_pad=True, divisor_override=1)
+        if a["count_include_pad"]:
+            d = torch.full_like(s, float(k[0] * k[1]))
+        else:
+            ones = torch.ones_like(x[:1, :1])
+            d = F.avg_pool2d(ones, k, st, p, count_include_pad=True, divisor_override=1)
+        q = torch.floor((2 * s + d) / (2 * d))
+        return q.clamp(-127, 127)
 
     def _tensor(self, op, role):
         return self._t[op.tensors[role]]
@@ -79,16 +104,29 @@ class IntegerSimulation(nn.Module):
             zp = self._tensor(op, "zero_point").to(torch.float64).view(1, -1, 1, 1)
             y = F.conv2d(x - zp, self._w[op.name], stride=a["stride"], padding=a["padding"])
             return self._stage(op, y)
-        if op.type == "bconv2d":
+        if op.type in ("bconv2d", "conv2d_i8"):  # zero padding: true zero / int8 zero point 0
             y = F.conv2d(x, self._w[op.name], stride=a["stride"], padding=a["padding"])
             return self._stage(op, y)
+        if op.type == "conv1x1_f32":  # float32 1x1 conv (a dense layer per pixel)
+            w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
+            y = x.to(torch.float32).permute(0, 2, 3, 1) @ w.T + b
+            return y.permute(0, 3, 1, 2)
+        if op.type == "avgpool2d":
+            return self._avgpool(op, x)
+        if op.type == "global_avgpool":
+            if self.values[op.inputs[0]].kind == "int8":
+                # float32(sum) * float32(float64(float32(scale)) / (H*W)), as the engine
+                hw = x.shape[2] * x.shape[3]
+                m = np.float32(np.float64(np.float32(self.values[op.inputs[0]].scale)) / hw)
+                return x.sum(dim=(2, 3)).to(torch.float32) * torch.tensor(m)
+            return x.to(torch.float32).mean(dim=(2, 3))
         if op.type == "bdense":
             return self._stage(op, x @ self._w[op.name].T)
         if op.type == "maxpool2d":
             return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
         if op.type == "flatten":
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
-        if op.type == "bitpack":  # int8 -> +-1, bit = (q < 0)
+        if op.type == "bitpack":  # int8 / float32 -> +-1, bit = (x < 0)
             return torch.where(x < 0, -1.0, 1.0).to(torch.float64)
         if op.type == "dequantize":  # float32(q) * float32(scale), one rounding
             return x.to(torch.float32) * torch.tensor(self.values[op.inputs[0]].scale, dtype=torch.float32)

@@ -200,8 +200,8 @@ def _spec_conv2d_u8(op, xs):
 
 def _spec_maxpool2d(op, xs):
     (x,) = xs
-    if x.kind not in ("bits", "int8"):
-        _fail(op, f"input must be bits or int8, got {x.kind}")
+    if x.kind not in ("bits", "int8", "f32"):
+        _fail(op, f"input must be bits, int8 or float32, got {x.kind}")
     h, w, c = _spatial(op, x)
     kh, kw = _pair(op, op.attrs, "kernel", 1)
     sh, sw = _pair(op, op.attrs, "stride", 1)
@@ -255,12 +255,72 @@ def _spec_dequantize(op, xs):
 
 def _spec_bitpack(op, xs):
     (x,) = xs
-    if x.kind != "int8":
-        _fail(op, f"input must be int8, got {x.kind}")
+    if x.kind not in ("int8", "f32"):
+        _fail(op, f"input must be int8 or float32, got {x.kind}")
     return Value("bits", x.shape), {}
 
 
+def _spec_conv2d_i8(op, xs):
+    (x,) = xs
+    if x.kind != "int8":
+        _fail(op, f"input must be int8, got {x.kind}")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    stage, tens, scale = _stage(op, cout, None)
+    tens["weight"] = ("int8", (cout, kh, kw, cin))
+    return Value(stage, out_shape, scale), tens
+
+
+def _spec_conv1x1_f32(op, xs):
+    (x,) = xs
+    if x.kind != "f32":
+        _fail(op, f"input must be float32, got {x.kind}")
+    h, w, cin = _spatial(op, x)
+    if _int(op, op.attrs, "in_channels", 1, MAX_DIM) != cin:
+        _fail(op, f"attribute in_channels = {op.attrs['in_channels']} but the input has {cin} channels")
+    cout = _int(op, op.attrs, "out_channels", 1, MAX_DIM)
+    return Value("f32", (h, w, cout)), {"weight": ("float32", (cout, cin)), "bias": ("float32", (cout,))}
+
+
+def _spec_avgpool2d(op, xs):
+    (x,) = xs
+    if x.kind not in ("int8", "f32"):
+        _fail(op, f"input must be int8 or float32, got {x.kind}")
+    v, t = _spec_maxpool2d(op, [Value("int8", x.shape, 1.0)])
+    if not isinstance(op.attrs.get("count_include_pad"), bool):
+        _fail(op, "attribute 'count_include_pad' must be true or false")
+    return Value(x.kind, v.shape, x.scale), t
+
+
+def _spec_global_avgpool(op, xs):
+    (x,) = xs
+    if x.kind not in ("int8", "f32"):
+        _fail(op, f"input must be int8 or float32, got {x.kind}")
+    h, w, c = _spatial(op, x)
+    return Value("f32", (c,)), {}
+
+
+def _spec_add(op, xs):
+    a, b = xs
+    if a.kind != b.kind or a.kind not in ("int8", "f32") or tuple(a.shape) != tuple(b.shape):
+        _fail(op, f"inputs must be two int8 or two float32 values of one shape, got {a.kind} "
+                  f"{list(a.shape)} and {b.kind} {list(b.shape)}")
+    if a.kind == "f32":
+        return Value("f32", a.shape), {}
+    _int(op, op.attrs, "ma", -(2**31) + 1, 2**31 - 1)
+    _int(op, op.attrs, "mb", -(2**31) + 1, 2**31 - 1)
+    _int(op, op.attrs, "shift", 1, 31)
+    scale = _float(op, op.attrs, "out_scale")
+    if not scale > 0:
+        _fail(op, f"attribute 'out_scale' must be > 0, got {scale}")
+    return Value("int8", a.shape, scale), {}
+
+
 SPECS = {
+    "conv2d_i8": _spec_conv2d_i8,
+    "conv1x1_f32": _spec_conv1x1_f32,
+    "avgpool2d": _spec_avgpool2d,
+    "global_avgpool": _spec_global_avgpool,
+    "add": _spec_add,
     "bitpack": _spec_bitpack,
     "dequantize": _spec_dequantize,
     "conv2d_u8": _spec_conv2d_u8,
@@ -318,7 +378,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

@@ -70,10 +70,12 @@ def accumulator_bits(k_bits: int) -> int:
     return engine.accumulator_bits(k_bits)
 
 
-def popcount_peak(isa: str | None = None, seconds: float = 0.2, hw_popcnt: bool = False) -> float:
+def popcount_peak(isa: str | None = None, seconds: float = 0.2, method: str | None = None) -> float:
     """Peak XOR + popcount + add rate of one thread on L1-resident data, in bit-MACs per second.
 
-    The ceiling a binary kernel can reach on this ISA. ``hw_popcnt`` (avx2): time the scalar
-    64-bit POPCNT instruction instead of the pshufb nibble-LUT vector popcount.
+    The ceiling a binary kernel can reach on this ISA (best of short timed runs). ``method``
+    picks the popcount timed; default: the one the ISA's conv kernel uses. scalar: "builtin";
+    avx2: "split" (pshufb LUT on nibble-pre-split operands), "lut" (classic pshufb nibble LUT),
+    "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq".
     """
-    return engine.popcount_peak(isa=isa, seconds=seconds, hw_popcnt=hw_popcnt)
+    return engine.popcount_peak(isa=isa, seconds=seconds, method=method or "")

@@ -107,6 +107,9 @@ class Session:
                 t0 = time.perf_counter()
                 if op.type == "flatten":
                     env[op.output] = xin.reshape(n, -1)
+                elif op.type == "add":
+                    step(xin, env[op.inputs[1]], bufs[op.output])
+                    env[op.output] = bufs[op.output]
                 else:
                     step(xin, bufs[op.output])
                     env[op.output] = bufs[op.output]
@@ -170,6 +173,10 @@ class Session:
             x = env[op.inputs[0]]
             if op.type == "flatten":
                 env[op.output] = x.reshape(n, -1)
+            elif op.type == "add":
+                out = bufs[op.output]
+                step(x, env[op.inputs[1]], out)
+                env[op.output] = out
             else:
                 out = bufs[op.output]
                 step(x, out)
@@ -183,12 +190,43 @@ class Session:
         kw = {"isa": self.isa, "threads": self.threads}
         if "output" in a:
             stage = _stage_kwargs(a, t)
-        if op.type == "conv2d_u8":
+        if op.type in ("conv2d_u8", "conv2d_i8"):
             (sh, sw), (ph, pw) = a["stride"], a["padding"]
-            w, zp = t["weight"], t["zero_point"]
+            w, zp = t["weight"], t.get("zero_point")
 
             def step(x, out):
                 _e.conv2d_int8(x, w, out, sh, sw, ph, pw, zero_point=zp, **stage, **kw)
+        elif op.type == "conv1x1_f32":
+            w, b, cin, cout = t["weight"], t["bias"], a["in_channels"], a["out_channels"]
+
+            def step(x, out):  # a 1x1 conv is a dense layer over the N*H*W pixels (views, no copy)
+                _e.dense_float(x.reshape(-1, cin), w, b, out.reshape(-1, cout), **kw)
+        elif op.type == "avgpool2d":
+            (kh, kw_), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
+            cip = a["count_include_pad"]
+            fn = _e.avgpool2d_int8 if self.model.values[op.inputs[0]].kind == "int8" else _e.avgpool2d_float
+
+            def step(x, out):
+                fn(x, out, kh, kw_, sh, sw, ph, pw, cip, **kw)
+        elif op.type == "global_avgpool":
+            xv = self.model.values[op.inputs[0]]
+            if xv.kind == "int8":
+                scale = float(xv.scale)
+
+                def step(x, out):
+                    _e.global_avgpool_int8_float(x, out, scale, **kw)
+            else:
+                def step(x, out):
+                    _e.global_avgpool_float(x, out, **kw)
+        elif op.type == "add":
+            if self.model.values[op.inputs[0]].kind == "int8":
+                ma, mb, sh_ = a["ma"], a["mb"], a["shift"]
+
+                def step(x, y, out):
+                    _e.add_int8(x, y, out, ma, mb, sh_, **kw)
+            else:
+                def step(x, y, out):
+                    _e.add_float(x, y, out, **kw)
         elif op.type == "bconv2d":
             stride, pad = _square(op, "stride"), _square(op, "padding")
             w, cin = t["weight"], a["in_channels"]
@@ -202,7 +240,8 @@ class Session:
                 _e.bdense(x, w, in_features=cin, out=out, **stage, **kw)
         elif op.type == "maxpool2d":
             (kh, kw_), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
-            fn = _e.maxpool2d_bits if self.model.values[op.inputs[0]].kind == "bits" else _e.maxpool2d_int8
+            kind = self.model.values[op.inputs[0]].kind
+            fn = {"bits": _e.maxpool2d_bits, "int8": _e.maxpool2d_int8, "f32": _maxpool_f32}[kind]
 
             def step(x, out):
                 fn(x, out, kh, kw_, sh, sw, ph, pw, **kw)
@@ -231,6 +270,18 @@ class Session:
         else:  # the loader rejects unknown types; a new op type must be added here
             raise fmt.FormatError(f"op {op.name!r}: type {op.type!r} has no engine implementation")
         return step
+
+
+def _maxpool_f32(x, out, kh, kw, sh, sw, ph, pw, isa=None, threads=None):
+    """float32 max pooling (NumPy: the engine has no float max pool; used by float-shortcut stems)."""
+    n, h, w, c = x.shape
+    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), -np.inf, np.float32)
+    xp[:, ph:ph + h, pw:pw + w] = x  # padded taps are ignored (-inf), as in PyTorch
+    oh, ow = out.shape[1], out.shape[2]
+    out[...] = -np.inf
+    for i in range(kh):
+        for j in range(kw):
+            np.maximum(out, xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw], out=out)
 
 
 def _square(op, key):
