@@ -62,3 +62,10 @@ def imagenette_val64(shared_root):
     import onebit.data as data
 
     return data.load("imagenette", "val", root=shared_root, size=64)
+
+
+@pytest.fixture(scope="session")
+def cifar_train(shared_root):
+    import onebit.data as data
+
+    return data.load("cifar10", "train", root=shared_root)

@@ -96,3 +96,35 @@ def test_cifar_missing_names_both_copies(tmp_path, tmp_cache):
     msg = str(e.value)
     assert "cifar-10-python.tar.gz" in msg and "cifar10-jpeg-yoongikim.tar.xz" in msg
     assert str(tmp_path / "cifar10") in msg and "ONEBIT_NO_DOWNLOAD" in msg
+
+
+@pytest.mark.slow  # writes and re-reads 180 MB
+def test_cifar_official_batches_round_trip_through_load(cifar_train, cifar_test, tmp_path,
+                                                        tmp_cache, monkeypatch):
+    # write the JPEG copy's pixels in the official batch format (an extracted
+    # cifar-10-batches-py/ folder), then load() it: same arrays back, official order kept
+    import hashlib
+
+    xtr, ytr = cifar_train
+    xte, yte = cifar_test
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    md5s = {}
+    parts = {f"data_batch_{i + 1}": (xtr[i * 10000:(i + 1) * 10000], ytr[i * 10000:(i + 1) * 10000])
+             for i in range(5)}
+    parts["test_batch"] = (xte, yte)
+    for name, (x, y) in parts.items():
+        rows = np.asarray(x).transpose(0, 3, 1, 2).reshape(len(x), 3072)  # NHWC -> CHW rows
+        raw = pickle.dumps({b"data": rows, b"labels": [int(v) for v in y]}, protocol=4)
+        (folder / name).write_bytes(raw)
+        md5s[name] = hashlib.md5(raw).hexdigest()
+    monkeypatch.setattr(cifar, "_BATCHES", md5s)
+    x2, y2 = data.load("cifar10", "train", root=tmp_path)
+    np.testing.assert_array_equal(x2, xtr)
+    np.testing.assert_array_equal(y2, ytr)
+    xt2, yt2 = data.load("cifar10", "test", root=tmp_path)
+    np.testing.assert_array_equal(xt2, xte)
+    # a damaged batch file is caught by its checksum
+    (folder / "data_batch_3").write_bytes(b"\x80junk")
+    with pytest.raises(data.ChecksumError, match="data_batch_3"):
+        data.load("cifar10", "train", root=tmp_path)
