@@ -352,11 +352,11 @@ void bind_kernels(nb::module_& m) {
     if (k < 1) fail("K must be >= 1");
     return onebit::accumulator_bits(k);
   }, "k_bits"_a, "Accumulator width (16 or 32) the engine uses for a binary dot product over K bits.");
-  m.def("popcount_peak", [](const std::optional<std::string>& isa, double seconds, bool hw_popcnt) {
+  m.def("popcount_peak", [](const std::optional<std::string>& isa, double seconds, const std::string& method) {
     const onebit::Isa i = pick_isa(isa);
     if (!(seconds > 0 && seconds <= 60)) fail("seconds must be in (0, 60]");
     nb::gil_scoped_release release;
-    return onebit::popcount_peak(i, seconds, hw_popcnt);
-  }, "isa"_a = nb::none(), "seconds"_a = 0.2, "hw_popcnt"_a = false,
+    return onebit::popcount_peak(i, seconds, method);
+  }, "isa"_a = nb::none(), "seconds"_a = 0.2, "method"_a = "",
   "Peak XOR+popcount+add rate (bit-MACs/s) of one thread on L1-resident data.");
 }

@@ -88,8 +88,15 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
   bconv2d(a, isa, threads);
 }
 
-double popcount_peak(Isa isa, double seconds, bool hw_popcnt) {
+double popcount_peak(Isa isa, double seconds, const std::string& method) {
   check_isa(isa);
+  const bool ok = method.empty() ||
+                  (isa == Isa::avx2 ? (method == "split" || method == "lut" || method == "popcnt")
+                   : isa == Isa::avx512 ? method == "vpopcntq"
+                                        : method == "builtin");
+  if (!ok)
+    fail("popcount method '" + method + "' is unknown for ISA " + isa_name(isa) +
+         " (scalar: builtin; avx2: split, lut, popcnt; avx512: vpopcntq)");
   // 2 x 2 KiB operands: L1 resident, long enough to hide loop overhead.
   constexpr int64_t kWords = 256;
   std::vector<uint64_t> av(kWords), bv(kWords);
@@ -103,8 +110,9 @@ double popcount_peak(Isa isa, double seconds, bool hw_popcnt) {
     switch (isa) {
 #if defined(ONEBIT_HAVE_X86)
       case Isa::avx2:
-        return hw_popcnt ? kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters)
-                         : kernels::popcount_loop_avx2(av.data(), bv.data(), kWords, iters);
+        if (method == "popcnt") return kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters);
+        if (method == "lut") return kernels::popcount_loop_avx2_lut(av.data(), bv.data(), kWords, iters);
+        return kernels::popcount_loop_avx2(av.data(), bv.data(), kWords, iters);
       case Isa::avx512: return kernels::popcount_loop_avx512(av.data(), bv.data(), kWords, iters);
 #endif
       default: return kernels::popcount_loop_scalar(av.data(), bv.data(), kWords, iters);

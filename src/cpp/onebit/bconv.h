@@ -7,6 +7,7 @@
 //   y = T*Cin - 2 * sum_{in-bounds taps, words} popcount(x XOR w)        in [-T*Cin, T*Cin].
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "onebit/isa.h"
 
@@ -66,9 +67,10 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
 
 // Runs an L1-resident XOR + popcount + add loop for about `seconds` on one thread and returns
 // the achieved bit-MACs per second (the peak the benchmarks compare against).
-// hw_popcnt (avx2 only): time the scalar 64-bit POPCNT instruction instead of the pshufb
-// nibble-LUT vector popcount, to compare the two methods.
-double popcount_peak(Isa isa, double seconds, bool hw_popcnt = false);
+// `method` picks the popcount implementation timed ("" = the one the ISA's conv kernel uses):
+// scalar: "builtin"; avx2: "split" (pshufb LUT on nibble-pre-split operands, as the AVX2
+// conv), "lut" (classic pshufb nibble LUT), "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq".
+double popcount_peak(Isa isa, double seconds, const std::string& method = "");
 
 namespace kernels {
 // Per-ISA entry points (kernels/bconv_<isa>.cpp). Arguments are already validated.
@@ -79,6 +81,7 @@ void bconv_avx512(const BConvArgs& a, int threads);
 // returns the total popcount so the work cannot be optimised away.
 uint64_t popcount_loop_scalar(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx2_popcnt(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx512(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 }  // namespace kernels

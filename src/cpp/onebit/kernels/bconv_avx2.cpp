@@ -288,7 +288,7 @@ void bconv_avx2(const BConvArgs& a, int threads) {
   });
 }
 
-uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
+uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
   const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
   __m256i total = zero;
   for (int64_t it = 0; it < iters; ++it) {
@@ -307,6 +307,56 @@ uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words,
         }
     }
     for (int u = 0; u < 4; ++u) total = _mm256_add_epi64(total, _mm256_sad_epu8(acc[u], zero));
+    asm volatile("" : "+x"(total) : : "memory");
+  }
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), total);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+// The conv's inner loop without the conv: `a` streams from L1 as nibble-split broadcasts (the
+// input pixels), 4 words of `b` stay in registers split into lo/hi nibbles (the weights):
+// per 4 words 2 XOR + 2 pshufb + 2 byte adds.
+uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
+  const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+  std::vector<uint64_t> split(static_cast<size_t>(2 * words));
+  for (int64_t i = 0; i < words; ++i) {
+    split[2 * i] = a[i] & kLowNibbles;
+    split[2 * i + 1] = (a[i] >> 4) & kLowNibbles;
+  }
+  __m256i wl[2], wh[2];
+  for (int v = 0; v < 2; ++v) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 4 * v));
+    wl[v] = _mm256_and_si256(w, low);
+    wh[v] = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
+  }
+  __m256i total = zero;
+  const uint64_t* sp = split.data();
+  // A group = 3 "pixel" words, each XORed with 8 weight words (3 pixels x 2 vectors, as the
+  // conv tile): 24 word XOR+popcounts, so `words` of work is words / 24 groups.
+  const int64_t groups = words / 24;
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int64_t g0 = 0; g0 < groups; g0 += 30) {  // widen u8 lanes every 30 words (<= 31)
+      __m256i a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;
+      const int64_t g1 = g0 + 30 < groups ? g0 + 30 : groups;
+      for (int64_t g = g0; g < g1; ++g) {
+        const uint64_t* q = sp + 6 * g;
+#define ONEBIT_PIX(k, acc0, acc1)                                                                  \
+  {                                                                                               \
+    const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(q[2 * k]));                     \
+    const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(q[2 * k + 1]));                 \
+    acc0 = _mm256_add_epi8(acc0, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl[0])), \
+                                                 _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh[0])))); \
+    acc1 = _mm256_add_epi8(acc1, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl[1])), \
+                                                 _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh[1])))); \
+  }
+        ONEBIT_PIX(0, a0, a1)
+        ONEBIT_PIX(1, a2, a3)
+        ONEBIT_PIX(2, a4, a5)
+#undef ONEBIT_PIX
+      }
+      for (__m256i a8 : {a0, a1, a2, a3, a4, a5}) total = _mm256_add_epi64(total, _mm256_sad_epu8(a8, zero));
+    }
     asm volatile("" : "+x"(total) : : "memory");
   }
   alignas(32) uint64_t lanes[4];
