@@ -47,3 +47,11 @@ def test_rng_state_roundtrip_replays_same_numbers():
     set_rng_state(s)
     b = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+def test_rng_state_survives_checkpoint_file(tmp_path):
+    p = tmp_path / "rng.pt"
+    torch.save({"rng": rng_state()}, p)
+    expected = torch.rand(4)
+    set_rng_state(torch.load(p, weights_only=True, map_location="cpu")["rng"])
+    assert torch.equal(torch.rand(4), expected)

@@ -27,9 +27,9 @@ class DemoOptions:
     epochs: int = 3
     batch_size: int = 128
     lr: float = 3e-3
-    # 20000 of the 60000 training images keep the demo under 5 minutes on 2 cores
+    # 15000 of the 60000 training images keep the demo well under 5 minutes on 2 cores
     # (mnist-small trains at about 230 images/s on one core); --limit-train 60000 for all.
-    limit_train: int | None = 20000
+    limit_train: int | None = 15000
     limit_test: int | None = None
     threads: int | None = None
     seed: int = 0
