@@ -41,7 +41,8 @@ def test_cli_prune_channel_sensitivity_smoke(tmp_path, ckpt):
 def test_cli_prune_flip_word_smoke(tmp_path, ckpt):
     out = tmp_path / "pruned.pt"
     res = CliRunner().invoke(main, ["prune", str(ckpt), "--method", "flip", "--granularity", "word",
-                                    "--target-bops", "0.2", "--flip-steps", "2", "-o", str(out), *SMALL])
+                                    "--target-bops", "0.2", "--flip-steps", "2", "--iterations", "2",
+                                    "--finetune-epochs", "1", "--max-ratio", "0.5", "-o", str(out), *SMALL])
     assert res.exit_code == 0, res.output
     model, saved = load_checkpoint(out)
     assert saved["prune_info"]["reduction"] >= 0.2

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from onebit.nn import BinaryLinear
@@ -77,3 +78,25 @@ def test_flip_channel_score_prunes_most_insensitive_filter():
     pruned = (get_mask(model.fc) == 0)
     assert pruned.sum() == 4
     assert pruned[1, :2].all() and pruned[2, 1] and pruned[1, 3]
+
+
+def test_flip_allocation_follows_insensitive_fractions(toy):
+    model = toy()
+    counter = FlipCounter(model)
+    g = torch.Generator().manual_seed(0)
+    fractions = {"conv1": 0.6, "conv2": 0.3, "fc1": 0.0}
+    for name, f in fractions.items():
+        c = counter.counts[name]
+        counter.counts[name] = (torch.rand(c.shape, generator=g) < f).to(torch.int32) * 3
+    counter.steps = 5
+    p = Pruner(model, "flip", "weight", target=0.3, flip_counter=counter).prepare()
+    assert p.allocation == "flip"
+    rep = p.prune()
+    assert rep["reduction"] >= 0.3
+    r = p.achieved
+    assert r["conv1"] > r["conv2"] > 0 and r["fc1"] == 0.0
+    assert r["conv1"] / r["conv2"] == pytest.approx(2.0, rel=0.05)
+    # conv1 + conv2 capped at 92% remove 91.6% of the ops: 91.8% needs the uniform floor to
+    # reach fc1, which has no insensitive weights
+    q = Pruner(toy(), "flip", "weight", target=0.918, max_ratio=0.92, flip_counter=counter).prepare()
+    assert q.prune()["reduction"] >= 0.918 and q.achieved["fc1"] > 0.4

@@ -49,12 +49,14 @@ def _target(value: str) -> float:
               help="Validation samples (tail of the training split) for the sensitivity sweep.")
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Fine-tune on the first N images.")
 @click.option("--limit-test", type=click.IntRange(min=1), default=None, help="Evaluate on the first N test images.")
+@click.option("--max-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Largest fraction of any one layer's groups that may be pruned.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(ckpt, method, granularity, target, sensitivity, allocation, finetune_epochs, iterations, out,
             json_path, plot_dir, lr, batch_size, flip_steps, flip_threshold, val_size, limit_train,
-            limit_test, seed, threads, quiet):
+            limit_test, max_ratio, seed, threads, quiet):
     """Prune the binary layers of checkpoint CKPT so it needs TARGET fewer binary ops.
 
     The float first layer and float classifier are never pruned. Binary ops are bit-MACs of
@@ -72,7 +74,7 @@ def command(ckpt, method, granularity, target, sensitivity, allocation, finetune
             ckpt, method=method, granularity=granularity, target=_target(target), sensitivity=sensitivity,
             finetune_epochs=finetune_epochs, out=out, allocation=allocation, iterations=iterations,
             val_size=val_size, flip_steps=flip_steps, flip_threshold=flip_threshold, lr=lr,
-            batch_size=batch_size, limit_train=limit_train, limit_test=limit_test, seed=seed,
+            batch_size=batch_size, limit_train=limit_train, limit_test=limit_test, seed=seed, max_ratio=max_ratio,
             plot_dir=plot_dir, progress=not quiet)
     except (OnebitError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e

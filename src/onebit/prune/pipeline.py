@@ -21,7 +21,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
                      sweep_ratios=DEFAULT_RATIOS, val_size: int = 5000, flip_steps: int = 200,
                      flip_threshold: int = 0, lr: float = 1e-4, batch_size: int = 128,
                      limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
-                     plot_dir=None, progress: bool = True) -> dict:
+                     max_ratio: float = 0.95, plot_dir=None, progress: bool = True) -> dict:
     """Returns a JSON-able record of the run (accuracies are fractions)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -33,7 +33,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
     train = ft.train_loader(dataset, val_size, batch_size, limit=limit_train, seed=seed, size=size)
     base_acc = ft.evaluate(model, test)
     pruner = Pruner(model, method, granularity, target, allocation=allocation, seed=seed,
-                    flip_threshold=flip_threshold).prepare()
+                    flip_threshold=flip_threshold, max_ratio=max_ratio).prepare()
     record: dict = {
         "checkpoint": str(ckpt_path), "model_config": ckpt["model_config"], "dataset": dataset,
         "method": method, "granularity": granularity, "target": target,
@@ -41,7 +41,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
         "baseline": {"test_accuracy": base_acc, "bops": pruner.base_bops},
         "budget": {"finetune_epochs": finetune_epochs, "iterations": iterations, "lr": lr,
                    "batch_size": batch_size, "limit_train": limit_train, "limit_test": limit_test,
-                   "val_size": val_size, "torch_threads": torch.get_num_threads()},
+                   "val_size": val_size, "max_ratio": max_ratio,
+                   "torch_threads": torch.get_num_threads()},
     }
     if method == "flip":
         # the counting interval: a short stretch of training with a FlipCounter (Li & Ren 2020)

@@ -25,7 +25,9 @@ Per-layer ratios (the fraction of a layer's groups pruned) come from ``ratios`` 
 e.g. from :func:`onebit.prune.sensitivity.allocate`) or from an ``allocation`` rule solved by
 bisection so that the exact binary-op count meets ``target``:
 ``uniform`` (same ratio everywhere), ``global`` (one score threshold across layers) or ``flip``
-(ratio proportional to each layer's fraction of insensitive weights, Li & Ren 2020).
+(ratio proportional to each layer's fraction of insensitive weights, Li & Ren 2020; when
+that alone cannot reach the target because some layers have no insensitive weights, a uniform
+floor on all layers rises until it does).
 """
 from __future__ import annotations
 
@@ -409,8 +411,16 @@ class Pruner:
             if top == 0.0:  # nothing flipped: no evidence to allocate by, fall back to uniform
                 return (lambda s: {n: min(s, self.max_ratio) for n in names}), self.max_ratio
             rel = {n: f / top for n, f in frac.items()}
-            s_max = self.max_ratio / min(v for v in rel.values() if v > 0)
-            return (lambda s: {n: min(s * rel[n], self.max_ratio) for n in names}), s_max
+            u_max = self.max_ratio / min(v for v in rel.values() if v > 0)
+
+            def rule(s):
+                # s in [0, 1]: ratios proportional to the insensitive fractions (Li & Ren);
+                # s in (1, 2]: if that cannot meet the target, a uniform floor rises as well
+                prop = {n: min(min(s, 1.0) * u_max * rel[n], self.max_ratio) for n in names}
+                floor = max(0.0, s - 1.0) * self.max_ratio
+                return {n: max(v, floor) for n, v in prop.items()}
+
+            return rule, 2.0
         # global: one threshold on group scores across layers
         finite = torch.cat([s[torch.isfinite(s)] for s in scores.values()])
         lo, hi = float(finite.min()), float(finite.max())
