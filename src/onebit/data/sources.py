@@ -162,6 +162,7 @@ def _write_db(data: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is meant to be shared
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=0, sort_keys=True)
         os.replace(tmp, path)  # atomic: concurrent processes never see half a file
