@@ -157,16 +157,19 @@ def table(args):
         d = json.loads(path.read_text())
         ref = d["baseline_test_accuracy"]
         control = [r for r in d["records"] if r["method"] == "none"]
+        ctrl = control[0]["test_accuracy"] if control else None
         lines += [f"Granularity `{path.stem[5:]}` (pruned from seed {d['budget']['seed']}, test {100 * ref:.2f}%; "
-                  f"fine-tune {d['budget']['finetune_steps']} steps, Adam lr {d['budget']['ft_lr']}):", "",
-                  "| method | target | binary ops (M) | fewer bops | acc. before fine-tune | acc. after | vs baseline | within noise |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"fine-tune {d['budget']['finetune_steps']} steps of batch 128, Adam lr {d['budget']['ft_lr']}):", "",
+                  "| method | target | binary ops (M) | fewer bops | acc. before fine-tune (%) | acc. after (%) "
+                  "| vs baseline | vs control | within noise |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in d["records"]:
             delta = r["test_accuracy"] - ref
             ok = "yes" if delta >= -spread else "no"
+            vs = "" if ctrl is None else f"{100 * (r['test_accuracy'] - ctrl):+.2f}"
             lines.append(f"| {r['method']} | {r['target']:.0%} | {r['bops'] / 1e6:.2f} | {r['reduction']:.1%} | "
                          f"{100 * r['test_accuracy_before_finetune']:.2f} | {100 * r['test_accuracy']:.2f} | "
-                         f"{100 * delta:+.2f} | {ok} |")
+                         f"{100 * delta:+.2f} | {vs} | {ok} |")
             if r["method"] != "none":
                 pts.append({"method": r["method"], "granularity": r["granularity"], "bops": r["bops"],
                             "accuracy": r["test_accuracy"]})
