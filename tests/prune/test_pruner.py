@@ -188,3 +188,14 @@ def test_pruner_finalize_bakes_and_detaches(mnist_small):
         assert torch.all(l.weight[l.weight_mask == 0] == 0)
     with pytest.raises(PruneError, match="finalized"):
         p.step()
+
+
+def test_pruned_model_allows_two_forwards_before_backward(mnist_small):
+    model = mnist_small()
+    p = Pruner(model, "latent", "weight", target=0.3).prepare()
+    p.prune()
+    x = torch.randn(4, 1, 28, 28)
+    loss = model(x).sum() + model(x).sum()  # gradient accumulation style
+    loss.backward()
+    for l in p.layers.values():
+        assert torch.all(l.weight.grad[l.weight_mask == 0] == 0)

@@ -73,7 +73,11 @@ def zero_pruned_latents(layer: nn.Module) -> None:
     mask = getattr(layer, "weight_mask", None)
     if mask is not None:
         with torch.no_grad():
-            layer.weight.mul_(mask)
+            stale = (mask == 0) & (layer.weight != 0)
+            # write only when something drifted: an in-place write bumps the parameter's
+            # version and would break a pending backward through an earlier forward
+            if bool(stale.any()):
+                layer.weight.masked_fill_(stale, 0.0)
 
 
 def ensure_mask_buffers(model: nn.Module, state_dict: dict) -> None:
