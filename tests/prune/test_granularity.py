@@ -43,3 +43,23 @@ def test_granularity_errors():
         group_index((2, 2), "block")
     with pytest.raises(PruneError, match="does not match"):
         group_index((2, 10), "word", (3, 2, 2))
+
+
+def test_word_blocks_list_the_kept_words(toy):
+    from onebit.prune import Pruner
+    from onebit.prune.granularity import is_word_structured, word_blocks
+
+    model = toy()  # conv1 has Cin = 70: two words per tap, the second partial
+    p = Pruner(model, "latent", "word", ratios={"conv1": 0.4}).prepare()
+    p.prune()
+    mask = model.conv1.weight_mask
+    active = word_blocks(mask)
+    assert active.shape == (24, 3, 3, 2)
+    assert is_word_structured(mask)
+    assert int((~active).sum()) == round(0.4 * 24 * 3 * 3 * 2)
+    # a kept word keeps all its channels, a pruned word none
+    assert torch.equal(mask[:, :64].bool().all(dim=1), active[..., 0])
+    assert torch.equal(mask[:, 64:].bool().any(dim=1), active[..., 1])
+    unstructured = torch.ones_like(mask)
+    unstructured[0, 5, 1, 1] = 0
+    assert not is_word_structured(unstructured)

@@ -78,3 +78,27 @@ def group_mean(values: torch.Tensor, index: torch.Tensor, n_groups: int) -> torc
 def expand_keep(keep: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """0/1 weight mask from a per-group keep vector."""
     return keep[index].float()
+
+
+def word_blocks(mask: torch.Tensor) -> torch.Tensor:
+    """Active packed words of a conv mask, in the engine's OHWI word order: a bool tensor
+    ``(Cout, KH, KW, W64)`` that is True where any of the word's 64 input channels is kept.
+
+    For a mask pruned at ``word`` granularity this is exactly the list of (tap, word) blocks a
+    kernel must visit per output channel (``active.nonzero()``); :func:`is_word_structured`
+    says whether the mask is constant inside every word (so no per-bit mask is needed)."""
+    if mask.dim() != 4:
+        raise PruneError(f"word_blocks needs a conv mask (Cout, Cin, KH, KW), got shape {tuple(mask.shape)}")
+    o, cin, kh, kw = mask.shape
+    words = -(-cin // WORD_BITS)
+    padded = torch.zeros(o, words * WORD_BITS, kh, kw, dtype=torch.bool, device=mask.device)
+    padded[:, :cin] = mask != 0
+    return padded.view(o, words, WORD_BITS, kh, kw).any(dim=2).permute(0, 2, 3, 1).contiguous()
+
+
+def is_word_structured(mask: torch.Tensor) -> bool:
+    """True when every packed word of a conv mask is all kept or all pruned."""
+    o, cin, kh, kw = mask.shape
+    active = word_blocks(mask)  # (O, KH, KW, W64)
+    expanded = active.permute(0, 3, 1, 2).repeat_interleave(WORD_BITS, dim=1)[:, :cin]
+    return bool(torch.equal(expanded, mask != 0))
