@@ -110,3 +110,25 @@ def test_pruned_checkpoint_roundtrip(mnist_small, tmp_path, granularity):
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert count_bops(loaded).bops == p.prune_info["bops"]
+
+
+def test_repruning_a_shrunk_checkpoint_composes_plans(mnist_small, tmp_path):
+    model = mnist_small()
+    base = _base_ckpt(model)
+    p = Pruner(model, "latent", "channel", target=0.2).prepare()
+    p.prune()
+    p.finalize()
+    first = save_pruned(tmp_path / "a.pt", model, base, p.prune_info)
+    model2, ckpt2 = load_checkpoint(first)
+    q = Pruner(model2, "random", "channel", target=0.3).prepare()
+    q.prune()
+    q.finalize()
+    second = save_pruned(tmp_path / "b.pt", model2, ckpt2, q.prune_info)
+    loaded, ckpt3 = load_checkpoint(second)
+    assert ckpt3["prune_info"]["previous"]["granularity"] == "channel"
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model2.eval()(x))
+    width = lambda m: (m.conv1.out_channels, m.conv2.out_channels, m.fc1.out_features)  # noqa: E731
+    assert width(loaded) == width(model2)
+    assert all(a <= b for a, b in zip(width(loaded), width(model))) and sum(width(loaded)) < sum(width(model))

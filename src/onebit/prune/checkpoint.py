@@ -55,6 +55,13 @@ def save_pruned(path: str | os.PathLike, model: nn.Module, base: dict, prune_inf
     from onebit.train import save_checkpoint
 
     ckpt = {k: v for k, v in base.items() if k not in ("optimizer", "scheduler", "rng")}
+    previous = base.get("prune_info") or {}
+    if previous:
+        # pruning an already pruned checkpoint: the shrink plan must map back to the zoo model
+        prune_info = dict(prune_info)
+        prune_info["channels"] = compose_plans(previous.get("channels") or {},
+                                               prune_info.get("channels") or {})
+        prune_info["previous"] = {k: v for k, v in previous.items() if k != "channels"}
     ckpt.update(
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         optimizer=None,
@@ -77,3 +84,15 @@ def _plain(obj):
     if isinstance(obj, (bool, int, float, str)) or obj is None:
         return obj
     return str(obj)
+
+
+def compose_plans(first: dict, second: dict) -> dict:
+    """Shrink plan equal to applying ``first`` then ``second`` (whose indices refer to the
+    channels ``first`` kept)."""
+    out = {k: list(v) for k, v in first.items()}
+    for name, keep in second.items():
+        if name in out:
+            out[name] = [out[name][i] for i in keep]
+        else:
+            out[name] = list(keep)
+    return out
