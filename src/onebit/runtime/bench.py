@@ -8,7 +8,10 @@ peers on the same architecture in the same run: LCE's indirect-BGEMM and default
 the same architecture (weights do not change latency) at width 1.
 
 Records (one per measurement, the shape of the layer benchmark): ``model``, ``engine``, ``isa``,
-``threads``, ``batch``, ``median_ms``, ``commit``, ``cpu`` (+ ``width``, ``file``).
+``threads``, ``batch``, ``median_ms``, ``commit``, ``cpu`` (+ ``width``, ``file``, ``loadavg``).
+onebit records also carry ``ops_sum_ms``, the sum of the per-op medians: on a shared machine a
+whole run is often preempted (time slices of several ms), which inflates ``median_ms`` but not
+the per-op medians; the gap between the two measures the interference.
 """
 from __future__ import annotations
 
@@ -77,6 +80,13 @@ def median_ms(fn, repeats: int = 50, warmup: int = 5, min_time_s: float = 0.2) -
     return statistics.median(times)
 
 
+def _loadavg():
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def model_name(session: Session) -> tuple[str, float | None]:
     cfg = session.model.metadata.get("producer", {}).get("model") or {}
     return str(cfg.get("name", "unknown")), cfg.get("width")
@@ -127,7 +137,10 @@ def bench_model(path, threads=(1, 2), batch: int = 1, vs=(), isa: str | None = N
         sess = Session(path, threads=t, isa=isa)
         name, width = model_name(sess)
         ms = time_session(sess, batch, repeats, warmup)
-        records.append(dict(base, model=name, width=width, engine="onebit", isa=sess.isa, threads=t, median_ms=ms))
+        x = np.random.default_rng(0).integers(0, 256, (batch,) + sess.input_shape, dtype=np.uint8)
+        ops = sum(r["median_ms"] for r in sess.profile(x, repeats))
+        records.append(dict(base, model=name, width=width, engine="onebit", isa=sess.isa, threads=t,
+                            median_ms=ms, ops_sum_ms=ops, loadavg=_loadavg()))
     if vs:
         engines = [e for v in vs for e in VS_ENGINES[v]]
         if batch != 1:
@@ -137,7 +150,7 @@ def bench_model(path, threads=(1, 2), batch: int = 1, vs=(), isa: str | None = N
         else:
             for rec in run_peers(name, engines, threads, repeats, echo):
                 records.append(dict(base, **{k: rec.get(k) for k in ("engine", "isa", "threads", "median_ms")},
-                                    model=name, width=1, peer_cpu=rec.get("cpu")))
+                                    model=name, width=1, peer_cpu=rec.get("cpu"), loadavg=_loadavg()))
     echo(format_records(records))
     return records
 
@@ -152,7 +165,9 @@ def format_records(records: list[dict]) -> str:
         o = ours.get(r["threads"])
         rows.append({"model": r["model"], "engine": r["engine"], "isa": r["isa"], "threads": r["threads"],
                      "batch": r["batch"], "median ms": round(r["median_ms"], 3) if r["median_ms"] is not None else None,
-                     "x onebit": round(r["median_ms"] / o, 2) if o and r["median_ms"] else None})
+                     "sum of op medians": round(r["ops_sum_ms"], 3) if r.get("ops_sum_ms") else "",
+                     "x onebit": round(r["median_ms"] / o, 2) if o and r["median_ms"] else None,
+                     "load": r.get("loadavg")})
     head = f"cpu: {records[0]['cpu']}  commit: {records[0]['commit']}" if records else ""
     return head + "\n" + format_table(rows)
 

@@ -1,0 +1,79 @@
+"""Check a trained checkpoint end to end: float-latent vs integer simulation vs engine (every ISA).
+
+    python -m onebit.convert.verify runs/results/mnist.pt [--limit N] [--json PATH]
+
+Reports the PyTorch model's accuracy (float latent weights, the training-side forward), the
+integer simulation's accuracy, the engine's accuracy on every ISA the CPU has, and the argmax
+agreement of engine and simulation (must be 100%) on the whole test split.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500, echo=print) -> dict:
+    from onebit.convert import simulate, to_bytes
+    from onebit.data import load, normalize
+    from onebit.runtime import Session, capabilities
+    from onebit.train import load_checkpoint
+
+    model, ckpt = load_checkpoint(ckpt_path)
+    ds = ckpt.get("dataset")
+    ds = ds.get("name") if isinstance(ds, dict) else ds
+    data = to_bytes(model, dataset=ds)
+    images, labels = load(ds, split="test")
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    n = len(labels)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model.eval()
+    sim = None
+    float_pred, sim_pred = [], []
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            u = np.ascontiguousarray(images[i:i + batch_size])
+            float_pred.append(model(torch.from_numpy(normalize(u, ds))).argmax(1).numpy())
+    sess0 = Session(data)
+    sim = simulate(sess0.model)
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            sim_pred.append(sim(torch.from_numpy(np.array(images[i:i + batch_size]))).argmax(1).numpy())
+    float_pred, sim_pred = np.concatenate(float_pred), np.concatenate(sim_pred)
+    rec = {"checkpoint": str(ckpt_path), "model": ckpt["model_config"], "dataset": ds, "split": "test", "n": n,
+           "float_accuracy": float((float_pred == labels).mean()),
+           "simulation_accuracy": float((sim_pred == labels).mean()),
+           "float_sim_argmax_agreement": float((float_pred == sim_pred).mean()), "engine": {}}
+    for isa in capabilities()["supported"]:
+        sess = Session(data, isa=isa)
+        t0 = time.perf_counter()
+        pred = sess.predict(images, batch_size)
+        rec["engine"][isa] = {"accuracy": float((pred == labels).mean()),
+                              "argmax_agreement_with_simulation": float((pred == sim_pred).mean()),
+                              "seconds": time.perf_counter() - t0, "threads": sess.threads}
+    echo(json.dumps(rec, indent=1))
+    return rec
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    rec = verify_checkpoint(a.checkpoint, a.limit)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rec, f, indent=1)
+    ok = all(v["argmax_agreement_with_simulation"] == 1.0 for v in rec["engine"].values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
