@@ -8,6 +8,9 @@
 
 namespace onebit::kernels {
 
+// Internal linkage: compiled with different ISA flags per translation unit (see pool_kernels.h).
+namespace {
+
 // Applies the output stage to the int32 accumulators of output channels [o0, o1) of one pixel.
 // For bits, o0 and o1 must be multiples of 64 or o1 = cout; words are written whole.
 inline void conv8_stage_scalar(const int32_t* acc, int64_t o0, int64_t o1, const Conv8Stage& st,
@@ -61,6 +64,8 @@ inline size_t conv8_out_elem_size(Conv8Out kind) {
   }
   return 4;
 }
+
+}  // namespace
 
 void conv8_scalar(const Conv8Args& a, int threads);
 #if defined(ONEBIT_HAVE_X86)

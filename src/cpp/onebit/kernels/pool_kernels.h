@@ -9,6 +9,10 @@
 
 namespace onebit::kernels {
 
+// Helpers have internal linkage: the header is compiled with different ISA flags in different
+// translation units, and one shared inline definition could carry AVX2 code into the scalar path.
+namespace {
+
 // floor(a / b) for b > 0 (C++ division truncates towards zero).
 inline int64_t floor_div(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -34,6 +38,8 @@ inline Window pool_window(const PoolGeom& g, int64_t oy, int64_t ox) {
   win.j1 = static_cast<int>(std::min<int64_t>(g.kw, g.w - x0));
   return win;
 }
+
+}  // namespace
 
 #define ONEBIT_POOL_DECLARE(isa)                                                                \
   void maxpool_bits_##isa(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0,        \
