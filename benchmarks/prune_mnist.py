@@ -69,7 +69,8 @@ def grid(args):
     torch.manual_seed(0)
     base, ckpt = load_checkpoint(out / f"baseline_s{args.seed}.pt")
     test = ft.test_loader("mnist", limit=args.limit_test)
-    val = ft.validation_loader("mnist", args.val_size)
+    val = ft._loader("mnist", "train", 500, start=-args.val_size,
+                     stop=None if args.sweep_size >= args.val_size else -args.val_size + args.sweep_size)
     train = ft.train_loader("mnist", args.val_size, 128, seed=1)
     g = args.granularity
     records = []
@@ -210,6 +211,7 @@ def main():
     ap.add_argument("--finetune-steps", type=int, default=100)
     ap.add_argument("--ft-lr", type=float, default=5e-4)
     ap.add_argument("--flip-steps", type=int, default=100)
+    ap.add_argument("--sweep-size", type=int, default=2000, help="validation images per sensitivity point")
     ap.add_argument("--limit-test", type=int, default=None)
     ap.add_argument("--limit-train", type=int, default=None, help="baseline: first N images (smoke runs)")
     args = ap.parse_args()

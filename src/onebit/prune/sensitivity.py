@@ -9,7 +9,7 @@ losses (each curve made non-decreasing: pruning more never predicts a gain). It 
 marginal cost: starting from nothing pruned, repeatedly raise the layer whose next grid step
 costs the least predicted loss per binary op removed, until the exact op count (from the
 pruner, channel coupling included) meets the target; then walk back any step that is not
-needed.
+needed (most expensive first), so the target is met with the least overshoot.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def _rebind(counter, model):
 
 
 def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[dict], float], *,
-             max_ratio: float = 0.9, step: float = 0.05) -> dict:
+             max_ratio: float = 0.9, step: float = 0.02) -> dict:
     """Per-layer ratios meeting ``reduction_fn(ratios) >= target`` with the least predicted loss.
 
     ``reduction_fn`` is the exact binary-op reduction of a ratio assignment (use
@@ -165,7 +165,7 @@ def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[d
         for n in order:
             idx[n] -= 1
             red = reduction_fn(ratios())
-            if red >= target - 1e-12 and loss[n][idx[n] + 1] > loss[n][idx[n]]:
+            if red >= target - 1e-12:  # loss curves are non-decreasing: never worse
                 current = red
                 improved = True
                 break
