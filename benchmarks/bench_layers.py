@@ -61,7 +61,7 @@ def ratios(onebit_records: list[dict], peer_records: list[dict]) -> list[dict]:
     rows = []
     best: dict[tuple, dict] = {}
     for r in onebit_records:
-        if r["pipeline"] != "float-float":
+        if r["pipeline"] != "float-float" or r.get("weights") != "prepared":
             continue
         key = (r["layer"], r["kernel"], r["stride"], r["threads"])
         if key not in best or r["median_ms"] < best[key]["median_ms"]:
@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", choices=("auto", "none"), default="auto",
                     help="time the peers too when installed (default: %(default)s)")
     ap.add_argument("--peer-repeats", type=int, default=50, help="timed runs per peer row (default: %(default)s)")
+    ap.add_argument("--unprepared", action="store_true",
+                    help="also time calls that re-lay out the packed weights every time (default: prepared only)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write all records (onebit + peers) as JSON")
     args = ap.parse_args(argv)
 
@@ -120,9 +122,11 @@ def main(argv=None) -> int:
         for isa in isas:
             for t in threads:
                 for p in pipelines:
-                    records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=args.repeats,
-                                                 warmup=20, work=work, commit=m["commit"], cpu=m["cpu"]))
-                    print(".", end="", file=sys.stderr, flush=True)
+                    for prepared in ((True, False) if args.unprepared else (True,)):
+                        records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=args.repeats,
+                                                     warmup=20, work=work, commit=m["commit"], cpu=m["cpu"],
+                                                     prepared=prepared))
+                        print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     print(format_table(records, TABLE_COLUMNS))
 

@@ -5,10 +5,12 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/variant.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -252,7 +254,41 @@ std::pair<nb::object, void*> stage_result(const onebit::OutputStage& st, const n
   }
 }
 
-nb::object py_bconv2d(const AnyArray& x, const AnyArray& w, int64_t in_channels, int64_t stride,
+// Weights argument: a packed uint64 array, or PreparedWeights from prepare_weights().
+struct WeightsArg {
+  const uint64_t* ptr = nullptr;
+  const onebit::PreparedWeights* prepared = nullptr;
+  std::vector<int64_t> shape;  // (Cout, KH, KW, W64) or (Cout, W64)
+};
+
+struct PyPrepared {
+  std::shared_ptr<const onebit::PreparedWeights> p;
+  std::vector<int64_t> shape;  // the packed shape it was made from
+};
+
+WeightsArg weights_arg(const nb::object& w, size_t ndim, const char* layout, int64_t in_channels) {
+  WeightsArg r;
+  if (nb::isinstance<PyPrepared>(w)) {
+    const PyPrepared& pp = nb::cast<const PyPrepared&>(w);
+    if (pp.shape.size() != ndim)
+      fail(std::string("prepared weights have shape of ndim ") + std::to_string(pp.shape.size()) + ", need " +
+           std::to_string(ndim) + "-D " + layout);
+    if (pp.p->cin != in_channels)
+      fail("prepared weights are for in_channels=" + std::to_string(pp.p->cin) + ", not " + std::to_string(in_channels));
+    r.prepared = pp.p.get();
+    r.shape = pp.shape;
+    return r;
+  }
+  AnyArray a;
+  if (!nb::try_cast<AnyArray>(w, a)) fail("w_packed must be a NumPy uint64 array or PreparedWeights");
+  check_array<uint64_t>("w_packed", a, "uint64");
+  check_ndim("w_packed", a, ndim, layout);
+  r.ptr = static_cast<const uint64_t*>(a.data());
+  for (size_t i = 0; i < ndim; ++i) r.shape.push_back(static_cast<int64_t>(a.shape(i)));
+  return r;
+}
+
+nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_channels, int64_t stride,
                       const std::variant<int64_t, std::string>& padding, const std::string& output,
                       const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
                       const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
@@ -261,29 +297,29 @@ nb::object py_bconv2d(const AnyArray& x, const AnyArray& w, int64_t in_channels,
                       const nb::object& out) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 4, "(N, H, W, W64)");
-  check_array<uint64_t>("w_packed", w, "uint64");
-  check_ndim("w_packed", w, 4, "(Cout, KH, KW, W64)");
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
+  const WeightsArg w = weights_arg(w_obj, 4, "(Cout, KH, KW, W64)", in_channels);
   const int64_t w64 = (in_channels + 63) / 64;
   if (static_cast<int64_t>(x.shape(3)) != w64)
     fail("x_packed has " + std::to_string(x.shape(3)) + " words per pixel but in_channels=" +
          std::to_string(in_channels) + " needs " + std::to_string(w64));
-  if (static_cast<int64_t>(w.shape(3)) != w64)
-    fail("w_packed has " + std::to_string(w.shape(3)) + " words per tap but in_channels=" +
+  if (w.shape[3] != w64)
+    fail("w_packed has " + std::to_string(w.shape[3]) + " words per tap but in_channels=" +
          std::to_string(in_channels) + " needs " + std::to_string(w64));
   onebit::BConvArgs a;
   a.s.n = x.shape(0); a.s.h = x.shape(1); a.s.w = x.shape(2);
-  a.s.cin = in_channels; a.s.cout = w.shape(0); a.s.kh = w.shape(1); a.s.kw = w.shape(2);
+  a.s.cin = in_channels; a.s.cout = w.shape[0]; a.s.kh = w.shape[1]; a.s.kw = w.shape[2];
   a.s.stride = stride;
   a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
   if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
-  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_packed must have Cout, KH, KW >= 1, got shape " + shape_str(w));
+  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_packed must have Cout, KH, KW >= 1");
   if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));
   if (a.s.pad < 0) fail("padding must be >= 0, got " + std::to_string(a.s.pad));
   a.x = static_cast<const uint64_t*>(x.data());
-  a.w = static_cast<const uint64_t*>(w.data());
+  a.w = w.ptr;
+  a.prepared = w.prepared;
   check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, w64, in_channels);
-  check_padding_bits("w_packed", a.w, a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
+  if (a.w) check_padding_bits("w_packed", a.w, a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
   std::vector<int8_t> dir;
   a.stage = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, a.s.cout, dir);
   const onebit::Isa isa = pick_isa(isa_name);
@@ -297,7 +333,7 @@ nb::object py_bconv2d(const AnyArray& x, const AnyArray& w, int64_t in_channels,
   return obj;
 }
 
-nb::object py_bdense(const AnyArray& x, const AnyArray& w, int64_t in_features, const std::string& output,
+nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_features, const std::string& output,
                      const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
                      const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
                      const std::optional<int>& shift, const std::optional<AnyArray>& scale,
@@ -305,36 +341,75 @@ nb::object py_bdense(const AnyArray& x, const AnyArray& w, int64_t in_features, 
                      const nb::object& out) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 2, "(N, W64)");
-  check_array<uint64_t>("w_packed", w, "uint64");
-  check_ndim("w_packed", w, 2, "(Cout, W64)");
   if (in_features < 1) fail("in_features must be >= 1, got " + std::to_string(in_features));
+  const WeightsArg w = weights_arg(w_obj, 2, "(Cout, W64)", in_features);
   const int64_t w64 = (in_features + 63) / 64;
   if (static_cast<int64_t>(x.shape(1)) != w64)
     fail("x_packed has " + std::to_string(x.shape(1)) + " words per row but in_features=" +
          std::to_string(in_features) + " needs " + std::to_string(w64));
-  if (static_cast<int64_t>(w.shape(1)) != w64)
-    fail("w_packed has " + std::to_string(w.shape(1)) + " words per row but in_features=" +
+  if (w.shape[1] != w64)
+    fail("w_packed has " + std::to_string(w.shape[1]) + " words per row but in_features=" +
          std::to_string(in_features) + " needs " + std::to_string(w64));
-  const int64_t n = x.shape(0), cout = w.shape(0);
+  const int64_t n = x.shape(0), cout = w.shape[0];
   if (n < 1) fail("x_packed must have N >= 1, got shape " + shape_str(x));
-  if (cout < 1) fail("w_packed must have Cout >= 1, got shape " + shape_str(w));
+  if (cout < 1) fail("w_packed must have Cout >= 1");
   const auto* xp = static_cast<const uint64_t*>(x.data());
-  const auto* wp = static_cast<const uint64_t*>(w.data());
+  const uint64_t* wp = w.ptr;
   check_padding_bits("x_packed", xp, n, w64, in_features);
-  check_padding_bits("w_packed", wp, cout, w64, in_features);
+  if (wp) check_padding_bits("w_packed", wp, cout, w64, in_features);
   std::vector<int8_t> dir;
   const onebit::OutputStage st = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, cout, dir);
   const onebit::Isa isa = pick_isa(isa_name);
   const int nthreads = pick_threads(threads);
   auto [obj, ptr] = stage_result(st, out, {size_t(n)}, cout);
   nb::gil_scoped_release release;
-  onebit::bdense(xp, wp, n, in_features, cout, st, ptr, isa, nthreads);
+  onebit::bdense(xp, wp, n, in_features, cout, st, ptr, isa, nthreads, w.prepared);
   return obj;
+}
+
+PyPrepared py_prepare(const AnyArray& w, int64_t in_channels, const std::optional<std::string>& isa_name,
+                      const std::optional<int>& threads) {
+  check_array<uint64_t>("w_packed", w, "uint64");
+  if (w.ndim() != 4 && w.ndim() != 2)
+    fail("w_packed must be 4-D (Cout, KH, KW, W64) or 2-D (Cout, W64), got shape " + shape_str(w));
+  if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
+  const int64_t w64 = (in_channels + 63) / 64, last = static_cast<int64_t>(w.shape(w.ndim() - 1));
+  if (last != w64)
+    fail("w_packed has " + std::to_string(last) + " words per tap but in_channels=" + std::to_string(in_channels) +
+         " needs " + std::to_string(w64));
+  const int64_t cout = w.shape(0), kh = w.ndim() == 4 ? w.shape(1) : 1, kw = w.ndim() == 4 ? w.shape(2) : 1;
+  if (cout < 1 || kh < 1 || kw < 1) fail("w_packed must have Cout, KH, KW >= 1, got shape " + shape_str(w));
+  const auto* wp = static_cast<const uint64_t*>(w.data());
+  check_padding_bits("w_packed", wp, cout * kh * kw, w64, in_channels);
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  PyPrepared r;
+  for (size_t i = 0; i < w.ndim(); ++i) r.shape.push_back(static_cast<int64_t>(w.shape(i)));
+  nb::gil_scoped_release release;
+  r.p = onebit::prepare_bconv_weights(wp, cout, kh, kw, in_channels, isa, nthreads);
+  return r;
 }
 
 }  // namespace
 
 void bind_kernels(nb::module_& m) {
+  nb::class_<PyPrepared>(m, "PreparedWeights",
+                         "Packed binary weights re-laid out once for one ISA's kernel (prepare_weights).")
+      .def_prop_ro("isa", [](const PyPrepared& p) { return std::string(onebit::isa_name(p.p->isa)); })
+      .def_prop_ro("in_channels", [](const PyPrepared& p) { return p.p->cin; })
+      .def_prop_ro("shape", [](const PyPrepared& p) {
+        nb::list l;
+        for (int64_t d : p.shape) l.append(d);
+        return nb::tuple(l);
+      })
+      .def("__repr__", [](const PyPrepared& p) {
+        std::string s = "PreparedWeights(isa='" + std::string(onebit::isa_name(p.p->isa)) + "', shape=(";
+        for (size_t i = 0; i < p.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(p.shape[i]);
+        return s + "), in_channels=" + std::to_string(p.p->cin) + ")";
+      });
+  m.def("prepare_weights", &py_prepare, "w_packed"_a, nb::kw_only(), "in_channels"_a, "isa"_a = nb::none(),
+        "threads"_a = nb::none(),
+        "Re-lay out packed conv (Cout,KH,KW,W64) or dense (Cout,W64) weights once for an ISA's kernel.");
   m.def("bitpack", &py_bitpack, "x"_a, nb::kw_only(), "isa"_a = nb::none(), "threads"_a = nb::none(),
         "out"_a = nb::none(),
         "Pack sign bits of a float32/int8 array along its last axis: (..., C) -> (..., ceil(C/64)) uint64.");

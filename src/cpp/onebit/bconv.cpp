@@ -2,7 +2,10 @@
 // the requested ISA. Kernels trust their arguments; every check lives here.
 #include "onebit/bconv.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -60,12 +63,25 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
     fail("kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + " is larger than the padded input " +
          std::to_string(s.h + 2 * s.pad) + "x" + std::to_string(s.w + 2 * s.pad));
   if (s.k_bits() > (int64_t{1} << 31) - 1) fail("K = KH*KW*Cin exceeds the int32 accumulator");
-  if (!a.x || !a.w || !a.out) fail("null input, weight or output pointer");
+  if (!a.x || (!a.w && !a.prepared) || !a.out) fail("null input, weight or output pointer");
   if (a.weight_mask) fail("weight_mask is not supported yet (reserved for the pruning issue)");
   check_stage(a.stage, s.cout);
   check_isa(isa);
+  if (const PreparedWeights* p = a.prepared) {
+    if (p->isa != isa)
+      fail(std::string("weights were prepared for ISA '") + isa_name(p->isa) + "' but the call uses '" +
+           isa_name(isa) + "'");
+    if (p->cout != s.cout || p->kh != s.kh || p->kw != s.kw || p->cin != s.cin)
+      fail("prepared weights are for a (" + std::to_string(p->cout) + ", " + std::to_string(p->kh) + ", " +
+           std::to_string(p->kw) + ", " + std::to_string(p->cin) + "-channel) layer, not this one");
+  }
   switch (isa) {
-    case Isa::scalar: kernels::bconv_scalar(a, threads); return;
+    case Isa::scalar: {
+      BConvArgs b = a;
+      if (a.prepared) b.w = a.prepared->words.get();  // scalar layout = the packed layout
+      kernels::bconv_scalar(b, threads);
+      return;
+    }
 #if defined(ONEBIT_HAVE_X86)
     case Isa::avx2: kernels::bconv_avx2(a, threads); return;
     case Isa::avx512: kernels::bconv_avx512(a, threads); return;
@@ -74,8 +90,38 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   }
 }
 
+std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,
+                                                             int64_t kw, int64_t cin, Isa isa, int threads) {
+  if (!w) fail("null weight pointer");
+  if (cout < 1 || kh < 1 || kw < 1 || cin < 1) fail("weights need Cout, KH, KW, in_channels >= 1");
+  check_isa(isa);
+  auto p = std::make_shared<PreparedWeights>();
+  p->isa = isa;
+  p->cout = cout;
+  p->kh = kh;
+  p->kw = kw;
+  p->cin = cin;
+  BConvShape s;
+  s.cout = cout;
+  s.kh = kh;
+  s.kw = kw;
+  s.cin = cin;
+  switch (isa) {
+#if defined(ONEBIT_HAVE_X86)
+    case Isa::avx2: kernels::prepare_weights_avx2(w, s, *p, threads); break;
+    case Isa::avx512: kernels::prepare_weights_avx512(w, s, *p, threads); break;
+#endif
+    default: {
+      p->nwords = static_cast<size_t>(cout * kh * kw * s.words());
+      p->words = kernels::aligned_words(p->nwords);
+      std::copy(w, w + p->nwords, p->words.get());
+    }
+  }
+  return p;
+}
+
 void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
-            const OutputStage& stage, void* out, Isa isa, int threads) {
+            const OutputStage& stage, void* out, Isa isa, int threads, const PreparedWeights* prepared) {
   // A dense layer is a 1x1 convolution over a 1x1 image: (N,1,1,W64) x (Cout,1,1,W64).
   BConvArgs a;
   a.x = x;
@@ -85,8 +131,18 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
   a.s.cout = cout;
   a.stage = stage;
   a.out = out;
+  a.prepared = prepared;
   bconv2d(a, isa, threads);
 }
+
+namespace kernels {
+std::shared_ptr<uint64_t> aligned_words(size_t n) {
+  const size_t bytes = ((n ? n : 1) * sizeof(uint64_t) + 63) / 64 * 64;
+  auto* p = static_cast<uint64_t*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  return std::shared_ptr<uint64_t>(p, [](uint64_t* q) { std::free(q); });
+}
+}  // namespace kernels
 
 double popcount_peak(Isa isa, double seconds, const std::string& method) {
   check_isa(isa);

@@ -7,7 +7,9 @@
 //   y = T*Cin - 2 * sum_{in-bounds taps, words} popcount(x XOR w)        in [-T*Cin, T*Cin].
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "onebit/isa.h"
 
@@ -45,12 +47,24 @@ struct BConvShape {
 // accumulates in int16 when K <= 32767 (|y| <= K fits), int32 otherwise.
 inline int accumulator_bits(int64_t k_bits) { return k_bits <= 32767 ? 16 : 32; }
 
+// Weights re-laid out once for one ISA's kernel (what the kernel would otherwise redo on every
+// call): created by prepare_bconv_weights, immutable afterwards, shareable across threads.
+struct PreparedWeights {
+  Isa isa = Isa::scalar;
+  int64_t cout = 0, kh = 0, kw = 0, cin = 0;
+  std::shared_ptr<uint64_t> words;  // 64-byte aligned, ISA-specific layout
+  size_t nwords = 0;
+  std::vector<int32_t> pcw;         // per-tap weight popcounts (AVX2 padding correction)
+};
+
 struct BConvArgs {
   const uint64_t* x = nullptr;            // (N,H,W,W64)
   const uint64_t* w = nullptr;            // (Cout,KH,KW,W64)
   // Reserved for the pruning issue: (Cout,KH,KW,W64) mask, bit 0 = pruned weight (value 0).
   // Must be nullptr for now (the dispatcher rejects a mask).
   const uint64_t* weight_mask = nullptr;
+  // Optional: weights already prepared for the ISA of the call (then `w` is not read).
+  const PreparedWeights* prepared = nullptr;
   BConvShape s;
   OutputStage stage;
   void* out = nullptr;  // int32 (N,OH,OW,Cout) | uint64 (N,OH,OW,ceil(Cout/64)) | int8 | float32
@@ -60,10 +74,16 @@ struct BConvArgs {
 // then runs the kernel of `isa` on up to `threads` threads (<= 0: default).
 void bconv2d(const BConvArgs& args, Isa isa, int threads);
 
+// Re-lays out packed weights (Cout,KH,KW,W64) for `isa`'s conv kernel (std::invalid_argument
+// on bad sizes or an unsupported ISA). Pass the result as BConvArgs::prepared.
+std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,
+                                                             int64_t kw, int64_t cin, Isa isa, int threads);
+
 // Binary fully connected: x (N,W64), w (Cout,W64), `in_features` = Cin. Same output stages;
 // implemented as a 1x1 convolution over a 1x1 image.
 void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
-            const OutputStage& stage, void* out, Isa isa, int threads);
+            const OutputStage& stage, void* out, Isa isa, int threads,
+            const PreparedWeights* prepared = nullptr);
 
 // Runs an L1-resident XOR + popcount + add loop for about `seconds` on one thread and returns
 // the achieved bit-MACs per second (the peak the benchmarks compare against).
@@ -77,6 +97,10 @@ namespace kernels {
 void bconv_scalar(const BConvArgs& a, int threads);
 void bconv_avx2(const BConvArgs& a, int threads);
 void bconv_avx512(const BConvArgs& a, int threads);
+void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
+void prepare_weights_avx512(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
+// 64-byte aligned uninitialised storage for `n` words, freed by the shared_ptr.
+std::shared_ptr<uint64_t> aligned_words(size_t n);
 // One timed loop of `iters` iterations over `words` words of a and b (L1 resident);
 // returns the total popcount so the work cannot be optimised away.
 uint64_t popcount_loop_scalar(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);

@@ -145,13 +145,19 @@ def layer_workload(spec: LayerSpec, seed: int = 0) -> dict:
     }
 
 
-def layer_runner(spec: LayerSpec, pipeline: str, isa: str, threads: int, work: dict):
-    """A zero-argument callable running one pipeline of the layer with preallocated outputs."""
+def layer_runner(spec: LayerSpec, pipeline: str, isa: str, threads: int, work: dict, prepared: bool = True):
+    """A zero-argument callable running one pipeline of the layer with preallocated outputs.
+
+    ``prepared``: weights re-laid out once beforehand (``prepare_weights``, as a loaded model
+    does); otherwise every call re-lays out the packed weights.
+    """
     from onebit.runtime import kernels
 
     oh, ow = spec.out_hw
     conv = dict(in_channels=spec.cin, stride=spec.s, padding=spec.pad, isa=isa, threads=threads)
     x_bits, w_bits = work["x_bits"], work["w_bits"]
+    if prepared:
+        w_bits = kernels.prepare_weights(w_bits, in_channels=spec.cin, isa=isa)
     if pipeline == "bits-bits":
         out = np.empty((1, oh, ow, (spec.cout + 63) // 64), np.uint64)
         return lambda: kernels.bconv2d(x_bits, w_bits, output="bits", threshold=work["threshold"],
@@ -188,14 +194,14 @@ def peak_bitmacs_per_s(isa: str, seconds: float = 1.0) -> float:
 
 def measure_layer(spec: LayerSpec, *, isa: str, threads: int, pipeline: str, repeats: int = 100,
                   warmup: int = 10, work: dict | None = None, commit: str | None = None,
-                  cpu: str | None = None) -> dict:
+                  cpu: str | None = None, prepared: bool = True) -> dict:
     """Time one (layer, ISA, threads, pipeline) and return a benchmark record.
 
     ``peak_fraction`` = achieved bit-MACs/s / (single-thread popcount peak x threads).
     """
     work = work if work is not None else layer_workload(spec)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    med, best = _timed(layer_runner(spec, pipeline, isa, threads, work), repeats, warmup)
+    med, best = _timed(layer_runner(spec, pipeline, isa, threads, work, prepared), repeats, warmup)
     rate = spec.bitmacs / (med * 1e-3)
     return {
         "layer": spec.name, "kernel": spec.k, "stride": spec.s, "engine": "onebit", "isa": isa,
@@ -203,13 +209,13 @@ def measure_layer(spec: LayerSpec, *, isa: str, threads: int, pipeline: str, rep
         "bitmacs": spec.bitmacs, "gbitmacs_per_s": round(rate / 1e9, 2),
         "peak_fraction": round(rate / (peak_bitmacs_per_s(isa) * threads), 3),
         "peak_gbitmacs_per_s": round(peak_bitmacs_per_s(isa) / 1e9, 1),
-        "repeats": repeats, "loadavg_1m": load, "batch": 1,
+        "weights": "prepared" if prepared else "packed", "repeats": repeats, "loadavg_1m": load, "batch": 1,
         "commit": commit or git_commit(), "cpu": cpu or cpu_model(),
     }
 
 
-TABLE_COLUMNS = ["layer", "kernel", "stride", "engine", "isa", "threads", "pipeline", "median_ms", "min_ms", "gbitmacs_per_s",
-                 "peak_fraction"]
+TABLE_COLUMNS = ["layer", "kernel", "stride", "engine", "isa", "threads", "pipeline", "weights", "median_ms",
+                 "min_ms", "gbitmacs_per_s", "peak_fraction"]
 
 
 def _split(value: str, allowed=None, what="value") -> list[str]:
@@ -230,9 +236,11 @@ def _split(value: str, allowed=None, what="value") -> list[str]:
 @click.option("--pipeline", "pipelines", default=",".join(PIPELINES), show_default=True,
               help="Comma list of pipelines: " + ", ".join(PIPELINES) + ".")
 @click.option("--repeats", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs.")
+@click.option("--unprepared", is_flag=True,
+              help="Re-lay out the packed weights inside every call (default: prepared once, as a model).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the records as a JSON list to this file.")
-def command(model, layers, isas, threads, pipelines, repeats, json_path):
+def command(model, layers, isas, threads, pipelines, repeats, unprepared, json_path):
     """Time binary conv layers (--layer) or a model file (MODEL) on the onebit engine."""
     from onebit.runtime.engine import engine
     from onebit.table import format_table
@@ -277,7 +285,7 @@ def command(model, layers, isas, threads, pipelines, repeats, json_path):
                     for p in pipe_list:
                         records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=repeats,
                                                      warmup=max(2, repeats // 10), work=work, commit=commit,
-                                                     cpu=cpu))
+                                                     cpu=cpu, prepared=not unprepared))
     click.echo(format_table(records, [c for c in TABLE_COLUMNS if any(c in r for r in records)]))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

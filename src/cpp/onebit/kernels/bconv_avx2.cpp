@@ -256,8 +256,18 @@ void bconv_avx2(const BConvArgs& a, int threads) {
   static thread_local std::vector<int32_t> pcw;
   const int64_t blocks = (s.cout + kCB - 1) / kCB, W64 = s.words();
   static thread_local AlignedWords xbuf;
-  uint64_t* wt = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * W64 * 2));
-  pcw.resize(static_cast<size_t>(blocks * kCB * s.kh * s.kw));
+  const uint64_t* wt;
+  const int32_t* pcwp;  // (a thread_local named inside the lambda would be the worker's)
+  if (a.prepared) {
+    wt = a.prepared->words.get();
+    pcwp = a.prepared->pcw.data();
+  } else {
+    uint64_t* buf = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * W64 * 2));
+    pcw.resize(static_cast<size_t>(blocks * kCB * s.kh * s.kw));
+    relayout(a.w, s, buf, pcw.data(), threads);
+    wt = buf;
+    pcwp = pcw.data();
+  }
   uint64_t* zeros = zbuf.get(static_cast<size_t>(2 * W64));
   std::fill(zeros, zeros + 2 * W64, uint64_t{0});
   const int64_t in_words = s.n * s.h * s.w * W64;
@@ -268,8 +278,6 @@ void bconv_avx2(const BConvArgs& a, int threads) {
       xs[2 * i + 1] = (a.x[i] >> 4) & kLowNibbles;
     }
   });
-  int32_t* pcwp = pcw.data();  // (a thread_local named inside the lambda would be the worker's)
-  relayout(a.w, s, wt, pcwp, threads);
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
@@ -286,6 +294,14 @@ void bconv_avx2(const BConvArgs& a, int threads) {
       write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
+}
+
+void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads) {
+  const int64_t blocks = (s.cout + kCB - 1) / kCB;
+  p.nwords = static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words() * 2);
+  p.words = aligned_words(p.nwords);
+  p.pcw.assign(static_cast<size_t>(blocks * kCB * s.kh * s.kw), 0);
+  relayout(w, s, p.words.get(), p.pcw.data(), threads);
 }
 
 uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {

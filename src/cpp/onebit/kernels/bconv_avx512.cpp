@@ -131,8 +131,14 @@ void bconv_avx512(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
   static thread_local AlignedWords wbuf;
   const int64_t blocks = (s.cout + kCB - 1) / kCB;
-  uint64_t* wt = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words()));
-  relayout(a.w, s, wt, threads);
+  const uint64_t* wt;
+  if (a.prepared) {
+    wt = a.prepared->words.get();
+  } else {
+    uint64_t* buf = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words()));
+    relayout(a.w, s, buf, threads);
+    wt = buf;
+  }
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
@@ -148,6 +154,13 @@ void bconv_avx512(const BConvArgs& a, int threads) {
       write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
+}
+
+void prepare_weights_avx512(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads) {
+  const int64_t blocks = (s.cout + kCB - 1) / kCB;
+  p.nwords = static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words());
+  p.words = aligned_words(p.nwords);
+  relayout(w, s, p.words.get(), threads);
 }
 
 uint64_t popcount_loop_avx512(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
