@@ -142,19 +142,20 @@ def cifar_binarynet(variant: str, pad_values: float = 1.0) -> keras.Model:
     return keras.Model(x_in, y, name=f"cifar_binarynet_{variant}")
 
 
-class _ReluThenConv2D(keras.layers.Conv2D):
+# No leading underscore: Keras uses the class name as a TF name scope, which must not start with "_".
+class ReluThenConv2D(keras.layers.Conv2D):
     """Float twin of a binary conv: ReLU where the sign input quantizer was, then the conv."""
 
     def call(self, inputs):
         return super().call(tf.nn.relu(inputs))
 
 
-class _ReluThenDense(keras.layers.Dense):
+class ReluThenDense(keras.layers.Dense):
     def call(self, inputs):
         return super().call(tf.nn.relu(inputs))
 
 
-class _ReluThenDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+class ReluThenDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def call(self, inputs):
         return super().call(tf.nn.relu(inputs))
 
@@ -175,11 +176,11 @@ def _float_twin_of(layer):
     for key in _LARQ_ONLY_KEYS:
         cfg.pop(key, None)
     if isinstance(layer, lq.layers.QuantConv2D):
-        cls = _ReluThenConv2D if quantized_input else keras.layers.Conv2D
+        cls = ReluThenConv2D if quantized_input else keras.layers.Conv2D
     elif isinstance(layer, lq.layers.QuantDense):
-        cls = _ReluThenDense if quantized_input else keras.layers.Dense
+        cls = ReluThenDense if quantized_input else keras.layers.Dense
     else:
-        cls = _ReluThenDepthwiseConv2D if quantized_input else keras.layers.DepthwiseConv2D
+        cls = ReluThenDepthwiseConv2D if quantized_input else keras.layers.DepthwiseConv2D
     return cls.from_config(cfg)
 
 
