@@ -82,6 +82,17 @@ def test_network_maxpool_int8_equals_oracle_and_simd(c, h, w, k, s, p):
         np.testing.assert_array_equal(nk.maxpool2d_int8(x, k, s, p, isa=isa), want, err_msg=isa)
 
 
+@pytest.mark.parametrize("c,h,w,k,s,p", CASES[1::2])
+def test_network_maxpool_float_equals_oracle_and_simd(c, h, w, k, s, p):
+    rng = np.random.default_rng(c * 17 + h * 3 + w)
+    x = rng.standard_normal((2, h, w, c)).astype(np.float32)
+    x[0, 0, 0, :] = -0.0  # signed zeros take the same path on every ISA
+    want = ref.maxpool2d_float(x, k, s, p)
+    for isa in engine.supported_isas():
+        got = nk.maxpool2d_float(x, k, s, p, isa=isa)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg=isa)
+
+
 @pytest.mark.parametrize("cip", [True, False], ids=["include_pad", "exclude_pad"])
 @pytest.mark.parametrize("c,h,w,k,s,p", CASES)
 def test_network_avgpool_int8_equals_oracle_and_simd(c, h, w, k, s, p, cip):
@@ -141,7 +152,7 @@ def test_network_pool_threads_identical():
     xf = rng.standard_normal((3, 17, 17, 65)).astype(np.float32)
     for isa in engine.supported_isas():
         for fn, x in ((nk.maxpool2d_bits, xb), (nk.maxpool2d_int8, x8), (nk.avgpool2d_int8, x8),
-                      (nk.avgpool2d_float, xf)):
+                      (nk.avgpool2d_float, xf), (nk.maxpool2d_float, xf)):
             one = fn(x, 3, 2, 1, isa=isa, threads=1)
             for t in (2, 3):
                 np.testing.assert_array_equal(fn(x, 3, 2, 1, isa=isa, threads=t), one)
@@ -162,6 +173,8 @@ def test_network_pool_oracle_matches_torch():
         want = F.max_pool2d(torch.from_numpy(q).permute(0, 3, 1, 2), k, s, p)
         np.testing.assert_array_equal(ref.maxpool2d_int8(q.astype(np.int8), k, s, p),
                                       want.permute(0, 2, 3, 1).numpy().astype(np.int8))
+        np.testing.assert_array_equal(ref.maxpool2d_float(x, k, s, p),
+                                      F.max_pool2d(t, k, s, p).permute(0, 2, 3, 1).numpy())
         for cip in (True, False):
             want = F.avg_pool2d(t, k, s, p, count_include_pad=cip).permute(0, 2, 3, 1).numpy()
             np.testing.assert_allclose(ref.avgpool2d_float(x, k, s, p, cip), want, rtol=1e-5,

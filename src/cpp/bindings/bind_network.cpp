@@ -220,6 +220,17 @@ void bind_network(nb::module_& m) {
                          g, is, th);
   }, POOL_ARGS, ISA_ARGS, "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
 
+  m.def("maxpool2d_float", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
+                              std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::maxpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()), g,
+                        is, th);
+  }, POOL_ARGS, ISA_ARGS, "Max pooling of float32 NHWC into `out`; padding taps are ignored.");
+
   m.def("avgpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
                              bool count_include_pad, std::optional<std::string> isa,
                              std::optional<int> threads) {

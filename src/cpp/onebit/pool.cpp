@@ -74,6 +74,12 @@ void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int th
   parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
+void maxpool_f32(const float* x, float* y, const PoolGeom& g, Isa isa, int threads) {
+  check_threads(threads);
+  auto fn = ONEBIT_PICK(maxpool_f32);
+  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+}
+
 void avgpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(avgpool_int8);

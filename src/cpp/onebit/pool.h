@@ -28,6 +28,10 @@ void pool_geom_finish(PoolGeom& g);
 // in-bounds tap is -1. Channel padding bits stay 0 (AND of zeros).
 void maxpool_bits(const uint64_t* x, uint64_t* y, const PoolGeom& g, Isa isa, int threads);
 void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int threads);
+// float32 max (float-shortcut stems): acc starts at -inf and takes acc = (acc > t) ? acc : t per
+// in-bounds tap in window order (the vmaxps rule, so every ISA returns identical bits; a NaN
+// tap is not guaranteed to propagate, unlike PyTorch).
+void maxpool_f32(const float* x, float* y, const PoolGeom& g, Isa isa, int threads);
 
 // int8 average: s = sum of in-bounds taps (int32), d = kh*kw (count_include_pad) or the
 // number of in-bounds taps; q = clamp(floor((2*s + d) / (2*d)), -127, 127), i.e.

@@ -22,7 +22,7 @@ import numpy as np
 from onebit.runtime.engine import engine
 
 __all__ = [
-    "maxpool2d_bits", "maxpool2d_int8", "avgpool2d_int8", "avgpool2d_float",
+    "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float",
     "add_int8", "add_float", "add_int8_params", "conv2d_int8", "dense_int8", "dense_float",
     "conv_output_size",
@@ -123,6 +123,17 @@ def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=No
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
     out = _out(out, shape, np.int8)
     engine.maxpool2d_int8(x, out, *geo, isa=isa, threads=threads)
+    return out
+
+
+def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=None, isa=None,
+                    threads=None) -> np.ndarray:
+    """Max pooling of float32 NHWC (padded taps ignored), for float-shortcut stems. Each tap is
+    folded in window order as ``acc = acc if acc > t else t`` from -inf (the ``vmaxps`` rule,
+    identical on every ISA); unlike PyTorch, a NaN input is not guaranteed to propagate."""
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    out = _out(out, shape, np.float32)
+    engine.maxpool2d_float(x, out, *geo, isa=isa, threads=threads)
     return out
 
 

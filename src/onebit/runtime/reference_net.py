@@ -12,7 +12,7 @@ import numpy as np
 from onebit import bits
 
 __all__ = [
-    "pool_output_size", "maxpool2d_bits", "maxpool2d_int8", "avgpool2d_int8", "avgpool2d_float",
+    "pool_output_size", "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float", "add_int8",
     "add_float", "conv2d_int8", "dense_int8", "dense_float", "output_stage", "round_half_up_div",
 ]
@@ -60,6 +60,15 @@ def maxpool2d_int8(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """int8 max pooling; padding taps are -128 (the identity of max)."""
     acc, *_ = _pool(np.asarray(x, np.int8), kernel_size, stride, padding, -128, np.maximum,
                     lambda *sh: np.full(sh, -128, np.int8))
+    return acc
+
+
+def maxpool2d_float(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+    """float32 max pooling; padding taps are -inf. Taps folded as acc = acc if acc > t else t."""
+    x = np.asarray(x, np.float32)
+    acc, *_ = _pool(x, kernel_size, stride, padding, np.float32(-np.inf),
+                    lambda acc, t: np.where(acc > t, acc, t),
+                    lambda *sh: np.full(sh, -np.inf, np.float32))
     return acc
 
 

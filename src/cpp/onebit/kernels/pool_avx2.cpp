@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "onebit/kernels/pool_kernels.h"
@@ -90,6 +91,35 @@ void maxpool_int8_avx2(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0
         for (int i = win.i0; i < win.i1; ++i)
           for (int j = win.j0; j < win.j1; ++j)
             acc = std::max(acc, static_cast<const int8_t*>(tap_ptr(x, 1, g, n, oy, ox, i, j))[k]);
+        out[k] = acc;
+      }
+    }
+  }
+}
+
+void maxpool_f32_avx2(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / g.oh, oy = r % g.oh;
+    for (int64_t ox = 0; ox < g.ow; ++ox) {
+      const Window win = pool_window(g, oy, ox);
+      float* out = y + (r * g.ow + ox) * g.c;
+      int64_t k = 0;
+      for (; k + 8 <= g.c; k += 8) {
+        __m256 acc = _mm256_set1_ps(ninf);
+        for (int i = win.i0; i < win.i1; ++i)
+          for (int j = win.j0; j < win.j1; ++j)
+            acc = _mm256_max_ps(  // acc > t ? acc : t, as the scalar reference
+                acc, _mm256_loadu_ps(static_cast<const float*>(tap_ptr(x, 4, g, n, oy, ox, i, j)) + k));
+        _mm256_storeu_ps(out + k, acc);
+      }
+      for (; k < g.c; ++k) {
+        float acc = ninf;
+        for (int i = win.i0; i < win.i1; ++i)
+          for (int j = win.j0; j < win.j1; ++j) {
+            const float t = static_cast<const float*>(tap_ptr(x, 4, g, n, oy, ox, i, j))[k];
+            acc = acc > t ? acc : t;
+          }
         out[k] = acc;
       }
     }

@@ -46,6 +46,7 @@ inline Window pool_window(const PoolGeom& g, int64_t oy, int64_t ox) {
                           int64_t r1);                                                          \
   void maxpool_int8_##isa(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0,            \
                           int64_t r1);                                                          \
+  void maxpool_f32_##isa(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1); \
   void avgpool_int8_##isa(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, int64_t r0,  \
                           int64_t r1);                                                          \
   void avgpool_f32_##isa(const float* x, float* y, const PoolGeom& g, bool cip, int64_t r0,     \

@@ -1,5 +1,6 @@
 // Scalar reference pooling kernels: the executable spec the SIMD variants must equal bit for bit.
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "onebit/kernels/pool_kernels.h"
@@ -37,6 +38,23 @@ void maxpool_int8_scalar(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t 
           const int8_t* in =
               x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
           for (int64_t k = 0; k < g.c; ++k) out[k] = std::max(out[k], in[k]);
+        }
+    }
+  }
+}
+
+void maxpool_f32_scalar(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / g.oh, oy = r % g.oh;
+    for (int64_t ox = 0; ox < g.ow; ++ox) {
+      const Window win = pool_window(g, oy, ox);
+      float* out = y + (r * g.ow + ox) * g.c;
+      for (int64_t k = 0; k < g.c; ++k) out[k] = -std::numeric_limits<float>::infinity();
+      for (int i = win.i0; i < win.i1; ++i)
+        for (int j = win.j0; j < win.j1; ++j) {
+          const float* in =
+              x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
+          for (int64_t k = 0; k < g.c; ++k) out[k] = out[k] > in[k] ? out[k] : in[k];  // vmaxps
         }
     }
   }
