@@ -25,6 +25,10 @@ W8 = np.zeros((5, 3, 3, 3), np.int8)
     (lambda: nk.maxpool2d_bits(I8, 2), "dtype uint64"),
     (lambda: nk.avgpool2d_int8(I8, 2, out=np.empty((1, 2, 2, 7), np.int8)), "shape"),
     (lambda: nk.avgpool2d_float(I8, 2), "dtype float32"),
+    (lambda: nk.maxpool2d_int8(I8, 1, out=I8), "overlap"),
+    (lambda: nk.maxpool2d_int8(I8, 1, out=np.broadcast_to(np.int8(0), I8.shape)), "writeable"),
+    (lambda: nk.dense_float(np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32),
+                            out=np.zeros((2, 4), np.float64)), "float32 of shape"),
     (lambda: nk.global_avgpool_int8(I8.astype(np.float32)), "dtype int8"),
     (lambda: nk.maxpool2d_int8(I8, 2, isa="sse9"), "unknown ISA"),
     (lambda: nk.maxpool2d_int8(I8, 2, isa="neon"), "not supported"),
@@ -85,3 +89,24 @@ def test_network_bad_input_raises_value_error(call, match):
 def test_network_engine_bindings_validate(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_network_empty_inputs_are_fine():
+    """Zero-sized batches and channel counts run (and write nothing) instead of crashing."""
+    for isa in engine.supported_isas():
+        assert nk.maxpool2d_int8(np.zeros((0, 4, 4, 8), np.int8), 2, isa=isa).shape == (0, 2, 2, 8)
+        assert nk.avgpool2d_int8(np.zeros((2, 4, 4, 0), np.int8), 2, isa=isa).shape == (2, 2, 2, 0)
+        assert nk.global_avgpool_float(np.zeros((0, 3, 3, 5), np.float32), isa=isa).shape == (0, 5)
+        assert nk.add_int8(np.zeros(0, np.int8), np.zeros(0, np.int8), 2, 2, 1, isa=isa).size == 0
+        assert nk.conv2d_int8(np.zeros((0, 5, 5, 3), np.uint8), np.zeros((4, 3, 3, 3), np.int8),
+                              isa=isa).shape == (0, 3, 3, 4)
+        assert nk.dense_float(np.zeros((0, 9), np.float32), np.zeros((3, 9), np.float32),
+                              isa=isa).shape == (0, 3)
+
+
+def test_network_add_may_run_in_place():
+    a = np.arange(-60, 60, dtype=np.int8)
+    b = np.ones(120, np.int8)
+    want = np.clip(a.astype(int) + 1, -127, 127)
+    nk.add_int8(a, b, 2**8, 2**8, 8, out=a)
+    np.testing.assert_array_equal(a, want)

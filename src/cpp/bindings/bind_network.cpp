@@ -49,8 +49,9 @@ std::vector<int64_t> check(const A& a, const char* name, size_t ndim) {
                                 " dimensions, got " + std::to_string(a.ndim()));
   std::vector<int64_t> shape(ndim);
   for (size_t i = 0; i < ndim; ++i) shape[i] = static_cast<int64_t>(a.shape(i));
-  int64_t expect = 1;
-  for (size_t i = ndim; i-- > 0;) {
+  int64_t expect = 1, total = 1;
+  for (auto d : shape) total *= d;
+  for (size_t i = ndim; total > 0 && i-- > 0;) {  // an empty array is trivially contiguous
     if (shape[i] != 1 && a.stride(i) != expect)
       throw std::invalid_argument(std::string(name) +
                                   " must be C-contiguous (use numpy.ascontiguousarray)");

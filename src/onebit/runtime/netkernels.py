@@ -77,13 +77,19 @@ def _float_param(v, name: str) -> np.ndarray | None:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
-def _out(out, shape, dtype, name="out") -> np.ndarray:
+def _out(out, shape, dtype, *inputs, name="out") -> np.ndarray:
+    """A new output array, or the caller's ``out`` after checking it: exact dtype and shape,
+    writeable, and not overlapping the ``inputs`` (only elementwise adds may run in place)."""
     if out is None:
         return np.empty(shape, dtype)
     _array(out, name)
     if out.shape != tuple(shape) or out.dtype != np.dtype(dtype):
         raise ValueError(f"{name} must be {np.dtype(dtype).name} of shape {tuple(shape)}, "
                          f"got {out.dtype} {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    if any(np.may_share_memory(out, x) for x in inputs):
+        raise ValueError(f"{name} must not overlap the input arrays")
     return out
 
 
@@ -112,7 +118,7 @@ def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=No
     Max pooling commutes with sign, so it runs after BN+sign on bits (BinaryNet).
     """
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
-    out = _out(out, shape, np.uint64)
+    out = _out(out, shape, np.uint64, x)
     engine.maxpool2d_bits(x, out, *geo, isa=isa, threads=threads)
     return out
 
@@ -121,7 +127,7 @@ def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=No
                    threads=None) -> np.ndarray:
     """Max pooling of int8 NHWC (padded taps ignored), like ``torch.nn.MaxPool2d``."""
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
-    out = _out(out, shape, np.int8)
+    out = _out(out, shape, np.int8, x)
     engine.maxpool2d_int8(x, out, *geo, isa=isa, threads=threads)
     return out
 
@@ -132,7 +138,7 @@ def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=N
     folded in window order as ``acc = acc if acc > t else t`` from -inf (the ``vmaxps`` rule,
     identical on every ISA); unlike PyTorch, a NaN input is not guaranteed to propagate."""
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
-    out = _out(out, shape, np.float32)
+    out = _out(out, shape, np.float32, x)
     engine.maxpool2d_float(x, out, *geo, isa=isa, threads=threads)
     return out
 
@@ -144,7 +150,7 @@ def avgpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *,
     ``q = clamp(floor((2s + d) / (2d)), -127, 127)`` = round(s/d) with halves rounded UP
     (the rounding of the int8 output stage; docs/format.md §6)."""
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
-    out = _out(out, shape, np.int8)
+    out = _out(out, shape, np.int8, x)
     engine.avgpool2d_int8(x, out, *geo, bool(count_include_pad), isa=isa, threads=threads)
     return out
 
@@ -155,7 +161,7 @@ def avgpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *,
     """Average pooling of float32 NHWC (float-shortcut residual nets): in-bounds taps summed in
     window order from +0.0, then divided by float32(d); identical on every ISA."""
     geo, shape = _pool_geometry(x, kernel_size, stride, padding)
-    out = _out(out, shape, np.float32)
+    out = _out(out, shape, np.float32, x)
     engine.avgpool2d_float(x, out, *geo, bool(count_include_pad), isa=isa, threads=threads)
     return out
 
@@ -170,7 +176,7 @@ def _gap_shape(x):
 def global_avgpool_int8(x: np.ndarray, *, out=None, isa=None, threads=None) -> np.ndarray:
     """Global average pooling (N, H, W, C) int8 -> (N, C) int8, rounding as avgpool2d_int8
     with d = H*W."""
-    out = _out(out, _gap_shape(x), np.int8)
+    out = _out(out, _gap_shape(x), np.int8, x)
     engine.global_avgpool_int8(x, out, isa=isa, threads=threads)
     return out
 
@@ -182,7 +188,7 @@ def global_avgpool_int8_float(x: np.ndarray, scale: float = 1.0, *, out=None, is
     multiplier, one of the product). ``scale`` is the int8 tensor's scale."""
     if not np.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    out = _out(out, _gap_shape(x), np.float32)
+    out = _out(out, _gap_shape(x), np.float32, x)
     engine.global_avgpool_int8_float(x, out, float(scale), isa=isa, threads=threads)
     return out
 
@@ -190,7 +196,7 @@ def global_avgpool_int8_float(x: np.ndarray, scale: float = 1.0, *, out=None, is
 def global_avgpool_float(x: np.ndarray, *, out=None, isa=None, threads=None) -> np.ndarray:
     """Global average pooling (N, H, W, C) float32 -> (N, C): pixels summed in row-major
     order from +0.0, divided by float32(H*W)."""
-    out = _out(out, _gap_shape(x), np.float32)
+    out = _out(out, _gap_shape(x), np.float32, x)
     engine.global_avgpool_float(x, out, isa=isa, threads=threads)
     return out
 
@@ -304,7 +310,7 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
         raise ValueError(f"kernel {weight.shape[1:3]} does not fit the padded input {x.shape[1:3]}")
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0], oh, ow), weight.shape[0], output)
-    out = _out(out, shape, dtype)
+    out = _out(out, shape, dtype, x, weight)
     engine.conv2d_int8(x, weight, out, sh, sw, ph, pw, _zero_point(zero_point, x.shape[3]),
                        output, **kw, isa=isa, threads=threads)
     return out
@@ -321,7 +327,7 @@ def dense_int8(x: np.ndarray, weight: np.ndarray, *, zero_point=0, output: str =
         raise ValueError(f"x must be (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0],), weight.shape[0], output)
-    out = _out(out, shape, dtype)
+    out = _out(out, shape, dtype, x, weight)
     engine.dense_int8(x, weight, out, _zero_point(zero_point, x.shape[1]), output, **kw,
                       isa=isa, threads=threads)
     return out
@@ -340,6 +346,6 @@ def dense_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
         _array(bias, "bias")
     if x.ndim != 2 or weight.ndim != 2:
         raise ValueError(f"x must be (N, in) and weight (out, in), got {x.shape} and {weight.shape}")
-    out = _out(out, (x.shape[0], weight.shape[0]), np.float32)
+    out = _out(out, (x.shape[0], weight.shape[0]), np.float32, x, weight)
     engine.dense_float(x, weight, bias, out, isa=isa, threads=threads)
     return out
