@@ -20,7 +20,7 @@ def engine_vs_simulation(session, sim, x) -> dict:
     """
     u = session.to_uint8(x if isinstance(x, np.ndarray) else x.numpy())
     eng = session.run_values(u)
-    _, env = sim(torch.from_numpy(u), return_values=True)
+    _, env = sim(torch.from_numpy(np.array(u)), return_values=True)
     diffs = {}
     mf = session.model
     for op in mf.ops:

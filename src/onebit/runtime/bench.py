@@ -121,24 +121,37 @@ def run_peers(name: str, engines, threads, repeats: int = 50, echo=print) -> lis
     return [rec for rec in recs if isinstance(rec, dict)]
 
 
-def bench_model(path, threads=(1, 2), batch: int = 1, vs=(), isa: str | None = None, repeats: int = 50,
-                warmup: int = 5, echo=print) -> list[dict]:
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def bench_model(path, threads=(1, 2), batch: int = 1, vs=None, isa: str | None = None, isas=None,
+                repeats: int = 50, warmup: int = 5, echo=_stderr) -> list[dict]:
     """Time a model file on the engine (and its peers); returns the records and prints a table.
 
-    ``threads``: thread counts to measure; ``vs``: any of ``"lce"``, ``"int8"``, ``"float"``.
+    ``threads``: thread counts; ``isa`` or ``isas``: the ISA(s) to time (default: the best one);
+    ``vs``: peers, any of ``"lce"``, ``"int8"``, ``"float"``; ``None`` means all of them when the
+    peer environment exists (``onebit bench MODEL`` compares with every peer in one run), ``()``
+    none. The table (with ratios to onebit) goes to ``echo`` (stderr by default).
     """
+    if vs is None:
+        root = repo_root()
+        vs = tuple(VS_ENGINES) if root is not None and (root / ".peers-venv" / "bin" / "python").exists() else ()
     bad = [v for v in vs if v not in VS_ENGINES]
     if bad:
         raise ValueError(f"unknown peer(s) {bad}: choose from {sorted(VS_ENGINES)}")
+    if isas is not None and isa is not None:
+        raise ValueError("give isa or isas, not both")
     base = {"commit": git_commit(), "cpu": cpu_model(), "batch": batch, "file": os.fspath(path)}
     records = []
     name = width = None
-    for t in threads:
-        sess = Session(path, threads=t, isa=isa)
+    for t, isa_ in [(t, i) for i in (isas or [isa]) for t in threads]:
+        sess = Session(path, threads=t, isa=isa_)
         name, width = model_name(sess)
         ms = time_session(sess, batch, repeats, warmup)
         x = np.random.default_rng(0).integers(0, 256, (batch,) + sess.input_shape, dtype=np.uint8)
         ops = sum(r["median_ms"] for r in sess.profile(x, repeats))
+        t = int(t)
         records.append(dict(base, model=name, width=width, engine="onebit", isa=sess.isa, threads=t,
                             median_ms=ms, ops_sum_ms=ops, loadavg=_loadavg()))
     if vs:
@@ -159,7 +172,11 @@ def format_records(records: list[dict]) -> str:
     """Table: engine x threads median ms and the ratio to onebit at the same thread count."""
     from onebit.table import format_table
 
-    ours = {r["threads"]: r["median_ms"] for r in records if r["engine"] == "onebit"}
+    # ratios against onebit's best ISA at the same thread count
+    ours = {}
+    for r in records:
+        if r["engine"] == "onebit":
+            ours[r["threads"]] = min(ours.get(r["threads"], float("inf")), r["median_ms"])
     rows = []
     for r in records:
         o = ours.get(r["threads"])
@@ -179,11 +196,12 @@ def main(argv=None) -> int:  # python -m onebit.runtime.bench model.onebit
     ap.add_argument("model")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--vs", default="")
+    ap.add_argument("--vs", default="", help="comma list of lce,int8,float (default: none)")
+    ap.add_argument("--isa", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     recs = bench_model(a.model, threads=[int(t) for t in a.threads.split(",")], batch=a.batch,
-                       vs=[v for v in a.vs.split(",") if v])
+                       vs=[v for v in a.vs.split(",") if v], isa=a.isa, echo=print)
     if a.json:
         Path(a.json).write_text(json.dumps(recs, indent=1) + "\n")
     return 0

@@ -1,0 +1,41 @@
+"""bench_model records (no timing assertions) and the `onebit bench MODEL` hook."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import onebit.convert as cv
+from onebit.convert.testing import MNIST_SPEC, tiny_model
+from onebit.runtime.bench import bench_model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("bench") / "tiny.onebit"
+    cv.export(tiny_model(0), p, input_spec=MNIST_SPEC)
+    return p
+
+
+def test_bench_model_records(model_file):
+    lines = []
+    recs = bench_model(model_file, threads=[1, 2], vs=(), repeats=3, warmup=1, echo=lines.append)
+    assert [(r["engine"], r["threads"]) for r in recs] == [("onebit", 1), ("onebit", 2)]
+    for r in recs:
+        assert {"model", "engine", "isa", "threads", "batch", "median_ms", "commit", "cpu"} <= set(r)
+        assert r["median_ms"] > 0 and r["ops_sum_ms"] > 0
+    assert "x onebit" in lines[-1]
+
+
+def test_bench_model_rejects_unknown_peer(model_file):
+    with pytest.raises(ValueError, match="unknown peer"):
+        bench_model(model_file, vs=("tvm",), echo=lambda s: None)
+
+
+def test_bench_cli_model_mode(model_file, tmp_path):
+    from onebit.cli import main
+
+    j = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(model_file), "--threads", "1", "--repeats", "3", "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    recs = json.loads(j.read_text())
+    assert recs and all(rec["engine"] in ("onebit",) for rec in recs)  # no peer build of this model
