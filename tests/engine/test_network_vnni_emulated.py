@@ -1,0 +1,132 @@
+"""The AVX-512 VNNI int8 convolution (conv8_avx512.cpp) cannot run on a CPU without AVX-512, so
+this test compiles it against a scalar emulation of the six AVX-512 intrinsics it uses
+(semantics from Intel's pseudocode: vpdpbusd = src + four u8*s8 products, int32 wrap-around),
+links it with the real scalar reference and AVX2 output stage, and compares the two on a random
+boundary grid (uint8 and int8 input, per-channel zero points, odd strides and paddings, all
+output stages). It checks the kernel's layout, zero-point correction and padding logic; the real
+instructions are exercised by test_network_conv8.py on CPUs that have avx512.
+"""
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from onebit.runtime.engine import engine
+
+SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "cpp"
+
+FAKE_IMMINTRIN = r"""
+#pragma once
+#include <cstdint>
+#include <cstring>
+struct __m512i { int32_t v[16]; };
+inline __m512i _mm512_setzero_si512() { __m512i r; for (int i = 0; i < 16; ++i) r.v[i] = 0; return r; }
+inline __m512i _mm512_loadu_si512(const void* p) { __m512i r; std::memcpy(r.v, p, 64); return r; }
+inline void _mm512_storeu_si512(void* p, __m512i a) { std::memcpy(p, a.v, 64); }
+inline __m512i _mm512_set1_epi32(int32_t x) { __m512i r; for (int i = 0; i < 16; ++i) r.v[i] = x; return r; }
+inline __m512i _mm512_sub_epi32(__m512i a, __m512i b) {
+  __m512i r;
+  for (int i = 0; i < 16; ++i) r.v[i] = (int32_t)((uint32_t)a.v[i] - (uint32_t)b.v[i]);
+  return r;
+}
+inline __m512i _mm512_dpbusd_epi32(__m512i src, __m512i a, __m512i b) {
+  __m512i r;
+  for (int i = 0; i < 16; ++i) {
+    uint8_t ab[4]; int8_t bb[4];
+    std::memcpy(ab, &a.v[i], 4); std::memcpy(bb, &b.v[i], 4);
+    int32_t s = 0;
+    for (int j = 0; j < 4; ++j) s += int32_t(ab[j]) * int32_t(bb[j]);
+    r.v[i] = (int32_t)((uint32_t)src.v[i] + (uint32_t)s);
+  }
+  return r;
+}
+"""
+
+HARNESS = r"""
+#include <cstdio>
+#include <random>
+#include <vector>
+#include "onebit/kernels/conv8_kernels.h"
+using namespace onebit;
+int main() {
+  std::mt19937 rng(20261123);
+  auto ri = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int fails = 0, runs = 0;
+  const int cins[] = {1, 3, 4, 7, 63, 64, 65, 129};
+  for (int it = 0; it < 300; ++it) {
+    Conv8Args a;
+    Conv8Geom& g = a.g;
+    g.n = ri(1, 2); g.h = ri(1, 11); g.w = ri(1, 11); g.cin = cins[ri(0, 7)]; g.cout = ri(1, 40);
+    g.kh = ri(1, 5); g.kw = ri(1, 5); g.sh = ri(1, 3); g.sw = ri(1, 3); g.ph = ri(0, 3); g.pw = ri(0, 3);
+    if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw) continue;
+    conv8_geom_finish(g);
+    a.x_signed = ri(0, 1);
+    std::vector<uint8_t> x(g.n * g.h * g.w * g.cin);
+    for (auto& v : x) v = (uint8_t)ri(0, 255);
+    std::vector<int8_t> w(g.cout * g.kh * g.kw * g.cin);
+    for (auto& v : w) v = (int8_t)ri(-128, 127);
+    std::vector<int32_t> zp(g.cin);
+    for (auto& z : zp) z = a.x_signed ? ri(-128, 127) : ri(0, 255);
+    a.x = x.data(); a.w = w.data(); a.zero_point = zp.data();
+    a.stage.kind = (Conv8Out)(it % 4);
+    std::vector<int32_t> t(g.cout), m(g.cout), b(g.cout);
+    std::vector<int8_t> d(g.cout);
+    std::vector<float> sc(g.cout), fb(g.cout);
+    for (int o = 0; o < g.cout; ++o) {
+      t[o] = ri(-50000, 50000); d[o] = ri(0, 1) ? 1 : -1; m[o] = ri(-5000, 5000);
+      b[o] = ri(-100000, 100000); sc[o] = ri(-100, 100) * 0.001f; fb[o] = ri(-100, 100) * 0.1f;
+    }
+    a.stage.threshold = t.data(); a.stage.direction = d.data(); a.stage.multiplier = m.data();
+    a.stage.bias = b.data(); a.stage.shift = 16; a.stage.scale = sc.data(); a.stage.fbias = fb.data();
+    const size_t bytes = g.n * g.oh * g.ow * conv8_out_per_pixel(g, a.stage.kind) *
+                         kernels::conv8_out_elem_size(a.stage.kind);
+    std::vector<char> y1(bytes), y2(bytes, 0x55);
+    a.y = y1.data(); kernels::conv8_scalar(a, 1);
+    a.y = y2.data();
+    if (!kernels::conv8_avx512(a, 1 + it % 2)) { ++fails; std::printf("refused it=%d\n", it); continue; }
+    ++runs;
+    if (y1 != y2) {
+      ++fails;
+      std::printf("MISMATCH it=%d cin=%ld cout=%ld k=%dx%d s=%d,%d p=%d,%d signed=%d stage=%d\n", it,
+                  (long)g.cin, (long)g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, (int)a.x_signed, it % 4);
+    }
+  }
+  std::printf("runs=%d fails=%d\n", runs, fails);
+  return fails != 0 || runs < 200;
+}
+"""
+
+
+@pytest.mark.slow
+def test_network_conv8_vnni_logic_under_emulation(tmp_path):
+    cxx = shutil.which("g++")
+    if cxx is None:
+        pytest.skip("g++ not found")
+    if "avx2" not in engine.supported_isas():
+        pytest.skip("the harness links the AVX2 output stage; this CPU has no avx2")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "immintrin.h").write_text(FAKE_IMMINTRIN)
+    (tmp_path / "main.cpp").write_text(HARNESS)
+    flags = ["-O1", "-std=c++17", f"-I{SRC}", "-DONEBIT_HAVE_X86=1"]
+    units = [
+        (SRC / "onebit/kernels/conv8_avx512.cpp", [f"-I{tmp_path / 'fake'}"]),  # emulated
+        (SRC / "onebit/kernels/conv8_avx2.cpp", ["-mavx2", "-mfma", "-mbmi2"]),
+        (SRC / "onebit/kernels/conv8_scalar.cpp", []),
+        (SRC / "onebit/conv8.cpp", []),
+        (SRC / "onebit/threadpool.cpp", []),
+        (SRC / "onebit/isa.cpp", []),
+        (tmp_path / "main.cpp", []),
+    ]
+    objs = []
+    for i, (src, extra) in enumerate(units):
+        obj = tmp_path / f"u{i}.o"
+        subprocess.run([cxx, *flags, *extra, "-c", str(src), "-o", str(obj)], check=True)
+        objs.append(str(obj))
+    exe = tmp_path / "emu"
+    subprocess.run([cxx, "-o", str(exe), *objs, "-lpthread"], check=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "fails=0" in res.stdout
