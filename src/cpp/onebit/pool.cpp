@@ -43,8 +43,8 @@ void pool_geom_finish(PoolGeom& g) {
   if (g.kh < 1 || g.kw < 1) throw std::invalid_argument("pooling kernel size must be >= 1");
   if (g.sh < 1 || g.sw < 1) throw std::invalid_argument("pooling stride must be >= 1");
   if (g.ph < 0 || g.pw < 0) throw std::invalid_argument("pooling padding must be >= 0");
-  if (int64_t{g.kh} * g.kw > (int64_t{1} << 24))  // window counts stay exact in int32 / float32
-    throw std::invalid_argument("pooling window larger than 2^24 taps");
+  if (int64_t{g.kh} * g.kw > (int64_t{1} << 23))  // int8 window sums stay in int32 (128 * 2^23)
+    throw std::invalid_argument("pooling window larger than 2^23 taps");
   if (2 * g.ph > g.kh || 2 * g.pw > g.kw)
     throw std::invalid_argument("pooling padding must be at most half the kernel size (got kernel " +
                                 std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", padding " +
