@@ -7,8 +7,8 @@
 // [cout block of 16][tap row][pair][16][2]. vpmaddwd multiplies int16 pairs into exact int32
 // sums: one broadcast 32-bit pair of the image times one weight vector gives 8 output
 // channels x 2 taps. A tap row of a receptive field is kw*cin contiguous values of the image,
-// so no per-pixel gather (im2col) is needed. Register block: 4 pixels x 16 output
-// channels (8 accumulators, 2 weight vectors, 1 broadcast); the 16-channel weight block is
+// so no per-pixel gather (im2col) is needed. Register block: 6 pixels x 16 output
+// channels (12 accumulators, 2 weight vectors, 1 broadcast); the 16-channel weight block is
 // reused across a whole output row so it stays in L1. The dispatcher proved the int32
 // accumulator cannot overflow, so the result equals the scalar reference exactly; the output
 // stages below perform the reference's integer / float operations lane by lane.
@@ -24,7 +24,7 @@ namespace onebit::kernels {
 
 namespace {
 
-constexpr int kTile = 4;  // output pixels per register block
+constexpr int kTile = 6;  // output pixels per register block
 
 // Accumulators of P output pixels x all output channels. base[p] points at the top-left tap of
 // pixel p in the padded int16 image; tap row i starts row_stride further per row, and holds
@@ -243,6 +243,8 @@ void conv8_avx2(const Conv8Args& a, int threads) {
             ap[p] = accs.data() + (ox0 + p) * cbn * 16 + cb * 16;
           }
           switch (np) {
+            case 6: compute_tile<6>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
+            case 5: compute_tile<5>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
             case 4: compute_tile<4>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
             case 3: compute_tile<3>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
             case 2: compute_tile<2>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
