@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from onebit.runtime import netkernels as nk
 from onebit.runtime import reference_net as ref
@@ -102,3 +104,31 @@ def test_network_dense_float_threads_identical():
         one = nk.dense_float(x, w, isa=isa, threads=1)
         for t in (2, 3):
             np.testing.assert_array_equal(nk.dense_float(x, w, isa=isa, threads=t), one)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ma=st.integers(-(2**31), 2**31 - 1), mb=st.integers(-(2**31), 2**31 - 1),
+       shift=st.integers(1, 31), seed=st.integers(0, 2**32 - 1))
+def test_network_add_int8_any_params_equal_oracle(ma, mb, shift, seed):
+    """Any int32 multipliers and shift, both the int32 fast path and the int64 path."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, 77, dtype=np.int8)
+    b = rng.integers(-128, 128, 77, dtype=np.int8)
+    a[:2], b[:2] = (-128, 127), (-128, 127)  # the extremes the int32 bound is computed for
+    want = ref.add_int8(a, b, ma, mb, shift)
+    for isa in engine.supported_isas():
+        np.testing.assert_array_equal(nk.add_int8(a, b, ma, mb, shift, isa=isa), want, err_msg=isa)
+
+
+@pytest.mark.parametrize("excess", [0, 1], ids=["int32-path", "int64-path"])
+def test_network_add_int8_at_the_int32_path_bound(excess):
+    """128*(|ma| + |mb|) + 2^(shift-1) == 2^31 - 1 is the last case of the 32-bit path."""
+    shift = 20
+    total = (2**31 - 1 - 2 ** (shift - 1)) // 128
+    ma = total // 2
+    mb = total - ma + excess
+    a = np.array([-128, 127, -128, 127, 5] * 8, np.int8)
+    b = np.array([-128, 127, 127, -128, -5] * 8, np.int8)
+    want = ref.add_int8(a, b, ma, mb, shift)
+    for isa in engine.supported_isas():
+        np.testing.assert_array_equal(nk.add_int8(a, b, ma, mb, shift, isa=isa), want, err_msg=isa)
