@@ -230,7 +230,8 @@ def _runner(engine: str, data: bytes, threads: int, seed: int):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
         i0 = sess.get_inputs()[0]
-        x = rng.standard_normal([int(d) for d in i0.shape]).astype(np.float32)
+        # symbolic (None-batch) dims come back as strings: batch 1
+        x = rng.standard_normal([d if isinstance(d, int) else 1 for d in i0.shape]).astype(np.float32)
         return lambda: sess.run(None, {i0.name: x})
     raise ValueError(engine)
 
