@@ -83,7 +83,8 @@ def grid(args):
         if pruner is not None:
             rep = pruner.report()
         acc0 = ft.evaluate(model, test)
-        st = ft.finetune(model, train, max_steps=args.finetune_steps, lr=args.ft_lr, pruner=pruner)
+        st = ft.finetune(model, train, max_steps=args.finetune_steps, lr=args.ft_lr, pruner=pruner,
+                         schedule="cosine")
         if pruner is not None:
             model = pruner.finalize()
         acc = ft.evaluate(model, test)
@@ -160,7 +161,8 @@ def table(args):
         control = [r for r in d["records"] if r["method"] == "none"]
         ctrl = control[0]["test_accuracy"] if control else None
         lines += [f"Granularity `{path.stem[5:]}` (pruned from seed {d['budget']['seed']}, test {100 * ref:.2f}%; "
-                  f"fine-tune {d['budget']['finetune_steps']} steps of batch 128, Adam lr {d['budget']['ft_lr']}):", "",
+                  f"fine-tune {d['budget']['finetune_steps']} steps of batch 128, Adam lr {d['budget']['ft_lr']} cosine to 0; "
+                  f"flip interval {d['budget']['flip_steps']} steps at constant lr {d['budget']['ft_lr']}):", "",
                   "| method | target | binary ops (M) | fewer bops | acc. before fine-tune (%) | acc. after (%) "
                   "| vs baseline | vs control | within noise |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -209,7 +211,7 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["none", "latent", "latent-sens", "flip", "random"])
     ap.add_argument("--targets", nargs="+", type=float, default=[0.2, 0.3, 0.4, 0.5])
     ap.add_argument("--finetune-steps", type=int, default=100)
-    ap.add_argument("--ft-lr", type=float, default=5e-4)
+    ap.add_argument("--ft-lr", type=float, default=2e-4, help="peak Adam lr, cosine-annealed to 0")
     ap.add_argument("--flip-steps", type=int, default=100)
     ap.add_argument("--sweep-size", type=int, default=2000, help="validation images per sensitivity point")
     ap.add_argument("--limit-test", type=int, default=None)

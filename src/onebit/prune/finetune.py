@@ -10,6 +10,7 @@ keeps pruned latents and their Adam moments at exactly 0.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -73,8 +74,10 @@ def _clip_latents(model: nn.Module) -> None:
 
 
 def finetune(model: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-4, pruner=None,
-             flip_counter=None, max_steps: int | None = None, progress: bool = False) -> dict:
-    """Train ``model`` for ``epochs`` (fractions allowed) with Adam at a constant ``lr``.
+             flip_counter=None, max_steps: int | None = None, schedule: str = "constant",
+             progress: bool = False) -> dict:
+    """Train ``model`` for ``epochs`` (fractions allowed) with Adam; ``schedule`` ``"constant"``
+    or ``"cosine"`` (``lr * (1 + cos(pi * t / T)) / 2``, annealed to 0 over the run).
 
     ``pruner``: a prepared :class:`onebit.prune.Pruner`; its ``step()`` runs after every
     optimizer step (schedules, flip counting) and its masks are enforced on the optimizer.
@@ -86,6 +89,12 @@ def finetune(model: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-4,
         pruner.optimizer = optimizer
         hook = optimizer.register_step_post_hook(lambda *_: pruner._enforce())
     total = int(round(epochs * len(loader))) if max_steps is None else int(max_steps)
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    sched = None
+    if schedule == "cosine" and total > 0:
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total)))
     device = next(model.parameters()).device
     model.train()
     steps, loss_sum, t0 = 0, 0.0, time.perf_counter()
@@ -106,6 +115,8 @@ def finetune(model: nn.Module, loader, *, epochs: float = 1.0, lr: float = 1e-4,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if sched is not None:
+                    sched.step()
                 _clip_latents(model)
                 if flip_counter is not None and (pruner is None or pruner.flip_counter is not flip_counter):
                     flip_counter.update()
