@@ -39,7 +39,7 @@ def _target(value: str) -> float:
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for PNG plots (sensitivity curves, accuracy vs binary ops).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
-              help="Adam learning rate for fine-tuning and the flip-counting interval.")
+              help="Adam learning rate: peak of the cosine fine-tuning schedule, constant in the flip-counting interval.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--flip-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Training steps of the flip-counting interval (--method flip).")

@@ -81,7 +81,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
         if i == iterations - 1:
             accs_before = ft.evaluate(model, test)
         if per_stage > 0:
-            ft.finetune(model, train, epochs=per_stage, lr=lr, pruner=pruner, progress=progress)
+            ft.finetune(model, train, epochs=per_stage, lr=lr, pruner=pruner, schedule="cosine",
+                        progress=progress)
     report = pruner.report()
     acc = ft.evaluate(model, test)
     model = pruner.finalize()
