@@ -80,6 +80,14 @@ def ratios(onebit_records: list[dict], peer_records: list[dict]) -> list[dict]:
     return rows
 
 
+def markdown(records: list[dict], columns: list[str]) -> str:
+    """Records as a GitHub markdown table (for docs/results.md)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in records:
+        lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", default="reference",
@@ -94,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--unprepared", action="store_true",
                     help="also time calls that re-lay out the packed weights every time (default: prepared only)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write all records (onebit + peers) as JSON")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables as markdown")
     args = ap.parse_args(argv)
 
     specs = [parse_layer(t) for t in (REFERENCE_LAYERS if args.layers == "reference" else args.layers.split(";"))]
@@ -138,6 +147,14 @@ def main(argv=None) -> int:
         if rows:
             print("\nspeedup = peer time / onebit time (float in -> float out, same layer and threads)")
             print(format_table(rows))
+    if args.markdown:
+        print("\n" + markdown(records, TABLE_COLUMNS + ["loadavg_1m"]))
+        if peers:
+            print("\n" + markdown(peers, ["layer", "engine", "threads", "pipeline", "median_ms", "min_ms",
+                                           "gbitmacs_per_s", "loadavg_1m"]))
+            rows = ratios(records, peers)
+            if rows:
+                print("\n" + markdown(rows, list(rows[0])))
     if args.json:
         write_json(records + peers, args.json)
         print(f"wrote {len(records) + len(peers)} records to {args.json}", file=sys.stderr)
