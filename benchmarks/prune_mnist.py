@@ -74,6 +74,9 @@ def grid(args):
     train = ft.train_loader("mnist", args.val_size, 128, seed=1)
     g = args.granularity
     records = []
+    if args.append and (out / f"grid_{g}.json").exists():
+        # continue an interrupted grid: keep its finished runs (same checkpoint and budget)
+        records = json.loads((out / f"grid_{g}.json").read_text())["records"]
     base_acc = ft.evaluate(base, test)
     dense = count_bops(base).dense_bops
 
@@ -215,6 +218,7 @@ def main():
     ap.add_argument("--flip-steps", type=int, default=100)
     ap.add_argument("--sweep-size", type=int, default=2000, help="validation images per sensitivity point")
     ap.add_argument("--limit-test", type=int, default=None)
+    ap.add_argument("--append", action="store_true", help="grid: keep the records already in grid_<g>.json")
     ap.add_argument("--limit-train", type=int, default=None, help="baseline: first N images (smoke runs)")
     args = ap.parse_args()
     _env()
