@@ -209,7 +209,8 @@ def measure_layer(spec: LayerSpec, *, isa: str, threads: int, pipeline: str, rep
         "bitmacs": spec.bitmacs, "gbitmacs_per_s": round(rate / 1e9, 2),
         "peak_fraction": round(rate / (peak_bitmacs_per_s(isa) * threads), 3),
         "peak_gbitmacs_per_s": round(peak_bitmacs_per_s(isa) / 1e9, 1),
-        "weights": "prepared" if prepared else "packed", "repeats": repeats, "loadavg_1m": None if load is None else round(load, 2), "batch": 1,
+        "weights": "prepared" if prepared else "packed", "repeats": repeats, "batch": 1,
+        "loadavg_1m": None if load is None else round(load, 2),
         "commit": commit or git_commit(), "cpu": cpu or cpu_model(),
     }
 

@@ -50,7 +50,8 @@ def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_
     """Binary direct convolution with a fused output stage (no im2col).
 
     ``x_packed`` (N, H, W, W64) uint64, ``w_packed`` (Cout, KH, KW, W64) uint64 (or
-    :func:`prepare_weights` of it), both packed along ``in_channels``. ``padding``: int (symmetric), "same" ((K-1)//2, odd square K) or "valid".
+    :func:`prepare_weights` of it), both packed along ``in_channels``. ``padding``: int
+    (symmetric), "same" ((K-1)//2, odd square K) or "valid".
     TRUE-ZERO padding: with T in-bounds taps, ``y = T*Cin - 2*popcount(x XOR w)`` over them.
     Output (docs/format.md §5), per output channel c:
 
