@@ -4,6 +4,7 @@ Plain Python, no TensorFlow needed::
 
     python3 benchmarks/peers/summarize.py run1.json run2.json run3.json
 
+``--field=min_ms`` or ``--field=median_cpu_ms`` tabulates that field instead of ``median_ms``.
 Each cell is the median of the per-run medians for (target, engine, threads); the run-to-run
 spread (min-max of the per-run medians) and the 1-minute load range are shown beside it.
 """
@@ -18,7 +19,7 @@ from collections import defaultdict
 ENGINE_ORDER = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float", "ort-float")
 
 
-def summarize(paths: list[str]) -> str:
+def summarize(paths: list[str], field: str = "median_ms") -> str:
     cells = defaultdict(list)
     loads = []
     order = []
@@ -29,7 +30,9 @@ def summarize(paths: list[str]) -> str:
                 key = (target, r["engine"], r["threads"])
                 if target not in order:
                     order.append(target)
-                cells[key].append(r["median_ms"])
+                if r.get(field) is None:
+                    continue
+                cells[key].append(r[field])
                 if r.get("loadavg_1m") is not None:
                     loads.append(r["loadavg_1m"])
     threads = sorted({k[2] for k in cells})
@@ -51,12 +54,16 @@ def summarize(paths: list[str]) -> str:
     runs = max((len(v) for v in cells.values()), default=0)
     if loads:
         lines.append("")
-        lines.append(f"median ms over {runs} run(s) (min-max of the runs' medians); "
+        lines.append(f"{field}: median over {runs} run(s) (min-max of the runs' medians); "
                      f"1-minute load during the runs: {min(loads):.2f}-{max(loads):.2f}")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: summarize.py RUN.json [RUN.json ...]")
-    print(summarize(sys.argv[1:]))
+    args = sys.argv[1:]
+    field = "median_ms"
+    if args and args[0].startswith("--field="):
+        field = args.pop(0).split("=", 1)[1]
+    if not args:
+        sys.exit("usage: summarize.py [--field=median_ms|min_ms|median_cpu_ms] RUN.json [RUN.json ...]")
+    print(summarize(args, field))
