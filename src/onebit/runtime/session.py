@@ -187,6 +187,12 @@ class Session:
         """A closure ``step(x, out)`` running one op on the engine with fixed parameters."""
         t = {role: self.model.tensors[name] for role, name in op.tensors.items()}
         a = op.attrs
+        if "accumulator_bound" in a:
+            # the loader proved K fits the recorded width; the engine must use at least that width
+            k = a["accumulator_bound"]
+            if k > 32767 and _e.accumulator_bits(k) < 32:
+                raise fmt.FormatError(f"op {op.name!r}: the engine would accumulate K = {k} bits in "
+                                      f"{_e.accumulator_bits(k)} bits")
         kw = {"isa": self.isa, "threads": self.threads}
         if "output" in a:
             stage = _stage_kwargs(a, t)
