@@ -228,3 +228,61 @@ def test_format_fuzz_mutations_raise_only_format_error(valid_bytes, muts):
         fmt.loads(data)
     except FormatError:
         pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**65, 2**65) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=8)
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, prefix + (i,))
+
+
+_VALID = []
+
+
+@pytest.fixture()
+def cached_valid(valid_bytes):
+    _VALID[:] = [valid_bytes]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["graph", "input", "output", "producer"]), pick=st.integers(0, 10**6),
+       value=json_values, delete=st.booleans())
+def test_format_fuzz_metadata_edits_raise_only_format_error(cached_valid, key, pick, value, delete):
+    # structural edits inside the JSON documents: wrong types, missing keys, odd values
+    from onebit.runtime import Session
+
+    header, body = split(_VALID[0])
+    doc = json.loads(header["__metadata__"][key])
+    paths = list(_paths(doc))
+    path = paths[pick % len(paths)]
+    if not path:
+        doc = value
+    else:
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        if delete and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = value
+    header["__metadata__"][key] = json.dumps(doc)
+    data = join(header, body)
+    try:
+        mf = fmt.loads(data)
+    except FormatError:
+        return
+    # a file that still validates must also run
+    sess = Session(data)
+    x = np.zeros((1,) + sess.input_shape, np.uint8)
+    assert sess.run(x).shape == (1, sess.num_classes)

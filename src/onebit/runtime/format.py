@@ -130,11 +130,18 @@ def loads(data: bytes) -> ModelFile:
     meta = header.pop("__metadata__", None)
     if not isinstance(meta, dict):
         raise FormatError("header has no '__metadata__' object: not a onebit model file")
-    docs = _metadata(meta)
-    entries = _tensor_entries(header, len(body))
-    graph = docs.pop("graph")
-    ops, values, input_name, output_name = _graph(graph, docs)
-    tensors = _tensors(ops, values, input_name, entries, body)
+    try:
+        docs = _metadata(meta)
+        entries = _tensor_entries(header, len(body))
+        graph = docs.pop("graph")
+        ops, values, input_name, output_name = _graph(graph, docs)
+        tensors = _tensors(ops, values, input_name, entries, body)
+    except FormatError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as e:
+        # the checks above name every problem they anticipate; a value of an unexpected JSON type
+        # in an unexpected place still ends here, as a format error, never as a crash
+        raise FormatError(f"malformed model metadata ({type(e).__name__}: {e})") from None
     return ModelFile(docs, ops, values, tensors, input_name, output_name)
 
 

@@ -97,7 +97,7 @@ def _float(op, attrs, key):
 
 def _choice(op, attrs, key, choices):
     v = attrs.get(key)
-    if v not in choices:
+    if isinstance(v, (dict, list)) or v not in choices or isinstance(v, bool):
         _fail(op, f"attribute {key!r} must be one of {list(choices)}, got {v!r}")
     return v
 
@@ -365,7 +365,7 @@ def op_from_json(i: int, d) -> Op:
         raise FormatError(f"graph op #{i}: must be an object with exactly the keys {sorted(keys)}")
     if not isinstance(d["name"], str) or not d["name"]:
         raise FormatError(f"graph op #{i}: name must be a non-empty string")
-    if d["type"] not in SPECS:
+    if not isinstance(d["type"], str) or d["type"] not in SPECS:
         raise FormatError(f"graph op #{i} {d['name']!r}: unknown op type {d['type']!r} "
                           f"(known: {sorted(SPECS)})")
     if not (isinstance(d["inputs"], list) and all(isinstance(s, str) for s in d["inputs"])
