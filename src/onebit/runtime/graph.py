@@ -27,7 +27,8 @@ from onebit.errors import FormatError
 KINDS = ("u8", "bits", "int8", "f32")
 OUTPUT_STAGES = ("bits", "int8", "f32")
 MAX_DIM = 1 << 20  # no axis of a supported network is longer; bounds every allocation
-MAX_ELEMENTS = 1 << 31  # per-sample elements of one value (guards absurd shapes)
+MAX_ELEMENTS = 1 << 26  # per-sample elements of one value (the largest zoo value at 224 px: 0.8 M)
+MAX_TOTAL_ELEMENTS = 1 << 28  # per-sample elements of all values: bounds the Session's buffers
 INT16_MAX_K = 32767  # a binary dot over K <= 32767 bits is exact in int16 (docs/format.md §4)
 
 
@@ -421,6 +422,9 @@ def infer(ops: list, input_name: str, input_value: Value, declared: dict | None 
         specs[op.name] = {role: (dt, tuple(int(s) for s in shp)) for role, (dt, shp) in tens.items()}
     if not ops:
         raise FormatError("graph has no ops")
+    total = sum(math.prod(v.shape) for v in values.values())
+    if total > MAX_TOTAL_ELEMENTS:
+        raise FormatError(f"graph: its values hold {total} elements per sample (limit {MAX_TOTAL_ELEMENTS})")
     used = {i for op in ops for i in op.inputs}
     for op in ops[:-1]:
         if op.output not in used:
