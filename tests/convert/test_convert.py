@@ -176,3 +176,30 @@ def test_convert_residual_int8_matches_float_model(name):
     frac = ((env[last] * sim.values[last].scale - acts[last[:-4]].double()).abs() > 1e-5).double().mean()
     assert frac < 0.5  # rounding ties grow through the random network but do not take it over
     assert torch.equal(out.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("variant", ["xnor-scale", "relu", "prelu", "bias"])
+def test_convert_layer_variants_match_float_model(variant):
+    # per-channel XNOR scale, ReLU / PReLU before a sign (constant or sign-preserving channels),
+    # conv bias: all fold into the same thresholds; signs must equal the float model's
+    m = exact_model(3)
+    with torch.no_grad():
+        if variant == "xnor-scale":
+            m[3].scale = "channel"
+            m[7].scale = "channel"
+        elif variant == "relu":
+            m[6] = nn.ReLU()
+        elif variant == "prelu":
+            p = nn.PReLU(70)
+            p.weight.copy_(torch.linspace(-0.5, 0.5, 70))
+            m[6] = p
+        else:
+            m[3].bias = nn.Parameter(torch.randn(70) * 3)
+    m.eval()
+    sim = cv.simulate(m, input_spec=RAW_SPEC)
+    u = torch.randint(0, 256, (32, 12, 12, 2), dtype=torch.uint8)
+    with torch.no_grad():
+        ref = m(u.permute(0, 3, 1, 2).float())
+    out = sim(u)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
