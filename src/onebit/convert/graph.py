@@ -5,16 +5,20 @@ which gives the layers in *execution* order together with their input/output ten
 then checks that each layer consumes exactly what the previous one produced (a functional op in
 between — other than flatten — would be invisible, so it is an error naming both layers).
 
-Layer grammar (the conversion-friendly order of the model zoo, see /tmp/interfaces):
+Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §7.3):
 
-    Conv2d [BN] act* pool* -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [Flatten] -> ...
+    Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
+
+Residual blocks of ``onebit.models.blocks`` (``BinaryResidualBlock``, ``TransitionBlock``) are
+converted as units following the dataflow documented there, and ``AdaptiveAvgPool2d(1)`` becomes a
+global average pool.
 
 Each producer (float first conv, binary conv / dense) is fused with the affine map that follows
 it (conv bias, XNOR scale, BN) into one output stage chosen by its consumer: sign -> bits
 (threshold), ClipBlock -> int8 (fixed point), float Linear / logits -> float32 (see
-:mod:`onebit.convert.fold`). Max pooling runs on bits or int8 after the stage: the model applies it after
-BN, and max commutes with every non-decreasing map (sign, hardtanh, the clip block), so
+:mod:`onebit.convert.fold`). Max pooling runs on bits or int8 after the stage: the model applies
+it after BN, and max commutes with every non-decreasing map (sign, hardtanh, the clip block), so
 ``pool(sign(z)) == sign(pool(z))``. Flattening is implicit: a dense layer reading a feature map
 flattens it (NHWC order on the engine side, weights permuted from PyTorch's NCHW order).
 """
