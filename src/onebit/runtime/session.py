@@ -69,9 +69,12 @@ class Session:
         return self._execute(u)[self.model.output_name].copy()
 
     def run_values(self, x) -> dict:
-        """Every intermediate value of one run (copies), keyed by value name: for debugging/tests."""
+        """Every intermediate value of one run (copies), keyed by value name: for debugging/tests.
+
+        Uses a plan without buffer sharing, so that no value is overwritten by a later one.
+        """
         u = self.to_uint8(x)
-        return {k: v.copy() for k, v in self._execute(u).items()}
+        return {k: v.copy() for k, v in self._execute(u, share=False).items()}
 
     def predict(self, images, batch_size: int = 256, progress=None) -> np.ndarray:
         """Argmax class of every image (uint8 NHWC or float32 NCHW), run in batches."""
@@ -151,23 +154,25 @@ class Session:
                          f"got {x.dtype}")
 
     # ------------------------------------------------------------------------------- plan
-    def _buffers(self, n: int) -> dict:
-        plan = self._plans.get(n)
+    def _buffers(self, n: int, share: bool = True) -> dict:
+        """Output buffer of every op for batch ``n``, allocated once and reused by later runs.
+
+        With ``share`` a buffer is handed to a later op once every reader of its value has run
+        (liveness over the op list; ``flatten`` outputs are views and keep their base alive), so
+        memory is the peak of live values, not their sum.
+        """
+        key = (n, share)
+        plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
-            plan = {}
-            for op in self.model.ops:
-                v = self.model.values[op.output]
-                if op.type == "flatten":
-                    continue  # a view of its input's buffer
-                plan[op.output] = _alloc(n, v)
-            self._plans[n] = plan
+            plan = _plan(self.model, n, share)
+            self._plans[key] = plan
         return plan
 
-    def _execute(self, u: np.ndarray) -> dict:
+    def _execute(self, u: np.ndarray, share: bool = True) -> dict:
         n = u.shape[0]
-        bufs = self._buffers(n)
+        bufs = self._buffers(n, share)
         env = {self.model.input_name: u}
         for op, step in zip(self.model.ops, self._steps):
             x = env[op.inputs[0]]
@@ -290,6 +295,39 @@ def _maxpool_f32(x, out, kh, kw, sh, sw, ph, pw, isa=None, threads=None):
             np.maximum(out, xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw], out=out)
 
 
+def _plan(model, n: int, share: bool) -> dict:
+    ops = model.ops
+    base = {model.input_name: model.input_name}
+    for op in ops:  # flatten is a view: its value lives in its input's buffer
+        base[op.output] = base[op.inputs[0]] if op.type == "flatten" else op.output
+    last = {}
+    for i, op in enumerate(ops):
+        for name in op.inputs:
+            last[base[name]] = i
+    last[base[model.output_name]] = len(ops)
+    plan, free, live = {}, [], []  # live: (value name, buffer) still to be read
+    for i, op in enumerate(ops):
+        if op.type == "flatten":
+            continue
+        if share:  # values whose last reader ran before op i give their buffer back
+            still = []
+            for name, buf in live:
+                if last.get(name, -1) < i:
+                    free.append(buf)
+                else:
+                    still.append((name, buf))
+            live = still
+        dtype, shape = _alloc_spec(n, model.values[op.output])
+        buf = next((b for b in free if b.dtype == dtype and b.shape == shape), None)
+        if buf is None:
+            buf = np.zeros(shape, dtype)
+        else:
+            free = [b for b in free if b is not buf]
+        plan[op.output] = buf
+        live.append((op.output, buf))
+    return plan
+
+
 def _square(op, key):
     a, b = op.attrs[key]
     if a != b:
@@ -307,8 +345,9 @@ def _stage_kwargs(a: dict, t: dict) -> dict:
     return {"output": "float", "scale": t["scale"], "bias": t["bias"]}
 
 
-def _alloc(n: int, v) -> np.ndarray:
+def _alloc_spec(n: int, v) -> tuple:
+    """(dtype, shape) of the batch-``n`` buffer of value ``v`` (bits: packed uint64 words)."""
     if v.kind == "bits":
-        return np.zeros((n,) + tuple(v.shape[:-1]) + (num_words(v.shape[-1]),), np.uint64)
+        return np.dtype(np.uint64), (n,) + tuple(v.shape[:-1]) + (num_words(v.shape[-1]),)
     dtype = {"int8": np.int8, "f32": np.float32, "u8": np.uint8}[v.kind]
-    return np.zeros((n,) + tuple(v.shape), dtype)
+    return np.dtype(dtype), (n,) + tuple(v.shape)
