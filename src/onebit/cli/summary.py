@@ -22,7 +22,7 @@ def _load_checkpoint(path: str):
 
     import onebit.models
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
         raise click.ClickException(f"{path} is not a onebit checkpoint (needs model_config and state_dict)")
     cfg = dict(ckpt["model_config"])
