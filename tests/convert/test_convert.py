@@ -46,7 +46,7 @@ def test_convert_simulation_layers_equal_float_layers():
     for value, layer in pairs.items():
         sim_bits = env[value]
         ref = torch.where(acts[layer] >= 0, 1.0, -1.0).double()
-        assert torch.equal(sim_bits, ref), value
+        assert torch.equal(sim_bits.double(), ref), value
 
 
 def test_convert_zoo_graphs():
@@ -168,12 +168,12 @@ def test_convert_residual_int8_matches_float_model(name):
     out, env = sim(u, return_values=True)
     first = "body.s1b1"
     # (q * scale in float64 vs the model's float32 q * s: equal to float32 rounding)
-    assert torch.allclose(env[f"{first}.add"] * sim.values[f"{first}.add"].scale, acts[first].double(),
+    assert torch.allclose(env[f"{first}.add"].double() * sim.values[f"{first}.add"].scale, acts[first].double(),
                           rtol=0, atol=1e-5)
-    stem = env["stem.conv"] * sim.values["stem.conv"].scale
+    stem = env["stem.conv"].double() * sim.values["stem.conv"].scale
     assert torch.allclose(stem, acts["stem.clip"].double(), rtol=0, atol=1e-5)
     last = [k for k in env if k.endswith(".add")][-1]
-    frac = ((env[last] * sim.values[last].scale - acts[last[:-4]].double()).abs() > 1e-5).double().mean()
+    frac = ((env[last].double() * sim.values[last].scale - acts[last[:-4]].double()).abs() > 1e-5).double().mean()
     assert frac < 0.5  # rounding ties grow through the random network but do not take it over
     del out, ref  # logits of a random residual net amplify those ties: not compared
 

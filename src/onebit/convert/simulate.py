@@ -4,9 +4,11 @@
 :class:`IntegerSimulation` module that interprets the *same* graph and folded tensors the
 engine runs, with the engine's arithmetic (docs/format.md §3-5):
 
-- binary conv / dense: ``F.conv2d`` of +-1 values in float64 with zero padding — exact
-  integers (true-zero padding: out-of-bounds taps add nothing);
-- the uint8 input conv: ``acc = conv(u - zp, q)`` in float64 (exact: |acc| < 2^53) where the
+- binary conv / dense: ``F.conv2d`` of +-1 values with zero padding — exact integers
+  (true-zero padding: out-of-bounds taps add nothing). The convolutions run in float32 when
+  every partial sum is an integer below 2^24 in magnitude (then any summation order is exact),
+  else in float64 (exact below 2^53);
+- the uint8 input conv: ``acc = conv(u - zp, q)`` (exact integers, see above) where the
   padding is ``u = zp`` (0 after the shift);
 - stage (a) ``bit = y < t`` (d = +1) / ``y > t`` (d = -1); stage (b) int64
   ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)`` (arithmetic shift); stage (c)
@@ -14,7 +16,7 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
 - max pooling on +-1 / int8 values with ignored padding; flatten in NHWC order;
 - the float head ``x @ W.T + b`` in float32 (the engine's summation order may differ: logits
   agree to float32 rounding there, everything before is bit-exact).
-Activations are kept NCHW: bits as float64 +-1, int8 as float64 integers.
+Activations are kept NCHW: bits as float32 +-1, int8 as float32 integers (exact).
 """
 from __future__ import annotations
 
@@ -43,9 +45,23 @@ class IntegerSimulation(nn.Module):
                 continue  # packed weights are unpacked per op below
             self._t[name] = torch.from_numpy(arr.copy())
         self._w = {}
+        self._w32 = {}
         from onebit import bits
 
+        self._dtype = {}
         for op in self.ops:
+            # |any partial sum| <= bound: float32 is exact for integers up to 2^24
+            a_ = op.attrs
+            if op.type in ("bconv2d", "bdense"):
+                bound = a_["accumulator_bound"]
+            elif op.type == "conv2d_u8":
+                bound = 255 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
+            elif op.type == "conv2d_i8":
+                bound = 127 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
+            else:
+                bound = None
+            if bound is not None:
+                self._dtype[op.name] = torch.float32 if bound < 2**24 else torch.float64
             if op.type == "bconv2d":
                 w = bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_channels"])
                 self._w[op.name] = torch.from_numpy(w.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
@@ -64,7 +80,7 @@ class IntegerSimulation(nn.Module):
     @torch.no_grad()
     def forward(self, x, return_values: bool = False):
         u = self.to_uint8(x)
-        env = {self.file.input_name: u.permute(0, 3, 1, 2).to(torch.float64)}
+        env = {self.file.input_name: u.permute(0, 3, 1, 2).to(torch.float32)}
         for op in self.ops:
             if op.type == "add":
                 env[op.output] = self._add(op, env[op.inputs[0]], env[op.inputs[1]])
@@ -73,12 +89,20 @@ class IntegerSimulation(nn.Module):
         out = env[self.file.output_name]
         return (out, env) if return_values else out
 
+    def _conv(self, op, x):
+        dt, a = self._dtype[op.name], op.attrs
+        w = self._w32.get(op.name) if dt == torch.float32 else self._w[op.name]
+        if w is None:
+            w = self._w32[op.name] = self._w[op.name].to(torch.float32)
+        y = F.conv2d(x.to(dt), w, stride=a["stride"], padding=a["padding"])
+        return y
+
     def _add(self, op, a, b):
         if self.values[op.inputs[0]].kind == "f32":
             return a.to(torch.float32) + b.to(torch.float32)
         s = op.attrs["shift"]
         q = (a.to(torch.int64) * op.attrs["ma"] + b.to(torch.int64) * op.attrs["mb"] + (1 << (s - 1))) >> s
-        return q.clamp(-127, 127).to(torch.float64)
+        return q.clamp(-127, 127).to(torch.float32)
 
     def _avgpool(self, op, x):
         a = op.attrs
@@ -86,6 +110,7 @@ class IntegerSimulation(nn.Module):
         if self.values[op.inputs[0]].kind == "f32":
             return F.avg_pool2d(x.to(torch.float32), k, st, p, count_include_pad=a["count_include_pad"])
         # int8: exact window sum s and divisor d, q = clamp(floor((2s + d) / 2d), -127, 127)
+        x = x.to(torch.float64)
         s = F.avg_pool2d(x, k, st, p, count_include_pad=True, divisor_override=1)
         if a["count_include_pad"]:
             d = torch.full_like(s, float(k[0] * k[1]))
@@ -93,7 +118,7 @@ class IntegerSimulation(nn.Module):
             ones = torch.ones_like(x[:1, :1])
             d = F.avg_pool2d(ones, k, st, p, count_include_pad=True, divisor_override=1)
         q = torch.floor((2 * s + d) / (2 * d))
-        return q.clamp(-127, 127)
+        return q.clamp(-127, 127).to(torch.float32)
 
     def _tensor(self, op, role):
         return self._t[op.tensors[role]]
@@ -101,11 +126,11 @@ class IntegerSimulation(nn.Module):
     def _run(self, op, x):
         a = op.attrs
         if op.type == "conv2d_u8":
-            zp = self._tensor(op, "zero_point").to(torch.float64).view(1, -1, 1, 1)
-            y = F.conv2d(x - zp, self._w[op.name], stride=a["stride"], padding=a["padding"])
+            zp = self._tensor(op, "zero_point").to(torch.float32).view(1, -1, 1, 1)
+            y = self._conv(op, x - zp)
             return self._stage(op, y)
         if op.type in ("bconv2d", "conv2d_i8"):  # zero padding: true zero / int8 zero point 0
-            y = F.conv2d(x, self._w[op.name], stride=a["stride"], padding=a["padding"])
+            y = self._conv(op, x)
             return self._stage(op, y)
         if op.type == "conv1x1_f32":  # float32 1x1 conv (a dense layer per pixel)
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
@@ -118,16 +143,18 @@ class IntegerSimulation(nn.Module):
                 # float32(sum) * float32(float64(float32(scale)) / (H*W)), as the engine
                 hw = x.shape[2] * x.shape[3]
                 m = np.float32(np.float64(np.float32(self.values[op.inputs[0]].scale)) / hw)
-                return x.sum(dim=(2, 3)).to(torch.float32) * torch.tensor(m)
+                return x.to(torch.float64).sum(dim=(2, 3)).to(torch.float32) * torch.tensor(m)
             return x.to(torch.float32).mean(dim=(2, 3))
         if op.type == "bdense":
-            return self._stage(op, x @ self._w[op.name].T)
+            dt = self._dtype[op.name]
+            w = self._w[op.name] if dt == torch.float64 else self._w32.setdefault(op.name, self._w[op.name].float())
+            return self._stage(op, (x.to(dt) @ w.T))
         if op.type == "maxpool2d":
             return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
         if op.type == "flatten":
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
         if op.type == "bitpack":  # int8 / float32 -> +-1, bit = (x < 0)
-            return torch.where(x < 0, -1.0, 1.0).to(torch.float64)
+            return torch.where(x < 0, -1.0, 1.0)
         if op.type == "dequantize":  # float32(q) * float32(scale), one rounding
             return x.to(torch.float32) * torch.tensor(self.values[op.inputs[0]].scale, dtype=torch.float32)
         if op.type == "clamp_f32":
@@ -141,16 +168,16 @@ class IntegerSimulation(nn.Module):
         shape = (1, -1, 1, 1) if y.dim() == 4 else (1, -1)
         out = op.attrs["output"]
         if out == "bits":
-            t = self._tensor(op, "threshold").to(torch.float64).view(shape)
+            t = self._tensor(op, "threshold").to(y.dtype).view(shape)
             d = self._tensor(op, "direction").view(shape)
             bit = torch.where(d > 0, y < t, y > t)
-            return torch.where(bit, -1.0, 1.0).to(torch.float64)
+            return torch.where(bit, -1.0, 1.0)
         if out == "int8":
             m = self._tensor(op, "multiplier").to(torch.int64).view(shape)
             b = self._tensor(op, "bias").to(torch.int64).view(shape)
             s = op.attrs["shift"]
             q = (y.to(torch.int64) * m + b + (1 << (s - 1))) >> s
-            return q.clamp(-127, 127).to(torch.float64)
+            return q.clamp(-127, 127).to(torch.float32)
         scale = self._tensor(op, "scale").view(shape)
         bias = self._tensor(op, "bias").view(shape)
         return y.to(torch.float32) * scale + bias
