@@ -284,15 +284,28 @@ class Session:
 
 
 def _maxpool_f32(x, out, kh, kw, sh, sw, ph, pw, isa=None, threads=None):
-    """float32 max pooling (NumPy: the engine has no float max pool; used by float-shortcut stems)."""
-    n, h, w, c = x.shape
-    xp = np.full((n, h + 2 * ph, w + 2 * pw, c), -np.inf, np.float32)
-    xp[:, ph:ph + h, pw:pw + w] = x  # padded taps are ignored (-inf), as in PyTorch
+    """float32 max pooling in NumPy (the engine has no float max pool; float-shortcut stems use it).
+
+    Padded taps are ignored (as PyTorch's -inf padding): each tap updates only the outputs whose
+    window holds it in bounds, with strided views and no padded copy.
+    """
+    h, w = x.shape[1], x.shape[2]
     oh, ow = out.shape[1], out.shape[2]
-    out[...] = -np.inf
+    out.fill(-np.inf)
     for i in range(kh):
+        # outputs oy with 0 <= oy*sh - ph + i < h
+        y0 = max(0, -((i - ph) // sh))
+        y1 = min(oh, (h - 1 - i + ph) // sh + 1)
+        if y1 <= y0:
+            continue
         for j in range(kw):
-            np.maximum(out, xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw], out=out)
+            x0 = max(0, -((j - pw) // sw))
+            x1 = min(ow, (w - 1 - j + pw) // sw + 1)
+            if x1 <= x0:
+                continue
+            iy, ix = y0 * sh - ph + i, x0 * sw - pw + j
+            src = x[:, iy:iy + sh * (y1 - y0 - 1) + 1:sh, ix:ix + sw * (x1 - x0 - 1) + 1:sw]
+            np.maximum(out[:, y0:y1, x0:x1], src, out=out[:, y0:y1, x0:x1])
 
 
 def _plan(model, n: int, share: bool) -> dict:
