@@ -72,6 +72,12 @@ def _loadavg() -> float | None:
         return None
 
 
+def _die(msg: str):
+    """Bad arguments: a clear message on stderr and exit status 2 (argparse's convention)."""
+    print(f"run_peers: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _parse_list(value: str, names, what: str) -> list[str]:
     if value in ("all",):
         return list(names)
@@ -80,7 +86,7 @@ def _parse_list(value: str, names, what: str) -> list[str]:
     out = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in out if v not in names]
     if bad:
-        raise SystemExit(f"run_peers: unknown {what} {bad}; choose from {list(names)}, 'all' or 'none'")
+        _die(f"unknown {what} {bad}; choose from {list(names)}, 'all' or 'none'")
     return out
 
 
@@ -110,7 +116,7 @@ def _parse_layers(value: str) -> list[str]:
         try:
             specs.append(parse_layer(p))
         except ValueError as e:
-            raise SystemExit(f"run_peers: {e}")
+            _die(str(e))
     return specs
 
 
@@ -118,9 +124,9 @@ def _parse_threads(value: str) -> list[int]:
     try:
         threads = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise SystemExit(f"run_peers: --threads wants integers like 1,2, got {value!r}")
+        _die(f"--threads wants integers like 1,2, got {value!r}")
     if not threads or min(threads) < 1:
-        raise SystemExit(f"run_peers: --threads wants positive integers, got {value!r}")
+        _die(f"--threads wants positive integers, got {value!r}")
     return threads
 
 
@@ -374,7 +380,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if args.repeats < 1 or args.warmup < 0:
-        raise SystemExit("run_peers: --repeats must be >= 1 and --warmup >= 0")
+        _die("--repeats must be >= 1 and --warmup >= 0")
 
     # With --json -, stdout carries only the JSON: point fd 1 (Python and C++ writers alike,
     # e.g. the converters' logs) at stderr and keep a private copy of the real stdout.
