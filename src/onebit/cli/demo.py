@@ -88,7 +88,17 @@ def step_report(state: DemoState) -> None:
                f"({t['torch_threads']} torch threads, {t['device']})")
 
 
-STEPS: list[Callable[[DemoState], None]] = [step_train, step_summary, step_report]
+def step_engine(state: DemoState) -> None:
+    """Export, evaluation through the engine (== integer simulation), latency vs the PyTorch
+    float twin and the final table: the steps of ``onebit.convert.demo_steps`` (imported here,
+    on use, so that the CLI starts without torch)."""
+    from onebit.convert.demo_steps import STEPS as CONVERT_STEPS
+
+    for step in CONVERT_STEPS:
+        step(state)
+
+
+STEPS: list[Callable[[DemoState], None]] = [step_train, step_summary, step_report, step_engine]
 
 
 def run_demo(options: DemoOptions, echo: Callable[[str], None] = click.echo,
