@@ -39,3 +39,32 @@ def test_bench_cli_model_mode(model_file, tmp_path):
     assert r.exit_code == 0, r.output
     recs = json.loads(j.read_text())
     assert recs and all(rec["engine"] in ("onebit",) for rec in recs)  # no peer build of this model
+
+
+def test_bench_cli_model_batch_and_vs(model_file, tmp_path):
+    from onebit.cli import main
+
+    j = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(model_file), "--threads", "1", "--repeats", "2", "--batch", "3",
+                                  "--vs", "none", "--isa", "scalar", "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    recs = json.loads(j.read_text())
+    assert [(rec["engine"], rec["isa"], rec["batch"]) for rec in recs] == [("onebit", "scalar", 3)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vs", "tvm"], "peer 'tvm' is not one of"),
+    (["--batch", "0"], "--batch"),
+])
+def test_bench_cli_model_bad_options(model_file, args, message):
+    from onebit.cli import main
+
+    r = CliRunner().invoke(main, ["bench", str(model_file), "--repeats", "1", *args])
+    assert r.exit_code != 0 and message in r.output
+
+
+def test_bench_cli_batch_rejected_for_layers():
+    from onebit.cli import main
+
+    r = CliRunner().invoke(main, ["bench", "--layer", "7x7x64-64", "--batch", "2"])
+    assert r.exit_code != 0 and "apply to a MODEL benchmark" in r.output

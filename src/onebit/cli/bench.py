@@ -239,9 +239,14 @@ def _split(value: str, allowed=None, what="value") -> list[str]:
 @click.option("--repeats", type=click.IntRange(min=1), default=100, show_default=True, help="Timed runs.")
 @click.option("--unprepared", is_flag=True,
               help="Re-lay out the packed weights inside every call (default: prepared once, as a model).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size of a MODEL benchmark.")
+@click.option("--vs", default=None, metavar="lce,int8,float",
+              help="Peers to time beside a MODEL in the same run (default: all when .peers-venv exists; "
+                   "'none' for onebit only).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the records as a JSON list to this file.")
-def command(model, layers, isas, threads, pipelines, repeats, unprepared, json_path):
+def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch, vs, json_path):
     """Time binary conv layers (--layer) or a model file (MODEL) on the onebit engine."""
     from onebit.runtime.engine import engine
     from onebit.table import format_table
@@ -265,8 +270,17 @@ def command(model, layers, isas, threads, pipelines, repeats, unprepared, json_p
             from onebit.runtime.bench import bench_model
         except ImportError as e:
             raise click.ClickException(f"model benchmarks need onebit.runtime.bench.bench_model ({e})") from e
-        records = bench_model(model, isas=isa_list, threads=thread_list, repeats=repeats)
+        from onebit.runtime.bench import VS_ENGINES
+
+        peers = None if vs is None else (() if vs == "none" else tuple(_split(vs, tuple(VS_ENGINES), "peer")))
+        try:
+            records = bench_model(model, isas=isa_list, threads=thread_list, repeats=repeats, batch=batch,
+                                  vs=peers)
+        except (OSError, ValueError) as e:
+            raise click.ClickException(str(e)) from e
     else:
+        if batch != 1 or vs is not None:
+            raise click.UsageError("--batch and --vs apply to a MODEL benchmark, not to --layer")
         if not layers:
             raise click.UsageError("give MODEL or at least one --layer HxWxCin-Cout[,k=K,s=S]")
         specs = []
