@@ -9,35 +9,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from onebit.runtime.provenance import cpu_model, git_commit  # noqa: F401 (re-exported)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def git_commit(short: bool = True) -> str:
-    """Current git commit of the repository ("+dirty" when the tree has changes), or "unknown"."""
-    try:
-        args = ["git", "rev-parse", "--short" if short else "--verify", "HEAD"]
-        rev = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:

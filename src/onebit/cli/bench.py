@@ -16,16 +16,16 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import re
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
+
+from onebit.runtime.provenance import cpu_model, git_commit
 
 PIPELINES = ("bits-bits", "bits-int8", "float-float")
 REFERENCE_LAYERS = ("56x56x64-64", "28x28x128-128", "14x14x256-256", "7x7x512-512")
@@ -77,31 +77,6 @@ def parse_layer(text: str) -> LayerSpec:
     if min(h, w, cin, cout, k, s) < 1 or k % 2 == 0:
         raise ValueError(f"layer spec {text!r}: sizes must be >= 1 and k odd")
     return LayerSpec(h, w, cin, cout, k, s)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_commit() -> str:
-    """Short commit of the source tree onebit runs from ("+dirty" with local changes), else version."""
-    root = Path(__file__).resolve().parents[3]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        from importlib.metadata import version
-
-        return "onebit-" + version("onebit")
 
 
 def _timed(fn, repeats: int, warmup: int) -> tuple[float, float]:

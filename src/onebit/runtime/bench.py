@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onebit.runtime.provenance import cpu_model, git_commit
 from onebit.runtime.session import Session
 
 VS_ENGINES = {"lce": ("lce-indirect", "lce-default"), "int8": ("xnnpack-int8",), "float": ("xnnpack-float",)}
@@ -39,30 +39,6 @@ def repo_root() -> Path | None:
         if (p / "benchmarks" / "peers" / "run_peers.py").is_file():
             return p
     return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_commit() -> str:
-    root = repo_root()
-    if root is None:
-        return "unknown"
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (rev + ("+dirty" if dirty else "")) or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def median_ms(fn, repeats: int = 50, warmup: int = 5, min_time_s: float = 0.2) -> float:
