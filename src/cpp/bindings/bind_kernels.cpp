@@ -32,6 +32,14 @@ using OutArray = nb::ndarray<nb::device::cpu>;
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
+// A packed array must hold exactly ceil(channels / 64) words per pixel / tap / row.
+void check_words(const char* name, int64_t words, const char* per, const char* channels_name, int64_t channels) {
+  const int64_t need = (channels + 63) / 64;
+  if (words != need)
+    fail(std::string(name) + " has " + std::to_string(words) + " words per " + per + " but " + channels_name +
+         "=" + std::to_string(channels) + " needs " + std::to_string(need));
+}
+
 onebit::Isa pick_isa(const std::optional<std::string>& name) {
   if (!name) return onebit::active_isa();
   const onebit::Isa isa = onebit::isa_from_name(*name);  // invalid_argument for unknown names
@@ -300,12 +308,8 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
   const WeightsArg w = weights_arg(w_obj, 4, "(Cout, KH, KW, W64)", in_channels);
   const int64_t w64 = (in_channels + 63) / 64;
-  if (static_cast<int64_t>(x.shape(3)) != w64)
-    fail("x_packed has " + std::to_string(x.shape(3)) + " words per pixel but in_channels=" +
-         std::to_string(in_channels) + " needs " + std::to_string(w64));
-  if (w.shape[3] != w64)
-    fail("w_packed has " + std::to_string(w.shape[3]) + " words per tap but in_channels=" +
-         std::to_string(in_channels) + " needs " + std::to_string(w64));
+  check_words("x_packed", static_cast<int64_t>(x.shape(3)), "pixel", "in_channels", in_channels);
+  check_words("w_packed", w.shape[3], "tap", "in_channels", in_channels);
   onebit::BConvArgs a;
   a.s.n = x.shape(0); a.s.h = x.shape(1); a.s.w = x.shape(2);
   a.s.cin = in_channels; a.s.cout = w.shape[0]; a.s.kh = w.shape[1]; a.s.kw = w.shape[2];
@@ -344,12 +348,8 @@ nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_feat
   if (in_features < 1) fail("in_features must be >= 1, got " + std::to_string(in_features));
   const WeightsArg w = weights_arg(w_obj, 2, "(Cout, W64)", in_features);
   const int64_t w64 = (in_features + 63) / 64;
-  if (static_cast<int64_t>(x.shape(1)) != w64)
-    fail("x_packed has " + std::to_string(x.shape(1)) + " words per row but in_features=" +
-         std::to_string(in_features) + " needs " + std::to_string(w64));
-  if (w.shape[1] != w64)
-    fail("w_packed has " + std::to_string(w.shape[1]) + " words per row but in_features=" +
-         std::to_string(in_features) + " needs " + std::to_string(w64));
+  check_words("x_packed", static_cast<int64_t>(x.shape(1)), "row", "in_features", in_features);
+  check_words("w_packed", w.shape[1], "row", "in_features", in_features);
   const int64_t n = x.shape(0), cout = w.shape[0];
   if (n < 1) fail("x_packed must have N >= 1, got shape " + shape_str(x));
   if (cout < 1) fail("w_packed must have Cout >= 1");
@@ -373,10 +373,8 @@ PyPrepared py_prepare(const AnyArray& w, int64_t in_channels, const std::optiona
   if (w.ndim() != 4 && w.ndim() != 2)
     fail("w_packed must be 4-D (Cout, KH, KW, W64) or 2-D (Cout, W64), got shape " + shape_str(w));
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
-  const int64_t w64 = (in_channels + 63) / 64, last = static_cast<int64_t>(w.shape(w.ndim() - 1));
-  if (last != w64)
-    fail("w_packed has " + std::to_string(last) + " words per tap but in_channels=" + std::to_string(in_channels) +
-         " needs " + std::to_string(w64));
+  const int64_t w64 = (in_channels + 63) / 64;
+  check_words("w_packed", static_cast<int64_t>(w.shape(w.ndim() - 1)), "tap", "in_channels", in_channels);
   const int64_t cout = w.shape(0), kh = w.ndim() == 4 ? w.shape(1) : 1, kw = w.ndim() == 4 ? w.shape(2) : 1;
   if (cout < 1 || kh < 1 || kw < 1) fail("w_packed must have Cout, KH, KW >= 1, got shape " + shape_str(w));
   const auto* wp = static_cast<const uint64_t*>(w.data());

@@ -174,14 +174,19 @@ def _accumulator(op, k: int):
         _fail(op, f"accumulator_bits = 16 cannot hold a dot product over K = {k} > {INT16_MAX_K} bits")
 
 
-def _spec_bdense(op, xs):
-    (x,) = xs
-    if x.kind != "bits" or len(x.shape) != 1:
-        _fail(op, f"input must be flat bits [C], got {x.kind} {list(x.shape)}")
+def _dense_features(op, x, kind, kind_name):
+    """(in_features, out_features) of a dense op whose input must be a flat ``kind`` vector."""
+    if x.kind != kind or len(x.shape) != 1:
+        _fail(op, f"input must be flat {kind_name} [C], got {x.kind} {list(x.shape)}")
     cin = x.shape[0]
     if _int(op, op.attrs, "in_features", 1, MAX_ELEMENTS) != cin:
         _fail(op, f"attribute in_features = {op.attrs['in_features']} but the input has {cin}")
-    cout = _int(op, op.attrs, "out_features", 1, MAX_DIM)
+    return cin, _int(op, op.attrs, "out_features", 1, MAX_DIM)
+
+
+def _spec_bdense(op, xs):
+    (x,) = xs
+    cin, cout = _dense_features(op, x, "bits", "bits")
     _accumulator(op, cin)
     stage, tens, scale = _stage(op, cout, cin)
     tens["weight"] = ("uint64", (cout, num_words(cin)))
@@ -228,12 +233,7 @@ def _spec_flatten(op, xs):
 
 def _spec_dense_f32(op, xs):
     (x,) = xs
-    if x.kind != "f32" or len(x.shape) != 1:
-        _fail(op, f"input must be flat float32 [C], got {x.kind} {list(x.shape)}")
-    cin = x.shape[0]
-    if _int(op, op.attrs, "in_features", 1, MAX_ELEMENTS) != cin:
-        _fail(op, f"attribute in_features = {op.attrs['in_features']} but the input has {cin}")
-    cout = _int(op, op.attrs, "out_features", 1, MAX_DIM)
+    cin, cout = _dense_features(op, x, "f32", "float32")
     return Value("f32", (cout,)), {"weight": ("float32", (cout, cin)), "bias": ("float32", (cout,))}
 
 
