@@ -188,6 +188,10 @@ class Session:
                 env[op.output] = out
         return env
 
+    def _prepared(self, w, in_channels: int):
+        """Binary weights re-laid out once for this session's ISA (not on every call)."""
+        return _e.prepare_weights(w, in_channels=in_channels, isa=self.isa, threads=self.threads)
+
     def _compile(self, op):
         """A closure ``step(x, out)`` running one op on the engine with fixed parameters."""
         t = {role: self.model.tensors[name] for role, name in op.tensors.items()}
@@ -240,12 +244,14 @@ class Session:
                     _e.add_float(x, y, out, **kw)
         elif op.type == "bconv2d":
             stride, pad = _square(op, "stride"), _square(op, "padding")
-            w, cin = t["weight"], a["in_channels"]
+            cin = a["in_channels"]
+            w = self._prepared(t["weight"], cin)
 
             def step(x, out):
                 _e.bconv2d(x, w, in_channels=cin, stride=stride, padding=pad, out=out, **stage, **kw)
         elif op.type == "bdense":
-            w, cin = t["weight"], a["in_features"]
+            cin = a["in_features"]
+            w = self._prepared(t["weight"], cin)
 
             def step(x, out):
                 _e.bdense(x, w, in_features=cin, out=out, **stage, **kw)
