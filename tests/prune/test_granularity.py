@@ -38,9 +38,35 @@ def test_channel_and_weight_groups():
     assert n == 35 and idx.unique().numel() == 35
 
 
+def test_block_groups_conv_are_8_outputs_x_word_x_tap():
+    # Cout = 20: blocks [0,8), [8,16), [16,20); Cin = 130: words of 64, 64, 2 channels
+    idx, n = group_index((20, 130, 3, 3), "block")
+    assert n == 3 * 3 * 3 * 3
+    sizes = group_sizes(idx, n)
+    assert sorted(set(sizes.tolist())) == [2 * 4, 2 * 8, 64 * 4, 64 * 8]
+    for o, c, i, j in [(0, 0, 0, 0), (7, 63, 2, 1), (8, 64, 0, 2), (19, 129, 1, 1)]:
+        members = (idx == idx[o, c, i, j]).nonzero().tolist()
+        assert all(m[0] // 8 == o // 8 and m[1] // 64 == c // 64 and (m[2], m[3]) == (i, j) for m in members)
+        assert len(members) == (2 if c >= 128 else 64) * (4 if o >= 16 else 8)
+    # a block is the union of the word groups of its 8 channels
+    word, _ = group_index((20, 130, 3, 3), "word")
+    for g in range(n):
+        words = word[idx == g].unique()
+        assert words.numel() == (4 if g >= 2 * 3 * 3 * 3 else 8)
+
+
+def test_block_groups_dense_follow_engine_nhwc_flatten():
+    chw = (3, 5, 10)
+    idx, n = group_index((12, 150), "block", chw)
+    assert n == 2 * 3
+    word, _ = group_index((12, 150), "word", chw)
+    for o in range(12):
+        assert torch.equal(idx[o], (o // 8) * 3 + word[o] - o * 3)
+
+
 def test_granularity_errors():
     with pytest.raises(PruneError, match="granularity"):
-        group_index((2, 2), "block")
+        group_index((2, 2), "tile")
     with pytest.raises(PruneError, match="does not match"):
         group_index((2, 10), "word", (3, 2, 2))
 
@@ -63,3 +89,20 @@ def test_word_blocks_list_the_kept_words(toy):
     unstructured = torch.ones_like(mask)
     unstructured[0, 5, 1, 1] = 0
     assert not is_word_structured(unstructured)
+
+
+def test_block_pruning_prunes_whole_tiles(toy):
+    from onebit.prune import Pruner
+    from onebit.prune.granularity import word_blocks
+
+    model = toy()  # conv1: Cout 24 = 3 blocks, Cin 70 = 2 words, 3x3 taps -> 54 blocks
+    p = Pruner(model, "latent", "block", ratios={"conv1": 0.3, "fc1": 0.5}).prepare()
+    p.prune()
+    active = word_blocks(model.conv1.weight_mask)  # (24, 3, 3, 2)
+    tiles = active.view(3, 8, 3, 3, 2)
+    # every 8-channel tile is all kept or all pruned at each (tap, word)
+    assert torch.equal(tiles.all(dim=1), tiles.any(dim=1))
+    assert int((~tiles.any(dim=1)).sum()) == round(0.3 * 54)
+    fc = model.fc1.weight_mask  # (20, 256): blocks of 8 outputs x 64 features (NHWC order)
+    assert p.achieved["fc1"] == pytest.approx(round(0.5 * 3 * 4) / 12)
+    assert 0 < int((fc == 0).sum()) < fc.numel()

@@ -21,8 +21,9 @@ def _target(value: str) -> float:
 @click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
 @click.option("--method", type=click.Choice(["latent", "flip", "random"]), default="latent", show_default=True,
               help="Score: latent-weight magnitude, weight-flip frequency, or random.")
-@click.option("--granularity", type=click.Choice(["weight", "word", "channel"]), default="weight",
-              show_default=True, help="Unstructured weights, 64-channel packed words, or whole filters.")
+@click.option("--granularity", type=click.Choice(["weight", "word", "block", "channel"]), default="weight",
+              show_default=True, help="Unstructured weights, 64-channel packed words, blocks of 8 output "
+                                      "channels x one word x one tap (the engine's AVX2 tile), or whole filters.")
 @click.option("--target-bops", "target", default="0.4", show_default=True,
               help="Fraction of binary ops to remove (0.4 or 40%).")
 @click.option("--sensitivity", is_flag=True,

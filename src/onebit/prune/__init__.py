@@ -5,7 +5,8 @@
 - Scores (``onebit.prune.scores``): latent-weight magnitude, flip frequency
   (:class:`FlipCounter`), random.
 - Granularities (``onebit.prune.granularity``): ``weight``, ``word`` (64 input channels at one
-  kernel tap: the engine's packed word), ``channel`` (filters; :func:`shrink` removes them).
+  kernel tap: the engine's packed word), ``block`` (8 output channels x one word x one tap: the
+  engine's AVX2 tile), ``channel`` (filters; :func:`shrink` removes them).
 - Layer sensitivity sweep and target allocator (``onebit.prune.sensitivity``), fine-tuning and
   iterative schedules (``onebit.prune.finetune``), pruned checkpoints
   (``onebit.prune.checkpoint``), plots (``onebit.prune.plots``).

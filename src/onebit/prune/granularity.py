@@ -7,6 +7,11 @@ removed together.
   ``[64j, 64j+64)`` at one kernel tap ``(kh, kw)`` of one output channel; a pruned word is work
   the kernel can skip. For a dense layer the word runs over its input vector in the engine's
   NHWC flatten order ``(h*W + w)*C + c`` when the layer flattens a ``(C, H, W)`` map.
+- ``block``: the engine's AVX2 register tile. One group is 8 consecutive output channels
+  ``[8b, 8b+8)`` x one packed word (64 input channels) x one kernel tap: the work one tile of the
+  masked kernel skips when the whole block is pruned. Dense layers: 8 outputs x one 64-feature
+  word in the NHWC flatten order (as ``word``). The last block of a layer whose output count is
+  not a multiple of 8 (or whose input channels are not a multiple of 64) is smaller.
 - ``channel``: one group per output channel (filter). Structured: the filter and the next
   layer's matching inputs are removed (``onebit.prune.shrink``).
 """
@@ -16,8 +21,9 @@ import torch
 
 from onebit.prune.layers import PruneError
 
-GRANULARITIES = ("weight", "word", "channel")
+GRANULARITIES = ("weight", "word", "block", "channel")
 WORD_BITS = 64
+BLOCK_CHANNELS = 8  # output channels of one AVX2 tile (docs/kernels.md)
 
 
 def group_index(weight_shape: tuple[int, ...], granularity: str,
@@ -35,17 +41,20 @@ def group_index(weight_shape: tuple[int, ...], granularity: str,
         for s in shape[1:]:
             per *= s
         return torch.arange(out).view(out, *([1] * (len(shape) - 1))).expand(shape).contiguous(), out
-    if granularity != "word":
+    if granularity not in ("word", "block"):
         raise PruneError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
+    # word: one group per output channel; block: one per 8 consecutive output channels
+    per = 1 if granularity == "word" else BLOCK_CHANNELS
     if len(shape) == 4:
         o, cin, kh, kw = shape
         words = -(-cin // WORD_BITS)
+        rows = -(-o // per)
         c = torch.arange(cin).view(1, cin, 1, 1) // WORD_BITS
         i = torch.arange(kh).view(1, 1, kh, 1)
         j = torch.arange(kw).view(1, 1, 1, kw)
-        oo = torch.arange(o).view(o, 1, 1, 1)
+        oo = torch.arange(o).view(o, 1, 1, 1) // per
         idx = ((oo * words + c) * kh + i) * kw + j
-        return idx.expand(shape).contiguous(), o * words * kh * kw
+        return idx.expand(shape).contiguous(), rows * words * kh * kw
     if len(shape) == 2:
         o, fin = shape
         feat = torch.arange(fin)
@@ -58,9 +67,9 @@ def group_index(weight_shape: tuple[int, ...], granularity: str,
             s = feat % (h_ * w_)
             feat = s * c_ + c
         words = -(-fin // WORD_BITS)
-        idx = torch.arange(o).view(o, 1) * words + (feat // WORD_BITS).view(1, fin)
-        return idx, o * words
-    raise PruneError(f"word granularity needs a 2-D or 4-D weight, got shape {shape}")
+        idx = (torch.arange(o) // per).view(o, 1) * words + (feat // WORD_BITS).view(1, fin)
+        return idx, -(-o // per) * words
+    raise PruneError(f"{granularity} granularity needs a 2-D or 4-D weight, got shape {shape}")
 
 
 def group_sizes(index: torch.Tensor, n_groups: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-_MARKERS = {"weight": "o", "word": "s", "channel": "^"}
+_MARKERS = {"weight": "o", "word": "s", "block": "D", "channel": "^"}
 
 
 def plot_sensitivity(curves, path) -> Path:

@@ -127,7 +127,7 @@ class Pruner:
         # Channel coupling and the dense layers' NHWC input order need the dataflow graph.
         self.flow = None
         chw = {}
-        if self.granularity in ("channel", "word"):
+        if self.granularity in ("channel", "word", "block"):
             from onebit.prune.graph import dataflow
 
             try:
