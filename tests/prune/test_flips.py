@@ -100,3 +100,45 @@ def test_flip_allocation_follows_insensitive_fractions(toy):
     # reach fc1, which has no insensitive weights
     q = Pruner(toy(), "flip", "weight", target=0.918, max_ratio=0.92, flip_counter=counter).prepare()
     assert q.prune()["reduction"] >= 0.918 and q.achieved["fc1"] > 0.4
+
+
+def test_flip_order_rare_reverses_the_ranking():
+    model = One(n_out=3, n_in=4)
+    _set(model, [[0.5, 0.4, 0.3, 0.2], [0.5] * 4, [0.5] * 4])
+    counts = torch.tensor([[0, 0, 0, 0], [2, 3, 0, 1], [0, 5, 0, 0]], dtype=torch.int32)
+    freq = flip_score(model.fc.weight, counts, order="frequent")
+    rare = flip_score(model.fc.weight, counts, order="rare")
+    # per filter: 'frequent' keeps the filter with no flips, 'rare' keeps the flippiest one
+    assert freq[1].mean() < freq[2].mean() < freq[0].mean()
+    assert rare[0].mean() < rare[2].mean() < rare[1].mean()
+    # per weight: 'rare' prunes non-flipping weights first, smaller |w| first among them
+    order = torch.argsort(rare.flatten()).tolist()
+    assert order[:4] == [3, 2, 1, 0]
+    assert set(order[-4:]) == {4, 5, 7, 9}
+    assert order[-1] == 9  # 5 flips: the most-flipped weight is kept longest
+    with pytest.raises(Exception, match="flip order"):
+        flip_score(model.fc.weight, counts, order="often")
+
+
+def test_pruner_flip_order_rare_prunes_the_stable_filter():
+    model = One(n_out=3, n_in=4)
+    _set(model, [[0.5] * 4, [0.5] * 4, [0.5] * 4])
+    counter = FlipCounter(model)
+    counter.counts["fc"] = torch.tensor([[0, 0, 0, 0], [2, 3, 0, 1], [0, 5, 0, 0]], dtype=torch.int32)
+    counter.steps = 10
+    masks = {}
+    for order in ("frequent", "rare"):
+        m = One(n_out=3, n_in=4)
+        _set(m, [[0.5] * 4, [0.5] * 4, [0.5] * 4])
+        fc = FlipCounter(m)
+        fc.load_state_dict(counter.state_dict())
+        p = Pruner(m, "flip", "weight", ratios={"fc": 4 / 12}, flip_counter=fc, flip_order=order,
+                   input_size=(4, 1, 1)).prepare()
+        p.prune()
+        assert p.state_dict()["config"]["flip_order"] == order
+        masks[order] = get_mask(m.fc) == 0
+    assert masks["frequent"].sum() == masks["rare"].sum() == 4
+    assert masks["rare"][0].all()  # the filter that never flipped goes first
+    assert not masks["frequent"][0].any()
+    with pytest.raises(Exception, match="flip order"):
+        Pruner(One(), "flip", "weight", target=0.5, flip_order="seldom")

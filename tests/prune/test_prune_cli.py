@@ -53,3 +53,17 @@ def test_cli_prune_rejects_bad_target(tmp_path, ckpt):
     res = CliRunner().invoke(main, ["prune", str(ckpt), "--target-bops", "1.5", "-o", str(tmp_path / "x.pt")])
     assert res.exit_code != 0
     assert "fraction" in res.output
+
+
+def test_cli_prune_flip_order_rare(tmp_path, ckpt):
+    out, js = tmp_path / "pruned.pt", tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["prune", str(ckpt), "--method", "flip", "--flip-order", "rare",
+                                    "--flip-steps", "2", "--target-bops", "0.3", "-o", str(out),
+                                    "--json", str(js), *SMALL])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(js.read_text())
+    assert rec["flip_order"] == "rare" and rec["pruned"]["reduction"] >= 0.3
+    assert load_checkpoint(out)[1]["prune_info"]["flip_order"] == "rare"
+    bad = CliRunner().invoke(main, ["prune", str(ckpt), "--method", "flip", "--flip-order", "often",
+                                    "-o", str(out), *SMALL])
+    assert bad.exit_code == 2 and "often" in bad.output

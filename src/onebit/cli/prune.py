@@ -46,6 +46,8 @@ def _target(value: str) -> float:
               help="Training steps of the flip-counting interval (--method flip).")
 @click.option("--flip-threshold", type=click.IntRange(min=0), default=0, show_default=True,
               help="A weight flipping more than this many times is insensitive.")
+@click.option("--flip-order", type=click.Choice(["frequent", "rare"]), default="frequent", show_default=True,
+              help="--method flip: prune the frequently flipping weights first (Li & Ren) or the rarely flipping ones.")
 @click.option("--val-size", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Validation samples (tail of the training split) for the sensitivity sweep.")
 @click.option("--limit-train", type=click.IntRange(min=1), default=None, help="Fine-tune on the first N images.")
@@ -56,7 +58,7 @@ def _target(value: str) -> float:
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(ckpt, method, granularity, target, sensitivity, allocation, finetune_epochs, iterations, out,
-            json_path, plot_dir, lr, batch_size, flip_steps, flip_threshold, val_size, limit_train,
+            json_path, plot_dir, lr, batch_size, flip_steps, flip_threshold, flip_order, val_size, limit_train,
             limit_test, max_ratio, seed, threads, quiet):
     """Prune the binary layers of checkpoint CKPT so it needs TARGET fewer binary ops.
 
@@ -74,7 +76,7 @@ def command(ckpt, method, granularity, target, sensitivity, allocation, finetune
         rec = prune_checkpoint(
             ckpt, method=method, granularity=granularity, target=_target(target), sensitivity=sensitivity,
             finetune_epochs=finetune_epochs, out=out, allocation=allocation, iterations=iterations,
-            val_size=val_size, flip_steps=flip_steps, flip_threshold=flip_threshold, lr=lr,
+            val_size=val_size, flip_steps=flip_steps, flip_threshold=flip_threshold, flip_order=flip_order, lr=lr,
             batch_size=batch_size, limit_train=limit_train, limit_test=limit_test, seed=seed, max_ratio=max_ratio,
             plot_dir=plot_dir, progress=not quiet)
     except (OnebitError, FileNotFoundError) as e:

@@ -19,7 +19,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
                      target: float = 0.4, sensitivity: bool = False, finetune_epochs: float = 0.0,
                      out=None, allocation: str | None = None, iterations: int = 1,
                      sweep_ratios=DEFAULT_RATIOS, val_size: int = 5000, flip_steps: int = 200,
-                     flip_threshold: int = 0, lr: float = 1e-4, batch_size: int = 128,
+                     flip_threshold: int = 0, flip_order: str = "frequent", lr: float = 1e-4,
+                     batch_size: int = 128,
                      limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
                      max_ratio: float = 0.95, plot_dir=None, progress: bool = True) -> dict:
     """Returns a JSON-able record of the run (accuracies are fractions)."""
@@ -33,7 +34,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
     train = ft.train_loader(dataset, val_size, batch_size, limit=limit_train, seed=seed, size=size)
     base_acc = ft.evaluate(model, test)
     pruner = Pruner(model, method, granularity, target, allocation=allocation, seed=seed,
-                    flip_threshold=flip_threshold, max_ratio=max_ratio).prepare()
+                    flip_threshold=flip_threshold, flip_order=flip_order, max_ratio=max_ratio).prepare()
     record: dict = {
         "checkpoint": str(ckpt_path), "model_config": ckpt["model_config"], "dataset": dataset,
         "method": method, "granularity": granularity, "target": target,
@@ -51,6 +52,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
         record["flip_interval"] = {"steps": stats["steps"],
                                    "insensitive_fraction": pruner.flip_counter.insensitive_fraction(flip_threshold)}
         record["budget"]["flip_steps"] = flip_steps
+        record["flip_order"] = flip_order
     ratios = None
     if sensitivity:
         def val_acc(m):

@@ -27,7 +27,9 @@ bisection so that the exact binary-op count meets ``target``:
 ``uniform`` (same ratio everywhere), ``global`` (one score threshold across layers) or ``flip``
 (ratio proportional to each layer's fraction of insensitive weights, Li & Ren 2020; when
 that alone cannot reach the target because some layers have no insensitive weights, a uniform
-floor on all layers rises until it does).
+floor on all layers rises until it does). ``flip_order`` (``"frequent"``, the study's, or
+``"rare"``) only reverses the ranking inside each layer (:func:`onebit.prune.scores.flip_score`);
+the ``flip`` allocation is the same for both.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from onebit.prune.flips import FlipCounter
 from onebit.prune.layers import (
     PruneError, binary_layers, get_mask, set_mask, zero_pruned_latents,
 )
-from onebit.prune.scores import METHODS, score
+from onebit.prune.scores import FLIP_ORDERS, METHODS, score
 
 ALLOCATIONS = ("uniform", "global", "flip")
 SCHEDULES = ("oneshot", "gradual")
@@ -55,7 +57,8 @@ class Pruner:
                  allocation: str | None = None, schedule: str = "oneshot", begin_step: int = 0,
                  end_step: int | None = None, frequency: int = 1,
                  flip_counter: FlipCounter | None = None, flip_threshold: int = 0,
-                 max_ratio: float = 0.95, input_size=None, exclude=(), layers=None, seed: int = 0,
+                 flip_order: str = "frequent", max_ratio: float = 0.95, input_size=None, exclude=(),
+                 layers=None, seed: int = 0,
                  optimizer: torch.optim.Optimizer | None = None):
         if method not in METHODS:
             raise PruneError(f"unknown pruning method {method!r}; choose one of {METHODS}")
@@ -73,6 +76,8 @@ class Pruner:
             allocation = "flip" if method == "flip" else "uniform"
         if allocation not in ALLOCATIONS:
             raise PruneError(f"unknown allocation {allocation!r}; choose one of {ALLOCATIONS}")
+        if flip_order not in FLIP_ORDERS:
+            raise PruneError(f"unknown flip order {flip_order!r}; choose one of {FLIP_ORDERS}")
         if schedule not in SCHEDULES:
             raise PruneError(f"unknown schedule {schedule!r}; choose one of {SCHEDULES}")
         if schedule == "gradual" and (end_step is None or end_step <= begin_step):
@@ -91,6 +96,7 @@ class Pruner:
         self.frequency = max(1, int(frequency))
         self.flip_counter = flip_counter
         self.flip_threshold = int(flip_threshold)
+        self.flip_order = flip_order
         self.max_ratio = float(max_ratio)
         self.input_size = input_size
         self.exclude = tuple(exclude)
@@ -247,6 +253,7 @@ class Pruner:
         info = {
             "method": self.method, "granularity": self.granularity, "target": self.target,
             "ratios": self.achieved,
+            **({"flip_order": self.flip_order} if self.method == "flip" else {}),
             "base_bops": self.base_bops, "bops": report["bops"], "reduction": report["reduction"],
             "input_size": list(input_size_of(self.model, self.input_size)),
         }
@@ -273,7 +280,8 @@ class Pruner:
     def state_dict(self) -> dict:
         return {
             "config": {"method": self.method, "granularity": self.granularity, "target": self.target,
-                       "allocation": self.allocation, "schedule": self.schedule, "seed": self.seed},
+                       "allocation": self.allocation, "schedule": self.schedule, "seed": self.seed,
+                       "flip_order": self.flip_order},
             "step_count": self.step_count,
             "pruned": self.pruned,
             "current_target": self.current_target,
@@ -343,7 +351,8 @@ class Pruner:
                 if self.flip_counter.steps == 0:
                     raise PruneError("method 'flip' needs flip counts: call step() (or "
                                      "FlipCounter.update()) during training before pruning")
-                s = score("flip", w, counts=self.flip_counter.counts[name], threshold=self.flip_threshold)
+                s = score("flip", w, counts=self.flip_counter.counts[name], threshold=self.flip_threshold,
+                          flip_order=self.flip_order)
             else:
                 s = score(self.method, w)
             idx, n = self.groups[name]
