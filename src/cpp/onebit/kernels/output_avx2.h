@@ -5,8 +5,9 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
-#include <vector>
+#include <new>
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_stage.h"
@@ -14,11 +15,35 @@
 namespace onebit::kernels {
 namespace {
 
+// A heap array with internal linkage. Not std::vector: an ISA unit's out-of-line copy of a
+// std template is a weak symbol the linker may hand to other units (ISA leak; see
+// tests/engine/test_isa_isolation.py).
+template <typename T>
+class LocalArray {
+ public:
+  LocalArray() = default;
+  LocalArray(const LocalArray&) = delete;
+  LocalArray& operator=(const LocalArray&) = delete;
+  LocalArray(LocalArray&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  ~LocalArray() { std::free(p_); }
+  void assign(size_t n, T v) {
+    std::free(p_);
+    p_ = static_cast<T*>(std::malloc((n ? n : 1) * sizeof(T)));
+    if (!p_) throw std::bad_alloc();
+    for (size_t i = 0; i < n; ++i) p_[i] = v;
+  }
+  T& operator[](size_t i) { return p_[i]; }
+  const T* data() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
 // Per-call parameters widened / padded for vector loads (channel count rounded up to 64).
 struct StagePrep {
-  std::vector<int32_t> t, dpos, m, b;  // bits: t, dpos = -1 where d = +1; int8: M, B + 2^(S-1)
+  LocalArray<int32_t> t, dpos, m, b;  // bits: t, dpos = -1 where d = +1; int8: M, B + 2^(S-1)
   bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
-  std::vector<float> scale, bias;
+  LocalArray<float> scale, bias;
 };
 
 inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bits) {
