@@ -296,13 +296,31 @@ WeightsArg weights_arg(const nb::object& w, size_t ndim, const char* layout, int
   return r;
 }
 
+// Optional pruning mask: uint64, C-contiguous, exactly the packed weight shape. The canonical
+// form (padding bits 0, no weight bit under a pruned mask bit) is checked by the engine.
+const uint64_t* mask_arg(const std::optional<AnyArray>& m, const WeightsArg& w) {
+  if (!m) return nullptr;
+  if (w.prepared)
+    fail("weight_mask cannot be combined with prepared weights (pass it to prepare_weights instead)");
+  check_array<uint64_t>("weight_mask", *m, "uint64");
+  bool same = m->ndim() == w.shape.size();
+  for (size_t i = 0; same && i < w.shape.size(); ++i) same = static_cast<int64_t>(m->shape(i)) == w.shape[i];
+  if (!same) {
+    std::string want = "(";
+    for (size_t i = 0; i < w.shape.size(); ++i) want += (i ? ", " : "") + std::to_string(w.shape[i]);
+    fail("weight_mask must have the packed weight shape " + want + (w.shape.size() == 1 ? ",)" : ")") + ", got " +
+         shape_str(*m));
+  }
+  return static_cast<const uint64_t*>(m->data());
+}
+
 nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_channels, int64_t stride,
                       const std::variant<int64_t, std::string>& padding, const std::string& output,
                       const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
                       const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
                       const std::optional<int>& shift, const std::optional<AnyArray>& scale,
                       const std::optional<std::string>& isa_name, const std::optional<int>& threads,
-                      const nb::object& out) {
+                      const nb::object& out, const std::optional<AnyArray>& weight_mask) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 4, "(N, H, W, W64)");
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
@@ -322,6 +340,7 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
   a.x = static_cast<const uint64_t*>(x.data());
   a.w = w.ptr;
   a.prepared = w.prepared;
+  a.weight_mask = mask_arg(weight_mask, w);
   check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, w64, in_channels);
   if (a.w) check_padding_bits("w_packed", a.w, a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
   std::vector<int8_t> dir;
@@ -342,7 +361,7 @@ nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_feat
                      const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
                      const std::optional<int>& shift, const std::optional<AnyArray>& scale,
                      const std::optional<std::string>& isa_name, const std::optional<int>& threads,
-                     const nb::object& out) {
+                     const nb::object& out, const std::optional<AnyArray>& weight_mask) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 2, "(N, W64)");
   if (in_features < 1) fail("in_features must be >= 1, got " + std::to_string(in_features));
@@ -355,6 +374,7 @@ nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_feat
   if (cout < 1) fail("w_packed must have Cout >= 1");
   const auto* xp = static_cast<const uint64_t*>(x.data());
   const uint64_t* wp = w.ptr;
+  const uint64_t* mp = mask_arg(weight_mask, w);
   check_padding_bits("x_packed", xp, n, w64, in_features);
   if (wp) check_padding_bits("w_packed", wp, cout, w64, in_features);
   std::vector<int8_t> dir;
@@ -363,12 +383,12 @@ nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_feat
   const int nthreads = pick_threads(threads);
   auto [obj, ptr] = stage_result(st, out, {size_t(n)}, cout);
   nb::gil_scoped_release release;
-  onebit::bdense(xp, wp, n, in_features, cout, st, ptr, isa, nthreads, w.prepared);
+  onebit::bdense(xp, wp, n, in_features, cout, st, ptr, isa, nthreads, w.prepared, mp);
   return obj;
 }
 
 PyPrepared py_prepare(const AnyArray& w, int64_t in_channels, const std::optional<std::string>& isa_name,
-                      const std::optional<int>& threads) {
+                      const std::optional<int>& threads, const std::optional<AnyArray>& weight_mask) {
   check_array<uint64_t>("w_packed", w, "uint64");
   if (w.ndim() != 4 && w.ndim() != 2)
     fail("w_packed must be 4-D (Cout, KH, KW, W64) or 2-D (Cout, W64), got shape " + shape_str(w));
@@ -383,8 +403,11 @@ PyPrepared py_prepare(const AnyArray& w, int64_t in_channels, const std::optiona
   const int nthreads = pick_threads(threads);
   PyPrepared r;
   for (size_t i = 0; i < w.ndim(); ++i) r.shape.push_back(static_cast<int64_t>(w.shape(i)));
+  WeightsArg wa;
+  wa.shape = r.shape;
+  const uint64_t* mp = mask_arg(weight_mask, wa);
   nb::gil_scoped_release release;
-  r.p = onebit::prepare_bconv_weights(wp, cout, kh, kw, in_channels, isa, nthreads);
+  r.p = onebit::prepare_bconv_weights(wp, cout, kh, kw, in_channels, isa, nthreads, mp);
   return r;
 }
 
@@ -395,6 +418,8 @@ void bind_kernels(nb::module_& m) {
                          "Packed binary weights re-laid out once for one ISA's kernel (prepare_weights).")
       .def_prop_ro("isa", [](const PyPrepared& p) { return std::string(onebit::isa_name(p.p->isa)); })
       .def_prop_ro("in_channels", [](const PyPrepared& p) { return p.p->cin; })
+      .def_prop_ro("masked", [](const PyPrepared& p) { return p.p->masked; },
+                   "True when prepared with a weight_mask (pruned layer).")
       .def_prop_ro("shape", [](const PyPrepared& p) {
         nb::list l;
         for (int64_t d : p.shape) l.append(d);
@@ -403,23 +428,24 @@ void bind_kernels(nb::module_& m) {
       .def("__repr__", [](const PyPrepared& p) {
         std::string s = "PreparedWeights(isa='" + std::string(onebit::isa_name(p.p->isa)) + "', shape=(";
         for (size_t i = 0; i < p.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(p.shape[i]);
-        return s + "), in_channels=" + std::to_string(p.p->cin) + ")";
+        return s + "), in_channels=" + std::to_string(p.p->cin) + (p.p->masked ? ", masked=True" : "") + ")";
       });
   m.def("prepare_weights", &py_prepare, "w_packed"_a, nb::kw_only(), "in_channels"_a, "isa"_a = nb::none(),
-        "threads"_a = nb::none(),
-        "Re-lay out packed conv (Cout,KH,KW,W64) or dense (Cout,W64) weights once for an ISA's kernel.");
+        "threads"_a = nb::none(), "weight_mask"_a = nb::none(),
+        "Re-lay out packed conv (Cout,KH,KW,W64) or dense (Cout,W64) weights once for an ISA's kernel "
+        "(with weight_mask: a pruned layer, the mask travels with the result).");
   m.def("bitpack", &py_bitpack, "x"_a, nb::kw_only(), "isa"_a = nb::none(), "threads"_a = nb::none(),
         "out"_a = nb::none(),
         "Pack sign bits of a float32/int8 array along its last axis: (..., C) -> (..., ceil(C/64)) uint64.");
   m.def("bconv2d", &py_bconv2d, "x_packed"_a, "w_packed"_a, nb::kw_only(), "in_channels"_a, "stride"_a = 1,
         "padding"_a = 0, "output"_a = "int32", "threshold"_a = nb::none(), "direction"_a = nb::none(),
         "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(),
-        "isa"_a = nb::none(), "threads"_a = nb::none(), "out"_a = nb::none(),
+        "isa"_a = nb::none(), "threads"_a = nb::none(), "out"_a = nb::none(), "weight_mask"_a = nb::none(),
         "Binary direct convolution, packed NHWC in, fused output stage out (docs/kernels.md).");
   m.def("bdense", &py_bdense, "x_packed"_a, "w_packed"_a, nb::kw_only(), "in_features"_a, "output"_a = "int32",
         "threshold"_a = nb::none(), "direction"_a = nb::none(), "multiplier"_a = nb::none(),
         "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(), "isa"_a = nb::none(),
-        "threads"_a = nb::none(), "out"_a = nb::none(),
+        "threads"_a = nb::none(), "out"_a = nb::none(), "weight_mask"_a = nb::none(),
         "Binary fully connected layer, packed (N, W64) x (Cout, W64), fused output stage out.");
   m.def("accumulator_bits", [](int64_t k) {
     if (k < 1) fail("K must be >= 1");

@@ -49,6 +49,21 @@ void check_stage(const OutputStage& st, int64_t cout) {
 
 }  // namespace
 
+void check_weight_mask(const uint64_t* w, const uint64_t* mask, int64_t cout, int64_t taps, int64_t cin) {
+  const int64_t W64 = (cin + 63) / 64;
+  const uint64_t pad = cin % 64 ? ~((uint64_t{1} << (cin % 64)) - 1) : 0;
+  auto where = [&](int64_t i) {
+    return " (output channel " + std::to_string(i / W64 / taps) + ", tap " + std::to_string(i / W64 % taps) +
+           ", word " + std::to_string(i % W64) + ")";
+  };
+  const int64_t n = cout * taps * W64;
+  for (int64_t i = W64 - 1; i < n; i += W64)
+    if (mask[i] & pad) fail("weight_mask has nonzero padding bits above channel " + std::to_string(cin) + where(i));
+  for (int64_t i = 0; i < n; ++i)
+    if (w[i] & ~mask[i])
+      fail("weight bits are set where weight_mask is 0 (pruned weights must be stored as bit 0)" + where(i));
+}
+
 void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   const BConvShape& s = a.s;
   if (s.n < 1 || s.h < 1 || s.w < 1) fail("input must have N, H, W >= 1");
@@ -64,7 +79,8 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
          std::to_string(s.h + 2 * s.pad) + "x" + std::to_string(s.w + 2 * s.pad));
   if (s.k_bits() > (int64_t{1} << 31) - 1) fail("K = KH*KW*Cin exceeds the int32 accumulator");
   if (!a.x || (!a.w && !a.prepared) || !a.out) fail("null input, weight or output pointer");
-  if (a.weight_mask) fail("weight_mask is not supported yet (reserved for the pruning issue)");
+  if (a.weight_mask && a.prepared)
+    fail("weight_mask cannot be combined with prepared weights (pass it to prepare_weights instead)");
   check_stage(a.stage, s.cout);
   check_isa(isa);
   if (const PreparedWeights* p = a.prepared) {
@@ -74,6 +90,17 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
     if (p->cout != s.cout || p->kh != s.kh || p->kw != s.kw || p->cin != s.cin)
       fail("prepared weights are for a (" + std::to_string(p->cout) + ", " + std::to_string(p->kh) + ", " +
            std::to_string(p->kw) + ", " + std::to_string(p->cin) + "-channel) layer, not this one");
+  }
+  if (a.weight_mask) check_weight_mask(a.w, a.weight_mask, s.cout, s.kh * s.kw, s.cin);
+  if (a.weight_mask || (a.prepared && a.prepared->masked)) {  // pruned layer
+    // Interim: every ISA runs the scalar masked kernel until the AVX2 list kernel lands.
+    BConvArgs b = a;
+    if (a.prepared) {
+      b.w = a.prepared->words.get();
+      b.weight_mask = a.prepared->mask.get();
+    }
+    kernels::bconv_masked_scalar(b, threads);
+    return;
   }
   switch (isa) {
     case Isa::scalar: {
@@ -91,10 +118,12 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
 }
 
 std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,
-                                                             int64_t kw, int64_t cin, Isa isa, int threads) {
+                                                             int64_t kw, int64_t cin, Isa isa, int threads,
+                                                             const uint64_t* weight_mask) {
   if (!w) fail("null weight pointer");
   if (cout < 1 || kh < 1 || kw < 1 || cin < 1) fail("weights need Cout, KH, KW, in_channels >= 1");
   check_isa(isa);
+  if (weight_mask) check_weight_mask(w, weight_mask, cout, kh * kw, cin);
   auto p = std::make_shared<PreparedWeights>();
   p->isa = isa;
   p->cout = cout;
@@ -106,6 +135,15 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
   s.kh = kh;
   s.kw = kw;
   s.cin = cin;
+  if (weight_mask) {  // interim: the packed layout for every ISA (scalar masked kernel)
+    p->masked = true;
+    p->nmask = p->nwords = static_cast<size_t>(cout * kh * kw * s.words());
+    p->mask = kernels::aligned_words(p->nmask);
+    std::copy(weight_mask, weight_mask + p->nmask, p->mask.get());
+    p->words = kernels::aligned_words(p->nwords);
+    std::copy(w, w + p->nwords, p->words.get());
+    return p;
+  }
   switch (isa) {
 #if defined(ONEBIT_HAVE_X86)
     case Isa::avx2: kernels::prepare_weights_avx2(w, s, *p, threads); break;
@@ -121,7 +159,8 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
 }
 
 void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
-            const OutputStage& stage, void* out, Isa isa, int threads, const PreparedWeights* prepared) {
+            const OutputStage& stage, void* out, Isa isa, int threads, const PreparedWeights* prepared,
+            const uint64_t* weight_mask) {
   // A dense layer is a 1x1 convolution over a 1x1 image: (N,1,1,W64) x (Cout,1,1,W64).
   BConvArgs a;
   a.x = x;
@@ -132,6 +171,7 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
   a.stage = stage;
   a.out = out;
   a.prepared = prepared;
+  a.weight_mask = weight_mask;
   bconv2d(a, isa, threads);
 }
 

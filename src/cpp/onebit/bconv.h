@@ -55,13 +55,34 @@ struct PreparedWeights {
   std::shared_ptr<uint64_t> words;  // 64-byte aligned, ISA-specific layout
   size_t nwords = 0;
   std::vector<int32_t> pcw;         // per-tap weight popcounts (AVX2 padding correction)
+  // Pruned layer (prepared with a weight_mask; docs/kernels.md "Masked (pruned) binary layers").
+  // The scalar masked kernel reads `words` (packed layout) and `mask`; the AVX2 one reads `pcw`
+  // and the list layout below (then `words` is empty).
+  bool masked = false;
+  std::shared_ptr<uint64_t> mask;   // scalar: copy of the packed mask (Cout,KH,KW,W64)
+  size_t nmask = 0;
+  // AVX2 list layout, per 8-output-channel block b. Entries (kh, kw, wd) with some kept weight
+  // in the block, each stored as the tap word index (kh*KW + kw)*W64 + wd, sorted by kh:
+  // "full" entries (every channel keeps every real bit of the word: no AND needed) and
+  // "partial" ones (AND with the mask). Entries of block b with kernel row kh:
+  // [rows_full[b*(KH+1) + kh], rows_full[b*(KH+1) + kh + 1]) (likewise rows_part).
+  std::vector<int32_t> ent_full, ent_part;
+  std::vector<int64_t> rows_full, rows_part;
+  std::shared_ptr<uint64_t> wfull;  // per full entry: [lo 8 | hi 8] nibble-split weight words
+  std::shared_ptr<uint64_t> wpart;  // per partial entry: [w lo 8 | w hi 8 | m lo 8 | m hi 8]
+  // Kept-weight counts: 2-D prefix sums over taps, [blocks][(KH+1)*(KW+1)][8]: the kept count
+  // of channel j over taps [kh0,kh1) x [kw0,kw1) is S[kh1][kw1] - S[kh0][kw1] - S[kh1][kw0] + S[kh0][kw0].
+  std::vector<int32_t> kept_prefix;
 };
 
 struct BConvArgs {
   const uint64_t* x = nullptr;            // (N,H,W,W64)
   const uint64_t* w = nullptr;            // (Cout,KH,KW,W64)
-  // Reserved for the pruning issue: (Cout,KH,KW,W64) mask, bit 0 = pruned weight (value 0).
-  // Must be nullptr for now (the dispatcher rejects a mask).
+  // Optional pruning mask (Cout,KH,KW,W64): bit 1 = weight kept, bit 0 = weight pruned (value 0).
+  // Canonical: channel padding bits 0 and no weight bit set where the mask bit is 0. Then
+  //   y = L_T - 2 * sum_{in-bounds taps, words} popcount((x XOR w) AND m),
+  // L_T = kept weights of the output channel at the in-bounds taps. Not with `prepared` (a
+  // prepared layer carries its own mask).
   const uint64_t* weight_mask = nullptr;
   // Optional: weights already prepared for the ISA of the call (then `w` is not read).
   const PreparedWeights* prepared = nullptr;
@@ -75,15 +96,22 @@ struct BConvArgs {
 void bconv2d(const BConvArgs& args, Isa isa, int threads);
 
 // Re-lays out packed weights (Cout,KH,KW,W64) for `isa`'s conv kernel (std::invalid_argument
-// on bad sizes or an unsupported ISA). Pass the result as BConvArgs::prepared.
+// on bad sizes, a non-canonical mask or an unsupported ISA). Pass the result as
+// BConvArgs::prepared. With `weight_mask` the result carries the mask (pruned layer).
 std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,
-                                                             int64_t kw, int64_t cin, Isa isa, int threads);
+                                                             int64_t kw, int64_t cin, Isa isa, int threads,
+                                                             const uint64_t* weight_mask = nullptr);
+
+// Checks a pruning mask against its weights (both (Cout, taps, W64) packed along `cin`):
+// channel padding bits of the mask 0, and no weight bit set under a pruned (0) mask bit.
+// std::invalid_argument naming the first offending (channel, tap, word) otherwise.
+void check_weight_mask(const uint64_t* w, const uint64_t* mask, int64_t cout, int64_t taps, int64_t cin);
 
 // Binary fully connected: x (N,W64), w (Cout,W64), `in_features` = Cin. Same output stages;
 // implemented as a 1x1 convolution over a 1x1 image.
 void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features, int64_t cout,
             const OutputStage& stage, void* out, Isa isa, int threads,
-            const PreparedWeights* prepared = nullptr);
+            const PreparedWeights* prepared = nullptr, const uint64_t* weight_mask = nullptr);
 
 // Runs an L1-resident XOR + popcount + add loop for about `seconds` on one thread and returns
 // the achieved bit-MACs per second (the peak the benchmarks compare against).
@@ -99,6 +127,11 @@ void bconv_avx2(const BConvArgs& a, int threads);
 void bconv_avx512(const BConvArgs& a, int threads);
 void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
 void prepare_weights_avx512(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
+// Masked (pruned) layers: a.weight_mask (scalar: with a.w) or a.prepared->masked.
+void bconv_masked_scalar(const BConvArgs& a, int threads);
+void bconv_masked_avx2(const BConvArgs& a, int threads);  // also runs ISA avx512 with a mask
+void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
+                         int threads);
 // 64-byte aligned uninitialised storage for `n` words, freed by the shared_ptr.
 std::shared_ptr<uint64_t> aligned_words(size_t n);
 // One timed loop of `iters` iterations over `words` words of a and b (L1 resident);

@@ -31,22 +31,27 @@ def bitpack(x: np.ndarray, *, isa: str | None = None, threads: int | None = None
 
 
 def prepare_weights(w_packed: np.ndarray, *, in_channels: int, isa: str | None = None,
-                    threads: int | None = None) -> PreparedWeights:
+                    threads: int | None = None, weight_mask: np.ndarray | None = None) -> PreparedWeights:
     """Re-lay out packed weights once for one ISA's kernel; pass the result as ``w_packed``.
 
     Conv weights (Cout, KH, KW, W64) or dense weights (Cout, W64). Without it every call re-lays
     the weights out (for 512x3x3x512 that is ~15% of an AVX2 layer call). The result is tied to
     ``isa`` (a call with another ISA raises ValueError) and copies the weights (later changes to
     ``w_packed`` are not seen).
+
+    ``weight_mask`` (a pruned layer, see :func:`bconv2d`) is copied into the result, which then
+    runs the masked kernels (``.masked`` is True); calls with it take no ``weight_mask``.
     """
-    return engine.prepare_weights(w_packed, in_channels=in_channels, isa=isa, threads=threads)
+    return engine.prepare_weights(w_packed, in_channels=in_channels, isa=isa, threads=threads,
+                                  weight_mask=weight_mask)
 
 
 def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_channels: int, stride: int = 1,
             padding: int | str = 0, output: str = "int32", threshold: np.ndarray | None = None,
             direction: np.ndarray | None = None, multiplier: np.ndarray | None = None,
             bias: np.ndarray | None = None, shift: int | None = None, scale: np.ndarray | None = None,
-            isa: str | None = None, threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+            isa: str | None = None, threads: int | None = None, out: np.ndarray | None = None,
+            weight_mask: np.ndarray | None = None) -> np.ndarray:
     """Binary direct convolution with a fused output stage (no im2col).
 
     ``x_packed`` (N, H, W, W64) uint64, ``w_packed`` (Cout, KH, KW, W64) uint64 (or
@@ -61,24 +66,32 @@ def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_
     - ``"int8"`` (BN + clip block folded, BNN-Clip): ``multiplier`` int32, ``bias`` int32,
       ``shift`` in 1..31: ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)``, (N, OH, OW, Cout) int8;
     - ``"float"``: ``scale``, ``bias`` float32: ``float32(y) * scale + bias`` (no FMA).
+
+    Pruned layers: ``weight_mask`` uint64 of the packed weight shape, bit 1 = weight kept, bit 0 =
+    weight pruned (value 0: ternary weights). It must be canonical (padding bits 0, no weight bit
+    set under a 0 mask bit; ValueError otherwise). Then ``y = L_T - 2*popcount((x XOR w) AND m)``
+    over the in-bounds taps, L_T = kept weights at those taps; an all-ones mask gives the dense
+    result. Not together with prepared weights (pass the mask to :func:`prepare_weights`).
     """
     return engine.bconv2d(x_packed, w_packed, in_channels=in_channels, stride=stride, padding=padding,
                           output=output, threshold=threshold, direction=direction, multiplier=multiplier,
-                          bias=bias, shift=shift, scale=scale, isa=isa, threads=threads, out=out)
+                          bias=bias, shift=shift, scale=scale, isa=isa, threads=threads, out=out,
+                          weight_mask=weight_mask)
 
 
 def bdense(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_features: int, output: str = "int32",
            threshold: np.ndarray | None = None, direction: np.ndarray | None = None,
            multiplier: np.ndarray | None = None, bias: np.ndarray | None = None, shift: int | None = None,
            scale: np.ndarray | None = None, isa: str | None = None, threads: int | None = None,
-           out: np.ndarray | None = None) -> np.ndarray:
+           out: np.ndarray | None = None, weight_mask: np.ndarray | None = None) -> np.ndarray:
     """Binary fully connected layer: ``x_packed`` (N, W64) x ``w_packed`` (Cout, W64) -> (N, Cout[/64]).
 
-    ``y = in_features - 2*popcount(x XOR w)``; output stages as in :func:`bconv2d`.
+    ``y = in_features - 2*popcount(x XOR w)``; output stages and ``weight_mask`` (Cout, W64) as in
+    :func:`bconv2d` (masked: ``y = kept - 2*popcount((x XOR w) AND m)``).
     """
     return engine.bdense(x_packed, w_packed, in_features=in_features, output=output, threshold=threshold,
                          direction=direction, multiplier=multiplier, bias=bias, shift=shift, scale=scale,
-                         isa=isa, threads=threads, out=out)
+                         isa=isa, threads=threads, out=out, weight_mask=weight_mask)
 
 
 def accumulator_bits(k_bits: int) -> int:

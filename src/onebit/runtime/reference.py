@@ -7,6 +7,9 @@ int64. The output stages follow docs/format.md §5 literally:
 - (a) bits:  ``bit = y < t`` where ``d = +1``, ``bit = y > t`` where ``d = -1`` (bit 1 means -1);
 - (b) int8:  ``q = clamp((y*M + B + 2**(S-1)) >> S, -127, 127)`` in int64 (BNN-Clip folding);
 - (c) float: ``float32(y) * scale + bias`` (multiply, round, add, round).
+
+Pruned layers (``weight_mask``, bit 1 = kept, bit 0 = pruned): the weights become ternary
+{-1, 0, +1} (``w * keep``) and the same sums give ``y = L_T - 2*popcount((x XOR w) AND m)``.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ __all__ = [
     "conv_out_size",
     "bconv2d_int",
     "bdense_int",
+    "ternary_weights",
     "stage_bits",
     "stage_int8",
     "stage_float",
@@ -41,17 +45,38 @@ def _padding(padding: int | str, kh: int, kw: int) -> int:
     return int(padding)
 
 
+def ternary_weights(w_packed: np.ndarray, in_channels: int, weight_mask: np.ndarray | None = None) -> np.ndarray:
+    """Unpacked weights as int64: +-1, times 0 where ``weight_mask`` has bit 0 (pruned).
+
+    The mask must have the packed weight shape and be canonical (no weight bit set under a pruned
+    mask bit, padding bits 0); ValueError otherwise, as the engine.
+    """
+    w = bits.unpack(w_packed, in_channels).astype(np.int64)
+    if weight_mask is None:
+        return w
+    m = np.asarray(weight_mask)
+    if m.dtype != np.uint64 or m.shape != w_packed.shape:
+        raise ValueError(f"weight_mask must be uint64 of shape {w_packed.shape}, got {m.dtype} {m.shape}")
+    if np.any(w_packed & ~m):
+        raise ValueError("weight bits are set where weight_mask is 0")
+    if in_channels % 64 and np.any(m[..., -1] >> np.uint64(in_channels % 64)):
+        raise ValueError("weight_mask has nonzero padding bits")
+    keep = bits.unpack(m, in_channels) < 0  # bit 1 (unpacks to -1) = kept
+    return w * keep
+
+
 def bconv2d_int(x_packed: np.ndarray, w_packed: np.ndarray, in_channels: int, stride: int = 1,
-                padding: int | str = 0) -> np.ndarray:
+                padding: int | str = 0, weight_mask: np.ndarray | None = None) -> np.ndarray:
     """Binary conv accumulator ``y`` (int64, NHWC) of packed input and packed OHWI weights.
 
     ``y[n, oh, ow, co] = sum over in-bounds taps and channels of x * w`` with x, w in {-1, +1};
-    equal to ``T*Cin - 2*popcount(x XOR w)`` over the T in-bounds taps.
+    equal to ``T*Cin - 2*popcount(x XOR w)`` over the T in-bounds taps. With ``weight_mask``
+    the pruned weights are 0 (see :func:`ternary_weights`).
     """
     cout, kh, kw, _ = w_packed.shape
     pad = _padding(padding, kh, kw)
     x = bits.unpack(x_packed, in_channels).astype(np.int64)
-    w = bits.unpack(w_packed, in_channels).astype(np.int64)
+    w = ternary_weights(w_packed, in_channels, weight_mask)
     n, h, wd, _ = x.shape
     oh, ow = conv_out_size(h, kh, stride, pad), conv_out_size(wd, kw, stride, pad)
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # true zeros
@@ -63,10 +88,12 @@ def bconv2d_int(x_packed: np.ndarray, w_packed: np.ndarray, in_channels: int, st
     return y
 
 
-def bdense_int(x_packed: np.ndarray, w_packed: np.ndarray, in_features: int) -> np.ndarray:
-    """Binary dense accumulator ``y = x @ w.T`` (int64) on +-1 values of packed rows."""
+def bdense_int(x_packed: np.ndarray, w_packed: np.ndarray, in_features: int,
+               weight_mask: np.ndarray | None = None) -> np.ndarray:
+    """Binary dense accumulator ``y = x @ w.T`` (int64) on +-1 values of packed rows (pruned
+    weights 0 with ``weight_mask``)."""
     x = bits.unpack(x_packed, in_features).astype(np.int64)
-    w = bits.unpack(w_packed, in_features).astype(np.int64)
+    w = ternary_weights(w_packed, in_features, weight_mask)
     return x @ w.T
 
 
@@ -109,13 +136,14 @@ def _stage(y: np.ndarray, output: str, threshold=None, direction=None, multiplie
 
 
 def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray, *, in_channels: int, stride: int = 1,
-            padding: int | str = 0, output: str = "int32", **stage) -> np.ndarray:
+            padding: int | str = 0, output: str = "int32", weight_mask: np.ndarray | None = None,
+            **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bconv2d`` (same arguments, same result)."""
-    y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding)
+    y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding, weight_mask)
     return _stage(y, output, **stage)
 
 
 def bdense(x_packed: np.ndarray, w_packed: np.ndarray, *, in_features: int, output: str = "int32",
-           **stage) -> np.ndarray:
+           weight_mask: np.ndarray | None = None, **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bdense`` (same arguments, same result)."""
-    return _stage(bdense_int(x_packed, w_packed, in_features), output, **stage)
+    return _stage(bdense_int(x_packed, w_packed, in_features, weight_mask), output, **stage)

@@ -1,0 +1,70 @@
+// Scalar reference of the masked (pruned) binary convolution: the executable spec the AVX2
+// masked kernel must equal. Weights are ternary: mask bit 0 = pruned weight (value 0), bit 1 =
+// kept weight (+1 / -1 from the weight bit). A tap contributes
+//   kept(tap) - 2 * popcount((x XOR w) AND m)      in [-kept(tap), kept(tap)],
+// kept(tap) = popcount of the tap's mask words (channel padding bits are 0), and only in-bounds
+// taps count (TRUE-ZERO padding). |partial sums| <= kept weights <= K, so the accumulator choice
+// of the dense reference (int16 when K <= 32767) stays exact.
+#include <vector>
+
+#include "onebit/kernels/bconv_common.h"
+#include "onebit/kernels/output_stage.h"
+
+namespace onebit::kernels {
+namespace {
+
+template <typename Acc>
+void masked_row(const BConvArgs& a, int64_t n, int64_t oh, int64_t c0, int64_t c1, int32_t* dots) {
+  const BConvShape& s = a.s;
+  const int64_t W64 = s.words(), OW = s.out_w(), ld = c1 - c0;
+  int64_t kh0, kh1;
+  tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    int64_t kw0, kw1;
+    tap_range(ow, s.stride, s.pad, s.kw, s.w, kw0, kw1);
+    for (int64_t co = c0; co < c1; ++co) {
+      Acc acc = 0;
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t ih = oh * s.stride - s.pad + kh;
+        for (int64_t kw = kw0; kw < kw1; ++kw) {
+          const int64_t iw = ow * s.stride - s.pad + kw;
+          const uint64_t* xp = a.x + ((n * s.h + ih) * s.w + iw) * W64;
+          const int64_t wo = ((co * s.kh + kh) * s.kw + kw) * W64;
+          const uint64_t* wp = a.w + wo;
+          const uint64_t* mp = a.weight_mask + wo;
+          int32_t pc = 0, kept = 0;
+          for (int64_t wd = 0; wd < W64; ++wd) {
+            pc += __builtin_popcountll((xp[wd] ^ wp[wd]) & mp[wd]);
+            kept += __builtin_popcountll(mp[wd]);
+          }
+          acc = static_cast<Acc>(acc + static_cast<Acc>(kept - 2 * pc));
+        }
+      }
+      dots[ow * ld + (co - c0)] = acc;
+    }
+  }
+}
+
+}  // namespace
+
+void bconv_masked_scalar(const BConvArgs& a, int threads) {
+  const BConvShape& s = a.s;
+  const TaskSplit split = split_tasks(s, threads);
+  const int64_t OH = s.out_h(), OW = s.out_w();
+  const bool narrow = accumulator_bits(s.k_bits()) == 16;
+  parallel_for(split.tasks(), threads, [&](int64_t t0, int64_t t1) {
+    std::vector<int32_t> dots(static_cast<size_t>(OW * split.chunk));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t row = t / split.chunks, ci = t % split.chunks;
+      const int64_t n = row / OH, oh = row % OH;
+      const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
+      if (narrow)
+        masked_row<int16_t>(a, n, oh, c0, c1, dots.data());
+      else
+        masked_row<int32_t>(a, n, oh, c0, c1, dots.data());
+      write_stage_scalar(a.stage, dots.data(), c1 - c0, OW, row * OW, c0, c1, s.cout, a.out);
+    }
+  });
+}
+
+}  // namespace onebit::kernels
