@@ -62,3 +62,18 @@ def popcount(words: np.ndarray) -> np.ndarray:
 def dot(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """Binary dot product of packed vectors over the last axis: K - 2 * popcount(a XOR b)."""
     return k - 2 * popcount(np.bitwise_xor(a, b)).sum(axis=-1)
+
+
+def pack_mask(keep: np.ndarray) -> np.ndarray:
+    """Pack a pruning mask like weights (docs/format.md §7.3): (..., C) -> (..., ceil(C/64)) uint64.
+
+    Bit 1 = kept weight (``keep`` true / non-zero), bit 0 = pruned; padding bits 0.
+    """
+    keep = np.asarray(keep)
+    return pack(np.where(keep != 0, -1, 1).astype(np.int8))
+
+
+def kept_counts(mask: np.ndarray) -> np.ndarray:
+    """Kept weights per output channel (axis 0) of a packed mask, int64 ``(Cout,)``."""
+    mask = np.asarray(mask)
+    return popcount(mask).reshape(mask.shape[0], -1).sum(axis=1)

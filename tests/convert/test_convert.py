@@ -89,15 +89,6 @@ def test_convert_rejects_functional_op_between_layers():
         cv.to_bytes(M().eval(), input_spec=MNIST_SPEC)
 
 
-def test_convert_rejects_pruned_weights():
-    m = tiny_model(0)
-    mask = torch.ones_like(m[3].weight)
-    mask[0, 0, 0, 0] = 0
-    m[3].set_weight_mask(mask)
-    with pytest.raises(ConversionError, match="layer '3'.*ternary"):
-        cv.to_bytes(m, input_spec=MNIST_SPEC)
-
-
 def test_convert_export_then_simulate_from_file(tmp_path):
     m = tiny_model(4, clip=True)
     p = cv.export(m, tmp_path / "t.onebit", input_spec=MNIST_SPEC)

@@ -123,6 +123,8 @@ class _Builder:
         a = _t(m.channel_scale()) if m.scale == "channel" else np.ones(wq.shape[0])
         b = _t(m.bias) if m.bias is not None else np.zeros(wq.shape[0])
         wq = wq.detach().cpu().numpy()
+        # pruned (ternary) weights: the 0/1 mask goes through the same permutation as the signs
+        keep = None if m.weight_mask is None else m.weight_mask.detach().cpu().numpy() != 0
         if isinstance(m, BinaryConv2d):
             if len(x.shape) != 3:
                 raise ConversionError(f"layer {name!r} (BinaryConv2d): input is not a feature map")
@@ -132,8 +134,12 @@ class _Builder:
                          stride=_pair(m.stride), padding=_pad(name, m))
             oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
             ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
-            packed = _bits.pack(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI, packed along Cin
-            self._binary_pending(name, "bconv2d", attrs, packed, a, b, kh * kw * cin, (oh, ow, m.out_channels))
+
+            def layout(v):  # OIHW -> OHWI, packed along Cin
+                return v.transpose(0, 2, 3, 1)
+
+            self._binary_pending(name, "bconv2d", attrs, wq, keep, layout, a, b, kh * kw * cin,
+                                 (oh, ow, m.out_channels))
         else:
             out = m.out_features
             if len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1 and x.shape[2] % 64 == 0:
@@ -145,9 +151,12 @@ class _Builder:
                     raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
                                           f"!= flattened input {h}x{w}x{c}")
                 self.flatten(f"{name}.flatten")
-                flat = wq.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, -1)
+
+                def layout(v):
+                    return v.reshape(out, c, h, w).transpose(0, 2, 3, 1).reshape(out, -1)
+
                 attrs = dict(in_features=h * w * c, out_features=out)
-                self._binary_pending(name, "bdense", attrs, _bits.pack(flat), a, b, h * w * c, (out,))
+                self._binary_pending(name, "bdense", attrs, wq, keep, layout, a, b, h * w * c, (out,))
             elif len(x.shape) == 3 and x.shape[0] * x.shape[1] > 1:
                 # flatten + dense == a convolution whose kernel covers the whole map: the weight
                 # columns (NCHW flatten order c*H*W + h*W + w) become an OHWI kernel, no repacking
@@ -155,9 +164,12 @@ class _Builder:
                 if m.in_features != h * w * c:
                     raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
                                           f"!= flattened input {h}x{w}x{c}")
-                kern = wq.reshape(out, c, h, w).transpose(0, 2, 3, 1)
+
+                def layout(v):
+                    return v.reshape(out, c, h, w).transpose(0, 2, 3, 1)
+
                 attrs = dict(in_channels=c, out_channels=out, kernel=[h, w], stride=[1, 1], padding=[0, 0])
-                self._binary_pending(name, "bconv2d", attrs, _bits.pack(kern), a, b, h * w * c, (1, 1, out))
+                self._binary_pending(name, "bconv2d", attrs, wq, keep, layout, a, b, h * w * c, (1, 1, out))
             else:
                 if len(x.shape) == 3:
                     self.flatten(f"{name}.flatten")
@@ -166,13 +178,24 @@ class _Builder:
                     raise ConversionError(f"layer {name!r} (BinaryLinear): in_features {m.in_features} "
                                           f"!= input features {cin}")
                 attrs = dict(in_features=cin, out_features=out)
-                self._binary_pending(name, "bdense", attrs, _bits.pack(wq), a, b, cin, (out,))
+                self._binary_pending(name, "bdense", attrs, wq, keep, lambda v: v, a, b, cin, (out,))
 
-    def _binary_pending(self, name, type_, attrs, packed, a, b, k, out_shape):
+    def _binary_pending(self, name, type_, attrs, wq, keep, layout, a, b, k, out_shape):
+        """Pack the +-1 weights ``wq`` (and the kept-weight mask ``keep``, or None) in the engine
+        layout ``layout(v)`` (docs/format.md §2, §7.3). A pruned weight is stored as bit 0 under a
+        mask bit 0 (canonical form); the mask is stored only when some weight is pruned, and the
+        accumulator bound is then the largest count of kept weights of one output channel."""
+        packed = _bits.pack(layout(wq))
+        tensors = {"weight": packed}
+        if keep is not None and not keep.all():
+            mask = _bits.pack_mask(layout(keep))
+            packed &= mask  # weight bits under pruned positions are 0
+            tensors["weight_mask"] = mask
+            k = int(_bits.kept_counts(mask).max(initial=0))
         # accumulator bound: a binary dot over K bits lies in [-K, K] (docs/format.md §4)
         attrs["accumulator_bound"] = int(k)
         attrs["accumulator_bits"] = 16 if k <= INT16_MAX_K else 32
-        self.pending = _Pending(name, type_, attrs, {"weight": packed}, a, b, int(k), self.cur, out_shape)
+        self.pending = _Pending(name, type_, attrs, tensors, a, b, int(k), self.cur, out_shape)
 
     def float_linear(self, name, m: nn.Linear):
         self.finalize("f32", name)
@@ -478,9 +501,6 @@ def _check_binary(name, m):
     if m.input_precision != 1 or m.weight_precision != 1:
         raise ConversionError(f"layer {name!r} ({kind}): input and weight quantizers must be "
                               f"1-bit sign quantizers (got {m.input_precision}/{m.weight_precision} bits)")
-    if m.weight_mask is not None and not bool((m.weight_mask != 0).all()):
-        raise ConversionError(f"layer {name!r} ({kind}): pruned (ternary) weights are not "
-                              f"supported by format v1; remove pruned channels first")
 
 
 # ----------------------------------------------------------------------------- tracing

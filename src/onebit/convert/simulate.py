@@ -5,7 +5,8 @@
 engine runs, with the engine's arithmetic (docs/format.md §3-5):
 
 - binary conv / dense: ``F.conv2d`` of +-1 values with zero padding — exact integers
-  (true-zero padding: out-of-bounds taps add nothing). The convolutions run in float32 when
+  (true-zero padding: out-of-bounds taps add nothing). A pruned op's weights (``weight_mask``)
+  are ternary: pruned weights are 0 and add nothing, as in the engine. The convolutions run in float32 when
   every partial sum is an integer below 2^24 in magnitude (then any summation order is exact),
   else in float64 (exact below 2^53);
 - the uint8 input conv: ``acc = conv(u - zp, q)`` (exact integers, see above) where the
@@ -13,9 +14,14 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
 - stage (a) ``bit = y < t`` (d = +1) / ``y > t`` (d = -1); stage (b) int64
   ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)`` (arithmetic shift); stage (c)
   ``float32(y) * scale + bias`` (two roundings, no FMA);
-- max pooling on +-1 / int8 values with ignored padding; flatten in NHWC order;
-- the float head ``x @ W.T + b`` in float32 (the engine's summation order may differ: logits
-  agree to float32 rounding there, everything before is bit-exact).
+- max pooling on +-1 / int8 / float32 values with ignored padding; flatten in NHWC order;
+- the float layers in the engine's documented float32 operation order, so that they too are
+  bit-exact: ``dense_f32`` and ``conv1x1_f32`` as the ``dense_float`` contract
+  (src/cpp/onebit/densef.h: eight partial sums over ``i % 8``, products rounded, no FMA,
+  combined ``((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))``, then ``+ bias``; :func:`dense_f32`),
+  float average pooling and global average pooling as taps summed in row-major order from
+  +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
+  :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each).
 Activations are kept NCHW: bits as float32 +-1, int8 as float32 integers (exact).
 """
 from __future__ import annotations
@@ -62,12 +68,13 @@ class IntegerSimulation(nn.Module):
                 bound = None
             if bound is not None:
                 self._dtype[op.name] = torch.float32 if bound < 2**24 else torch.float64
-            if op.type == "bconv2d":
-                w = bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_channels"])
-                self._w[op.name] = torch.from_numpy(w.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
-            elif op.type == "bdense":
-                w = bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_features"])
-                self._w[op.name] = torch.from_numpy(w.astype(np.float64))
+            if op.type in ("bconv2d", "bdense"):
+                cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
+                w = bits.unpack(model_file.tensors[op.tensors["weight"]], cin).astype(np.float64)
+                if "weight_mask" in op.tensors:  # pruned weights are exact zeros (bit 1 = kept)
+                    w *= bits.unpack(model_file.tensors[op.tensors["weight_mask"]], cin) < 0
+                w = torch.from_numpy(w)
+                self._w[op.name] = w.permute(0, 3, 1, 2).contiguous() if op.type == "bconv2d" else w
             elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
                 self._w[op.name] = torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
@@ -106,17 +113,12 @@ class IntegerSimulation(nn.Module):
 
     def _avgpool(self, op, x):
         a = op.attrs
-        k, st, p = a["kernel"], a["stride"], a["padding"]
+        k, st, p, ceil = a["kernel"], a["stride"], a["padding"], a.get("ceil_mode", False)
         if self.values[op.inputs[0]].kind == "f32":
-            return F.avg_pool2d(x.to(torch.float32), k, st, p, count_include_pad=a["count_include_pad"])
+            return avgpool_f32(x.to(torch.float32), k, st, p, a["count_include_pad"], ceil)
         # int8: exact window sum s and divisor d, q = clamp(floor((2s + d) / 2d), -127, 127)
-        x = x.to(torch.float64)
-        s = F.avg_pool2d(x, k, st, p, count_include_pad=True, divisor_override=1)
-        if a["count_include_pad"]:
-            d = torch.full_like(s, float(k[0] * k[1]))
-        else:
-            ones = torch.ones_like(x[:1, :1])
-            d = F.avg_pool2d(ones, k, st, p, count_include_pad=True, divisor_override=1)
+        s = sum(_window_taps(x.to(torch.float64), k, st, p, ceil, 0.0))
+        d = pool_divisor(x.shape[-2:], k, st, p, a["count_include_pad"], ceil)
         q = torch.floor((2 * s + d) / (2 * d))
         return q.clamp(-127, 127).to(torch.float32)
 
@@ -132,10 +134,11 @@ class IntegerSimulation(nn.Module):
         if op.type in ("bconv2d", "conv2d_i8"):  # zero padding: true zero / int8 zero point 0
             y = self._conv(op, x)
             return self._stage(op, y)
-        if op.type == "conv1x1_f32":  # float32 1x1 conv (a dense layer per pixel)
+        if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
-            y = x.to(torch.float32).permute(0, 2, 3, 1) @ w.T + b
-            return y.permute(0, 3, 1, 2)
+            n, c, h, wd = x.shape
+            y = dense_f32(x.to(torch.float32).permute(0, 2, 3, 1).reshape(-1, c), w, b)
+            return y.reshape(n, h, wd, -1).permute(0, 3, 1, 2)
         if op.type == "avgpool2d":
             return self._avgpool(op, x)
         if op.type == "global_avgpool":
@@ -144,13 +147,13 @@ class IntegerSimulation(nn.Module):
                 hw = x.shape[2] * x.shape[3]
                 m = np.float32(np.float64(np.float32(self.values[op.inputs[0]].scale)) / hw)
                 return x.to(torch.float64).sum(dim=(2, 3)).to(torch.float32) * torch.tensor(m)
-            return x.to(torch.float32).mean(dim=(2, 3))
+            return global_avgpool_f32(x)
         if op.type == "bdense":
             dt = self._dtype[op.name]
             w = self._w[op.name] if dt == torch.float64 else self._w32.setdefault(op.name, self._w[op.name].float())
             return self._stage(op, (x.to(dt) @ w.T))
         if op.type == "maxpool2d":
-            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
+            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a.get("ceil_mode", False))
         if op.type == "flatten":
             return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x
         if op.type == "bitpack":  # int8 / float32 -> +-1, bit = (x < 0)
@@ -160,8 +163,7 @@ class IntegerSimulation(nn.Module):
         if op.type == "clamp_f32":
             return x.clamp(torch.tensor(a["min"], dtype=torch.float32), torch.tensor(a["max"], dtype=torch.float32))
         if op.type == "dense_f32":
-            w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
-            return x.to(torch.float32) @ w.T + b
+            return dense_f32(x.to(torch.float32), self._tensor(op, "weight"), self._tensor(op, "bias"))
         raise NotImplementedError(op.type)  # unreachable: the loader validated op types
 
     def _stage(self, op, y):
@@ -181,6 +183,96 @@ class IntegerSimulation(nn.Module):
         scale = self._tensor(op, "scale").view(shape)
         bias = self._tensor(op, "bias").view(shape)
         return y.to(torch.float32) * scale + bias
+
+
+def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 << 22) -> torch.Tensor:
+    """``x @ w.T + b`` (float32, ``x`` (P, in), ``w`` (out, in)) in the engine's operation order.
+
+    The ``dense_float`` contract (src/cpp/onebit/densef.h, docs/kernels.md): eight partial sums
+    ``acc[j]`` from +0.0, element ``i`` added as ``acc[i % 8] += float32(x[i] * w[i])`` (product
+    rounded, then the sum; zero products past ``in``), then
+    ``((acc0 + acc4) + (acc2 + acc6)) + ((acc1 + acc5) + (acc3 + acc7)) + bias``. Every step is
+    one IEEE float32 operation in PyTorch too, so the result equals the engine's bit for bit.
+    Rows are processed in chunks of at most ``block`` products per step.
+    """
+    x, w, b = x.to(torch.float32), w.to(torch.float32), b.to(torch.float32)
+    p, n = x.shape
+    o = w.shape[0]
+    n8 = -(-n // 8) * 8
+    if n8 != n:  # padded products are +-0: adding them changes no partial sum
+        x = F.pad(x, (0, n8 - n))
+        w = F.pad(w, (0, n8 - n))
+    wr = w.reshape(o, n8 // 8, 8)
+    xr = x.reshape(p, n8 // 8, 8)
+    out = torch.empty(p, o, dtype=torch.float32)
+    rows = max(1, block // max(1, o * 8))
+    for r0 in range(0, p, rows):
+        xs = xr[r0:r0 + rows]
+        acc = torch.zeros(xs.shape[0], o, 8, dtype=torch.float32)
+        for t in range(n8 // 8):
+            acc = acc + xs[:, None, t, :] * wr[None, :, t, :]
+        a = acc.unbind(-1)
+        s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+        out[r0:r0 + rows] = s + b
+    return out
+
+
+def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size (with ``ceil_mode``, the last window must start inside
+    the input or its left padding)."""
+    if not ceil_mode:
+        return (size + 2 * p - k) // s + 1
+    o = -(-(size + 2 * p - k) // s) + 1
+    return o - 1 if (o - 1) * s >= size + p else o
+
+
+def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:
+    """(OH, OW) float64 divisor of every average-pooling window, PyTorch's rule: the window
+    clipped to the padded input (``count_include_pad``) or to the input (otherwise)."""
+    axes = []
+    for size, kk, ss, pp in zip(hw, k, s, p):
+        o = pool_output_size(size, kk, ss, pp, ceil_mode)
+        start = torch.arange(o, dtype=torch.float64) * ss - pp
+        end = torch.clamp(start + kk, max=size + pp)
+        if not count_include_pad:
+            start, end = start.clamp(min=0), end.clamp(max=size)
+        axes.append(end - start)
+    return axes[0][:, None] * axes[1][None, :]
+
+
+def _window_taps(x, k, s, p, ceil_mode, fill):
+    """The (i, j) taps of every pooling window in row-major window order: strided views of the
+    input padded with ``fill`` (left/top ``p``, right/bottom as far as the last window reaches)."""
+    h, w = x.shape[-2:]
+    oh, ow = (pool_output_size(d, kk, ss, pp, ceil_mode) for d, kk, ss, pp in zip((h, w), k, s, p))
+    rb = max(0, (oh - 1) * s[0] + k[0] - h - p[0])
+    rr = max(0, (ow - 1) * s[1] + k[1] - w - p[1])
+    xp = F.pad(x, (p[1], rr, p[0], rb), value=fill)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            yield xp[..., i:i + s[0] * (oh - 1) + 1:s[0], j:j + s[1] * (ow - 1) + 1:s[1]]
+
+
+def avgpool_f32(x: torch.Tensor, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:
+    """float32 average pooling in the engine's order: in-bounds taps summed in row-major window
+    order from +0.0 (padded taps add +0.0, which changes no sum that starts at +0.0), then
+    divided by ``float32(d)`` (:func:`pool_divisor`)."""
+    acc = None
+    for tap in _window_taps(x.to(torch.float32), k, s, p, ceil_mode, 0.0):
+        acc = torch.zeros_like(tap) + tap if acc is None else acc + tap
+    d = pool_divisor(x.shape[-2:], k, s, p, count_include_pad, ceil_mode).to(torch.float32)
+    return acc / d
+
+
+def global_avgpool_f32(x: torch.Tensor) -> torch.Tensor:
+    """float32 (N, C, H, W) -> (N, C): pixels summed in row-major order from +0.0, divided by
+    ``float32(H*W)`` (the engine's ``global_avgpool_float``)."""
+    x = x.to(torch.float32)
+    acc = torch.zeros(x.shape[:2], dtype=torch.float32)
+    for i in range(x.shape[2]):
+        for j in range(x.shape[3]):
+            acc = acc + x[:, :, i, j]
+    return acc / torch.tensor(float(x.shape[2] * x.shape[3]), dtype=torch.float32)
 
 
 def to_uint8(x, mean, std, hwc) -> torch.Tensor:

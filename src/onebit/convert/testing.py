@@ -104,3 +104,15 @@ def exact_model(seed=0, clip=False):
         m[0].bias.uniform_(-20, 20)
     randomize_bn(m, seed, input_shape=(2, 12, 12))
     return m.eval()
+
+
+def pruned(model: nn.Module, granularity: str, target: float = 0.4, input_size=None,
+           method: str = "latent", seed: int = 0) -> nn.Module:
+    """``model`` pruned in place by ``onebit.prune.Pruner`` to ``target`` fewer binary ops at
+    ``granularity`` (one shot, no fine-tuning) and finalized (channel granularity shrinks the
+    layers); eval mode. ``input_size`` (C, H, W) for models without ``input_shape``."""
+    from onebit.prune import Pruner
+
+    p = Pruner(model, method, granularity, target, input_size=input_size, seed=seed).prepare()
+    p.prune()
+    return p.finalize().eval()

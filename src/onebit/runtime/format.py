@@ -11,7 +11,8 @@ allocation, well-formed JSON, version, every tensor's dtype / shape / offsets (i
 contiguous, non-overlapping), the graph (known ops, inputs defined before use, shapes consistent,
 accumulator bounds vs widths; :mod:`onebit.runtime.graph`), every tensor against its op, and
 tensor contents the kernels rely on (channel padding bits zero, directions +-1, zero points in
-[0, 255], finite floats). Any failure is an ``onebit.FormatError`` naming the problem.
+[0, 255], finite floats; for pruned ops a weight mask with zero padding bits, weight bits 0 under
+pruned positions and the accumulator bound equal to the largest kept count). Any failure is an ``onebit.FormatError`` naming the problem.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from onebit.bits import kept_counts
 from onebit.errors import FormatError
-from onebit.runtime.graph import Op, Value, infer, op_from_json, value_from_json
+from onebit.runtime.graph import MASK_ROLE, Op, Value, infer, op_from_json, value_from_json
 
 FORMAT_NAME = "onebit"
 FORMAT_VERSION = 1
@@ -349,3 +351,15 @@ def _check_contents(op: Op, x: Value, t: dict):
             pad_mask = np.uint64(((1 << 64) - 1) ^ ((1 << rem) - 1))
             if (t["weight"][..., -1] & pad_mask).any():
                 bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")
+            if MASK_ROLE in t and (t[MASK_ROLE][..., -1] & pad_mask).any():
+                bad(f"weight_mask has non-zero channel padding bits (channels {cin}..)")
+        if MASK_ROLE in t:
+            m = t[MASK_ROLE]
+            if (t["weight"] & ~m).any():
+                n = int(np.count_nonzero(t["weight"] & ~m))
+                bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "
+                    f"words have a weight bit set where weight_mask is 0")
+            bound = int(kept_counts(m).max(initial=0))
+            if op.attrs["accumulator_bound"] != bound:
+                bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but weight_mask keeps at "
+                    f"most {bound} weights of one output channel")

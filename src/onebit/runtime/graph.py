@@ -30,6 +30,7 @@ MAX_DIM = 1 << 20  # no axis of a supported network is longer; bounds every allo
 MAX_ELEMENTS = 1 << 26  # per-sample elements of one value (the largest zoo value at 224 px: 0.8 M)
 MAX_TOTAL_ELEMENTS = 1 << 28  # per-sample elements of all values: bounds the Session's buffers
 INT16_MAX_K = 32767  # a binary dot over K <= 32767 bits is exact in int16 (docs/format.md §4)
+MASK_ROLE = "weight_mask"  # optional tensor of a pruned bconv2d / bdense (docs/format.md §7.3)
 
 
 @dataclass
@@ -158,20 +159,30 @@ def _spec_bconv2d(op, xs):
         _fail(op, f"input must be bits, got {x.kind}")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
     k = kh * kw * cin
-    _accumulator(op, k)
-    stage, tens, scale = _stage(op, cout, k)
+    bound = _accumulator(op, k, "kh*kw*Cin")
+    stage, tens, scale = _stage(op, cout, bound)
     tens["weight"] = ("uint64", (cout, kh, kw, num_words(cin)))
+    if MASK_ROLE in op.tensors:
+        tens[MASK_ROLE] = tens["weight"]
     return Value(stage, out_shape, scale), tens
 
 
-def _accumulator(op, k: int):
-    """The recorded bound must be K = kh*kw*Cin and the width must hold [-K, K] exactly."""
-    bound = _int(op, op.attrs, "accumulator_bound", 1, MAX_ELEMENTS)
-    if bound != k:
-        _fail(op, f"accumulator_bound = {bound} but kh*kw*Cin = {k}")
+def _accumulator(op, k: int, what: str) -> int:
+    """The recorded bound must be K (``what``) and the width must hold [-bound, bound] exactly.
+
+    A pruned op (one with a ``weight_mask`` tensor) records the largest number of kept weights
+    of one output channel instead, in [0, K]; the loader checks it against the mask's contents.
+    """
+    masked = MASK_ROLE in op.tensors
+    bound = _int(op, op.attrs, "accumulator_bound", 0 if masked else 1, MAX_ELEMENTS)
+    if masked and bound > k:
+        _fail(op, f"accumulator_bound = {bound} exceeds {what} = {k}")
+    if not masked and bound != k:
+        _fail(op, f"accumulator_bound = {bound} but {what} = {k}")
     bits = _choice(op, op.attrs, "accumulator_bits", (16, 32))
-    if bits == 16 and k > INT16_MAX_K:
-        _fail(op, f"accumulator_bits = 16 cannot hold a dot product over K = {k} > {INT16_MAX_K} bits")
+    if bits == 16 and bound > INT16_MAX_K:
+        _fail(op, f"accumulator_bits = 16 cannot hold a dot product over K = {bound} > {INT16_MAX_K} bits")
+    return bound
 
 
 def _dense_features(op, x, kind, kind_name):
@@ -187,9 +198,11 @@ def _dense_features(op, x, kind, kind_name):
 def _spec_bdense(op, xs):
     (x,) = xs
     cin, cout = _dense_features(op, x, "bits", "bits")
-    _accumulator(op, cin)
-    stage, tens, scale = _stage(op, cout, cin)
+    bound = _accumulator(op, cin, "in_features")
+    stage, tens, scale = _stage(op, cout, bound)
     tens["weight"] = ("uint64", (cout, num_words(cin)))
+    if MASK_ROLE in op.tensors:
+        tens[MASK_ROLE] = tens["weight"]
     return Value(stage, (cout,), scale), tens
 
 

@@ -1,0 +1,252 @@
+"""Pruned (ternary) models: export with a packed weight mask (docs/format.md §7.3), simulation ==
+float model where no rounding is involved, engine == simulation on every ISA for each pruning
+granularity, malformed masked files, and `onebit prune` -> `onebit export` -> `onebit eval` on MNIST."""
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import onebit.convert as cv
+from onebit import FormatError, bits
+from onebit.convert.compare import engine_vs_simulation
+from onebit.convert.testing import MNIST_SPEC, RAW_SPEC, exact_model, pruned, randomize_bn, tiny_model
+from onebit.runtime import Session, capabilities
+from onebit.runtime import format as fmt
+
+GRANULARITIES = ["weight", "word", "block", "channel"]
+REPO = Path(__file__).resolve().parents[2]
+DATA = os.environ.get("ONEBIT_DATA") or str(REPO.parent / "shared" / "datasets")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _masked_ops(mf):
+    return [op for op in mf.ops if "weight_mask" in op.tensors]
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_pruned_simulation_equals_float_model_when_exact(granularity):
+    m = pruned(exact_model(1), granularity, 0.4, input_size=(2, 12, 12))
+    sim = cv.simulate(m, input_spec=RAW_SPEC)
+    assert bool(_masked_ops(sim.file)) == (granularity != "channel")
+    u = torch.randint(0, 256, (64, 12, 12, 2), dtype=torch.uint8)
+    with torch.no_grad():
+        ref = m(u.permute(0, 3, 1, 2).float())
+    out = sim(u)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("granularity", ["weight", "word", "block"])
+def test_pruned_export_stores_canonical_mask(granularity):
+    m = pruned(tiny_model(2), granularity, 0.4, input_size=(1, 28, 28))
+    mf = fmt.loads(cv.to_bytes(m, input_spec=MNIST_SPEC))
+    ops = {op.name: op for op in _masked_ops(mf)}
+    assert set(ops) == {"3", "7", "11"}
+    conv = ops["3"]
+    w, mask = mf.tensors[conv.tensors["weight"]], mf.tensors[conv.tensors["weight_mask"]]
+    assert mask.dtype == np.uint64 and mask.shape == w.shape == (16, 3, 3, 1)
+    # bit layout: the layer's mask in OHWI order, bit 1 = kept
+    keep = m[3].weight_mask.numpy().transpose(0, 2, 3, 1) != 0
+    assert np.array_equal(bits.unpack(mask, 8) < 0, keep)
+    assert not (w & ~mask).any()  # weight bits under pruned positions are 0
+    # the kept weights carry the signs of the latent weights
+    signs = bits.unpack(w, 8)
+    wq = np.where(m[3].weight.detach().numpy().transpose(0, 2, 3, 1) >= 0, 1, -1)
+    assert np.array_equal(signs[keep], wq[keep])
+    for op in ops.values():
+        a = op.attrs
+        k = a["kernel"][0] * a["kernel"][1] * a["in_channels"] if op.type == "bconv2d" else a["in_features"]
+        counts = bits.kept_counts(mf.tensors[op.tensors["weight_mask"]])
+        assert a["accumulator_bound"] == counts.max() <= k
+
+
+def test_unpruned_layer_of_a_pruned_model_has_no_mask():
+    m = tiny_model(0)
+    keep = torch.ones_like(m[7].weight)
+    keep[3, 5, 1, 2] = 0
+    m[7].set_weight_mask(keep)
+    m[3].set_weight_mask(torch.ones_like(m[3].weight))  # all kept: stored as a plain layer
+    mf = fmt.loads(cv.to_bytes(m, input_spec=MNIST_SPEC))
+    assert [op.name for op in _masked_ops(mf)] == ["7"]
+    op = next(o for o in mf.ops if o.name == "7")
+    assert op.attrs["accumulator_bound"] == 3 * 3 * 16  # another channel keeps all its weights
+
+
+def _engine_equals_simulation(path, n=6, seed=0):
+    sim = cv.simulate(path)
+    shape = tuple(sim.file.input_spec["shape"])
+    u = np.random.default_rng(seed).integers(0, 256, (n,) + shape, dtype=np.uint8)
+    for isa in capabilities()["supported"]:
+        for threads in (1, 2):
+            sess = Session(path, isa=isa, threads=threads)
+            engine_vs_simulation(sess, sim, u)  # integers exact, float head to float32 rounding
+
+
+@pytest.mark.parametrize("clip", [False, True], ids=["f32-head", "int8-clip"])
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_pruned_tiny_engine_equals_simulation_every_isa(granularity, clip, tmp_path):
+    m = pruned(tiny_model(5, clip=clip), granularity, 0.4, input_size=(1, 28, 28))
+    p = cv.export(m, tmp_path / "p.onebit", input_spec=MNIST_SPEC)
+    assert bool(_masked_ops(fmt.load(p))) == (granularity != "channel")
+    _engine_equals_simulation(p)
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_pruned_mnist_small_engine_equals_simulation_every_isa(granularity, tmp_path):
+    import onebit.models as om
+
+    torch.manual_seed(0)
+    m = randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28)).eval()
+    m = pruned(m, granularity, 0.5)
+    p = cv.export(m, tmp_path / "p.onebit")
+    _engine_equals_simulation(p, n=4)
+
+
+# ----------------------------------------------------------------------------- malformed files
+
+@pytest.fixture(scope="module")
+def masked_bytes():
+    m = pruned(tiny_model(1, size=12), "weight", 0.4, input_size=(1, 12, 12))
+    return cv.to_bytes(m, input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
+
+
+def _split(data):
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), bytearray(data[8 + n:])
+
+
+def _join(header, body):
+    hb = json.dumps(header).encode()
+    return struct.pack("<Q", len(hb)) + hb + bytes(body)
+
+
+def _edit_op(data, fn):
+    header, body = _split(data)
+    g = json.loads(header["__metadata__"]["graph"])
+    fn(next(o for o in g["ops"] if "weight_mask" in o["tensors"] and o["attrs"].get("in_channels") == 16))
+    header["__metadata__"]["graph"] = json.dumps(g)
+    return _join(header, body)
+
+
+def _word(header, body, tensor, index):
+    """(offset, value) of uint64 word ``index`` of ``tensor`` in the data section."""
+    b, _ = header[tensor]["data_offsets"]
+    off = b + 8 * index
+    return off, int.from_bytes(body[off:off + 8], "little")
+
+
+def _op16(data):
+    return next(o for o in fmt.loads(data).ops if "weight_mask" in o.tensors and o.attrs.get("in_channels") == 16)
+
+
+def test_masked_file_loads_and_rejects_mask_dtype_and_shape(masked_bytes):
+    op = _op16(masked_bytes)
+    header, body = _split(masked_bytes)
+    name = op.tensors["weight_mask"]
+    shape = header[name]["shape"]
+    h = json.loads(json.dumps(header))
+    h[name]["dtype"], h[name]["shape"] = "U8", [int(np.prod(shape)) * 8]
+    with pytest.raises(FormatError, match=r"\(weight_mask\) is uint8\[\d+\], expected uint64\["):
+        fmt.loads(_join(h, body))
+    h = json.loads(json.dumps(header))
+    h[name]["shape"] = [shape[1], shape[0]] + shape[2:]
+    with pytest.raises(FormatError, match=r"\(weight_mask\) is uint64\[\d+, \d+, 3, 1\], expected uint64\[\d+, 3, 3, 1\]"):
+        fmt.loads(_join(h, body))
+
+
+def test_masked_file_rejects_mask_padding_bits(masked_bytes):
+    op = _op16(masked_bytes)
+    header, body = _split(masked_bytes)
+    off, v = _word(header, body, op.tensors["weight_mask"], 0)
+    body[off:off + 8] = (v | (1 << 40)).to_bytes(8, "little")  # channel 40 of a 16-channel word
+    with pytest.raises(FormatError, match="weight_mask has non-zero channel padding bits"):
+        fmt.loads(_join(header, body))
+
+
+def test_masked_file_rejects_weight_bits_under_pruned_positions(masked_bytes):
+    op = _op16(masked_bytes)
+    mf = fmt.loads(masked_bytes)
+    mask = mf.tensors[op.tensors["weight_mask"]].reshape(-1)
+    i = int(np.flatnonzero(mask != (1 << 16) - 1)[0])  # a word with a pruned weight
+    bit = next(b for b in range(16) if not (int(mask[i]) >> b) & 1)
+    header, body = _split(masked_bytes)
+    off, v = _word(header, body, op.tensors["weight"], i)
+    body[off:off + 8] = (v | (1 << bit)).to_bytes(8, "little")
+    with pytest.raises(FormatError, match=r"weight bits under pruned positions must be 0 \(canonical form\)"):
+        fmt.loads(_join(header, body))
+
+
+def test_masked_file_rejects_wrong_accumulator_bound(masked_bytes):
+    op = _op16(masked_bytes)
+    bound = op.attrs["accumulator_bound"]
+    for wrong in (bound - 1, bound + 1):
+        def edit(o, wrong=wrong):
+            o["attrs"]["accumulator_bound"] = wrong
+        with pytest.raises(FormatError, match=f"accumulator_bound = {wrong} but weight_mask keeps at most {bound}"):
+            fmt.loads(_edit_op(masked_bytes, edit))
+
+    def too_big(o):
+        o["attrs"]["accumulator_bound"] = 3 * 3 * 16 + 1
+    with pytest.raises(FormatError, match=r"accumulator_bound = 145 exceeds kh\*kw\*Cin = 144"):
+        fmt.loads(_edit_op(masked_bytes, too_big))
+
+
+def test_masked_file_rejects_missing_or_misnamed_mask(masked_bytes):
+    def rename(o):
+        o["tensors"]["mask"] = o["tensors"].pop("weight_mask")
+    # (an unknown role: the op then reads as unpruned, whose bound must be K)
+    with pytest.raises(FormatError, match="op '7'.*(tensor roles|accumulator_bound = 103 but kh)"):
+        fmt.loads(_edit_op(masked_bytes, rename))
+
+    def drop(o):
+        del o["tensors"]["weight_mask"]
+    # the mask tensor is then unused, and the bound no longer equals K
+    with pytest.raises(FormatError, match="accumulator_bound|not used"):
+        fmt.loads(_edit_op(masked_bytes, drop))
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+
+@pytest.mark.skipif(not (Path(DATA) / "mnist").is_dir(), reason="MNIST not available (ONEBIT_DATA)")
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_cli_prune_export_eval_mnist_small(granularity, tmp_path, monkeypatch):
+    import onebit.models as om
+    from onebit.cli import main
+    from onebit.train import save_checkpoint
+
+    monkeypatch.setenv("ONEBIT_DATA", DATA)
+    torch.manual_seed(0)
+    model = randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28))
+    base = tmp_path / "base.pt"
+    save_checkpoint(base, {"model_config": dict(model.onebit_config), "state_dict": model.state_dict(),
+                           "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 0,
+                           "optimizer": None, "scheduler": None, "onebit_version": "0"})
+    ck, out, js = tmp_path / "pruned.pt", tmp_path / "pruned.onebit", tmp_path / "eval.json"
+    r = CliRunner().invoke(main, ["prune", str(base), "--granularity", granularity, "--target-bops", "40%",
+                                  "--limit-test", "64", "--val-size", "64", "--limit-train", "64", "--quiet",
+                                  "--threads", "1", "-o", str(ck)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["export", str(ck), "-o", str(out), "--json", str(tmp_path / "ops.json")])
+    assert r.exit_code == 0, r.output
+    ops = json.loads((tmp_path / "ops.json").read_text())
+    info = torch.load(ck, map_location="cpu", weights_only=True)["prune_info"]
+    # the file's kept bit-MACs are the pruner's count (padding taps counted, batch 1)
+    assert ops["totals"]["bit_macs"] == info["bops"] <= 0.6 * info["base_bops"]
+    assert (ops["totals"]["pruned_weights"] > 0) == (granularity != "channel")
+    r = CliRunner().invoke(main, ["eval", str(out), "--dataset", "mnist", "--limit", "64", "--quiet",
+                                  "--threads", "1", "--simulate", "--json", str(js)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(js.read_text())
+    assert rec["n"] == 64 and rec["argmax_agreement"] == 1.0
