@@ -250,3 +250,28 @@ def test_cli_prune_export_eval_mnist_small(granularity, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     rec = json.loads(js.read_text())
     assert rec["n"] == 64 and rec["argmax_agreement"] == 1.0
+
+
+def test_summary_of_pruned_model_file(tmp_path):
+    from onebit.cli import main
+
+    m = pruned(tiny_model(0), "block", 0.4, input_size=(1, 28, 28))
+    p = cv.export(m, tmp_path / "p.onebit", input_spec=MNIST_SPEC)
+    dense = cv.export(tiny_model(0), tmp_path / "d.onebit", input_spec=MNIST_SPEC)
+    recs = {}
+    for name, path in (("pruned", p), ("dense", dense)):
+        j = tmp_path / f"{name}.json"
+        r = CliRunner().invoke(main, ["summary", str(path), "--json", str(j)])
+        assert r.exit_code == 0, r.output
+        assert "bit-MACs kept of" in r.output
+        recs[name] = json.loads(j.read_text())
+    tp, td = recs["pruned"]["totals"], recs["dense"]["totals"]
+    assert td["pruned_weights"] == 0 and td["bit_macs"] == td["dense_bit_macs"] == tp["dense_bit_macs"]
+    # kept bit-MACs are the pruner's count: positions x live weights of every binary layer
+    from onebit.prune import count_bops
+
+    assert tp["bit_macs"] == count_bops(m, input_size=(1, 28, 28)).bops <= 0.6 * td["bit_macs"]
+    mf = fmt.load(p)
+    assert tp["mask_bytes"] == sum(mf.tensors[op.tensors["weight"]].nbytes for op in _masked_ops(mf)) > 0
+    assert tp["pruned_ops"] == [op.name for op in _masked_ops(mf)]
+    assert recs["pruned"]["bytes"] > recs["dense"]["bytes"]  # the masks cost their packed words

@@ -13,7 +13,8 @@ import click
 @click.option("--dataset", default=None, help="Dataset whose normalization the model expects "
               "(default: the checkpoint's dataset).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the op list (type, output kind, accumulator bound/bits) as JSON.")
+              help="Write the op list (type, output kind, accumulator bound/bits, kept and dense bit-MACs, "
+                   "bytes) and the totals as JSON.")
 def command(checkpoint, output, dataset, json_path):
     """Convert CHECKPOINT (from `onebit train`) to a .onebit model file (docs/format.md §7)."""
     import json
@@ -22,7 +23,7 @@ def command(checkpoint, output, dataset, json_path):
     from onebit.errors import OnebitError
     from onebit.runtime import format as fmt
     from onebit.table import format_table
-    from onebit.train import load_checkpoint
+    from onebit.prune.checkpoint import load_checkpoint  # plain or pruned (shrunk channels, masks)
 
     try:
         model, ckpt = load_checkpoint(checkpoint)
@@ -32,17 +33,17 @@ def command(checkpoint, output, dataset, json_path):
         path = export(model, output, dataset=ds)
     except (ConversionError, OnebitError, ValueError) as e:
         raise click.ClickException(str(e)) from e
+    from onebit.runtime import opstats
+
     mf = fmt.load(path)
-    rows = []
-    for op in mf.ops:
-        v = mf.values[op.output]
-        rows.append({"op": op.name, "type": op.type, "output": v.kind, "shape": "x".join(map(str, v.shape)),
-                     "K": op.attrs.get("accumulator_bound", ""), "acc bits": op.attrs.get("accumulator_bits", "")})
-    click.echo(format_table(rows))
+    stats = opstats.op_stats(mf)
+    tot = opstats.totals(stats)
+    click.echo(format_table(opstats.table_rows(stats)))
     size = os.path.getsize(path)
     click.echo(f"wrote {path}: {size} bytes, {len(mf.ops)} ops, input uint8 NHWC "
                f"{'x'.join(map(str, mf.input_spec['shape']))} ({mf.input_spec.get('dataset')}), "
                f"{mf.output_spec['shape'][0]} logits")
+    click.echo(opstats.summary_line(mf, tot, size))
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"file": path, "bytes": size, "ops": rows}, f, indent=1)
+            json.dump({"file": path, "bytes": size, "ops": stats, "totals": tot}, f, indent=1)

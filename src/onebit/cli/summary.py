@@ -1,4 +1,9 @@
-"""``onebit summary MODEL|CKPT``: per-layer parameters, packed memory and binary/float MACs."""
+"""``onebit summary MODEL|CKPT|FILE.onebit``: per-layer parameters, packed memory and binary/float MACs.
+
+A ``.onebit`` model file is summarized op by op from the file itself (torch-free
+``onebit.runtime.opstats``): kept and dense bit-MACs (pruned ops carry a ``weight_mask``),
+bytes per op and the file size.
+"""
 from __future__ import annotations
 
 import json
@@ -11,8 +16,8 @@ from onebit.errors import OnebitError
 
 def _load_checkpoint(path: str):
     """Model of a checkpoint: ``onebit.train.load_checkpoint`` when present, else the agreed dict."""
-    try:
-        from onebit.train import load_checkpoint
+    try:  # plain or pruned checkpoints (a channel-pruned model is rebuilt shrunk)
+        from onebit.prune.checkpoint import load_checkpoint
     except ImportError:
         load_checkpoint = None
     if load_checkpoint is not None:
@@ -31,6 +36,40 @@ def _load_checkpoint(path: str):
     return model
 
 
+def _is_model_file(path: str) -> bool:
+    """A safetensors ``.onebit`` file (by name, or by its header: a checkpoint is a zip/pickle)."""
+    if path.endswith(".onebit"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _summarize_model_file(path: str, json_path) -> None:
+    from onebit.runtime import format as fmt
+    from onebit.runtime import opstats
+    from onebit.table import format_table
+
+    try:
+        mf = fmt.load(path)
+    except OnebitError as e:
+        raise click.ClickException(str(e)) from e
+    stats = opstats.op_stats(mf)
+    tot = opstats.totals(stats)
+    size = os.path.getsize(path)
+    name = (mf.metadata.get("producer", {}).get("model") or {}).get("name", "?")
+    click.echo(f"Model file: {path} ({name}), input uint8 NHWC {'x'.join(map(str, mf.input_spec['shape']))}, "
+               f"{mf.output_spec['shape'][0]} logits")
+    click.echo("")
+    click.echo(format_table(opstats.table_rows(stats)))
+    click.echo("")
+    click.echo(opstats.summary_line(mf, tot, size))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"file": path, "bytes": size, "ops": stats, "totals": tot}, f, indent=2)
+        click.echo(f"wrote {json_path}")
+
+
 @click.command()
 @click.argument("model")
 @click.option("--width", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -47,6 +86,8 @@ def command(model, width, float_twin, clip_block, stem, input_size, json_path):
     import onebit
     import onebit.models
 
+    if os.path.isfile(model) and _is_model_file(model):
+        return _summarize_model_file(model, json_path)
     try:
         if os.path.isfile(model):
             net = _load_checkpoint(model)
