@@ -286,3 +286,62 @@ def test_format_fuzz_metadata_edits_raise_only_format_error(cached_valid, key, p
     sess = Session(data)
     x = np.zeros((1,) + sess.input_shape, np.uint8)
     assert sess.run(x).shape == (1, sess.num_classes)
+
+
+# ----------------------------------------------------------------------------- fuzz: pruned ops
+
+@pytest.fixture(scope="module")
+def masked_valid_bytes():
+    from onebit.convert import to_bytes
+    from onebit.convert.testing import MNIST_SPEC, pruned, tiny_model
+
+    m = pruned(tiny_model(0, clip=True, size=12), "weight", 0.4, input_size=(1, 12, 12))
+    return to_bytes(m, input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(muts=st.lists(mutation, min_size=1, max_size=4))
+def test_format_fuzz_masked_file_mutations_raise_only_format_error(masked_valid_bytes, muts):
+    assert any("weight_mask" in op.tensors for op in fmt.loads(masked_valid_bytes).ops)
+    try:
+        fmt.loads(_mutate(masked_valid_bytes, muts))
+    except FormatError:
+        pass
+
+
+_MASKED = []
+
+
+@pytest.fixture()
+def cached_masked(masked_valid_bytes):
+    _MASKED[:] = [masked_valid_bytes]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 10**9), bit=st.integers(0, 63), role=st.sampled_from(["weight", "weight_mask"]))
+def test_format_fuzz_masked_tensor_bits_rejected_or_exact(cached_masked, pick, bit, role):
+    # one flipped bit in a pruned op's weights or mask: the loader rejects a non-canonical file
+    # (padding bit, weight bit under a pruned position, bound no longer the largest kept count);
+    # a file that still loads runs on the engine exactly as its simulation says
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.runtime import Session
+
+    data = _MASKED[0]
+    header, body = split(data)
+    ops = [op for op in fmt.loads(data).ops if "weight_mask" in op.tensors]
+    op = ops[pick % len(ops)]
+    b, e = header[op.tensors[role]]["data_offsets"]
+    word = (pick // len(ops)) % ((e - b) // 8)
+    body = bytearray(body)
+    off = b + 8 * word + bit // 8
+    body[off] ^= 1 << (bit % 8)
+    mutated = join(header, bytes(body))
+    try:
+        mf = fmt.loads(mutated)
+    except FormatError as exc:
+        assert op.name in str(exc)
+        return
+    x = np.random.default_rng(pick).integers(0, 256, (2, 12, 12, 1), dtype=np.uint8)
+    engine_vs_simulation(Session(mutated), simulate(mf), x)
