@@ -1,0 +1,51 @@
+"""The simulation's float32 layers equal the engine's float kernels bit for bit (same documented
+operation order: docs/kernels.md "float32 dense", src/cpp/onebit/{densef,pool}.h), and differ
+from PyTorch's own float32 order only by rounding."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from onebit.convert.simulate import avgpool_f32, dense_f32, global_avgpool_f32
+from onebit.runtime import capabilities, netkernels as nk
+
+ISAS = capabilities()["supported"]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("p, n, o", [(5, 1, 3), (7, 8, 4), (3, 13, 9), (64, 130, 17), (2, 512, 10)])
+def test_simulate_dense_f32_equals_engine(isa, p, n, o):
+    g = torch.Generator().manual_seed(n * 31 + o)
+    # magnitudes spread over 2^-10..2^10 so that the summation order matters
+    x = torch.randn(p, n, generator=g) * 2.0 ** torch.randint(-10, 11, (p, n), generator=g).float()
+    w = torch.randn(o, n, generator=g)
+    b = torch.randn(o, generator=g)
+    ref = nk.dense_float(x.numpy(), w.numpy(), b.numpy(), isa=isa)
+    out = dense_f32(x, w, b, block=64)  # small blocks: the row chunking is exercised too
+    assert np.array_equal(out.numpy(), ref)
+    torch_order = (x.double() @ w.double().T + b.double()).numpy()
+    bound = (n + 1) * 2.0**-23 * (np.abs(x.double().numpy()) @ np.abs(w.double().numpy()).T + np.abs(b.numpy()))
+    assert np.all(np.abs(out.numpy() - torch_order) <= bound)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("k, s, p, cip, hw", [(3, 2, 1, True, (9, 8)), (3, 2, 1, False, (9, 8)),
+                                              (2, 2, 0, True, (6, 6)), (5, 3, 2, False, (11, 4))])
+def test_simulate_avgpool_f32_equals_engine(isa, k, s, p, cip, hw):
+    g = torch.Generator().manual_seed(k + 10 * s)
+    x = torch.randn(2, 5, *hw, generator=g) * 2.0 ** torch.randint(-8, 9, (2, 5, *hw), generator=g).float()
+    out = avgpool_f32(x, [k, k], [s, s], [p, p], cip)
+    ref = nk.avgpool2d_float(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), k, s, p,
+                             count_include_pad=cip, isa=isa)
+    assert np.array_equal(out.permute(0, 2, 3, 1).numpy(), ref)
+    torch_ref = F.avg_pool2d(x.double(), k, s, p, count_include_pad=cip)
+    assert torch.allclose(out.double(), torch_ref, rtol=1e-5, atol=1e-5 * x.abs().max().item())
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_simulate_global_avgpool_f32_equals_engine(isa):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 7, 5, 6, generator=g) * 2.0 ** torch.randint(-8, 9, (3, 7, 5, 6), generator=g).float()
+    out = global_avgpool_f32(x)
+    ref = nk.global_avgpool_float(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), isa=isa)
+    assert np.array_equal(out.numpy(), ref)
