@@ -68,3 +68,34 @@ def test_bench_cli_batch_rejected_for_layers():
 
     r = CliRunner().invoke(main, ["bench", "--layer", "7x7x64-64", "--batch", "2"])
     assert r.exit_code != 0 and "apply to a MODEL benchmark" in r.output
+
+
+def test_bench_model_with_baseline_interleaved(model_file, tmp_path):
+    from onebit.convert.testing import pruned
+
+    p = cv.export(pruned(tiny_model(0), "block", 0.4, input_size=(1, 28, 28)), tmp_path / "p.onebit",
+                  input_spec=MNIST_SPEC)
+    lines = []
+    recs = bench_model(p, threads=[1], vs=(), repeats=3, warmup=1, echo=lines.append, baseline=model_file,
+                       isas=["scalar"])
+    assert [(r["role"], r["threads"], r["isa"]) for r in recs] == [("model", 1, "scalar"), ("baseline", 1, "scalar")]
+    m, b = recs
+    assert m["file"] == str(p) and b["file"] == str(model_file)
+    assert 0 < m["min_ms"] <= m["median_ms"] and 0 < b["min_ms"] <= b["median_ms"]
+    assert m["x_baseline_median"] == m["median_ms"] / b["median_ms"]
+    assert m["x_baseline_min"] == m["min_ms"] / b["min_ms"]
+    assert b["pruned_weights"] == 0 < m["pruned_weights"] and m["x_baseline_bit_macs"] <= 0.6
+    assert "x baseline (median)" in lines[-1]
+
+
+def test_bench_cli_baseline(model_file, tmp_path):
+    from onebit.cli import main
+
+    j = tmp_path / "b.json"
+    r = CliRunner().invoke(main, ["bench", str(model_file), "--baseline", str(model_file), "--threads", "1",
+                                  "--isa", "scalar", "--repeats", "2", "--vs", "none", "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    recs = json.loads(j.read_text())
+    assert [rec["role"] for rec in recs] == ["model", "baseline"] and "x_baseline_median" in recs[0]
+    r = CliRunner().invoke(main, ["bench", "--layer", "7x7x64-64", "--baseline", str(model_file)])
+    assert r.exit_code != 0 and "apply to a MODEL benchmark" in r.output

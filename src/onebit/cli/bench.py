@@ -9,7 +9,8 @@ of the XOR+popcount peak (``onebit.runtime.kernels.popcount_peak``). Pipelines:
 - ``float-float``: float32 NHWC in, bitpack, conv, BN-fused float32 out (like-for-like with LCE).
 
 ``onebit bench model.onebit`` hands over to ``onebit.runtime.bench.bench_model`` (the runtime's
-model benchmark). The layer-timing functions here are also used by ``benchmarks/bench_layers.py``.
+model benchmark); ``--baseline other.onebit`` times a second file interleaved with it (pruned vs
+unpruned in one run, ratios in the table and the records). The layer-timing functions here are also used by ``benchmarks/bench_layers.py``.
 """
 from __future__ import annotations
 
@@ -219,9 +220,12 @@ def _split(value: str, allowed=None, what="value") -> list[str]:
 @click.option("--vs", default=None, metavar="lce,int8,float",
               help="Peers to time beside a MODEL in the same run (default: all when .peers-venv exists; "
                    "'none' for onebit only).")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A second model file (e.g. the unpruned model) timed interleaved with MODEL in the same "
+                   "run; the table and records give MODEL/BASELINE time ratios.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the records as a JSON list to this file.")
-def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch, vs, json_path):
+def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch, vs, baseline, json_path):
     """Time binary conv layers (--layer) or a model file (MODEL) on the onebit engine."""
     from onebit.runtime.engine import engine
     from onebit.table import format_table
@@ -250,12 +254,12 @@ def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch,
         peers = None if vs is None else (() if vs == "none" else tuple(_split(vs, tuple(VS_ENGINES), "peer")))
         try:
             records = bench_model(model, isas=isa_list, threads=thread_list, repeats=repeats, batch=batch,
-                                  vs=peers)
+                                  vs=peers, baseline=baseline)
         except (OSError, ValueError) as e:
             raise click.ClickException(str(e)) from e
     else:
-        if batch != 1 or vs is not None:
-            raise click.UsageError("--batch and --vs apply to a MODEL benchmark, not to --layer")
+        if batch != 1 or vs is not None or baseline is not None:
+            raise click.UsageError("--batch, --vs and --baseline apply to a MODEL benchmark, not to --layer")
         if not layers:
             raise click.UsageError("give MODEL or at least one --layer HxWxCin-Cout[,k=K,s=S]")
         specs = []
