@@ -13,7 +13,8 @@ Phases (each writes JSON under --out; the table phase reads them all)::
 
 Methods: ``none`` (no pruning, same fine-tuning: the control), ``latent`` (|w|, uniform
 per-layer ratio), ``latent-sens`` (|w| with per-layer ratios from the sensitivity sweep on the
-validation tail of the training split and the greedy allocator), ``flip`` (flip counts over a
+validation tail of the training split and the greedy allocator; ``latent-sens-dp``: the same
+curves, dynamic-programming allocator), ``flip`` (flip counts over a
 short training interval; frequently flipping weights pruned first, per-layer ratio proportional
 to the fraction of insensitive weights: Li & Ren 2020), ``flip-rare`` (the same counts and
 allocation, rarely flipping weights pruned first), ``random`` (uniform ratio). Every record holds
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("none", "latent", "latent-sens", "flip", "flip-rare", "random")
+METHODS = ("none", "latent", "latent-sens", "latent-sens-dp", "flip", "flip-rare", "random")
 
 
 def _env():
@@ -122,7 +123,7 @@ def _cached_curves(out: Path, granularity: str, args):
         if (b.get("seed"), b.get("val_size"), b.get("sweep_size")) != (args.seed, args.val_size, args.sweep_size):
             continue
         for r in d["records"]:
-            if r["method"] == "latent-sens" and r["granularity"] == granularity and "sensitivity" in r:
+            if r["method"].startswith("latent-sens") and r["granularity"] == granularity and "sensitivity" in r:
                 return r["sensitivity"], r.get("sweep_seconds")
     return None, None
 
@@ -220,7 +221,7 @@ def grid(args):
             extra = {"flip_steps": args.flip_steps, "flip_order": "rare" if method == "flip-rare" else "frequent",
                      "insensitive_fraction": counter.insensitive_fraction(),
                      "flip_interval_cpu_seconds": secs["cpu_seconds"]}
-        if method == "latent-sens":
+        if method in ("latent-sens", "latent-sens-dp"):
             cached, secs = _cached_curves(out, g, args)
             if cached is None:
                 clock = Clock()
@@ -236,11 +237,12 @@ def grid(args):
                 fc.load_state_dict(counter.state_dict())
 
             def make(m, method=method, target=target, fc=fc):
-                score = {"latent-sens": "latent", "flip-rare": "flip"}.get(method, method)
+                score = {"latent-sens": "latent", "latent-sens-dp": "latent", "flip-rare": "flip"}.get(method, method)
                 p = Pruner(m, score, g, target, flip_counter=fc, seed=args.seed,
                            flip_order="rare" if method == "flip-rare" else "frequent").prepare()
                 if curves is not None:
-                    p.prune(ratios=allocate(curves, target, p.reduction_fn())["ratios"])
+                    solver = "dp" if method == "latent-sens-dp" else "greedy"
+                    p.prune(ratios=allocate(curves, target, p.reduction_fn(), solver=solver)["ratios"])
                 else:
                     p.prune()
                 return p

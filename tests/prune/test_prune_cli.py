@@ -25,12 +25,14 @@ SMALL = ["--limit-train", "128", "--limit-test", "200", "--val-size", "200", "--
 def test_cli_prune_channel_sensitivity_smoke(tmp_path, ckpt):
     out, js, plots = tmp_path / "pruned.pt", tmp_path / "r.json", tmp_path / "plots"
     res = CliRunner().invoke(main, ["prune", str(ckpt), "--method", "latent", "--granularity", "channel",
-                                    "--target-bops", "30%", "--sensitivity", "--finetune-epochs", "1",
+                                    "--target-bops", "30%", "--sensitivity", "--sensitivity-solver", "dp",
+                                    "--finetune-epochs", "1",
                                     "-o", str(out), "--json", str(js), "--plot", str(plots), *SMALL])
     assert res.exit_code == 0, res.output
     assert "fewer" in res.output
     rec = json.loads(js.read_text())
     assert rec["pruned"]["reduction"] >= 0.3
+    assert rec["allocation_result"]["solver"] == "dp"
     assert set(rec["sensitivity"]["accuracy"]) == {"conv1", "conv2", "fc1"}
     assert (plots / "sensitivity.png").stat().st_size > 0 and (plots / "pareto.png").stat().st_size > 0
     model, saved = load_checkpoint(out)

@@ -28,6 +28,8 @@ def _target(value: str) -> float:
               help="Fraction of binary ops to remove (0.4 or 40%).")
 @click.option("--sensitivity", is_flag=True,
               help="Sweep per-layer sensitivity on validation data and allocate per-layer ratios.")
+@click.option("--sensitivity-solver", "solver", type=click.Choice(["greedy", "dp"]), default="greedy",
+              show_default=True, help="--sensitivity: greedy allocation or dynamic programming over the ratio grid.")
 @click.option("--allocation", type=click.Choice(["uniform", "global", "flip"]), default=None,
               help="Per-layer ratio rule without --sensitivity (default: flip for --method flip, else uniform).")
 @click.option("--finetune-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True,
@@ -57,7 +59,7 @@ def _target(value: str) -> float:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(ckpt, method, granularity, target, sensitivity, allocation, finetune_epochs, iterations, out,
+def command(ckpt, method, granularity, target, sensitivity, solver, allocation, finetune_epochs, iterations, out,
             json_path, plot_dir, lr, batch_size, flip_steps, flip_threshold, flip_order, val_size, limit_train,
             limit_test, max_ratio, seed, threads, quiet):
     """Prune the binary layers of checkpoint CKPT so it needs TARGET fewer binary ops.
@@ -78,7 +80,7 @@ def command(ckpt, method, granularity, target, sensitivity, allocation, finetune
             finetune_epochs=finetune_epochs, out=out, allocation=allocation, iterations=iterations,
             val_size=val_size, flip_steps=flip_steps, flip_threshold=flip_threshold, flip_order=flip_order, lr=lr,
             batch_size=batch_size, limit_train=limit_train, limit_test=limit_test, seed=seed, max_ratio=max_ratio,
-            plot_dir=plot_dir, progress=not quiet)
+            solver=solver, plot_dir=plot_dir, progress=not quiet)
     except (OnebitError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     rows = [{"layer": n, "ratio": v["ratio"], "weights": v["weights"], "live": v["live_weights"],

@@ -22,7 +22,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
                      flip_threshold: int = 0, flip_order: str = "frequent", lr: float = 1e-4,
                      batch_size: int = 128,
                      limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
-                     max_ratio: float = 0.95, plot_dir=None, progress: bool = True) -> dict:
+                     max_ratio: float = 0.95, solver: str = "greedy", plot_dir=None,
+                     progress: bool = True) -> dict:
     """Returns a JSON-able record of the run (accuracies are fractions)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -60,7 +61,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
 
         curves = sweep(model, val_acc, method=method, granularity=granularity, ratios=sweep_ratios,
                        flip_counter=pruner.flip_counter, seed=seed, progress=progress)
-        alloc = allocate(curves, target, pruner.reduction_fn(), max_ratio=min(0.9, pruner.max_ratio))
+        alloc = allocate(curves, target, pruner.reduction_fn(), max_ratio=min(0.9, pruner.max_ratio),
+                         solver=solver)
         ratios = alloc["ratios"]
         record["sensitivity"] = curves.to_dict()
         record["allocation_result"] = alloc

@@ -9,7 +9,10 @@ losses (each curve made non-decreasing: pruning more never predicts a gain). It 
 marginal cost: starting from nothing pruned, repeatedly raise the layer whose next grid step
 costs the least predicted loss per binary op removed, until the exact op count (from the
 pruner, channel coupling included) meets the target; then walk back any step that is not
-needed (most expensive first), so the target is met with the least overshoot.
+needed (most expensive first), so the target is met with the least overshoot. ``solver="dp"``
+replaces the greedy climb by dynamic programming over the ratio grid (the exact optimum of the
+additive loss model when the layers' op reductions add up; greedy can miss it when a curve has
+a plateau after a drop), then finishes and walks back the same way.
 """
 from __future__ import annotations
 
@@ -104,16 +107,27 @@ def _rebind(counter, model):
     return fc
 
 
+SOLVERS = ("greedy", "dp")
+
+
 def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[dict], float], *,
-             max_ratio: float = 0.9, step: float = 0.02) -> dict:
+             max_ratio: float = 0.9, step: float = 0.02, solver: str = "greedy", bins: int = 1000) -> dict:
     """Per-layer ratios meeting ``reduction_fn(ratios) >= target`` with the least predicted loss.
 
     ``reduction_fn`` is the exact binary-op reduction of a ratio assignment (use
     ``Pruner.reduction_fn()``). Curves are linearly interpolated on a ``step`` grid from 0 to
-    ``max_ratio``. Returns ``{"ratios", "predicted_loss", "reduction"}``.
+    ``max_ratio``. ``solver``: ``"greedy"`` (raise the layer with the least predicted loss per
+    op removed, one grid step at a time) or ``"dp"`` (dynamic programming over the grid: the
+    least total predicted loss, with each layer's reduction measured alone and quantized to
+    ``1/bins`` of the network's ops, so optimal up to that quantization; where pruning several layers together removes less than the
+    sum, e.g. a channel cut and its consumer's inputs, the internal target is raised until the
+    exact count meets it, then greedy steps finish). Both end with the walk-back of unneeded
+    steps. Returns ``{"ratios", "predicted_loss", "reduction", "solver"}``.
     """
     if not 0.0 <= target < 1.0:
         raise PruneError(f"target must be a fraction in [0, 1), got {target}")
+    if solver not in SOLVERS:
+        raise PruneError(f"unknown allocation solver {solver!r}; choose one of {SOLVERS}")
     names = list(curves.accuracy)
     n_steps = int(round(max_ratio / step))
     grid = [round(i * step, 10) for i in range(n_steps + 1)]
@@ -133,6 +147,8 @@ def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[d
 
     loss = {n: interp(n) for n in names}
     idx = {n: 0 for n in names}
+    if solver == "dp":
+        idx = _dp_indices(names, grid, loss, target, reduction_fn, bins)
     ratios = lambda: {n: grid[idx[n]] for n in names}  # noqa: E731
     current = reduction_fn(ratios())
     while current < target - 1e-12:
@@ -171,4 +187,52 @@ def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[d
                 break
             idx[n] += 1
     return {"ratios": ratios(), "predicted_loss": sum(loss[n][idx[n]] for n in names),
-            "reduction": current}
+            "reduction": current, "solver": solver}
+
+
+def _dp_indices(names, grid, loss, target, reduction_fn, bins, rounds=8) -> dict[str, int]:
+    """Grid indices minimizing the summed predicted loss subject to the summed single-layer
+    reductions (rounded to ``1/bins``: optimal up to that quantization) meeting the target; the
+    internal target is raised by the exact shortfall up to ``rounds`` times (the caller's greedy
+    loop finishes if needed)."""
+    # each layer alone: its exact reduction at every grid point; keep the cheapest index per value
+    options = {}
+    for n in names:
+        seen: dict[int, int] = {}
+        for j in range(len(grid)):
+            b = int(round(reduction_fn({n: grid[j]}) * bins))
+            if b not in seen or loss[n][j] < loss[n][seen[b]]:
+                seen[b] = j
+        options[n] = sorted(seen.items())
+    idx = {n: 0 for n in names}
+    want = target
+    for _ in range(rounds):
+        cap = int(-(-want * bins // 1)) if want > 0 else 0  # ceil, reductions beyond it are capped
+        inf = float("inf")
+        best = [inf] * (cap + 1)
+        best[0] = 0.0
+        choice: list[list[int]] = []
+        for n in names:
+            nxt = [inf] * (cap + 1)
+            pick = [0] * (cap + 1)
+            for b in range(cap + 1):
+                if best[b] == inf:
+                    continue
+                for gain, j in options[n]:
+                    c = min(cap, b + gain)
+                    v = best[b] + loss[n][j]
+                    if v < nxt[c] - 1e-15:
+                        nxt[c], pick[c] = v, (b << 16) | j
+            best = nxt
+            choice.append(pick)
+        if best[cap] == inf:
+            break  # unreachable by the separable model: let the greedy loop report or finish
+        b = cap
+        for n, pick in zip(reversed(names), reversed(choice)):
+            idx[n] = pick[b] & 0xFFFF
+            b = pick[b] >> 16
+        exact = reduction_fn({n: grid[idx[n]] for n in names})
+        if exact >= target - 1e-12:
+            break
+        want = min(1.0, want + (target - exact))
+    return idx
