@@ -1,0 +1,149 @@
+"""Latency of pruned models on the onebit engine: pruned vs unpruned, timed interleaved in one run.
+
+    python benchmarks/bench_pruned_models.py [--model cifar-binarynet] [--target 0.4]
+        [--granularities channel,block,word,weight] [--isa avx2] [--threads 1] [--repeats 40]
+        [--json benchmarks/results/pruned_models.json]
+
+Builds the model at width 1 with random weights (``onebit.models.create`` +
+``onebit.convert.testing.randomize_bn``; weights do not change latency), exports it unpruned,
+then prunes a copy per granularity with ``onebit.prune.Pruner`` (latent-weight magnitude, uniform
+per-layer ratios, one shot, no fine-tuning) to ``target`` fewer binary ops and exports it
+(channel: shrunk layers; block / word / weight: ``weight_mask`` ops, docs/format.md §7.3). All
+files are loaded (``Session``, weights prepared once) and timed batch 1 *interleaved*
+(``onebit.runtime.bench.time_interleaved``: one run of each model in turn, rotating), so machine
+load hits every variant alike; ratios are to the unpruned model of the same run. Prints a table
+(min and median ms, ratio to unpruned, kept bit-MACs) and writes JSON records with the machine,
+commit, load average before/after and the per-op medians (``Session.profile``; their sum, "op
+medians sum", is robust to whole-run preemption on a loaded machine, see onebit.runtime.bench).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _records import machine, write_json  # noqa: E402
+
+
+def build_files(model_name: str, granularities, target: float, outdir: Path, seed: int = 0) -> list[dict]:
+    """Export the unpruned model and one pruned copy per granularity; returns [{variant, file, ...}]."""
+    import torch
+
+    import onebit.models as om
+    from onebit.convert.export import export
+    from onebit.convert.testing import randomize_bn
+    from onebit.prune import Pruner
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    m = om.create(model_name, width=1)
+    randomize_bn(m, seed, input_shape=tuple(m.input_shape)).eval()
+    dataset = m.dataset_hint
+    out = [{"variant": "unpruned", "file": export(m, outdir / "unpruned.onebit", dataset=dataset),
+            "target": 0.0, "prune_seconds": 0.0}]
+    for g in granularities:
+        t0 = time.perf_counter()
+        p = Pruner(copy.deepcopy(m), "latent", g, target, seed=seed).prepare()
+        rep = p.prune()
+        pm = p.finalize().eval()
+        out.append({"variant": g, "file": export(pm, outdir / f"{g}.onebit", dataset=dataset), "target": target,
+                    "pruner_reduction": rep["reduction"], "prune_seconds": time.perf_counter() - t0})
+    return out
+
+
+def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, warmup: int) -> list[dict]:
+    import numpy as np
+
+    from onebit.runtime import Session, opstats
+    from onebit.runtime.bench import time_interleaved
+
+    sessions = []
+    for v in variants:
+        t0 = time.perf_counter()
+        sessions.append(Session(v["file"], threads=threads, isa=isa))
+        v["load_seconds"] = time.perf_counter() - t0
+    load_before = os.getloadavg()[0]
+    timings = time_interleaved(sessions, 1, repeats, warmup)
+    load_after = os.getloadavg()[0]
+    base_min, base_med = timings[0]
+    base_stats = opstats.totals(opstats.op_stats(sessions[0].model))
+    mach = machine()
+    records = []
+    base_ops = None
+    for v, sess, (mn, med) in zip(variants, sessions, timings):
+        stats = opstats.op_stats(sess.model)
+        tot = opstats.totals(stats)
+        x = np.random.default_rng(0).integers(0, 256, (1,) + sess.input_shape, dtype=np.uint8)
+        prof = sess.profile(x, max(5, repeats // 4))
+        ops_sum = sum(r["median_ms"] for r in prof)
+        base_ops = ops_sum if base_ops is None else base_ops
+        records.append(dict(
+            mach, benchmark="pruned_models", model=(sess.model.metadata["producer"].get("model") or {}).get("name"),
+            width=1, variant=v["variant"], method="latent", target=v["target"],
+            pruner_reduction=v.get("pruner_reduction"), isa=sess.isa, threads=threads, batch=1,
+            repeats=repeats, min_ms=mn, median_ms=med, x_unpruned_min=mn / base_min, x_unpruned_median=med / base_med,
+            bit_macs=tot["bit_macs"], x_unpruned_bit_macs=tot["bit_macs"] / base_stats["bit_macs"],
+            pruned_weights=tot["pruned_weights"], masked_ops=tot["pruned_ops"], mask_bytes=tot["mask_bytes"],
+            file_bytes=os.path.getsize(v["file"]), load_seconds=v["load_seconds"],
+            loadavg_before=round(load_before, 2), loadavg_after=round(load_after, 2),
+            ops=[{"op": r["op"], "type": r["type"], "median_ms": r["median_ms"]} for r in prof],
+            ops_sum_ms=ops_sum, x_unpruned_ops_sum=ops_sum / base_ops))
+    return records
+
+
+def table(records: list[dict]) -> str:
+    from onebit.table import format_table
+
+    rows = [{"variant": r["variant"], "isa": r["isa"], "threads": r["threads"],
+             "bit-MACs (M)": round(r["bit_macs"] / 1e6, 1), "x bit-MACs": round(r["x_unpruned_bit_macs"], 3),
+             "min ms": round(r["min_ms"], 3), "median ms": round(r["median_ms"], 3),
+             "x min": round(r["x_unpruned_min"], 3), "x median": round(r["x_unpruned_median"], 3),
+             "op medians sum ms": round(r["ops_sum_ms"], 3), "x op sum": round(r["x_unpruned_ops_sum"], 3),
+             "file KiB": round(r["file_bytes"] / 1024),
+             "masked ops": len(r["masked_ops"])} for r in records]
+    r0 = records[0]
+    head = (f"{r0['model']} width 1, batch 1, latent-magnitude pruning to {r0.get('target') or records[-1]['target']:.0%} "
+            f"fewer binary ops; cpu {r0['cpu']}; commit {r0['commit']}; load {r0['loadavg_before']} -> "
+            f"{r0['loadavg_after']}")
+    return head + "\n" + format_table(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="cifar-binarynet")
+    ap.add_argument("--target", type=float, default=0.4)
+    ap.add_argument("--granularities", default="channel,block,word,weight")
+    ap.add_argument("--isa", default=None, help="comma list (default: the engine's best ISA)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--keep-files", default=None, help="directory to keep the .onebit files in")
+    a = ap.parse_args(argv)
+    grans = [g for g in a.granularities.split(",") if g]
+    with tempfile.TemporaryDirectory() as tmp:
+        outdir = Path(a.keep_files or tmp)
+        outdir.mkdir(parents=True, exist_ok=True)
+        variants = build_files(a.model, grans, a.target, outdir)
+        records = []
+        for isa in (a.isa.split(",") if a.isa else [None]):
+            recs = measure([dict(v) for v in variants], isa, a.threads, a.repeats, a.warmup)
+            print(table(recs), flush=True)
+            records.extend(recs)
+    cmd = "python benchmarks/bench_pruned_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    for r in records:
+        r["command"] = cmd.strip()
+    if a.json:
+        write_json(records, a.json)
+        print(f"wrote {len(records)} records to {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
