@@ -93,14 +93,23 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   }
   if (a.weight_mask) check_weight_mask(a.w, a.weight_mask, s.cout, s.kh * s.kw, s.cin);
   if (a.weight_mask || (a.prepared && a.prepared->masked)) {  // pruned layer
-    // Interim: every ISA runs the scalar masked kernel until the AVX2 list kernel lands.
-    BConvArgs b = a;
-    if (a.prepared) {
-      b.w = a.prepared->words.get();
-      b.weight_mask = a.prepared->mask.get();
+    switch (isa) {
+      case Isa::scalar: {
+        BConvArgs b = a;
+        if (a.prepared) {
+          b.w = a.prepared->words.get();
+          b.weight_mask = a.prepared->mask.get();
+        }
+        kernels::bconv_masked_scalar(b, threads);
+        return;
+      }
+#if defined(ONEBIT_HAVE_X86)
+      // No AVX-512 masked kernel: AVX-512 CPUs run the AVX2 list kernel (docs/kernels.md).
+      case Isa::avx2:
+      case Isa::avx512: kernels::bconv_masked_avx2(a, threads); return;
+#endif
+      default: fail(std::string("no masked bconv kernel for ISA '") + isa_name(isa) + "'");
     }
-    kernels::bconv_masked_scalar(b, threads);
-    return;
   }
   switch (isa) {
     case Isa::scalar: {
@@ -135,8 +144,14 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
   s.kh = kh;
   s.kw = kw;
   s.cin = cin;
-  if (weight_mask) {  // interim: the packed layout for every ISA (scalar masked kernel)
-    p->masked = true;
+  if (weight_mask) {  // pruned layer
+#if defined(ONEBIT_HAVE_X86)
+    if (isa == Isa::avx2 || isa == Isa::avx512) {  // both run the AVX2 list kernel
+      kernels::prepare_masked_avx2(w, weight_mask, s, *p, threads);
+      return p;
+    }
+#endif
+    p->masked = true;  // scalar: the packed weights and mask as they are
     p->nmask = p->nwords = static_cast<size_t>(cout * kh * kw * s.words());
     p->mask = kernels::aligned_words(p->nmask);
     std::copy(weight_mask, weight_mask + p->nmask, p->mask.get());
