@@ -270,9 +270,9 @@ def table(args):
         ref = d["baseline_test_accuracy"]
         control = [r for r in d["records"] if r["method"] == "none"]
         ctrl = control[0]["test_accuracy"] if control else None
-        ft_budget = (f"{bud['finetune_steps']} steps" + (f" = {bud['finetune_steps'] / bud['steps_per_epoch']:.2f} epoch"
-                                                         if bud.get("steps_per_epoch") else "")
-                     + f" of batch {bud.get('batch_size', 128)}")
+        epochs = (f" = {bud['finetune_steps'] / bud['steps_per_epoch']:.2f} epoch"
+                  if bud.get("steps_per_epoch") else "")
+        ft_budget = f"{bud['finetune_steps']} steps{epochs} of batch {bud.get('batch_size', 128)}"
         before = (f"; accuracy before fine-tuning on the first {bud['before_limit']} test images"
                   if bud.get("before_limit") else "")
         lines += [f"`{path.name}`: granularity `{path.stem.split('_')[1]}`, pruned from seed {bud['seed']} "

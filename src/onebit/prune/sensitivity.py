@@ -118,11 +118,11 @@ def allocate(curves: SensitivityCurves, target: float, reduction_fn: Callable[[d
     ``Pruner.reduction_fn()``). Curves are linearly interpolated on a ``step`` grid from 0 to
     ``max_ratio``. ``solver``: ``"greedy"`` (raise the layer with the least predicted loss per
     op removed, one grid step at a time) or ``"dp"`` (dynamic programming over the grid: the
-    least total predicted loss, with each layer's reduction measured alone and quantized to
-    ``1/bins`` of the network's ops, so optimal up to that quantization; where pruning several layers together removes less than the
-    sum, e.g. a channel cut and its consumer's inputs, the internal target is raised until the
-    exact count meets it, then greedy steps finish). Both end with the walk-back of unneeded
-    steps. Returns ``{"ratios", "predicted_loss", "reduction", "solver"}``.
+    least total predicted loss, with each layer's reduction measured alone and rounded to
+    ``1/bins`` of the network's ops, so optimal up to that quantization; where pruning several
+    layers together removes less than the sum, e.g. a channel cut and its consumer's inputs, the
+    internal target is raised until the exact count meets it, then greedy steps finish). Both
+    end with the walk-back of unneeded steps. Returns ``{"ratios", "predicted_loss", "reduction", "solver"}``.
     """
     if not 0.0 <= target < 1.0:
         raise PruneError(f"target must be a fraction in [0, 1), got {target}")
