@@ -20,7 +20,7 @@ def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500
     from onebit.convert import simulate, to_bytes
     from onebit.data import load, normalize
     from onebit.runtime import Session, capabilities
-    from onebit.train import load_checkpoint
+    from onebit.prune.checkpoint import load_checkpoint  # plain or pruned (shrunk channels, masks)
 
     model, ckpt = load_checkpoint(ckpt_path)
     ds = ckpt.get("dataset")
