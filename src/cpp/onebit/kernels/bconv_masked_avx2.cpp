@@ -12,7 +12,9 @@
 //   popcount(x XOR w), no mask needed (x and w padding bits are 0);
 // - a "partial" entry ANDs the nibble-split mask: popcount((x XOR w) AND m) per byte =
 //   LUT[(xl ^ wl) & ml] + LUT[(xh ^ wh) & mh] (2 more ops per pixel and 4 channels: 8, not 6).
-// Canonical weights (w AND NOT m = 0) make an out-of-bounds tap's zero word contribute
+// The input is nibble-split once per call into rows with `pad` zero pixels on both sides, so every
+// tap of the kernel rows in bounds is a real word (zero outside the image) and the inner loop has
+// no edge test. Canonical weights (w AND NOT m = 0) make such a zero word contribute
 // popcount((0 XOR w) AND m) = popcount(w), the same per-tap weight popcount the dense kernel
 // subtracts; unlisted entries have w = 0 in all 8 channels, so the per-tap sum is unchanged.
 // y = L_T - 2*pc with L_T = kept weights of the channel over the pixel's in-bounds taps, read
@@ -43,27 +45,26 @@ inline __m256i nibble_lut() {
 }
 
 struct ListGeo {
-  const uint64_t* x;          // image n, nibble-split: [H][W][W64][lo, hi]
+  const uint64_t* x;          // image n, nibble-split, columns zero-padded: [H][W + 2*pad][W64][lo, hi]
   const PreparedWeights* pw;  // list layout
   const int64_t* off_full;    // per full entry: split-word offset of its (kh, kw, wd) from the
-  const int64_t* off_part;    //   receptive field's top-left pixel
-  const int32_t* kw_full;     // per entry: its kw (edge tiles test it against the valid range)
-  const int32_t* kw_part;
-  const uint64_t* zeros;      // 2 zero words: the input of an out-of-bounds tap
-  int64_t H, W, W64, KH, KW, stride, pad;
+  const int64_t* off_part;    //   receptive field's top-left (padded) pixel
+  int64_t H, W, WP, W64, KH, KW, stride, pad;  // WP = W + 2*pad
 };
 
 // Popcount sums of P pixels (ow0 .. ow0+P-1 of row oh) x the 8 channels of block `blk` over the
-// listed entries of kernel rows [kh0, kh1), then y = L_T - 2*pc into dots.
+// listed entries of kernel rows [kh0, kh1), then y = L_T - 2*pc into dots. Every tap of those
+// rows is a real word of the column-padded input (zero outside the image); EDGE tiles subtract
+// the zero taps' weight popcounts afterwards.
 template <int P, bool EDGE>
 void list_tile(const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0, int64_t kh1,
                int32_t* dots, int64_t ld) {
   const __m256i lut = nibble_lut(), zero = _mm256_setzero_si256();
   const PreparedWeights& pw = *g.pw;
   int64_t kwv0[P], kwv1[P];  // valid kw range of each pixel
-  // Split-word index of pixel 0's receptive-field origin (may lie outside the image: only
-  // in-bounds taps are read from it); pixel p is `pstride` words further.
-  const int64_t base = 2 * ((oh * g.stride - g.pad) * g.W + ow0 * g.stride - g.pad) * g.W64;
+  // Split-word index of pixel 0's receptive-field origin in the padded input (its row may lie
+  // outside the image: only rows [kh0, kh1) are read); pixel p is `pstride` words further.
+  const int64_t base = 2 * ((oh * g.stride - g.pad) * g.WP + ow0 * g.stride) * g.W64;
   const int64_t pstride = 2 * g.stride * g.W64;
   for (int p = 0; p < P; ++p) {
     if (EDGE) {
@@ -82,11 +83,7 @@ void list_tile(const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t k
         a8[p][v] = zero;
       }
   };
-  // The input words of entry e for pixel p (zero words when its tap is outside the input).
-  auto xsrc = [&](int p, int64_t off, int32_t kw) __attribute__((always_inline)) -> const uint64_t* {
-    if (EDGE && (kw < kwv0[p] || kw >= kwv1[p])) return g.zeros;
-    return g.x + (base + off + p * pstride);
-  };
+  const uint64_t* x0 = g.x + base;
   const int64_t rs = blk * (g.KH + 1);
   // Full entries: popcount(x XOR w).
   {
@@ -98,10 +95,9 @@ void list_tile(const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t k
         const __m256i* wv = reinterpret_cast<const __m256i*>(wbase + e * 2 * kCB);
         const __m256i wl0 = _mm256_load_si256(wv), wl1 = _mm256_load_si256(wv + 1);
         const __m256i wh0 = _mm256_load_si256(wv + 2), wh1 = _mm256_load_si256(wv + 3);
-        const int64_t off = g.off_full[e];
-        const int32_t kw = EDGE ? g.kw_full[e] : 0;
+        const uint64_t* xe = x0 + g.off_full[e];
         for (int p = 0; p < P; ++p) {
-          const uint64_t* xs = xsrc(p, off, kw);
+          const uint64_t* xs = xe + p * pstride;
           const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[0]));
           const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[1]));
           a8[p][0] = _mm256_add_epi8(a8[p][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl0)),
@@ -123,10 +119,9 @@ void list_tile(const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t k
         const __m256i* wv = reinterpret_cast<const __m256i*>(wbase + e * 4 * kCB);
         const __m256i wl0 = _mm256_load_si256(wv), wl1 = _mm256_load_si256(wv + 1);
         const __m256i wh0 = _mm256_load_si256(wv + 2), wh1 = _mm256_load_si256(wv + 3);
-        const int64_t off = g.off_part[e];
-        const int32_t kw = EDGE ? g.kw_part[e] : 0;
+        const uint64_t* xe = x0 + g.off_part[e];
         for (int p = 0; p < P; ++p) {
-          const uint64_t* xs = xsrc(p, off, kw);
+          const uint64_t* xs = xe + p * pstride;
           const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[0]));
           const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[1]));
           const __m256i l0 = _mm256_and_si256(_mm256_xor_si256(xl, wl0), _mm256_load_si256(wv + 4));
@@ -216,16 +211,13 @@ struct AlignedWords {
   ~AlignedWords() { std::free(p); }
 };
 
-// Split-word offsets and kw of every entry of one list for an input of width W.
-void entry_offsets(const std::vector<int32_t>& ent, const BConvShape& s, std::vector<int64_t>& off,
-                   std::vector<int32_t>& kws) {
-  const int64_t W64 = s.words();
+// Split-word offsets of every entry of one list in the column-padded input (width W + 2*pad).
+void entry_offsets(const std::vector<int32_t>& ent, const BConvShape& s, std::vector<int64_t>& off) {
+  const int64_t W64 = s.words(), WP = s.w + 2 * s.pad;
   off.resize(ent.size());
-  kws.resize(ent.size());
   for (size_t e = 0; e < ent.size(); ++e) {
     const int64_t tw = ent[e], wd = tw % W64, tap = tw / W64, kh = tap / s.kw, kw = tap % s.kw;
-    off[e] = 2 * ((kh * s.w + kw) * W64 + wd);
-    kws[e] = static_cast<int32_t>(kw);
+    off[e] = 2 * ((kh * WP + kw) * W64 + wd);
   }
 }
 
@@ -312,16 +304,21 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
   const int64_t W64 = s.words();
   static thread_local AlignedWords xbuf;
   static thread_local std::vector<int64_t> off_full, off_part;
-  static thread_local std::vector<int32_t> kw_full, kw_part;
-  entry_offsets(pw->ent_full, s, off_full, kw_full);
-  entry_offsets(pw->ent_part, s, off_part, kw_part);
-  alignas(64) static const uint64_t zeros[2] = {0, 0};
-  const int64_t in_words = s.n * s.h * s.w * W64;
-  uint64_t* xs = xbuf.get(static_cast<size_t>(2 * in_words));
-  parallel_for((in_words + 4095) / 4096, threads, [&](int64_t b0, int64_t b1) {
-    for (int64_t i = b0 * 4096; i < std::min(in_words, b1 * 4096); ++i) {
-      xs[2 * i] = a.x[i] & kLowNibbles;
-      xs[2 * i + 1] = (a.x[i] >> 4) & kLowNibbles;
+  entry_offsets(pw->ent_full, s, off_full);
+  entry_offsets(pw->ent_part, s, off_part);
+  // Nibble-split input with `pad` zero pixels left and right of every row, one pass.
+  const int64_t WP = s.w + 2 * s.pad, rows = s.n * s.h, prow = 2 * WP * W64;
+  uint64_t* xs = xbuf.get(static_cast<size_t>(rows * prow));
+  parallel_for(rows, threads, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      uint64_t* d = xs + r * prow;
+      const uint64_t* src = a.x + r * s.w * W64;
+      std::fill(d, d + 2 * s.pad * W64, uint64_t{0});
+      for (int64_t i = 0; i < s.w * W64; ++i) {
+        d[2 * (s.pad * W64 + i)] = src[i] & kLowNibbles;
+        d[2 * (s.pad * W64 + i) + 1] = (src[i] >> 4) & kLowNibbles;
+      }
+      std::fill(d + 2 * (s.pad + s.w) * W64, d + prow, uint64_t{0});
     }
   });
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
@@ -329,8 +326,6 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
   const int64_t* offf = off_full.data();
   const int64_t* offp = off_part.data();
-  const int32_t* kwf = kw_full.data();
-  const int32_t* kwp = kw_part.data();
   parallel_for(split.tasks(), threads, [&](int64_t t0, int64_t t1) {
     static thread_local std::vector<int32_t> dots;
     dots.resize(static_cast<size_t>(OW * ld));
@@ -338,8 +333,7 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
       const int64_t row = t / split.chunks, ci = t % split.chunks;
       const int64_t n = row / OH, oh = row % OH;
       const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
-      const ListGeo g{xs + 2 * n * s.h * s.w * W64, pw, offf, offp, kwf, kwp, zeros, s.h, s.w, W64, s.kh, s.kw,
-                      s.stride, s.pad};
+      const ListGeo g{xs + n * s.h * prow, pw, offf, offp, s.h, s.w, WP, W64, s.kh, s.kw, s.stride, s.pad};
       masked_row(g, s, oh, c0, c1, dots.data(), ld);
       write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
     }
