@@ -28,11 +28,17 @@ ZOO = {
     "birealnet18": [("cifar-int8", dict(width=0.25, stem="cifar", clip_block=True)),
                     ("cifar-float", dict(width=0.25, stem="cifar")),
                     ("imagenet64-int8", dict(width=0.25, stem="imagenet", input_size=64, clip_block=True)),
-                    ("imagenet64-float", dict(width=0.25, stem="imagenet", input_size=64))],
+                    ("imagenet64-float", dict(width=0.25, stem="imagenet", input_size=64)),
+                    # odd maps: the downsample shortcuts' AvgPool2d(2, ceil_mode=True) adds windows
+                    ("cifar20-int8-ceil", dict(width=0.25, stem="cifar", input_size=20, clip_block=True)),
+                    ("cifar20-float-ceil", dict(width=0.25, stem="cifar", input_size=20))],
     "quicknet-small": [("cifar-int8", dict(width=0.25, stem="cifar", clip_block=True)),
                        ("cifar-float", dict(width=0.25, stem="cifar")),
                        ("imagenet64-int8", dict(width=0.25, stem="imagenet", input_size=64, clip_block=True)),
-                       ("imagenet64-float", dict(width=0.25, stem="imagenet", input_size=64))],
+                       ("imagenet64-float", dict(width=0.25, stem="imagenet", input_size=64)),
+                       # odd maps: the transitions' MaxPool2d(2, ceil_mode=True) adds windows
+                       ("cifar20-int8-ceil", dict(width=0.25, stem="cifar", input_size=20, clip_block=True)),
+                       ("cifar20-float-ceil", dict(width=0.25, stem="cifar", input_size=20))],
 }
 CASES = [(name, cid, kw) for name, variants in ZOO.items() for cid, kw in variants]
 
@@ -68,3 +74,5 @@ def test_zoo_engine_equals_simulation(name, cid, kw, isa):
     assert "bits" in kinds and "f32" in kinds
     if kw.get("clip_block"):
         assert "int8" in kinds
+    if cid.endswith("-ceil"):
+        assert any(op.attrs.get("ceil_mode") for op in sess.model.ops)

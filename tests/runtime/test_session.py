@@ -157,14 +157,3 @@ def test_session_shared_buffers_give_the_same_logits():
     first = sess.run(u)
     assert np.array_equal(first, sess._execute(u, share=False)[sess.model.output_name])
     assert np.array_equal(first, sess.run(u))  # buffers reused across runs
-
-
-@pytest.mark.parametrize("k, s, p, hw", [(3, 2, 1, (9, 8)), (2, 2, 0, (6, 7)), (3, 1, 1, (5, 5)), (5, 3, 2, (11, 4))])
-def test_session_float_maxpool_equals_torch(k, s, p, hw):
-    from onebit.runtime.session import _maxpool_f32
-
-    x = torch.randn(2, 3, *hw)
-    ref = torch.nn.functional.max_pool2d(x, k, s, p).permute(0, 2, 3, 1).numpy()
-    out = np.empty(ref.shape, np.float32)
-    _maxpool_f32(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), out, k, k, s, s, p, p)
-    assert np.array_equal(out, ref)

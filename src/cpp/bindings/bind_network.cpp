@@ -92,25 +92,27 @@ int pick_threads(const std::optional<int>& threads) {
 }
 
 onebit::PoolGeom pool_geom(const std::vector<int64_t>& s, int kh, int kw, int sh, int sw, int ph,
-                           int pw) {
+                           int pw, bool ceil_mode) {
   onebit::PoolGeom g;
   g.n = s[0]; g.h = s[1]; g.w = s[2]; g.c = s[3];
-  g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+  g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.ceil_mode = ceil_mode;
   onebit::pool_geom_finish(g);
   return g;
 }
 
 template <class T>
 void pool_common(const In& x, Out& out, int kh, int kw, int sh, int sw, int ph, int pw,
-                 onebit::PoolGeom& g) {
+                 bool ceil_mode, onebit::PoolGeom& g) {
   auto s = check<T>(x, "x", 4);
-  g = pool_geom(s, kh, kw, sh, sw, ph, pw);
+  g = pool_geom(s, kh, kw, sh, sw, ph, pw, ceil_mode);
   expect_shape(check<T>(out, "out", 4), {g.n, g.oh, g.ow, g.c}, "out");
 }
 
 #define POOL_ARGS nb::arg("x"), nb::arg("out"), nb::arg("kh"), nb::arg("kw"), nb::arg("sh"), \
                   nb::arg("sw"), nb::arg("ph"), nb::arg("pw")
 #define ISA_ARGS nb::kw_only(), nb::arg("isa") = nb::none(), nb::arg("threads") = nb::none()
+#define POOL_ISA_ARGS nb::kw_only(), nb::arg("ceil_mode") = false, nb::arg("isa") = nb::none(), \
+                      nb::arg("threads") = nb::none()
 
 onebit::Conv8Out parse_output(const std::string& s) {
   if (s == "int32") return onebit::Conv8Out::int32;
@@ -199,63 +201,63 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
 
 void bind_network(nb::module_& m) {
   m.def("maxpool2d_bits", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                             std::optional<std::string> isa, std::optional<int> threads) {
+                             bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
     onebit::PoolGeom g;
-    pool_common<uint64_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    pool_common<uint64_t>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
     auto is = pick_isa(isa);
     int th = pick_threads(threads);
     nb::gil_scoped_release rel;
     onebit::maxpool_bits(static_cast<const uint64_t*>(x.data()), static_cast<uint64_t*>(out.data()),
                          g, is, th);
-  }, POOL_ARGS, ISA_ARGS,
+  }, POOL_ARGS, POOL_ISA_ARGS,
   "Max pooling of packed bits (N,H,W,W64) uint64 into `out` (N,OH,OW,W64): bitwise AND.");
 
   m.def("maxpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                             std::optional<std::string> isa, std::optional<int> threads) {
+                             bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
     onebit::PoolGeom g;
-    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
     auto is = pick_isa(isa);
     int th = pick_threads(threads);
     nb::gil_scoped_release rel;
     onebit::maxpool_int8(static_cast<const int8_t*>(x.data()), static_cast<int8_t*>(out.data()),
                          g, is, th);
-  }, POOL_ARGS, ISA_ARGS, "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
+  }, POOL_ARGS, POOL_ISA_ARGS, "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
 
   m.def("maxpool2d_float", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                              std::optional<std::string> isa, std::optional<int> threads) {
+                              bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
     onebit::PoolGeom g;
-    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, g);
+    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
     auto is = pick_isa(isa);
     int th = pick_threads(threads);
     nb::gil_scoped_release rel;
     onebit::maxpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()), g,
                         is, th);
-  }, POOL_ARGS, ISA_ARGS, "Max pooling of float32 NHWC into `out`; padding taps are ignored.");
+  }, POOL_ARGS, POOL_ISA_ARGS, "Max pooling of float32 NHWC into `out`; padding taps are ignored.");
 
   m.def("avgpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                             bool count_include_pad, std::optional<std::string> isa,
+                             bool count_include_pad, bool ceil_mode, std::optional<std::string> isa,
                              std::optional<int> threads) {
     onebit::PoolGeom g;
-    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, g);
+    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
     auto is = pick_isa(isa);
     int th = pick_threads(threads);
     nb::gil_scoped_release rel;
     onebit::avgpool_int8(static_cast<const int8_t*>(x.data()), static_cast<int8_t*>(out.data()),
                          g, count_include_pad, is, th);
-  }, POOL_ARGS, nb::arg("count_include_pad"), ISA_ARGS,
+  }, POOL_ARGS, nb::arg("count_include_pad"), POOL_ISA_ARGS,
   "Average pooling of int8 NHWC: clamp(floor((2s + d) / 2d), -127, 127).");
 
   m.def("avgpool2d_float", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                              bool count_include_pad, std::optional<std::string> isa,
+                              bool count_include_pad, bool ceil_mode, std::optional<std::string> isa,
                               std::optional<int> threads) {
     onebit::PoolGeom g;
-    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, g);
+    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
     auto is = pick_isa(isa);
     int th = pick_threads(threads);
     nb::gil_scoped_release rel;
     onebit::avgpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()), g,
                         count_include_pad, is, th);
-  }, POOL_ARGS, nb::arg("count_include_pad"), ISA_ARGS, "Average pooling of float32 NHWC.");
+  }, POOL_ARGS, nb::arg("count_include_pad"), POOL_ISA_ARGS, "Average pooling of float32 NHWC.");
 
   m.def("global_avgpool_int8", [](const In& x, Out out, std::optional<std::string> isa,
                                   std::optional<int> threads) {

@@ -54,8 +54,10 @@ void pool_geom_finish(PoolGeom& g) {
                                 std::to_string(g.kw) + " is larger than the padded input " +
                                 std::to_string(g.h + 2 * g.ph) + "x" +
                                 std::to_string(g.w + 2 * g.pw));
-  g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
-  g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+  g.oh = (g.h + 2 * g.ph - g.kh + (g.ceil_mode ? g.sh - 1 : 0)) / g.sh + 1;
+  g.ow = (g.w + 2 * g.pw - g.kw + (g.ceil_mode ? g.sw - 1 : 0)) / g.sw + 1;
+  if (g.ceil_mode && (g.oh - 1) * g.sh >= g.h + g.ph) --g.oh;  // PyTorch: start inside input+pad
+  if (g.ceil_mode && (g.ow - 1) * g.sw >= g.w + g.pw) --g.ow;
 }
 
 #if defined(ONEBIT_HAVE_X86)

@@ -12,12 +12,17 @@ namespace onebit {
 
 // Geometry of a 2-D pooling window over an NHWC tensor. `c` is the number of elements per
 // pixel: packed words (W64) for bits, channels for int8 / float32. PyTorch semantics:
-// oh = floor((h + 2*ph - kh) / sh) + 1 (ceil_mode=False); padding requires ph <= kh/2 and
-// pw <= kw/2 so every window holds at least one in-bounds tap. Padding taps are ignored
-// (max pooling) or count as zeros only when count_include_pad (average pooling).
+// oh = floor((h + 2*ph - kh) / sh) + 1, or with ceil_mode oh = ceil((h + 2*ph - kh) / sh) + 1
+// minus one if that last window would start at or after h + ph (it must start inside the input
+// or its top/left padding); likewise ow. Padding requires ph <= kh/2 and pw <= kw/2 so every
+// window holds at least one in-bounds tap. Padding taps are ignored (max pooling) or count as
+// zeros only when count_include_pad (average pooling: the divisor is then the window clipped to
+// the padded input [-ph, h + ph) x [-pw, w + pw), which is kh*kw except in ceil_mode's last
+// windows: PyTorch's rule).
 struct PoolGeom {
   int64_t n = 0, h = 0, w = 0, c = 0;
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  bool ceil_mode = false;
   int64_t oh = 0, ow = 0;
 };
 

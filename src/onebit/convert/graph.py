@@ -242,9 +242,9 @@ class _Builder:
         if self.pending is None:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): pooling is supported "
                                   f"only after a convolution + BatchNorm")
-        if getattr(m, "dilation", 1) not in (1, (1, 1)) or m.ceil_mode or getattr(m, "return_indices", False):
-            raise ConversionError(f"layer {name!r} (MaxPool2d): dilation, ceil_mode and "
-                                  f"return_indices are not supported")
+        if getattr(m, "dilation", 1) not in (1, (1, 1)) or getattr(m, "return_indices", False):
+            raise ConversionError(f"layer {name!r} (MaxPool2d): dilation and return_indices are "
+                                  f"not supported")
         self.pending.pools.append((name, m))
 
     def flatten(self, name):
@@ -330,19 +330,23 @@ class _Builder:
             self.pool_op(pn, pm, "maxpool2d")
 
     def pool_op(self, name, pm, type_):
-        """Emit a max/avg pooling op on the current value (ceil_mode only where it changes nothing)."""
+        """Emit a max/avg pooling op on the current value.
+
+        ``ceil_mode`` is recorded (attribute ``ceil_mode``, docs/format.md §7.3) only where it
+        changes the output size: otherwise both modes have the same windows and divisors."""
         x = self.value()
         if len(x.shape) != 3:
             raise ConversionError(f"layer {name!r} ({type(pm).__name__}): input is not a feature map")
         k, s, pd = _pair(pm.kernel_size), _pair(pm.stride or pm.kernel_size), _pair(pm.padding)
+        if pd[0] * 2 > k[0] or pd[1] * 2 > k[1]:
+            raise ConversionError(f"layer {name!r} ({type(pm).__name__}): padding {pd} must be at most "
+                                  f"half the kernel {k}")
         h, w, c = x.shape
-        out = (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1]), c)
-        if getattr(pm, "ceil_mode", False):
-            ceil = tuple(-(-(d + 2 * p_ - kk) // ss) + 1 for d, kk, ss, p_ in zip((h, w), k, s, pd))
-            if ceil != out[:2]:
-                raise ConversionError(f"layer {name!r} ({type(pm).__name__}): ceil_mode=True changes the "
-                                      f"output size for a {h}x{w} input (not supported)")
+        ceil = bool(getattr(pm, "ceil_mode", False))
+        out = (conv_out(h, k[0], s[0], pd[0], ceil), conv_out(w, k[1], s[1], pd[1], ceil), c)
         attrs = {"kernel": k, "stride": s, "padding": pd}
+        if ceil and out[:2] != (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1])):
+            attrs["ceil_mode"] = True
         if type_ == "avgpool2d":
             if getattr(pm, "divisor_override", None) is not None:
                 raise ConversionError(f"layer {name!r} (AvgPool2d): divisor_override is not supported")

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from onebit.runtime.format import ModelFile
+from onebit.runtime.graph import conv_out
 
 
 class IntegerSimulation(nn.Module):
@@ -217,21 +218,12 @@ def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 
     return out
 
 
-def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool = False) -> int:
-    """PyTorch's pooling output size (with ``ceil_mode``, the last window must start inside
-    the input or its left padding)."""
-    if not ceil_mode:
-        return (size + 2 * p - k) // s + 1
-    o = -(-(size + 2 * p - k) // s) + 1
-    return o - 1 if (o - 1) * s >= size + p else o
-
-
 def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:
     """(OH, OW) float64 divisor of every average-pooling window, PyTorch's rule: the window
     clipped to the padded input (``count_include_pad``) or to the input (otherwise)."""
     axes = []
     for size, kk, ss, pp in zip(hw, k, s, p):
-        o = pool_output_size(size, kk, ss, pp, ceil_mode)
+        o = conv_out(size, kk, ss, pp, ceil_mode)
         start = torch.arange(o, dtype=torch.float64) * ss - pp
         end = torch.clamp(start + kk, max=size + pp)
         if not count_include_pad:
@@ -244,7 +236,7 @@ def _window_taps(x, k, s, p, ceil_mode, fill):
     """The (i, j) taps of every pooling window in row-major window order: strided views of the
     input padded with ``fill`` (left/top ``p``, right/bottom as far as the last window reaches)."""
     h, w = x.shape[-2:]
-    oh, ow = (pool_output_size(d, kk, ss, pp, ceil_mode) for d, kk, ss, pp in zip((h, w), k, s, p))
+    oh, ow = (conv_out(d, kk, ss, pp, ceil_mode) for d, kk, ss, pp in zip((h, w), k, s, p))
     rb = max(0, (oh - 1) * s[0] + k[0] - h - p[0])
     rr = max(0, (ow - 1) * s[1] + k[1] - w - p[1])
     xp = F.pad(x, (p[1], rr, p[0], rb), value=fill)

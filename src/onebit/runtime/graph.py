@@ -104,9 +104,16 @@ def _choice(op, attrs, key, choices):
     return v
 
 
-def conv_out(size: int, k: int, stride: int, pad: int) -> int:
-    """PyTorch output size: floor((size + 2*pad - k) / stride) + 1 (docs/format.md §3)."""
-    return (size + 2 * pad - k) // stride + 1
+def conv_out(size: int, k: int, stride: int, pad: int, ceil_mode: bool = False) -> int:
+    """PyTorch output size: floor((size + 2*pad - k) / stride) + 1 (docs/format.md §3).
+
+    With ``ceil_mode`` (pooling, docs/format.md §7.3): ceil instead of floor, minus one when that
+    last window would start at or after ``size + pad`` (outside the input and its left padding).
+    """
+    if not ceil_mode:
+        return (size + 2 * pad - k) // stride + 1
+    out = -(-(size + 2 * pad - k) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + pad else out
 
 
 # ----------------------------------------------------------------------------- per-op specs
@@ -227,7 +234,10 @@ def _spec_maxpool2d(op, xs):
     ph, pw = _pair(op, op.attrs, "padding", 0)
     if 2 * ph > kh or 2 * pw > kw:
         _fail(op, f"padding {[ph, pw]} must be at most half the kernel {[kh, kw]}")
-    oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+    ceil = op.attrs.get("ceil_mode", False)
+    if not isinstance(ceil, bool):
+        _fail(op, f"attribute 'ceil_mode' must be true or false, got {ceil!r}")
+    oh, ow = conv_out(h, kh, sh, ph, ceil), conv_out(w, kw, sw, pw, ceil)
     if oh < 1 or ow < 1:
         _fail(op, f"pooling window {[kh, kw]} does not fit the input {h}x{w}")
     return Value(x.kind, (oh, ow, c), x.scale), {}

@@ -10,7 +10,10 @@ function are in :mod:`onebit.runtime.reference_net`. No torch.
 
 Padding semantics: PyTorch geometry ``out = floor((in + 2p - k) / s) + 1``. Pooling ignores
 padded taps (max) or counts them as zeros only when ``count_include_pad`` (average), and
-requires ``p <= k // 2`` like ``torch.nn.MaxPool2d``. The int8 convolution pads with the input
+requires ``p <= k // 2`` like ``torch.nn.MaxPool2d``. Pooling takes ``ceil_mode`` as PyTorch:
+``out = ceil((in + 2p - k) / s) + 1``, minus one if the last window would start at or after
+``in + p``; such a last window's divisor with ``count_include_pad`` is the window clipped to
+the padded input (PyTorch's rule). The int8 convolution pads with the input
 zero point, i.e. with real zero, matching ``F.conv2d(x, w, padding=p)`` on the real values.
 """
 from __future__ import annotations
@@ -31,9 +34,13 @@ __all__ = [
 _INT32 = (-(2**31), 2**31 - 1)
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """PyTorch geometry: floor((size + 2*padding - kernel) / stride) + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """PyTorch geometry: floor((size + 2*padding - kernel) / stride) + 1; with ``ceil_mode``
+    (pooling) ceil instead of floor, minus one if the last window starts at or after size + padding."""
+    if not ceil_mode:
+        return (size + 2 * padding - kernel) // stride + 1
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def _array(x, name: str) -> np.ndarray:
@@ -93,7 +100,7 @@ def _out(out, shape, dtype, *inputs, name="out") -> np.ndarray:
     return out
 
 
-def _pool_geometry(x, kernel_size, stride, padding):
+def _pool_geometry(x, kernel_size, stride, padding, ceil_mode=False):
     _array(x, "x")
     if x.ndim != 4:
         raise ValueError(f"x must be NHWC with 4 dimensions, got shape {x.shape}")
@@ -102,14 +109,14 @@ def _pool_geometry(x, kernel_size, stride, padding):
     ph, pw = _pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError("kernel_size and stride must be >= 1 and padding >= 0")
-    oh = conv_output_size(x.shape[1], kh, sh, ph)
-    ow = conv_output_size(x.shape[2], kw, sw, pw)
+    oh = conv_output_size(x.shape[1], kh, sh, ph, ceil_mode)
+    ow = conv_output_size(x.shape[2], kw, sw, pw, ceil_mode)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {kh}x{kw} does not fit the padded input {x.shape[1:3]}")
     return (kh, kw, sh, sw, ph, pw), (x.shape[0], oh, ow, x.shape[3])
 
 
-def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=None, isa=None,
+def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                    threads=None) -> np.ndarray:
     """Max pooling of packed binary activations (N, H, W, W64) uint64 -> (N, OH, OW, W64).
 
@@ -117,52 +124,54 @@ def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=No
     bitwise AND of the in-bounds taps (padded taps are ignored). Channel padding bits stay 0.
     Max pooling commutes with sign, so it runs after BN+sign on bits (BinaryNet).
     """
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     out = _out(out, shape, np.uint64, x)
-    engine.maxpool2d_bits(x, out, *geo, isa=isa, threads=threads)
+    engine.maxpool2d_bits(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
     return out
 
 
-def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=None, isa=None,
+def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                    threads=None) -> np.ndarray:
     """Max pooling of int8 NHWC (padded taps ignored), like ``torch.nn.MaxPool2d``."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     out = _out(out, shape, np.int8, x)
-    engine.maxpool2d_int8(x, out, *geo, isa=isa, threads=threads)
+    engine.maxpool2d_int8(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
     return out
 
 
-def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, out=None, isa=None,
+def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                     threads=None) -> np.ndarray:
     """Max pooling of float32 NHWC (padded taps ignored), for float-shortcut stems. Each tap is
     folded in window order as ``acc = acc if acc > t else t`` from -inf (the ``vmaxps`` rule,
     identical on every ISA); unlike PyTorch, a NaN input is not guaranteed to propagate."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     out = _out(out, shape, np.float32, x)
-    engine.maxpool2d_float(x, out, *geo, isa=isa, threads=threads)
+    engine.maxpool2d_float(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
     return out
 
 
 def avgpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *,
-                   count_include_pad: bool = True, out=None, isa=None, threads=None) -> np.ndarray:
+                   count_include_pad: bool = True, ceil_mode=False, out=None, isa=None, threads=None) -> np.ndarray:
     """Average pooling of int8 NHWC on the same scale: with s the exact sum of the in-bounds
     taps and d = kh*kw (``count_include_pad``) or the number of in-bounds taps,
     ``q = clamp(floor((2s + d) / (2d)), -127, 127)`` = round(s/d) with halves rounded UP
     (the rounding of the int8 output stage; docs/format.md §6)."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     out = _out(out, shape, np.int8, x)
-    engine.avgpool2d_int8(x, out, *geo, bool(count_include_pad), isa=isa, threads=threads)
+    engine.avgpool2d_int8(x, out, *geo, bool(count_include_pad), ceil_mode=bool(ceil_mode),
+                           isa=isa, threads=threads)
     return out
 
 
 def avgpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *,
-                    count_include_pad: bool = True, out=None, isa=None,
+                    count_include_pad: bool = True, ceil_mode=False, out=None, isa=None,
                     threads=None) -> np.ndarray:
     """Average pooling of float32 NHWC (float-shortcut residual nets): in-bounds taps summed in
     window order from +0.0, then divided by float32(d); identical on every ISA."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding)
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
     out = _out(out, shape, np.float32, x)
-    engine.avgpool2d_float(x, out, *geo, bool(count_include_pad), isa=isa, threads=threads)
+    engine.avgpool2d_float(x, out, *geo, bool(count_include_pad), ceil_mode=bool(ceil_mode),
+                           isa=isa, threads=threads)
     return out
 
 

@@ -222,11 +222,11 @@ class Session:
                 _e.dense_float(x.reshape(-1, cin), w, b, out.reshape(-1, cout), **kw)
         elif op.type == "avgpool2d":
             (kh, kw_), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
-            cip = a["count_include_pad"]
+            cip, ceil = a["count_include_pad"], a.get("ceil_mode", False)
             fn = _e.avgpool2d_int8 if self.model.values[op.inputs[0]].kind == "int8" else _e.avgpool2d_float
 
             def step(x, out):
-                fn(x, out, kh, kw_, sh, sw, ph, pw, cip, **kw)
+                fn(x, out, kh, kw_, sh, sw, ph, pw, cip, ceil_mode=ceil, **kw)
         elif op.type == "global_avgpool":
             xv = self.model.values[op.inputs[0]]
             if xv.kind == "int8":
@@ -261,11 +261,11 @@ class Session:
                 _e.bdense(x, w, in_features=cin, out=out, **stage, **kw)
         elif op.type == "maxpool2d":
             (kh, kw_), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
-            kind = self.model.values[op.inputs[0]].kind
-            fn = {"bits": _e.maxpool2d_bits, "int8": _e.maxpool2d_int8, "f32": _maxpool_f32}[kind]
+            kind, ceil = self.model.values[op.inputs[0]].kind, a.get("ceil_mode", False)
+            fn = {"bits": _e.maxpool2d_bits, "int8": _e.maxpool2d_int8, "f32": _e.maxpool2d_float}[kind]
 
             def step(x, out):
-                fn(x, out, kh, kw_, sh, sw, ph, pw, **kw)
+                fn(x, out, kh, kw_, sh, sw, ph, pw, ceil_mode=ceil, **kw)
         elif op.type == "bitpack":
 
             def step(x, out):
@@ -291,31 +291,6 @@ class Session:
         else:  # the loader rejects unknown types; a new op type must be added here
             raise fmt.FormatError(f"op {op.name!r}: type {op.type!r} has no engine implementation")
         return step
-
-
-def _maxpool_f32(x, out, kh, kw, sh, sw, ph, pw, isa=None, threads=None):
-    """float32 max pooling in NumPy (the engine has no float max pool; float-shortcut stems use it).
-
-    Padded taps are ignored (as PyTorch's -inf padding): each tap updates only the outputs whose
-    window holds it in bounds, with strided views and no padded copy.
-    """
-    h, w = x.shape[1], x.shape[2]
-    oh, ow = out.shape[1], out.shape[2]
-    out.fill(-np.inf)
-    for i in range(kh):
-        # outputs oy with 0 <= oy*sh - ph + i < h
-        y0 = max(0, -((i - ph) // sh))
-        y1 = min(oh, (h - 1 - i + ph) // sh + 1)
-        if y1 <= y0:
-            continue
-        for j in range(kw):
-            x0 = max(0, -((j - pw) // sw))
-            x1 = min(ow, (w - 1 - j + pw) // sw + 1)
-            if x1 <= x0:
-                continue
-            iy, ix = y0 * sh - ph + i, x0 * sw - pw + j
-            src = x[:, iy:iy + sh * (y1 - y0 - 1) + 1:sh, ix:ix + sw * (x1 - x0 - 1) + 1:sw]
-            np.maximum(out[:, y0:y1, x0:x1], src, out=out[:, y0:y1, x0:x1])
 
 
 def _plan(model, n: int, share: bool) -> dict:

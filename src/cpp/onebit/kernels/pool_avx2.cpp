@@ -134,7 +134,7 @@ void avgpool_int8_avx2(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, 
     const int64_t n = r / g.oh, oy = r % g.oh;
     for (int64_t ox = 0; ox < g.ow; ++ox) {
       const Window win = pool_window(g, oy, ox);
-      const int32_t d = cip ? g.kh * g.kw : (win.i1 - win.i0) * (win.j1 - win.j0);
+      const int32_t d = pool_divisor(g, oy, ox, win, cip);
       const __m256i dv = _mm256_set1_epi32(d), ddv = _mm256_set1_epi32(2 * d);
       const __m256 rcp = _mm256_set1_ps(1.0f / static_cast<float>(2 * d));
       int8_t* out = y + (r * g.ow + ox) * g.c;
@@ -174,8 +174,7 @@ void avgpool_f32_avx2(const float* x, float* y, const PoolGeom& g, bool cip, int
     const int64_t n = r / g.oh, oy = r % g.oh;
     for (int64_t ox = 0; ox < g.ow; ++ox) {
       const Window win = pool_window(g, oy, ox);
-      const float d =
-          static_cast<float>(cip ? g.kh * g.kw : (win.i1 - win.i0) * (win.j1 - win.j0));
+      const float d = static_cast<float>(pool_divisor(g, oy, ox, win, cip));
       const __m256 dv = _mm256_set1_ps(d);
       float* out = y + (r * g.ow + ox) * g.c;
       int64_t k = 0;

@@ -39,6 +39,16 @@ inline Window pool_window(const PoolGeom& g, int64_t oy, int64_t ox) {
   return win;
 }
 
+// Divisor of average-pooling window (oy, ox) (see PoolGeom): the in-bounds taps, or with
+// count_include_pad the window clipped to the padded input (kh*kw unless ceil_mode cut it).
+inline int32_t pool_divisor(const PoolGeom& g, int64_t oy, int64_t ox, const Window& win,
+                            bool cip) {
+  if (!cip) return (win.i1 - win.i0) * (win.j1 - win.j0);
+  const int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
+  return static_cast<int32_t>(std::min<int64_t>(g.kh, g.h + g.ph - y0) *
+                              std::min<int64_t>(g.kw, g.w + g.pw - x0));
+}
+
 }  // namespace
 
 #define ONEBIT_POOL_DECLARE(isa)                                                                \

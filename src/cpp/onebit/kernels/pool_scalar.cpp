@@ -74,8 +74,7 @@ void avgpool_int8_scalar(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip
               x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
           for (int64_t k = 0; k < g.c; ++k) acc[k] += in[k];
         }
-      const int64_t d = cip ? int64_t{g.kh} * g.kw
-                            : int64_t{win.i1 - win.i0} * (win.j1 - win.j0);
+      const int64_t d = pool_divisor(g, oy, ox, win, cip);
       int8_t* out = y + (r * g.ow + ox) * g.c;
       for (int64_t k = 0; k < g.c; ++k) out[k] = avg_round_int8(acc[k], d);
     }
@@ -96,7 +95,7 @@ void avgpool_f32_scalar(const float* x, float* y, const PoolGeom& g, bool cip, i
               x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
           for (int64_t k = 0; k < g.c; ++k) out[k] = out[k] + in[k];
         }
-      const float d = static_cast<float>(cip ? g.kh * g.kw : (win.i1 - win.i0) * (win.j1 - win.j0));
+      const float d = static_cast<float>(pool_divisor(g, oy, ox, win, cip));
       for (int64_t k = 0; k < g.c; ++k) out[k] = out[k] / d;
     }
   }
