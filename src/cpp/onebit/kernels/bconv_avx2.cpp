@@ -2,24 +2,34 @@
 // lookup (pshufb) method of Mula et al.: per byte, LUT[lo nibble] + LUT[hi nibble].
 //
 // Nibble pre-split: popcount(x XOR w) per byte = LUT[xl ^ wl] + LUT[xh ^ wh] with
-// xl = x & 0x0F.., xh = (x >> 4) & 0x0F.. (per byte). Both operands are split once per call
-// (input: one pass; weights: during the re-layout), so the inner loop needs 2 XOR + 2 pshufb +
-// 2 byte adds per 4 words instead of XOR + shift + 2 AND + 2 pshufb + 2 adds (6 ops, not 8).
+// xl = x & 0x0F.., xh = (x >> 4) & 0x0F.. (per byte). Both operands are split once (input: one
+// pass per call; weights: in prepare_weights), so the inner loop needs 2 XOR + 2 pshufb + 2 byte
+// adds per 4 words instead of XOR + shift + 2 AND + 2 pshufb + 2 adds (6 ops, not 8).
 //
-// Register blocking: a tile is P output pixels (same output row) x 8 output channels (2 ymm of
-// 4 channels; split into lo/hi nibble halves: 4 weight ymm per tap word). Each pixel's split
-// input word is 2 broadcasts; the P*2 XOR+popcounts add into uint8 lanes. Lanes gain <= 8 per
-// word, so they are widened (psadbw -> u64 per channel) every <= 31 words: exact for any K
-// (the "narrow lanes with periodic widening" accumulator).
-// Weights are re-laid out once per call as [Cout/8][KH][KW][W64][lo 8 | hi 8] so a tap word's
-// 8 channels are contiguous. Every output row runs in full tiles, edge pixels included: an
-// out-of-bounds tap reads zero words and its weight popcount is subtracted afterwards (exact
-// TRUE-ZERO padding, see tile()).
+// Zero-padded input: the split pass writes each input row with `pad` zero pixels on both sides,
+// so every tap of every output pixel is a real memory word and the KW taps of a kernel row are
+// KW*W64 contiguous words (one straight run, the same for every pixel of a tile, edge pixels
+// included). A zero word contributes popcount(0 XOR w) = popcount(w); that is subtracted again
+// for the few edge pixels afterwards (per-tap weight popcounts from prepare), so TRUE-ZERO
+// padding stays exact. Kernel rows outside the input are skipped (per output row).
+//
+// Register blocking: a tile is P output pixels (same output row) x 8*NB output channels
+// (2*NB ymm of 4 channels; weights split into lo/hi nibble halves: 4*NB weight ymm per word).
+// Lanes are uint8 and gain <= 8 per word, so they are folded (psadbw -> u64 per channel) before
+// 31 words accumulate (the "narrow lanes with periodic widening" accumulator, exact for any K).
+//
+// Work split: one task = a band of output rows x a chunk of 64 output channels; inside a task the
+// loop over 8-channel blocks is outside the loop over rows, so a block's weights stay in L1
+// while the band's rows use them (matters when the weights do not fit in L2, e.g. 512x3x3x512).
+//
+// Weights are re-laid out once (prepare_weights) as [Cout/8][KH][KW][W64][lo 8 | hi 8] so a tap
+// word's 8 channels are 4 adjacent ymm; the per-tap weight popcounts [Cout/8][KH*KW][8] (int32)
+// follow the weights in the same allocation.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdlib>
-#include <vector>
+#include <new>
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_avx2.h"
@@ -27,9 +37,10 @@
 namespace onebit::kernels {
 namespace {
 
-constexpr int64_t kCB = 8;        // output channels per tile
-constexpr int64_t kMaxWords = 31;
-constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;  // uint8 lanes: 31 words * 8 bits = 248 <= 255
+constexpr int64_t kCB = 8;  // output channels per block
+constexpr int kMaxWords = 31;  // uint8 lanes: 31 words * 8 bits = 248 <= 255
+constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;
+constexpr int64_t kChunk = 64;  // output channels per task (packed output words never straddle)
 
 inline __m256i popcnt_bytes(__m256i v, __m256i lut, __m256i low) {
   const __m256i lo = _mm256_and_si256(v, low);
@@ -42,192 +53,212 @@ inline __m256i nibble_lut() {
                           0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
 }
 
-struct Geo {
-  const uint64_t* x;      // image n, nibble-split: [H][W][W64][lo, hi]
-  const uint64_t* wt;     // re-laid-out weights
-  const int32_t* pcw;     // [Cout/8][KH*KW][8] popcount of each weight tap (padding correction)
-  const uint64_t* zeros;  // 2*W64 zero words: the stand-in input of an out-of-bounds tap
-  int64_t H, W, W64, KH, KW, stride, pad, cin;
-};
+// Words of the prepared layout: the split weights, then the int32 per-tap popcounts.
+inline int64_t weight_words(const BConvShape& s) {
+  return (s.cout + kCB - 1) / kCB * kCB * s.kh * s.kw * s.words() * 2;
+}
+inline int64_t prepared_words(const BConvShape& s) {
+  return weight_words(s) + ((s.cout + kCB - 1) / kCB * kCB * s.kh * s.kw + 1) / 2;
+}
 
-// Popcount sums for P pixels (ow0 .. ow0+P-1 of row oh) x 8 channels of block `blk`, over the
-// rows kh in [kh0, kh1) (in bounds for the whole output row) and all kw. A pixel whose tap kw is
-// outside the input reads zero words instead and the tap's weight popcount is subtracted
-// afterwards: popcount(0 XOR w) = popcount(w), so the sum equals the in-bounds-only sum (TRUE
-// zero padding) and every pixel of a row, edge or not, runs in the same full-width tile.
-// y = T*Cin - 2*pc with T the pixel's in-bounds tap count.
-template <int P, int FW, bool EDGE, int NB = 1>  // NB: 8-channel blocks per tile (1 or 2)
-inline void tile(const Geo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0, int64_t kh1,
-                 int32_t* dots, int64_t ld) {
-  constexpr int V = 2 * NB;  // ymm of 4 channels
+// One tile: P pixels x 8*NB channels over `rows` kernel rows of `run` words each (RUN when > 0).
+// x: split padded input at pixel 0's first tap (kw = 0) of the first kernel row; pixel p at
+//    x + p*ps, kernel row r at x + r*rs. Word j of a run is the pair x[2j], x[2j+1] (lo, hi).
+// w: the block's weights at the first kernel row, word j at w + 16*j, kernel row r at w + r*wrs,
+//    the second block (NB = 2) at w + bs.
+// Writes y = tc - 2*pc (tc = rows*KW*Cin) to dots[p*ld + c], as if every kw tap were in bounds.
+template <int P, int NB, int RUN>
+inline void tile(const uint64_t* x, int64_t ps, int64_t rs, const uint64_t* w, int64_t wrs, int64_t bs,
+                 int64_t rows, int64_t run_rt, int32_t tc, int32_t* dots, int64_t ld) {
+  constexpr int V = 2 * NB;
+  const int64_t run = RUN > 0 ? RUN : run_rt;
   const __m256i lut = nibble_lut(), zero = _mm256_setzero_si256();
-  const int64_t W64 = FW > 0 ? FW : g.W64, pstride = 2 * g.stride * W64, KW = g.KW;
-  const int64_t bstride = g.KH * KW * W64 * 2 * kCB;  // words between consecutive 8-blocks
-  const uint64_t* wblk = g.wt + blk * bstride;
-  int64_t kwv0[P], kwv1[P];  // valid kw range of each pixel
-  for (int p = 0; p < P; ++p) {
-    if (EDGE) {
-      tap_range(ow0 + p, g.stride, g.pad, KW, g.W, kwv0[p], kwv1[p]);
-    } else {
-      kwv0[p] = 0;
-      kwv1[p] = KW;
-    }
-  }
-  __m256i a8[P][V], a64[P][V];
+  __m256i a8[P][V];
   for (int p = 0; p < P; ++p)
-    for (int v = 0; v < V; ++v) a8[p][v] = a64[p][v] = zero;
-  auto widen = [&]() __attribute__((always_inline)) {
+    for (int v = 0; v < V; ++v) a8[p][v] = zero;
+  // Folded sums live in memory: they are touched once per <= 31 words, and keeping them in
+  // registers would push the u8 accumulators out of the 16 ymm.
+  alignas(32) uint64_t a64[P][V][4];
+  bool folded = false;
+  auto fold = [&]() __attribute__((always_inline)) {
     for (int p = 0; p < P; ++p)
       for (int v = 0; v < V; ++v) {
-        a64[p][v] = _mm256_add_epi64(a64[p][v], _mm256_sad_epu8(a8[p][v], zero));
+        __m256i s = _mm256_sad_epu8(a8[p][v], zero);
+        __m256i* d = reinterpret_cast<__m256i*>(a64[p][v]);
+        _mm256_store_si256(d, folded ? _mm256_add_epi64(_mm256_load_si256(d), s) : s);
         a8[p][v] = zero;
       }
+    folded = true;
   };
-  // u8 lanes gain <= 8 per word: widen before more than kMaxWords words accumulate. When a
-  // whole kernel row fits (KW*W64 <= 31, e.g. 3x3 up to 640 channels) the check runs per row.
-  const bool per_row = KW * W64 <= kMaxWords;
+  auto word = [&](const uint64_t* xw, const uint64_t* ww) __attribute__((always_inline)) {
+    const __m256i* wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = reinterpret_cast<const __m256i*>(ww + b * bs);
+    for (int p = 0; p < P; ++p) {
+      const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xw[p * ps]));
+      const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xw[p * ps + 1]));
+      for (int v = 0; v < V; ++v) {
+        const __m256i* wl = wv[v / 2] + (v % 2), *wh = wl + 2;
+        // (Weights as forced memory operands of the XOR, to free registers for more pixels,
+        // measured slower: 1.0-1.35x on the CIFAR layers.)
+        const __m256i tl = _mm256_xor_si256(xl, _mm256_load_si256(wl));
+        const __m256i th = _mm256_xor_si256(xh, _mm256_load_si256(wh));
+        a8[p][v] = _mm256_add_epi8(a8[p][v], _mm256_add_epi8(_mm256_shuffle_epi8(lut, tl), _mm256_shuffle_epi8(lut, th)));
+        // Opaque to the optimizer: without this GCC reassociates the byte adds of an unrolled
+        // run into a tree, keeps every partial popcount live and spills them (measured 1.2-2.4x slower).
+        asm("" : "+x"(a8[p][v]));
+      }
+    }
+  };
   int64_t since = 0;
-  for (int64_t kh = kh0; kh < kh1; ++kh) {
-    if (per_row) {
-      if (since + KW * W64 > kMaxWords) {
-        widen();
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint64_t* xr = x + r * rs;
+    const uint64_t* wr = w + r * wrs;
+    if constexpr (RUN > 0 && RUN <= kMaxWords) {
+      if (since + RUN > kMaxWords) {
+        fold();
         since = 0;
       }
-      since += KW * W64;
-    }
-    const int64_t ih = oh * g.stride - g.pad + kh;
-    const uint64_t* xrow = g.x + 2 * (ih * g.W + ow0 * g.stride - g.pad) * W64;  // pixel 0, kw 0
-    const uint64_t* wrow = wblk + kh * KW * W64 * 2 * kCB;
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      const uint64_t* xs[P];
-      for (int p = 0; p < P; ++p) {
-        if (EDGE)
-          xs[p] = (kw >= kwv0[p] && kw < kwv1[p]) ? xrow + (p * pstride + 2 * kw * W64) : g.zeros;
-        else
-          xs[p] = xrow + (p * pstride + 2 * kw * W64);
+      since += RUN;
+      // Short runs fully unrolled; long ones 4 words per iteration (full unrolling of 24-word
+      // runs made tiles of 3 and 4 pixels ~15 KiB of code each: together they overflow the
+      // instruction cache, measured 25% slower on 7x7x512).
+      constexpr int U = RUN <= 8 ? RUN : 4;
+      static_assert(RUN % U == 0, "run length must be a multiple of the unroll factor");
+      for (int j0 = 0; j0 < RUN; j0 += U) {
+#pragma GCC unroll 8
+        for (int j = j0; j < j0 + U; ++j) word(xr + 2 * j, wr + 16 * j);
       }
-      const uint64_t* wp = wrow + kw * W64 * 2 * kCB;
-      for (int64_t wd0 = 0; wd0 < W64; wd0 += kMaxWords) {
-        const int64_t wd1 = (FW > 0 || wd0 + kMaxWords >= W64) ? W64 : wd0 + kMaxWords;
-        if (!per_row) {
-          if (since + (wd1 - wd0) > kMaxWords) {
-            widen();
-            since = 0;
-          }
-          since += wd1 - wd0;
+    } else {
+      for (int64_t j0 = 0; j0 < run;) {
+        if (since == kMaxWords) {
+          fold();
+          since = 0;
         }
-        for (int64_t wd = wd0; wd < wd1; ++wd) {
-          __m256i wl[V], wh[V];
-          for (int b = 0; b < NB; ++b) {
-            const __m256i* wv = reinterpret_cast<const __m256i*>(wp + b * bstride + wd * 2 * kCB);
-            wl[2 * b] = _mm256_load_si256(wv);
-            wl[2 * b + 1] = _mm256_load_si256(wv + 1);
-            wh[2 * b] = _mm256_load_si256(wv + 2);
-            wh[2 * b + 1] = _mm256_load_si256(wv + 3);
-          }
-          for (int p = 0; p < P; ++p) {
-            const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[p][2 * wd]));
-            const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[p][2 * wd + 1]));
-            for (int v = 0; v < V; ++v)
-              a8[p][v] = _mm256_add_epi8(a8[p][v], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl[v])),
-                                                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh[v]))));
-          }
-        }
+        const int64_t j1 = std::min(run, j0 + (kMaxWords - since));
+        since += j1 - j0;
+        for (int64_t j = j0; j < j1; ++j) word(xr + 2 * j, wr + 16 * j);
+        j0 = j1;
       }
     }
   }
-  widen();
-  // pc <= K < 2^31 so the low 32 bits of each u64 lane hold it exactly.
+  // pc <= K < 2^31, so the low 32 bits of each u64 lane hold it exactly.
   const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
-  for (int b = 0; b < NB; ++b) {
-    const int32_t* pcw = g.pcw + (blk + b) * g.KH * KW * kCB;
-    for (int p = 0; p < P; ++p) {
-      const __m256i lo = _mm256_permutevar8x32_epi32(a64[p][2 * b], idx);
-      const __m256i hi = _mm256_permutevar8x32_epi32(a64[p][2 * b + 1], idx);
-      __m256i pc = _mm256_permute2x128_si256(lo, hi, 0x20);
-      if (EDGE)  // remove the zero-word taps: popcount(0 XOR w) = popcount(w)
-        for (int64_t kh = kh0; kh < kh1; ++kh)
-          for (int64_t kw = 0; kw < KW; ++kw)
-            if (kw < kwv0[p] || kw >= kwv1[p])
-              pc = _mm256_sub_epi32(pc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pcw + (kh * KW + kw) * kCB)));
-      const __m256i tc = _mm256_set1_epi32(static_cast<int32_t>((kh1 - kh0) * (kwv1[p] - kwv0[p]) * g.cin));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + (ow0 + p) * ld + b * kCB),
-                          _mm256_sub_epi32(tc, _mm256_add_epi32(pc, pc)));
+  const __m256i tcv = _mm256_set1_epi32(tc);
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < NB; ++b) {
+      __m256i s0 = _mm256_sad_epu8(a8[p][2 * b], zero), s1 = _mm256_sad_epu8(a8[p][2 * b + 1], zero);
+      if (folded) {
+        s0 = _mm256_add_epi64(s0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][2 * b])));
+        s1 = _mm256_add_epi64(s1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][2 * b + 1])));
+      }
+      const __m256i pc = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(s0, idx),
+                                                   _mm256_permutevar8x32_epi32(s1, idx), 0x20);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + p * ld + b * kCB),
+                          _mm256_sub_epi32(tcv, _mm256_add_epi32(pc, pc)));
     }
-  }
 }
 
+// Geometry of one call, shared by its tasks.
+struct Ctx {
+  const uint64_t* xs;   // split padded input [N][H][WP][W64][2]
+  const uint64_t* wt;   // prepared weights
+  const int32_t* pcw;   // [Cout/8][KH*KW][8] weight popcount per tap
+  BConvShape s;
+  int64_t W64, WP, OH, OW, in0, in1;  // [in0, in1): output columns with every kw in bounds
+};
 
-template <int P, int FW, int NB>
-inline void tile_any(bool edge, const Geo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0,
-                     int64_t kh1, int32_t* d, int64_t ld) {
-  if (edge)
-    tile<P, FW, true, NB>(g, blk, oh, ow0, kh0, kh1, d, ld);
-  else
-    tile<P, FW, false, NB>(g, blk, oh, ow0, kh0, kh1, d, ld);
-}
-
-// Pixels per tile (measured on Zen 3): 3 for 1-2 words per tap (6 u8 accumulators + 4 weight
-// registers + LUT stay in the 16 ymm), 6 for wider taps (weights then come from L1 as memory
-// operands, and more pixels share each weight load).
-constexpr int kPSmall = 3, kPLarge = 6;
-// 1-word taps (Cin <= 64): tiles of 3 pixels x 16 channels (two 8-channel blocks) amortize the
-// per-tap loop overhead better (~5% on 56x56x64-64, measured; not for 2-word taps).
-constexpr int kPSmall2 = 3;
-template <int FW, int kP, int NB>
-void row_tiles(const Geo& g, int64_t blk, int64_t oh, int64_t OW, int64_t in0, int64_t in1,
-               int64_t kh0, int64_t kh1, int32_t* d, int64_t ld) {
-  // ceil(OW / kP) tiles of balanced sizes (7 pixels -> 4 + 3, not 6 + 1).
-  const int64_t nt = (OW + kP - 1) / kP, base = OW / nt, extra = OW % nt;
+// Tiles of one output row for the 8*NB channels of blocks blk.. (P: largest tile).
+template <int P, int NB, int RUN>
+void row_tiles(const Ctx& c, int64_t blk, int64_t n, int64_t oh, int32_t* d, int64_t ld) {
+  const BConvShape& s = c.s;
+  int64_t kh0, kh1;
+  tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
+  const int64_t rows = kh1 - kh0, W2 = 2 * c.W64, run = s.kw * c.W64;
+  const int64_t rs = c.WP * W2, ps = s.stride * W2, wrs = 16 * run, bs = s.kh * wrs;
+  const uint64_t* x = c.xs + ((n * s.h + oh * s.stride - s.pad + kh0) * c.WP) * W2;
+  const uint64_t* w = c.wt + blk * bs + kh0 * wrs;
+  const int32_t tc = static_cast<int32_t>(rows * s.kw * s.cin);
+  // ceil(OW / P) tiles of balanced sizes (7 pixels -> 4 + 3, not 6 + 1).
+  const int64_t nt = (c.OW + P - 1) / P, base = c.OW / nt, extra = c.OW % nt;
   for (int64_t i = 0, ow = 0; i < nt; ++i) {
     const int64_t size = base + (i < extra ? 1 : 0);
-    const bool edge = ow < in0 || ow + size > in1;
+    const uint64_t* xt = x + ow * ps;
+    int32_t* dt = d + ow * ld;
     switch (size) {
-      case 1: tile_any<1, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
-      case 2: if constexpr (kP >= 2) tile_any<2, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
-      case 3: if constexpr (kP >= 3) tile_any<3, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
-      case 4: if constexpr (kP >= 4) tile_any<4, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
-      case 5: if constexpr (kP >= 5) tile_any<5, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
-      case 6: if constexpr (kP >= 6) tile_any<6, FW, NB>(edge, g, blk, oh, ow, kh0, kh1, d, ld); break;
+      case 1: tile<1, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
+      case 2: if constexpr (P >= 2) tile<2, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
+      case 3: if constexpr (P >= 3) tile<3, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
+      case 4: if constexpr (P >= 4) tile<4, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
+      case 5: if constexpr (P >= 5) tile<5, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
+      case 6: if constexpr (P >= 6) tile<6, NB, RUN>(xt, ps, rs, w, wrs, bs, rows, run, tc, dt, ld); break;
       default: break;
     }
     ow += size;
   }
+  // Edge pixels read zero words for their out-of-bounds kw taps: popcount(0 XOR w) = popcount(w)
+  // entered pc, so y += 2*sum(pcw of those taps) - rows*(#such kw)*Cin makes them exact.
+  for (int64_t ow = 0; ow < c.OW; ++ow) {
+    if (ow == c.in0 && c.in1 > c.in0) ow = c.in1;
+    if (ow >= c.OW) break;
+    int64_t kw0, kw1;
+    tap_range(ow, s.stride, s.pad, s.kw, s.w, kw0, kw1);
+    const int64_t oob = s.kw - (kw1 - kw0);
+    for (int b = 0; b < NB; ++b) {
+      const int32_t* pcw = c.pcw + (blk + b) * s.kh * s.kw * kCB;
+      __m256i corr = _mm256_setzero_si256();
+      for (int64_t kw = 0; kw < s.kw; ++kw) {
+        if (kw == kw0) kw = kw1;  // only the out-of-bounds taps
+        if (kw >= s.kw) break;
+        for (int64_t kh = kh0; kh < kh1; ++kh)
+          corr = _mm256_add_epi32(corr, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pcw + (kh * s.kw + kw) * kCB)));
+      }
+      __m256i* yp = reinterpret_cast<__m256i*>(d + ow * ld + b * kCB);
+      const __m256i fix = _mm256_sub_epi32(_mm256_add_epi32(corr, corr),
+                                           _mm256_set1_epi32(static_cast<int32_t>(rows * oob * s.cin)));
+      _mm256_storeu_si256(yp, _mm256_add_epi32(_mm256_loadu_si256(yp), fix));
+    }
+  }
 }
 
-// Fills dots[ow*ld + (co - c0)] for co in [c0, round_up(c1, 8)) of output row oh.
-void conv_row(const Geo& g, const BConvShape& s, int64_t oh, int64_t c0, int64_t c1,
-              int32_t* dots, int64_t ld) {
-  const int64_t OW = s.out_w();
-  int64_t kh0, kh1;
-  tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
-  // Interior columns [in0, in1): every kw in bounds (tiles there skip the edge logic).
-  int64_t in0 = (s.pad + s.stride - 1) / s.stride;
-  int64_t in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
-  in0 = std::min(in0, OW);
-  in1 = std::max(in0, std::min(in1, OW));
+// Output rows [oh0, oh1) of image n, channels [c0, c1) (c0 a multiple of 8): dots[(oh-oh0)*OW*ld
+// + ow*ld + (c - c0)] for c < round_up(c1, 8). Blocks outside, rows inside (weights stay in L1).
+template <int P, int P2, int RUN>  // P2 > 0: tiles of P2 pixels x 16 channels where two blocks remain
+void band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, int32_t* dots, int64_t ld) {
   for (int64_t cb = c0; cb < c1;) {
-    int32_t* d = dots + (cb - c0);
-    const int64_t b = cb / kCB;
-    // Two 8-channel blocks per tile when both exist and a tap is one word.
-    const bool two = cb + kCB < c1 && g.W64 == 1;
-    switch (g.W64) {  // word loops unrolled for the common small widths
-      case 1:
-        if (two) row_tiles<1, kPSmall2, 2>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld);
-        else row_tiles<1, kPSmall, 1>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld);
-        break;
-      case 2: row_tiles<2, kPSmall, 1>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
-      case 4: row_tiles<4, kPLarge, 1>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
-      case 8: row_tiles<8, kPLarge, 1>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
-      default: row_tiles<0, kPLarge, 1>(g, b, oh, OW, in0, in1, kh0, kh1, d, ld); break;
+    const bool two = P2 > 0 && cb + kCB < c1;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      int32_t* d = dots + (oh - oh0) * c.OW * ld + (cb - c0);
+      if constexpr (P2 > 0) {
+        if (two) {
+          row_tiles<P2, 2, RUN>(c, cb / kCB, n, oh, d, ld);
+          continue;
+        }
+      }
+      row_tiles<P, 1, RUN>(c, cb / kCB, n, oh, d, ld);
     }
     cb += two ? 2 * kCB : kCB;
   }
 }
 
+// Tile shapes (pixels per tile, measured on Zen 3), by words per tap (W64).
+void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, int32_t* dots,
+              int64_t ld) {
+  if (c.s.kw == 3) {
+    switch (c.W64) {  // kernel-row runs of compile-time length for the common widths
+      case 1: band<3, 3, 3>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 2: band<3, 0, 6>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 4: band<2, 2, 12>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 8: band<4, 0, 24>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      default: break;
+    }
+  }
+  if (c.W64 == 1) band<3, 3, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
+  else if (c.W64 == 2) band<3, 0, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
+  else band<4, 0, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
+}
+
 // (Cout,KH,KW,W64) -> [ceil(Cout/8)][KH][KW][W64][lo 8 | hi 8] nibble-split, channels >= Cout
-// zero; and the popcount
-// of every weight tap, [ceil(Cout/8)][KH*KW][8], for the padding correction.
+// zero; and the popcount of every weight tap, [ceil(Cout/8)][KH*KW][8], for the padding fix.
 void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int32_t* pcw, int threads) {
   const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB;
   parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
@@ -250,18 +281,26 @@ void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int32_t* pcw
   });
 }
 
+// Per-thread scratch reused across calls (no allocation on the hot path). Not std::vector: see
+// LocalArray in output_avx2.h (ISA isolation).
 struct AlignedWords {
   uint64_t* p = nullptr;
   size_t n = 0;
   uint64_t* get(size_t need) {
     if (need > n) {
       std::free(p);
-      p = static_cast<uint64_t*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(need), 8) * 8));
-      if (!p) throw std::bad_alloc();
+      p = static_cast<uint64_t*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(need), 8)) * 8));
+      if (!p) {
+        n = 0;
+        throw std::bad_alloc();
+      }
       n = need;
     }
     return p;
   }
+  AlignedWords() = default;
+  AlignedWords(const AlignedWords&) = delete;
+  AlignedWords& operator=(const AlignedWords&) = delete;
   ~AlignedWords() { std::free(p); }
 };
 
@@ -269,57 +308,71 @@ struct AlignedWords {
 
 void bconv_avx2(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
-  // Reused across calls of this thread: no allocation or page faults on the hot path.
-  static thread_local AlignedWords wbuf, zbuf;
-  static thread_local std::vector<int32_t> pcw;
-  const int64_t blocks = (s.cout + kCB - 1) / kCB, W64 = s.words();
-  static thread_local AlignedWords xbuf;
+  static thread_local AlignedWords wbuf, xbuf;  // the calling thread's (not a worker's)
+  const int64_t W64 = s.words(), wwords = weight_words(s);
   const uint64_t* wt;
-  const int32_t* pcwp;  // (a thread_local named inside the lambda would be the worker's)
   if (a.prepared) {
     wt = a.prepared->words.get();
-    pcwp = a.prepared->pcw.data();
   } else {
-    uint64_t* buf = wbuf.get(static_cast<size_t>(blocks * kCB * s.kh * s.kw * W64 * 2));
-    pcw.resize(static_cast<size_t>(blocks * kCB * s.kh * s.kw));
-    relayout(a.w, s, buf, pcw.data(), threads);
+    uint64_t* buf = wbuf.get(static_cast<size_t>(prepared_words(s)));
+    relayout(a.w, s, buf, reinterpret_cast<int32_t*>(buf + wwords), threads);
     wt = buf;
-    pcwp = pcw.data();
   }
-  uint64_t* zeros = zbuf.get(static_cast<size_t>(2 * W64));
-  std::fill(zeros, zeros + 2 * W64, uint64_t{0});
-  const int64_t in_words = s.n * s.h * s.w * W64;
-  uint64_t* xs = xbuf.get(static_cast<size_t>(2 * in_words));
-  parallel_for((in_words + 4095) / 4096, threads, [&](int64_t b0, int64_t b1) {
-    for (int64_t i = b0 * 4096; i < std::min(in_words, b1 * 4096); ++i) {
-      xs[2 * i] = a.x[i] & kLowNibbles;
-      xs[2 * i + 1] = (a.x[i] >> 4) & kLowNibbles;
+  Ctx c{nullptr, wt, reinterpret_cast<const int32_t*>(wt + wwords), s, W64, s.w + 2 * s.pad, s.out_h(), s.out_w(), 0, 0};
+  // Interior columns [in0, in1): every kw in bounds.
+  c.in0 = std::min((s.pad + s.stride - 1) / s.stride, c.OW);
+  c.in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
+  c.in1 = std::max(c.in0, std::min(c.in1, c.OW));
+  // Split + zero-pad the input: [N][H][WP][W64][lo, hi].
+  const int64_t rows_in = s.n * s.h, rw = c.WP * W64 * 2, lp = s.pad * W64 * 2;
+  uint64_t* xs = xbuf.get(static_cast<size_t>(rows_in * rw));
+  parallel_for(rows_in, threads, [&](int64_t r0, int64_t r1) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int64_t r = r0; r < r1; ++r) {
+      uint64_t* d = xs + r * rw;
+      const uint64_t* src = a.x + r * s.w * W64;
+      std::fill(d, d + lp, uint64_t{0});
+      const int64_t nw = s.w * W64;
+      int64_t i = 0;
+      for (; i + 4 <= nw; i += 4) {  // 4 words -> (lo, hi) pairs, in order
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+        const __m256i lo = _mm256_and_si256(v, low), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        const __m256i p02 = _mm256_unpacklo_epi64(lo, hi), p13 = _mm256_unpackhi_epi64(lo, hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + lp + 2 * i), _mm256_permute2x128_si256(p02, p13, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + lp + 2 * i + 4), _mm256_permute2x128_si256(p02, p13, 0x31));
+      }
+      for (; i < nw; ++i) {
+        d[lp + 2 * i] = src[i] & kLowNibbles;
+        d[lp + 2 * i + 1] = (src[i] >> 4) & kLowNibbles;
+      }
+      std::fill(d + lp + 2 * s.w * W64, d + rw, uint64_t{0});
     }
   });
+  c.xs = xs;
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
-  const TaskSplit split = split_tasks(s, threads);
-  const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
-  parallel_for(split.tasks(), threads, [&](int64_t t0, int64_t t1) {
-    static thread_local std::vector<int32_t> dots;
-    dots.resize(static_cast<size_t>(OW * ld));
+  // Tasks: bands of output rows x chunks of 64 channels; a band's int32 scratch <= ~16 KiB.
+  const int64_t chunk = std::min(round_up(s.cout, kCB), kChunk), chunks = (s.cout + chunk - 1) / chunk;
+  const int64_t ld = chunk;
+  const int64_t band_rows = std::max<int64_t>(1, std::min<int64_t>(c.OH, 4096 / std::max<int64_t>(1, c.OW * ld)));
+  const int64_t bands = (c.OH + band_rows - 1) / band_rows;
+  parallel_for(s.n * bands * chunks, threads, [&](int64_t t0, int64_t t1) {
+    static thread_local AlignedWords dbuf;
+    int32_t* dots = reinterpret_cast<int32_t*>(dbuf.get(static_cast<size_t>((band_rows * c.OW * ld + 1) / 2)));
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t row = t / split.chunks, ci = t % split.chunks;
-      const int64_t n = row / OH, oh = row % OH;
-      const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
-      const Geo g{xs + 2 * n * s.h * s.w * W64, wt, pcwp, zeros, s.h, s.w, W64, s.kh, s.kw,
-                  s.stride, s.pad, s.cin};
-      conv_row(g, s, oh, c0, c1, dots.data(), ld);
-      write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
+      const int64_t ci = t % chunks, nb = t / chunks, n = nb / bands, bi = nb % bands;
+      const int64_t oh0 = bi * band_rows, oh1 = std::min(c.OH, oh0 + band_rows);
+      const int64_t c0 = ci * chunk, c1 = std::min(s.cout, c0 + chunk);
+      run_band(c, n, oh0, oh1, c0, c1, dots, ld);
+      write_stage_avx2(a.stage, sp, dots, ld, (oh1 - oh0) * c.OW, (n * c.OH + oh0) * c.OW, c0, c1, s.cout, a.out);
     }
   });
 }
 
 void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads) {
-  const int64_t blocks = (s.cout + kCB - 1) / kCB;
-  p.nwords = static_cast<size_t>(blocks * kCB * s.kh * s.kw * s.words() * 2);
+  const int64_t wwords = weight_words(s);
+  p.nwords = static_cast<size_t>(prepared_words(s));  // weights, then popcounts
   p.words = aligned_words(p.nwords);
-  p.pcw.assign(static_cast<size_t>(blocks * kCB * s.kh * s.kw), 0);
-  relayout(w, s, p.words.get(), p.pcw.data(), threads);
+  relayout(w, s, p.words.get(), reinterpret_cast<int32_t*>(p.words.get() + wwords), threads);
 }
 
 uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
@@ -353,7 +406,8 @@ uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t wo
 // per 4 words 2 XOR + 2 pshufb + 2 byte adds.
 uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
   const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
-  std::vector<uint64_t> split(static_cast<size_t>(2 * words));
+  AlignedWords buf;
+  uint64_t* split = buf.get(static_cast<size_t>(2 * words));
   for (int64_t i = 0; i < words; ++i) {
     split[2 * i] = a[i] & kLowNibbles;
     split[2 * i + 1] = (a[i] >> 4) & kLowNibbles;
@@ -365,7 +419,7 @@ uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words,
     wh[v] = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
   }
   __m256i total = zero;
-  const uint64_t* sp = split.data();
+  const uint64_t* sp = split;
   // A group = 3 "pixel" words, each XORed with 8 weight words (3 pixels x 2 vectors, as the
   // conv tile): 24 word XOR+popcounts, so `words` of work is words / 24 groups.
   const int64_t groups = words / 24;

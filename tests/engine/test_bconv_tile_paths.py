@@ -1,0 +1,90 @@
+"""SIMD bconv2d equals the scalar reference on the shapes that pick each SIMD code path.
+
+The AVX2 kernel chooses its tile by words per tap (W64 = ceil(Cin/64)): compiled-in kernel-row
+runs for 3-wide kernels with W64 in {1, 2, 4, 8} (3x16, 3x8, 2x16 and 4x8 pixel x channel
+tiles), generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
+output rows x 64-channel chunks; edge pixels read the zero-padded input and are corrected. The
+general grid of test_bconv_simd.py has no W64 = 4 layer and few multi-chunk, multi-band or
+non-square-kernel shapes, so these cases pin them: every W64 from 1 to 9 with Cin at both ends of
+the word (padding bits), Cout around the 8/16/64-channel block boundaries, rows of 1..13 pixels,
+stride 2, 'valid' padding, KH != KW, batch > 1, and 1/2/3 threads.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onebit.runtime import kernels
+
+from _bconv_cases import OUTPUTS, packed, stage_params
+
+# (n, h, w, cin, cout, kh, kw, stride, padding)
+CASES = [
+    # compiled-in runs (3-wide kernels), one per W64, Cout not a multiple of 16 / 64
+    (1, 6, 13, 64, 72, 3, 3, 1, 1),      # W64 1: 3x16 tiles + a lone 8-channel block
+    (1, 5, 11, 100, 24, 3, 3, 1, 1),     # W64 2 with padding bits
+    (1, 9, 10, 256, 136, 3, 3, 1, 1),    # W64 4: 2x16 tiles, 3 chunks, 3 bands
+    (2, 4, 5, 200, 40, 3, 3, 1, 1),      # W64 4 with padding bits, batch 2
+    (1, 7, 7, 512, 80, 3, 3, 1, 1),      # W64 8: 4+3 pixel tiles
+    (1, 3, 9, 449, 16, 3, 3, 1, 1),      # W64 8 with 63 padding bits
+    # generic runs
+    (1, 5, 6, 192, 24, 3, 3, 1, 1),      # W64 3
+    (1, 4, 7, 320, 17, 3, 3, 1, 1),      # W64 5
+    (1, 5, 5, 448, 9, 3, 3, 1, 1),       # W64 7
+    (1, 3, 4, 576, 33, 3, 3, 1, 1),      # W64 9 (a kernel row is 27 words)
+    (1, 3, 3, 1100, 8, 3, 3, 1, 1),      # W64 18: a kernel row longer than 31 words
+    # stride, padding, kernel shapes
+    (1, 9, 11, 128, 72, 3, 3, 2, 1),     # stride 2, W64 2
+    (1, 8, 9, 256, 24, 3, 3, 2, 1),      # stride 2, W64 4
+    (1, 6, 7, 512, 8, 3, 3, 1, 0),       # valid, W64 8
+    (1, 7, 8, 64, 40, 5, 3, 1, 1),       # KH 5, KW 3 (compiled-in run, 5 kernel rows)
+    (1, 6, 9, 128, 16, 1, 3, 1, 0),      # KH 1, KW 3
+    (1, 8, 6, 256, 24, 3, 5, 1, 2),      # KW 5 (generic), pad 2
+    (3, 5, 5, 64, 20, 5, 5, 2, 2),       # 5x5 stride 2, batch 3
+    # one-pixel rows and a single output pixel
+    (1, 6, 1, 128, 24, 3, 3, 1, 1),
+    (1, 1, 1, 256, 40, 3, 3, 1, 1),
+]
+
+
+def _id(c) -> str:
+    return "n{}_{}x{}x{}-{}_k{}x{}_s{}_p{}".format(*c)
+
+
+def _run(x, w, cin, stride, pad, output, isa, threads, params):
+    return kernels.bconv2d(x, w, in_channels=cin, stride=stride, padding=pad, output=output, isa=isa,
+                           threads=threads, **params)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_bconv_tile_paths_equal_scalar(simd_isa, case):
+    n, h, w, cin, cout, kh, kw, stride, pad = case
+    rng = np.random.default_rng([n, h, w, cin, cout, kh, kw, stride, pad])
+    x, wt = packed(rng, (n, h, w, cin)), packed(rng, (cout, kh, kw, cin))
+    prepared = kernels.prepare_weights(wt, in_channels=cin, isa=simd_isa)
+    for output in OUTPUTS:
+        params = stage_params(rng, cout, kh * kw * cin, output)
+        ref = _run(x, wt, cin, stride, pad, output, "scalar", 1, params)
+        for threads in (1, 2, 3):
+            got = _run(x, prepared, cin, stride, pad, output, simd_isa, threads, params)
+            np.testing.assert_array_equal(got, ref, err_msg=f"output={output} threads={threads}")
+        got = _run(x, wt, cin, stride, pad, output, simd_isa, 2, params)  # packed weights path
+        np.testing.assert_array_equal(got, ref, err_msg=f"output={output} packed weights")
+
+
+@pytest.mark.parametrize("cin", [64, 128, 256, 512])
+def test_bconv_tile_paths_extreme_inputs(simd_isa, cin):
+    # All-agree / all-disagree inputs: y = +-(in-bounds taps * Cin) exactly, including the
+    # corrected edge pixels (corner: 4 taps, edge: 6, interior: 9).
+    h, w, cout = 5, 9, 24
+    x = np.zeros((1, h, w, cin // 64), dtype=np.uint64)
+    for wbits, sign in ((np.zeros((cout, 3, 3, cin // 64), dtype=np.uint64), 1),
+                        (np.full((cout, 3, 3, cin // 64), np.uint64(2**64 - 1)), -1)):
+        got = kernels.bconv2d(x, wbits, in_channels=cin, padding=1, isa=simd_isa)
+        taps = np.full((h, w), 9)
+        taps[0, :] -= 3
+        taps[-1, :] -= 3
+        taps[:, 0] -= 3
+        taps[:, -1] -= 3
+        taps[0, 0] = taps[0, -1] = taps[-1, 0] = taps[-1, -1] = 4
+        np.testing.assert_array_equal(got[0], sign * cin * np.repeat(taps[..., None], cout, axis=2))
