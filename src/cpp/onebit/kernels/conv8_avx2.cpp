@@ -7,13 +7,20 @@
 // [cout block of 16][tap row][pair][16][2]. vpmaddwd multiplies int16 pairs into exact int32
 // sums: one broadcast 32-bit pair of the image times one weight vector gives 8 output
 // channels x 2 taps. A tap row of a receptive field is kw*cin contiguous values of the image,
-// so no per-pixel gather (im2col) is needed. Register block: 6 pixels x 16 output
-// channels (12 accumulators, 2 weight vectors, 1 broadcast); the 16-channel weight block is
-// reused across a whole output row so it stays in L1. The dispatcher proved the int32
-// accumulator cannot overflow, so the result equals the scalar reference exactly; the output
-// stages below perform the reference's integer / float operations lane by lane.
+// so no per-pixel gather (im2col) is needed; when kw*cin is odd the last pair of a tap row
+// reads one value of the next pixel, whose weight slot is 0.
+//
+// Register block: P <= 6 pixels x 16 output channels (2P accumulators, 2 weight vectors, 1
+// broadcast). One tile function per (P, output stage), kept out of line so its 12 accumulators
+// and 6 pixel pointers never spill; the row is cut into balanced tiles (e.g. 32 = 6+6+6+6+4+4).
+// The output stage runs on the tile's registers and writes the output directly (no int32
+// scratch row). The 16-channel weight block is reused across a whole output row (L1).
+// The dispatcher proved the int32 accumulator cannot overflow, so the result equals the scalar
+// reference exactly; the output stages perform the reference's integer / float operations lane
+// by lane (float: two roundings, no FMA).
 #include <immintrin.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -23,41 +30,6 @@
 namespace onebit::kernels {
 
 namespace {
-
-constexpr int kTile = 6;  // output pixels per register block
-
-// Accumulators of P output pixels x all output channels. base[p] points at the top-left tap of
-// pixel p in the padded int16 image; tap row i starts row_stride further per row, and holds
-// s2 int16 pairs (kw*cin values, plus one slot whose weight is 0 when kw*cin is odd).
-template <int P>
-void compute_tile(const int16_t* const* base, int64_t row_stride, int kh, int64_t s2,
-                  const int16_t* wpack, int64_t cbn, int32_t* const* acc) {
-  const int64_t k2n = kh * s2;
-  for (int64_t cb = 0; cb < cbn; ++cb) {
-    __m256i s[P][2];
-    for (int p = 0; p < P; ++p) s[p][0] = s[p][1] = _mm256_setzero_si256();
-    const int16_t* wp = wpack + cb * k2n * 32;
-    for (int i = 0; i < kh; ++i) {
-      const int16_t* rp[P];
-      for (int p = 0; p < P; ++p) rp[p] = base[p] + i * row_stride;
-      for (int64_t t = 0; t < s2; ++t, wp += 32) {
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 16));
-        for (int p = 0; p < P; ++p) {
-          int32_t pair;
-          std::memcpy(&pair, rp[p] + 2 * t, 4);
-          const __m256i b = _mm256_set1_epi32(pair);
-          s[p][0] = _mm256_add_epi32(s[p][0], _mm256_madd_epi16(b, w0));
-          s[p][1] = _mm256_add_epi32(s[p][1], _mm256_madd_epi16(b, w1));
-        }
-      }
-    }
-    for (int p = 0; p < P; ++p) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc[p] + cb * 16), s[p][0]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc[p] + cb * 16 + 8), s[p][1]);
-    }
-  }
-}
 
 inline __m256i pack_4x_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
@@ -149,33 +121,189 @@ void conv8_stage_avx2(const int32_t* acc, const Conv8Stage& st, int64_t cout, co
   }
 }
 
+
 namespace {
 
-// One input row (w pixels) as int16 x - zp into the padded image (exact: |x - zp| <= 510).
-void convert_row(const Conv8Args& a, const int16_t* zp16, int64_t n, int64_t iy, int16_t* dst) {
-  const Conv8Geom& g = a.g;
-  const int64_t off = (n * g.h + iy) * g.w * g.cin;
-  for (int64_t ix = 0; ix < g.w; ++ix) {
-    int16_t* d = dst + ix * g.cin;
-    int64_t c = 0;
-    if (a.x_signed) {
-      const int8_t* s = static_cast<const int8_t*>(a.x) + off + ix * g.cin;
-      for (; c + 16 <= g.cin; c += 16) {
-        const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
-                            _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
+constexpr int kTile = 6;  // output pixels per register block (12 accumulators)
+
+// Per-call constants of the tile functions. Stage parameters are padded to whole 16-channel
+// blocks (zeros / +1 direction past cout) so tiles never read past an array.
+struct TileCtx {
+  int64_t ps = 0;          // int16 values between horizontally adjacent output pixels (sw * cin)
+  int64_t row_stride = 0;  // int16 values per padded image row
+  int kh = 0;
+  int64_t s2 = 0;          // int16 pairs per tap row
+  int64_t cout = 0, words = 0, out_px = 0;  // output elements per pixel: cout or words (bits)
+  const int32_t *thr = nullptr, *dirneg = nullptr, *mul = nullptr, *bias = nullptr;
+  const float *scale = nullptr, *fbias = nullptr;
+  int shift = 0;
+  // int8: per 16-channel block, the largest |y| for which y*M + B + 2^(S-1) provably stays in
+  // int32 for every channel of the block (-1: never); tiles whose accumulators all satisfy it
+  // take the 32-bit path, which then equals the int64 formula exactly.
+  const int32_t* ymax32 = nullptr;
+};
+
+inline __m256i bcast_pair(const int16_t* p) {  // one 32-bit load broadcast (vbroadcastss)
+  return _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(p)));
+}
+
+inline __m256i lane_mask(int64_t n) {  // lanes [0, n) all ones (n clamped to [0, 8])
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 0 ? 0 : n > 8 ? 8 : n)), idx);
+}
+
+// P output pixels x 16 output channels [c0, c0 + 16): accumulate over the receptive field,
+// then run the output stage KIND on the registers and write pixel p at out + p * c.out_px.
+// px0: the first pixel's receptive field (top-left tap) in the padded int16 image.
+template <int P, Conv8Out KIND>
+__attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const int16_t* wp,
+                                    int64_t c0, void* out) {
+  __m256i acc[P][2];
+#pragma GCC unroll 6
+  for (int p = 0; p < P; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+  for (int i = 0; i < c.kh; ++i) {
+    const int16_t* rp[P];
+#pragma GCC unroll 6
+    for (int p = 0; p < P; ++p) rp[p] = px0 + i * c.row_stride + p * c.ps;
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < c.s2; ++t, wp += 32) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 16));
+#pragma GCC unroll 6
+      for (int p = 0; p < P; ++p) {
+        const __m256i b = bcast_pair(rp[p] + 2 * t);
+        acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(b, w0));
+        acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(b, w1));
       }
-      for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
-    } else {
-      const uint8_t* s = static_cast<const uint8_t*>(a.x) + off + ix * g.cin;
-      for (; c + 16 <= g.cin; c += 16) {
-        const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + c)));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c),
-                            _mm256_sub_epi16(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zp16 + c))));
-      }
-      for (; c < g.cin; ++c) d[c] = static_cast<int16_t>(s[c] - zp16[c]);
     }
   }
+  const int64_t valid = c.cout - c0;  // channels of this block that exist (may exceed 16)
+  if constexpr (KIND == Conv8Out::int32 || KIND == Conv8Out::f32) {
+    __m256 s0, s1, b0, b1;
+    if constexpr (KIND == Conv8Out::f32) {
+      s0 = _mm256_loadu_ps(c.scale + c0), s1 = _mm256_loadu_ps(c.scale + c0 + 8);
+      b0 = _mm256_loadu_ps(c.fbias + c0), b1 = _mm256_loadu_ps(c.fbias + c0 + 8);
+    }
+    const bool full = valid >= 16;
+    const __m256i m0 = lane_mask(valid), m1 = lane_mask(valid - 8);
+#pragma GCC unroll 6
+    for (int p = 0; p < P; ++p) {
+      int32_t* d = static_cast<int32_t*>(out) + p * c.out_px + c0;
+      __m256i v0 = acc[p][0], v1 = acc[p][1];
+      if constexpr (KIND == Conv8Out::f32) {
+        v0 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v0), s0), b0));
+        v1 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v1), s1), b1));
+      }
+      if (full) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), v0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 8), v1);
+      } else {
+        _mm256_maskstore_epi32(d, m0, v0);
+        _mm256_maskstore_epi32(d + 8, m1, v1);
+      }
+    }
+  } else if constexpr (KIND == Conv8Out::bits) {
+    const __m256i t0 = ld(c.thr + c0), t1 = ld(c.thr + c0 + 8);
+    const __m256i d0 = ld(c.dirneg + c0), d1 = ld(c.dirneg + c0 + 8);
+    const uint32_t keep = valid >= 16 ? 0xFFFFu : (1u << valid) - 1;
+#pragma GCC unroll 6
+    for (int p = 0; p < P; ++p) {
+      // bit 1 = -1: (y < t) where d = +1, (y > t) where d = -1.
+      const __m256i n0 = _mm256_blendv_epi8(_mm256_cmpgt_epi32(t0, acc[p][0]),
+                                            _mm256_cmpgt_epi32(acc[p][0], t0), d0);
+      const __m256i n1 = _mm256_blendv_epi8(_mm256_cmpgt_epi32(t1, acc[p][1]),
+                                            _mm256_cmpgt_epi32(acc[p][1], t1), d1);
+      const uint32_t m = (unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(n0))) |
+                          unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(n1))) << 8) & keep;
+      static_cast<uint64_t*>(out)[p * c.out_px + c0 / 64] |= uint64_t{m} << (c0 % 64);
+    }
+  } else {  // int8
+    const __m128i sh = _mm_cvtsi32_si128(c.shift);
+    const __m256i rnd = _mm256_set1_epi64x(int64_t{1} << (c.shift - 1));
+    const __m256i bias_out = _mm256_set1_epi64x(int64_t{1} << (63 - c.shift));
+    const __m256i m0 = ld(c.mul + c0), m1 = ld(c.mul + c0 + 8);
+    const __m256i b0 = ld(c.bias + c0), b1 = ld(c.bias + c0 + 8);
+    __m256i amax = _mm256_setzero_si256();
+#pragma GCC unroll 6
+    for (int p = 0; p < P; ++p)
+      amax = _mm256_max_epi32(amax, _mm256_max_epi32(_mm256_abs_epi32(acc[p][0]),
+                                                     _mm256_abs_epi32(acc[p][1])));
+    const bool fast = _mm256_testz_si256(
+        _mm256_cmpgt_epi32(amax, _mm256_set1_epi32(c.ymax32[c0 / 16])), _mm256_set1_epi32(-1));
+    const __m256i rnd32 = _mm256_set1_epi32(int32_t{1} << (c.shift - 1));
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+#pragma GCC unroll 6
+    for (int p = 0; p < P; ++p) {
+      __m256i q0, q1;
+      if (fast) {  // |y*M + B + 2^(S-1)| < 2^31: the int32 arithmetic shift is the int64 floor
+        q0 = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(acc[p][0], m0), b0), rnd32);
+        q1 = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(acc[p][1], m1), b1), rnd32);
+        q0 = _mm256_sra_epi32(q0, sh);
+        q1 = _mm256_sra_epi32(q1, sh);
+        q0 = _mm256_max_epi32(_mm256_min_epi32(q0, hi), lo);
+        q1 = _mm256_max_epi32(_mm256_min_epi32(q1, hi), lo);
+      } else {
+        q0 = requant8(acc[p][0], m0, b0, rnd, sh, bias_out);
+        q1 = requant8(acc[p][1], m1, b1, rnd, sh, bias_out);
+      }
+      // int32 lanes in [-127, 127] -> 16 int8 in channel order
+      const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+      const __m128i q = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+      int8_t* d = static_cast<int8_t*>(out) + p * c.out_px + c0;
+      if (valid >= 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
+      } else {
+        alignas(16) int8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
+        std::memcpy(d, tmp, static_cast<size_t>(valid));
+      }
+    }
+  }
+}
+
+using TileFn = void (*)(const TileCtx&, const int16_t*, const int16_t*, int64_t, void*);
+
+template <Conv8Out KIND>
+TileFn tile_fn(int p) {
+  switch (p) {
+    case 6: return tile<6, KIND>;
+    case 5: return tile<5, KIND>;
+    case 4: return tile<4, KIND>;
+    case 3: return tile<3, KIND>;
+    case 2: return tile<2, KIND>;
+    default: return tile<1, KIND>;
+  }
+}
+
+TileFn pick_tile(Conv8Out kind, int p) {
+  switch (kind) {
+    case Conv8Out::int32: return tile_fn<Conv8Out::int32>(p);
+    case Conv8Out::bits: return tile_fn<Conv8Out::bits>(p);
+    case Conv8Out::int8: return tile_fn<Conv8Out::int8>(p);
+    case Conv8Out::f32: break;
+  }
+  return tile_fn<Conv8Out::f32>(p);
+}
+
+// Tile sizes covering a row of ow pixels: 6s, with a short remainder (1-3) merged into the
+// last 6 and split evenly (7 = 4+3, 8 = 4+4, 9 = 5+4) so no tile wastes its weight loads.
+std::vector<int> row_tiles(int64_t ow) {
+  std::vector<int> t(static_cast<size_t>(ow / kTile), kTile);
+  const int r = static_cast<int>(ow % kTile);
+  if (r >= 4 || (r > 0 && t.empty())) {
+    t.push_back(r);
+  } else if (r > 0) {
+    t.back() = (kTile + r + 1) / 2;
+    t.push_back((kTile + r) / 2);
+  }
+  return t;
+}
+
+template <class T>
+const T* pad16(const T* src, int64_t n, int64_t padded, T fill, std::vector<T>& buf) {
+  buf.assign(static_cast<size_t>(padded), fill);
+  if (src) std::copy(src, src + n, buf.begin());
+  return buf.data();
 }
 
 }  // namespace
@@ -184,24 +312,49 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   const Conv8Geom& g = a.g;
   // The input, converted once to int16 (x - zp) inside an explicit zero border (zero = real 0,
   // the padding semantics): every tap row of a receptive field is then kw*cin contiguous values,
-  // read in place (no per-pixel gather).
+  // read in place (no per-pixel gather). +16: the odd last pair of a row reads one value past it.
   const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
-  const int64_t row_stride = wpd * g.cin;
-  std::vector<int16_t> img(g.n * hp * row_stride + 16, 0);  // +16: pair reads past a row end
-  std::vector<int16_t> zp16(g.cin);
-  for (int64_t c = 0; c < g.cin; ++c) zp16[c] = static_cast<int16_t>(a.zero_point[c]);
-  parallel_for(g.n * g.h, threads, [&](int64_t r0, int64_t r1) {
+  const int64_t row_stride = wpd * g.cin, rowlen = g.w * g.cin;
+  const int64_t lpad = int64_t{g.pw} * g.cin, rpad = row_stride - lpad - rowlen;
+  std::vector<int16_t> img(static_cast<size_t>(g.n * hp * row_stride + 16));
+  std::fill(img.end() - 16, img.end(), int16_t{0});
+  std::vector<int16_t> zrow(static_cast<size_t>(rowlen));  // zero points repeated along the row
+  for (int64_t k = 0; k < rowlen; ++k) zrow[k] = static_cast<int16_t>(a.zero_point[k % g.cin]);
+  parallel_for(g.n * hp, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.h, iy = r % g.h;
-      convert_row(a, zp16.data(), n, iy,
-                  img.data() + (n * hp + iy + g.ph) * row_stride + g.pw * g.cin);
+      int16_t* d = img.data() + r * row_stride;
+      const int64_t n = r / hp, iy = r % hp - g.ph;
+      if (iy < 0 || iy >= g.h) {
+        std::fill(d, d + row_stride, int16_t{0});
+        continue;
+      }
+      std::fill(d, d + lpad, int16_t{0});
+      std::fill(d + lpad + rowlen, d + lpad + rowlen + rpad, int16_t{0});
+      d += lpad;
+      const int64_t off = (n * g.h + iy) * rowlen;
+      int64_t k = 0;
+      if (a.x_signed) {
+        const int8_t* s = static_cast<const int8_t*>(a.x) + off;
+        for (; k + 16 <= rowlen; k += 16)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
+              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
+        for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
+      } else {
+        const uint8_t* s = static_cast<const uint8_t*>(a.x) + off;
+        for (; k + 16 <= rowlen; k += 16)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
+        for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
+      }
     }
   });
   // int16 weights [cout block of 16][tap row i][pair t][16 channels][2], zero padded (odd
   // kw*cin and cout tails), matching the pair layout of the image rows.
   const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
-  const int64_t cbn = (g.cout + 15) / 16;
-  std::vector<int16_t> wpack(cbn * k2n * 32, 0);
+  const int64_t cbn = (g.cout + 15) / 16, cpad = cbn * 16;
+  std::vector<int16_t> wpack(static_cast<size_t>(cbn * k2n * 32), 0);
   // Written sequentially (up to 16 weight rows read in step), one cout block per work item.
   parallel_for(cbn, threads, [&](int64_t c0, int64_t c1) {
     for (int64_t cb = c0; cb < c1; ++cb) {
@@ -218,43 +371,66 @@ void conv8_avx2(const Conv8Args& a, int threads) {
         }
     }
   });
-  std::vector<int32_t> dirneg;
-  if (a.stage.kind == Conv8Out::bits) {
-    dirneg.resize(g.cout);
-    for (int64_t o = 0; o < g.cout; ++o) dirneg[o] = a.stage.direction[o] < 0 ? -1 : 0;
+  const Conv8Stage& st = a.stage;
+  TileCtx c;
+  c.ps = int64_t{g.sw} * g.cin;
+  c.row_stride = row_stride;
+  c.kh = g.kh;
+  c.s2 = s2;
+  c.cout = g.cout;
+  c.words = (g.cout + 63) / 64;
+  c.out_px = conv8_out_per_pixel(g, st.kind);
+  std::vector<int32_t> thr, dirneg, mul, bias, ymax32;
+  std::vector<float> scale, fbias;
+  switch (st.kind) {
+    case Conv8Out::int32: break;
+    case Conv8Out::bits: {
+      c.thr = pad16(st.threshold, g.cout, cpad, 0, thr);
+      dirneg.assign(static_cast<size_t>(cpad), 0);
+      for (int64_t o = 0; o < g.cout; ++o) dirneg[o] = st.direction[o] < 0 ? -1 : 0;
+      c.dirneg = dirneg.data();
+      break;
+    }
+    case Conv8Out::int8:
+      c.mul = pad16(st.multiplier, g.cout, cpad, 0, mul);
+      c.bias = pad16(st.bias, g.cout, cpad, 0, bias);
+      c.shift = st.shift;
+      ymax32.assign(static_cast<size_t>(cbn), -1);
+      for (int64_t cb = 0; cb < cbn; ++cb) {
+        int64_t mmax = 0, bmax = 0;
+        for (int64_t o = cb * 16; o < std::min(g.cout, cb * 16 + 16); ++o) {
+          mmax = std::max<int64_t>(mmax, std::abs(int64_t{st.multiplier[o]}));
+          bmax = std::max<int64_t>(bmax, std::abs(int64_t{st.bias[o]}));
+        }
+        const int64_t room = int64_t{INT32_MAX} - bmax - (int64_t{1} << (st.shift - 1));
+        if (room >= 0) ymax32[cb] = static_cast<int32_t>(mmax ? std::min<int64_t>(room / mmax, INT32_MAX) : INT32_MAX);
+      }
+      c.ymax32 = ymax32.data();
+      break;
+    case Conv8Out::f32:
+      c.scale = pad16(st.scale, g.cout, cpad, 0.0f, scale);
+      c.fbias = pad16(st.fbias, g.cout, cpad, 0.0f, fbias);
+      break;
   }
-  const int64_t per_px = conv8_out_per_pixel(g, a.stage.kind);
-  const size_t esz = conv8_out_elem_size(a.stage.kind);
-  // Per output row: for each block of 16 output channels (its weights stay in L1), all pixel
-  // tiles of the row; then the output stage of each pixel.
+  const std::vector<int> tiles = row_tiles(g.ow);
+  TileFn fns[kTile + 1];
+  for (int p = 1; p <= kTile; ++p) fns[p] = pick_tile(st.kind, p);
+  const size_t esz = conv8_out_elem_size(st.kind);
+  // Per output row: for each block of 16 output channels (its weights stay in L1), the row's
+  // tiles; each tile writes its pixels' outputs (bits: OR-ed into the zeroed row of words).
   parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> accs(g.ow * cbn * 16);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       const int16_t* row = img.data() + (n * hp + oy * g.sh) * row_stride;
+      char* orow = static_cast<char*>(a.y) + r * g.ow * c.out_px * esz;
+      if (st.kind == Conv8Out::bits) std::memset(orow, 0, static_cast<size_t>(g.ow * c.out_px) * esz);
       for (int64_t cb = 0; cb < cbn; ++cb) {
         const int16_t* wcb = wpack.data() + cb * k2n * 32;
-        for (int64_t ox0 = 0; ox0 < g.ow; ox0 += kTile) {
-          const int np = static_cast<int>(std::min<int64_t>(kTile, g.ow - ox0));
-          const int16_t* bp[kTile];
-          int32_t* ap[kTile];
-          for (int p = 0; p < np; ++p) {
-            bp[p] = row + (ox0 + p) * g.sw * g.cin;
-            ap[p] = accs.data() + (ox0 + p) * cbn * 16 + cb * 16;
-          }
-          switch (np) {
-            case 6: compute_tile<6>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-            case 5: compute_tile<5>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-            case 4: compute_tile<4>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-            case 3: compute_tile<3>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-            case 2: compute_tile<2>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-            default: compute_tile<1>(bp, row_stride, g.kh, s2, wcb, 1, ap); break;
-          }
+        int64_t ox = 0;
+        for (int p : tiles) {
+          fns[p](c, row + ox * c.ps, wcb, cb * 16, orow + ox * c.out_px * esz);
+          ox += p;
         }
-      }
-      for (int64_t ox = 0; ox < g.ow; ++ox) {
-        void* out = static_cast<char*>(a.y) + (r * g.ow + ox) * per_px * esz;
-        conv8_stage_avx2(accs.data() + ox * cbn * 16, a.stage, g.cout, dirneg.data(), out);
       }
     }
   });
