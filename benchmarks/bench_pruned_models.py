@@ -8,7 +8,8 @@ Builds the model at width 1 with random weights (``onebit.models.create`` +
 ``onebit.convert.testing.randomize_bn``; weights do not change latency), exports it unpruned,
 then prunes a copy per granularity with ``onebit.prune.Pruner`` (latent-weight magnitude, uniform
 per-layer ratios, one shot, no fine-tuning) to ``target`` fewer binary ops and exports it
-(channel: shrunk layers; block / word / weight: ``weight_mask`` ops, docs/format.md §7.3). All
+(channel: shrunk layers; block / word / weight: ``weight_mask`` ops, docs/format.md §7.3);
+``--channel-ratios`` adds a channel-pruned variant at explicit per-layer ratios. All
 files are loaded (``Session``, weights prepared once) and timed batch 1 *interleaved*
 (``onebit.runtime.bench.time_interleaved``: one run of each model in turn, rotating), so machine
 load hits every variant alike; ratios are to the unpruned model of the same run. Prints a table
@@ -31,8 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine, write_json  # noqa: E402
 
 
-def build_files(model_name: str, granularities, target: float, outdir: Path, seed: int = 0) -> list[dict]:
-    """Export the unpruned model and one pruned copy per granularity; returns [{variant, file, ...}]."""
+def build_files(model_name: str, granularities, target: float, outdir: Path, seed: int = 0,
+                channel_ratios: dict | None = None) -> list[dict]:
+    """Export the unpruned model and one pruned copy per granularity (and, with ``channel_ratios``,
+    a channel-pruned copy at those explicit per-layer ratios); returns [{variant, file, ...}]."""
     import torch
 
     import onebit.models as om
@@ -53,6 +56,14 @@ def build_files(model_name: str, granularities, target: float, outdir: Path, see
         rep = p.prune()
         pm = p.finalize().eval()
         out.append({"variant": g, "file": export(pm, outdir / f"{g}.onebit", dataset=dataset), "target": target,
+                    "pruner_reduction": rep["reduction"], "prune_seconds": time.perf_counter() - t0})
+    if channel_ratios:
+        t0 = time.perf_counter()
+        p = Pruner(copy.deepcopy(m), "latent", "channel", ratios=channel_ratios, seed=seed).prepare()
+        rep = p.prune()
+        pm = p.finalize().eval()
+        out.append({"variant": "channel@" + ",".join(f"{k}={v:g}" for k, v in channel_ratios.items()),
+                    "file": export(pm, outdir / "channel_ratios.onebit", dataset=dataset), "target": rep["reduction"],
                     "pruner_reduction": rep["reduction"], "prune_seconds": time.perf_counter() - t0})
     return out
 
@@ -108,7 +119,8 @@ def table(records: list[dict]) -> str:
              "file KiB": round(r["file_bytes"] / 1024),
              "masked ops": len(r["masked_ops"])} for r in records]
     r0 = records[0]
-    head = (f"{r0['model']} width 1, batch 1, latent-magnitude pruning to {r0.get('target') or records[-1]['target']:.0%} "
+    tgt = next((r["target"] for r in records if r["variant"] != "unpruned"), 0.0)
+    head = (f"{r0['model']} width 1, batch 1, latent-magnitude pruning to {tgt:.0%} "
             f"fewer binary ops; cpu {r0['cpu']}; commit {r0['commit']}; load {r0['loadavg_before']} -> "
             f"{r0['loadavg_after']}")
     return head + "\n" + format_table(rows)
@@ -125,12 +137,18 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--json", default=None)
     ap.add_argument("--keep-files", default=None, help="directory to keep the .onebit files in")
+    ap.add_argument("--channel-ratios", default=None, metavar="LAYER=R,...",
+                    help="also a channel-pruned variant at these explicit per-layer ratios (e.g. ratios that keep "
+                         "channel counts at multiples of 64, the engine's packed word)")
     a = ap.parse_args(argv)
     grans = [g for g in a.granularities.split(",") if g]
+    ratios = None
+    if a.channel_ratios:
+        ratios = {k: float(v) for k, v in (item.split("=") for item in a.channel_ratios.split(",") if item)}
     with tempfile.TemporaryDirectory() as tmp:
         outdir = Path(a.keep_files or tmp)
         outdir.mkdir(parents=True, exist_ok=True)
-        variants = build_files(a.model, grans, a.target, outdir)
+        variants = build_files(a.model, grans, a.target, outdir, channel_ratios=ratios)
         records = []
         for isa in (a.isa.split(",") if a.isa else [None]):
             recs = measure([dict(v) for v in variants], isa, a.threads, a.repeats, a.warmup)
