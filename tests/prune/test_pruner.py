@@ -161,7 +161,7 @@ def test_pruner_bad_input_raises(mnist_small):
     with pytest.raises(PruneError, match="method"):
         Pruner(model, "magnitude", target=0.4)
     with pytest.raises(PruneError, match="granularity"):
-        Pruner(model, "latent", "block", target=0.4)
+        Pruner(model, "latent", "tile", target=0.4)
     with pytest.raises(PruneError, match="target"):
         Pruner(model, "latent", target=1.5)
     with pytest.raises(PruneError, match="exactly one"):
