@@ -88,3 +88,36 @@ def test_bconv_tile_paths_extreme_inputs(simd_isa, cin):
         taps[:, -1] -= 3
         taps[0, 0] = taps[0, -1] = taps[-1, 0] = taps[-1, -1] = 4
         np.testing.assert_array_equal(got[0], sign * cin * np.repeat(taps[..., None], cout, axis=2))
+
+
+# Pointwise path (1x1 kernels: dense layers, 1x1 convs): unsplit weights, 1-pixel tiles (batch-1
+# dense) and 2..4-pixel tiles; u8 lanes folded every 31 words (Cin 1984 = 31 words, 1985 = 32).
+DENSE = [(n, cin, cout) for n in (1, 2, 3, 5, 9) for cin, cout in ((1, 1), (65, 9), (1984, 17), (1985, 72))] + [
+    (1, 8192, 130), (2, 4000, 7), (4, 640, 200)]
+
+
+@pytest.mark.parametrize("n, cin, cout", DENSE, ids=lambda v: str(v))
+def test_bdense_pointwise_equals_scalar(simd_isa, n, cin, cout):
+    rng = np.random.default_rng([n, cin, cout, 7])
+    x, wt = packed(rng, (n, cin)), packed(rng, (cout, cin))
+    prepared = kernels.prepare_weights(wt, in_channels=cin, isa=simd_isa)
+    for output in OUTPUTS:
+        params = stage_params(rng, cout, cin, output)
+        ref = kernels.bdense(x, wt, in_features=cin, output=output, isa="scalar", threads=1, **params)
+        for w, threads in ((prepared, 1), (prepared, 3), (wt, 2)):
+            got = kernels.bdense(x, w, in_features=cin, output=output, isa=simd_isa, threads=threads, **params)
+            np.testing.assert_array_equal(got, ref, err_msg=f"output={output} threads={threads}")
+
+
+@pytest.mark.parametrize("case", [(1, 5, 7, 128, 24, 1), (2, 6, 5, 70, 9, 2), (1, 9, 9, 2048, 16, 3)],
+                         ids=lambda c: "n{}_{}x{}x{}-{}_s{}".format(*c))
+def test_bconv_pointwise_equals_scalar(simd_isa, case):
+    n, h, w, cin, cout, stride = case
+    rng = np.random.default_rng(list(case))
+    x, wt = packed(rng, (n, h, w, cin)), packed(rng, (cout, 1, 1, cin))
+    for output in OUTPUTS:
+        params = stage_params(rng, cout, cin, output)
+        ref = _run(x, wt, cin, stride, 0, output, "scalar", 1, params)
+        for threads in (1, 2):
+            got = _run(x, wt, cin, stride, 0, output, simd_isa, threads, params)
+            np.testing.assert_array_equal(got, ref, err_msg=f"output={output} threads={threads}")

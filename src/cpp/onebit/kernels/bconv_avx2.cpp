@@ -53,11 +53,16 @@ inline __m256i nibble_lut() {
                           0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
 }
 
-// Words of the prepared layout: the split weights, then the int32 per-tap popcounts.
+// 1x1 kernels (dense layers, pointwise convs) have their own path and layout (pointwise()).
+inline bool is_pointwise(const BConvShape& s) { return s.kh == 1 && s.kw == 1; }
+
+// Words of the prepared layout: the split weights, then the int32 per-tap popcounts
+// (pointwise: the unsplit weights only).
 inline int64_t weight_words(const BConvShape& s) {
-  return (s.cout + kCB - 1) / kCB * kCB * s.kh * s.kw * s.words() * 2;
+  return (s.cout + kCB - 1) / kCB * kCB * s.kh * s.kw * s.words() * (is_pointwise(s) ? 1 : 2);
 }
 inline int64_t prepared_words(const BConvShape& s) {
+  if (is_pointwise(s)) return weight_words(s);
   return weight_words(s) + ((s.cout + kCB - 1) / kCB * kCB * s.kh * s.kw + 1) / 2;
 }
 
@@ -257,10 +262,127 @@ void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int
   else band<4, 0, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
 }
 
+// ---- Pointwise (1x1) path: dense layers and 1x1 convolutions --------------------------------
+// Weights unsplit, [Cout/8][W64][8]: word j of a block is 2 ymm. A tile is P output pixels x 8
+// channels. P = 1 (a dense layer at batch 1): the classic form, popcount(x XOR w) with the
+// nibble split after the XOR (8 ops per 4 words, one pass over the weights, which is what the
+// time is made of). P >= 2: the weights are split in registers once per word (3 ops per ymm) and
+// shared by the P pixels, whose inputs come pre-split (6 ops per 4 words, as in tile()).
+template <int P>
+inline void tile_pw(const uint64_t* const* xp, const uint64_t* w, int64_t W64, int32_t tc, int32_t* dots,
+                    int64_t ld) {
+  const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  __m256i a8[P][2];
+  for (int p = 0; p < P; ++p) a8[p][0] = a8[p][1] = zero;
+  alignas(32) uint64_t a64[P][2][4];
+  bool folded = false;
+  for (int64_t j0 = 0; j0 < W64; j0 += kMaxWords) {
+    if (j0 > 0) {  // fold the u8 lanes before they can overflow
+      for (int p = 0; p < P; ++p)
+        for (int v = 0; v < 2; ++v) {
+          __m256i* d = reinterpret_cast<__m256i*>(a64[p][v]);
+          const __m256i sv = _mm256_sad_epu8(a8[p][v], zero);
+          _mm256_store_si256(d, folded ? _mm256_add_epi64(_mm256_load_si256(d), sv) : sv);
+          a8[p][v] = zero;
+        }
+      folded = true;
+    }
+    const int64_t j1 = std::min(W64, j0 + kMaxWords);
+    for (int64_t j = j0; j < j1; ++j) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + j * kCB));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + j * kCB + 4));
+      if constexpr (P == 1) {  // xp[0]: the unsplit input pixel
+        const __m256i xv = _mm256_set1_epi64x(static_cast<long long>(xp[0][j]));
+        const __m256i t0 = _mm256_xor_si256(xv, w0), t1 = _mm256_xor_si256(xv, w1);
+        a8[0][0] = _mm256_add_epi8(a8[0][0], popcnt_bytes(t0, lut, low));
+        a8[0][1] = _mm256_add_epi8(a8[0][1], popcnt_bytes(t1, lut, low));
+        asm("" : "+x"(a8[0][0]), "+x"(a8[0][1]));
+      } else {  // xp[p]: pre-split input pixels (lo, hi per word)
+        const __m256i wl[2] = {_mm256_and_si256(w0, low), _mm256_and_si256(w1, low)};
+        const __m256i wh[2] = {_mm256_and_si256(_mm256_srli_epi16(w0, 4), low),
+                               _mm256_and_si256(_mm256_srli_epi16(w1, 4), low)};
+        for (int p = 0; p < P; ++p) {
+          const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xp[p][2 * j]));
+          const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xp[p][2 * j + 1]));
+          for (int v = 0; v < 2; ++v) {
+            a8[p][v] = _mm256_add_epi8(a8[p][v], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl[v])),
+                                                                 _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh[v]))));
+            asm("" : "+x"(a8[p][v]));
+          }
+        }
+      }
+    }
+  }
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0), tcv = _mm256_set1_epi32(tc);
+  for (int p = 0; p < P; ++p) {
+    __m256i s0 = _mm256_sad_epu8(a8[p][0], zero), s1 = _mm256_sad_epu8(a8[p][1], zero);
+    if (folded) {
+      s0 = _mm256_add_epi64(s0, _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][0])));
+      s1 = _mm256_add_epi64(s1, _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][1])));
+    }
+    const __m256i pc = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(s0, idx),
+                                                 _mm256_permutevar8x32_epi32(s1, idx), 0x20);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + p * ld), _mm256_sub_epi32(tcv, _mm256_add_epi32(pc, pc)));
+  }
+}
+
+// Output pixels [q0, q1) (flat over N*OH*OW) x channels [c0, c1): dots[(q - q0)*ld + (c - c0)].
+// x: the unsplit input; xs: the pre-split input [N*H*W][W64][lo, hi].
+void pointwise(const BConvShape& s, const uint64_t* x, const uint64_t* xs, const uint64_t* wt, int64_t q0,
+               int64_t q1, int64_t c0, int64_t c1, int32_t* dots, int64_t ld) {
+  constexpr int kP = 4;
+  const int64_t W64 = s.words(), OH = s.out_h(), OW = s.out_w();
+  const int32_t tc = static_cast<int32_t>(s.cin);
+  auto pixel = [&](int64_t q) {  // input pixel of output pixel q
+    const int64_t n = q / (OH * OW), r = q % (OH * OW);
+    return (n * s.h + r / OW * s.stride) * s.w + r % OW * s.stride;
+  };
+  for (int64_t cb = c0; cb < c1; cb += kCB) {
+    const uint64_t* w = wt + cb / kCB * W64 * kCB;
+    int32_t* d = dots + (cb - c0);
+    const int64_t np = q1 - q0;
+    if (np == 1) {
+      const uint64_t* xp[1] = {x + pixel(q0) * W64};
+      tile_pw<1>(xp, w, W64, tc, d, ld);
+      continue;
+    }
+    // ceil(np / kP) tiles of balanced sizes (>= 2 pixels each)
+    const int64_t nt = (np + kP - 1) / kP, base = np / nt, extra = np % nt;
+    for (int64_t i = 0, q = q0; i < nt; ++i) {
+      const int64_t size = base + (i < extra ? 1 : 0);
+      const uint64_t* xp[kP];
+      for (int64_t p = 0; p < size; ++p) xp[p] = xs + 2 * pixel(q + p) * W64;
+      int32_t* dt = d + (q - q0) * ld;
+      switch (size) {
+        case 2: tile_pw<2>(xp, w, W64, tc, dt, ld); break;
+        case 3: tile_pw<3>(xp, w, W64, tc, dt, ld); break;
+        case 4: tile_pw<4>(xp, w, W64, tc, dt, ld); break;
+        default: {  // 1 (np >= 2 gives sizes >= 2; kept for completeness)
+          const uint64_t* x1[1] = {x + pixel(q) * W64};
+          tile_pw<1>(x1, w, W64, tc, dt, ld);
+        }
+      }
+      q += size;
+    }
+  }
+}
+
 // (Cout,KH,KW,W64) -> [ceil(Cout/8)][KH][KW][W64][lo 8 | hi 8] nibble-split, channels >= Cout
 // zero; and the popcount of every weight tap, [ceil(Cout/8)][KH*KW][8], for the padding fix.
+// Pointwise (1x1): [ceil(Cout/8)][W64][8] unsplit (half the bytes: a dense layer at batch 1
+// reads each weight word once, so its time is the time to stream the weights).
 void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int32_t* pcw, int threads) {
   const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB;
+  if (is_pointwise(s)) {
+    parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        for (int64_t j = 0; j < kCB; ++j) {
+          const int64_t co = b * kCB + j;
+          for (int64_t wd = 0; wd < W64; ++wd) wt[(b * W64 + wd) * kCB + j] = co < s.cout ? w[co * W64 + wd] : 0;
+        }
+    });
+    return;
+  }
   parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
       for (int64_t j = 0; j < kCB; ++j) {  // source rows read sequentially; writes stay in L1
@@ -350,9 +472,24 @@ void bconv_avx2(const BConvArgs& a, int threads) {
   });
   c.xs = xs;
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
-  // Tasks: bands of output rows x chunks of 64 channels; a band's int32 scratch <= ~16 KiB.
   const int64_t chunk = std::min(round_up(s.cout, kCB), kChunk), chunks = (s.cout + chunk - 1) / chunk;
   const int64_t ld = chunk;
+  if (is_pointwise(s)) {  // tasks: blocks of output pixels x chunks of 64 channels
+    const int64_t np = s.n * c.OH * c.OW, pb = std::max<int64_t>(1, std::min<int64_t>(np, 4096 / ld));
+    const int64_t pblocks = (np + pb - 1) / pb;
+    parallel_for(pblocks * chunks, threads, [&](int64_t t0, int64_t t1) {
+      static thread_local AlignedWords dbuf;
+      int32_t* dots = reinterpret_cast<int32_t*>(dbuf.get(static_cast<size_t>((pb * ld + 1) / 2)));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t ci = t % chunks, q0 = t / chunks * pb, q1 = std::min(np, q0 + pb);
+        const int64_t c0 = ci * chunk, c1 = std::min(s.cout, c0 + chunk);
+        pointwise(s, a.x, xs, wt, q0, q1, c0, c1, dots, ld);
+        write_stage_avx2(a.stage, sp, dots, ld, q1 - q0, q0, c0, c1, s.cout, a.out);
+      }
+    });
+    return;
+  }
+  // Tasks: bands of output rows x chunks of 64 channels; a band's int32 scratch <= ~16 KiB.
   const int64_t band_rows = std::max<int64_t>(1, std::min<int64_t>(c.OH, 4096 / std::max<int64_t>(1, c.OW * ld)));
   const int64_t bands = (c.OH + band_rows - 1) / band_rows;
   parallel_for(s.n * bands * chunks, threads, [&](int64_t t0, int64_t t1) {
