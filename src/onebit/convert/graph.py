@@ -21,6 +21,11 @@ it (conv bias, XNOR scale, BN) into one output stage chosen by its consumer: sig
 it after BN, and max commutes with every non-decreasing map (sign, hardtanh, the clip block), so
 ``pool(sign(z)) == sign(pool(z))``. Flattening is implicit: a dense layer reading a feature map
 flattens it (NHWC order on the engine side, weights permuted from PyTorch's NCHW order).
+
+Pruned binary layers (a ``weight_mask`` with zeros, ``onebit.prune``) keep their op type: the mask
+is permuted and packed like the weights and stored as the op's ``weight_mask`` tensor, weight bits
+under pruned positions are 0 and the accumulator bound is the largest kept count of an output
+channel (docs/format.md §7.3). Channel-pruned models arrive already shrunk and need no mask.
 """
 from __future__ import annotations
 
