@@ -92,3 +92,27 @@ def test_demo_steps_export_eval_latency(trained):
     assert r["engine_eval"]["engine_accuracy"] == r["engine_eval"]["simulation_accuracy"]
     assert r["latency"]["onebit_ms"] > 0 and r["export"]["bytes"] > 0
     assert "speedup vs float twin" in lines[-1]
+
+
+def test_export_cli_qat_steps(trained):
+    # onebit export --qat-steps: fine-tune on the training split, then export; the fine-tuned
+    # checkpoint is saved on request and the exported file runs == its simulation
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.data import load
+    from onebit.runtime import Session
+    from onebit.train import load_checkpoint
+
+    out, ck = trained / "q.onebit", trained / "q.pt"
+    r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out), "--qat-steps", "3",
+                                  "--qat-lr", "1e-4", "--qat-batch-size", "32", "--qat-checkpoint", str(ck),
+                                  "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert "[qat] 3 steps" in r.output
+    model, ckpt = load_checkpoint(ck)
+    assert ckpt["qat"]["steps"] == 3 and len(ckpt["qat"]["losses"]) == 3
+    images, _ = load("mnist", split="test")
+    engine_vs_simulation(Session(out), simulate(str(out)), images[:8])
+    r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out), "--qat-checkpoint", str(ck)])
+    assert r.exit_code != 0 and "--qat-steps" in r.output

@@ -17,22 +17,36 @@ import torch
 
 
 def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500, echo=print) -> dict:
-    from onebit.convert import simulate, to_bytes
-    from onebit.data import load, normalize
-    from onebit.runtime import Session, capabilities
-    from onebit.prune.checkpoint import load_checkpoint  # plain or pruned (shrunk channels, masks)
+    """:func:`verify_model` on a training checkpoint (its model and dataset)."""
+    from onebit.train import load_checkpoint
 
     model, ckpt = load_checkpoint(ckpt_path)
     ds = ckpt.get("dataset")
     ds = ds.get("name") if isinstance(ds, dict) else ds
+    rec = verify_model(model, ds, limit, batch_size, echo=None)
+    rec = {"checkpoint": str(ckpt_path), "model": ckpt["model_config"], **rec}
+    if echo is not None:
+        echo(json.dumps(rec, indent=1))
+    return rec
+
+
+def verify_model(model, ds: str, limit: int | None = None, batch_size: int = 500, echo=print,
+                 isas=None, predictions: dict | None = None) -> dict:
+    """Float-latent vs integer simulation vs engine (every ISA, or ``isas``) on the test split.
+
+    ``predictions`` (a dict, optional) receives the argmax arrays: ``float``, ``simulation``
+    and one per ISA, plus ``labels``.
+    """
+    from onebit.convert import simulate, to_bytes
+    from onebit.data import load, normalize
+    from onebit.runtime import Session, capabilities
+
     data = to_bytes(model, dataset=ds)
     images, labels = load(ds, split="test")
     if limit:
         images, labels = images[:limit], labels[:limit]
     n = len(labels)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model.eval()
-    sim = None
     float_pred, sim_pred = [], []
     with torch.no_grad():
         for i in range(0, n, batch_size):
@@ -44,18 +58,23 @@ def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500
         for i in range(0, n, batch_size):
             sim_pred.append(sim(torch.from_numpy(np.array(images[i:i + batch_size]))).argmax(1).numpy())
     float_pred, sim_pred = np.concatenate(float_pred), np.concatenate(sim_pred)
-    rec = {"checkpoint": str(ckpt_path), "model": ckpt["model_config"], "dataset": ds, "split": "test", "n": n,
-           "float_accuracy": float((float_pred == labels).mean()),
+    rec = {"model_config": dict(getattr(model, "onebit_config", {}) or {}), "dataset": ds, "split": "test",
+           "n": n, "float_accuracy": float((float_pred == labels).mean()),
            "simulation_accuracy": float((sim_pred == labels).mean()),
            "float_sim_argmax_agreement": float((float_pred == sim_pred).mean()), "engine": {}}
-    for isa in capabilities()["supported"]:
+    for isa in isas or capabilities()["supported"]:
         sess = Session(data, isa=isa)
         t0 = time.perf_counter()
         pred = sess.predict(images, batch_size)
         rec["engine"][isa] = {"accuracy": float((pred == labels).mean()),
                               "argmax_agreement_with_simulation": float((pred == sim_pred).mean()),
                               "seconds": time.perf_counter() - t0, "threads": sess.threads}
-    echo(json.dumps(rec, indent=1))
+        if predictions is not None:
+            predictions[isa] = pred
+    if predictions is not None:
+        predictions.update(float=float_pred, simulation=sim_pred, labels=labels)
+    if echo is not None:
+        echo(json.dumps(rec, indent=1))
     return rec
 
 
