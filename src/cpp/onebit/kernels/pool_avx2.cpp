@@ -42,88 +42,105 @@ inline __m256i pack_4x_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
 
 }  // namespace
 
-void maxpool_bits_avx2(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0,
-                       int64_t r1) {
+namespace {
+
+// Max pooling over one element type: V holds L elements; combine(acc, t) is the reference's
+// per-element rule (AND for bits, max for int8, acc > t ? acc : t for float = vmaxps(acc, t)).
+struct MaxBits {
+  using T = uint64_t;
+  static constexpr int L = 4;
+  static __m256i init() { return _mm256_set1_epi64x(-1); }
+  static __m256i load(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static __m256i combine(__m256i a, __m256i t) { return _mm256_and_si256(a, t); }
+  static void store(T* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static T init1() { return ~uint64_t{0}; }
+  static T combine1(T a, T t) { return a & t; }
+};
+struct MaxInt8 {
+  using T = int8_t;
+  static constexpr int L = 32;
+  static __m256i init() { return _mm256_set1_epi8(-128); }
+  static __m256i load(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static __m256i combine(__m256i a, __m256i t) { return _mm256_max_epi8(a, t); }
+  static void store(T* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static T init1() { return -128; }
+  static T combine1(T a, T t) { return std::max(a, t); }
+};
+struct MaxF32 {
+  using T = float;
+  static constexpr int L = 8;
+  static __m256 init() { return _mm256_set1_ps(-std::numeric_limits<float>::infinity()); }
+  static __m256 load(const T* p) { return _mm256_loadu_ps(p); }
+  static __m256 combine(__m256 a, __m256 t) { return _mm256_max_ps(a, t); }  // a > t ? a : t
+  static void store(T* p, __m256 v) { _mm256_storeu_ps(p, v); }
+  static T init1() { return -std::numeric_limits<float>::infinity(); }
+  static T combine1(T a, T t) { return a > t ? a : t; }
+};
+
+// Output rows [r0, r1): per output pixel, the clipped window's taps in (i, j) row-major order
+// (the reference's order), 4 vectors of channels per pass so each tap row pointer is computed
+// once per pass and 4 independent max chains overlap.
+template <class Op>
+void maxpool_rows(const typename Op::T* x, typename Op::T* y, const PoolGeom& g, int64_t r0,
+                  int64_t r1) {
+  using T = typename Op::T;
+  constexpr int L = Op::L;
+  const int64_t c = g.c, rs = g.w * g.c;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / g.oh, oy = r % g.oh;
     for (int64_t ox = 0; ox < g.ow; ++ox) {
       const Window win = pool_window(g, oy, ox);
-      uint64_t* out = y + (r * g.ow + ox) * g.c;
+      const T* base = x + ((n * g.h + oy * g.sh - g.ph + win.i0) * g.w + ox * g.sw - g.pw + win.j0) * c;
+      const int nh = win.i1 - win.i0, nw = win.j1 - win.j0;
+      T* out = y + (r * g.ow + ox) * c;
       int64_t k = 0;
-      for (; k + 4 <= g.c; k += 4) {
-        __m256i acc = _mm256_set1_epi64x(-1);
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j) {
-            auto in = static_cast<const uint64_t*>(tap_ptr(x, 8, g, n, oy, ox, i, j));
-            acc = _mm256_and_si256(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + k)));
+      for (; k + 4 * L <= c; k += 4 * L) {
+        auto a0 = Op::init(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < nh; ++i) {
+          const T* p = base + i * rs + k;
+          for (int j = 0; j < nw; ++j, p += c) {
+            a0 = Op::combine(a0, Op::load(p));
+            a1 = Op::combine(a1, Op::load(p + L));
+            a2 = Op::combine(a2, Op::load(p + 2 * L));
+            a3 = Op::combine(a3, Op::load(p + 3 * L));
           }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), acc);
+        }
+        Op::store(out + k, a0);
+        Op::store(out + k + L, a1);
+        Op::store(out + k + 2 * L, a2);
+        Op::store(out + k + 3 * L, a3);
       }
-      for (; k < g.c; ++k) {
-        uint64_t acc = ~uint64_t{0};
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j)
-            acc &= static_cast<const uint64_t*>(tap_ptr(x, 8, g, n, oy, ox, i, j))[k];
-        out[k] = acc;
+      for (; k + L <= c; k += L) {
+        auto a = Op::init();
+        for (int i = 0; i < nh; ++i) {
+          const T* p = base + i * rs + k;
+          for (int j = 0; j < nw; ++j, p += c) a = Op::combine(a, Op::load(p));
+        }
+        Op::store(out + k, a);
+      }
+      for (; k < c; ++k) {
+        T a = Op::init1();
+        for (int i = 0; i < nh; ++i)
+          for (int j = 0; j < nw; ++j) a = Op::combine1(a, base[i * rs + j * c + k]);
+        out[k] = a;
       }
     }
   }
+}
+
+}  // namespace
+
+void maxpool_bits_avx2(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0,
+                       int64_t r1) {
+  maxpool_rows<MaxBits>(x, y, g, r0, r1);
 }
 
 void maxpool_int8_avx2(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.oh, oy = r % g.oh;
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const Window win = pool_window(g, oy, ox);
-      int8_t* out = y + (r * g.ow + ox) * g.c;
-      int64_t k = 0;
-      for (; k + 32 <= g.c; k += 32) {
-        __m256i acc = _mm256_set1_epi8(-128);
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j) {
-            auto in = static_cast<const int8_t*>(tap_ptr(x, 1, g, n, oy, ox, i, j));
-            acc = _mm256_max_epi8(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + k)));
-          }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), acc);
-      }
-      for (; k < g.c; ++k) {
-        int8_t acc = -128;
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j)
-            acc = std::max(acc, static_cast<const int8_t*>(tap_ptr(x, 1, g, n, oy, ox, i, j))[k]);
-        out[k] = acc;
-      }
-    }
-  }
+  maxpool_rows<MaxInt8>(x, y, g, r0, r1);
 }
 
 void maxpool_f32_avx2(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1) {
-  const float ninf = -std::numeric_limits<float>::infinity();
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.oh, oy = r % g.oh;
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const Window win = pool_window(g, oy, ox);
-      float* out = y + (r * g.ow + ox) * g.c;
-      int64_t k = 0;
-      for (; k + 8 <= g.c; k += 8) {
-        __m256 acc = _mm256_set1_ps(ninf);
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j)
-            acc = _mm256_max_ps(  // acc > t ? acc : t, as the scalar reference
-                acc, _mm256_loadu_ps(static_cast<const float*>(tap_ptr(x, 4, g, n, oy, ox, i, j)) + k));
-        _mm256_storeu_ps(out + k, acc);
-      }
-      for (; k < g.c; ++k) {
-        float acc = ninf;
-        for (int i = win.i0; i < win.i1; ++i)
-          for (int j = win.j0; j < win.j1; ++j) {
-            const float t = static_cast<const float*>(tap_ptr(x, 4, g, n, oy, ox, i, j))[k];
-            acc = acc > t ? acc : t;
-          }
-        out[k] = acc;
-      }
-    }
-  }
+  maxpool_rows<MaxF32>(x, y, g, r0, r1);
 }
 
 void avgpool_int8_avx2(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, int64_t r0,
