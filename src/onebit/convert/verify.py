@@ -1,10 +1,11 @@
 """Check a trained checkpoint end to end: float-latent vs integer simulation vs engine (every ISA).
 
-    python -m onebit.convert.verify runs/results/mnist.pt [--limit N] [--json PATH]
+    python -m onebit.convert.verify runs/results/mnist.pt [--limit N] [--exact N] [--json PATH]
 
 Reports the PyTorch model's accuracy (float latent weights, the training-side forward), the
 integer simulation's accuracy, the engine's accuracy on every ISA the CPU has, and the argmax
-agreement of engine and simulation (must be 100%) on the whole test split.
+agreement of engine and simulation (must be 100%) on the whole test split; ``--exact N`` also
+checks every intermediate value of engine and simulation for equality on the first N images.
 """
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ import numpy as np
 import torch
 
 
-def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500, echo=print) -> dict:
+def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500, echo=print,
+                      exact: int = 0) -> dict:
     """:func:`verify_model` on a training checkpoint (its model and dataset)."""
     from onebit.train import load_checkpoint
 
     model, ckpt = load_checkpoint(ckpt_path)
     ds = ckpt.get("dataset")
     ds = ds.get("name") if isinstance(ds, dict) else ds
-    rec = verify_model(model, ds, limit, batch_size, echo=None)
+    rec = verify_model(model, ds, limit, batch_size, echo=None, exact=exact)
     rec = {"checkpoint": str(ckpt_path), "model": ckpt["model_config"], **rec}
     if echo is not None:
         echo(json.dumps(rec, indent=1))
@@ -31,11 +33,13 @@ def verify_checkpoint(ckpt_path, limit: int | None = None, batch_size: int = 500
 
 
 def verify_model(model, ds: str, limit: int | None = None, batch_size: int = 500, echo=print,
-                 isas=None, predictions: dict | None = None) -> dict:
+                 isas=None, predictions: dict | None = None, exact: int = 0) -> dict:
     """Float-latent vs integer simulation vs engine (every ISA, or ``isas``) on the test split.
 
     ``predictions`` (a dict, optional) receives the argmax arrays: ``float``, ``simulation``
-    and one per ISA, plus ``labels``.
+    and one per ISA, plus ``labels``. ``exact`` = N > 0 also compares every intermediate value
+    of engine and simulation on the first N test images per ISA
+    (:func:`onebit.convert.compare.engine_vs_simulation`, equality; raises on a difference).
     """
     from onebit.convert import simulate, to_bytes
     from onebit.data import load, normalize
@@ -71,6 +75,14 @@ def verify_model(model, ds: str, limit: int | None = None, batch_size: int = 500
                               "seconds": time.perf_counter() - t0, "threads": sess.threads}
         if predictions is not None:
             predictions[isa] = pred
+        if exact:
+            from onebit.convert.compare import engine_vs_simulation
+
+            diffs = {}
+            for i in range(0, min(exact, n), 50):
+                diffs = engine_vs_simulation(sess, sim, images[i:min(exact, n, i + 50)])
+            rec["engine"][isa]["values_equal"] = {"images": min(exact, n), "values": len(diffs),
+                                                  "max_abs_diff": max(diffs.values(), default=0.0)}
     if predictions is not None:
         predictions.update(float=float_pred, simulation=sim_pred, labels=labels)
     if echo is not None:
@@ -85,8 +97,10 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoint")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--exact", type=int, default=0, metavar="N",
+                    help="also compare every intermediate value (equality) on the first N images")
     a = ap.parse_args(argv)
-    rec = verify_checkpoint(a.checkpoint, a.limit)
+    rec = verify_checkpoint(a.checkpoint, a.limit, exact=a.exact)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rec, f, indent=1)
