@@ -9,7 +9,8 @@ Builds the model at width 1 with random weights (``onebit.models.create`` +
 then prunes a copy per granularity with ``onebit.prune.Pruner`` (latent-weight magnitude, uniform
 per-layer ratios, one shot, no fine-tuning) to ``target`` fewer binary ops and exports it
 (channel: shrunk layers; block / word / weight: ``weight_mask`` ops, docs/format.md §7.3);
-``--channel-ratios`` adds a channel-pruned variant at explicit per-layer ratios. All
+``--aligned-channel 64`` adds a channel-pruned variant whose kept channel counts are multiples of
+64 (:func:`aligned_channel_ratios`), ``--channel-ratios`` one at explicit per-layer ratios. All
 files are loaded (``Session``, weights prepared once) and timed batch 1 *interleaved*
 (``onebit.runtime.bench.time_interleaved``: one run of each model in turn, rotating), so machine
 load hits every variant alike; ratios are to the unpruned model of the same run. Prints a table
@@ -32,8 +33,60 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine, write_json  # noqa: E402
 
 
+def aligned_channel_ratios(model, target: float, multiple: int = 64, slack: float = 0.015) -> dict:
+    """Per-layer channel-pruning ratios whose kept channel counts are multiples of ``multiple``.
+
+    The engine's binary conv costs about ``positions x ceil(Cout/16) x ceil(Cin/64) x taps``
+    (16-channel AVX2 tiles over 64-channel packed words, docs/kernels.md), so channels removed
+    inside a partly used word save bit-MACs but little time. Every binary conv whose output
+    feeds another binary layer keeps ``multiple * j`` channels; among the plans with between
+    ``target`` and ``target + slack`` fewer bit-MACs (exact count, ``onebit.prune`` convention)
+    this returns the one of least modelled cost (exhaustive search; a handful of layers).
+    """
+    import itertools
+    import math
+
+    from onebit.prune import binary_layers, layer_positions
+    from onebit.prune.graph import dataflow
+
+    mods = dict(binary_layers(model))
+    flow = dataflow(model)
+    pos = layer_positions(model)
+    plan = [n for n, mod in mods.items() if mod.weight.dim() == 4 and flow.chains[n].error is None
+            and flow.chains[n].consumer in mods]
+    producer = {flow.chains[n].consumer: (n, (flow.chains[n].flatten or (0, 1))[1]) for n in plan}
+
+    def cost(kept):
+        bops = proxy = 0
+        for n, mod in mods.items():
+            w = mod.weight
+            out = kept.get(n, w.shape[0])
+            taps = w[0, 0].numel() if w.dim() == 4 else 1
+            if n in producer:
+                src, hw = producer[n]
+                c = kept.get(src, mods[src].weight.shape[0])
+                cin, words = c * hw, hw * math.ceil(c / 64)
+            else:
+                cin, words = w.shape[1], math.ceil(w.shape[1] / 64)
+            bops += pos[n] * out * cin * taps
+            proxy += pos[n] * math.ceil(out / 16) * 16 * words * taps
+        return bops, proxy
+
+    base, _ = cost({})
+    best = None
+    for counts in itertools.product(*[range(multiple, mods[n].weight.shape[0] + 1, multiple) for n in plan]):
+        kept = dict(zip(plan, counts))
+        bops, proxy = cost(kept)
+        if target <= 1 - bops / base <= target + slack and (best is None or proxy < best[0]):
+            best = (proxy, kept)
+    if best is None:
+        raise ValueError(f"no plan with channel counts in multiples of {multiple} removes {target:.0%}-"
+                         f"{target + slack:.0%} of the binary ops")
+    return {n: 1 - k / mods[n].weight.shape[0] for n, k in best[1].items() if k < mods[n].weight.shape[0]}
+
+
 def build_files(model_name: str, granularities, target: float, outdir: Path, seed: int = 0,
-                channel_ratios: dict | None = None) -> list[dict]:
+                channel_ratios: dict | None = None, aligned: int | None = None) -> list[dict]:
     """Export the unpruned model and one pruned copy per granularity (and, with ``channel_ratios``,
     a channel-pruned copy at those explicit per-layer ratios); returns [{variant, file, ...}]."""
     import torch
@@ -41,7 +94,7 @@ def build_files(model_name: str, granularities, target: float, outdir: Path, see
     import onebit.models as om
     from onebit.convert.export import export
     from onebit.convert.testing import randomize_bn
-    from onebit.prune import Pruner
+    from onebit.prune import Pruner, binary_layers
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
@@ -57,13 +110,20 @@ def build_files(model_name: str, granularities, target: float, outdir: Path, see
         pm = p.finalize().eval()
         out.append({"variant": g, "file": export(pm, outdir / f"{g}.onebit", dataset=dataset), "target": target,
                     "pruner_reduction": rep["reduction"], "prune_seconds": time.perf_counter() - t0})
+    extra = []
+    if aligned:
+        extra.append((f"channel-aligned{aligned}", aligned_channel_ratios(m, target, aligned)))
     if channel_ratios:
+        extra.append(("channel@" + ",".join(f"{k}={v:g}" for k, v in channel_ratios.items()), channel_ratios))
+    for i, (variant, ratios) in enumerate(extra):
         t0 = time.perf_counter()
-        p = Pruner(copy.deepcopy(m), "latent", "channel", ratios=channel_ratios, seed=seed).prepare()
+        p = Pruner(copy.deepcopy(m), "latent", "channel", ratios=ratios, seed=seed).prepare()
         rep = p.prune()
         pm = p.finalize().eval()
-        out.append({"variant": "channel@" + ",".join(f"{k}={v:g}" for k, v in channel_ratios.items()),
-                    "file": export(pm, outdir / "channel_ratios.onebit", dataset=dataset), "target": rep["reduction"],
+        kept = {n: int(round((1 - r) * mod.weight.shape[0])) for n, mod in dict(binary_layers(m)).items()
+                for k, r in ratios.items() if k == n}
+        out.append({"variant": variant, "file": export(pm, outdir / f"channel_extra{i}.onebit", dataset=dataset),
+                    "target": target, "ratios": ratios, "kept_channels": kept,
                     "pruner_reduction": rep["reduction"], "prune_seconds": time.perf_counter() - t0})
     return out
 
@@ -97,7 +157,8 @@ def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, w
         records.append(dict(
             mach, benchmark="pruned_models", model=(sess.model.metadata["producer"].get("model") or {}).get("name"),
             width=1, variant=v["variant"], method="latent", target=v["target"],
-            pruner_reduction=v.get("pruner_reduction"), isa=sess.isa, threads=threads, batch=1,
+            pruner_reduction=v.get("pruner_reduction"), ratios=v.get("ratios"), kept_channels=v.get("kept_channels"),
+            isa=sess.isa, threads=threads, batch=1,
             repeats=repeats, min_ms=mn, median_ms=med, x_unpruned_min=mn / base_min, x_unpruned_median=med / base_med,
             bit_macs=tot["bit_macs"], x_unpruned_bit_macs=tot["bit_macs"] / base_stats["bit_macs"],
             pruned_weights=tot["pruned_weights"], masked_ops=tot["pruned_ops"], mask_bytes=tot["mask_bytes"],
@@ -137,6 +198,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--json", default=None)
     ap.add_argument("--keep-files", default=None, help="directory to keep the .onebit files in")
+    ap.add_argument("--aligned-channel", type=int, default=None, metavar="M",
+                    help="also a channel-pruned variant whose kept channel counts are multiples of M "
+                         "(aligned_channel_ratios: least modelled engine cost at the same target)")
     ap.add_argument("--channel-ratios", default=None, metavar="LAYER=R,...",
                     help="also a channel-pruned variant at these explicit per-layer ratios (e.g. ratios that keep "
                          "channel counts at multiples of 64, the engine's packed word)")
@@ -148,7 +212,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         outdir = Path(a.keep_files or tmp)
         outdir.mkdir(parents=True, exist_ok=True)
-        variants = build_files(a.model, grans, a.target, outdir, channel_ratios=ratios)
+        variants = build_files(a.model, grans, a.target, outdir, channel_ratios=ratios,
+                               aligned=a.aligned_channel)
         records = []
         for isa in (a.isa.split(",") if a.isa else [None]):
             recs = measure([dict(v) for v in variants], isa, a.threads, a.repeats, a.warmup)
