@@ -62,7 +62,7 @@ def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch
     click.echo(f"wrote {path}: {size} bytes, {len(mf.ops)} ops, input uint8 NHWC "
                f"{'x'.join(map(str, mf.input_spec['shape']))} ({mf.input_spec.get('dataset')}), "
                f"{mf.output_spec['shape'][0]} logits")
-    click.echo(opstats.summary_line(mf, tot, size))
+    click.echo(opstats.summary_line(tot, size))
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"file": path, "bytes": size, "ops": stats, "totals": tot}, f, indent=1)

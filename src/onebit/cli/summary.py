@@ -63,7 +63,7 @@ def _summarize_model_file(path: str, json_path) -> None:
     click.echo("")
     click.echo(format_table(opstats.table_rows(stats)))
     click.echo("")
-    click.echo(opstats.summary_line(mf, tot, size))
+    click.echo(opstats.summary_line(tot, size))
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"file": path, "bytes": size, "ops": stats, "totals": tot}, f, indent=2)

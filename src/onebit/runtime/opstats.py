@@ -68,7 +68,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def summary_line(model_file, tot: dict, size: int) -> str:
+def summary_line(tot: dict, size: int) -> str:
     """One line: binary ops kept of dense, pruned weights, file size."""
     frac = tot["kept_fraction"]
     pruned = (f"; {tot['pruned_weights']:,} pruned binary weights in {len(tot['pruned_ops'])} masked ops "
