@@ -151,7 +151,7 @@ def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, w
         stats = opstats.op_stats(sess.model)
         tot = opstats.totals(stats)
         x = np.random.default_rng(0).integers(0, 256, (1,) + sess.input_shape, dtype=np.uint8)
-        prof = sess.profile(x, max(5, repeats // 4))
+        prof = sess.profile(x, max(20, repeats // 2))
         ops_sum = sum(r["median_ms"] for r in prof)
         base_ops = ops_sum if base_ops is None else base_ops
         records.append(dict(
