@@ -16,7 +16,7 @@ from onebit import bits as _bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.convert.simulate import avgpool_f32
 from onebit.convert.testing import randomize_bn
-from onebit.runtime import Session, capabilities, format as fmt, netkernels as nk
+from onebit.runtime import Session, capabilities, format as fmt, netkernels as nk, reference_net as rn
 from onebit.runtime.graph import conv_out
 
 ISAS = capabilities()["supported"]
@@ -74,6 +74,13 @@ def test_ceil_pool_kernels_equal_torch(isa):
             assert np.array_equal(gf, _nhwc(sim)), f"{msg} cip={cip}"
             tf = F.avg_pool2d(q * 0.37, k, s, p, ceil_mode=True, count_include_pad=cip)
             np.testing.assert_allclose(gf, _nhwc(tf), rtol=1e-6, atol=1e-4)
+            # the NumPy oracles (onebit.runtime.reference_net) agree bit for bit
+            assert np.array_equal(rn.avgpool2d_int8(qi, k, s, p, cip, ceil_mode=True), got)
+            assert np.array_equal(rn.avgpool2d_float(xf, k, s, p, cip, ceil_mode=True), gf)
+        assert np.array_equal(rn.maxpool2d_int8(qi, k, s, p, ceil_mode=True), _nhwc(ref).astype(np.int8))
+        assert np.array_equal(rn.maxpool2d_float(xf, k, s, p, ceil_mode=True),
+                              nk.maxpool2d_float(xf, k, s, p, ceil_mode=True, isa=isa))
+        assert np.array_equal(rn.maxpool2d_bits(_bits.pack(_nhwc(sgn)), k, s, p, ceil_mode=True), ob)
 
 
 RAW = {"dataset": "raw", "shape": [11, 11, 2], "mean": [0.0, 0.0], "std": [1 / 255, 1 / 255]}

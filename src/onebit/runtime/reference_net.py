@@ -18,9 +18,13 @@ __all__ = [
 ]
 
 
-def pool_output_size(size: int, k: int, s: int, p: int) -> int:
-    """PyTorch geometry: floor((size + 2p - k) / s) + 1."""
-    return (size + 2 * p - k) // s + 1
+def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool = False) -> int:
+    """PyTorch geometry: floor((size + 2p - k) / s) + 1; ``ceil_mode``: ceil, minus one if the
+    last window would start at or after size + p."""
+    if not ceil_mode:
+        return (size + 2 * p - k) // s + 1
+    o = -(-(size + 2 * p - k) // s) + 1
+    return o - 1 if (o - 1) * s >= size + p else o
 
 
 def _pair(v) -> tuple[int, int]:
@@ -35,13 +39,15 @@ def _windows(xp: np.ndarray, k, s, oh: int, ow: int):
             yield i, j, xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
 
 
-def _pool(x, kernel_size, stride, padding, fill, combine, init):
+def _pool(x, kernel_size, stride, padding, fill, combine, init, ceil_mode=False):
     k = _pair(kernel_size)
     s = _pair(stride if stride is not None else kernel_size)
     p = _pair(padding)
     n, h, w, c = x.shape
-    oh, ow = pool_output_size(h, k[0], s[0], p[0]), pool_output_size(w, k[1], s[1], p[1])
-    xp = np.full((n, h + 2 * p[0], w + 2 * p[1], c), fill, dtype=x.dtype)
+    oh, ow = pool_output_size(h, k[0], s[0], p[0], ceil_mode), pool_output_size(w, k[1], s[1], p[1], ceil_mode)
+    # bottom/right: the padding, or as far as ceil_mode's last window reaches
+    eh, ew = max(p[0], (oh - 1) * s[0] + k[0] - h - p[0]), max(p[1], (ow - 1) * s[1] + k[1] - w - p[1])
+    xp = np.full((n, h + p[0] + eh, w + p[1] + ew, c), fill, dtype=x.dtype)
     xp[:, p[0]:p[0] + h, p[1]:p[1] + w] = x
     acc = init(n, oh, ow, c)
     for _, _, tap in _windows(xp, k, s, oh, ow):
@@ -49,34 +55,38 @@ def _pool(x, kernel_size, stride, padding, fill, combine, init):
     return acc, k, s, p, (oh, ow)
 
 
-def maxpool2d_bits(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def maxpool2d_bits(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> np.ndarray:
     """Max of +-1 values on packed words = AND of the bits (bit 1 = -1); padding = all ones."""
     acc, *_ = _pool(np.asarray(x, np.uint64), kernel_size, stride, padding, np.uint64(2**64 - 1),
-                    np.bitwise_and, lambda *sh: np.full(sh, 2**64 - 1, np.uint64))
+                    np.bitwise_and, lambda *sh: np.full(sh, 2**64 - 1, np.uint64), ceil_mode)
     return acc
 
 
-def maxpool2d_int8(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def maxpool2d_int8(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> np.ndarray:
     """int8 max pooling; padding taps are -128 (the identity of max)."""
     acc, *_ = _pool(np.asarray(x, np.int8), kernel_size, stride, padding, -128, np.maximum,
-                    lambda *sh: np.full(sh, -128, np.int8))
+                    lambda *sh: np.full(sh, -128, np.int8), ceil_mode)
     return acc
 
 
-def maxpool2d_float(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def maxpool2d_float(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> np.ndarray:
     """float32 max pooling; padding taps are -inf. Taps folded as acc = acc if acc > t else t."""
     x = np.asarray(x, np.float32)
     acc, *_ = _pool(x, kernel_size, stride, padding, np.float32(-np.inf),
                     lambda acc, t: np.where(acc > t, acc, t),
-                    lambda *sh: np.full(sh, -np.inf, np.float32))
+                    lambda *sh: np.full(sh, -np.inf, np.float32), ceil_mode)
     return acc
 
 
 def _counts(h, w, k, s, p, oh, ow, count_include_pad):
+    """Divisor per window: the in-bounds taps, or with ``count_include_pad`` the taps inside the
+    padded input (k[0]*k[1] except ceil_mode's last windows), PyTorch's rule."""
+    eh, ew = max(p[0], (oh - 1) * s[0] + k[0] - h - p[0]), max(p[1], (ow - 1) * s[1] + k[1] - w - p[1])
+    ones = np.zeros((h + p[0] + eh, w + p[1] + ew), np.int64)
     if count_include_pad:
-        return np.full((oh, ow), k[0] * k[1], np.int64)
-    ones = np.zeros((h + 2 * p[0], w + 2 * p[1]), np.int64)
-    ones[p[0]:p[0] + h, p[1]:p[1] + w] = 1
+        ones[:h + 2 * p[0], :w + 2 * p[1]] = 1
+    else:
+        ones[p[0]:p[0] + h, p[1]:p[1] + w] = 1
     cnt = np.zeros((oh, ow), np.int64)
     for _, _, tap in _windows(ones[None, :, :, None], k, s, oh, ow):
         cnt += tap[0, :, :, 0]
@@ -90,21 +100,23 @@ def round_half_up_div(s, d) -> np.ndarray:
     return np.floor_divide(2 * s + d, 2 * d)
 
 
-def avgpool2d_int8(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> np.ndarray:
+def avgpool2d_int8(x, kernel_size, stride=None, padding=0, count_include_pad=True,
+                   ceil_mode=False) -> np.ndarray:
     """int8 average pooling: clamp(round_half_up(sum / d), -127, 127)."""
     x = np.asarray(x, np.int8)
     acc, k, s, p, (oh, ow) = _pool(x.astype(np.int64), kernel_size, stride, padding, 0, np.add,
-                                   lambda *sh: np.zeros(sh, np.int64))
+                                   lambda *sh: np.zeros(sh, np.int64), ceil_mode)
     d = _counts(x.shape[1], x.shape[2], k, s, p, oh, ow, count_include_pad)[None, :, :, None]
     return np.clip(round_half_up_div(acc, d), -127, 127).astype(np.int8)
 
 
-def avgpool2d_float(x, kernel_size, stride=None, padding=0, count_include_pad=True) -> np.ndarray:
+def avgpool2d_float(x, kernel_size, stride=None, padding=0, count_include_pad=True,
+                    ceil_mode=False) -> np.ndarray:
     """float32 average pooling: taps summed in window order from +0.0 (a padded tap adds +0.0,
     which never changes a sum that started at +0.0), then divided by float32(d)."""
     x = np.asarray(x, np.float32)
     acc, k, s, p, (oh, ow) = _pool(x, kernel_size, stride, padding, np.float32(0), np.add,
-                                   lambda *sh: np.zeros(sh, np.float32))
+                                   lambda *sh: np.zeros(sh, np.float32), ceil_mode)
     d = _counts(x.shape[1], x.shape[2], k, s, p, oh, ow, count_include_pad)
     return (acc / d.astype(np.float32)[None, :, :, None]).astype(np.float32)
 
