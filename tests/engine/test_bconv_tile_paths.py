@@ -121,3 +121,19 @@ def test_bconv_pointwise_equals_scalar(simd_isa, case):
         for threads in (1, 2):
             got = _run(x, wt, cin, stride, 0, output, simd_isa, threads, params)
             np.testing.assert_array_equal(got, ref, err_msg=f"output={output} threads={threads}")
+
+
+def test_bconv_bits_extreme_thresholds(simd_isa):
+    # The AVX2 bits stage compares d*y with a clamped d*t: thresholds at the int32 limits (where
+    # d*t itself would overflow) and at +-K, +-(K+1) must give the scalar bits.
+    rng = np.random.default_rng(11)
+    cin, cout = 64, 72
+    k_bits = 9 * cin
+    x, wt = packed(rng, (1, 4, 5, cin)), packed(rng, (cout, 3, 3, cin))
+    choices = np.array([-2**31, 2**31 - 1, -k_bits - 1, -k_bits, k_bits, k_bits + 1, 0, 1, -1], dtype=np.int64)
+    threshold = rng.choice(choices, size=cout).astype(np.int32)
+    direction = rng.choice(np.array([-1, 1], dtype=np.int8), size=cout)
+    params = {"threshold": threshold, "direction": direction}
+    ref = _run(x, wt, cin, 1, 1, "bits", "scalar", 1, params)
+    got = _run(x, wt, cin, 1, 1, "bits", simd_isa, 1, params)
+    np.testing.assert_array_equal(got, ref)

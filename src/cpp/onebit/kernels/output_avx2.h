@@ -41,7 +41,9 @@ class LocalArray {
 
 // Per-call parameters widened / padded for vector loads (channel count rounded up to 64).
 struct StagePrep {
-  LocalArray<int32_t> t, dpos, m, b;  // bits: t, dpos = -1 where d = +1; int8: M, B + 2^(S-1)
+  // bits: d (+-1, 1 for padding channels) and u = clamp(d*t, -K, K+1) - 1: bit = NOT(d*y > u)
+  // (see write_stage_avx2); int8: M, B + 2^(S-1)
+  LocalArray<int32_t> d, u, m, b;
   bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
   LocalArray<float> scale, bias;
 };
@@ -50,11 +52,16 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
   StagePrep p;
   const size_t n = static_cast<size_t>(round_up(cout, 64));
   if (st.kind == OutputKind::bits) {
-    p.t.assign(n, 0);
-    p.dpos.assign(n, 0);
+    // d = +1: bit = y < t;  d = -1: bit = y > t  <=>  -y < -t.  So bit = (d*y < d*t), and with
+    // |y| <= K the threshold can be clamped to [-K, K+1] (the result does not change), which keeps
+    // u = d*t - 1 and d*y inside int32 for every K < 2^31.
+    p.d.assign(n, 1);
+    p.u.assign(n, 0);
     for (int64_t c = 0; c < cout; ++c) {
-      p.t[c] = st.threshold[c];
-      p.dpos[c] = st.direction[c] > 0 ? -1 : 0;
+      const int64_t d = st.direction[c] > 0 ? 1 : -1;
+      const int64_t t = std::min<int64_t>(std::max<int64_t>(d * st.threshold[c], -k_bits), k_bits + 1);
+      p.d[c] = static_cast<int32_t>(d);
+      p.u[c] = static_cast<int32_t>(t - 1);
     }
   } else if (st.kind == OutputKind::int8) {
     // Fast path in int32 lanes when no intermediate can leave int32: the exact int64 formula
@@ -101,22 +108,26 @@ inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const i
         break;
       }
       case OutputKind::bits: {
+        // bit = d*y < d*t = NOT(d*y > u): vpsignd, vpcmpgtd, vmovmskps per 8 channels, the word
+        // inverted at the end.
         const int64_t words = (cout + 63) / 64;
         uint64_t* o = static_cast<uint64_t*>(out) + pix * words;
+        auto group = [&](int64_t c) __attribute__((always_inline)) {
+          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+          const __m256i dv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.d.data() + c));
+          const __m256i uv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.u.data() + c));
+          return static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_sign_epi32(yv, dv), uv))));
+        };
         for (int64_t wi = c0 / 64; wi * 64 < c1; ++wi) {
-          uint64_t word = 0;
-          for (int64_t g = 0; g < 8 && wi * 64 + g * 8 < c1; ++g) {
-            const int64_t c = wi * 64 + g * 8;
-            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
-            const __m256i tv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.t.data() + c));
-            const __m256i dv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.dpos.data() + c));
-            // d = +1: bit = y < t (t > y);  d = -1: bit = y > t.
-            const __m256i m = _mm256_blendv_epi8(_mm256_cmpgt_epi32(yv, tv), _mm256_cmpgt_epi32(tv, yv), dv);
-            word |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(m))) << (g * 8);
-          }
+          uint64_t gt = 0;
           const int64_t valid = c1 - wi * 64;  // padding bits (channels >= cout) are 0
-          if (valid < 64) word &= (uint64_t{1} << valid) - 1;
-          o[wi] = word;
+          if (valid >= 64) {
+            for (int g = 0; g < 8; ++g) gt |= group(wi * 64 + g * 8) << (g * 8);
+            o[wi] = ~gt;
+          } else {
+            for (int64_t g = 0; g * 8 < valid; ++g) gt |= group(wi * 64 + g * 8) << (g * 8);
+            o[wi] = ~gt & ((uint64_t{1} << valid) - 1);
+          }
         }
         break;
       }
