@@ -56,23 +56,31 @@ struct PreparedWeights {
   size_t nwords = 0;
   std::vector<int32_t> pcw;         // per-tap weight popcounts (AVX2 padding correction)
   // Pruned layer (prepared with a weight_mask; docs/kernels.md "Masked (pruned) binary layers").
-  // The scalar masked kernel reads `words` (packed layout) and `mask`; the AVX2 one reads `pcw`
-  // and the list layout below (then `words` is empty).
+  // The scalar masked kernel reads `words` (packed layout) and `mask`; the AVX2 one reads the
+  // list layout below (then `words` and `pcw` are empty).
   bool masked = false;
   std::shared_ptr<uint64_t> mask;   // scalar: copy of the packed mask (Cout,KH,KW,W64)
   size_t nmask = 0;
-  // AVX2 list layout, per 8-output-channel block b. Entries (kh, kw, wd) with some kept weight
-  // in the block, each stored as the tap word index (kh*KW + kw)*W64 + wd, sorted by kh:
-  // "full" entries (every channel keeps every real bit of the word: no AND needed) and
-  // "partial" ones (AND with the mask). Entries of block b with kernel row kh:
-  // [rows_full[b*(KH+1) + kh], rows_full[b*(KH+1) + kh + 1]) (likewise rows_part).
+  // AVX2 list layout. Output channels in 8-channel blocks; a group is 1 block or 2 adjacent
+  // blocks (b even) computed together: groups = [first block, blocks] per group, block_group =
+  // group of each block. Per group, entries (kh, kw, wd) with some kept weight in the group, each
+  // stored as the tap word index (kh*KW + kw)*W64 + wd, sorted by kh: "full" entries (every
+  // channel keeps every real bit of the word: no AND needed) and "partial" ones (AND with the
+  // mask). Entries of group g with kernel row kh: [rows_full[g*(KH+1) + kh],
+  // rows_full[g*(KH+1) + kh + 1]) (likewise rows_part).
+  std::vector<int32_t> groups, block_group;
   std::vector<int32_t> ent_full, ent_part;
   std::vector<int64_t> rows_full, rows_part;
-  std::shared_ptr<uint64_t> wfull;  // per full entry: [lo 8 | hi 8] nibble-split weight words
-  std::shared_ptr<uint64_t> wpart;  // per partial entry: [w lo 8 | w hi 8 | m lo 8 | m hi 8]
-  // Kept-weight counts: 2-D prefix sums over taps, [blocks][(KH+1)*(KW+1)][8]: the kept count
-  // of channel j over taps [kh0,kh1) x [kw0,kw1) is S[kh1][kw1] - S[kh0][kw1] - S[kh1][kw0] + S[kh0][kw0].
-  std::vector<int32_t> kept_prefix;
+  // Per full entry and block of its group: [lo 8 | hi 8] nibble-split weight words; per partial
+  // entry and block: [w lo 8 | w hi 8 | m lo 8 | m hi 8]. Group g's first entry at wfull_at[g]
+  // (wpart_at[g]) words.
+  std::shared_ptr<uint64_t> wfull, wpart;
+  std::vector<int64_t> wfull_at, wpart_at;
+  // Per-channel sums over taps as 2-D prefix sums, [blocks][(KH+1)*(KW+1)][8]: the sum of
+  // channel j over taps [kh0,kh1) x [kw0,kw1) is S[kh1][kw1] - S[kh0][kw1] - S[kh1][kw0] + S[kh0][kw0].
+  // dk_prefix: kept weights - 2 * weight popcount (canonical: popcount(w) = popcount(w AND m));
+  // pw_prefix: weight popcount (what the zero words of out-of-bounds taps add to the sums).
+  std::vector<int32_t> dk_prefix, pw_prefix;
 };
 
 struct BConvArgs {

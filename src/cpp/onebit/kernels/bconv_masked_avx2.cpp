@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 #include "onebit/kernels/bconv_common.h"
@@ -38,6 +39,7 @@ constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;
 // 14x14x256-256): P = 3 beats 2, 4, 5 and 6 by 0-30% (6 u8 accumulators + the 4 weight vectors
 // of an entry stay in registers; partial entries read their mask as memory operands).
 constexpr int kP = 3;
+constexpr int kP2 = 2;  // pixels per tile of 16 channels (paired blocks)
 
 inline __m256i nibble_lut() {
   return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
@@ -52,118 +54,178 @@ struct ListGeo {
   int64_t H, W, WP, W64, KH, KW, stride, pad;  // WP = W + 2*pad
 };
 
-// Popcount sums of P pixels (ow0 .. ow0+P-1 of row oh) x the 8 channels of block `blk` over the
-// listed entries of kernel rows [kh0, kh1), then y = L_T - 2*pc into dots. Every tap of those
-// rows is a real word of the column-padded input (zero outside the image); EDGE tiles subtract
-// the zero taps' weight popcounts afterwards.
-template <int P, bool EDGE>
-void list_tile(const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0, int64_t kh1,
-               int32_t* dots, int64_t ld) {
+// Final step of a tile: y = kept - 2*pc per channel (pc in the low 32 bits of u64 lanes; pc <= K
+// < 2^31). s0, s1: u64 popcount sums of channels 0-3 and 4-7 of one block.
+inline __m256i dots8(__m256i s0, __m256i s1, __m256i kept) {
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+  const __m256i pc = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(s0, idx),
+                                               _mm256_permutevar8x32_epi32(s1, idx), 0x20);
+  return _mm256_sub_epi32(kept, _mm256_add_epi32(pc, pc));
+}
+
+// Where a tile's sums go after its last run of entries: `dots` == nullptr: into the u64 sums
+// a64 (edge tiles, corrected afterwards); otherwise y = kept - 2*pc straight into dots
+// (interior tiles: every pixel has the same kept count, kept[b*8 + j]).
+struct TileOut {
+  int32_t* dots = nullptr;
+  int64_t ld = 0;
+  const int32_t* kept = nullptr;
+};
+
+// Popcounts of `n` <= 31 consecutive list entries for P pixels x 8*NB channels, added to the u64
+// sums a64 (which hold the earlier runs unless `first`); the last run of a tile writes `out`.
+// The u8 accumulators live only here (no u8 lane exceeds 31 * 8 = 248), so the compiler keeps
+// them, the LUT and the entry's weights in the 16 ymm (with the loop inside the tile function
+// GCC spilled accumulators in the entry loop).
+// Full entries (PART = false): per block [lo 8 | hi 8] weight words, popcount(x XOR w);
+// partial entries: per block [w lo 8 | w hi 8 | m lo 8 | m hi 8], popcount((x XOR w) AND m).
+template <int P, int NB, bool PART>
+__attribute__((noinline)) void run_entries(const uint64_t* x0, int64_t pstride, const int64_t* off,
+                                           const uint64_t* w, int64_t n, uint64_t (*a64)[2 * NB][4], bool first,
+                                           bool last, const TileOut& out) {
+  constexpr int V = 2 * NB, EW = (PART ? 4 : 2) * kCB;  // ymm accumulators per pixel, words per block entry
   const __m256i lut = nibble_lut(), zero = _mm256_setzero_si256();
-  const PreparedWeights& pw = *g.pw;
-  int64_t kwv0[P], kwv1[P];  // valid kw range of each pixel
+  __m256i a8[P][V];
+  for (int p = 0; p < P; ++p)
+    for (int v = 0; v < V; ++v) a8[p][v] = zero;
+  for (int64_t e = 0; e < n; ++e) {
+    const __m256i* we = reinterpret_cast<const __m256i*>(w + e * NB * EW);
+    __m256i wr[NB][EW / 4];  // the entry's weight (and mask) vectors, loaded once per entry
+    for (int b = 0; b < NB; ++b)
+      for (int i = 0; i < EW / 4; ++i) wr[b][i] = _mm256_load_si256(we + b * (EW / 4) + i);
+    const uint64_t* xe = x0 + off[e];
+    for (int p = 0; p < P; ++p) {
+      const uint64_t* xs = xe + p * pstride;
+      const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[0]));
+      const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[1]));
+      for (int b = 0; b < NB; ++b) {
+        for (int v = 0; v < 2; ++v) {
+          __m256i l = _mm256_xor_si256(xl, wr[b][v]);
+          __m256i h = _mm256_xor_si256(xh, wr[b][2 + v]);
+          if (PART) {
+            l = _mm256_and_si256(l, wr[b][4 + v]);
+            h = _mm256_and_si256(h, wr[b][6 + v]);
+          }
+          a8[p][2 * b + v] = _mm256_add_epi8(a8[p][2 * b + v],
+                                             _mm256_add_epi8(_mm256_shuffle_epi8(lut, l), _mm256_shuffle_epi8(lut, h)));
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p)
+    for (int b = 0; b < NB; ++b) {
+      __m256i sum[2];
+      for (int v = 0; v < 2; ++v) {
+        sum[v] = _mm256_sad_epu8(a8[p][2 * b + v], zero);
+        if (!first) sum[v] = _mm256_add_epi64(sum[v], _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][2 * b + v])));
+      }
+      if (last && out.dots) {
+        const __m256i kept = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.kept + b * kCB));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.dots + p * out.ld + b * kCB), dots8(sum[0], sum[1], kept));
+      } else {
+        for (int v = 0; v < 2; ++v) _mm256_store_si256(reinterpret_cast<__m256i*>(a64[p][2 * b + v]), sum[v]);
+      }
+    }
+}
+
+// What the tiles of one output row and one group share: their entry ranges (kernel rows
+// [kh0, kh1)), weight pointers and per-channel constants.
+template <int NB>
+struct RowPlan {
+  int64_t grp, kh0, kh1;
+  const int64_t *off_full, *off_part;  // entry offsets from the first entry in range
+  const uint64_t *w_full, *w_part;     // weights of the first entry in range
+  int64_t n_full, n_part, runs;        // entries in range; runs of <= 31 entries
+  alignas(32) int32_t kept[NB * kCB];  // interior pixels: kept weights over the rows, all kw
+  alignas(32) int32_t pw2[NB * kCB];   // 2 * weight popcount over the rows, all kw
+};
+
+// Popcount sums of P pixels (ow0 .. ow0+P-1 of row oh) x the 8*NB channels of the plan's group
+// over its listed entries, then y into dots. Every tap of the rows in range is a real word of the
+// column-padded input (zero outside the image). Interior tiles (EDGE = false) write
+// y = kept - 2*pc in their last run; edge tiles read each pixel's in-bounds rectangle of taps
+// [kh0, kh1) x [kw0, kw1): y = DK(rect) + 2*PW(rows) - 2*pc, because the zero words of the other
+// taps added popcount((0 XOR w) AND m) = popcount(w) to pc (DK = kept - 2*popcount(w) per tap).
+template <int P, int NB, bool EDGE>
+void list_tile(const ListGeo& g, const RowPlan<NB>& rp, int64_t oh, int64_t ow0, int32_t* dots, int64_t ld) {
   // Split-word index of pixel 0's receptive-field origin in the padded input (its row may lie
   // outside the image: only rows [kh0, kh1) are read); pixel p is `pstride` words further.
   const int64_t base = 2 * ((oh * g.stride - g.pad) * g.WP + ow0 * g.stride) * g.W64;
   const int64_t pstride = 2 * g.stride * g.W64;
-  for (int p = 0; p < P; ++p) {
-    if (EDGE) {
-      tap_range(ow0 + p, g.stride, g.pad, g.KW, g.W, kwv0[p], kwv1[p]);
-    } else {
-      kwv0[p] = 0;
-      kwv1[p] = g.KW;
-    }
-  }
-  __m256i a8[P][2], a64[P][2];
-  for (int p = 0; p < P; ++p) a8[p][0] = a8[p][1] = a64[p][0] = a64[p][1] = zero;
-  auto widen = [&]() __attribute__((always_inline)) {
-    for (int p = 0; p < P; ++p)
-      for (int v = 0; v < 2; ++v) {
-        a64[p][v] = _mm256_add_epi64(a64[p][v], _mm256_sad_epu8(a8[p][v], zero));
-        a8[p][v] = zero;
-      }
-  };
   const uint64_t* x0 = g.x + base;
-  const int64_t rs = blk * (g.KH + 1);
-  // Full entries: popcount(x XOR w).
-  {
-    const int64_t e0 = pw.rows_full[rs + kh0], e1 = pw.rows_full[rs + kh1];
-    const uint64_t* wbase = pw.wfull.get();
-    for (int64_t c0 = e0; c0 < e1; c0 += kMaxWords) {
-      const int64_t c1 = std::min(e1, c0 + kMaxWords);
-      for (int64_t e = c0; e < c1; ++e) {
-        const __m256i* wv = reinterpret_cast<const __m256i*>(wbase + e * 2 * kCB);
-        const __m256i wl0 = _mm256_load_si256(wv), wl1 = _mm256_load_si256(wv + 1);
-        const __m256i wh0 = _mm256_load_si256(wv + 2), wh1 = _mm256_load_si256(wv + 3);
-        const uint64_t* xe = x0 + g.off_full[e];
-        for (int p = 0; p < P; ++p) {
-          const uint64_t* xs = xe + p * pstride;
-          const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[0]));
-          const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[1]));
-          a8[p][0] = _mm256_add_epi8(a8[p][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl0)),
-                                                               _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh0))));
-          a8[p][1] = _mm256_add_epi8(a8[p][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, wl1)),
-                                                               _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, wh1))));
-        }
-      }
-      widen();
-    }
-  }
-  // Partial entries: popcount((x XOR w) AND m).
-  {
-    const int64_t e0 = pw.rows_part[rs + kh0], e1 = pw.rows_part[rs + kh1];
-    const uint64_t* wbase = pw.wpart.get();
-    for (int64_t c0 = e0; c0 < e1; c0 += kMaxWords) {
-      const int64_t c1 = std::min(e1, c0 + kMaxWords);
-      for (int64_t e = c0; e < c1; ++e) {
-        const __m256i* wv = reinterpret_cast<const __m256i*>(wbase + e * 4 * kCB);
-        const __m256i wl0 = _mm256_load_si256(wv), wl1 = _mm256_load_si256(wv + 1);
-        const __m256i wh0 = _mm256_load_si256(wv + 2), wh1 = _mm256_load_si256(wv + 3);
-        const uint64_t* xe = x0 + g.off_part[e];
-        for (int p = 0; p < P; ++p) {
-          const uint64_t* xs = xe + p * pstride;
-          const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xs[0]));
-          const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xs[1]));
-          const __m256i l0 = _mm256_and_si256(_mm256_xor_si256(xl, wl0), _mm256_load_si256(wv + 4));
-          const __m256i l1 = _mm256_and_si256(_mm256_xor_si256(xl, wl1), _mm256_load_si256(wv + 5));
-          const __m256i h0 = _mm256_and_si256(_mm256_xor_si256(xh, wh0), _mm256_load_si256(wv + 6));
-          const __m256i h1 = _mm256_and_si256(_mm256_xor_si256(xh, wh1), _mm256_load_si256(wv + 7));
-          a8[p][0] = _mm256_add_epi8(a8[p][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l0), _mm256_shuffle_epi8(lut, h0)));
-          a8[p][1] = _mm256_add_epi8(a8[p][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l1), _mm256_shuffle_epi8(lut, h1)));
-        }
-      }
-      widen();
-    }
-  }
-  // pc <= K < 2^31: the low 32 bits of each u64 lane hold it exactly.
-  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
-  const int64_t taps = g.KH * g.KW, sw = g.KW + 1;
-  const int32_t* pcw = pw.pcw.data() + blk * taps * kCB;
-  const int32_t* S = pw.kept_prefix.data() + blk * (g.KH + 1) * sw * kCB;
+  alignas(32) uint64_t a64[P][2 * NB][4];  // u64 sums between runs (memory: see run_entries)
+  TileOut out;
+  if (!EDGE) out = TileOut{dots + ow0 * ld, ld, rp.kept};
+  int64_t r = 0;
+  for (int64_t c0 = 0; c0 < rp.n_full; c0 += kMaxWords, ++r)  // popcount(x XOR w)
+    run_entries<P, NB, false>(x0, pstride, rp.off_full + c0, rp.w_full + c0 * NB * 2 * kCB,
+                              std::min(rp.n_full - c0, int64_t{kMaxWords}), a64, r == 0, r == rp.runs - 1, out);
+  for (int64_t c0 = 0; c0 < rp.n_part; c0 += kMaxWords, ++r)  // popcount((x XOR w) AND m)
+    run_entries<P, NB, true>(x0, pstride, rp.off_part + c0, rp.w_part + c0 * NB * 4 * kCB,
+                             std::min(rp.n_part - c0, int64_t{kMaxWords}), a64, r == 0, r == rp.runs - 1, out);
+  if (!EDGE && rp.runs > 0) return;
+  if (rp.runs == 0) std::fill(&a64[0][0][0], &a64[0][0][0] + P * 2 * NB * 4, uint64_t{0});  // no entry at all
+  const PreparedWeights& pw = *g.pw;
+  const int64_t sw = g.KW + 1, kh0 = rp.kh0, kh1 = rp.kh1;
   auto ld8 = [](const int32_t* q) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)); };
   for (int p = 0; p < P; ++p) {
-    const __m256i lo = _mm256_permutevar8x32_epi32(a64[p][0], idx);
-    const __m256i hi = _mm256_permutevar8x32_epi32(a64[p][1], idx);
-    __m256i pc = _mm256_permute2x128_si256(lo, hi, 0x20);
-    if (EDGE)  // remove the zero-word taps: popcount((0 XOR w) AND m) = popcount(w)
-      for (int64_t kh = kh0; kh < kh1; ++kh)
-        for (int64_t kw = 0; kw < g.KW; ++kw)
-          if (kw < kwv0[p] || kw >= kwv1[p]) pc = _mm256_sub_epi32(pc, ld8(pcw + (kh * g.KW + kw) * kCB));
-    // kept weights over taps [kh0, kh1) x [kwv0, kwv1)
-    const __m256i kept = _mm256_add_epi32(
-        _mm256_sub_epi32(ld8(S + (kh1 * sw + kwv1[p]) * kCB), ld8(S + (kh0 * sw + kwv1[p]) * kCB)),
-        _mm256_sub_epi32(ld8(S + (kh0 * sw + kwv0[p]) * kCB), ld8(S + (kh1 * sw + kwv0[p]) * kCB)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + (ow0 + p) * ld), _mm256_sub_epi32(kept, _mm256_add_epi32(pc, pc)));
+    int64_t kw0 = 0, kw1 = g.KW;  // valid kw range of the pixel
+    if (EDGE) tap_range(ow0 + p, g.stride, g.pad, g.KW, g.W, kw0, kw1);
+    for (int b = 0; b < NB; ++b) {
+      const int32_t* S = pw.dk_prefix.data() + (pw.groups[2 * rp.grp] + b) * (g.KH + 1) * sw * kCB;
+      const __m256i dk = _mm256_add_epi32(_mm256_sub_epi32(ld8(S + (kh1 * sw + kw1) * kCB), ld8(S + (kh0 * sw + kw1) * kCB)),
+                                          _mm256_sub_epi32(ld8(S + (kh0 * sw + kw0) * kCB), ld8(S + (kh1 * sw + kw0) * kCB)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dots + (ow0 + p) * ld + b * kCB),
+                          dots8(_mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][2 * b])),
+                                _mm256_load_si256(reinterpret_cast<const __m256i*>(a64[p][2 * b + 1])),
+                                _mm256_add_epi32(dk, ld8(rp.pw2 + b * kCB))));
+    }
   }
 }
 
-template <int P>
-inline void list_tile_any(bool edge, const ListGeo& g, int64_t blk, int64_t oh, int64_t ow0, int64_t kh0,
-                          int64_t kh1, int32_t* d, int64_t ld) {
-  if (edge)
-    list_tile<P, true>(g, blk, oh, ow0, kh0, kh1, d, ld);
-  else
-    list_tile<P, false>(g, blk, oh, ow0, kh0, kh1, d, ld);
+// One output row of one group in balanced tiles of at most PM pixels (7 -> 3 + 2 + 2).
+template <int PM, int NB>
+void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in0, int64_t in1, int64_t kh0,
+               int64_t kh1, int32_t* d, int64_t ld) {
+  const PreparedWeights& pw = *g.pw;
+  RowPlan<NB> rp;
+  rp.grp = grp;
+  rp.kh0 = kh0;
+  rp.kh1 = kh1;
+  const int64_t rs = grp * (g.KH + 1);
+  const int64_t f0 = pw.rows_full[rs + kh0], p0 = pw.rows_part[rs + kh0];
+  rp.n_full = pw.rows_full[rs + kh1] - f0;
+  rp.n_part = pw.rows_part[rs + kh1] - p0;
+  rp.runs = (rp.n_full + kMaxWords - 1) / kMaxWords + (rp.n_part + kMaxWords - 1) / kMaxWords;
+  rp.off_full = g.off_full + f0;
+  rp.off_part = g.off_part + p0;
+  rp.w_full = pw.wfull.get() + pw.wfull_at[grp] + (f0 - pw.rows_full[rs]) * NB * 2 * kCB;
+  rp.w_part = pw.wpart.get() + pw.wpart_at[grp] + (p0 - pw.rows_part[rs]) * NB * 4 * kCB;
+  const int64_t sw = g.KW + 1;
+  for (int b = 0; b < NB; ++b) {
+    const int64_t o = (pw.groups[2 * grp] + b) * (g.KH + 1) * sw * kCB;
+    const int32_t *D = pw.dk_prefix.data() + o, *Q = pw.pw_prefix.data() + o;
+    for (int64_t j = 0; j < kCB; ++j) {
+      const int64_t hi = (kh1 * sw + g.KW) * kCB + j, lo = (kh0 * sw + g.KW) * kCB + j;
+      rp.pw2[b * kCB + j] = 2 * (Q[hi] - Q[lo]);
+      rp.kept[b * kCB + j] = D[hi] - D[lo] + rp.pw2[b * kCB + j];
+    }
+  }
+  const int64_t nt = (OW + PM - 1) / PM, base = OW / nt, extra = OW % nt;
+  for (int64_t i = 0, ow = 0; i < nt; ++i) {
+    const int64_t size = base + (i < extra ? 1 : 0);
+    const bool edge = ow < in0 || ow + size > in1;
+#define ONEBIT_TILE(P) \
+  (edge ? list_tile<P, NB, true>(g, rp, oh, ow, d, ld) : list_tile<P, NB, false>(g, rp, oh, ow, d, ld))
+    switch (size) {
+      case 1: ONEBIT_TILE(1); break;
+      case 2: if constexpr (PM >= 2) ONEBIT_TILE(2); break;
+      case 3: if constexpr (PM >= 3) ONEBIT_TILE(3); break;
+      default: break;
+    }
+#undef ONEBIT_TILE
+    ow += size;
+  }
 }
 
 // Fills dots[ow*ld + (co - c0)] for co in [c0, round_up(c1, 8)) of output row oh.
@@ -177,22 +239,15 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   int64_t in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
   in0 = std::min(in0, OW);
   in1 = std::max(in0, std::min(in1, OW));
-  // ceil(OW / kP) tiles of balanced sizes (7 pixels -> 3 + 2 + 2, not 3 + 3 + 1).
-  const int64_t nt = (OW + kP - 1) / kP, base = OW / nt, extra = OW % nt;
-  for (int64_t cb = c0; cb < c1; cb += kCB) {
+  const PreparedWeights& pw = *g.pw;
+  for (int64_t cb = c0; cb < c1;) {  // groups never straddle c0 (a multiple of 64 channels)
+    const int64_t grp = pw.block_group[cb / kCB], nb = pw.groups[2 * grp + 1];
     int32_t* d = dots + (cb - c0);
-    const int64_t b = cb / kCB;
-    for (int64_t i = 0, ow = 0; i < nt; ++i) {
-      const int64_t size = base + (i < extra ? 1 : 0);
-      const bool edge = ow < in0 || ow + size > in1;
-      switch (size) {
-        case 1: list_tile_any<1>(edge, g, b, oh, ow, kh0, kh1, d, ld); break;
-        case 2: list_tile_any<2>(edge, g, b, oh, ow, kh0, kh1, d, ld); break;
-        case 3: list_tile_any<3>(edge, g, b, oh, ow, kh0, kh1, d, ld); break;
-        default: break;
-      }
-      ow += size;
-    }
+    if (nb == 2)
+      group_row<kP2, 2>(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
+    else
+      group_row<kP, 1>(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
+    cb += nb * kCB;
   }
 }
 
@@ -226,62 +281,113 @@ void entry_offsets(const std::vector<int32_t>& ent, const BConvShape& s, std::ve
 void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
                          int threads) {
   (void)threads;  // one pass over the weights; prepare runs once per layer
-  const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB;
+  const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB, tws = taps * W64;
   const int64_t last_bits = s.cin - (W64 - 1) * 64;
   const uint64_t last_full = last_bits == 64 ? ~uint64_t{0} : (uint64_t{1} << last_bits) - 1;
+  const int64_t sw = s.kw + 1;
   p.masked = true;
   p.nwords = 0;
-  p.ent_full.clear();
-  p.ent_part.clear();
-  p.rows_full.assign(static_cast<size_t>(blocks * (s.kh + 1)), 0);
-  p.rows_part.assign(static_cast<size_t>(blocks * (s.kh + 1)), 0);
-  p.pcw.assign(static_cast<size_t>(blocks * taps * kCB), 0);
-  const int64_t sw = s.kw + 1;
-  p.kept_prefix.assign(static_cast<size_t>(blocks * (s.kh + 1) * sw * kCB), 0);
-  std::vector<uint64_t> full_words, part_words;
+  p.pcw.clear();
+  p.dk_prefix.assign(static_cast<size_t>(blocks * (s.kh + 1) * sw * kCB), 0);
+  p.pw_prefix.assign(static_cast<size_t>(blocks * (s.kh + 1) * sw * kCB), 0);
+  // 1. Per block and tap word: 0 = no kept weight in the 8 channels, 1 = every real channel
+  //    keeps the whole word, 2 = partial. Per tap and channel: kept weights and weight popcount.
+  auto word_at = [&](const uint64_t* a, int64_t b, int64_t j, int64_t tw) -> uint64_t {
+    const int64_t co = b * kCB + j;
+    return co < s.cout ? a[co * tws + tw] : 0;
+  };
+  std::vector<uint8_t> kind(static_cast<size_t>(blocks * tws), 0);
   for (int64_t b = 0; b < blocks; ++b) {
-    int32_t* S = p.kept_prefix.data() + b * (s.kh + 1) * sw * kCB;
-    for (int64_t kh = 0; kh < s.kh; ++kh) {
-      p.rows_full[b * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_full.size());
-      p.rows_part[b * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_part.size());
-      for (int64_t kw = 0; kw < s.kw; ++kw) {
-        const int64_t tap = kh * s.kw + kw;
-        int32_t kept[kCB] = {};
-        for (int64_t wd = 0; wd < W64; ++wd) {
-          uint64_t wj[kCB], mj[kCB];
-          bool any = false, full = true;
-          const uint64_t fullm = wd == W64 - 1 ? last_full : ~uint64_t{0};
-          for (int64_t j = 0; j < kCB; ++j) {
-            const int64_t co = b * kCB + j;
-            const bool real = co < s.cout;
-            const int64_t i = (co * taps + tap) * W64 + wd;
-            wj[j] = real ? w[i] : 0;
-            mj[j] = real ? mask[i] : 0;
-            any = any || mj[j] != 0;
-            full = full && (!real || mj[j] == fullm);  // channels >= Cout are never written
-            kept[j] += static_cast<int32_t>(_mm_popcnt_u64(mj[j]));
-            p.pcw[(b * taps + tap) * kCB + j] += static_cast<int32_t>(_mm_popcnt_u64(wj[j]));
-          }
-          if (!any) continue;  // no kept weight in the block: the entry is skipped
-          const int32_t tw = static_cast<int32_t>(tap * W64 + wd);
-          std::vector<uint64_t>& dst = full ? full_words : part_words;
-          (full ? p.ent_full : p.ent_part).push_back(tw);
-          for (int64_t j = 0; j < kCB; ++j) dst.push_back(wj[j] & kLowNibbles);
-          for (int64_t j = 0; j < kCB; ++j) dst.push_back((wj[j] >> 4) & kLowNibbles);
-          if (!full) {
-            for (int64_t j = 0; j < kCB; ++j) dst.push_back(mj[j] & kLowNibbles);
-            for (int64_t j = 0; j < kCB; ++j) dst.push_back((mj[j] >> 4) & kLowNibbles);
-          }
+    int32_t* D = p.dk_prefix.data() + b * (s.kh + 1) * sw * kCB;
+    int32_t* Q = p.pw_prefix.data() + b * (s.kh + 1) * sw * kCB;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      const int64_t kh = tap / s.kw, kw = tap % s.kw;
+      int32_t kept[kCB] = {}, pcw[kCB] = {};
+      for (int64_t wd = 0; wd < W64; ++wd) {
+        const int64_t tw = tap * W64 + wd;
+        const uint64_t fullm = wd == W64 - 1 ? last_full : ~uint64_t{0};
+        bool any = false, full = true;
+        for (int64_t j = 0; j < kCB; ++j) {
+          const uint64_t m = word_at(mask, b, j, tw);
+          any = any || m != 0;
+          full = full && (b * kCB + j >= s.cout || m == fullm);  // channels >= Cout are never written
+          kept[j] += static_cast<int32_t>(_mm_popcnt_u64(m));
+          pcw[j] += static_cast<int32_t>(_mm_popcnt_u64(word_at(w, b, j, tw)));
         }
-        // 2-D prefix sums: S[kh+1][kw+1] = S[kh][kw+1] + S[kh+1][kw] - S[kh][kw] + kept(kh, kw)
-        for (int64_t j = 0; j < kCB; ++j)
-          S[((kh + 1) * sw + kw + 1) * kCB + j] = S[(kh * sw + kw + 1) * kCB + j] +
-                                                  S[((kh + 1) * sw + kw) * kCB + j] -
-                                                  S[(kh * sw + kw) * kCB + j] + kept[j];
+        kind[b * tws + tw] = !any ? 0 : full ? 1 : 2;
+      }
+      // 2-D prefix sums: S[kh+1][kw+1] = S[kh][kw+1] + S[kh+1][kw] - S[kh][kw] + value(kh, kw)
+      auto add = [&](int32_t* S, int64_t j, int32_t v) {
+        S[((kh + 1) * sw + kw + 1) * kCB + j] = S[(kh * sw + kw + 1) * kCB + j] + S[((kh + 1) * sw + kw) * kCB + j] -
+                                                S[(kh * sw + kw) * kCB + j] + v;
+      };
+      for (int64_t j = 0; j < kCB; ++j) {
+        add(D, j, kept[j] - 2 * pcw[j]);
+        add(Q, j, pcw[j]);
       }
     }
-    p.rows_full[b * (s.kh + 1) + s.kh] = static_cast<int64_t>(p.ent_full.size());
-    p.rows_part[b * (s.kh + 1) + s.kh] = static_cast<int64_t>(p.ent_part.size());
+  }
+  // 2. Groups: blocks b, b+1 (b even) share 16-channel tiles when the union of their lists costs
+  //    less than the two lists (cost model: a 16-channel entry = 1.75 8-channel entries, a
+  //    partial entry = 4/3 of a full one); otherwise one block per group.
+  auto cost1 = [&](int64_t b) {
+    int64_t c = 0;
+    for (int64_t tw = 0; tw < tws; ++tw) c += kind[b * tws + tw] == 0 ? 0 : kind[b * tws + tw] == 1 ? 3 : 4;
+    return 4 * c;
+  };
+  auto cost2 = [&](int64_t b) {
+    int64_t c = 0;
+    for (int64_t tw = 0; tw < tws; ++tw) {
+      const int k0 = kind[b * tws + tw], k1 = kind[(b + 1) * tws + tw];
+      c += (k0 | k1) == 0 ? 0 : (k0 == 1 && k1 == 1) ? 3 : 4;
+    }
+    return 7 * c;
+  };
+  p.groups.clear();
+  p.block_group.assign(static_cast<size_t>(blocks), 0);
+  for (int64_t b = 0; b < blocks;) {
+    const int64_t nb = b % 2 == 0 && b + 1 < blocks && cost2(b) < cost1(b) + cost1(b + 1) ? 2 : 1;
+    for (int64_t i = 0; i < nb; ++i) p.block_group[b + i] = static_cast<int32_t>(p.groups.size() / 2);
+    p.groups.push_back(static_cast<int32_t>(b));
+    p.groups.push_back(static_cast<int32_t>(nb));
+    b += nb;
+  }
+  // 3. Lists per group, sorted by kh (tap words ascend with kh): an entry is full when every
+  //    block of the group keeps the whole word.
+  const int64_t ngroups = static_cast<int64_t>(p.groups.size() / 2);
+  p.ent_full.clear();
+  p.ent_part.clear();
+  p.rows_full.assign(static_cast<size_t>(ngroups * (s.kh + 1)), 0);
+  p.rows_part.assign(static_cast<size_t>(ngroups * (s.kh + 1)), 0);
+  p.wfull_at.assign(static_cast<size_t>(ngroups), 0);
+  p.wpart_at.assign(static_cast<size_t>(ngroups), 0);
+  std::vector<uint64_t> full_words, part_words;
+  auto push_split = [&](std::vector<uint64_t>& dst, const uint64_t* a, int64_t b, int64_t tw) {
+    for (int64_t j = 0; j < kCB; ++j) dst.push_back(word_at(a, b, j, tw) & kLowNibbles);
+    for (int64_t j = 0; j < kCB; ++j) dst.push_back((word_at(a, b, j, tw) >> 4) & kLowNibbles);
+  };
+  for (int64_t gi = 0; gi < ngroups; ++gi) {
+    const int64_t b0 = p.groups[2 * gi], nb = p.groups[2 * gi + 1];
+    p.wfull_at[gi] = static_cast<int64_t>(full_words.size());
+    p.wpart_at[gi] = static_cast<int64_t>(part_words.size());
+    for (int64_t kh = 0; kh <= s.kh; ++kh) {
+      p.rows_full[gi * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_full.size());
+      p.rows_part[gi * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_part.size());
+      if (kh == s.kh) break;
+      for (int64_t tw = kh * s.kw * W64; tw < (kh + 1) * s.kw * W64; ++tw) {
+        bool any = false, full = true;
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+          any = any || kind[b * tws + tw] != 0;
+          full = full && kind[b * tws + tw] == 1;
+        }
+        if (!any) continue;  // no kept weight in the group: the entry is skipped
+        (full ? p.ent_full : p.ent_part).push_back(static_cast<int32_t>(tw));
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+          push_split(full ? full_words : part_words, w, b, tw);
+          if (!full) push_split(part_words, mask, b, tw);
+        }
+      }
+    }
   }
   auto store = [](const std::vector<uint64_t>& v) {
     auto sp = aligned_words(v.size());
