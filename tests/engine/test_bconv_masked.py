@@ -98,6 +98,7 @@ GEOMS = [  # (n, h, w, cout, k, stride, pad)
     (1, 9, 5, 13, 5, 2, 1),
     (1, 2, 3, 16, 3, 1, 2),
     (1, 11, 4, 33, 1, 2, 0),
+    (1, 6, 13, 16, 3, 1, 1),  # interior tiles of 4 (8 channels) and 2 (16 channels) between edges
 ]
 
 

@@ -35,11 +35,12 @@ namespace {
 constexpr int64_t kCB = 8;        // output channels per block / tile
 constexpr int64_t kMaxWords = 31;  // u8 lanes: 31 words * 8 bits = 248 <= 255
 constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;
-// Pixels per tile. Measured on Zen 3 (1 thread, all-kept and 40%-pruned masks, 56x56x64-64 and
-// 14x14x256-256): P = 3 beats 2, 4, 5 and 6 by 0-30% (6 u8 accumulators + the 4 weight vectors
-// of an entry stay in registers; partial entries read their mask as memory operands).
-constexpr int kP = 3;
-constexpr int kP2 = 2;  // pixels per tile of 16 channels (paired blocks)
+// Pixels per tile, measured on Zen 3 (1 thread; 56x56x64, 28x28x128, 14x14x256, 16x16x256,
+// 7x7x512 with all-kept, unstructured and block masks): 4 for 8-channel groups (8 u8
+// accumulators, the entry's 4 weight vectors and the LUT fit the 16 ymm; 5-8% faster than 3 on
+// block-pruned 56x56x64 and 28x28x128, the same elsewhere), 2 for 16-channel groups (3 spilled).
+constexpr int kP = 4;
+constexpr int kP2 = 2;
 
 inline __m256i nibble_lut() {
   return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
@@ -183,7 +184,7 @@ void list_tile(const ListGeo& g, const RowPlan<NB>& rp, int64_t oh, int64_t ow0,
   }
 }
 
-// One output row of one group in balanced tiles of at most PM pixels (7 -> 3 + 2 + 2).
+// One output row of one group in balanced tiles of at most PM pixels (PM = 3: 7 -> 3 + 2 + 2).
 template <int PM, int NB>
 void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in0, int64_t in1, int64_t kh0,
                int64_t kh1, int32_t* d, int64_t ld) {
@@ -221,6 +222,7 @@ void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in
       case 1: ONEBIT_TILE(1); break;
       case 2: if constexpr (PM >= 2) ONEBIT_TILE(2); break;
       case 3: if constexpr (PM >= 3) ONEBIT_TILE(3); break;
+      case 4: if constexpr (PM >= 4) ONEBIT_TILE(4); break;
       default: break;
     }
 #undef ONEBIT_TILE
