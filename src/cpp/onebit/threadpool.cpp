@@ -1,6 +1,10 @@
 #include "onebit/threadpool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -20,7 +24,62 @@ int default_num_threads() {
 }
 
 namespace {
+constexpr int kDefaultSpinUs = 100;
+}  // namespace
 
+int pool_spin_us() {
+  static const int us = [] {
+    if (const char* env = std::getenv("ONEBIT_SPIN_US"); env && *env) {
+      const int v = std::atoi(env);
+      return v < 0 ? 0 : v;
+    }
+    return kDefaultSpinUs;
+  }();
+  return us;
+}
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until pred() or `us` microseconds passed; true when pred() held. Every ~128 pauses
+// (a few microseconds) it yields the CPU: free on an idle core, and on an oversubscribed one a
+// spinning thread then does not hold back a runnable thread (possibly the one it waits for).
+template <class Pred>
+bool spin_until(Pred pred, int us) {
+  if (pred()) return true;
+  if (us <= 0) return false;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  for (int i = 1;; ++i) {
+    for (int k = 0; k < 16; ++k) {
+      if (pred()) return true;
+      cpu_relax();
+    }
+    if ((i & 7) == 0) {
+      if (std::chrono::steady_clock::now() >= end) return pred();
+      std::this_thread::yield();
+    }
+  }
+}
+
+// One parallel region at a time (call_mutex_). A region is its task (task_) and one atomic word
+// state_ = generation << 32 | chunk count << 16 | next unclaimed chunk: a claim is a CAS on
+// that word, so it succeeds only for the generation the claimer has seen and never past that
+// generation's chunk count; a worker that wakes late can never take a chunk of a later region.
+// pending_ counts unfinished chunks; the caller returns when it reaches 0, so task_ (read only
+// after a successful claim) stays valid while any chunk of its region runs.
+//
+// Waiting: workers spin for pool_spin_us() after their last chunk before sleeping on cv_, and
+// the caller spins as long for the last chunk before sleeping on done_cv_; so back-to-back
+// kernels (a network's ops) never pay a futex wake-up. Sleep/wake use the sleepers_ /
+// caller_sleeping_ flags (seq_cst, Dekker style) so a notification is never lost and never
+// sent when nobody sleeps.
 class Pool {
  public:
   static Pool& get() {
@@ -31,17 +90,19 @@ class Pool {
   void run(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;
     if (threads <= 0) threads = default_num_threads();
-    int64_t chunks = std::min<int64_t>(threads, n);
-    if (chunks <= 1) {
+    if (threads <= 1 || n == 1) {
       fn(0, n);
       return;
     }
-    std::lock_guard<std::mutex> call_lock(call_mutex_);  // one parallel region at a time
-    ensure_workers(static_cast<int>(chunks) - 1);
+    // Up to 4 chunks per thread, claimed dynamically: a thread that starts late (a preempted
+    // vCPU) still finds work, and one that finishes early takes more.
+    const int64_t chunks = std::min<int64_t>({n, int64_t{4} * threads, int64_t{0xFFFF}});
+    std::lock_guard<std::mutex> call_lock(call_mutex_);
+    ensure_workers(threads - 1);
     std::exception_ptr error;
     std::mutex error_mutex;
     std::function<void(int64_t)> task = [&](int64_t c) {
-      int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
+      const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
       try {
         fn(begin, end);
       } catch (...) {
@@ -49,70 +110,77 @@ class Pool {
         if (!error) error = std::current_exception();
       }
     };
-    {
+    task_ = &task;
+    active_.store(threads - 1, std::memory_order_relaxed);  // workers that may join this region
+    pending_.store(chunks, std::memory_order_relaxed);
+    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+    // publishes task_, active_ and pending_ to every thread that reads this generation
+    state_.store(gen << 32 | static_cast<uint64_t>(chunks) << 16, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> g(mutex_);
-      task_ = &task;
-      chunks_ = chunks;
-      next_ = 1;
-      pending_ = chunks - 1;
-      ++generation_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
-    task(0);
-    // The caller also helps with chunks the workers have not claimed yet.
-    for (int64_t c; (c = claim(generation_snapshot())) >= 0;) {
-      task(c);
-      std::lock_guard<std::mutex> g(mutex_);
-      --pending_;
+    work(gen);
+    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, pool_spin_us())) {
+      std::unique_lock<std::mutex> lk(mutex_);
+      caller_sleeping_.store(true, std::memory_order_seq_cst);
+      done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_seq_cst) == 0; });
+      caller_sleeping_.store(false, std::memory_order_relaxed);
     }
-    std::unique_lock<std::mutex> lk(mutex_);
-    done_cv_.wait(lk, [&] { return pending_ == 0; });
-    task_ = nullptr;
-    lk.unlock();
     if (error) std::rethrow_exception(error);
   }
 
   ~Pool() {
     {
       std::lock_guard<std::mutex> g(mutex_);
-      stop_ = true;
+      stop_.store(true);
+      cv_.notify_all();
     }
-    cv_.notify_all();
     for (auto& t : workers_) t.join();
   }
 
  private:
   void ensure_workers(int count) {
-    while (static_cast<int>(workers_.size()) < count) workers_.emplace_back([this] { loop(); });
+    while (static_cast<int>(workers_.size()) < count) {
+      const int id = static_cast<int>(workers_.size());
+      const uint64_t gen = state_.load(std::memory_order_relaxed) >> 32;  // before the new one
+      workers_.emplace_back([this, id, gen] { loop(id, gen); });
+    }
   }
 
-  uint64_t generation_snapshot() {
-    std::lock_guard<std::mutex> g(mutex_);
-    return generation_;
-  }
-
-  // Claims the next chunk of generation `gen` under the lock, so a worker that wakes late
-  // can never take a chunk of a later call; -1 when none is left.
-  int64_t claim(uint64_t gen) {
-    std::lock_guard<std::mutex> g(mutex_);
-    if (!task_ || gen != generation_ || next_ >= chunks_) return -1;
-    return next_++;
-  }
-
-  void loop() {
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(mutex_);
+  // Claims and runs chunks of generation `gen` until none is left.
+  void work(uint64_t gen) {
     for (;;) {
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      lk.unlock();
-      for (int64_t c; (c = claim(seen)) >= 0;) {
-        (*task_)(c);  // task_ stays valid until pending_ reaches 0
+      uint64_t s = state_.load(std::memory_order_acquire);
+      int64_t c;
+      do {
+        c = static_cast<int64_t>(s & 0xFFFF);
+        if ((s >> 32) != gen || c >= static_cast<int64_t>((s >> 16) & 0xFFFF)) return;
+      } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
+      (*task_)(c);
+      if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+          caller_sleeping_.load(std::memory_order_seq_cst)) {
         std::lock_guard<std::mutex> g(mutex_);
-        if (--pending_ == 0) done_cv_.notify_one();
+        done_cv_.notify_one();
       }
-      lk.lock();
+    }
+  }
+
+  void loop(int id, uint64_t seen) {
+    for (;;) {
+      auto fresh = [&] {
+        return stop_.load(std::memory_order_seq_cst) ||
+               (state_.load(std::memory_order_seq_cst) >> 32) != seen;
+      };
+      if (!spin_until(fresh, pool_spin_us())) {
+        std::unique_lock<std::mutex> lk(mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        cv_.wait(lk, fresh);
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      }
+      if (stop_.load(std::memory_order_acquire)) return;
+      seen = state_.load(std::memory_order_acquire) >> 32;
+      if (id < active_.load(std::memory_order_relaxed)) work(seen);  // others stay idle
     }
   }
 
@@ -121,11 +189,12 @@ class Pool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int64_t)>* task_ = nullptr;
-  int64_t chunks_ = 0;
-  int64_t pending_ = 0;
-  int64_t next_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> active_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace

@@ -1,6 +1,10 @@
 // A persistent thread pool: workers are created once and reused by every kernel call.
-// parallel_for splits [0, n) into contiguous chunks, one per thread; results never depend
-// on the thread count because each index is computed by exactly one thread with the same code.
+// parallel_for splits [0, n) into up to 4 contiguous chunks per thread, claimed dynamically (a
+// thread that starts late still finds work); results never depend on the thread count or on
+// which thread ran a chunk, because each index is computed by exactly one thread with the same
+// code. Idle workers (and a caller waiting for the last chunk) spin for pool_spin_us()
+// microseconds, yielding the CPU every few microseconds, before sleeping, so the kernels of a
+// network run back to back without a futex wake-up (and a vCPU halt) between them.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -9,6 +13,9 @@ namespace onebit {
 
 // Default thread count: ONEBIT_NUM_THREADS if set, else the number of online cores.
 int default_num_threads();
+
+// Spin time before an idle thread sleeps: ONEBIT_SPIN_US if set (0 = sleep at once), else 100.
+int pool_spin_us();
 
 // Runs fn(begin, end) over chunks of [0, n) using up to `threads` threads (<= 0: default).
 // The calling thread takes part. Blocks until all chunks finish. Exceptions thrown by fn
