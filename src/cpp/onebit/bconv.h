@@ -64,18 +64,21 @@ struct PreparedWeights {
   // AVX2 list layout. Output channels in 8-channel blocks; a group is 1 block or 2 adjacent
   // blocks (b even) computed together: groups = [first block, blocks] per group, block_group =
   // group of each block. Per group, entries (kh, kw, wd) with some kept weight in the group, each
-  // stored as the tap word index (kh*KW + kw)*W64 + wd, sorted by kh: "full" entries (every
+  // stored as (kh << 32) | (kw*W64 + wd), sorted by kh: "full" entries (every
   // channel keeps every real bit of the word: no AND needed) and "partial" ones (AND with the
   // mask). Entries of group g with kernel row kh: [rows_full[g*(KH+1) + kh],
   // rows_full[g*(KH+1) + kh + 1]) (likewise rows_part).
   std::vector<int32_t> groups, block_group;
-  std::vector<int32_t> ent_full, ent_part;
+  std::vector<int64_t> ent_full, ent_part;
   std::vector<int64_t> rows_full, rows_part;
   // Per full entry and block of its group: [lo 8 | hi 8] nibble-split weight words; per partial
   // entry and block: [w lo 8 | w hi 8 | m lo 8 | m hi 8]. Group g's first entry at wfull_at[g]
   // (wpart_at[g]) words.
   std::shared_ptr<uint64_t> wfull, wpart;
   std::vector<int64_t> wfull_at, wpart_at;
+  // false for 1x1 kernels: the words above are stored raw ([w 8] / [w 8 | m 8] per block) and
+  // split in registers (half the bytes to stream: dense layers at batch 1 are memory-bound).
+  bool split_words = true;
   // Per-channel sums over taps as 2-D prefix sums, [blocks][(KH+1)*(KW+1)][8]: the sum of
   // channel j over taps [kh0,kh1) x [kw0,kw1) is S[kh1][kw1] - S[kh0][kw1] - S[kh1][kw0] + S[kh0][kw0].
   // dk_prefix: kept weights - 2 * weight popcount (canonical: popcount(w) = popcount(w AND m));

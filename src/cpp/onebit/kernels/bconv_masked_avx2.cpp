@@ -80,20 +80,36 @@ struct TileOut {
 // GCC spilled accumulators in the entry loop).
 // Full entries (PART = false): per block [lo 8 | hi 8] weight words, popcount(x XOR w);
 // partial entries: per block [w lo 8 | w hi 8 | m lo 8 | m hi 8], popcount((x XOR w) AND m).
-template <int P, int NB, bool PART>
+// Words per block and entry: full [w lo 8 | w hi 8], partial + [m lo 8 | m hi 8] (SW: words
+// stored nibble-split); raw: [w 8] / [w 8 | m 8], split in registers.
+constexpr int64_t entry_words(bool part, bool sw) { return (part ? 2 : 1) * (sw ? 2 : 1) * kCB; }
+
+template <int P, int NB, bool PART, bool SW>
 __attribute__((noinline)) void run_entries(const uint64_t* x0, int64_t pstride, const int64_t* off,
                                            const uint64_t* w, int64_t n, uint64_t (*a64)[2 * NB][4], bool first,
                                            bool last, const TileOut& out) {
-  constexpr int V = 2 * NB, EW = (PART ? 4 : 2) * kCB;  // ymm accumulators per pixel, words per block entry
+  constexpr int V = 2 * NB, EW = static_cast<int>(entry_words(PART, SW));  // accumulators per pixel, words
   const __m256i lut = nibble_lut(), zero = _mm256_setzero_si256();
   __m256i a8[P][V];
   for (int p = 0; p < P; ++p)
     for (int v = 0; v < V; ++v) a8[p][v] = zero;
   for (int64_t e = 0; e < n; ++e) {
     const __m256i* we = reinterpret_cast<const __m256i*>(w + e * NB * EW);
-    __m256i wr[NB][EW / 4];  // the entry's weight (and mask) vectors, loaded once per entry
-    for (int b = 0; b < NB; ++b)
-      for (int i = 0; i < EW / 4; ++i) wr[b][i] = _mm256_load_si256(we + b * (EW / 4) + i);
+    // The entry's split weight (and mask) vectors [w lo 0-3, 4-7 | w hi | m lo | m hi], once per entry.
+    __m256i wr[NB][PART ? 8 : 4];
+    for (int b = 0; b < NB; ++b) {
+      if (SW) {
+        for (int i = 0; i < (PART ? 8 : 4); ++i) wr[b][i] = _mm256_load_si256(we + b * (EW / 4) + i);
+      } else {
+        const __m256i low = _mm256_set1_epi8(0x0F);
+        for (int q = 0; q < (PART ? 2 : 1); ++q)
+          for (int v = 0; v < 2; ++v) {
+            const __m256i raw = _mm256_load_si256(we + b * (EW / 4) + 2 * q + v);
+            wr[b][4 * q + v] = _mm256_and_si256(raw, low);
+            wr[b][4 * q + 2 + v] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+          }
+      }
+    }
     const uint64_t* xe = x0 + off[e];
     for (int p = 0; p < P; ++p) {
       const uint64_t* xs = xe + p * pstride;
@@ -147,7 +163,7 @@ struct RowPlan {
 // y = kept - 2*pc in their last run; edge tiles read each pixel's in-bounds rectangle of taps
 // [kh0, kh1) x [kw0, kw1): y = DK(rect) + 2*PW(rows) - 2*pc, because the zero words of the other
 // taps added popcount((0 XOR w) AND m) = popcount(w) to pc (DK = kept - 2*popcount(w) per tap).
-template <int P, int NB, bool EDGE>
+template <int P, int NB, bool SW, bool EDGE>
 void list_tile(const ListGeo& g, const RowPlan<NB>& rp, int64_t oh, int64_t ow0, int32_t* dots, int64_t ld) {
   // Split-word index of pixel 0's receptive-field origin in the padded input (its row may lie
   // outside the image: only rows [kh0, kh1) are read); pixel p is `pstride` words further.
@@ -159,10 +175,10 @@ void list_tile(const ListGeo& g, const RowPlan<NB>& rp, int64_t oh, int64_t ow0,
   if (!EDGE) out = TileOut{dots + ow0 * ld, ld, rp.kept};
   int64_t r = 0;
   for (int64_t c0 = 0; c0 < rp.n_full; c0 += kMaxWords, ++r)  // popcount(x XOR w)
-    run_entries<P, NB, false>(x0, pstride, rp.off_full + c0, rp.w_full + c0 * NB * 2 * kCB,
+    run_entries<P, NB, false, SW>(x0, pstride, rp.off_full + c0, rp.w_full + c0 * NB * entry_words(false, SW),
                               std::min(rp.n_full - c0, int64_t{kMaxWords}), a64, r == 0, r == rp.runs - 1, out);
   for (int64_t c0 = 0; c0 < rp.n_part; c0 += kMaxWords, ++r)  // popcount((x XOR w) AND m)
-    run_entries<P, NB, true>(x0, pstride, rp.off_part + c0, rp.w_part + c0 * NB * 4 * kCB,
+    run_entries<P, NB, true, SW>(x0, pstride, rp.off_part + c0, rp.w_part + c0 * NB * entry_words(true, SW),
                              std::min(rp.n_part - c0, int64_t{kMaxWords}), a64, r == 0, r == rp.runs - 1, out);
   if (!EDGE && rp.runs > 0) return;
   if (rp.runs == 0) std::fill(&a64[0][0][0], &a64[0][0][0] + P * 2 * NB * 4, uint64_t{0});  // no entry at all
@@ -185,7 +201,7 @@ void list_tile(const ListGeo& g, const RowPlan<NB>& rp, int64_t oh, int64_t ow0,
 }
 
 // One output row of one group in balanced tiles of at most PM pixels (PM = 3: 7 -> 3 + 2 + 2).
-template <int PM, int NB>
+template <int PM, int NB, bool SW>
 void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in0, int64_t in1, int64_t kh0,
                int64_t kh1, int32_t* d, int64_t ld) {
   const PreparedWeights& pw = *g.pw;
@@ -200,8 +216,8 @@ void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in
   rp.runs = (rp.n_full + kMaxWords - 1) / kMaxWords + (rp.n_part + kMaxWords - 1) / kMaxWords;
   rp.off_full = g.off_full + f0;
   rp.off_part = g.off_part + p0;
-  rp.w_full = pw.wfull.get() + pw.wfull_at[grp] + (f0 - pw.rows_full[rs]) * NB * 2 * kCB;
-  rp.w_part = pw.wpart.get() + pw.wpart_at[grp] + (p0 - pw.rows_part[rs]) * NB * 4 * kCB;
+  rp.w_full = pw.wfull.get() + pw.wfull_at[grp] + (f0 - pw.rows_full[rs]) * NB * entry_words(false, SW);
+  rp.w_part = pw.wpart.get() + pw.wpart_at[grp] + (p0 - pw.rows_part[rs]) * NB * entry_words(true, SW);
   const int64_t sw = g.KW + 1;
   for (int b = 0; b < NB; ++b) {
     const int64_t o = (pw.groups[2 * grp] + b) * (g.KH + 1) * sw * kCB;
@@ -217,7 +233,7 @@ void group_row(const ListGeo& g, int64_t grp, int64_t oh, int64_t OW, int64_t in
     const int64_t size = base + (i < extra ? 1 : 0);
     const bool edge = ow < in0 || ow + size > in1;
 #define ONEBIT_TILE(P) \
-  (edge ? list_tile<P, NB, true>(g, rp, oh, ow, d, ld) : list_tile<P, NB, false>(g, rp, oh, ow, d, ld))
+  (edge ? list_tile<P, NB, SW, true>(g, rp, oh, ow, d, ld) : list_tile<P, NB, SW, false>(g, rp, oh, ow, d, ld))
     switch (size) {
       case 1: ONEBIT_TILE(1); break;
       case 2: if constexpr (PM >= 2) ONEBIT_TILE(2); break;
@@ -245,10 +261,11 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   for (int64_t cb = c0; cb < c1;) {  // groups never straddle c0 (a multiple of 64 channels)
     const int64_t grp = pw.block_group[cb / kCB], nb = pw.groups[2 * grp + 1];
     int32_t* d = dots + (cb - c0);
+    const bool sw = pw.split_words;
     if (nb == 2)
-      group_row<kP2, 2>(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
+      (sw ? group_row<kP2, 2, true> : group_row<kP2, 2, false>)(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
     else
-      group_row<kP, 1>(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
+      (sw ? group_row<kP, 1, true> : group_row<kP, 1, false>)(g, grp, oh, OW, in0, in1, kh0, kh1, d, ld);
     cb += nb * kCB;
   }
 }
@@ -269,13 +286,10 @@ struct AlignedWords {
 };
 
 // Split-word offsets of every entry of one list in the column-padded input (width W + 2*pad).
-void entry_offsets(const std::vector<int32_t>& ent, const BConvShape& s, std::vector<int64_t>& off) {
-  const int64_t W64 = s.words(), WP = s.w + 2 * s.pad;
+void entry_offsets(const std::vector<int64_t>& ent, const BConvShape& s, std::vector<int64_t>& off) {
+  const int64_t row = 2 * (s.w + 2 * s.pad) * s.words();  // split words per padded input row
   off.resize(ent.size());
-  for (size_t e = 0; e < ent.size(); ++e) {
-    const int64_t tw = ent[e], wd = tw % W64, tap = tw / W64, kh = tap / s.kw, kw = tap % s.kw;
-    off[e] = 2 * ((kh * WP + kw) * W64 + wd);
-  }
+  for (size_t e = 0; e < ent.size(); ++e) off[e] = (ent[e] >> 32) * row + 2 * (ent[e] & 0xFFFFFFFF);
 }
 
 }  // namespace
@@ -364,7 +378,12 @@ void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvSha
   p.wfull_at.assign(static_cast<size_t>(ngroups), 0);
   p.wpart_at.assign(static_cast<size_t>(ngroups), 0);
   std::vector<uint64_t> full_words, part_words;
+  p.split_words = !(s.kh == 1 && s.kw == 1);
   auto push_split = [&](std::vector<uint64_t>& dst, const uint64_t* a, int64_t b, int64_t tw) {
+    if (!p.split_words) {
+      for (int64_t j = 0; j < kCB; ++j) dst.push_back(word_at(a, b, j, tw));
+      return;
+    }
     for (int64_t j = 0; j < kCB; ++j) dst.push_back(word_at(a, b, j, tw) & kLowNibbles);
     for (int64_t j = 0; j < kCB; ++j) dst.push_back((word_at(a, b, j, tw) >> 4) & kLowNibbles);
   };
@@ -383,7 +402,7 @@ void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvSha
           full = full && kind[b * tws + tw] == 1;
         }
         if (!any) continue;  // no kept weight in the group: the entry is skipped
-        (full ? p.ent_full : p.ent_part).push_back(static_cast<int32_t>(tw));
+        (full ? p.ent_full : p.ent_part).push_back((kh << 32) | (tw - kh * s.kw * W64));
         for (int64_t b = b0; b < b0 + nb; ++b) {
           push_split(full ? full_words : part_words, w, b, tw);
           if (!full) push_split(part_words, mask, b, tw);
@@ -401,7 +420,14 @@ void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvSha
 }
 
 void bconv_masked_avx2(const BConvArgs& a, int threads) {
-  const BConvShape& s = a.s;
+  BConvShape s = a.s;
+  if (s.kh == 1 && s.kw == 1 && s.h == 1 && s.w == 1 && s.n > 1) {
+    // A dense layer (1x1 kernel on 1x1 images) over a batch is the same computation as one
+    // 1 x N image (same memory layout in and out): the batch items then share weight loads as
+    // the pixels of a tile instead of streaming the weights once per item.
+    s.w = s.n;
+    s.n = 1;
+  }
   const PreparedWeights* pw = a.prepared;
   std::shared_ptr<PreparedWeights> local;  // unprepared call: build the list layout now
   if (!pw) {
