@@ -2,7 +2,8 @@
 kernel, all variants timed in ONE run, interleaved round-robin (so machine load hits them alike).
 
 Per layer (default: 56x56x64-64, 14x14x256-256 and the 16x16x256-256 CIFAR layer; 3x3, stride 1,
-'same', batch 1, bits in -> bits out, prepared weights, 1 thread) the variants are:
+'same', batch 1; and the binary dense layers 8192-1024 at batch 1 (cifar-binarynet fc1) and
+1024-1024 at batch 8; bits in -> bits out, prepared weights, 1 thread) the variants are:
 
 - ``dense``: the unmasked kernel (no weight_mask);
 - ``kept``: an all-ones mask (the masked kernel doing the dense work: its overhead);
@@ -41,6 +42,7 @@ from onebit.runtime.engine import engine  # noqa: E402
 from onebit.table import format_table  # noqa: E402
 
 LAYERS = ("56x56x64-64", "14x14x256-256", "16x16x256-256")
+DENSE = ("8192-1024", "1024-1024,b=8")  # cifar-binarynet fc1 at batch 1; a 1024-wide layer at batch 8
 VARIANTS = ("dense", "kept", "unstructured-40", "word-40", "block-20", "block-40", "block-60")
 COLUMNS = ["layer", "variant", "isa", "threads", "median_ms", "min_ms", "speed_median", "speed_min",
            "vs_kept_min", "pruned", "skipped", "partial"]
@@ -91,6 +93,8 @@ def entry_stats(mask: np.ndarray | None, cin: int) -> tuple[float, float, float]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", default=";".join(LAYERS), help="HxWxCin-Cout[,k=K][,s=S] specs separated by ';'")
+    ap.add_argument("--dense", default=";".join(DENSE),
+                    help="binary dense layers CIN-COUT[,b=BATCH] separated by ';' ('' for none; default: %(default)s)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma list (default: %(default)s)")
     ap.add_argument("--isa", default=engine.default_isa(), help="ISA (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=1)
@@ -104,24 +108,42 @@ def main(argv=None) -> int:
     m = machine()
     print(f"cpu: {m['cpu']} ({m['cores']} cores)   commit: {m['commit']}   isa: {args.isa}   threads: {args.threads}")
     records = []
-    for spec_text in args.layers.split(";"):
-        spec = parse_layer(spec_text)
-        work = layer_workload(spec)
-        oh, ow = spec.out_hw
-        w_shape = work["w_bits"].shape
+    layers = [("conv", t) for t in args.layers.split(";") if t] + [("dense", t) for t in args.dense.split(";") if t]
+    for kind, spec_text in layers:
         rng = np.random.default_rng(1)
-        conv = dict(in_channels=spec.cin, stride=spec.s, padding=spec.pad, output="bits",
-                    threshold=work["threshold"], direction=work["direction"], isa=args.isa, threads=args.threads)
+        if kind == "conv":
+            spec = parse_layer(spec_text)
+            work = layer_workload(spec)
+            oh, ow = spec.out_hw
+            name, cin, k, stride = spec.name, spec.cin, spec.k, spec.s
+            out_shape = (1, oh, ow, (spec.cout + 63) // 64)
+            call = kernels.bconv2d
+            args_ = dict(in_channels=cin, stride=stride, padding=spec.pad)
+        else:  # dense "CIN-COUT[,b=N]"
+            dims, _, b = spec_text.partition(",b=")
+            cin, cout = (int(v) for v in dims.split("-"))
+            batch = int(b or 1)
+            work = {"x_bits": bits.pack(rng.standard_normal((batch, cin)).astype(np.float32)),
+                    "w_bits": bits.pack(rng.standard_normal((cout, cin)).astype(np.float32)),
+                    "threshold": rng.integers(-int(cin**0.5), int(cin**0.5) + 1, size=cout).astype(np.int32),
+                    "direction": rng.choice(np.array([-1, 1], np.int8), size=cout)}
+            name, k, stride = f"fc {cin}-{cout} b{batch}", 1, 1
+            out_shape = (batch, (cout + 63) // 64)
+            call = kernels.bdense
+            args_ = dict(in_features=cin)
+        w_shape = work["w_bits"].shape
+        conv = dict(args_, output="bits", threshold=work["threshold"], direction=work["direction"], isa=args.isa,
+                    threads=args.threads)
         runs, stats = {}, {}
         for v in variants:
-            mask = make_mask(rng, v, w_shape, spec.cin)
+            mask = make_mask(rng, v, w_shape, cin)
             w = work["w_bits"] if mask is None else work["w_bits"] & mask
-            prep = kernels.prepare_weights(w, in_channels=spec.cin, isa=args.isa, weight_mask=mask)
-            out = np.empty((1, oh, ow, (spec.cout + 63) // 64), np.uint64)
-            ref = kernels.bconv2d(work["x_bits"], w, **{**conv, "isa": "scalar"}, weight_mask=mask)
-            np.testing.assert_array_equal(kernels.bconv2d(work["x_bits"], prep, **conv), ref)
-            runs[v] = (lambda p=prep, o=out: kernels.bconv2d(work["x_bits"], p, out=o, **conv))
-            stats[v] = entry_stats(mask, spec.cin)
+            prep = kernels.prepare_weights(w, in_channels=cin, isa=args.isa, weight_mask=mask)
+            out = np.empty(out_shape, np.uint64)
+            ref = call(work["x_bits"], w, **{**conv, "isa": "scalar"}, weight_mask=mask)
+            np.testing.assert_array_equal(call(work["x_bits"], prep, **conv), ref)
+            runs[v] = (lambda p=prep, o=out, c=call, a=conv: c(work["x_bits"], p, out=o, **a))
+            stats[v] = entry_stats(mask, cin)
         samples = {v: [] for v in variants}
         load0 = os.getloadavg()[0]
         for _ in range(10):  # warm-up
@@ -138,8 +160,8 @@ def main(argv=None) -> int:
         for v in variants:
             pruned, skipped, partial = stats[v]
             records.append({
-                "layer": spec.name, "kernel": spec.k, "stride": spec.s, "variant": v, "isa": args.isa,
-                "threads": args.threads, "pipeline": "bits-bits", "weights": "prepared", "batch": 1,
+                "layer": name, "kernel": k, "stride": stride, "variant": v, "isa": args.isa,
+                "threads": args.threads, "pipeline": "bits-bits", "weights": "prepared", "batch": out_shape[0],
                 "median_ms": round(med[v], 4), "min_ms": round(best[v], 4),
                 "speed_median": round(med["dense"] / med[v], 2), "speed_min": round(best["dense"] / best[v], 2),
                 "vs_kept_min": round(best["kept"] / best[v], 2) if "kept" in best else None,
