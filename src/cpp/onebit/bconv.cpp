@@ -106,7 +106,19 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
 #if defined(ONEBIT_HAVE_X86)
       // No AVX-512 masked kernel: AVX-512 CPUs run the AVX2 list kernel (docs/kernels.md).
       case Isa::avx2:
-      case Isa::avx512: kernels::bconv_masked_avx2(a, threads); return;
+      case Isa::avx512: {
+        if (a.prepared) {
+          kernels::bconv_masked_avx2(a, threads);
+          return;
+        }
+        PreparedWeights local;  // unprepared call: build the list layout now
+        kernels::prepare_masked_list(a.w, a.weight_mask, s, local, threads);
+        BConvArgs b = a;
+        b.prepared = &local;
+        b.weight_mask = nullptr;
+        kernels::bconv_masked_avx2(b, threads);
+        return;
+      }
 #endif
       default: fail(std::string("no masked bconv kernel for ISA '") + isa_name(isa) + "'");
     }
@@ -147,7 +159,7 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
   if (weight_mask) {  // pruned layer
 #if defined(ONEBIT_HAVE_X86)
     if (isa == Isa::avx2 || isa == Isa::avx512) {  // both run the AVX2 list kernel
-      kernels::prepare_masked_avx2(w, weight_mask, s, *p, threads);
+      kernels::prepare_masked_list(w, weight_mask, s, *p, threads);
       return p;
     }
 #endif

@@ -140,8 +140,12 @@ void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeight
 void prepare_weights_avx512(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
 // Masked (pruned) layers: a.weight_mask (scalar: with a.w) or a.prepared->masked.
 void bconv_masked_scalar(const BConvArgs& a, int threads);
-void bconv_masked_avx2(const BConvArgs& a, int threads);  // also runs ISA avx512 with a mask
-void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
+// AVX2 list kernel, also for ISA avx512 with a mask; needs a.prepared (built by the dispatcher
+// for unprepared calls).
+void bconv_masked_avx2(const BConvArgs& a, int threads);
+// Builds the AVX2 list layout (PreparedWeights' list fields) of canonical weights and mask.
+// Core code without ISA flags (bconv_masked.cpp).
+void prepare_masked_list(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
                          int threads);
 // 64-byte aligned uninitialised storage for `n` words, freed by the shared_ptr.
 std::shared_ptr<uint64_t> aligned_words(size_t n);

@@ -23,8 +23,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <new>
 #include <type_traits>
-#include <vector>
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_avx2.h"
@@ -270,154 +270,34 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   }
 }
 
-struct AlignedWords {
-  uint64_t* p = nullptr;
+// Grow-only scratch buffer, 64-byte aligned, reused across calls of a thread. Not std::vector:
+// an ISA unit's out-of-line copy of a std template is a weak symbol the linker may hand to other
+// units (ISA leak; tests/engine/test_isa_isolation.py).
+template <typename T>
+struct Scratch {
+  T* p = nullptr;
   size_t n = 0;
-  uint64_t* get(size_t need) {
+  T* get(size_t need) {
     if (need > n) {
       std::free(p);
-      p = static_cast<uint64_t*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(need), 8) * 8));
+      p = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(need * sizeof(T)), 64))));
       if (!p) throw std::bad_alloc();
       n = need;
     }
     return p;
   }
-  ~AlignedWords() { std::free(p); }
+  ~Scratch() { std::free(p); }
 };
 
 // Split-word offsets of every entry of one list in the column-padded input (width W + 2*pad).
-void entry_offsets(const std::vector<int64_t>& ent, const BConvShape& s, std::vector<int64_t>& off) {
+const int64_t* entry_offsets(const int64_t* ent, size_t count, const BConvShape& s, Scratch<int64_t>& buf) {
   const int64_t row = 2 * (s.w + 2 * s.pad) * s.words();  // split words per padded input row
-  off.resize(ent.size());
-  for (size_t e = 0; e < ent.size(); ++e) off[e] = (ent[e] >> 32) * row + 2 * (ent[e] & 0xFFFFFFFF);
+  int64_t* off = buf.get(count);
+  for (size_t e = 0; e < count; ++e) off[e] = (ent[e] >> 32) * row + 2 * (ent[e] & 0xFFFFFFFF);
+  return off;
 }
 
 }  // namespace
-
-void prepare_masked_avx2(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
-                         int threads) {
-  (void)threads;  // one pass over the weights; prepare runs once per layer
-  const int64_t taps = s.kh * s.kw, W64 = s.words(), blocks = (s.cout + kCB - 1) / kCB, tws = taps * W64;
-  const int64_t last_bits = s.cin - (W64 - 1) * 64;
-  const uint64_t last_full = last_bits == 64 ? ~uint64_t{0} : (uint64_t{1} << last_bits) - 1;
-  const int64_t sw = s.kw + 1;
-  p.masked = true;
-  p.nwords = 0;
-  p.pcw.clear();
-  p.dk_prefix.assign(static_cast<size_t>(blocks * (s.kh + 1) * sw * kCB), 0);
-  p.pw_prefix.assign(static_cast<size_t>(blocks * (s.kh + 1) * sw * kCB), 0);
-  // 1. Per block and tap word: 0 = no kept weight in the 8 channels, 1 = every real channel
-  //    keeps the whole word, 2 = partial. Per tap and channel: kept weights and weight popcount.
-  auto word_at = [&](const uint64_t* a, int64_t b, int64_t j, int64_t tw) -> uint64_t {
-    const int64_t co = b * kCB + j;
-    return co < s.cout ? a[co * tws + tw] : 0;
-  };
-  std::vector<uint8_t> kind(static_cast<size_t>(blocks * tws), 0);
-  for (int64_t b = 0; b < blocks; ++b) {
-    int32_t* D = p.dk_prefix.data() + b * (s.kh + 1) * sw * kCB;
-    int32_t* Q = p.pw_prefix.data() + b * (s.kh + 1) * sw * kCB;
-    for (int64_t tap = 0; tap < taps; ++tap) {
-      const int64_t kh = tap / s.kw, kw = tap % s.kw;
-      int32_t kept[kCB] = {}, pcw[kCB] = {};
-      for (int64_t wd = 0; wd < W64; ++wd) {
-        const int64_t tw = tap * W64 + wd;
-        const uint64_t fullm = wd == W64 - 1 ? last_full : ~uint64_t{0};
-        bool any = false, full = true;
-        for (int64_t j = 0; j < kCB; ++j) {
-          const uint64_t m = word_at(mask, b, j, tw);
-          any = any || m != 0;
-          full = full && (b * kCB + j >= s.cout || m == fullm);  // channels >= Cout are never written
-          kept[j] += static_cast<int32_t>(_mm_popcnt_u64(m));
-          pcw[j] += static_cast<int32_t>(_mm_popcnt_u64(word_at(w, b, j, tw)));
-        }
-        kind[b * tws + tw] = !any ? 0 : full ? 1 : 2;
-      }
-      // 2-D prefix sums: S[kh+1][kw+1] = S[kh][kw+1] + S[kh+1][kw] - S[kh][kw] + value(kh, kw)
-      auto add = [&](int32_t* S, int64_t j, int32_t v) {
-        S[((kh + 1) * sw + kw + 1) * kCB + j] = S[(kh * sw + kw + 1) * kCB + j] + S[((kh + 1) * sw + kw) * kCB + j] -
-                                                S[(kh * sw + kw) * kCB + j] + v;
-      };
-      for (int64_t j = 0; j < kCB; ++j) {
-        add(D, j, kept[j] - 2 * pcw[j]);
-        add(Q, j, pcw[j]);
-      }
-    }
-  }
-  // 2. Groups: blocks b, b+1 (b even) share 16-channel tiles when the union of their lists costs
-  //    less than the two lists (cost model: a 16-channel entry = 1.75 8-channel entries, a
-  //    partial entry = 4/3 of a full one); otherwise one block per group.
-  auto cost1 = [&](int64_t b) {
-    int64_t c = 0;
-    for (int64_t tw = 0; tw < tws; ++tw) c += kind[b * tws + tw] == 0 ? 0 : kind[b * tws + tw] == 1 ? 3 : 4;
-    return 4 * c;
-  };
-  auto cost2 = [&](int64_t b) {
-    int64_t c = 0;
-    for (int64_t tw = 0; tw < tws; ++tw) {
-      const int k0 = kind[b * tws + tw], k1 = kind[(b + 1) * tws + tw];
-      c += (k0 | k1) == 0 ? 0 : (k0 == 1 && k1 == 1) ? 3 : 4;
-    }
-    return 7 * c;
-  };
-  p.groups.clear();
-  p.block_group.assign(static_cast<size_t>(blocks), 0);
-  for (int64_t b = 0; b < blocks;) {
-    const int64_t nb = b % 2 == 0 && b + 1 < blocks && cost2(b) < cost1(b) + cost1(b + 1) ? 2 : 1;
-    for (int64_t i = 0; i < nb; ++i) p.block_group[b + i] = static_cast<int32_t>(p.groups.size() / 2);
-    p.groups.push_back(static_cast<int32_t>(b));
-    p.groups.push_back(static_cast<int32_t>(nb));
-    b += nb;
-  }
-  // 3. Lists per group, sorted by kh (tap words ascend with kh): an entry is full when every
-  //    block of the group keeps the whole word.
-  const int64_t ngroups = static_cast<int64_t>(p.groups.size() / 2);
-  p.ent_full.clear();
-  p.ent_part.clear();
-  p.rows_full.assign(static_cast<size_t>(ngroups * (s.kh + 1)), 0);
-  p.rows_part.assign(static_cast<size_t>(ngroups * (s.kh + 1)), 0);
-  p.wfull_at.assign(static_cast<size_t>(ngroups), 0);
-  p.wpart_at.assign(static_cast<size_t>(ngroups), 0);
-  std::vector<uint64_t> full_words, part_words;
-  p.split_words = !(s.kh == 1 && s.kw == 1);
-  auto push_split = [&](std::vector<uint64_t>& dst, const uint64_t* a, int64_t b, int64_t tw) {
-    if (!p.split_words) {
-      for (int64_t j = 0; j < kCB; ++j) dst.push_back(word_at(a, b, j, tw));
-      return;
-    }
-    for (int64_t j = 0; j < kCB; ++j) dst.push_back(word_at(a, b, j, tw) & kLowNibbles);
-    for (int64_t j = 0; j < kCB; ++j) dst.push_back((word_at(a, b, j, tw) >> 4) & kLowNibbles);
-  };
-  for (int64_t gi = 0; gi < ngroups; ++gi) {
-    const int64_t b0 = p.groups[2 * gi], nb = p.groups[2 * gi + 1];
-    p.wfull_at[gi] = static_cast<int64_t>(full_words.size());
-    p.wpart_at[gi] = static_cast<int64_t>(part_words.size());
-    for (int64_t kh = 0; kh <= s.kh; ++kh) {
-      p.rows_full[gi * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_full.size());
-      p.rows_part[gi * (s.kh + 1) + kh] = static_cast<int64_t>(p.ent_part.size());
-      if (kh == s.kh) break;
-      for (int64_t tw = kh * s.kw * W64; tw < (kh + 1) * s.kw * W64; ++tw) {
-        bool any = false, full = true;
-        for (int64_t b = b0; b < b0 + nb; ++b) {
-          any = any || kind[b * tws + tw] != 0;
-          full = full && kind[b * tws + tw] == 1;
-        }
-        if (!any) continue;  // no kept weight in the group: the entry is skipped
-        (full ? p.ent_full : p.ent_part).push_back((kh << 32) | (tw - kh * s.kw * W64));
-        for (int64_t b = b0; b < b0 + nb; ++b) {
-          push_split(full ? full_words : part_words, w, b, tw);
-          if (!full) push_split(part_words, mask, b, tw);
-        }
-      }
-    }
-  }
-  auto store = [](const std::vector<uint64_t>& v) {
-    auto sp = aligned_words(v.size());
-    std::copy(v.begin(), v.end(), sp.get());
-    return sp;
-  };
-  p.wfull = store(full_words);
-  p.wpart = store(part_words);
-}
 
 void bconv_masked_avx2(const BConvArgs& a, int threads) {
   BConvShape s = a.s;
@@ -428,18 +308,12 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
     s.w = s.n;
     s.n = 1;
   }
-  const PreparedWeights* pw = a.prepared;
-  std::shared_ptr<PreparedWeights> local;  // unprepared call: build the list layout now
-  if (!pw) {
-    local = std::make_shared<PreparedWeights>();
-    prepare_masked_avx2(a.w, a.weight_mask, s, *local, threads);
-    pw = local.get();
-  }
+  const PreparedWeights* pw = a.prepared;  // the dispatcher builds it for unprepared calls
   const int64_t W64 = s.words();
-  static thread_local AlignedWords xbuf;
-  static thread_local std::vector<int64_t> off_full, off_part;
-  entry_offsets(pw->ent_full, s, off_full);
-  entry_offsets(pw->ent_part, s, off_part);
+  static thread_local Scratch<uint64_t> xbuf;
+  static thread_local Scratch<int64_t> off_full, off_part;
+  const int64_t* offf = entry_offsets(pw->ent_full.data(), pw->ent_full.size(), s, off_full);
+  const int64_t* offp = entry_offsets(pw->ent_part.data(), pw->ent_part.size(), s, off_part);
   // Nibble-split input with `pad` zero pixels left and right of every row, one pass.
   const int64_t WP = s.w + 2 * s.pad, rows = s.n * s.h, prow = 2 * WP * W64;
   uint64_t* xs = xbuf.get(static_cast<size_t>(rows * prow));
@@ -458,18 +332,16 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
   const StagePrep sp = prepare_stage(a.stage, s.cout, s.k_bits());
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
-  const int64_t* offf = off_full.data();
-  const int64_t* offp = off_part.data();
   parallel_for(split.tasks(), threads, [&](int64_t t0, int64_t t1) {
-    static thread_local std::vector<int32_t> dots;
-    dots.resize(static_cast<size_t>(OW * ld));
+    static thread_local Scratch<int32_t> dbuf;
+    int32_t* dots = dbuf.get(static_cast<size_t>(OW * ld));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t row = t / split.chunks, ci = t % split.chunks;
       const int64_t n = row / OH, oh = row % OH;
       const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
       const ListGeo g{xs + n * s.h * prow, pw, offf, offp, s.h, s.w, WP, W64, s.kh, s.kw, s.stride, s.pad};
-      masked_row(g, s, oh, c0, c1, dots.data(), ld);
-      write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
+      masked_row(g, s, oh, c0, c1, dots, ld);
+      write_stage_avx2(a.stage, sp, dots, ld, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }
