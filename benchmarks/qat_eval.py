@@ -38,11 +38,11 @@ def qat_forward_predictions(model, ds, images, batch_size=500):
     return np.concatenate(out)
 
 
-def measure(model, ds, limit, phase):
+def measure(model, ds, limit, phase, isas=None):
     from onebit.convert.verify import verify_model
 
     preds = {}
-    rec = verify_model(model, ds, limit, echo=None, predictions=preds)
+    rec = verify_model(model, ds, limit, echo=None, predictions=preds, isas=isas)
     qat_pred = qat_forward_predictions(model, ds, load_test(ds, limit))
     rec.update(phase=phase, qat_forward_accuracy=float((qat_pred == preds["labels"]).mean()),
                qat_sim_argmax_agreement=float((qat_pred == preds["simulation"]).mean()))
@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--train-binary", action="store_true", help="QAT also trains latent binary weights")
+    ap.add_argument("--isa", action="append", default=None, help="engine ISA(s) (default: all the CPU has)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -78,13 +80,15 @@ def main(argv=None) -> int:
     ds = ckpt.get("dataset")
     ds = ds.get("name") if isinstance(ds, dict) else ds
     d = info(ds)
-    recs = [measure(model, ds, a.limit, "before")]
+    recs = [measure(model, ds, a.limit, "before", a.isa)]
     loader = make_loader(ds, "train", a.batch_size, train=True, seed=a.seed)
     t0 = time.perf_counter()
-    tuned = qat.finetune(model, loader, a.steps, mean=d.mean, std=d.std, lr=a.lr)
+    tuned = qat.finetune(model, loader, a.steps, mean=d.mean, std=d.std, lr=a.lr, train_binary=a.train_binary)
     seconds = time.perf_counter() - t0
-    recs.append(measure(tuned, ds, a.limit, "after"))
+    recs.append(measure(tuned, ds, a.limit, "after", a.isa))
     common = {"checkpoint": a.checkpoint, "steps": a.steps, "lr": a.lr, "batch_size": a.batch_size,
+              "train_binary": a.train_binary, "qat_loss_first_last_20": [float(np.mean(tuned.qat_losses[:20])),
+                                                                        float(np.mean(tuned.qat_losses[-20:]))],
               "seed": a.seed, "threads": a.threads, "finetune_seconds": seconds, **machine()}
     for r in recs:
         r.update(common)

@@ -125,7 +125,11 @@ def test_qat_finetune_exports_and_engine_equals_simulation():
     assert all(torch.equal(m.state_dict()[k], v) for k, v in before.items())  # input model untouched
     assert not any(isinstance(x, qat._WRAPPERS) for x in tuned.modules())
     changed = [k for k, v in before.items() if not torch.equal(tuned.state_dict()[k], v)]
-    assert any(k.startswith("0.") for k in changed) and any(k.startswith("11.") for k in changed)
+    assert "0.weight" in changed and "14.weight" in changed  # float layers train
+    assert "3.weight" not in changed and "11.weight" not in changed  # binary latent weights frozen
+    assert all(p.requires_grad for p in tuned.parameters())
+    both = qat.finetune(m, loader, 2, mean=MEAN, std=STD, lr=1e-3, input_shape=(1, 28, 28), train_binary=True)
+    assert not torch.equal(both.state_dict()["11.weight"], before["11.weight"])
     # running statistics frozen
     assert all(torch.equal(tuned.state_dict()[k], before[k]) for k in before if "running" in k)
     sess = Session(cv.to_bytes(tuned, input_spec=MNIST_SPEC))

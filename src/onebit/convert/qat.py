@@ -220,22 +220,33 @@ def _forever(loader):
 
 
 def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-4,
-             freeze_bn: bool = True, input_shape=None, log_every: int = 0, echo=print) -> nn.Module:
+             freeze_bn: bool = True, train_binary: bool = False, input_shape=None, log_every: int = 0,
+             echo=print) -> nn.Module:
     """Fine-tune a copy of ``model`` for ``steps`` batches of ``loader`` through the QAT forward.
 
     ``loader`` yields ``(x, y)`` with ``x`` normalized NCHW (``onebit.data.make_loader``), re-run
     epoch after epoch if shorter than ``steps``. Adam at ``lr`` with the training recipe's parameter groups
-    (:func:`onebit.train.optim.make_optimizer`, no weight decay), latent binary weights clipped
-    to [-1, 1] after every step. ``freeze_bn`` keeps BatchNorm on its running statistics (affine
-    parameters still train), so the forward pass is the engine's arithmetic. Returns the
-    fine-tuned plain model (QAT layers stripped) in eval mode; ``model`` is not modified.
+    (:func:`onebit.train.optim.make_optimizer`, no weight decay). Only the float parameters
+    train by default (first and int8 convs, BatchNorm affine, clip values, the classifier): the
+    rounding QAT compensates is theirs, and a converged binary network loses accuracy when its
+    latent weights move again (measured, docs/results.md); ``train_binary=True`` trains the
+    latent binary weights too (clipped to [-1, 1] after every step). ``freeze_bn`` keeps
+    BatchNorm on its running statistics (affine parameters still train), so the forward pass is
+    the engine's arithmetic. Returns the fine-tuned plain model (QAT layers stripped) in eval
+    mode; ``model`` is not modified.
     """
     import onebit.nn
     from onebit.train.optim import make_optimizer
 
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    from onebit.train.optim import binary_layer_types
+
     m = prepare(copy.deepcopy(model).cpu(), mean, std, input_shape or getattr(model, "input_shape", None))
+    frozen = [] if train_binary else [mod.weight for mod in m.modules()
+                                      if isinstance(mod, binary_layer_types()) and mod.weight.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     opt = make_optimizer(m, lr, 0.0)
     m.train()
     if freeze_bn:
@@ -255,5 +266,7 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
         if log_every and (step + 1) % log_every == 0:
             echo(f"[qat] step {step + 1}/{steps}  loss {np.mean(losses[-log_every:]):.4f}")
     m.eval()
+    for p in frozen:
+        p.requires_grad_(True)
     m.qat_losses = losses
     return strip(m)
