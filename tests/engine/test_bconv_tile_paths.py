@@ -1,8 +1,8 @@
 """SIMD bconv2d equals the scalar reference on the shapes that pick each SIMD code path.
 
 The AVX2 kernel chooses its tile by words per tap (W64 = ceil(Cin/64)): compiled-in kernel-row
-runs for 3-wide kernels with W64 in {1, 2, 4, 8} (3x16, 3x8, 2x16 and 4x8 pixel x channel
-tiles), generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
+runs for 3-wide kernels with W64 in {1, 2, 4, 8} (3x16 or 2x16 pixel x channel tiles, 3x8 / 2x8 /
+4x8 for a lone 8-channel block), generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
 output rows x 64-channel chunks; edge pixels read the zero-padded input and are corrected. The
 general grid of test_bconv_simd.py has no W64 = 4 layer and few multi-chunk, multi-band or
 non-square-kernel shapes, so these cases pin them: every W64 from 1 to 9 with Cin at both ends of
