@@ -2,10 +2,11 @@
 // mask (AVX-512 CPUs have AVX2; there is no AVX-512 masked kernel).
 //
 // Same popcount and blocking as the dense AVX2 kernel (bconv_avx2.cpp): nibble pre-split
-// operands and the pshufb LUT, register tiles of P output pixels x 8 output channels, u8 lanes
-// widened (psadbw) at least every 31 words, zero words for out-of-bounds taps with a weight
-// popcount correction. What differs: per 8-output-channel block, the kernel does not walk every
-// (kh, kw, word) of the kernel but a compact LIST of the active ones, built once in prepare:
+// operands and the pshufb LUT, register tiles of P output pixels x 8 (or 16) output channels, u8
+// lanes widened (psadbw) at least every 31 words, zero words for out-of-bounds taps with a weight
+// popcount correction. What differs: per 8-output-channel block (or pair of blocks, a "group"),
+// the kernel does not walk every (kh, kw, word) of the kernel but a compact LIST of the active
+// ones, built once in prepare (bconv_masked.cpp, layout in bconv.h):
 // - an entry whose mask word is 0 for all 8 channels of the block is left out: word- and
 //   block-structured pruning skip that work entirely;
 // - a "full" entry (all 8 channels keep every real bit of the word) runs the dense inner loop:
@@ -17,8 +18,9 @@
 // no edge test. Canonical weights (w AND NOT m = 0) make such a zero word contribute
 // popcount((0 XOR w) AND m) = popcount(w), the same per-tap weight popcount the dense kernel
 // subtracts; unlisted entries have w = 0 in all 8 channels, so the per-tap sum is unchanged.
-// y = L_T - 2*pc with L_T = kept weights of the channel over the pixel's in-bounds taps, read
-// from 2-D prefix sums over (kh, kw) (the in-bounds taps of a pixel form a rectangle).
+// y = L_T - 2*pc with L_T = kept weights of the channel over the pixel's in-bounds taps: per row
+// for interior pixels, from 2-D prefix sums over (kh, kw) for edge pixels (whose in-bounds taps
+// form a rectangle). Docs: docs/kernels.md "Masked (pruned) binary layers".
 #include <immintrin.h>
 
 #include <algorithm>
