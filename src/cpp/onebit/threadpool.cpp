@@ -97,8 +97,9 @@ class Pool {
     // Up to 4 chunks per thread, claimed dynamically: a thread that starts late (a preempted
     // vCPU) still finds work, and one that finishes early takes more.
     const int64_t chunks = std::min<int64_t>({n, int64_t{4} * threads, int64_t{0xFFFF}});
+    const int helpers = static_cast<int>(std::min<int64_t>(threads, chunks)) - 1;  // workers that may join
     std::lock_guard<std::mutex> call_lock(call_mutex_);
-    ensure_workers(threads - 1);
+    ensure_workers(helpers);
     std::exception_ptr error;
     std::mutex error_mutex;
     std::function<void(int64_t)> task = [&](int64_t c) {
@@ -111,7 +112,7 @@ class Pool {
       }
     };
     task_ = &task;
-    active_.store(threads - 1, std::memory_order_relaxed);  // workers that may join this region
+    active_.store(helpers, std::memory_order_relaxed);
     pending_.store(chunks, std::memory_order_relaxed);
     const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
     // publishes task_, active_ and pending_ to every thread that reads this generation
