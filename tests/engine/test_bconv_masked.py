@@ -186,6 +186,17 @@ def test_masked_bdense_equals_oracle(isa, kind, n, cin, cout):
     _run_all_stages(ref, run_prep, cout, cin, rng)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_masked_1x1_on_1x1_images(isa, stride):
+    """A batch of 1x1 images with a 1x1 kernel (the dense-layer case the AVX2 kernel runs as one
+    1 x N image), any stride."""
+    rng = np.random.default_rng(stride)
+    x = packed(rng, (5, 1, 1, 70))
+    wt, m = masked_weights(rng, (19, 1, 1, 2), 70, "mixed")
+    got = kernels.bconv2d(x, wt, in_channels=70, stride=stride, weight_mask=m, isa=isa, threads=2)
+    np.testing.assert_array_equal(got, reference.bconv2d(x, wt, in_channels=70, stride=stride, weight_mask=m))
+
+
 def test_masked_all_pruned_is_zero(isa):
     rng = np.random.default_rng(3)
     x = packed(rng, (2, 5, 5, 70))

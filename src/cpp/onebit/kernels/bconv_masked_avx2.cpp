@@ -309,6 +309,7 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
     // the pixels of a tile instead of streaming the weights once per item.
     s.w = s.n;
     s.n = 1;
+    s.stride = 1;  // any stride gives 1x1 outputs of 1x1 images
   }
   const PreparedWeights* pw = a.prepared;  // the dispatcher builds it for unprepared calls
   const int64_t W64 = s.words();
