@@ -15,8 +15,9 @@ files are loaded (``Session``, weights prepared once) and timed batch 1 *interle
 (``onebit.runtime.bench.time_interleaved``: one run of each model in turn, rotating), so machine
 load hits every variant alike; ratios are to the unpruned model of the same run. Prints a table
 (min and median ms, ratio to unpruned, kept bit-MACs) and writes JSON records with the machine,
-commit, load average before/after and the per-op medians (``Session.profile``; their sum, "op
-medians sum", is robust to whole-run preemption on a loaded machine, see onebit.runtime.bench).
+commit, load average before/after and the per-op medians (``Session.profile`` in 5 interleaved
+rounds, each op's best round; their sum, "op medians sum", is robust to whole-run preemption on
+a loaded machine, see onebit.runtime.bench).
 """
 from __future__ import annotations
 
@@ -141,17 +142,23 @@ def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, w
         v["load_seconds"] = time.perf_counter() - t0
     load_before = os.getloadavg()[0]
     timings = time_interleaved(sessions, 1, repeats, warmup)
+    # per-op medians (Session.profile) in 5 interleaved rounds; each op's best round median
+    xs = [np.random.default_rng(0).integers(0, 256, (1,) + s.input_shape, dtype=np.uint8) for s in sessions]
+    op_ms = [{} for _ in sessions]
+    for rnd in range(5):
+        for j in range(len(sessions)):
+            i = (j + rnd) % len(sessions)
+            for r in sessions[i].profile(xs[i], max(10, repeats // 5)):
+                op_ms[i].setdefault(r["op"], []).append(r["median_ms"])
     load_after = os.getloadavg()[0]
     base_min, base_med = timings[0]
     base_stats = opstats.totals(opstats.op_stats(sessions[0].model))
     mach = machine()
     records = []
     base_ops = None
-    for v, sess, (mn, med) in zip(variants, sessions, timings):
-        stats = opstats.op_stats(sess.model)
-        tot = opstats.totals(stats)
-        x = np.random.default_rng(0).integers(0, 256, (1,) + sess.input_shape, dtype=np.uint8)
-        prof = sess.profile(x, max(20, repeats // 2))
+    for v, sess, (mn, med), per_op in zip(variants, sessions, timings, op_ms):
+        tot = opstats.totals(opstats.op_stats(sess.model))
+        prof = [{"op": op.name, "type": op.type, "median_ms": min(per_op[op.name])} for op in sess.model.ops]
         ops_sum = sum(r["median_ms"] for r in prof)
         base_ops = ops_sum if base_ops is None else base_ops
         records.append(dict(
@@ -164,7 +171,7 @@ def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, w
             pruned_weights=tot["pruned_weights"], masked_ops=tot["pruned_ops"], mask_bytes=tot["mask_bytes"],
             file_bytes=os.path.getsize(v["file"]), load_seconds=v["load_seconds"],
             loadavg_before=round(load_before, 2), loadavg_after=round(load_after, 2),
-            ops=[{"op": r["op"], "type": r["type"], "median_ms": r["median_ms"]} for r in prof],
+            ops=prof,
             ops_sum_ms=ops_sum, x_unpruned_ops_sum=ops_sum / base_ops))
     return records
 
