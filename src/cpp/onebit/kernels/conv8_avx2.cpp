@@ -22,6 +22,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "onebit/kernels/conv8_kernels.h"
@@ -299,6 +300,54 @@ std::vector<int> row_tiles(int64_t ow) {
   return t;
 }
 
+// Pairs [q0, q0 + 8) of 16 weight rows (rows[o] = K int8 values, or nullptr past cout: zeros)
+// -> dst[q][o][2] int16: a 16x8 transpose of 16-bit byte pairs, then a sign extension of each
+// byte (vpmovsxbw turns the pair (lo, hi) into the int16 pair (lo, hi)).
+inline void pack_pairs16(const int8_t* const rows[16], const int8_t* zeros, int64_t q0,
+                         int16_t* dst) {
+  __m128i r[16];
+  for (int o = 0; o < 16; ++o)
+    r[o] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[o] ? rows[o] + 2 * q0 : zeros));
+  for (int h = 0; h < 2; ++h) {  // channels 8h .. 8h+7: an 8x8 transpose of 16-bit elements
+    const __m128i* v = r + 8 * h;
+    const __m128i a0 = _mm_unpacklo_epi16(v[0], v[1]), a1 = _mm_unpackhi_epi16(v[0], v[1]);
+    const __m128i a2 = _mm_unpacklo_epi16(v[2], v[3]), a3 = _mm_unpackhi_epi16(v[2], v[3]);
+    const __m128i a4 = _mm_unpacklo_epi16(v[4], v[5]), a5 = _mm_unpackhi_epi16(v[4], v[5]);
+    const __m128i a6 = _mm_unpacklo_epi16(v[6], v[7]), a7 = _mm_unpackhi_epi16(v[6], v[7]);
+    const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
+    const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+    const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
+    const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+    const __m128i t[8] = {_mm_unpacklo_epi64(b0, b4), _mm_unpackhi_epi64(b0, b4),
+                          _mm_unpacklo_epi64(b1, b5), _mm_unpackhi_epi64(b1, b5),
+                          _mm_unpacklo_epi64(b2, b6), _mm_unpackhi_epi64(b2, b6),
+                          _mm_unpacklo_epi64(b3, b7), _mm_unpackhi_epi64(b3, b7)};
+    for (int q = 0; q < 8; ++q)  // t[q] = pair q of channels 8h..8h+7
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q * 32 + 16 * h), _mm256_cvtepi8_epi16(t[q]));
+  }
+}
+
+// Grow-only int16 scratch kept by the calling thread across calls (the padded image and the
+// packed weights; fresh allocations of these sizes cost page faults on every call). Internal
+// linkage and no std::vector: nothing compiled with AVX2 flags leaves this unit as a weak symbol.
+struct Scratch16 {
+  int16_t* p = nullptr;
+  size_t n = 0;
+  Scratch16() = default;
+  Scratch16(const Scratch16&) = delete;
+  Scratch16& operator=(const Scratch16&) = delete;
+  ~Scratch16() { std::free(p); }
+  int16_t* get(size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<int16_t*>(std::malloc(want * sizeof(int16_t)));
+      n = p ? want : 0;
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+
 template <class T>
 const T* pad16(const T* src, int64_t n, int64_t padded, T fill, std::vector<T>& buf) {
   buf.assign(static_cast<size_t>(padded), fill);
@@ -316,13 +365,15 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
   const int64_t row_stride = wpd * g.cin, rowlen = g.w * g.cin;
   const int64_t lpad = int64_t{g.pw} * g.cin, rpad = row_stride - lpad - rowlen;
-  std::vector<int16_t> img(static_cast<size_t>(g.n * hp * row_stride + 16));
-  std::fill(img.end() - 16, img.end(), int16_t{0});
+  static thread_local Scratch16 img_buf, w_buf;
+  const size_t img_len = static_cast<size_t>(g.n * hp * row_stride + 16);
+  int16_t* const img = img_buf.get(img_len);
+  std::fill(img + img_len - 16, img + img_len, int16_t{0});
   std::vector<int16_t> zrow(static_cast<size_t>(rowlen));  // zero points repeated along the row
   for (int64_t k = 0; k < rowlen; ++k) zrow[k] = static_cast<int16_t>(a.zero_point[k % g.cin]);
   parallel_for(g.n * hp, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      int16_t* d = img.data() + r * row_stride;
+      int16_t* d = img + r * row_stride;
       const int64_t n = r / hp, iy = r % hp - g.ph;
       if (iy < 0 || iy >= g.h) {
         std::fill(d, d + row_stride, int16_t{0});
@@ -354,20 +405,35 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   // kw*cin and cout tails), matching the pair layout of the image rows.
   const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
   const int64_t cbn = (g.cout + 15) / 16, cpad = cbn * 16;
-  std::vector<int16_t> wpack(static_cast<size_t>(cbn * k2n * 32), 0);
+  int16_t* const wpack = w_buf.get(static_cast<size_t>(cbn * k2n * 32));  // every slot written below
   // Written sequentially (up to 16 weight rows read in step), one cout block per work item.
+  // With an even kw*cin a block's pairs are simply the 16 weight rows' consecutive byte pairs:
+  // 8 pairs of each row at a time go through a 16x8 transpose of 16-bit pairs and a sign
+  // extension (pack_pairs16); the rest (odd kw*cin, pair tails) takes the scalar loop.
+  const int8_t zeros[16] = {};
   parallel_for(cbn, threads, [&](int64_t c0, int64_t c1) {
     for (int64_t cb = c0; cb < c1; ++cb) {
       const int64_t no = std::min<int64_t>(16, g.cout - cb * 16);
-      int16_t* dst = wpack.data() + cb * k2n * 32;
+      int16_t* dst = wpack + cb * k2n * 32;
+      int64_t q0 = 0;  // pairs done by the vector path
+      if (seg % 2 == 0) {
+        const int8_t* rows[16];
+        for (int64_t o = 0; o < 16; ++o) rows[o] = o < no ? a.w + (cb * 16 + o) * g.kh * seg : nullptr;
+        for (; q0 + 8 <= k2n; q0 += 8) pack_pairs16(rows, zeros, q0, dst + q0 * 32);
+      }
+      dst += q0 * 32;
       for (int i = 0; i < g.kh; ++i)
-        for (int64_t t = 0; t < s2; ++t, dst += 32) {
+        for (int64_t t = 0; t < s2; ++t) {
+          if (i * s2 + t < q0) continue;
+          dst += 32;
+          int16_t* d = dst - 32;
           const bool odd_tail = 2 * t + 1 >= seg;  // the pair's second slot is padding
           const int8_t* src = a.w + (cb * 16 * g.kh + i) * seg + 2 * t;
           for (int64_t o = 0; o < no; ++o, src += g.kh * seg) {
-            dst[2 * o] = src[0];
-            dst[2 * o + 1] = odd_tail ? int16_t{0} : int16_t{src[1]};
+            d[2 * o] = src[0];
+            d[2 * o + 1] = odd_tail ? int16_t{0} : int16_t{src[1]};
           }
+          std::fill(d + 2 * no, d + 32, int16_t{0});  // channels past cout
         }
     }
   });
@@ -421,11 +487,11 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
-      const int16_t* row = img.data() + (n * hp + oy * g.sh) * row_stride;
+      const int16_t* row = img + (n * hp + oy * g.sh) * row_stride;
       char* orow = static_cast<char*>(a.y) + r * g.ow * c.out_px * esz;
       if (st.kind == Conv8Out::bits) std::memset(orow, 0, static_cast<size_t>(g.ow * c.out_px) * esz);
       for (int64_t cb = 0; cb < cbn; ++cb) {
-        const int16_t* wcb = wpack.data() + cb * k2n * 32;
+        const int16_t* wcb = wpack + cb * k2n * 32;
         int64_t ox = 0;
         for (int p : tiles) {
           fns[p](c, row + ox * c.ps, wcb, cb * 16, orow + ox * c.out_px * esz);
