@@ -256,7 +256,8 @@ def _fmt_time(s):
 
 def table(args):
     out = Path(args.out)
-    b = [json.loads(p.read_text()) for p in sorted(out.glob("baseline_s*.json"))]
+    b = [json.loads(p.read_text()) for p in sorted(out.glob("baseline_s*.json"))
+         if re.fullmatch(r"baseline_s\d+\.json", p.name)]
     accs = [r["test_accuracy"] for r in b]
     spread = max(accs) - min(accs) if len(accs) > 1 else float("nan")
     lines = ["Unpruned baselines: " + ", ".join(
@@ -270,6 +271,7 @@ def table(args):
         ref = d["baseline_test_accuracy"]
         control = [r for r in d["records"] if r["method"] == "none"]
         ctrl = control[0]["test_accuracy"] if control else None
+        rand = {r["target"]: r["test_accuracy"] for r in d["records"] if r["method"] == "random"}
         epochs = (f" = {bud['finetune_steps'] / bud['steps_per_epoch']:.2f} epoch"
                   if bud.get("steps_per_epoch") else "")
         ft_budget = f"{bud['finetune_steps']} steps{epochs} of batch {bud.get('batch_size', 128)}"
@@ -279,16 +281,18 @@ def table(args):
                   f"(test {100 * ref:.2f}%); fine-tune {ft_budget}, Adam lr {bud['ft_lr']} cosine to 0; "
                   f"flip interval {bud['flip_steps']} steps at constant lr {bud['ft_lr']}{before}:", "",
                   "| method | target | binary ops (M) | fewer bops | size (KiB) | acc. before fine-tune (%) "
-                  "| acc. after (%) | vs baseline | vs control | within noise | wall | CPU |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| acc. after (%) | vs baseline | vs control | vs random | within noise | wall | CPU |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in d["records"]:
             delta = r["test_accuracy"] - ref
             ok = "n/a" if spread != spread else ("yes" if delta >= -spread else "no")
             vs = "" if ctrl is None else f"{100 * (r['test_accuracy'] - ctrl):+.2f}"
             sz = f"{r['size_bytes'] / 1024:.1f}" if "size_bytes" in r else "-"
+            vr = (f"{100 * (r['test_accuracy'] - rand[r['target']]):+.2f}"
+                  if r["target"] in rand and r["method"] not in ("none", "random") else "")
             lines.append(f"| {r['method']} | {r['target']:.0%} | {r['bops'] / 1e6:.2f} | {r['reduction']:.1%} | {sz} | "
                          f"{100 * r['test_accuracy_before_finetune']:.2f} | {100 * r['test_accuracy']:.2f} | "
-                         f"{100 * delta:+.2f} | {vs} | {ok} | {_fmt_time(r.get('wall_seconds', r.get('seconds')))} | "
+                         f"{100 * delta:+.2f} | {vs} | {vr} | {ok} | {_fmt_time(r.get('wall_seconds', r.get('seconds')))} | "
                          f"{_fmt_time(r.get('cpu_seconds'))} |")
             if r["method"] != "none":
                 pts.append({"method": r["method"], "granularity": r["granularity"], "bops": r["bops"],
