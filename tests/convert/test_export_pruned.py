@@ -275,3 +275,20 @@ def test_summary_of_pruned_model_file(tmp_path):
     assert tp["mask_bytes"] == sum(mf.tensors[op.tensors["weight"]].nbytes for op in _masked_ops(mf)) > 0
     assert tp["pruned_ops"] == [op.name for op in _masked_ops(mf)]
     assert recs["pruned"]["bytes"] > recs["dense"]["bytes"]  # the masks cost their packed words
+
+
+def test_fully_pruned_channels_and_layer_run_exactly():
+    # a layer with every weight pruned (bound 0: y = 0, constant outputs) and a layer with four
+    # fully pruned output channels
+    m = tiny_model(0)
+    m[7].set_weight_mask(torch.zeros_like(m[7].weight))
+    keep = torch.ones_like(m[3].weight)
+    keep[:4] = 0
+    m[3].set_weight_mask(keep)
+    data = cv.to_bytes(m, input_spec=MNIST_SPEC)
+    mf = fmt.loads(data)
+    assert {o.name: o.attrs["accumulator_bound"] for o in _masked_ops(mf)} == {"3": 72, "7": 0}
+    sim = cv.simulate(mf)
+    u = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    for isa in capabilities()["supported"]:
+        engine_vs_simulation(Session(data, isa=isa), sim, u)
