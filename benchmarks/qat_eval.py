@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-binary", action="store_true", help="QAT also trains latent binary weights")
+    ap.add_argument("--distill", type=float, default=0.0, help="weight of the KL term to the float model")
     ap.add_argument("--isa", action="append", default=None, help="engine ISA(s) (default: all the CPU has)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
@@ -83,11 +84,12 @@ def main(argv=None) -> int:
     recs = [measure(model, ds, a.limit, "before", a.isa)]
     loader = make_loader(ds, "train", a.batch_size, train=True, seed=a.seed)
     t0 = time.perf_counter()
-    tuned = qat.finetune(model, loader, a.steps, mean=d.mean, std=d.std, lr=a.lr, train_binary=a.train_binary)
+    tuned = qat.finetune(model, loader, a.steps, mean=d.mean, std=d.std, lr=a.lr, train_binary=a.train_binary,
+                         distill=a.distill)
     seconds = time.perf_counter() - t0
     recs.append(measure(tuned, ds, a.limit, "after", a.isa))
     common = {"checkpoint": a.checkpoint, "steps": a.steps, "lr": a.lr, "batch_size": a.batch_size,
-              "train_binary": a.train_binary, "qat_loss_first_last_20": [float(np.mean(tuned.qat_losses[:20])),
+              "train_binary": a.train_binary, "distill": a.distill, "lr_schedule": "cosine to 0", "qat_loss_first_last_20": [float(np.mean(tuned.qat_losses[:20])),
                                                                         float(np.mean(tuned.qat_losses[-20:]))],
               "seed": a.seed, "threads": a.threads, "finetune_seconds": seconds, **machine()}
     for r in recs:

@@ -106,12 +106,12 @@ def test_export_cli_qat_steps(trained):
 
     out, ck = trained / "q.onebit", trained / "q.pt"
     r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out), "--qat-steps", "3",
-                                  "--qat-lr", "1e-4", "--qat-batch-size", "32", "--qat-checkpoint", str(ck),
+                                  "--qat-lr", "1e-4", "--qat-batch-size", "32", "--qat-distill", "1", "--qat-checkpoint", str(ck),
                                   "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert "[qat] 3 steps" in r.output
     model, ckpt = load_checkpoint(ck)
-    assert ckpt["qat"]["steps"] == 3 and len(ckpt["qat"]["losses"]) == 3
+    assert ckpt["qat"]["steps"] == 3 and len(ckpt["qat"]["losses"]) == 3 and ckpt["qat"]["distill"] == 1.0
     images, _ = load("mnist", split="test")
     engine_vs_simulation(Session(out), simulate(str(out)), images[:8])
     r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out), "--qat-checkpoint", str(ck)])

@@ -23,13 +23,15 @@ import click
 @click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate of the QAT fine-tuning.")
 @click.option("--qat-batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--qat-distill", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of a KL term pulling the QAT model towards the float model's softmax.")
 @click.option("--qat-train-binary", is_flag=True,
               help="QAT also trains the latent binary weights (default: float parameters only).")
 @click.option("--qat-checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Also save the fine-tuned model as a checkpoint (same keys as the input, plus 'qat').")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads (QAT).")
-def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch_size, qat_train_binary,
-            qat_checkpoint, threads):
+def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch_size, qat_distill,
+            qat_train_binary, qat_checkpoint, threads):
     """Convert CHECKPOINT (from `onebit train`) to a .onebit model file (docs/format.md §7).
 
     With --qat-steps N the model is first fine-tuned for N steps so that it computes what the
@@ -49,8 +51,8 @@ def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch
         if isinstance(ds, dict):
             ds = ds.get("name")
         if qat_steps:
-            model = _qat(model, ckpt, ds, qat_steps, qat_lr, qat_batch_size, qat_train_binary, qat_checkpoint,
-                         threads)
+            model = _qat(model, ckpt, ds, qat_steps, qat_lr, qat_batch_size, qat_distill, qat_train_binary,
+                         qat_checkpoint, threads)
         elif qat_checkpoint:
             raise click.UsageError("--qat-checkpoint needs --qat-steps N (N >= 1)")
         path = export(model, output, dataset=ds)
@@ -72,7 +74,7 @@ def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch
             json.dump({"file": path, "bytes": size, "ops": stats, "totals": tot}, f, indent=1)
 
 
-def _qat(model, ckpt, ds, steps, lr, batch_size, train_binary, out, threads):
+def _qat(model, ckpt, ds, steps, lr, batch_size, distill, train_binary, out, threads):
     """Fine-tune with onebit.convert.qat on the training split of ``ds``; optionally save it."""
     import time
 
@@ -87,7 +89,7 @@ def _qat(model, ckpt, ds, steps, lr, batch_size, train_binary, out, threads):
     loader = make_loader(ds, "train", batch_size, train=True, seed=0)
     t0 = time.perf_counter()
     tuned = qat.finetune(model, loader, steps, mean=d.mean, std=d.std, lr=lr, train_binary=train_binary,
-                         log_every=max(1, steps // 5), echo=click.echo)
+                         distill=distill, log_every=max(1, steps // 5), echo=click.echo)
     losses = tuned.qat_losses
     click.echo(f"[qat] {steps} steps in {time.perf_counter() - t0:.1f} s; mean loss first/last "
                f"{min(50, steps)} steps: {sum(losses[:50]) / len(losses[:50]):.4f} / "
@@ -97,7 +99,7 @@ def _qat(model, ckpt, ds, steps, lr, batch_size, train_binary, out, threads):
 
         new = dict(ckpt, state_dict=tuned.state_dict(),
                    qat={"steps": steps, "lr": lr, "batch_size": batch_size, "train_binary": train_binary,
-                        "losses": losses})
+                        "distill": distill, "losses": losses})
         save_checkpoint(out, new)
         click.echo(f"[qat] checkpoint: {out}")
     return tuned

@@ -220,8 +220,8 @@ def _forever(loader):
 
 
 def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-4,
-             freeze_bn: bool = True, train_binary: bool = False, input_shape=None, log_every: int = 0,
-             echo=print) -> nn.Module:
+             freeze_bn: bool = True, train_binary: bool = False, distill: float = 0.0,
+             input_shape=None, log_every: int = 0, echo=print) -> nn.Module:
     """Fine-tune a copy of ``model`` for ``steps`` batches of ``loader`` through the QAT forward.
 
     ``loader`` yields ``(x, y)`` with ``x`` normalized NCHW (``onebit.data.make_loader``), re-run
@@ -232,8 +232,11 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
     latent weights move again (measured, docs/results.md); ``train_binary=True`` trains the
     latent binary weights too (clipped to [-1, 1] after every step). ``freeze_bn`` keeps
     BatchNorm on its running statistics (affine parameters still train), so the forward pass is
-    the engine's arithmetic. Returns the fine-tuned plain model (QAT layers stripped) in eval
-    mode; ``model`` is not modified.
+    the engine's arithmetic. The learning rate follows a cosine from ``lr`` to 0 over ``steps``.
+    The loss is cross-entropy on the labels plus ``distill`` times the KL divergence from the
+    float model's (``model``, eval mode) softmax to the QAT model's: ``distill > 0`` pulls the
+    engine's arithmetic towards the float model's decisions. Returns the fine-tuned plain model
+    (QAT layers stripped) in eval mode; ``model`` is not modified.
     """
     import onebit.nn
     from onebit.train.optim import make_optimizer
@@ -248,6 +251,8 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
     for p in frozen:
         p.requires_grad_(False)
     opt = make_optimizer(m, lr, 0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    teacher = copy.deepcopy(model).cpu().eval() if distill else None
     m.train()
     if freeze_bn:
         _freeze_bn(m)
@@ -255,10 +260,17 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
     batches = _forever(loader)
     for step in range(steps):
         x, y = next(batches)
-        loss = F.cross_entropy(m(x), y)
+        logits = m(x)
+        loss = F.cross_entropy(logits, y)
+        if teacher is not None:
+            with torch.no_grad():
+                target = F.log_softmax(teacher(x), dim=1)
+            loss = loss + distill * F.kl_div(F.log_softmax(logits, dim=1), target, log_target=True,
+                                             reduction="batchmean")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         onebit.nn.clip_latent_weights(m)
         losses.append(float(loss.detach()))
         if not math.isfinite(losses[-1]):
