@@ -1,6 +1,6 @@
 """QAT on a trained checkpoint: float-latent vs integer simulation vs engine, before and after.
 
-    python benchmarks/qat_eval.py runs/final/mnist_b.pt --steps 300 --lr 1e-4 --json out.json
+    python benchmarks/qat_eval.py runs/final/mnist_b.pt --steps 200 --lr 1e-5 --isa avx2 --json out.json
 
 Before and after ``onebit.convert.qat.finetune`` (``--steps`` batches of the checkpoint's
 training split, BatchNorm statistics frozen), on the whole test split: the float-latent model's
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")

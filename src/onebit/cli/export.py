@@ -20,7 +20,7 @@ import click
                    "dataset's training split through the integer simulation's arithmetic (int8 first "
                    "layer and zero point, round-half-up clip blocks, int8 shortcut weights; "
                    "BatchNorm statistics frozen), see onebit.convert.qat.")
-@click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+@click.option("--qat-lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True,
               help="Adam learning rate of the QAT fine-tuning.")
 @click.option("--qat-batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--qat-distill", type=click.FloatRange(min=0), default=0.0, show_default=True,

@@ -219,7 +219,7 @@ def _forever(loader):
         yield from loader
 
 
-def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-4,
+def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-5,
              freeze_bn: bool = True, train_binary: bool = False, distill: float = 0.0,
              input_shape=None, log_every: int = 0, echo=print) -> nn.Module:
     """Fine-tune a copy of ``model`` for ``steps`` batches of ``loader`` through the QAT forward.
