@@ -224,26 +224,25 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
              input_shape=None, log_every: int = 0, echo=print) -> nn.Module:
     """Fine-tune a copy of ``model`` for ``steps`` batches of ``loader`` through the QAT forward.
 
-    ``loader`` yields ``(x, y)`` with ``x`` normalized NCHW (``onebit.data.make_loader``), re-run
-    epoch after epoch if shorter than ``steps``. Adam at ``lr`` with the training recipe's parameter groups
-    (:func:`onebit.train.optim.make_optimizer`, no weight decay). Only the float parameters
+    ``loader`` yields ``(x, y)`` with ``x`` normalized NCHW (``onebit.data.make_loader``),
+    re-run epoch after epoch if shorter than ``steps``. Adam at ``lr`` with the training
+    recipe's parameter groups (:func:`onebit.train.optim.make_optimizer`, no weight decay),
+    the learning rate on a cosine from ``lr`` to 0 over ``steps``. Only the float parameters
     train by default (first and int8 convs, BatchNorm affine, clip values, the classifier): the
     rounding QAT compensates is theirs, and a converged binary network loses accuracy when its
     latent weights move again (measured, docs/results.md); ``train_binary=True`` trains the
     latent binary weights too (clipped to [-1, 1] after every step). ``freeze_bn`` keeps
     BatchNorm on its running statistics (affine parameters still train), so the forward pass is
-    the engine's arithmetic. The learning rate follows a cosine from ``lr`` to 0 over ``steps``.
-    The loss is cross-entropy on the labels plus ``distill`` times the KL divergence from the
+    the engine's arithmetic. The loss is cross-entropy on the labels plus ``distill`` times the KL divergence from the
     float model's (``model``, eval mode) softmax to the QAT model's: ``distill > 0`` pulls the
     engine's arithmetic towards the float model's decisions. Returns the fine-tuned plain model
     (QAT layers stripped) in eval mode; ``model`` is not modified.
     """
     import onebit.nn
-    from onebit.train.optim import make_optimizer
+    from onebit.train.optim import binary_layer_types, make_optimizer
 
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    from onebit.train.optim import binary_layer_types
 
     m = prepare(copy.deepcopy(model).cpu(), mean, std, input_shape or getattr(model, "input_shape", None))
     frozen = [] if train_binary else [mod.weight for mod in m.modules()
@@ -251,7 +250,8 @@ def finetune(model: nn.Module, loader, steps: int, *, mean, std, lr: float = 1e-
     for p in frozen:
         p.requires_grad_(False)
     opt = make_optimizer(m, lr, 0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
     teacher = copy.deepcopy(model).cpu().eval() if distill else None
     m.train()
     if freeze_bn:
