@@ -283,7 +283,8 @@ def table(args):
                   "| method | target | binary ops (M) | fewer bops | size (KiB) | acc. before fine-tune (%) "
                   "| acc. after (%) | vs baseline | vs control | vs random | within noise | wall | CPU |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in d["records"]:
+        order = list(dict.fromkeys(r["method"] for r in d["records"]))
+        for r in sorted(d["records"], key=lambda r: (order.index(r["method"]), r["target"])):
             delta = r["test_accuracy"] - ref
             ok = "n/a" if spread != spread else ("yes" if delta >= -spread else "no")
             vs = "" if ctrl is None else f"{100 * (r['test_accuracy'] - ctrl):+.2f}"
