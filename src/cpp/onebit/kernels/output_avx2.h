@@ -45,6 +45,8 @@ struct StagePrep {
   // (see write_stage_avx2); int8: M, B + 2^(S-1)
   LocalArray<int32_t> d, u, m, b;
   bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
+  bool int8_f64 = false;  // else: |y*M| + |B + 2^(S-1)| < 2^53, exact in float64 lanes
+  LocalArray<double> md, bd;            // int8 (float64 path): M and B + 2^(S-1) as doubles
   LocalArray<float> scale, bias;
 };
 
@@ -78,6 +80,19 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
       p.b[c] = static_cast<int32_t>(b + round > std::numeric_limits<int32_t>::max() ? 0 : b + round);
     }
     p.int8_fast = worst <= std::numeric_limits<int32_t>::max();
+    // Otherwise (a converter that keeps ~27-bit multipliers, e.g. BNN-Clip blocks) the exact
+    // formula in float64 lanes: y*M and the sum with B + 2^(S-1) are integers below 2^53, so
+    // every step is exact, v * 2^-S is an exact power-of-two scaling and floor() is the
+    // arithmetic shift. worst <= K*2^31 + 2^31 + 2^30 < 2^63 for K < 2^31 (no int64 overflow).
+    if (!p.int8_fast && worst < (int64_t{1} << 53)) {
+      p.int8_f64 = true;
+      p.md.assign(n, 0.0);
+      p.bd.assign(n, 0.0);
+      for (int64_t c = 0; c < cout; ++c) {
+        p.md[c] = static_cast<double>(st.multiplier[c]);
+        p.bd[c] = static_cast<double>(static_cast<int64_t>(st.bias[c]) + round);
+      }
+    }
   } else if (st.kind == OutputKind::float32) {
     p.scale.assign(n, 0.f);
     p.bias.assign(n, 0.f);
@@ -93,7 +108,7 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
 inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const int32_t* dots,
                              int64_t ld, int64_t npix, int64_t pix0, int64_t c0, int64_t c1,
                              int64_t cout, void* out) {
-  if (st.kind == OutputKind::int8 && !sp.int8_fast) {
+  if (st.kind == OutputKind::int8 && !sp.int8_fast && !sp.int8_f64) {
     write_stage_scalar(st, dots, ld, npix, pix0, c0, c1, cout, out);
     return;
   }
@@ -136,6 +151,21 @@ inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const i
         const __m128i sh = _mm_cvtsi32_si128(st.shift);
         const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
         int64_t c = c0;
+        if (sp.int8_f64) {
+          const __m256d inv = _mm256_set1_pd(1.0 / static_cast<double>(int64_t{1} << st.shift));
+          const __m256d dlo = _mm256_set1_pd(-127.0), dhi = _mm256_set1_pd(127.0);
+          auto half = [&](__m128i y4, int64_t cc) __attribute__((always_inline)) {
+            const __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(y4), _mm256_loadu_pd(sp.md.data() + cc)),
+                                            _mm256_loadu_pd(sp.bd.data() + cc));
+            const __m256d q = _mm256_floor_pd(_mm256_mul_pd(v, inv));
+            return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(q, dlo), dhi));
+          };
+          for (; c < vec_end; c += 8) {
+            const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+            const __m128i p16 = _mm_packs_epi32(half(_mm256_castsi256_si128(yv), c), half(_mm256_extracti128_si256(yv, 1), c + 4));
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
+          }
+        }
         for (; c < vec_end; c += 8) {
           const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
           const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.m.data() + c));
