@@ -55,26 +55,7 @@ def profile(path: str, threads: int, isa: str | None, rounds: int, batch: int, s
     """(per-op rows, whole-run min/median ms) for one model file."""
     s = Session(path, threads=threads, isa=isa)
     x = np.random.default_rng(seed).integers(0, 256, (batch,) + tuple(s.input_shape), dtype=np.uint8)
-    u = s.to_uint8(x)
-    bufs = s._buffers(batch)
-    for _ in range(3):
-        s._execute(u)
-    ops = list(zip(s.model.ops, s._steps))
-    times = {op.name: [] for op, _ in ops}
-    for _ in range(rounds):  # the loop of Session.profile, keeping every sample
-        env = {s.model.input_name: u}
-        for op, step in ops:
-            xin = env[op.inputs[0]]
-            t0 = time.perf_counter()
-            if op.type == "flatten":
-                env[op.output] = xin.reshape(batch, -1)
-            elif op.type == "add":
-                step(xin, env[op.inputs[1]], bufs[op.output])
-                env[op.output] = bufs[op.output]
-            else:
-                step(xin, bufs[op.output])
-                env[op.output] = bufs[op.output]
-            times[op.name].append((time.perf_counter() - t0) * 1e3)
+    times = s.op_times(x, rounds, warmup=3)
     whole = []
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -82,7 +63,7 @@ def profile(path: str, threads: int, isa: str | None, rounds: int, batch: int, s
         whole.append((time.perf_counter() - t0) * 1e3)
     rows = [{"op": op.name, "type": op.type, "output": s.model.values[op.output].kind,
              "min_ms": min(times[op.name]), "median_ms": statistics.median(times[op.name]),
-             "bit_macs": bit_macs(s.model, op, batch)} for op, _ in ops]
+             "bit_macs": bit_macs(s.model, op, batch)} for op in s.model.ops]
     return rows, (min(whole), statistics.median(whole)), s.isa
 
 

@@ -96,12 +96,21 @@ class Session:
     def profile(self, x, repeats: int = 20) -> list[dict]:
         """Median milliseconds of each op on input ``x`` (buffers reused as in :meth:`run`)."""
         import statistics
+
+        times = self.op_times(x, repeats)
+        return [{"op": op.name, "type": op.type, "output": self.model.values[op.output].kind,
+                 "median_ms": statistics.median(times[op.name])} for op in self.model.ops]
+
+    def op_times(self, x, repeats: int = 20, warmup: int = 1) -> dict[str, list[float]]:
+        """Every sample: ``{op name: [ms per round]}``; each round runs the ops once in graph
+        order (the caches hold what the previous op left, as in :meth:`run`)."""
         import time
 
         u = self.to_uint8(x)
         n = u.shape[0]
         bufs = self._buffers(n)
-        self._execute(u)
+        for _ in range(warmup):
+            self._execute(u)
         times = {op.name: [] for op in self.model.ops}
         for _ in range(repeats):
             env = {self.model.input_name: u}
@@ -117,8 +126,7 @@ class Session:
                     step(xin, bufs[op.output])
                     env[op.output] = bufs[op.output]
                 times[op.name].append((time.perf_counter() - t0) * 1e3)
-        return [{"op": op.name, "type": op.type, "output": self.model.values[op.output].kind,
-                 "median_ms": statistics.median(times[op.name])} for op in self.model.ops]
+        return times
 
     def to_uint8(self, x) -> np.ndarray:
         """Validate the input and return the uint8 NHWC batch the engine reads."""

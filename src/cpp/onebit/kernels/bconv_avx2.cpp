@@ -445,9 +445,7 @@ void bconv_avx2(const BConvArgs& a, int threads) {
   }
   Ctx c{nullptr, wt, reinterpret_cast<const int32_t*>(wt + wwords), s, W64, s.w + 2 * s.pad, s.out_h(), s.out_w(), 0, 0};
   // Interior columns [in0, in1): every kw in bounds.
-  c.in0 = std::min((s.pad + s.stride - 1) / s.stride, c.OW);
-  c.in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
-  c.in1 = std::max(c.in0, std::min(c.in1, c.OW));
+  interior_columns(s, c.in0, c.in1);
   // Split + zero-pad the input: [N][H][WP][W64][lo, hi].
   const int64_t rows_in = s.n * s.h, rw = c.WP * W64 * 2, lp = s.pad * W64 * 2;
   uint64_t* xs = xbuf.get(static_cast<size_t>(rows_in * rw));

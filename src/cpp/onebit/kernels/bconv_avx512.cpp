@@ -77,10 +77,8 @@ void conv_row(const Geo& g, const BConvShape& s, int64_t oh, int64_t c0, int64_t
   const int64_t OW = s.out_w();
   int64_t kh0, kh1;
   tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
-  int64_t in0 = (s.pad + s.stride - 1) / s.stride;
-  int64_t in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
-  in0 = std::min(in0, OW);
-  in1 = std::max(in0, std::min(in1, OW));
+  int64_t in0, in1;
+  interior_columns(s, in0, in1);
   for (int64_t cb = c0; cb < c1; cb += kCB) {
     const uint64_t* wblk = g.wt + (cb / kCB) * s.kh * s.kw * g.W64 * kCB;
     int32_t* d = dots + (cb - c0);

@@ -41,6 +41,15 @@ inline void tap_range(int64_t o, int64_t stride, int64_t pad, int64_t ksize, int
   if (k1 < k0) k1 = k0;
 }
 
+// Interior output columns [in0, in1) of a row: every kw tap in bounds (tiles there need no
+// edge handling); in0 <= in1 <= OW.
+inline void interior_columns(const BConvShape& s, int64_t& in0, int64_t& in1) {
+  const int64_t OW = s.out_w();
+  in0 = std::min((s.pad + s.stride - 1) / s.stride, OW);
+  in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
+  in1 = std::max(in0, std::min(in1, OW));
+}
+
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 }  // namespace

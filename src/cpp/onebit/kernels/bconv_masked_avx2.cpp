@@ -255,10 +255,8 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   int64_t kh0, kh1;
   tap_range(oh, s.stride, s.pad, s.kh, s.h, kh0, kh1);
   // Interior columns [in0, in1): every kw in bounds (tiles there skip the edge logic).
-  int64_t in0 = (s.pad + s.stride - 1) / s.stride;
-  int64_t in1 = s.w + s.pad - s.kw >= 0 ? (s.w + s.pad - s.kw) / s.stride + 1 : 0;
-  in0 = std::min(in0, OW);
-  in1 = std::max(in0, std::min(in1, OW));
+  int64_t in0, in1;
+  interior_columns(s, in0, in1);
   const PreparedWeights& pw = *g.pw;
   for (int64_t cb = c0; cb < c1;) {  // groups never straddle c0 (a multiple of 64 channels)
     const int64_t grp = pw.block_group[cb / kCB], nb = pw.groups[2 * grp + 1];
