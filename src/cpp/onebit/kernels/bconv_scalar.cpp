@@ -4,6 +4,13 @@
 // Accumulator: a tap contributes Cin - 2*popcount(x XOR w) in [-Cin, Cin]; running sums over
 // taps stay in [-T*Cin, T*Cin] with T <= KH*KW, so an int16 accumulator is exact whenever
 // K = KH*KW*Cin <= 32767 and int32 is used otherwise (the choice is made from K).
+//
+// Masked (pruned) layers, the spec of the AVX2 masked kernel: weights are ternary, mask bit 0 =
+// pruned weight (value 0), bit 1 = kept weight (+1 / -1 from the weight bit). A tap contributes
+//   kept(tap) - 2 * popcount((x XOR w) AND m)      in [-kept(tap), kept(tap)],
+// kept(tap) = popcount of the tap's mask words (channel padding bits are 0), and only in-bounds
+// taps count (TRUE-ZERO padding). |partial sums| <= kept weights <= K, so the same accumulator
+// choice stays exact.
 #include <vector>
 
 #include "onebit/kernels/bconv_common.h"
@@ -12,7 +19,7 @@
 namespace onebit::kernels {
 namespace {
 
-template <typename Acc>
+template <bool Masked, typename Acc>
 void conv_row(const BConvArgs& a, int64_t n, int64_t oh, int64_t c0, int64_t c1, int32_t* dots) {
   const BConvShape& s = a.s;
   const int64_t W64 = s.words(), OW = s.out_w(), ld = c1 - c0;
@@ -28,10 +35,20 @@ void conv_row(const BConvArgs& a, int64_t n, int64_t oh, int64_t c0, int64_t c1,
         for (int64_t kw = kw0; kw < kw1; ++kw) {
           const int64_t iw = ow * s.stride - s.pad + kw;
           const uint64_t* xp = a.x + ((n * s.h + ih) * s.w + iw) * W64;
-          const uint64_t* wp = a.w + ((co * s.kh + kh) * s.kw + kw) * W64;
-          int32_t pc = 0;
-          for (int64_t wd = 0; wd < W64; ++wd) pc += __builtin_popcountll(xp[wd] ^ wp[wd]);
-          acc = static_cast<Acc>(acc + static_cast<Acc>(s.cin - 2 * pc));
+          const int64_t wo = ((co * s.kh + kh) * s.kw + kw) * W64;
+          const uint64_t* wp = a.w + wo;
+          int32_t pc = 0, kept = static_cast<int32_t>(s.cin);
+          if constexpr (Masked) {
+            const uint64_t* mp = a.weight_mask + wo;
+            kept = 0;
+            for (int64_t wd = 0; wd < W64; ++wd) {
+              pc += __builtin_popcountll((xp[wd] ^ wp[wd]) & mp[wd]);
+              kept += __builtin_popcountll(mp[wd]);
+            }
+          } else {
+            for (int64_t wd = 0; wd < W64; ++wd) pc += __builtin_popcountll(xp[wd] ^ wp[wd]);
+          }
+          acc = static_cast<Acc>(acc + static_cast<Acc>(kept - 2 * pc));
         }
       }
       dots[ow * ld + (co - c0)] = acc;
@@ -39,9 +56,8 @@ void conv_row(const BConvArgs& a, int64_t n, int64_t oh, int64_t c0, int64_t c1,
   }
 }
 
-}  // namespace
-
-void bconv_scalar(const BConvArgs& a, int threads) {
+template <bool Masked>
+void run(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w();
@@ -53,13 +69,19 @@ void bconv_scalar(const BConvArgs& a, int threads) {
       const int64_t n = row / OH, oh = row % OH;
       const int64_t c0 = ci * split.chunk, c1 = std::min(s.cout, c0 + split.chunk);
       if (narrow)
-        conv_row<int16_t>(a, n, oh, c0, c1, dots.data());
+        conv_row<Masked, int16_t>(a, n, oh, c0, c1, dots.data());
       else
-        conv_row<int32_t>(a, n, oh, c0, c1, dots.data());
+        conv_row<Masked, int32_t>(a, n, oh, c0, c1, dots.data());
       write_stage_scalar(a.stage, dots.data(), c1 - c0, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }
+
+}  // namespace
+
+void bconv_scalar(const BConvArgs& a, int threads) { run<false>(a, threads); }
+
+void bconv_masked_scalar(const BConvArgs& a, int threads) { run<true>(a, threads); }
 
 uint64_t popcount_loop_scalar(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
   uint64_t total = 0;
