@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _records import REPO_ROOT, machine, write_json  # noqa: E402
 
-from onebit.cli.bench import (PIPELINES, REFERENCE_LAYERS, TABLE_COLUMNS, layer_workload,  # noqa: E402
-                              measure_layer, parse_layer, peak_bitmacs_per_s)
+from onebit.cli.bench import (PIPELINES, REFERENCE_LAYERS, TABLE_COLUMNS,  # noqa: E402
+                              measure_layers, parse_layer, peak_bitmacs_per_s)
 from onebit.runtime import kernels  # noqa: E402
 from onebit.runtime.engine import engine  # noqa: E402
 from onebit.table import format_table  # noqa: E402
@@ -125,17 +125,9 @@ def main(argv=None) -> int:
             extra = f"   (classic pshufb LUT {lut:.0f}, scalar POPCNT {pc:.0f})"
         print(f"peak XOR+popcount, 1 thread, {isa}: {peak_bitmacs_per_s(isa) / 1e9:.0f} G bit-MACs/s{extra}")
 
-    records = []
-    for spec in specs:
-        work = layer_workload(spec)
-        for isa in isas:
-            for t in threads:
-                for p in pipelines:
-                    for prepared in ((True, False) if args.unprepared else (True,)):
-                        records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=args.repeats,
-                                                     warmup=20, work=work, commit=m["commit"], cpu=m["cpu"],
-                                                     prepared=prepared))
-                        print(".", end="", file=sys.stderr, flush=True)
+    records = measure_layers(specs, isas, threads, pipelines, repeats=args.repeats, warmup=20,
+                             prepared=(True, False) if args.unprepared else (True,), commit=m["commit"],
+                             cpu=m["cpu"], progress=lambda: print(".", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
     print(format_table(records, TABLE_COLUMNS))
 

@@ -191,6 +191,25 @@ def measure_layer(spec: LayerSpec, *, isa: str, threads: int, pipeline: str, rep
     }
 
 
+def measure_layers(specs, isas, threads, pipelines, *, repeats: int, warmup: int, prepared=(True,),
+                   commit: str | None = None, cpu: str | None = None, progress=None) -> list[dict]:
+    """:func:`measure_layer` over every (layer, ISA, threads, pipeline, prepared) combination,
+    in that nesting order; ``progress()`` is called after each record."""
+    records = []
+    for spec in specs:
+        work = layer_workload(spec)
+        for isa in isas:
+            for t in threads:
+                for p in pipelines:
+                    for prep in prepared:
+                        records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=repeats,
+                                                     warmup=warmup, work=work, commit=commit, cpu=cpu,
+                                                     prepared=prep))
+                        if progress is not None:
+                            progress()
+    return records
+
+
 TABLE_COLUMNS = ["layer", "kernel", "stride", "engine", "isa", "threads", "pipeline", "weights", "median_ms",
                  "min_ms", "gbitmacs_per_s", "peak_fraction"]
 
@@ -271,15 +290,8 @@ def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch,
         pipe_list = _split(pipelines, PIPELINES, "pipeline")
         commit, cpu = git_commit(), cpu_model()
         click.echo(f"cpu: {cpu}   commit: {commit}   supported ISAs: {', '.join(supported)}", err=True)
-        records = []
-        for spec in specs:
-            work = layer_workload(spec)
-            for isa in isa_list:
-                for t in thread_list:
-                    for p in pipe_list:
-                        records.append(measure_layer(spec, isa=isa, threads=t, pipeline=p, repeats=repeats,
-                                                     warmup=max(2, repeats // 10), work=work, commit=commit,
-                                                     cpu=cpu, prepared=not unprepared))
+        records = measure_layers(specs, isa_list, thread_list, pipe_list, repeats=repeats,
+                                 warmup=max(2, repeats // 10), prepared=(not unprepared,), commit=commit, cpu=cpu)
     click.echo(format_table(records, [c for c in TABLE_COLUMNS if any(c in r for r in records)]))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
