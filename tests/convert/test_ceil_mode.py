@@ -22,12 +22,8 @@ from onebit.runtime.graph import conv_out
 ISAS = capabilities()["supported"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: torch's thread pool only adds latency
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # (k, s, p, h, w) with padding up to k // 2 where ceil_mode adds a window on at least one axis
 GRID = [(k, s, p, h, w) for k, s, p, h, w in itertools.product((2, 3, 4), (2, 3), (0, 1), (3, 5, 7), (4, 6))
         if 2 * p <= k and h + 2 * p >= k and w + 2 * p >= k

@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = os.environ.get("ONEBIT_DATA") or str(REPO.parent / "shared" / "datasets")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _masked_ops(mf):

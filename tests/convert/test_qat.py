@@ -18,12 +18,7 @@ from onebit.runtime import Session
 MEAN, STD = MNIST_SPEC["mean"], MNIST_SPEC["std"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(n=32, seed=0):

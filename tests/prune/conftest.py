@@ -71,12 +71,9 @@ def toy():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(one_torch_thread):
     # the machine is shared: one intra-op thread keeps these tiny models fast and predictable
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
-    torch.set_num_threads(n)
 
 
 _SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"

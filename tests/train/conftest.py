@@ -18,13 +18,8 @@ def _data_root():
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # determinism and a fair share of the 2-core machine
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_torch_thread):
+    yield  # determinism and a fair share of the 2-core machine
 
 
 @pytest.fixture(scope="session")
