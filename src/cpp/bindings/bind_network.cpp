@@ -197,42 +197,30 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
     nb::arg("direction") = nb::none(), nb::arg("multiplier") = nb::none(),         \
     nb::arg("bias") = nb::none(), nb::arg("shift") = nb::none(), nb::arg("scale") = nb::none()
 
+// One max-pool binding per element type: checks (pool_common), ISA/threads, the kernel.
+template <typename T, void (*Kernel)(const T*, T*, const onebit::PoolGeom&, onebit::Isa, int)>
+void def_maxpool(nb::module_& m, const char* name, const char* doc) {
+  m.def(name, [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw, bool ceil_mode,
+                 std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::PoolGeom g;
+    pool_common<T>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    Kernel(static_cast<const T*>(x.data()), static_cast<T*>(out.data()), g, is, th);
+  }, POOL_ARGS, POOL_ISA_ARGS, doc);
+}
+
 }  // namespace
 
 void bind_network(nb::module_& m) {
-  m.def("maxpool2d_bits", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                             bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
-    onebit::PoolGeom g;
-    pool_common<uint64_t>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
-    auto is = pick_isa(isa);
-    int th = pick_threads(threads);
-    nb::gil_scoped_release rel;
-    onebit::maxpool_bits(static_cast<const uint64_t*>(x.data()), static_cast<uint64_t*>(out.data()),
-                         g, is, th);
-  }, POOL_ARGS, POOL_ISA_ARGS,
-  "Max pooling of packed bits (N,H,W,W64) uint64 into `out` (N,OH,OW,W64): bitwise AND.");
-
-  m.def("maxpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                             bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
-    onebit::PoolGeom g;
-    pool_common<int8_t>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
-    auto is = pick_isa(isa);
-    int th = pick_threads(threads);
-    nb::gil_scoped_release rel;
-    onebit::maxpool_int8(static_cast<const int8_t*>(x.data()), static_cast<int8_t*>(out.data()),
-                         g, is, th);
-  }, POOL_ARGS, POOL_ISA_ARGS, "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
-
-  m.def("maxpool2d_float", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
-                              bool ceil_mode, std::optional<std::string> isa, std::optional<int> threads) {
-    onebit::PoolGeom g;
-    pool_common<float>(x, out, kh, kw, sh, sw, ph, pw, ceil_mode, g);
-    auto is = pick_isa(isa);
-    int th = pick_threads(threads);
-    nb::gil_scoped_release rel;
-    onebit::maxpool_f32(static_cast<const float*>(x.data()), static_cast<float*>(out.data()), g,
-                        is, th);
-  }, POOL_ARGS, POOL_ISA_ARGS, "Max pooling of float32 NHWC into `out`; padding taps are ignored.");
+  def_maxpool<uint64_t, onebit::maxpool_bits>(
+      m, "maxpool2d_bits",
+      "Max pooling of packed bits (N,H,W,W64) uint64 into `out` (N,OH,OW,W64): bitwise AND.");
+  def_maxpool<int8_t, onebit::maxpool_int8>(m, "maxpool2d_int8",
+                                            "Max pooling of int8 NHWC into `out`; padding taps are ignored.");
+  def_maxpool<float, onebit::maxpool_f32>(m, "maxpool2d_float",
+                                          "Max pooling of float32 NHWC into `out`; padding taps are ignored.");
 
   m.def("avgpool2d_int8", [](const In& x, Out out, int kh, int kw, int sh, int sw, int ph, int pw,
                              bool count_include_pad, bool ceil_mode, std::optional<std::string> isa,
