@@ -7,57 +7,41 @@
 
 namespace onebit::kernels {
 
-void maxpool_bits_scalar(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0,
-                         int64_t r1) {
+namespace {
+
+// One max-pool walk: every output starts at `init` and folds its in-bounds taps with `fold`.
+template <typename T, typename Fold>
+void maxpool_rows(const T* x, T* y, const PoolGeom& g, int64_t r0, int64_t r1, T init, Fold fold) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / g.oh, oy = r % g.oh;
     for (int64_t ox = 0; ox < g.ow; ++ox) {
       const Window win = pool_window(g, oy, ox);
-      uint64_t* out = y + (r * g.ow + ox) * g.c;
-      for (int64_t k = 0; k < g.c; ++k) out[k] = ~uint64_t{0};
-      // max(+-1) = -1 only if all taps are -1: AND of the bits (bit 1 = -1).
+      T* out = y + (r * g.ow + ox) * g.c;
+      for (int64_t k = 0; k < g.c; ++k) out[k] = init;
       for (int i = win.i0; i < win.i1; ++i)
         for (int j = win.j0; j < win.j1; ++j) {
-          const uint64_t* in =
-              x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
-          for (int64_t k = 0; k < g.c; ++k) out[k] &= in[k];
+          const T* in = x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
+          for (int64_t k = 0; k < g.c; ++k) out[k] = fold(out[k], in[k]);
         }
     }
   }
+}
+
+}  // namespace
+
+void maxpool_bits_scalar(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0,
+                         int64_t r1) {
+  // max(+-1) = -1 only if all taps are -1: AND of the bits (bit 1 = -1).
+  maxpool_rows<uint64_t>(x, y, g, r0, r1, ~uint64_t{0}, [](uint64_t a, uint64_t b) { return a & b; });
 }
 
 void maxpool_int8_scalar(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.oh, oy = r % g.oh;
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const Window win = pool_window(g, oy, ox);
-      int8_t* out = y + (r * g.ow + ox) * g.c;
-      for (int64_t k = 0; k < g.c; ++k) out[k] = -128;
-      for (int i = win.i0; i < win.i1; ++i)
-        for (int j = win.j0; j < win.j1; ++j) {
-          const int8_t* in =
-              x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
-          for (int64_t k = 0; k < g.c; ++k) out[k] = std::max(out[k], in[k]);
-        }
-    }
-  }
+  maxpool_rows<int8_t>(x, y, g, r0, r1, int8_t{-128}, [](int8_t a, int8_t b) { return std::max(a, b); });
 }
 
 void maxpool_f32_scalar(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.oh, oy = r % g.oh;
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const Window win = pool_window(g, oy, ox);
-      float* out = y + (r * g.ow + ox) * g.c;
-      for (int64_t k = 0; k < g.c; ++k) out[k] = -std::numeric_limits<float>::infinity();
-      for (int i = win.i0; i < win.i1; ++i)
-        for (int j = win.j0; j < win.j1; ++j) {
-          const float* in =
-              x + ((n * g.h + oy * g.sh - g.ph + i) * g.w + ox * g.sw - g.pw + j) * g.c;
-          for (int64_t k = 0; k < g.c; ++k) out[k] = out[k] > in[k] ? out[k] : in[k];  // vmaxps
-        }
-    }
-  }
+  maxpool_rows<float>(x, y, g, r0, r1, -std::numeric_limits<float>::infinity(),
+                      [](float a, float b) { return a > b ? a : b; });  // the vmaxps rule
 }
 
 void avgpool_int8_scalar(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, int64_t r0,
