@@ -17,11 +17,25 @@ validation tail of the training split and the greedy allocator; ``latent-sens-dp
 curves, dynamic-programming allocator), ``flip`` (flip counts over a
 short training interval; frequently flipping weights pruned first, per-layer ratio proportional
 to the fraction of insensitive weights: Li & Ren 2020), ``flip-rare`` (the same counts and
-allocation, rarely flipping weights pruned first), ``random`` (uniform ratio). Every record holds
+allocation, rarely flipping weights pruned first), ``random`` (uniform ratio),
+``latent-gradual`` (|w|, uniform ratio, pruned during the fine-tune on the cubic ramp of Zhu &
+Gupta from step 0 to --gradual-end of the steps, 10 pruning events, instead of in one shot
+before it; "acc. before fine-tune" is then the unpruned model's). Every record holds
 the budget, seed, test accuracy before/after fine-tuning, binary ops, packed model size
 (``onebit.summary``), wall and CPU seconds. The validation tail (last --val-size training
 images) is never fine-tuned on; accuracies are on the whole test split. One torch thread.
 ``--tag`` keeps several budgets side by side (``grid_<granularity>_<tag>.json``).
+
+Seeds: ``--ft-seed S`` (default 1, the loader seed of the first studies) repeats a point with
+another fine-tune data order and augmentation (and flip-counting interval, and random mask:
+``random`` uses mask seed ``--seed + S - 1``); records keep their ``ft_seed`` and a grid file
+holds several seeds side by side (``--append``). The table shows, per (method, target), the
+mean over fine-tune seeds with its spread (max - min), "within noise" (mean >= seed-0 baseline
+- baseline seed spread) and "beats random" (yes: every seed of the method above every seed of
+``random`` at the same target, with >= 2 seeds of each; no: every seed below; overlap:
+otherwise). A grid file without a ``none`` record takes the control of another grid file in
+the same directory with the same baseline seed, fine-tune steps, lr and tag (the control does
+not depend on the granularity).
 """
 from __future__ import annotations
 
@@ -40,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("none", "latent", "latent-sens", "latent-sens-dp", "flip", "flip-rare", "random")
+METHODS = ("none", "latent", "latent-sens", "latent-sens-dp", "latent-gradual", "flip", "flip-rare", "random")
 
 
 def _env():
@@ -146,7 +160,7 @@ def grid(args):
     n_train = len(load(dataset, "train", size=size)[1])
     sweep_stop = None if args.sweep_size >= args.val_size else n_train - args.val_size + args.sweep_size
     val = ft._loader(dataset, "train", 500, start=n_train - args.val_size, stop=sweep_stop, size=size)
-    train = ft.train_loader(dataset, args.val_size, batch, seed=1, size=size)
+    train = ft.train_loader(dataset, args.val_size, batch, seed=args.ft_seed, size=size)
     steps = args.finetune_steps if args.finetune_steps is not None else int(round(args.finetune_epochs * len(train)))
     g = args.granularity
     path = out / (f"grid_{g}_{args.tag}.json" if args.tag else f"grid_{g}.json")
@@ -154,7 +168,7 @@ def grid(args):
     if args.append and path.exists():
         # continue an interrupted grid: keep its finished runs (same checkpoint and budget)
         records = json.loads(path.read_text())["records"]
-    done = {(r["method"], r["target"]) for r in records}
+    done = {(r["method"], r["target"], r.get("ft_seed", 1)) for r in records}
     base_json = out / f"baseline_s{args.seed}.json"
     known = json.loads(base_json.read_text()) if base_json.exists() else {}
     # the baseline phase evaluated the same checkpoint on the whole test split already
@@ -183,7 +197,7 @@ def grid(args):
         rec = {"method": method, "granularity": g, "target": target, "bops": bops, "dense_bops": dense,
                "reduction": 1 - bops / dense, "size_bytes": model_size(model),
                "test_accuracy_before_finetune": acc0, "test_accuracy": acc, "finetune_steps": st["steps"],
-               "finetune_epochs": st["steps"] / len(train), "seed": args.seed,
+               "finetune_epochs": st["steps"] / len(train), "seed": args.seed, "ft_seed": args.ft_seed,
                "ratios": pruner.achieved if pruner is not None else {},
                "live_binary_weights": sum(int(m.weight_mask.sum()) if m.weight_mask is not None
                                           else m.weight.numel() for _, m in binary_layers(model)),
@@ -209,10 +223,10 @@ def grid(args):
 
     for method in args.methods:
         if method == "none":
-            if ("none", 0.0) not in done:
+            if ("none", 0.0, args.ft_seed) not in done:
                 run("none", 0.0, copy.deepcopy(base), None)
             continue
-        todo = [t for t in args.targets if (method, t) not in done]
+        todo = [t for t in args.targets if (method, t, args.ft_seed) not in done]
         if not todo:
             continue
         source, counter, curves, extra = base, None, None, {}
@@ -237,8 +251,14 @@ def grid(args):
                 fc.load_state_dict(counter.state_dict())
 
             def make(m, method=method, target=target, fc=fc):
-                score = {"latent-sens": "latent", "latent-sens-dp": "latent", "flip-rare": "flip"}.get(method, method)
-                p = Pruner(m, score, g, target, flip_counter=fc, seed=args.seed,
+                score = {"latent-sens": "latent", "latent-sens-dp": "latent", "flip-rare": "flip",
+                         "latent-gradual": "latent"}.get(method, method)
+                if method == "latent-gradual":
+                    # pruned inside the fine-tune: cubic ramp to the target, then recovery
+                    end = max(2, int(round(args.gradual_end * steps)))
+                    return Pruner(m, score, g, target, schedule="gradual", begin_step=0, end_step=end,
+                                  frequency=max(1, end // 10), seed=args.seed).prepare()
+                p = Pruner(m, score, g, target, flip_counter=fc, seed=args.seed + args.ft_seed - 1,
                            flip_order="rare" if method == "flip-rare" else "frequent").prepare()
                 if curves is not None:
                     solver = "dp" if method == "latent-sens-dp" else "greedy"
@@ -247,11 +267,42 @@ def grid(args):
                     p.prune()
                 return p
 
+            if method == "latent-gradual":
+                extra = {"gradual_end_step": max(2, int(round(args.gradual_end * steps)))}
             run(method, target, model, make, extra)
 
 
 def _fmt_time(s):
     return "-" if s is None else (f"{s / 60:.1f} min" if s >= 600 else f"{s:.0f} s")
+
+
+def _groups(records):
+    """Records grouped by (method, target), in first-seen method order then target."""
+    order = list(dict.fromkeys(r["method"] for r in records))
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["method"], r["target"]), []).append(r)
+    return [(k, groups[k]) for k in sorted(groups, key=lambda k: (order.index(k[0]), k[1]))]
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def _beats(mine: list[float], rand: list[float]) -> str:
+    """yes / no only when the seeds separate (>= 2 seeds each), else overlap."""
+    if len(mine) < 2 or len(rand) < 2:
+        return "1 seed"
+    if min(mine) > max(rand):
+        return "yes"
+    if max(mine) < min(rand):
+        return "no"
+    return "overlap"
+
+
+def _control_key(d: dict):
+    b = d["budget"]
+    return (b.get("seed"), b.get("finetune_steps"), b.get("ft_lr"), b.get("tag", ""))
 
 
 def table(args):
@@ -263,54 +314,89 @@ def table(args):
     lines = ["Unpruned baselines: " + ", ".join(
         f"seed {r['seed']} {100 * r['test_accuracy']:.2f}%" + (f" ({r['size_bytes'] / 1024:.1f} KiB packed)"
                                                                if "size_bytes" in r else "") for r in b)
+        + (f"; mean {100 * _mean(accs):.2f}%" if len(accs) > 2 else "")
         + f"; noise (spread over seeds) {100 * spread:.2f} points.", ""]
+    grids = [(path, json.loads(path.read_text())) for path in sorted(out.glob("grid_*.json"))]
+    controls: dict = {}
+    for _, d in grids:  # the control does not depend on the granularity: share it within a budget
+        recs = [r for r in d["records"] if r["method"] == "none"]
+        if recs:
+            controls.setdefault(_control_key(d), []).extend(recs)
     pts = []
-    for path in sorted(out.glob("grid_*.json")):
-        d = json.loads(path.read_text())
+    summary = []
+    for path, d in grids:
         bud = d["budget"]
         ref = d["baseline_test_accuracy"]
         control = [r for r in d["records"] if r["method"] == "none"]
-        ctrl = control[0]["test_accuracy"] if control else None
-        rand = {r["target"]: r["test_accuracy"] for r in d["records"] if r["method"] == "random"}
+        borrowed = not control and _control_key(d) in controls
+        control = control or controls.get(_control_key(d), [])
+        records = (control if borrowed else []) + d["records"]
+        ctrl = {r.get("ft_seed", 1): r["test_accuracy"] for r in control}
+        rand: dict = {}
+        for r in d["records"]:
+            if r["method"] == "random":
+                rand.setdefault(r["target"], []).append(r["test_accuracy"])
         epochs = (f" = {bud['finetune_steps'] / bud['steps_per_epoch']:.2f} epoch"
                   if bud.get("steps_per_epoch") else "")
         ft_budget = f"{bud['finetune_steps']} steps{epochs} of batch {bud.get('batch_size', 128)}"
         before = (f"; accuracy before fine-tuning on the first {bud['before_limit']} test images"
                   if bud.get("before_limit") else "")
+        seeds = sorted({r.get("ft_seed", 1) for r in d["records"]})
         lines += [f"`{path.name}`: granularity `{path.stem.split('_')[1]}`, pruned from seed {bud['seed']} "
                   f"(test {100 * ref:.2f}%); fine-tune {ft_budget}, Adam lr {bud['ft_lr']} cosine to 0; "
-                  f"flip interval {bud['flip_steps']} steps at constant lr {bud['ft_lr']}{before}:", "",
+                  f"flip interval {bud['flip_steps']} steps at constant lr {bud['ft_lr']}{before}; "
+                  f"fine-tune seeds {', '.join(map(str, seeds))}"
+                  + (" (control `none` from another granularity's file, same budget)" if borrowed else "")
+                  + ". Accuracies: mean over the fine-tune seeds, +- spread (max - min) when > 1 seed:", "",
                   "| method | target | binary ops (M) | fewer bops | size (KiB) | acc. before fine-tune (%) "
-                  "| acc. after (%) | vs baseline | vs control | vs random | within noise | wall | CPU |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        order = list(dict.fromkeys(r["method"] for r in d["records"]))
-        for r in sorted(d["records"], key=lambda r: (order.index(r["method"]), r["target"])):
-            delta = r["test_accuracy"] - ref
+                  "| acc. after (%) | seeds | vs baseline | vs control | vs random | beats random | within noise "
+                  "| wall | CPU |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for (method, target), rs in _groups(records):
+            after = [r["test_accuracy"] for r in rs]
+            m = _mean(after)
+            delta = m - ref
             ok = "n/a" if spread != spread else ("yes" if delta >= -spread else "no")
-            vs = "" if ctrl is None else f"{100 * (r['test_accuracy'] - ctrl):+.2f}"
-            sz = f"{r['size_bytes'] / 1024:.1f}" if "size_bytes" in r else "-"
-            vr = (f"{100 * (r['test_accuracy'] - rand[r['target']]):+.2f}"
-                  if r["target"] in rand and r["method"] not in ("none", "random") else "")
-            lines.append(f"| {r['method']} | {r['target']:.0%} | {r['bops'] / 1e6:.2f} | {r['reduction']:.1%} | {sz} | "
-                         f"{100 * r['test_accuracy_before_finetune']:.2f} | {100 * r['test_accuracy']:.2f} | "
-                         f"{100 * delta:+.2f} | {vs} | {vr} | {ok} | {_fmt_time(r.get('wall_seconds', r.get('seconds')))} | "
-                         f"{_fmt_time(r.get('cpu_seconds'))} |")
-            if r["method"] != "none":
-                pts.append({"method": r["method"], "granularity": r["granularity"], "bops": r["bops"],
-                            "accuracy": r["test_accuracy"]})
+            # vs control: the control's mean over the same fine-tune seeds where it has them
+            same = [ctrl[r.get("ft_seed", 1)] for r in rs if r.get("ft_seed", 1) in ctrl]
+            vs = "" if not ctrl else f"{100 * (m - _mean(same or list(ctrl.values()))):+.2f}"
+            r0 = rs[0]
+            sz = f"{r0['size_bytes'] / 1024:.1f}" if "size_bytes" in r0 else "-"
+            vr = bt = ""
+            if target in rand and method not in ("none", "random"):
+                vr = f"{100 * (m - _mean(rand[target])):+.2f}"
+                bt = _beats(after, rand[target])
+            acc = f"{100 * m:.2f}" + (f" +- {100 * (max(after) - min(after)):.2f}" if len(rs) > 1 else "")
+            cpu = [r.get("cpu_seconds") for r in rs if r.get("cpu_seconds") is not None]
+            walls = [r.get("wall_seconds", r.get("seconds")) for r in rs]
+            walls = [w for w in walls if w is not None]
+            lines.append(f"| {method} | {target:.0%} | {r0['bops'] / 1e6:.2f} | {r0['reduction']:.1%} | {sz} | "
+                         f"{100 * _mean([r['test_accuracy_before_finetune'] for r in rs]):.2f} | {acc} | "
+                         f"{len(rs)} | {100 * delta:+.2f} | {vs} | {vr} | {bt} | {ok} | "
+                         f"{_fmt_time(_mean(walls) if walls else None)} | {_fmt_time(_mean(cpu) if cpu else None)} |")
+            summary.append({"file": path.name, "granularity": r0["granularity"], "method": method,
+                            "target": target, "reduction": r0["reduction"], "bops": r0["bops"],
+                            "size_bytes": r0.get("size_bytes"), "seeds": [r.get("ft_seed", 1) for r in rs],
+                            "accuracies": after, "mean": m, "vs_baseline": delta, "within_noise": ok,
+                            "vs_random": vr, "beats_random": bt})
+            if method != "none":
+                pts.append({"method": method, "granularity": r0["granularity"], "bops": r0["bops"],
+                            "accuracy": m})
         lines.append("")
     text = "\n".join(lines)
     print(text)
     (out / "table.md").write_text(text + "\n")
+    (out / "table.json").write_text(json.dumps({"baselines": {r["seed"]: r["test_accuracy"] for r in b},
+                                                "noise": spread, "rows": summary}, indent=1) + "\n")
     if pts:
         from onebit.prune.plots import plot_pareto, plot_sensitivity
         from onebit.prune.sensitivity import SensitivityCurves
 
-        dense = json.loads(next(out.glob("grid_*.json")).read_text())["records"][0]["dense_bops"]
+        dense = grids[0][1]["records"][0]["dense_bops"]
         plot_pareto(pts, out / "pareto.png", baseline={"bops": dense, "accuracy": accs})
         seen = set()
-        for path in sorted(out.glob("grid_*.json")):
-            for r in json.loads(path.read_text())["records"]:
+        for _, d in grids:
+            for r in d["records"]:
                 if "sensitivity" in r and r["granularity"] not in seen:
                     seen.add(r["granularity"])
                     plot_sensitivity(SensitivityCurves.from_dict(r["sensitivity"]),
@@ -351,6 +437,10 @@ def parser(defaults: dict | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--before-limit", type=int, default=None,
                     help="grid: accuracy before fine-tuning on the first N test images only (saves time)")
     ap.add_argument("--tag", default="", help="grid file suffix: grid_<granularity>_<tag>.json")
+    ap.add_argument("--ft-seed", type=int, default=1,
+                    help="grid: fine-tune data order/augmentation seed (also flip interval, random masks)")
+    ap.add_argument("--gradual-end", type=float, default=0.5,
+                    help="latent-gradual: the ramp ends at this fraction of the fine-tune steps")
     ap.add_argument("--append", action="store_true", help="grid: keep the records already in the grid file")
     ap.set_defaults(**(defaults or {}))
     return ap
@@ -360,6 +450,10 @@ def main(defaults: dict | None = None, argv=None):
     args = parser(defaults).parse_args(argv)
     if args.phase == "grid" and args.finetune_steps is None and args.finetune_epochs is None:
         args.finetune_steps = 100
+    if args.ft_seed < 0:
+        raise SystemExit(f"--ft-seed must be >= 0, got {args.ft_seed}")
+    if not 0.0 < args.gradual_end <= 1.0:
+        raise SystemExit(f"--gradual-end must be in (0, 1], got {args.gradual_end}")
     if args.phase == "baseline" and args.batch_size is None:
         args.batch_size = 128
     _env()
