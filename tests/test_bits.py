@@ -52,3 +52,37 @@ def test_bits_unpack_rejects_bad_input():
         bits.unpack(np.zeros(2, np.int64), 70)
     with pytest.raises(ValueError, match="cannot hold"):
         bits.unpack(np.zeros(2, np.uint64), 200)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 3, 16), (4, 1, 1, 64), (3, 2, 2, 130), (6, 200), (2, 7, 5, 70)])
+def test_bits_word_mask_round_trip_and_bit_order(shape):
+    # a mask constant inside every packed word packs to one bit per (output channel, word), in
+    # the C order of the packed weight's axes after the first (docs/format.md §7.3)
+    rng = np.random.default_rng(sum(shape))
+    cout, c = shape[0], shape[-1]
+    wshape = shape[:-1] + (bits.num_words(c),)
+    word_keep = rng.random(wshape) < 0.6
+    keep = np.repeat(word_keep, 64, axis=-1)[..., :c]
+    mask = bits.pack_mask(keep)
+    compact = bits.pack_word_mask(mask, c)
+    per = int(np.prod(wshape[1:]))
+    assert compact.dtype == np.uint64 and compact.shape == (cout, bits.num_words(per))
+    flat = word_keep.reshape(cout, per)
+    for o in range(cout):
+        for j in range(per):
+            assert (int(compact[o, j // 64]) >> (j % 64)) & 1 == int(flat[o, j])
+    if per % 64:
+        assert not (compact[:, -1] >> np.uint64(per % 64)).any()  # padding bits 0
+    np.testing.assert_array_equal(bits.unpack_word_mask(compact, wshape, c), mask)
+    np.testing.assert_array_equal(bits.word_mask_kept_counts(compact, wshape, c), bits.kept_counts(mask))
+    np.testing.assert_array_equal(bits.kept_counts(mask), keep.reshape(cout, -1).sum(axis=1))
+
+
+@pytest.mark.parametrize("c", [16, 64, 70])
+def test_bits_word_mask_none_when_a_word_is_partly_kept(c):
+    keep = np.ones((4, 3, 3, c), bool)
+    assert bits.pack_word_mask(bits.pack_mask(keep), c) is not None  # all kept is word-constant
+    keep[2, 1, 0, c - 1] = False  # one weight of the last word
+    assert bits.pack_word_mask(bits.pack_mask(keep), c) is None
+    keep[2, 1, 0, 64 * (bits.num_words(c) - 1):] = False  # now the whole (real part of the) word
+    assert bits.pack_word_mask(bits.pack_mask(keep), c) is not None

@@ -77,3 +77,52 @@ def kept_counts(mask: np.ndarray) -> np.ndarray:
     """Kept weights per output channel (axis 0) of a packed mask, int64 ``(Cout,)``."""
     mask = np.asarray(mask)
     return popcount(mask).reshape(mask.shape[0], -1).sum(axis=1)
+
+
+def word_ones(channels: int) -> np.ndarray:
+    """The all-kept mask word of each of the ``ceil(channels/64)`` words of a packed row, uint64:
+    all 64 bits, except the last word of a row whose channels are not a multiple of 64, which
+    keeps only its ``channels % 64`` real channels (padding bits stay 0)."""
+    w = num_words(channels)
+    ones = np.full(w, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    rem = channels % WORD_BITS
+    if w and rem:
+        ones[-1] = np.uint64((1 << rem) - 1)
+    return ones
+
+
+def pack_word_mask(mask: np.ndarray, channels: int) -> np.ndarray | None:
+    """The compact form of a packed mask (docs/format.md §7.3, ``weight_word_mask``), or None.
+
+    ``mask``: a packed weight mask ``(Cout, ..., W64)`` uint64 over ``channels`` input channels.
+    When every word is all kept or all pruned (word / block pruning, whole output channels), the
+    mask holds one bit per (output channel, word): returns ``(Cout, ceil(P/64))`` uint64 with
+    ``P = prod(mask.shape[1:])``, bit ``j`` of row ``o`` (word ``j // 64``, bit ``j % 64``) = 1 when
+    packed word ``j`` of output channel ``o`` (C-order index over the axes after the first) is kept;
+    padding bits 0. Returns None when some word is partly kept (weight granularity)."""
+    mask = np.asarray(mask, dtype=np.uint64)
+    ones = word_ones(channels)
+    if mask.ndim < 2 or mask.shape[-1] != ones.size:
+        raise ValueError(f"mask of shape {mask.shape} is not packed over {channels} channels")
+    kept = mask == ones
+    if not (kept | (mask == 0)).all():
+        return None
+    return pack_mask(kept.reshape(mask.shape[0], -1))
+
+
+def unpack_word_mask(word_mask: np.ndarray, shape: tuple, channels: int) -> np.ndarray:
+    """Inverse of :func:`pack_word_mask`: the packed mask of ``shape`` ``(Cout, ..., W64)``."""
+    shape = tuple(int(s) for s in shape)
+    per = int(np.prod(shape[1:], dtype=np.int64))
+    keep = unpack(np.asarray(word_mask), per) < 0  # bit 1 = kept = unpack's -1
+    return np.where(keep.reshape(shape), word_ones(channels), np.uint64(0)).astype(np.uint64)
+
+
+def word_mask_kept_counts(word_mask: np.ndarray, shape: tuple, channels: int) -> np.ndarray:
+    """Kept weights per output channel of a compact mask (= ``kept_counts(unpack_word_mask(...))``),
+    int64 ``(Cout,)``: 64 per kept word, ``channels % 64`` for a kept last word of a row."""
+    shape = tuple(int(s) for s in shape)
+    per = int(np.prod(shape[1:], dtype=np.int64))
+    keep = (unpack(np.asarray(word_mask), per) < 0).reshape(shape[0], -1, shape[-1])
+    width = popcount(word_ones(channels))
+    return (keep * width).sum(axis=(1, 2)).astype(np.int64)

@@ -1,6 +1,8 @@
-"""Pruned (ternary) models: export with a packed weight mask (docs/format.md §7.3), simulation ==
-float model where no rounding is involved, engine == simulation on every ISA for each pruning
-granularity, malformed masked files, and `onebit prune` -> `onebit export` -> `onebit eval` on MNIST."""
+"""Pruned (ternary) models: export with a packed weight mask, full (``weight_mask``) or compact
+(``weight_word_mask``, one bit per packed word) (docs/format.md §7.3), simulation == float model
+where no rounding is involved, engine == simulation on every ISA for each pruning granularity,
+compact == full mask, malformed masked files, and `onebit prune` -> `onebit export` -> `onebit
+eval` on MNIST."""
 import json
 import os
 import struct
@@ -17,6 +19,7 @@ from onebit.convert.compare import engine_vs_simulation
 from onebit.convert.testing import MNIST_SPEC, RAW_SPEC, exact_model, pruned, randomize_bn, tiny_model
 from onebit.runtime import Session, capabilities
 from onebit.runtime import format as fmt
+from onebit.runtime.graph import MASK_ROLES
 
 GRANULARITIES = ["weight", "word", "block", "channel"]
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +30,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _masked_ops(mf):
-    return [op for op in mf.ops if "weight_mask" in op.tensors]
+    return [op for op in mf.ops if any(r in op.tensors for r in MASK_ROLES)]
+
+
+def _mask_role(op):
+    (role,) = [r for r in MASK_ROLES if r in op.tensors]
+    return role
 
 
 @pytest.mark.parametrize("granularity", GRANULARITIES)
@@ -49,9 +57,20 @@ def test_pruned_export_stores_canonical_mask(granularity):
     mf = fmt.loads(cv.to_bytes(m, input_spec=MNIST_SPEC))
     ops = {op.name: op for op in _masked_ops(mf)}
     assert set(ops) == {"3", "7", "11"}
+    # word and block masks are constant inside every packed word of the convs: stored compact;
+    # layer 11 (dense over a 70-channel map, a map-sized bconv2d) groups words of the NHWC flat
+    # vector, which straddle its per-tap words: full mask
+    compact = granularity != "weight"
+    assert {n: _mask_role(o) for n, o in ops.items()} == {
+        "3": "weight_word_mask" if compact else "weight_mask",
+        "7": "weight_word_mask" if compact else "weight_mask", "11": "weight_mask"}
     conv = ops["3"]
-    w, mask = mf.tensors[conv.tensors["weight"]], mf.tensors[conv.tensors["weight_mask"]]
+    w, mask = mf.tensors[conv.tensors["weight"]], mf.weight_mask(conv)
     assert mask.dtype == np.uint64 and mask.shape == w.shape == (16, 3, 3, 1)
+    stored = mf.tensors[conv.tensors[_mask_role(conv)]]
+    assert stored.shape == ((16, 1) if compact else (16, 3, 3, 1))
+    if compact:  # bit j of row o = packed word j (tap-major, OHWI order) of output channel o kept
+        assert np.array_equal(bits.unpack(stored, 9) < 0, (mask != 0).reshape(16, 9))
     # bit layout: the layer's mask in OHWI order, bit 1 = kept
     keep = m[3].weight_mask.numpy().transpose(0, 2, 3, 1) != 0
     assert np.array_equal(bits.unpack(mask, 8) < 0, keep)
@@ -63,7 +82,7 @@ def test_pruned_export_stores_canonical_mask(granularity):
     for op in ops.values():
         a = op.attrs
         k = a["kernel"][0] * a["kernel"][1] * a["in_channels"] if op.type == "bconv2d" else a["in_features"]
-        counts = bits.kept_counts(mf.tensors[op.tensors["weight_mask"]])
+        counts = bits.kept_counts(mf.weight_mask(op))
         assert a["accumulator_bound"] == counts.max() <= k
 
 
@@ -267,9 +286,14 @@ def test_summary_of_pruned_model_file(tmp_path):
 
     assert tp["bit_macs"] == count_bops(m, input_size=(1, 28, 28)).bops <= 0.6 * td["bit_macs"]
     mf = fmt.load(p)
-    assert tp["mask_bytes"] == sum(mf.tensors[op.tensors["weight"]].nbytes for op in _masked_ops(mf)) > 0
+    # the stored masks: compact for the block-pruned convs (one bit per packed word), full for
+    # the map-sized dense layer
+    stored = {op.name: mf.tensors[op.tensors[_mask_role(op)]].nbytes for op in _masked_ops(mf)}
+    assert stored == {"3": 16 * 8, "7": 70 * 8, "11": 32 * 12 * 12 * 2 * 8}
+    assert tp["mask_bytes"] == sum(stored.values())
+    assert tp["bytes"] == sum(r["bytes"] for r in recs["pruned"]["ops"])
     assert tp["pruned_ops"] == [op.name for op in _masked_ops(mf)]
-    assert recs["pruned"]["bytes"] > recs["dense"]["bytes"]  # the masks cost their packed words
+    assert recs["pruned"]["bytes"] == os.path.getsize(p) > recs["dense"]["bytes"]
 
 
 def test_fully_pruned_channels_and_layer_run_exactly():
@@ -287,3 +311,147 @@ def test_fully_pruned_channels_and_layer_run_exactly():
     u = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
     for isa in capabilities()["supported"]:
         engine_vs_simulation(Session(data, isa=isa), sim, u)
+
+
+# ----------------------------------------------------------------------------- compact masks
+
+def _full_mask_bytes(monkeypatch, model, **kw):
+    """The same model exported with the full ``weight_mask`` on every pruned op (the converter's
+    compact choice switched off)."""
+    with monkeypatch.context() as mp:
+        mp.setattr(bits, "pack_word_mask", lambda mask, channels: None)
+        return cv.to_bytes(model, **kw)
+
+
+@pytest.mark.parametrize("granularity", ["word", "block"])
+@pytest.mark.parametrize("name", ["tiny", "mnist-small"])
+def test_compact_mask_equals_full_mask_every_isa(granularity, name, monkeypatch):
+    import onebit.models as om
+
+    torch.manual_seed(0)
+    if name == "tiny":
+        m, kw, shape = pruned(tiny_model(5, clip=True), granularity, 0.4, input_size=(1, 28, 28)), \
+            {"input_spec": MNIST_SPEC}, (28, 28, 1)
+    else:
+        m = pruned(randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28)).eval(), granularity, 0.5)
+        kw, shape = {}, (28, 28, 1)
+    compact, full = cv.to_bytes(m, **kw), _full_mask_bytes(monkeypatch, m, **kw)
+    mc, mfull = fmt.loads(compact), fmt.loads(full)
+    roles = [_mask_role(op) for op in _masked_ops(mc)]
+    assert "weight_word_mask" in roles and all(_mask_role(op) == "weight_mask" for op in _masked_ops(mfull))
+    # one bit per packed word instead of one per weight: the file shrinks by about a mask
+    fops = {op.name: op for op in _masked_ops(mfull)}
+    saved = sum(mfull.tensors[fops[op.name].tensors["weight_mask"]].nbytes
+                - mc.tensors[op.tensors["weight_word_mask"]].nbytes
+                for op in _masked_ops(mc) if _mask_role(op) == "weight_word_mask")
+    assert saved > 0 and len(full) - len(compact) >= saved - 4096  # (the JSON header differs a little)
+    for a, b in zip(_masked_ops(mc), _masked_ops(mfull)):
+        assert a.name == b.name and a.attrs == b.attrs
+        np.testing.assert_array_equal(mc.weight_mask(a), mfull.weight_mask(b))
+    u = np.random.default_rng(1).integers(0, 256, (5,) + shape, dtype=np.uint8)
+    sim = cv.simulate(mc)
+    for isa in capabilities()["supported"]:
+        for threads in (1, 2):
+            sc, sf = Session(compact, isa=isa, threads=threads), Session(full, isa=isa, threads=threads)
+            vc, vf = sc.run_values(u), sf.run_values(u)
+            assert vc.keys() == vf.keys()
+            for k in vc:  # every intermediate value, bit for bit
+                assert np.array_equal(vc[k], vf[k]), (isa, threads, k)
+            engine_vs_simulation(sc, sim, u)
+
+
+def test_weight_granularity_keeps_full_mask_and_channel_uniform_mask_is_compact():
+    m = pruned(tiny_model(3), "weight", 0.4, input_size=(1, 28, 28))
+    mf = fmt.loads(cv.to_bytes(m, input_spec=MNIST_SPEC))
+    assert [_mask_role(op) for op in _masked_ops(mf)] == ["weight_mask"] * 3
+    # whole output channels pruned without shrinking, and one whole input word at one tap
+    m = tiny_model(3)
+    keep = torch.ones_like(m[7].weight)
+    keep[[1, 4, 9]] = 0
+    keep[20, :, 2, 1] = 0
+    m[7].set_weight_mask(keep)
+    mf = fmt.loads(cv.to_bytes(m, input_spec=MNIST_SPEC))
+    (op,) = _masked_ops(mf)
+    assert _mask_role(op) == "weight_word_mask" and mf.tensors[op.tensors["weight_word_mask"]].shape == (70, 1)
+    assert np.array_equal(bits.unpack(mf.weight_mask(op), 16) < 0, keep.numpy().transpose(0, 2, 3, 1) != 0)
+    assert op.attrs["accumulator_bound"] == 9 * 16
+
+
+@pytest.fixture(scope="module")
+def compact_bytes():
+    m = pruned(tiny_model(1, size=12), "word", 0.4, input_size=(1, 12, 12))
+    return cv.to_bytes(m, input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
+
+
+def _compact_op(data):
+    return next(o for o in fmt.loads(data).ops if "weight_word_mask" in o.tensors and o.attrs.get("in_channels") == 16)
+
+
+def _edit_compact_op(data, fn):
+    header, body = _split(data)
+    g = json.loads(header["__metadata__"]["graph"])
+    fn(next(o for o in g["ops"] if "weight_word_mask" in o["tensors"] and o["attrs"].get("in_channels") == 16))
+    header["__metadata__"]["graph"] = json.dumps(g)
+    return _join(header, body)
+
+
+def test_compact_mask_rejects_dtype_and_shape(compact_bytes):
+    op = _compact_op(compact_bytes)
+    assert op.name == "7"
+    header, body = _split(compact_bytes)
+    name = op.tensors["weight_word_mask"]
+    assert header[name]["shape"] == [70, 1]
+    h = json.loads(json.dumps(header))
+    h[name]["dtype"], h[name]["shape"] = "U8", [70 * 8]
+    with pytest.raises(FormatError, match=r"op '7'.*\(weight_word_mask\) is uint8\[560\], expected uint64\[70, 1\]"):
+        fmt.loads(_join(h, body))
+    h = json.loads(json.dumps(header))
+    h[name]["shape"] = [1, 70]
+    with pytest.raises(FormatError, match=r"op '7'.*\(weight_word_mask\) is uint64\[1, 70\], expected uint64\[70, 1\]"):
+        fmt.loads(_join(h, body))
+
+
+def test_compact_mask_rejects_padding_bits(compact_bytes):
+    op = _compact_op(compact_bytes)
+    header, body = _split(compact_bytes)
+    off, v = _word(header, body, op.tensors["weight_word_mask"], 5)
+    body[off:off + 8] = (v | (1 << 9)).to_bytes(8, "little")  # a 3x3 kernel of 1 word: bits 0..8
+    with pytest.raises(FormatError, match=r"op '7' \(bconv2d\): weight_word_mask has non-zero padding "
+                                          r"bits \(bits 9\.\. of a row\) in 1 output channel"):
+        fmt.loads(_join(header, body))
+
+
+def test_compact_mask_rejects_weight_bits_under_pruned_word(compact_bytes):
+    op = _compact_op(compact_bytes)
+    mf = fmt.loads(compact_bytes)
+    full = mf.weight_mask(op).reshape(-1)
+    i = int(np.flatnonzero(full == 0)[0])  # a pruned word (all 16 channels)
+    header, body = _split(compact_bytes)
+    off, v = _word(header, body, op.tensors["weight"], i)
+    assert v == 0
+    body[off:off + 8] = (1 << 15).to_bytes(8, "little")
+    with pytest.raises(FormatError, match=r"op '7'.*weight bits under pruned positions must be 0 \(canonical "
+                                          r"form\): 1 packed words have a weight bit set where weight_word_mask is 0"):
+        fmt.loads(_join(header, body))
+
+
+def test_compact_mask_rejects_wrong_bound_and_both_roles(compact_bytes):
+    op = _compact_op(compact_bytes)
+    bound = op.attrs["accumulator_bound"]
+    assert bound % 16 == 0 and 0 < bound <= 144  # whole 16-channel words kept
+    for wrong in (bound - 1, bound + 16):
+        def edit(o, wrong=wrong):
+            o["attrs"]["accumulator_bound"] = wrong
+        with pytest.raises(FormatError, match=f"op '7'.*accumulator_bound = {wrong} but weight_word_mask "
+                                              f"keeps at most {bound}"):
+            fmt.loads(_edit_compact_op(compact_bytes, edit))
+
+    def both(o):
+        o["tensors"]["weight_mask"] = o["tensors"]["weight"]
+    with pytest.raises(FormatError, match="op '7'.*has both 'weight_mask' and 'weight_word_mask'"):
+        fmt.loads(_edit_compact_op(compact_bytes, both))
+
+    def drop(o):
+        del o["tensors"]["weight_word_mask"]
+    with pytest.raises(FormatError, match="accumulator_bound|not used"):
+        fmt.loads(_edit_compact_op(compact_bytes, drop))

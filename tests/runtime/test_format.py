@@ -319,20 +319,23 @@ def cached_masked(masked_valid_bytes):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
-@given(pick=st.integers(0, 10**9), bit=st.integers(0, 63), role=st.sampled_from(["weight", "weight_mask"]))
+@given(pick=st.integers(0, 10**9), bit=st.integers(0, 63), role=st.sampled_from(["weight", "mask"]))
 def test_format_fuzz_masked_tensor_bits_rejected_or_exact(cached_masked, pick, bit, role):
-    # one flipped bit in a pruned op's weights or mask: the loader rejects a non-canonical file
+    _flip_rejected_or_exact(_MASKED[0], "weight_mask", role, pick, bit)
+
+
+def _flip_rejected_or_exact(data, mask_role, role, pick, bit):
+    # one flipped bit in a pruned op's weights (role "weight") or mask (role "mask": mask_role): the loader rejects a non-canonical file
     # (padding bit, weight bit under a pruned position, bound no longer the largest kept count);
     # a file that still loads runs on the engine exactly as its simulation says
     from onebit.convert import simulate
     from onebit.convert.compare import engine_vs_simulation
     from onebit.runtime import Session
 
-    data = _MASKED[0]
     header, body = split(data)
-    ops = [op for op in fmt.loads(data).ops if "weight_mask" in op.tensors]
+    ops = [op for op in fmt.loads(data).ops if mask_role in op.tensors]
     op = ops[pick % len(ops)]
-    b, e = header[op.tensors[role]]["data_offsets"]
+    b, e = header[op.tensors["weight" if role == "weight" else mask_role]]["data_offsets"]
     word = (pick // len(ops)) % ((e - b) // 8)
     body = bytearray(body)
     off = b + 8 * word + bit // 8
@@ -345,3 +348,41 @@ def test_format_fuzz_masked_tensor_bits_rejected_or_exact(cached_masked, pick, b
         return
     x = np.random.default_rng(pick).integers(0, 256, (2, 12, 12, 1), dtype=np.uint8)
     engine_vs_simulation(Session(mutated), simulate(mf), x)
+
+
+# ----------------------------------------------------------------------------- fuzz: compact masks
+
+@pytest.fixture(scope="module")
+def compact_valid_bytes():
+    from onebit.convert import to_bytes
+    from onebit.convert.testing import MNIST_SPEC, pruned, tiny_model
+
+    # word pruning: the two convs store weight_word_mask, the map-sized dense layer weight_mask
+    m = pruned(tiny_model(0, clip=True, size=12), "word", 0.4, input_size=(1, 12, 12))
+    return to_bytes(m, input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(muts=st.lists(mutation, min_size=1, max_size=4))
+def test_format_fuzz_compact_masked_file_mutations_raise_only_format_error(compact_valid_bytes, muts):
+    roles = {r for op in fmt.loads(compact_valid_bytes).ops for r in op.tensors}
+    assert {"weight_word_mask", "weight_mask"} <= roles
+    try:
+        fmt.loads(_mutate(compact_valid_bytes, muts))
+    except FormatError:
+        pass
+
+
+_COMPACT = []
+
+
+@pytest.fixture()
+def cached_compact(compact_valid_bytes):
+    _COMPACT[:] = [compact_valid_bytes]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 10**9), bit=st.integers(0, 63), role=st.sampled_from(["weight", "mask"]))
+def test_format_fuzz_compact_mask_bits_rejected_or_exact(cached_compact, pick, bit, role):
+    _flip_rejected_or_exact(_COMPACT[0], "weight_word_mask", role, pick, bit)

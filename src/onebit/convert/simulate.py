@@ -72,8 +72,9 @@ class IntegerSimulation(nn.Module):
             if op.type in ("bconv2d", "bdense"):
                 cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
                 w = bits.unpack(model_file.tensors[op.tensors["weight"]], cin).astype(np.float64)
-                if "weight_mask" in op.tensors:  # pruned weights are exact zeros (bit 1 = kept)
-                    w *= bits.unpack(model_file.tensors[op.tensors["weight_mask"]], cin) < 0
+                mask = model_file.weight_mask(op)  # full or expanded compact mask (format.md §7.3)
+                if mask is not None:  # pruned weights are exact zeros (bit 1 = kept)
+                    w *= bits.unpack(mask, cin) < 0
                 w = torch.from_numpy(w)
                 self._w[op.name] = w.permute(0, 3, 1, 2).contiguous() if op.type == "bconv2d" else w
             elif op.type in ("conv2d_u8", "conv2d_i8"):

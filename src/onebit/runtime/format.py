@@ -11,8 +11,11 @@ allocation, well-formed JSON, version, every tensor's dtype / shape / offsets (i
 contiguous, non-overlapping), the graph (known ops, inputs defined before use, shapes consistent,
 accumulator bounds vs widths; :mod:`onebit.runtime.graph`), every tensor against its op, and
 tensor contents the kernels rely on (channel padding bits zero, directions +-1, zero points in
-[0, 255], finite floats; for pruned ops a weight mask with zero padding bits, weight bits 0 under
-pruned positions and the accumulator bound equal to the largest kept count). Any failure is an ``onebit.FormatError`` naming the problem.
+[0, 255], finite floats; for pruned ops a weight mask, full or compact, with zero padding bits,
+weight bits 0 under pruned positions and the accumulator bound equal to the largest kept count).
+Any failure is an ``onebit.FormatError`` naming the problem. A compact mask
+(``weight_word_mask``) is expanded here, once, to the full packed mask the engine takes
+(:meth:`ModelFile.weight_mask`).
 """
 from __future__ import annotations
 
@@ -20,13 +23,13 @@ import json
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from onebit.bits import kept_counts
+from onebit.bits import kept_counts, unpack_word_mask
 from onebit.errors import FormatError
-from onebit.runtime.graph import MASK_ROLE, Op, Value, infer, op_from_json, value_from_json
+from onebit.runtime.graph import MASK_ROLE, WORD_MASK_ROLE, Op, Value, infer, op_from_json, value_from_json
 
 FORMAT_NAME = "onebit"
 FORMAT_VERSION = 1
@@ -51,6 +54,13 @@ class ModelFile:
     tensors: dict  # tensor name -> np.ndarray (owned, aligned, C-contiguous)
     input_name: str
     output_name: str
+    masks: dict = field(default_factory=dict)  # op name -> full packed mask of a pruned op
+
+    def weight_mask(self, op) -> np.ndarray | None:
+        """The full packed mask of a pruned ``bconv2d`` / ``bdense`` (uint64 of the weight's shape,
+        bit 1 = kept; docs/format.md §7.3), expanded from ``weight_word_mask`` when the file stores
+        the compact form; None for an unpruned op."""
+        return self.masks.get(op.name)
 
     @property
     def input_spec(self) -> dict:
@@ -137,14 +147,14 @@ def loads(data: bytes) -> ModelFile:
         entries = _tensor_entries(header, len(body))
         graph = docs.pop("graph")
         ops, values, input_name, output_name = _graph(graph, docs)
-        tensors = _tensors(ops, values, input_name, entries, body)
+        tensors, masks = _tensors(ops, values, input_name, entries, body)
     except FormatError:
         raise
     except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as e:
         # the checks above name every problem they anticipate; a value of an unexpected JSON type
         # in an unexpected place still ends here, as a format error, never as a crash
         raise FormatError(f"malformed model metadata ({type(e).__name__}: {e})") from None
-    return ModelFile(docs, ops, values, tensors, input_name, output_name)
+    return ModelFile(docs, ops, values, tensors, input_name, output_name, masks)
 
 
 def _split(data: memoryview):
@@ -324,13 +334,18 @@ def _tensors(ops, values, input_name, entries: dict, body: memoryview) -> dict:
     for name, (dt, shape, b, end) in entries.items():
         arr = np.frombuffer(body[b:end], dtype=np.dtype(dt).newbyteorder("<")).astype(dt).reshape(shape)
         tensors[name] = np.ascontiguousarray(arr)  # astype copied it: owned and aligned
+    masks = {}
     for op in ops:
-        _check_contents(op, values[op.inputs[0]], {r: tensors[t] for r, t in op.tensors.items()})
-    return tensors
+        m = _check_contents(op, values[op.inputs[0]], {r: tensors[t] for r, t in op.tensors.items()})
+        if m is not None:
+            masks[op.name] = m
+    return tensors, masks
 
 
 def _check_contents(op: Op, x: Value, t: dict):
-    """Contents the kernels rely on (a violation would be a silent wrong answer, not a crash)."""
+    """Contents the kernels rely on (a violation would be a silent wrong answer, not a crash).
+
+    Returns the full packed mask of a pruned binary op (expanded from a compact one), else None."""
     def bad(msg):
         raise FormatError(f"op {op.name!r} ({op.type}): {msg}")
 
@@ -353,13 +368,30 @@ def _check_contents(op: Op, x: Value, t: dict):
                 bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")
             if MASK_ROLE in t and (t[MASK_ROLE][..., -1] & pad_mask).any():
                 bad(f"weight_mask has non-zero channel padding bits (channels {cin}..)")
-        if MASK_ROLE in t:
-            m = t[MASK_ROLE]
+        m = t.get(MASK_ROLE)
+        if WORD_MASK_ROLE in t:
+            m = _expand_word_mask(t["weight"].shape, cin, t[WORD_MASK_ROLE], bad)
+        if m is not None:
+            role = MASK_ROLE if MASK_ROLE in t else WORD_MASK_ROLE
             if (t["weight"] & ~m).any():
                 n = int(np.count_nonzero(t["weight"] & ~m))
                 bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "
-                    f"words have a weight bit set where weight_mask is 0")
+                    f"words have a weight bit set where {role} is 0")
             bound = int(kept_counts(m).max(initial=0))
             if op.attrs["accumulator_bound"] != bound:
-                bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but weight_mask keeps at "
+                bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but {role} keeps at "
                     f"most {bound} weights of one output channel")
+        return m
+    return None
+
+
+def _expand_word_mask(shape: tuple, cin: int, wm: np.ndarray, bad) -> np.ndarray:
+    """The full mask of a compact ``weight_word_mask`` (docs/format.md §7.3): one bit per packed
+    weight word, bits past the op's words per output channel (padding) must be 0."""
+    words = int(np.prod(shape[1:]))
+    rem = words % 64
+    if rem and (wm[:, -1] >> np.uint64(rem)).any():
+        rows = int(np.count_nonzero(wm[:, -1] >> np.uint64(rem)))
+        bad(f"weight_word_mask has non-zero padding bits (bits {words}.. of a row) in {rows} "
+            f"output channel(s)")
+    return unpack_word_mask(wm, shape, cin)

@@ -31,6 +31,8 @@ MAX_ELEMENTS = 1 << 26  # per-sample elements of one value (the largest zoo valu
 MAX_TOTAL_ELEMENTS = 1 << 28  # per-sample elements of all values: bounds the Session's buffers
 INT16_MAX_K = 32767  # a binary dot over K <= 32767 bits is exact in int16 (docs/format.md §4)
 MASK_ROLE = "weight_mask"  # optional tensor of a pruned bconv2d / bdense (docs/format.md §7.3)
+WORD_MASK_ROLE = "weight_word_mask"  # its compact form: one bit per (output channel, packed word)
+MASK_ROLES = (MASK_ROLE, WORD_MASK_ROLE)  # a pruned op carries exactly one of them
 
 
 @dataclass
@@ -169,18 +171,31 @@ def _spec_bconv2d(op, xs):
     bound = _accumulator(op, k, "kh*kw*Cin")
     stage, tens, scale = _stage(op, cout, bound)
     tens["weight"] = ("uint64", (cout, kh, kw, num_words(cin)))
+    _mask_spec(op, tens, cout, kh * kw * num_words(cin))
+    return Value(stage, out_shape, scale), tens
+
+
+def _mask_spec(op, tens: dict, cout: int, words: int):
+    """The mask tensor of a pruned op (docs/format.md §7.3), if it has one: ``weight_mask`` of the
+    weight's shape, or the compact ``weight_word_mask`` ``(Cout, ceil(words/64))``, one bit per
+    packed weight word (``words`` per output channel). Never both."""
+    roles = [r for r in MASK_ROLES if r in op.tensors]
+    if len(roles) > 1:
+        _fail(op, f"has both {MASK_ROLE!r} and {WORD_MASK_ROLE!r}: a pruned op carries exactly one mask")
     if MASK_ROLE in op.tensors:
         tens[MASK_ROLE] = tens["weight"]
-    return Value(stage, out_shape, scale), tens
+    elif WORD_MASK_ROLE in op.tensors:
+        tens[WORD_MASK_ROLE] = ("uint64", (cout, num_words(words)))
 
 
 def _accumulator(op, k: int, what: str) -> int:
     """The recorded bound must be K (``what``) and the width must hold [-bound, bound] exactly.
 
-    A pruned op (one with a ``weight_mask`` tensor) records the largest number of kept weights
-    of one output channel instead, in [0, K]; the loader checks it against the mask's contents.
+    A pruned op (one with a ``weight_mask`` or ``weight_word_mask`` tensor) records the largest
+    number of kept weights of one output channel instead, in [0, K]; the loader checks it against
+    the mask's contents.
     """
-    masked = MASK_ROLE in op.tensors
+    masked = any(r in op.tensors for r in MASK_ROLES)
     bound = _int(op, op.attrs, "accumulator_bound", 0 if masked else 1, MAX_ELEMENTS)
     if masked and bound > k:
         _fail(op, f"accumulator_bound = {bound} exceeds {what} = {k}")
@@ -208,8 +223,7 @@ def _spec_bdense(op, xs):
     bound = _accumulator(op, cin, "in_features")
     stage, tens, scale = _stage(op, cout, bound)
     tens["weight"] = ("uint64", (cout, num_words(cin)))
-    if MASK_ROLE in op.tensors:
-        tens[MASK_ROLE] = tens["weight"]
+    _mask_spec(op, tens, cout, num_words(cin))
     return Value(stage, (cout,), scale), tens
 
 

@@ -4,13 +4,14 @@ Used by ``onebit export`` (table and ``--json``), ``onebit summary MODEL.onebit`
 benchmarks. Conventions are those of ``onebit.summary`` and ``onebit.prune.bops``: one bit-MAC
 per kept binary weight per output position (padding taps counted), batch 1. For a binary op
 ``dense_bit_macs`` counts every weight of the op as stored (a channel-pruned, shrunk layer is
-already smaller), ``bit_macs`` only the kept ones (``weight_mask``, docs/format.md §7.3).
-``bytes`` are the op's tensors in the file (weights, mask, stage parameters).
+already smaller), ``bit_macs`` only the kept ones (``weight_mask`` or its compact form
+``weight_word_mask``, docs/format.md §7.3). ``bytes`` are the op's tensors as stored in the file
+(weights, mask, stage parameters); ``mask_bytes`` the stored mask (compact when it is).
 """
 from __future__ import annotations
 
 from onebit.bits import kept_counts
-from onebit.runtime.graph import MASK_ROLE
+from onebit.runtime.graph import MASK_ROLES
 
 TOTAL_KEYS = ("bit_macs", "dense_bit_macs", "weights", "kept_weights", "pruned_weights", "bytes", "mask_bytes")
 
@@ -33,14 +34,15 @@ def op_stats(model_file) -> list[dict]:
             weights = a["out_features"] * a["in_features"]
             positions = 1
         if weights:
-            kept = int(kept_counts(t[MASK_ROLE]).sum()) if MASK_ROLE in t else weights
+            mask = mf.weight_mask(op)
+            kept = weights if mask is None else int(kept_counts(mask).sum())
         rows.append({
             "op": op.name, "type": op.type, "output": v.kind, "shape": "x".join(map(str, v.shape)),
             "K": a.get("accumulator_bound", ""), "acc_bits": a.get("accumulator_bits", ""),
             "weights": weights, "kept_weights": kept, "pruned_weights": weights - kept,
             "bit_macs": positions * kept, "dense_bit_macs": positions * weights,
             "bytes": int(sum(x.nbytes for x in t.values())),
-            "mask_bytes": int(t[MASK_ROLE].nbytes) if MASK_ROLE in t else 0,
+            "mask_bytes": int(sum(t[r].nbytes for r in MASK_ROLES if r in t)),
         })
     return rows
 
