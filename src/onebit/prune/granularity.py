@@ -13,7 +13,9 @@ removed together.
   word in the NHWC flatten order (as ``word``). The last block of a layer whose output count is
   not a multiple of 8 (or whose input channels are not a multiple of 64) is smaller.
 - ``channel``: one group per output channel (filter). Structured: the filter and the next
-  layer's matching inputs are removed (``onebit.prune.shrink``).
+  layer's matching inputs are removed (``onebit.prune.shrink``). With a channel multiple ``m``
+  (``Pruner(channel_multiple=m)``, e.g. 64: the packed word) every pruned layer keeps a multiple
+  of ``m`` channels (:func:`aligned_count`), so the next layer loses whole words.
 """
 from __future__ import annotations
 
@@ -70,6 +72,29 @@ def group_index(weight_shape: tuple[int, ...], granularity: str,
         idx = (torch.arange(o) // per).view(o, 1) * words + (feat // WORD_BITS).view(1, fin)
         return idx, -(-o // per) * words
     raise PruneError(f"{granularity} granularity needs a 2-D or 4-D weight, got shape {shape}")
+
+
+def aligned_count(n: int, want: int, multiple: int, lo: int = 1, hi: int | None = None) -> int:
+    """Kept channel count of a layer with ``n`` output channels whose allocation asks to keep
+    ``want``, when kept counts must be multiples of ``multiple``: the multiple of ``multiple``
+    nearest ``want`` (a tie keeps more) among those in ``[lo, hi]``, where ``n`` itself (the layer
+    unpruned) is also allowed while ``hi == n``. ``lo`` is the fewest channels the layer may keep
+    (``max_ratio``), ``hi`` the channels still alive (default ``n``; masks only grow). A layer with
+    ``n <= multiple`` is never pruned; if no multiple fits ``[lo, hi]``, ``hi`` is returned (the
+    layer keeps what it has)."""
+    if multiple < 1:
+        raise PruneError(f"channel multiple must be >= 1, got {multiple}")
+    hi = n if hi is None else min(hi, n)
+    if multiple == 1:
+        return max(lo, min(hi, want))
+    if n <= multiple:
+        return n if hi == n else hi
+    cands = list(range(-(-max(lo, 1) // multiple) * multiple, hi + 1, multiple))
+    if hi == n and n % multiple:
+        cands.append(n)
+    if not cands:
+        return hi
+    return min(cands, key=lambda k: (abs(k - want), -k))
 
 
 def group_sizes(index: torch.Tensor, n_groups: int) -> torch.Tensor:

@@ -30,8 +30,29 @@ that alone cannot reach the target because some layers have no insensitive weigh
 floor on all layers rises until it does). ``flip_order`` (``"frequent"``, the study's, or
 ``"rare"``) only reverses the ranking inside each layer (:func:`onebit.prune.scores.flip_score`);
 the ``flip`` allocation is the same for both.
+
+Channel multiple (``granularity="channel"``, ``channel_multiple=m``, e.g. 64). The engine packs
+input channels into 64-bit words, so removing channels only removes work in the next layer when
+whole words go. With ``m > 1`` every pruned layer keeps a multiple of ``m`` output channels, or
+all of them:
+
+- a layer asked (by its ratio) to keep ``c`` channels keeps the multiple of ``m`` nearest ``c``
+  (a tie keeps more), at least ``m`` and at least what ``max_ratio`` allows
+  (:func:`onebit.prune.granularity.aligned_count`); a layer with ``m`` or fewer channels (or
+  where no multiple fits ``max_ratio``) is left unpruned. This holds for every path: explicit
+  ``ratios`` (e.g. from the sensitivity allocator, whose ``reduction_fn`` counts the rounded
+  plans), the bisection rules and the gradual schedule; masks still only grow.
+- With a ``target``, the bisection runs on the rounded plans, so it finds the first plan along
+  the allocation's path with reduction >= target; as rounding moves whole multiples at once,
+  that plan can overshoot. Then, once per layer, the pruner gives back one multiple (keeps ``m``
+  more channels) where the target stays met, each time the step leaving the least overshoot;
+  so the achieved reduction is >= target and every layer stays within about one multiple of the
+  allocation's rounded count. If no aligned plan reaches the target a ``PruneError`` says the
+  most that is reachable.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -48,6 +69,11 @@ ALLOCATIONS = ("uniform", "global", "flip")
 SCHEDULES = ("oneshot", "gradual")
 
 
+class _Ranking(NamedTuple):
+    order: dict[str, torch.Tensor]  # per layer: group indices, first pruned first
+    dead: dict[str, int]            # per layer: groups already fully pruned (they sort first)
+
+
 class Pruner:
     """See the module docstring. ``target`` is the fraction of binary ops removed relative to
     the unpruned model (0.4 = 40% fewer bit-MACs)."""
@@ -59,7 +85,7 @@ class Pruner:
                  flip_counter: FlipCounter | None = None, flip_threshold: int = 0,
                  flip_order: str = "frequent", max_ratio: float = 0.95, input_size=None, exclude=(),
                  layers=None, seed: int = 0,
-                 optimizer: torch.optim.Optimizer | None = None):
+                 optimizer: torch.optim.Optimizer | None = None, channel_multiple: int = 1):
         if method not in METHODS:
             raise PruneError(f"unknown pruning method {method!r}; choose one of {METHODS}")
         if granularity not in gran.GRANULARITIES:
@@ -84,6 +110,11 @@ class Pruner:
             raise PruneError("schedule 'gradual' needs end_step > begin_step")
         if not 0.0 < max_ratio < 1.0:
             raise PruneError(f"max_ratio must be in (0, 1), got {max_ratio}")
+        if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) or channel_multiple < 1:
+            raise PruneError(f"channel_multiple must be an integer >= 1, got {channel_multiple!r}")
+        if channel_multiple > 1 and granularity != "channel":
+            raise PruneError(f"channel_multiple={channel_multiple} needs granularity 'channel' "
+                             f"(kept output channel counts), not {granularity!r}")
         self.model = model
         self.method = method
         self.granularity = granularity
@@ -103,6 +134,7 @@ class Pruner:
         self.only = None if layers is None else tuple(layers)
         self.seed = int(seed)
         self.optimizer = optimizer
+        self.channel_multiple = channel_multiple
         self.step_count = 0
         self.pruned = False
         self.current_target = 0.0
@@ -209,8 +241,7 @@ class Pruner:
         to explicit per-layer ``ratios`` (e.g. from the sensitivity allocator). Returns
         :meth:`report`."""
         self._check_live()
-        scores = self._group_scores()
-        orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
+        scores, orders = self._rank()
         if ratios is not None and target is not None:
             raise PruneError("give target or ratios, not both")
         if ratios is None and target is None and self.ratios is not None:
@@ -254,6 +285,7 @@ class Pruner:
             "method": self.method, "granularity": self.granularity, "target": self.target,
             "ratios": self.achieved,
             **({"flip_order": self.flip_order} if self.method == "flip" else {}),
+            **({"channel_multiple": self.channel_multiple} if self.channel_multiple > 1 else {}),
             "base_bops": self.base_bops, "bops": report["bops"], "reduction": report["reduction"],
             "input_size": list(input_size_of(self.model, self.input_size)),
         }
@@ -281,7 +313,7 @@ class Pruner:
         return {
             "config": {"method": self.method, "granularity": self.granularity, "target": self.target,
                        "allocation": self.allocation, "schedule": self.schedule, "seed": self.seed,
-                       "flip_order": self.flip_order},
+                       "flip_order": self.flip_order, "channel_multiple": self.channel_multiple},
             "step_count": self.step_count,
             "pruned": self.pruned,
             "current_target": self.current_target,
@@ -293,9 +325,10 @@ class Pruner:
     def load_state_dict(self, state: dict) -> None:
         self._check_live()
         cfg = state["config"]
-        for key in ("method", "granularity"):
-            if cfg[key] != getattr(self, key):
-                raise PruneError(f"state was saved with {key}={cfg[key]!r}, this pruner has {getattr(self, key)!r}")
+        for key, default in (("method", None), ("granularity", None), ("channel_multiple", 1)):
+            if cfg.get(key, default) != getattr(self, key):
+                raise PruneError(f"state was saved with {key}={cfg.get(key, default)!r}, "
+                                 f"this pruner has {getattr(self, key)!r}")
         unknown = set(state["masks"]) - set(self._all)
         if unknown:
             raise PruneError(f"masks for unknown layers: {sorted(unknown)}")
@@ -328,8 +361,7 @@ class Pruner:
         """``f(ratios) -> fraction of binary ops removed`` with the current scores frozen
         (cheap to call many times, e.g. by :func:`onebit.prune.sensitivity.allocate`)."""
         self._check_live()
-        scores = self._group_scores()
-        orders = {n: torch.sort(s, stable=True).indices for n, s in scores.items()}
+        _, orders = self._rank()
         return lambda ratios: self._reduction(self._masks({n: ratios.get(n, 0.0) for n in self.layers}, orders))
 
     # ------------------------------------------------------------------ internals
@@ -338,6 +370,13 @@ class Pruner:
             raise PruneError("call prepare() first")
         if self._finalized:
             raise PruneError("the pruner was finalized")
+
+    def _rank(self) -> tuple[dict[str, torch.Tensor], "_Ranking"]:
+        """Group scores, and each layer's groups in pruning order (fully pruned groups first)
+        with the count of groups already fully pruned."""
+        scores = self._group_scores()
+        return scores, _Ranking({n: torch.sort(s, stable=True).indices for n, s in scores.items()},
+                                {n: int(torch.isneginf(s).sum()) for n, s in scores.items()})
 
     def _group_scores(self) -> dict[str, torch.Tensor]:
         out = {}
@@ -365,20 +404,34 @@ class Pruner:
             out[name] = g
         return out
 
-    def _masks(self, ratios: dict[str, float], orders: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _masks(self, ratios: dict[str, float], orders: "_Ranking") -> dict[str, torch.Tensor]:
         masks = {n: self.initial_masks[n].clone().cpu() for n in self._all}
         for name in self.layers:
             idx, n = self.groups[name]
-            r = min(float(ratios.get(name, 0.0)), self.max_ratio)
-            k = int(round(r * n))
-            if self.granularity == "channel":
-                k = min(k, n - 1)
+            k = self._pruned_count(name, ratios.get(name, 0.0), orders.dead[name])
             keep = torch.ones(n, dtype=torch.float32)
-            keep[orders[name][:k]] = 0.0
+            keep[orders.order[name][:k]] = 0.0
             masks[name] = masks[name] * gran.expand_keep(keep, idx)
             if self.granularity == "channel" and k > 0:
                 self._kill_consumer_inputs(name, keep, masks)
         return masks
+
+    def _pruned_count(self, name: str, ratio: float, dead: int) -> int:
+        """Groups of layer ``name`` pruned at ``ratio`` (``dead`` of them already are)."""
+        n = self.groups[name][1]
+        k = int(round(min(float(ratio), self.max_ratio) * n))
+        if self.granularity == "channel":
+            k = min(k, n - 1)  # a layer keeps at least one channel
+            if self.channel_multiple > 1:
+                k = n - self._aligned_keep(name, n - k, dead)
+        return k
+
+    def _aligned_keep(self, name: str, want: int, dead: int = 0) -> int:
+        """Kept channels of layer ``name`` under ``channel_multiple`` when its ratio asks to keep
+        ``want`` and ``dead`` channels are already pruned (see the module docstring)."""
+        n = self.groups[name][1]
+        lo = n - min(int(round(self.max_ratio * n)), n - 1)
+        return gran.aligned_count(n, want, self.channel_multiple, lo=lo, hi=n - dead)
 
     def _kill_consumer_inputs(self, name: str, keep: torch.Tensor, masks: dict) -> None:
         chain = self.flow.chains[name]
@@ -447,9 +500,10 @@ class Pruner:
             return ratios, self._masks(ratios, orders)
         top = self._masks(rule(s_max), orders)
         if self._reduction(top) < target - 1e-12:
+            aligned = f" and channel_multiple {self.channel_multiple}" if self.channel_multiple > 1 else ""
             raise PruneError(
                 f"target {target:.0%} fewer binary ops is unreachable: at most "
-                f"{self._reduction(top):.1%} with allocation {self.allocation!r} and max_ratio {self.max_ratio}")
+                f"{self._reduction(top):.1%} with allocation {self.allocation!r}, max_ratio {self.max_ratio}{aligned}")
         lo, hi = 0.0, s_max
         for _ in range(50):
             mid = (lo + hi) / 2
@@ -458,7 +512,33 @@ class Pruner:
             else:
                 lo = mid
         ratios = rule(hi)
+        if self.channel_multiple > 1:
+            ratios = self._give_back(ratios, target, orders)
         return ratios, self._masks(ratios, orders)
+
+    def _give_back(self, ratios: dict[str, float], target: float, orders) -> dict[str, float]:
+        """Channel multiple: from the bisected plan, keep one more multiple in a layer where the
+        target stays met (each layer at most once), each time the step leaving the least
+        overshoot. Returns ratios that reproduce the kept counts exactly."""
+        dead = orders.dead
+        kept = {name: self.groups[name][1] - self._pruned_count(name, ratios.get(name, 0.0), dead[name])
+                for name in self.layers}
+        as_ratios = lambda kp: {n: (self.groups[n][1] - c) / self.groups[n][1] for n, c in kp.items()}  # noqa: E731
+        todo = set(self.layers)
+        while todo:
+            best = None
+            for name in sorted(todo):
+                more = self._aligned_keep(name, kept[name] + self.channel_multiple, dead[name])
+                if more <= kept[name]:
+                    continue
+                red = self._reduction(self._masks(as_ratios({**kept, name: more}), orders))
+                if red >= target - 1e-12 and (best is None or red < best[0]):
+                    best = (red, name, more)
+            if best is None:
+                break
+            kept[best[1]] = best[2]
+            todo.discard(best[1])
+        return as_ratios(kept)
 
     def _apply(self, masks: dict[str, torch.Tensor]) -> None:
         for name, layer in self._all.items():
