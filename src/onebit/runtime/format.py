@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onebit.bits import kept_counts, unpack_word_mask
+from onebit.bits import kept_counts, unpack_word_mask, word_mask_kept_counts
 from onebit.errors import FormatError
 from onebit.runtime.graph import MASK_ROLE, WORD_MASK_ROLE, Op, Value, infer, op_from_json, value_from_json
 
@@ -377,7 +377,10 @@ def _check_contents(op: Op, x: Value, t: dict):
                 n = int(np.count_nonzero(t["weight"] & ~m))
                 bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "
                     f"words have a weight bit set where {role} is 0")
-            bound = int(kept_counts(m).max(initial=0))
+            # (a compact mask counts its kept words: cheaper than a popcount of the expansion)
+            counts = (word_mask_kept_counts(t[WORD_MASK_ROLE], t["weight"].shape, cin)
+                      if WORD_MASK_ROLE in t else kept_counts(m))
+            bound = int(counts.max(initial=0))
             if op.attrs["accumulator_bound"] != bound:
                 bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but {role} keeps at "
                     f"most {bound} weights of one output channel")
