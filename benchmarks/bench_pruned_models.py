@@ -1,7 +1,7 @@
 """Latency of pruned models on the onebit engine: pruned vs unpruned, timed interleaved in one run.
 
     python benchmarks/bench_pruned_models.py [--model cifar-binarynet] [--target 0.4 | 0.3,0.4,0.5]
-        [--granularities channel,block,word,weight] [--channel-multiple 64] [--isa avx2] [--threads 1]
+        [--granularities channel,block,word,weight] [--channel-multiple 64[,128]] [--isa avx2] [--threads 1]
         [--repeats 40] [--json benchmarks/results/pruned_models.json]
 
 Builds the model at width 1 with random weights (``onebit.models.create`` +
@@ -59,9 +59,9 @@ def _pruned_variant(model, outdir: Path, variant: str, granularity: str, *, targ
 
 
 def build_files(model_name: str, granularities, targets, outdir: Path, seed: int = 0,
-                channel_ratios: dict | None = None, channel_multiple: int | None = None) -> list[dict]:
-    """Export the unpruned model and, per target, one pruned copy per granularity (and with
-    ``channel_multiple``, a channel-pruned copy whose kept counts are multiples of it); with
+                channel_ratios: dict | None = None, channel_multiples=()) -> list[dict]:
+    """Export the unpruned model and, per target, one pruned copy per granularity (and per
+    entry of ``channel_multiples``, a channel-pruned copy whose kept counts are multiples of it); with
     ``channel_ratios``, a channel-pruned copy at those explicit per-layer ratios. Returns
     [{variant, file, ...}]."""
     import torch
@@ -81,9 +81,9 @@ def build_files(model_name: str, granularities, targets, outdir: Path, seed: int
         tag = "" if len(targets) == 1 else f"@{t:g}"
         for g in granularities:
             out.append(_pruned_variant(m, outdir, g + tag, g, target=t, seed=seed))
-        if channel_multiple and channel_multiple > 1:
-            out.append(_pruned_variant(m, outdir, f"channel-m{channel_multiple}{tag}", "channel", target=t,
-                                       channel_multiple=channel_multiple, seed=seed))
+        for cm in channel_multiples:
+            out.append(_pruned_variant(m, outdir, f"channel-m{cm}{tag}", "channel", target=t,
+                                       channel_multiple=cm, seed=seed))
     if channel_ratios:
         variant = "channel@" + ",".join(f"{k}={v:g}" for k, v in channel_ratios.items())
         out.append(_pruned_variant(m, outdir, variant, "channel", ratios=channel_ratios, seed=seed))
@@ -168,18 +168,19 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--json", default=None)
     ap.add_argument("--keep-files", default=None, help="directory to keep the .onebit files in")
-    ap.add_argument("--channel-multiple", "--aligned-channel", dest="channel_multiple", type=int, default=None,
-                    metavar="M", help="also a channel-pruned variant per target whose kept channel counts are "
-                                      "multiples of M (Pruner(channel_multiple=M), e.g. 64: the packed word); "
-                                      "--aligned-channel is the old name")
+    ap.add_argument("--channel-multiple", "--aligned-channel", dest="channel_multiple", default="",
+                    metavar="M[,M2...]", help="also a channel-pruned variant per target (and per M) whose kept "
+                                              "channel counts are multiples of M (Pruner(channel_multiple=M), e.g. "
+                                              "64: the packed word); --aligned-channel is the old name")
     ap.add_argument("--channel-ratios", default=None, metavar="LAYER=R,...",
                     help="also a channel-pruned variant at these explicit per-layer ratios (e.g. ratios that keep "
                          "channel counts at multiples of 64, the engine's packed word)")
     a = ap.parse_args(argv)
     grans = [g for g in a.granularities.split(",") if g]
     targets = [float(t) for t in a.target.split(",") if t]
-    if a.channel_multiple is not None and a.channel_multiple < 2:
-        ap.error(f"--channel-multiple must be >= 2, got {a.channel_multiple}")
+    multiples = [int(v) for v in a.channel_multiple.split(",") if v]
+    if any(v < 2 for v in multiples):
+        ap.error(f"--channel-multiple values must be >= 2, got {a.channel_multiple}")
     ratios = None
     if a.channel_ratios:
         ratios = {k: float(v) for k, v in (item.split("=") for item in a.channel_ratios.split(",") if item)}
@@ -187,7 +188,7 @@ def main(argv=None) -> int:
         outdir = Path(a.keep_files or tmp)
         outdir.mkdir(parents=True, exist_ok=True)
         variants = build_files(a.model, grans, targets, outdir, channel_ratios=ratios,
-                               channel_multiple=a.channel_multiple)
+                               channel_multiples=multiples)
         records = []
         for isa in (a.isa.split(",") if a.isa else [None]):
             recs = measure([dict(v) for v in variants], isa, a.threads, a.repeats, a.warmup)
