@@ -246,3 +246,38 @@ def test_aligned_channel_pruned_export_engine_equals_simulation(tmp_path):
     u = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
     for isa in capabilities()["supported"]:
         engine_vs_simulation(Session(path, isa=isa, threads=1), sim, u)
+
+
+def test_sensitivity_sweep_evaluates_the_rounded_plans(toy):
+    """sweep(channel_multiple=8) evaluates each layer at the aligned plan its ratio rounds to (the
+    plan a channel_multiple pruner applies for that ratio); then allocate + prune, as onebit
+    prune --sensitivity does, meets the target with aligned counts."""
+    from onebit.prune import sweep
+
+    model = toy().eval()
+    x = torch.randn(32, 1, 8, 8)
+    with torch.no_grad():
+        ref = model(x).argmax(1)
+    seen = []
+
+    def evaluate(m):
+        kept = {n: int(get_mask(m.get_submodule(n)).flatten(1).any(dim=1).sum()) for n in ("conv1", "conv2", "fc1")}
+        seen.append(kept)
+        with torch.no_grad():
+            return float((m(x).argmax(1) == ref).float().mean())
+
+    curves = sweep(model, evaluate, granularity="channel", ratios=(0.2, 0.5), channel_multiple=8)
+    assert curves.channel_multiple == 8
+    assert SensitivityCurves.from_dict(curves.to_dict()) == curves
+    # points in order conv1@0.2, conv1@0.5, conv2@0.2, ...; 24 ch: keep 19 -> 16, keep 12 -> 16 (tie);
+    # 16 ch: keep 13 -> 16 (unpruned), keep 8 -> 8; 20 ch: keep 16 -> 16, keep 10 -> 8
+    assert seen[1:] == [
+        {"conv1": 16, "conv2": 16, "fc1": 20}, {"conv1": 16, "conv2": 16, "fc1": 20},
+        {"conv1": 24, "conv2": 16, "fc1": 20}, {"conv1": 24, "conv2": 8, "fc1": 20},
+        {"conv1": 24, "conv2": 16, "fc1": 16}, {"conv1": 24, "conv2": 16, "fc1": 8}]
+    assert curves.accuracy["conv2"][0] == 1.0  # rounded to no pruning at all
+    p = Pruner(model, "latent", "channel", 0.3, channel_multiple=8).prepare()
+    alloc = allocate(curves, 0.3, p.reduction_fn(), max_ratio=0.9)
+    rep = p.prune(ratios=alloc["ratios"])
+    _assert_aligned(p, 8)
+    assert rep["reduction"] >= 0.3

@@ -37,6 +37,7 @@ class SensitivityCurves:
     layer_bops: dict[str, int] = field(default_factory=dict)
     method: str = "latent"
     granularity: str = "weight"
+    channel_multiple: int = 1
 
     def loss(self, layer: str) -> list[float]:
         """Predicted accuracy loss at each ratio, made non-decreasing in the ratio."""
@@ -57,15 +58,19 @@ class SensitivityCurves:
 def sweep(model: nn.Module, evaluate_fn: Callable[[nn.Module], float], *, method: str = "latent",
           granularity: str = "weight", ratios: Sequence[float] = DEFAULT_RATIOS, layers=None,
           finetune_fn: Callable[[nn.Module, object], object] | None = None, flip_counter=None,
-          input_size=None, seed: int = 0, progress: bool = False) -> SensitivityCurves:
+          input_size=None, seed: int = 0, progress: bool = False,
+          channel_multiple: int = 1) -> SensitivityCurves:
     """Prune each layer alone at each ratio on a copy of ``model`` and record
-    ``evaluate_fn(copy)``. ``finetune_fn(copy, pruner)``, if given, runs in between."""
+    ``evaluate_fn(copy)``. ``finetune_fn(copy, pruner)``, if given, runs in between.
+    ``channel_multiple`` (channel granularity): each point is the rounded plan
+    ``Pruner(channel_multiple=...)`` makes of that ratio, the same one a pruner with that option
+    applies for it after :func:`allocate`."""
     from onebit.prune.pruner import Pruner
 
     # one working copy, restored before every point (cheaper than a deep copy + trace each time)
     work = copy.deepcopy(model)
     probe = Pruner(work, method, granularity, ratios={}, flip_counter=_rebind(flip_counter, work),
-                   input_size=input_size, seed=seed).prepare()
+                   input_size=input_size, seed=seed, channel_multiple=channel_multiple).prepare()
     names = list(probe.layers) if layers is None else list(layers)
     unknown = [n for n in names if n not in probe.layers]
     if unknown:
@@ -93,7 +98,8 @@ def sweep(model: nn.Module, evaluate_fn: Callable[[nn.Module], float], *, method
     if bar is not None:
         bar.close()
     return SensitivityCurves(baseline=baseline, ratios=[float(r) for r in ratios], accuracy=acc,
-                             layer_bops=bops, method=method, granularity=granularity)
+                             layer_bops=bops, method=method, granularity=granularity,
+                             channel_multiple=channel_multiple)
 
 
 def _rebind(counter, model):
