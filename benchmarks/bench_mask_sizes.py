@@ -1,4 +1,4 @@
-"""File size and load time of pruned models: compact masks (``weight_word_mask``) vs full masks.
+"""File size and load time of pruned models in each storage form of docs/format.md §7.3.
 
     python benchmarks/bench_mask_sizes.py [--model cifar-binarynet] [--width 1] [--target 0.4]
         [--granularities word,block,weight] [--load-repeats 20] [--json benchmarks/results/mask_sizes.json]
@@ -6,19 +6,19 @@
 Builds the model with random weights (``onebit.models.create`` + ``onebit.convert.testing.randomize_bn``;
 the weights do not change the sizes), exports it unpruned, then prunes a copy per granularity
 (``onebit.convert.testing.pruned``: ``onebit.prune.Pruner``, latent-weight magnitude, uniform
-per-layer ratios, one shot) to ``target`` fewer binary ops and exports it as the converter does
-(compact ``weight_word_mask`` where the mask is constant inside every packed word, else the full
-``weight_mask``; docs/format.md §7.3). The "full" column is the same file with every compact mask
-expanded to the full ``weight_mask`` (:func:`full_mask_bytes`: the form the converter wrote before
-compact masks). Load time: ``Session(bytes)`` (validation, compact-mask expansion, weight
-preparation) of the compact and the full file, timed alternately (A B A B ...), min and median ms.
+per-layer ratios, one shot) to ``target`` fewer binary ops and exports it as the converter does:
+the compact mask ``weight_word_mask`` where the mask is constant inside every packed word, else
+the full ``weight_mask``, and the kept weights only (``weight_kept``). The same file is then
+rewritten (``onebit.convert.testing.long_form_bytes``) with full weights ("compact mask" column)
+and with full weights and full masks ("long form": what the converter wrote before compact
+storage). Load time: ``Session(bytes, threads=1)`` (validation, expansion, weight preparation)
+of the three forms, timed in turn (A B C A B C ..., order rotating), min and median ms.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -26,27 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _records import machine, write_json  # noqa: E402
-
-
-def full_mask_bytes(data: bytes) -> bytes:
-    """``data`` with every ``weight_word_mask`` replaced by the full ``weight_mask`` it means."""
-    from onebit.runtime import format as fmt
-
-    mf = fmt.loads(data)
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    graph = json.loads(header["__metadata__"]["graph"])
-    tensors = dict(mf.tensors)
-    for op, d in zip(mf.ops, graph["ops"]):
-        name = d["tensors"].pop("weight_word_mask", None)
-        if name is not None:
-            del tensors[name]
-            full = name.replace("weight_word_mask", "weight_mask")
-            tensors[full] = mf.weight_mask(op)
-            d["tensors"]["weight_mask"] = full
-    out = fmt.dumps(mf.metadata, graph, tensors)
-    fmt.loads(out)
-    return out
 
 
 def mask_bytes(data: bytes) -> tuple[int, int]:
@@ -60,7 +39,7 @@ def mask_bytes(data: bytes) -> tuple[int, int]:
 
 
 def load_times(blobs: list[bytes], repeats: int) -> list[tuple[float, float]]:
-    """``[(min_ms, median_ms)]`` of ``Session(blob)`` for each blob, timed alternately."""
+    """``[(min_ms, median_ms)]`` of ``Session(blob)`` for each blob, timed in turn (order rotating)."""
     from onebit.runtime import Session
 
     for b in blobs:
@@ -90,35 +69,35 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     import onebit.models as om
     from onebit.convert import to_bytes
-    from onebit.convert.testing import pruned, randomize_bn
+    from onebit.convert.testing import long_form_bytes, pruned, randomize_bn
 
     torch.manual_seed(0)
     model = om.create(args.model, width=args.width)
     shape = tuple(model.input_shape)
     model = randomize_bn(model, 0, input_shape=shape).eval()
     dense = to_bytes(model)
+    mach = machine()
     print(f"{args.model} width {args.width}: dense file {len(dense):,} bytes; target {args.target:.0%} "
-          f"fewer binary ops; {machine()['cpu']}, commit {machine()['commit']}")
+          f"fewer binary ops; {mach['cpu']}, commit {mach['commit']}")
+    forms = ("converter", "compact mask", "long form")
+    print(f"{'granularity':<12}" + "".join(f"{f + ' B':>16}" for f in forms) + f"{'x dense':>9}{'x long':>8}"
+          + f"{'mask B':>10}" + "".join(f"{f + ' load ms':>24}" for f in forms))
     rows = []
-    head = f"{'granularity':<12}{'compact B':>12}{'full B':>12}{'compact/full':>14}{'compact/dense':>15}" \
-           f"{'mask B (c/f)':>22}{'load ms compact min/med':>26}{'full min/med':>16}"
-    print(head)
-    import copy
-
     for g in args.granularities.split(","):
         m = pruned(copy.deepcopy(model), g, args.target, input_size=shape)
-        compact = to_bytes(m)
-        full = full_mask_bytes(compact)
-        (mc, n_compact), (mfull, _) = mask_bytes(compact), mask_bytes(full)
-        (lc, lcm), (lf, lfm) = load_times([compact, full], args.load_repeats)
+        blobs = [to_bytes(m)]
+        blobs += [long_form_bytes(blobs[0], mask=False), long_form_bytes(blobs[0])]
+        masks = [mask_bytes(b) for b in blobs]
+        loads = load_times(blobs, args.load_repeats)
         rec = {"model": args.model, "width": args.width, "target": args.target, "granularity": g,
-               "dense_bytes": len(dense), "compact_bytes": len(compact), "full_bytes": len(full),
-               "compact_mask_bytes": mc, "full_mask_bytes": mfull, "compact_ops": n_compact,
-               "load_ms_compact": [lc, lcm], "load_ms_full": [lf, lfm], **machine()}
+               "dense_bytes": len(dense), "compact_ops": masks[0][1], **mach}
+        for f, b, (mb, _), lt in zip(forms, blobs, masks, loads):
+            key = f.replace(" ", "_")
+            rec.update({f"{key}_bytes": len(b), f"{key}_mask_bytes": mb, f"{key}_load_ms": list(lt)})
         rows.append(rec)
-        print(f"{g:<12}{len(compact):>12,}{len(full):>12,}{len(compact) / len(full):>14.3f}"
-              f"{len(compact) / len(dense):>15.3f}{f'{mc:,}/{mfull:,}':>22}"
-              f"{f'{lc:.1f}/{lcm:.1f}':>26}{f'{lf:.1f}/{lfm:.1f}':>16}")
+        print(f"{g:<12}" + "".join(f"{len(b):>16,}" for b in blobs)
+              + f"{len(blobs[0]) / len(dense):>9.3f}{len(blobs[0]) / len(blobs[2]):>8.3f}{masks[0][0]:>10,}"
+              + "".join(f"{f'{lo:.1f} / {med:.1f}':>24}" for lo, med in loads))
     if args.json:
         write_json(rows, args.json)
     return 0

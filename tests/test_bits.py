@@ -86,3 +86,23 @@ def test_bits_word_mask_none_when_a_word_is_partly_kept(c):
     assert bits.pack_word_mask(bits.pack_mask(keep), c) is None
     keep[2, 1, 0, 64 * (bits.num_words(c) - 1):] = False  # now the whole (real part of the) word
     assert bits.pack_word_mask(bits.pack_mask(keep), c) is not None
+
+
+@pytest.mark.parametrize("shape,c,p", [((5, 3, 3, 2), 70, 0.6), ((9, 1, 1, 1), 64, 0.5), ((7, 3), 150, 0.0),
+                                        ((7, 3), 150, 1.0), ((3, 1), 1, 0.5), ((4, 2, 2, 4), 200, 0.97)])
+def test_bits_kept_weights_round_trip_and_order(shape, c, p):
+    # only the weight bits at the mask's 1 bits, in order (word by word, bit 0 first), padded with
+    # 0 to whole words (docs/format.md §7.3, weight_kept)
+    rng = np.random.default_rng(c)
+    keep = rng.random(shape[:-1] + (c,)) < p
+    w = bits.pack(rng.standard_normal(shape[:-1] + (c,))) & bits.pack_mask(keep)
+    mask = bits.pack_mask(keep)
+    words, n = bits.pack_kept(w, mask)
+    assert n == keep.sum() and words.dtype == np.uint64 and words.shape == (bits.num_words(n),)
+    seq = (bits.unpack(w, c) < 0)[keep]  # the kept weights' bits in C order
+    got = [(int(words[i // 64]) >> (i % 64)) & 1 for i in range(64 * words.size)]
+    assert got[:n] == seq.astype(int).tolist() and not any(got[n:])
+    np.testing.assert_array_equal(bits.unpack_kept(words, mask), w)
+    if n:
+        with pytest.raises(ValueError, match="fewer than the mask's"):
+            bits.unpack_kept(words[:-1], mask)

@@ -126,3 +126,72 @@ def word_mask_kept_counts(word_mask: np.ndarray, shape: tuple, channels: int) ->
     keep = (unpack(np.asarray(word_mask), per) < 0).reshape(shape[0], -1, shape[-1])
     width = popcount(word_ones(channels))
     return (keep * width).sum(axis=(1, 2)).astype(np.int64)
+
+
+def _bit_vector(words: np.ndarray) -> np.ndarray:
+    """Every bit of a uint64 array as uint8 0/1, in order: word by word (C order), bit 0 first."""
+    by = np.ascontiguousarray(np.asarray(words, dtype=np.uint64).astype("<u8")).view(np.uint8)
+    return np.unpackbits(by.reshape(-1), bitorder="little")
+
+
+def _words_of(bit_vector: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_bit_vector` (length a multiple of 64): flat uint64 words."""
+    return np.packbits(bit_vector, bitorder="little").view("<u8").astype(np.uint64)
+
+
+def pack_kept(weight: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The weight bits of the kept weights only (docs/format.md §7.3, ``weight_kept``).
+
+    ``weight`` and ``mask``: packed uint64 of one shape. Returns ``(words, n)``: the ``n`` weight
+    bits at the mask's 1 bits, in order (word by word in C order, bit 0 first), packed into
+    ``ceil(n/64)`` uint64 words, bit ``i`` of the sequence = bit ``i % 64`` of word ``i // 64``;
+    padding bits 0."""
+    weight, mask = np.asarray(weight, dtype=np.uint64), np.asarray(mask, dtype=np.uint64)
+    if weight.shape != mask.shape:
+        raise ValueError(f"weight {weight.shape} and mask {mask.shape} differ in shape")
+    kept = _bit_vector(weight)[_bit_vector(mask).astype(bool)]
+    n = int(kept.size)
+    padded = np.zeros(num_words(n) * WORD_BITS, dtype=np.uint8)
+    padded[:n] = kept
+    return _words_of(padded), n
+
+
+def unpack_kept(words: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_kept`: the packed weights of ``mask``'s shape, bit 0 where it is 0.
+
+    Byte-wise (a model's tens of millions of weights in milliseconds): each mask byte takes the
+    next ``popcount(byte)`` bits of the sequence and deposits them at its 1 bits (a 256 x 256
+    table, the PDEP instruction's job)."""
+    mask = np.asarray(mask, dtype=np.uint64)
+    mb = np.ascontiguousarray(mask.astype("<u8")).view(np.uint8).reshape(-1)
+    cnt = _POP8[mb]
+    off = np.cumsum(cnt, dtype=np.int64) - cnt  # bit offset of each mask byte's first kept weight
+    seq = np.ascontiguousarray(np.asarray(words, dtype=np.uint64).astype("<u8")).view(np.uint8).reshape(-1)
+    n = int(off[-1] + cnt[-1]) if mb.size else 0
+    if 8 * seq.size < n:
+        raise ValueError(f"{seq.size // 8} words hold fewer than the mask's {n} kept weights")
+    seq = np.concatenate([seq, np.zeros(2, np.uint8)])
+    lo = seq[off >> 3].astype(np.uint16)
+    hi = seq[(off >> 3) + 1].astype(np.uint16)
+    nxt = (((hi << 8) | lo) >> (off & 7).astype(np.uint16)) & 0xFF
+    out = _deposit_table()[mb, nxt.astype(np.uint8)]
+    return out.view("<u8").astype(np.uint64).reshape(mask.shape)
+
+
+_POP8 = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
+_DEPOSIT: list = []
+
+
+def _deposit_table() -> np.ndarray:
+    """``T[m, v]``: the low ``popcount(m)`` bits of ``v`` placed at the 1 bits of ``m`` (uint8)."""
+    if not _DEPOSIT:
+        m = np.arange(256, dtype=np.uint16)[:, None]
+        v = np.arange(256, dtype=np.uint16)[None, :]
+        out = np.zeros((256, 256), dtype=np.uint16)
+        taken = np.zeros((256, 1), dtype=np.uint16)
+        for b in range(8):
+            at = (m >> b) & 1
+            out |= (((v >> taken) & 1) & at) << b
+            taken = taken + at
+        _DEPOSIT.append(out.astype(np.uint8))
+    return _DEPOSIT[0]

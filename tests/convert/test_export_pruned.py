@@ -1,8 +1,8 @@
 """Pruned (ternary) models: export with a packed weight mask, full (``weight_mask``) or compact
-(``weight_word_mask``, one bit per packed word) (docs/format.md §7.3), simulation == float model
-where no rounding is involved, engine == simulation on every ISA for each pruning granularity,
-compact == full mask, malformed masked files, and `onebit prune` -> `onebit export` -> `onebit
-eval` on MNIST."""
+(``weight_word_mask``, one bit per packed word), and the kept weights only (``weight_kept``)
+(docs/format.md §7.3), simulation == float model where no rounding is involved, engine ==
+simulation on every ISA for each pruning granularity, compact == long storage forms, malformed
+masked files, and `onebit prune` -> `onebit export` -> `onebit eval` on MNIST."""
 import json
 import os
 import struct
@@ -16,7 +16,8 @@ from click.testing import CliRunner
 import onebit.convert as cv
 from onebit import FormatError, bits
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import MNIST_SPEC, RAW_SPEC, exact_model, pruned, randomize_bn, tiny_model
+from onebit.convert.testing import (MNIST_SPEC, RAW_SPEC, exact_model, long_form_bytes, pruned, randomize_bn,
+                                    tiny_model)
 from onebit.runtime import Session, capabilities
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import MASK_ROLES
@@ -65,8 +66,15 @@ def test_pruned_export_stores_canonical_mask(granularity):
         "3": "weight_word_mask" if compact else "weight_mask",
         "7": "weight_word_mask" if compact else "weight_mask", "11": "weight_mask"}
     conv = ops["3"]
-    w, mask = mf.tensors[conv.tensors["weight"]], mf.weight_mask(conv)
+    w, mask = mf.weight(conv), mf.weight_mask(conv)
     assert mask.dtype == np.uint64 and mask.shape == w.shape == (16, 3, 3, 1)
+    for op in ops.values():  # only the kept weights' bits are stored, in order
+        assert "weight" not in op.tensors and op.attrs["kept_weights"] == bits.kept_counts(mf.weight_mask(op)).sum()
+        kept = mf.tensors[op.tensors["weight_kept"]]
+        assert kept.shape == (bits.num_words(op.attrs["kept_weights"]),)
+        cin = op.attrs["in_channels"]
+        seq = (bits.unpack(mf.weight(op), cin) < 0)[bits.unpack(mf.weight_mask(op), cin) < 0]
+        assert np.array_equal(bits.unpack(kept, 64 * kept.size)[:seq.size] < 0, seq)
     stored = mf.tensors[conv.tensors[_mask_role(conv)]]
     assert stored.shape == ((16, 1) if compact else (16, 3, 3, 1))
     if compact:  # bit j of row o = packed word j (tap-major, OHWI order) of output channel o kept
@@ -190,6 +198,7 @@ def test_masked_file_rejects_mask_padding_bits(masked_bytes):
 
 
 def test_masked_file_rejects_weight_bits_under_pruned_positions(masked_bytes):
+    masked_bytes = long_form_bytes(masked_bytes)  # the full weights (files before weight_kept)
     op = _op16(masked_bytes)
     mf = fmt.loads(masked_bytes)
     mask = mf.tensors[op.tensors["weight_mask"]].reshape(-1)
@@ -313,51 +322,55 @@ def test_fully_pruned_channels_and_layer_run_exactly():
         engine_vs_simulation(Session(data, isa=isa), sim, u)
 
 
-# ----------------------------------------------------------------------------- compact masks
+# ----------------------------------------------------------------------------- compact storage
 
-def _full_mask_bytes(monkeypatch, model, **kw):
-    """The same model exported with the full ``weight_mask`` on every pruned op (the converter's
-    compact choice switched off)."""
-    with monkeypatch.context() as mp:
-        mp.setattr(bits, "pack_word_mask", lambda mask, channels: None)
-        return cv.to_bytes(model, **kw)
-
-
-@pytest.mark.parametrize("granularity", ["word", "block"])
+@pytest.mark.parametrize("granularity", ["word", "block", "weight"])
 @pytest.mark.parametrize("name", ["tiny", "mnist-small"])
-def test_compact_mask_equals_full_mask_every_isa(granularity, name, monkeypatch):
+def test_compact_storage_equals_long_forms_every_isa(granularity, name):
+    # the converter's file (compact mask where exact, kept weights only) against the same model
+    # with full masks and with full masks and full weights (the files before compact storage)
     import onebit.models as om
 
     torch.manual_seed(0)
     if name == "tiny":
-        m, kw, shape = pruned(tiny_model(5, clip=True), granularity, 0.4, input_size=(1, 28, 28)), \
-            {"input_spec": MNIST_SPEC}, (28, 28, 1)
+        m, kw = pruned(tiny_model(5, clip=True), granularity, 0.4, input_size=(1, 28, 28)), {"input_spec": MNIST_SPEC}
     else:
-        m = pruned(randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28)).eval(), granularity, 0.5)
-        kw, shape = {}, (28, 28, 1)
-    compact, full = cv.to_bytes(m, **kw), _full_mask_bytes(monkeypatch, m, **kw)
-    mc, mfull = fmt.loads(compact), fmt.loads(full)
+        m, kw = pruned(randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28)).eval(), granularity, 0.5), {}
+    compact = cv.to_bytes(m, **kw)
+    full_mask, full = long_form_bytes(compact, weight=False), long_form_bytes(compact)
+    files = [fmt.loads(d) for d in (compact, full_mask, full)]
+    mc, mfull = files[0], files[2]
     roles = [_mask_role(op) for op in _masked_ops(mc)]
-    assert "weight_word_mask" in roles and all(_mask_role(op) == "weight_mask" for op in _masked_ops(mfull))
-    # one bit per packed word instead of one per weight: the file shrinks by about a mask
+    assert ("weight_word_mask" in roles) == (granularity != "weight")
+    assert all("weight_kept" in op.tensors for op in _masked_ops(mc))
+    assert all(_mask_role(op) == "weight_mask" and "weight" in op.tensors for op in _masked_ops(mfull))
+    # compact masks: one bit per packed word instead of one per weight; kept weights: one bit per
+    # kept weight instead of one per weight. The files shrink by exactly those bytes (+- header)
     fops = {op.name: op for op in _masked_ops(mfull)}
-    saved = sum(mfull.tensors[fops[op.name].tensors["weight_mask"]].nbytes
-                - mc.tensors[op.tensors["weight_word_mask"]].nbytes
-                for op in _masked_ops(mc) if _mask_role(op) == "weight_word_mask")
-    assert saved > 0 and len(full) - len(compact) >= saved - 4096  # (the JSON header differs a little)
-    for a, b in zip(_masked_ops(mc), _masked_ops(mfull)):
-        assert a.name == b.name and a.attrs == b.attrs
-        np.testing.assert_array_equal(mc.weight_mask(a), mfull.weight_mask(b))
-    u = np.random.default_rng(1).integers(0, 256, (5,) + shape, dtype=np.uint8)
+    saved_mask = sum(mfull.tensors[fops[op.name].tensors["weight_mask"]].nbytes
+                     - mc.tensors[op.tensors["weight_word_mask"]].nbytes
+                     for op in _masked_ops(mc) if _mask_role(op) == "weight_word_mask")
+    saved_weight = sum(mfull.tensors[fops[op.name].tensors["weight"]].nbytes
+                       - mc.tensors[op.tensors["weight_kept"]].nbytes for op in _masked_ops(mc))
+    assert (saved_mask > 0) == (granularity != "weight") and saved_weight > 0
+    assert abs(len(full) - len(compact) - saved_mask - saved_weight) < 4096
+    assert abs(len(full_mask) - len(compact) - saved_mask) < 4096
+    for f in files[1:]:
+        for a, b in zip(_masked_ops(mc), _masked_ops(f)):
+            assert a.name == b.name and a.attrs["accumulator_bound"] == b.attrs["accumulator_bound"]
+            np.testing.assert_array_equal(mc.weight_mask(a), f.weight_mask(b))
+            np.testing.assert_array_equal(mc.weight(a), f.weight(b))
+    u = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
     sim = cv.simulate(mc)
     for isa in capabilities()["supported"]:
         for threads in (1, 2):
-            sc, sf = Session(compact, isa=isa, threads=threads), Session(full, isa=isa, threads=threads)
-            vc, vf = sc.run_values(u), sf.run_values(u)
-            assert vc.keys() == vf.keys()
-            for k in vc:  # every intermediate value, bit for bit
-                assert np.array_equal(vc[k], vf[k]), (isa, threads, k)
-            engine_vs_simulation(sc, sim, u)
+            sessions = [Session(d, isa=isa, threads=threads) for d in (compact, full_mask, full)]
+            vals = [s.run_values(u) for s in sessions]
+            for v in vals[1:]:
+                assert v.keys() == vals[0].keys()
+                for k in v:  # every intermediate value, bit for bit
+                    assert np.array_equal(v[k], vals[0][k]), (isa, threads, k)
+            engine_vs_simulation(sessions[0], sim, u)
 
 
 def test_weight_granularity_keeps_full_mask_and_channel_uniform_mask_is_compact():
@@ -422,6 +435,7 @@ def test_compact_mask_rejects_padding_bits(compact_bytes):
 
 
 def test_compact_mask_rejects_weight_bits_under_pruned_word(compact_bytes):
+    compact_bytes = long_form_bytes(compact_bytes, mask=False)  # compact mask, full weights
     op = _compact_op(compact_bytes)
     mf = fmt.loads(compact_bytes)
     full = mf.weight_mask(op).reshape(-1)
@@ -447,7 +461,7 @@ def test_compact_mask_rejects_wrong_bound_and_both_roles(compact_bytes):
             fmt.loads(_edit_compact_op(compact_bytes, edit))
 
     def both(o):
-        o["tensors"]["weight_mask"] = o["tensors"]["weight"]
+        o["tensors"]["weight_mask"] = o["tensors"]["weight_kept"]
     with pytest.raises(FormatError, match="op '7'.*has both 'weight_mask' and 'weight_word_mask'"):
         fmt.loads(_edit_compact_op(compact_bytes, both))
 
@@ -455,3 +469,49 @@ def test_compact_mask_rejects_wrong_bound_and_both_roles(compact_bytes):
         del o["tensors"]["weight_word_mask"]
     with pytest.raises(FormatError, match="accumulator_bound|not used"):
         fmt.loads(_edit_compact_op(compact_bytes, drop))
+
+
+def test_kept_weights_rejects_count_padding_and_role_mixes(compact_bytes):
+    op = _compact_op(compact_bytes)
+    n = op.attrs["kept_weights"]
+    assert n % 64 not in (0, 1) and op.attrs["accumulator_bound"] < 144
+    header, body = _split(compact_bytes)
+    name = op.tensors["weight_kept"]
+    assert header[name]["shape"] == [bits.num_words(n)]
+
+    def count(o, v):
+        o["attrs"]["kept_weights"] = v
+    with pytest.raises(FormatError, match=f"op '7'.*kept_weights = {n - 1} but weight_word_mask keeps {n} weights"):
+        fmt.loads(_edit_compact_op(compact_bytes, lambda o: count(o, n - 1)))
+    with pytest.raises(FormatError, match=rf"op '7'.*\(weight_kept\) is uint64\[{bits.num_words(n)}\], "
+                                          rf"expected uint64\[{bits.num_words(n + 64)}\]"):
+        fmt.loads(_edit_compact_op(compact_bytes, lambda o: count(o, n + 64)))
+    with pytest.raises(FormatError, match="op '7'.*attribute 'kept_weights' must be an integer"):
+        fmt.loads(_edit_compact_op(compact_bytes, lambda o: o["attrs"].pop("kept_weights")))
+    # a bit past the kept weights in the last word
+    off, v = _word(header, body, name, bits.num_words(n) - 1)
+    body[off:off + 8] = (v | (1 << (n % 64))).to_bytes(8, "little")
+    with pytest.raises(FormatError, match=rf"op '7'.*weight_kept has non-zero padding bits \(bits {n % 64}\.\. "
+                                          r"of its last word\)"):
+        fmt.loads(_join(header, body))
+
+    def both(o):
+        o["tensors"]["weight"] = o["tensors"]["weight_word_mask"]
+    with pytest.raises(FormatError, match="op '7'.*has both 'weight' and 'weight_kept'"):
+        fmt.loads(_edit_compact_op(compact_bytes, both))
+
+    def no_mask(o):
+        del o["tensors"]["weight_word_mask"]
+        o["attrs"]["accumulator_bound"] = 144
+    with pytest.raises(FormatError, match="op '7'.*'weight_kept' needs a mask"):
+        fmt.loads(_edit_compact_op(compact_bytes, no_mask))
+
+
+def test_kept_weights_of_a_fully_pruned_layer():
+    m = tiny_model(0)
+    m[7].set_weight_mask(torch.zeros_like(m[7].weight))
+    data = cv.to_bytes(m, input_spec=MNIST_SPEC)
+    op = next(o for o in fmt.loads(data).ops if o.name == "7")
+    mf = fmt.loads(data)
+    assert op.attrs["kept_weights"] == 0 and mf.tensors[op.tensors["weight_kept"]].shape == (0,)
+    assert _mask_role(op) == "weight_word_mask" and not mf.weight(op).any()

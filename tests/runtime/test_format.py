@@ -325,7 +325,8 @@ def test_format_fuzz_masked_tensor_bits_rejected_or_exact(cached_masked, pick, b
 
 
 def _flip_rejected_or_exact(data, mask_role, role, pick, bit):
-    # one flipped bit in a pruned op's weights (role "weight") or mask (role "mask": mask_role): the loader rejects a non-canonical file
+    # one flipped bit in a pruned op's weights (role "weight": weight_kept, the kept weights only,
+    # or weight) or mask (role "mask": mask_role): the loader rejects a non-canonical file
     # (padding bit, weight bit under a pruned position, bound no longer the largest kept count);
     # a file that still loads runs on the engine exactly as its simulation says
     from onebit.convert import simulate
@@ -335,7 +336,8 @@ def _flip_rejected_or_exact(data, mask_role, role, pick, bit):
     header, body = split(data)
     ops = [op for op in fmt.loads(data).ops if mask_role in op.tensors]
     op = ops[pick % len(ops)]
-    b, e = header[op.tensors["weight" if role == "weight" else mask_role]]["data_offsets"]
+    wrole = "weight_kept" if "weight_kept" in op.tensors else "weight"
+    b, e = header[op.tensors[wrole if role == "weight" else mask_role]]["data_offsets"]
     word = (pick // len(ops)) % ((e - b) // 8)
     body = bytearray(body)
     off = b + 8 * word + bit // 8

@@ -25,8 +25,8 @@ flattens it (NHWC order on the engine side, weights permuted from PyTorch's NCHW
 Pruned binary layers (a ``weight_mask`` with zeros, ``onebit.prune``) keep their op type: the mask
 is permuted and packed like the weights and stored as the op's ``weight_word_mask`` tensor (one
 bit per packed word) when every packed word is all kept or all pruned (word / block pruning),
-else as its ``weight_mask`` tensor; weight bits under pruned positions are 0 and the accumulator
-bound is the largest kept count of an output channel (docs/format.md §7.3). Channel-pruned models arrive already shrunk and need no mask.
+else as its ``weight_mask`` tensor; only the kept weights' bits are stored (``weight_kept``) and
+the accumulator bound is the largest kept count of an output channel (docs/format.md §7.3). Channel-pruned models arrive already shrunk and need no mask.
 """
 from __future__ import annotations
 
@@ -189,21 +189,23 @@ class _Builder:
     def _binary_pending(self, name, type_, attrs, wq, keep, layout, a, b, k, out_shape):
         """Pack the +-1 weights ``wq`` (and the kept-weight mask ``keep``, or None) in the engine
         layout ``layout(v)`` (docs/format.md §2, §7.3). A pruned weight is stored as bit 0 under a
-        mask bit 0 (canonical form); the mask is stored only when some weight is pruned, in the
+        mask bit 0 (canonical form). The mask is stored only when some weight is pruned, in the
         compact form ``weight_word_mask`` (one bit per packed word) when every packed word is all
-        kept or all pruned, else as the full ``weight_mask``; the accumulator bound is then the
-        largest count of kept weights of one output channel."""
+        kept or all pruned, else as the full ``weight_mask``; the weights of a pruned layer are
+        stored as ``weight_kept``, the bits of the kept weights only (``kept_weights`` of them).
+        The accumulator bound is then the largest count of kept weights of one output channel."""
         packed = _bits.pack(layout(wq))
         tensors = {"weight": packed}
         if keep is not None and not keep.all():
             keep = layout(keep)
             mask = _bits.pack_mask(keep)
-            packed &= mask  # weight bits under pruned positions are 0
             compact = _bits.pack_word_mask(mask, keep.shape[-1])
             if compact is not None:
                 tensors["weight_word_mask"] = compact
             else:
                 tensors["weight_mask"] = mask
+            del tensors["weight"]
+            tensors["weight_kept"], attrs["kept_weights"] = _bits.pack_kept(packed & mask, mask)
             k = int(_bits.kept_counts(mask).max(initial=0))
         # accumulator bound: a binary dot over K bits lies in [-K, K] (docs/format.md §4)
         attrs["accumulator_bound"] = int(k)

@@ -71,7 +71,7 @@ class IntegerSimulation(nn.Module):
                 self._dtype[op.name] = torch.float32 if bound < 2**24 else torch.float64
             if op.type in ("bconv2d", "bdense"):
                 cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
-                w = bits.unpack(model_file.tensors[op.tensors["weight"]], cin).astype(np.float64)
+                w = bits.unpack(model_file.weight(op), cin).astype(np.float64)
                 mask = model_file.weight_mask(op)  # full or expanded compact mask (format.md §7.3)
                 if mask is not None:  # pruned weights are exact zeros (bit 1 = kept)
                     w *= bits.unpack(mask, cin) < 0

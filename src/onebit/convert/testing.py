@@ -116,3 +116,33 @@ def pruned(model: nn.Module, granularity: str, target: float = 0.4, input_size=N
     p = Pruner(model, method, granularity, target, input_size=input_size, seed=seed).prepare()
     p.prune()
     return p.finalize().eval()
+
+
+def long_form_bytes(data: bytes, *, mask: bool = True, weight: bool = True) -> bytes:
+    """A model file's bytes with its pruned ops rewritten in the long storage forms of
+    docs/format.md §7.3: every compact ``weight_word_mask`` as the full ``weight_mask`` (``mask``)
+    and every ``weight_kept`` as the full packed ``weight`` (``weight``). The same model, as the
+    converter wrote it before compact storage (tests and benchmarks compare the forms)."""
+    import json
+    import struct
+
+    from onebit.runtime import format as fmt
+
+    mf = fmt.loads(data)
+    n = struct.unpack("<Q", data[:8])[0]
+    graph = json.loads(json.loads(data[8:8 + n])["__metadata__"]["graph"])
+    tensors = dict(mf.tensors)
+    for op, d in zip(mf.ops, graph["ops"]):
+        roles = d["tensors"]
+        if mask and "weight_word_mask" in roles:
+            del tensors[roles.pop("weight_word_mask")]
+            roles["weight_mask"] = f"{op.name}.weight_mask"
+            tensors[roles["weight_mask"]] = mf.weight_mask(op)
+        if weight and "weight_kept" in roles:
+            del tensors[roles.pop("weight_kept")]
+            del d["attrs"]["kept_weights"]
+            roles["weight"] = f"{op.name}.weight"
+            tensors[roles["weight"]] = mf.weight(op)
+    out = fmt.dumps(mf.metadata, graph, tensors)
+    fmt.loads(out)  # still a valid file
+    return out

@@ -14,8 +14,8 @@ tensor contents the kernels rely on (channel padding bits zero, directions +-1, 
 [0, 255], finite floats; for pruned ops a weight mask, full or compact, with zero padding bits,
 weight bits 0 under pruned positions and the accumulator bound equal to the largest kept count).
 Any failure is an ``onebit.FormatError`` naming the problem. A compact mask
-(``weight_word_mask``) is expanded here, once, to the full packed mask the engine takes
-(:meth:`ModelFile.weight_mask`).
+(``weight_word_mask``) and kept-only weights (``weight_kept``) are expanded here, once, to the full
+packed mask and weights the engine takes (:meth:`ModelFile.weight_mask`, :meth:`ModelFile.weight`).
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from onebit.bits import kept_counts, unpack_word_mask, word_mask_kept_counts
+from onebit.bits import kept_counts, unpack_kept, unpack_word_mask, word_mask_kept_counts
 from onebit.errors import FormatError
-from onebit.runtime.graph import MASK_ROLE, WORD_MASK_ROLE, Op, Value, infer, op_from_json, value_from_json
+from onebit.runtime.graph import (KEPT_ROLE, MASK_ROLE, WORD_MASK_ROLE, Op, Value, infer, op_from_json,
+                                  value_from_json, weight_shape)
 
 FORMAT_NAME = "onebit"
 FORMAT_VERSION = 1
@@ -54,7 +55,15 @@ class ModelFile:
     tensors: dict  # tensor name -> np.ndarray (owned, aligned, C-contiguous)
     input_name: str
     output_name: str
+    weights: dict = field(default_factory=dict)  # op name -> packed weights of a binary op
     masks: dict = field(default_factory=dict)  # op name -> full packed mask of a pruned op
+
+    def weight(self, op) -> np.ndarray:
+        """The packed weights of a ``bconv2d`` / ``bdense`` (uint64 ``(Cout, ..., W64)``,
+        docs/format.md §2), placed from ``weight_kept`` at the mask's kept positions when the file
+        stores only the kept weights (§7.3); other ops: their ``weight`` tensor."""
+        w = self.weights.get(op.name)
+        return self.tensors[op.tensors["weight"]] if w is None else w
 
     def weight_mask(self, op) -> np.ndarray | None:
         """The full packed mask of a pruned ``bconv2d`` / ``bdense`` (uint64 of the weight's shape,
@@ -147,14 +156,14 @@ def loads(data: bytes) -> ModelFile:
         entries = _tensor_entries(header, len(body))
         graph = docs.pop("graph")
         ops, values, input_name, output_name = _graph(graph, docs)
-        tensors, masks = _tensors(ops, values, input_name, entries, body)
+        tensors, weights, masks = _tensors(ops, values, input_name, entries, body)
     except FormatError:
         raise
     except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as e:
         # the checks above name every problem they anticipate; a value of an unexpected JSON type
         # in an unexpected place still ends here, as a format error, never as a crash
         raise FormatError(f"malformed model metadata ({type(e).__name__}: {e})") from None
-    return ModelFile(docs, ops, values, tensors, input_name, output_name, masks)
+    return ModelFile(docs, ops, values, tensors, input_name, output_name, weights, masks)
 
 
 def _split(data: memoryview):
@@ -334,18 +343,20 @@ def _tensors(ops, values, input_name, entries: dict, body: memoryview) -> dict:
     for name, (dt, shape, b, end) in entries.items():
         arr = np.frombuffer(body[b:end], dtype=np.dtype(dt).newbyteorder("<")).astype(dt).reshape(shape)
         tensors[name] = np.ascontiguousarray(arr)  # astype copied it: owned and aligned
-    masks = {}
+    weights, masks = {}, {}
     for op in ops:
-        m = _check_contents(op, values[op.inputs[0]], {r: tensors[t] for r, t in op.tensors.items()})
-        if m is not None:
-            masks[op.name] = m
-    return tensors, masks
+        wm = _check_contents(op, values[op.inputs[0]], {r: tensors[t] for r, t in op.tensors.items()})
+        if wm is not None:
+            weights[op.name] = wm[0]
+            if wm[1] is not None:
+                masks[op.name] = wm[1]
+    return tensors, weights, masks
 
 
 def _check_contents(op: Op, x: Value, t: dict):
     """Contents the kernels rely on (a violation would be a silent wrong answer, not a crash).
 
-    Returns the full packed mask of a pruned binary op (expanded from a compact one), else None."""
+    Returns ``(weight, mask)`` of a binary op in the full packed form (:func:`_check_binary`)."""
     def bad(msg):
         raise FormatError(f"op {op.name!r} ({op.type}): {msg}")
 
@@ -360,32 +371,48 @@ def _check_contents(op: Op, x: Value, t: dict):
     if op.type in ("conv2d_u8", "conv2d_i8") and (t["weight"] == -128).any():
         bad("int8 weights must lie on the symmetric grid [-127, 127]")
     if op.type in ("bconv2d", "bdense"):
-        cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
-        rem = cin % 64
-        if rem:
-            pad_mask = np.uint64(((1 << 64) - 1) ^ ((1 << rem) - 1))
-            if (t["weight"][..., -1] & pad_mask).any():
-                bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")
-            if MASK_ROLE in t and (t[MASK_ROLE][..., -1] & pad_mask).any():
-                bad(f"weight_mask has non-zero channel padding bits (channels {cin}..)")
-        m = t.get(MASK_ROLE)
-        if WORD_MASK_ROLE in t:
-            m = _expand_word_mask(t["weight"].shape, cin, t[WORD_MASK_ROLE], bad)
-        if m is not None:
-            role = MASK_ROLE if MASK_ROLE in t else WORD_MASK_ROLE
-            if (t["weight"] & ~m).any():
-                n = int(np.count_nonzero(t["weight"] & ~m))
-                bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "
-                    f"words have a weight bit set where {role} is 0")
-            # (a compact mask counts its kept words: cheaper than a popcount of the expansion)
-            counts = (word_mask_kept_counts(t[WORD_MASK_ROLE], t["weight"].shape, cin)
-                      if WORD_MASK_ROLE in t else kept_counts(m))
-            bound = int(counts.max(initial=0))
-            if op.attrs["accumulator_bound"] != bound:
-                bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but {role} keeps at "
-                    f"most {bound} weights of one output channel")
-        return m
+        return _check_binary(op, t, bad)
     return None
+
+
+def _check_binary(op: Op, t: dict, bad):
+    """Weights and mask of a ``bconv2d`` / ``bdense`` (docs/format.md §2, §7.3) in any stored form;
+    returns ``(weight, mask)`` in the full packed form (mask None for an unpruned op)."""
+    cin = op.attrs["in_channels"] if op.type == "bconv2d" else op.attrs["in_features"]
+    shape = weight_shape(op)
+    rem = cin % 64
+    pad_mask = np.uint64(((1 << 64) - 1) ^ ((1 << rem) - 1)) if rem else None
+    m = role = counts = None
+    if MASK_ROLE in t:
+        m, role = t[MASK_ROLE], MASK_ROLE
+        if rem and (m[..., -1] & pad_mask).any():
+            bad(f"weight_mask has non-zero channel padding bits (channels {cin}..)")
+        counts = kept_counts(m)
+    elif WORD_MASK_ROLE in t:
+        m, role = _expand_word_mask(shape, cin, t[WORD_MASK_ROLE], bad), WORD_MASK_ROLE
+        # (counted from the kept words: cheaper than a popcount of the expansion)
+        counts = word_mask_kept_counts(t[WORD_MASK_ROLE], shape, cin)
+    if KEPT_ROLE in t:  # the kept weights only, placed at the mask's 1 bits
+        n, wk = int(counts.sum()), t[KEPT_ROLE]
+        if op.attrs["kept_weights"] != n:
+            bad(f"kept_weights = {op.attrs['kept_weights']} but {role} keeps {n} weights")
+        if n % 64 and wk[-1] >> np.uint64(n % 64):
+            bad(f"weight_kept has non-zero padding bits (bits {n % 64}.. of its last word)")
+        w = unpack_kept(wk, m)
+    else:
+        w = t["weight"]
+        if rem and (w[..., -1] & pad_mask).any():
+            bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")
+        if m is not None and (w & ~m).any():
+            n = int(np.count_nonzero(w & ~m))
+            bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "
+                f"words have a weight bit set where {role} is 0")
+    if m is not None:
+        bound = int(counts.max(initial=0))
+        if op.attrs["accumulator_bound"] != bound:
+            bad(f"accumulator_bound = {op.attrs['accumulator_bound']} but {role} keeps at "
+                f"most {bound} weights of one output channel")
+    return w, m
 
 
 def _expand_word_mask(shape: tuple, cin: int, wm: np.ndarray, bad) -> np.ndarray:

@@ -33,6 +33,7 @@ INT16_MAX_K = 32767  # a binary dot over K <= 32767 bits is exact in int16 (docs
 MASK_ROLE = "weight_mask"  # optional tensor of a pruned bconv2d / bdense (docs/format.md §7.3)
 WORD_MASK_ROLE = "weight_word_mask"  # its compact form: one bit per (output channel, packed word)
 MASK_ROLES = (MASK_ROLE, WORD_MASK_ROLE)  # a pruned op carries exactly one of them
+KEPT_ROLE = "weight_kept"  # a pruned op's weight bits at kept positions only, instead of "weight"
 
 
 @dataclass
@@ -170,22 +171,41 @@ def _spec_bconv2d(op, xs):
     k = kh * kw * cin
     bound = _accumulator(op, k, "kh*kw*Cin")
     stage, tens, scale = _stage(op, cout, bound)
-    tens["weight"] = ("uint64", (cout, kh, kw, num_words(cin)))
-    _mask_spec(op, tens, cout, kh * kw * num_words(cin))
+    _weight_spec(op, tens, (cout, kh, kw, num_words(cin)), k)
     return Value(stage, out_shape, scale), tens
 
 
-def _mask_spec(op, tens: dict, cout: int, words: int):
-    """The mask tensor of a pruned op (docs/format.md §7.3), if it has one: ``weight_mask`` of the
-    weight's shape, or the compact ``weight_word_mask`` ``(Cout, ceil(words/64))``, one bit per
-    packed weight word (``words`` per output channel). Never both."""
+def _weight_spec(op, tens: dict, shape: tuple, k: int):
+    """The weight and mask tensors of a binary op of packed weight ``shape`` (docs/format.md §2,
+    §7.3): ``weight``, or in a pruned op ``weight_kept`` ``(ceil(kept_weights/64),)``; and the
+    mask of a pruned op: ``weight_mask`` of the weight's shape, or the compact
+    ``weight_word_mask`` ``(Cout, ceil(P/64))``, one bit per packed weight word (``P`` per output
+    channel). Never both masks, never both weight forms."""
+    cout = shape[0]
     roles = [r for r in MASK_ROLES if r in op.tensors]
     if len(roles) > 1:
         _fail(op, f"has both {MASK_ROLE!r} and {WORD_MASK_ROLE!r}: a pruned op carries exactly one mask")
     if MASK_ROLE in op.tensors:
-        tens[MASK_ROLE] = tens["weight"]
+        tens[MASK_ROLE] = ("uint64", shape)
     elif WORD_MASK_ROLE in op.tensors:
-        tens[WORD_MASK_ROLE] = ("uint64", (cout, num_words(words)))
+        tens[WORD_MASK_ROLE] = ("uint64", (cout, num_words(math.prod(shape[1:]))))
+    if KEPT_ROLE in op.tensors:
+        if "weight" in op.tensors:
+            _fail(op, f"has both 'weight' and {KEPT_ROLE!r}: the weights are stored once")
+        if not roles:
+            _fail(op, f"{KEPT_ROLE!r} needs a mask ({MASK_ROLE!r} or {WORD_MASK_ROLE!r}) to place its weights")
+        n = _int(op, op.attrs, "kept_weights", 0, cout * k)
+        tens[KEPT_ROLE] = ("uint64", (num_words(n),))
+    else:
+        tens["weight"] = ("uint64", shape)
+
+
+def weight_shape(op) -> tuple:
+    """The packed weight shape of a (validated) ``bconv2d`` / ``bdense`` (docs/format.md §2)."""
+    a = op.attrs
+    if op.type == "bconv2d":
+        return (a["out_channels"], a["kernel"][0], a["kernel"][1], num_words(a["in_channels"]))
+    return (a["out_features"], num_words(a["in_features"]))
 
 
 def _accumulator(op, k: int, what: str) -> int:
@@ -222,8 +242,7 @@ def _spec_bdense(op, xs):
     cin, cout = _dense_features(op, x, "bits", "bits")
     bound = _accumulator(op, cin, "in_features")
     stage, tens, scale = _stage(op, cout, bound)
-    tens["weight"] = ("uint64", (cout, num_words(cin)))
-    _mask_spec(op, tens, cout, num_words(cin))
+    _weight_spec(op, tens, (cout, num_words(cin)), cin)
     return Value(stage, (cout,), scale), tens
 
 

@@ -198,8 +198,8 @@ class Session:
 
     def _prepared(self, w, in_channels: int, mask=None):
         """Binary weights re-laid out once for this session's ISA (not on every call); a pruned
-        op's mask (docs/format.md §7.3; a compact ``weight_word_mask`` arrives expanded by the
-        loader) is laid out with them for the masked kernel."""
+        op's mask (docs/format.md §7.3; a compact ``weight_word_mask`` and kept-only weights
+        ``weight_kept`` arrive expanded by the loader) is laid out with them for the masked kernel."""
         if mask is None:
             return _e.prepare_weights(w, in_channels=in_channels, isa=self.isa, threads=self.threads)
         return _e.prepare_weights(w, in_channels=in_channels, weight_mask=mask, isa=self.isa,
@@ -258,13 +258,13 @@ class Session:
         elif op.type == "bconv2d":
             stride, pad = _square(op, "stride"), _square(op, "padding")
             cin = a["in_channels"]
-            w = self._prepared(t["weight"], cin, self.model.weight_mask(op))
+            w = self._prepared(self.model.weight(op), cin, self.model.weight_mask(op))
 
             def step(x, out):
                 _e.bconv2d(x, w, in_channels=cin, stride=stride, padding=pad, out=out, **stage, **kw)
         elif op.type == "bdense":
             cin = a["in_features"]
-            w = self._prepared(t["weight"], cin, self.model.weight_mask(op))
+            w = self._prepared(self.model.weight(op), cin, self.model.weight_mask(op))
 
             def step(x, out):
                 _e.bdense(x, w, in_features=cin, out=out, **stage, **kw)
