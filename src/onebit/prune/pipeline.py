@@ -23,7 +23,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
                      batch_size: int = 128,
                      limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
                      max_ratio: float = 0.95, solver: str = "greedy", plot_dir=None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, channel_multiple: int = 1) -> dict:
     """Returns a JSON-able record of the run (accuracies are fractions)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -35,7 +35,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
     train = ft.train_loader(dataset, val_size, batch_size, limit=limit_train, seed=seed, size=size)
     base_acc = ft.evaluate(model, test)
     pruner = Pruner(model, method, granularity, target, allocation=allocation, seed=seed,
-                    flip_threshold=flip_threshold, flip_order=flip_order, max_ratio=max_ratio).prepare()
+                    flip_threshold=flip_threshold, flip_order=flip_order, max_ratio=max_ratio,
+                    channel_multiple=channel_multiple).prepare()
     record: dict = {
         "checkpoint": str(ckpt_path), "model_config": ckpt["model_config"], "dataset": dataset,
         "method": method, "granularity": granularity, "target": target,
@@ -43,7 +44,7 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
         "baseline": {"test_accuracy": base_acc, "bops": pruner.base_bops},
         "budget": {"finetune_epochs": finetune_epochs, "iterations": iterations, "lr": lr,
                    "batch_size": batch_size, "limit_train": limit_train, "limit_test": limit_test,
-                   "val_size": val_size, "max_ratio": max_ratio,
+                   "val_size": val_size, "max_ratio": max_ratio, "channel_multiple": channel_multiple,
                    "torch_threads": torch.get_num_threads()},
     }
     if method == "flip":
@@ -60,7 +61,8 @@ def prune_checkpoint(ckpt_path, *, method: str = "latent", granularity: str = "w
             return ft.evaluate(m, val)
 
         curves = sweep(model, val_acc, method=method, granularity=granularity, ratios=sweep_ratios,
-                       flip_counter=pruner.flip_counter, seed=seed, progress=progress)
+                       flip_counter=pruner.flip_counter, seed=seed, progress=progress,
+                       channel_multiple=channel_multiple)
         alloc = allocate(curves, target, pruner.reduction_fn(), max_ratio=min(0.9, pruner.max_ratio),
                          solver=solver)
         ratios = alloc["ratios"]
