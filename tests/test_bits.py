@@ -106,3 +106,28 @@ def test_bits_kept_weights_round_trip_and_order(shape, c, p):
     if n:
         with pytest.raises(ValueError, match="fewer than the mask's"):
             bits.unpack_kept(words[:-1], mask)
+
+
+@pytest.mark.parametrize("c", [128, 130])
+def test_bits_kept_weights_of_whole_word_masks(c):
+    # whole 64-bit words kept or pruned (word pruning, C % 64 == 0) take the word-wise path of
+    # unpack_kept; a partial last word (C % 64 != 0) the bit-wise one: same result
+    rng = np.random.default_rng(c)
+    word_keep = rng.random((6, 3, 3, bits.num_words(c))) < 0.5
+    keep = np.repeat(word_keep, 64, axis=-1)[..., :c]
+    mask = bits.pack_mask(keep)
+    w = bits.pack(rng.standard_normal(keep.shape)) & mask
+    words, n = bits.pack_kept(w, mask)
+    assert n == keep.sum()
+    np.testing.assert_array_equal(bits.unpack_kept(words, mask), w)
+    seq = (bits.unpack(w, c) < 0)[keep]
+    assert [(int(words[i // 64]) >> (i % 64)) & 1 for i in range(n)] == seq.astype(int).tolist()
+
+
+def test_bits_popcount_matches_python():
+    rng = np.random.default_rng(0)
+    words = np.concatenate([rng.integers(0, 2**63, 200, dtype=np.uint64) * np.uint64(2) + np.uint64(1),
+                            np.array([0, 2**64 - 1, 2**63, 1], dtype=np.uint64)]).reshape(17, 12)
+    got = bits.popcount(words)
+    assert got.dtype == np.int64 and got.shape == (17, 12)
+    assert got.reshape(-1).tolist() == [bin(int(v)).count("1") for v in words.reshape(-1)]

@@ -55,6 +55,8 @@ def unpack(words: np.ndarray, channels: int) -> np.ndarray:
 def popcount(words: np.ndarray) -> np.ndarray:
     """Population count of each uint64 word (int64)."""
     words = np.ascontiguousarray(np.asarray(words, dtype=np.uint64))
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0: the CPU's popcount, same counts
+        return np.bitwise_count(words).astype(np.int64)
     by = words.view(np.uint8).reshape(words.shape + (8,))
     return np.unpackbits(by, axis=-1).sum(axis=-1).astype(np.int64)
 
@@ -163,19 +165,32 @@ def unpack_kept(words: np.ndarray, mask: np.ndarray) -> np.ndarray:
     next ``popcount(byte)`` bits of the sequence and deposits them at its 1 bits (a 256 x 256
     table, the PDEP instruction's job)."""
     mask = np.asarray(mask, dtype=np.uint64)
-    mb = np.ascontiguousarray(mask.astype("<u8")).view(np.uint8).reshape(-1)
+    full_words = mask == np.uint64(0xFFFFFFFFFFFFFFFF)
+    if (full_words | (mask == 0)).all():  # whole words kept or pruned (word / block pruning)
+        n = int(np.count_nonzero(full_words))
+        seq = np.asarray(words, dtype=np.uint64).reshape(-1)
+        if seq.size < n:
+            raise ValueError(f"{seq.size} words hold fewer than the mask's {64 * n} kept weights")
+        out = np.zeros(mask.shape, dtype=np.uint64)
+        out[full_words] = seq[:n]
+        return out
+    mb = np.ascontiguousarray(mask.astype("<u8", copy=False)).view(np.uint8).reshape(-1)
     cnt = _POP8[mb]
-    off = np.cumsum(cnt, dtype=np.int64) - cnt  # bit offset of each mask byte's first kept weight
-    seq = np.ascontiguousarray(np.asarray(words, dtype=np.uint64).astype("<u8")).view(np.uint8).reshape(-1)
-    n = int(off[-1] + cnt[-1]) if mb.size else 0
+    off = np.cumsum(cnt, dtype=np.int32 if 8 * mb.size < 2**31 else np.int64)
+    n = int(off[-1]) if off.size else 0
+    off -= cnt  # bit offset of each mask byte's first kept weight in the sequence
+    seq = np.ascontiguousarray(np.asarray(words, dtype=np.uint64).astype("<u8", copy=False)).view(np.uint8).reshape(-1)
     if 8 * seq.size < n:
         raise ValueError(f"{seq.size // 8} words hold fewer than the mask's {n} kept weights")
-    seq = np.concatenate([seq, np.zeros(2, np.uint8)])
-    lo = seq[off >> 3].astype(np.uint16)
-    hi = seq[(off >> 3) + 1].astype(np.uint16)
-    nxt = (((hi << 8) | lo) >> (off & 7).astype(np.uint16)) & 0xFF
-    out = _deposit_table()[mb, nxt.astype(np.uint8)]
-    return out.view("<u8").astype(np.uint64).reshape(mask.shape)
+    s16 = np.zeros(seq.size + 1, dtype=np.uint16)  # s16[i] = the 16 sequence bits from byte i
+    s16[:-1] = seq
+    s16[:-1] |= s16[1:] << 8
+    nxt = s16[off >> 3]
+    nxt >>= (off & 7).astype(np.uint16)
+    nxt &= 0xFF
+    nxt |= mb.astype(np.uint16) << 8  # index of (mask byte, next 8 bits) in the flat table
+    out = _deposit_table().reshape(-1)[nxt]
+    return out.view("<u8").astype(np.uint64, copy=False).reshape(mask.shape)
 
 
 _POP8 = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
