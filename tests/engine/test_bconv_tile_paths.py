@@ -1,8 +1,9 @@
 """SIMD bconv2d equals the scalar reference on the shapes that pick each SIMD code path.
 
 The AVX2 kernel chooses its tile by words per tap (W64 = ceil(Cin/64)): compiled-in kernel-row
-runs for 3-wide kernels with W64 in {1, 2, 4, 8} (3x16 or 2x16 pixel x channel tiles, 3x8 / 2x8 /
-4x8 for a lone 8-channel block), generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
+runs for 3-wide kernels with W64 in 1..8 (3x16 or 2x16 pixel x channel tiles, 3x8 / 2x8 / 4x8 for
+a lone 8-channel block; W64 3, 5, 6, 7 are the counts channel pruning in multiples of 64 keeps),
+generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
 output rows x 64-channel chunks; edge pixels read the zero-padded input and are corrected. The
 general grid of test_bconv_simd.py has no W64 = 4 layer and few multi-chunk, multi-band or
 non-square-kernel shapes, so these cases pin them: every W64 from 1 to 9 with Cin at both ends of
@@ -27,10 +28,24 @@ CASES = [
     (2, 4, 5, 200, 40, 3, 3, 1, 1),      # W64 4 with padding bits, batch 2
     (1, 7, 7, 512, 80, 3, 3, 1, 1),      # W64 8: 4+3 pixel tiles
     (1, 3, 9, 449, 16, 3, 3, 1, 1),      # W64 8 with 63 padding bits
+    # W64 3, 5, 6, 7 (pruned channel counts): 2x16 tiles, 4x8 for a lone block, runs of 9-21 words
+    (1, 5, 6, 192, 24, 3, 3, 1, 1),      # W64 3: one 2x16 column + a lone 8-channel block
+    (1, 6, 13, 192, 72, 3, 3, 1, 1),     # W64 3: rows of 13 (2-pixel tiles + a 1-pixel tile), 2 chunks
+    (2, 5, 7, 130, 40, 3, 3, 1, 1),      # W64 3 with 62 padding bits, batch 2, lone block (7 = 4 + 3)
+    (1, 1, 1, 192, 24, 3, 3, 1, 1),      # W64 3: a single output pixel (every tap but the centre out)
+    (1, 4, 7, 320, 17, 3, 3, 1, 1),      # W64 5: Cout 17 (a lone block with 1 live channel)
+    (1, 4, 6, 257, 24, 3, 3, 1, 1),      # W64 5 with 1 live bit in the last word
+    (1, 9, 9, 320, 136, 3, 3, 2, 1),     # W64 5, stride 2, 3 chunks (the last one 8 channels)
+    (1, 6, 1, 320, 40, 3, 3, 1, 1),      # W64 5: one-pixel rows
+    (1, 8, 8, 384, 100, 3, 3, 1, 1),     # W64 6: Cout 100 (second chunk 36: 16 + 16 + 4 of 8)
+    (3, 4, 5, 383, 16, 3, 3, 1, 0),      # W64 6 with 1 padding bit, 'valid', batch 3
+    (1, 7, 6, 352, 24, 5, 3, 1, 1),      # W64 6, KH 5 (a u8 fold every kernel row)
+    (1, 10, 11, 384, 64, 3, 3, 2, 0),    # W64 6, stride 2, 'valid'
+    (1, 5, 5, 448, 9, 3, 3, 1, 1),       # W64 7: Cout 9
+    (1, 7, 7, 448, 80, 3, 3, 1, 1),      # W64 7: 7-pixel rows (tiles 2 + 2 + 2 + 1), lone block
+    (1, 10, 11, 400, 33, 3, 3, 2, 1),    # W64 7 with padding bits, stride 2, Cout 33
+    (2, 6, 5, 448, 24, 5, 3, 1, 2),      # W64 7, KH 5, pad 2 (two out-of-bounds columns a side)
     # generic runs
-    (1, 5, 6, 192, 24, 3, 3, 1, 1),      # W64 3
-    (1, 4, 7, 320, 17, 3, 3, 1, 1),      # W64 5
-    (1, 5, 5, 448, 9, 3, 3, 1, 1),       # W64 7
     (1, 3, 4, 576, 33, 3, 3, 1, 1),      # W64 9 (a kernel row is 27 words)
     (1, 3, 3, 1100, 8, 3, 3, 1, 1),      # W64 18: a kernel row longer than 31 words
     # stride, padding, kernel shapes
@@ -72,7 +87,7 @@ def test_bconv_tile_paths_equal_scalar(simd_isa, case):
         np.testing.assert_array_equal(got, ref, err_msg=f"output={output} packed weights")
 
 
-@pytest.mark.parametrize("cin", [64, 128, 256, 512])
+@pytest.mark.parametrize("cin", [64, 128, 192, 256, 320, 384, 448, 512])
 def test_bconv_tile_paths_extreme_inputs(simd_isa, cin):
     # All-agree / all-disagree inputs: y = +-(in-bounds taps * Cin) exactly, including the
     # corrected edge pixels (corner: 4 taps, edge: 6, interior: 9).

@@ -124,10 +124,12 @@ inline void tile(const uint64_t* x, int64_t ps, int64_t rs, const uint64_t* w, i
         since = 0;
       }
       since += RUN;
-      // Short runs fully unrolled; long ones 4 words per iteration (full unrolling of 24-word
-      // runs made tiles of 3 and 4 pixels ~15 KiB of code each: together they overflow the
-      // instruction cache, measured 25% slower on 7x7x512).
-      constexpr int U = RUN <= 8 ? RUN : 4;
+      // Short runs (<= 9 words) fully unrolled; longer ones 4 words per iteration, or 3 where the
+      // run is not a multiple of 4 (15, 18, 21: W64 5, 6, 7). Full unrolling of 24-word runs made
+      // tiles of 3 and 4 pixels ~15 KiB of code each: together they overflow the instruction
+      // cache, measured 25% slower on 7x7x512; unrolling one tap (W64 words) or the whole run of
+      // W64 5, 6, 7 measured no faster than 3 (up to 1.3x slower on 8x8x448).
+      constexpr int U = RUN <= 9 ? RUN : (RUN % 4 == 0 ? 4 : 3);
       static_assert(RUN % U == 0, "run length must be a multiple of the unroll factor");
       for (int j0 = 0; j0 < RUN; j0 += U) {
 #pragma GCC unroll 8
@@ -249,13 +251,25 @@ void band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t
 // alternation): W64 1, 2, 8: 3 pixels x 16 channels (8-16% faster than 3x8 / 4x8 on 32x32x128,
 // 28x28x128, 7x7x512); W64 4: 2 x 16 (3x16 and 4x8 slower). band<P, P2, RUN>: P pixels for a lone
 // 8-channel block, P2 pixels for 16-channel tiles.
+// W64 3, 5, 6, 7 (channel counts 192, 320, 384, 448: what channel pruning in multiples of 64
+// keeps), measured on this Zen 3 VM under load 3-4 (minimum of 200-300 calls per variant, variants
+// interleaved, bits output, 1 thread): 2 x 16 was the fastest or tied on every layer tried (e.g.
+// 0.253 ms vs 0.262 for 3 x 16 on 16x16x192-256; 0.179 / 0.191 on 8x8x384-384; 0.207 / 0.219 on
+// 8x8x448-384; 0.148 / 0.154 on 14x14x192-192; 4 x 8 only: 0.278 / 0.210 / 0.231 / -); lone
+// 8-channel blocks 4 x 8 (2-5% faster than 2 x 8 on 16x16x192-8, 32x32x192-8). The old generic
+// run-time run (4 x 8) took 0.355 / 0.247 / 0.285 / 0.212 ms on the same layers: as long as
+// W64 4 and 8.
 void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, int32_t* dots,
               int64_t ld) {
   if (c.s.kw == 3) {
     switch (c.W64) {  // kernel-row runs of compile-time length for the common widths
       case 1: band<3, 3, 3>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 2: band<3, 3, 6>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 3: band<4, 2, 9>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 4: band<2, 2, 12>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 5: band<4, 2, 15>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 6: band<4, 2, 18>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 7: band<4, 2, 21>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 8: band<4, 3, 24>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       default: break;
     }
