@@ -11,8 +11,10 @@ Conventions (also in ``Summary.to_json()["conventions"]``):
   last FC --, binary layers with a non-binary quantizer) is a *float MAC*.
   Conv MACs = H_out * W_out * (number of weights): padding taps are counted, like the papers.
 - ``weight_mask``: pruned weights are counted neither as parameters nor as MACs (a layer's
-  MACs use the kept weights). Packed memory is unchanged by a mask (the engine's storage of
-  a mask is the converter's choice and is not counted here).
+  MACs use the kept weights). Packed memory is unchanged by a mask: it is the dense packed
+  layout. (The ``.onebit`` file stores a pruned layer as its kept weights plus a mask, compact
+  for word / block pruning, docs/format.md §7.3; ``onebit summary MODEL.onebit`` reports those
+  stored bytes per op.)
 - Parameters by precision: binary weights 1 bit; ``weight_precision``/quantizer metadata says
   otherwise (8 or 32). Float weights and biases 32 bits. BatchNorm: 2 values per channel (its
   folded form: threshold+direction, multiplier+bias or scale+bias), 32 bits each.
@@ -41,7 +43,8 @@ CONVENTIONS = {
     "binary_macs": "MACs of layers whose input and weight are both 1 bit (1 bit-MAC = 1 BOP)",
     "float_macs": "all other MACs (first conv float/int8, last FC float, float shortcuts)",
     "conv_macs": "H_out*W_out*weights per layer, padding taps counted, batch 1",
-    "weight_mask": "pruned weights are excluded from params and MACs; packed memory unchanged",
+    "weight_mask": "pruned weights are excluded from params and MACs; packed memory unchanged "
+                   "(the .onebit file stores kept weights + mask: onebit summary MODEL.onebit)",
     "batchnorm": "2 values per channel at 32 bits (folded threshold/multiplier form)",
     "clipblock": "1 scale value at 32 bits",
     "packed_memory": "binary weights packed along input channels in 64-bit words (format.md)",
