@@ -26,7 +26,8 @@ Pruned binary layers (a ``weight_mask`` with zeros, ``onebit.prune``) keep their
 is permuted and packed like the weights and stored as the op's ``weight_word_mask`` tensor (one
 bit per packed word) when every packed word is all kept or all pruned (word / block pruning),
 else as its ``weight_mask`` tensor; only the kept weights' bits are stored (``weight_kept``) and
-the accumulator bound is the largest kept count of an output channel (docs/format.md §7.3). Channel-pruned models arrive already shrunk and need no mask.
+the accumulator bound is the largest kept count of an output channel (docs/format.md §7.3).
+Channel-pruned models arrive already shrunk and need no mask.
 """
 from __future__ import annotations
 
