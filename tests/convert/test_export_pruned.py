@@ -515,3 +515,16 @@ def test_kept_weights_of_a_fully_pruned_layer():
     mf = fmt.loads(data)
     assert op.attrs["kept_weights"] == 0 and mf.tensors[op.tensors["weight_kept"]].shape == (0,)
     assert _mask_role(op) == "weight_word_mask" and not mf.weight(op).any()
+
+
+def test_compact_forms_cannot_expand_past_the_file_limit(compact_bytes, monkeypatch):
+    # the expansions of weight_word_mask and weight_kept are bounded like a file (1 GiB), so a
+    # small file cannot make the loader allocate more than a long-form file could hold
+    mf = fmt.loads(compact_bytes)
+    expanded = sum(8 * mf.weight(op).size * (("weight_word_mask" in op.tensors) + ("weight_kept" in op.tensors))
+                   for op in _masked_ops(mf))
+    monkeypatch.setattr(fmt, "MAX_FILE_BYTES", expanded - 1)
+    with pytest.raises(FormatError, match=f"compact masks and kept weights expand to {expanded} bytes, more than"):
+        fmt.loads(compact_bytes)
+    monkeypatch.setattr(fmt, "MAX_FILE_BYTES", expanded)
+    fmt.loads(compact_bytes)

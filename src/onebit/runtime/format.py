@@ -339,6 +339,13 @@ def _tensors(ops, values, input_name, entries: dict, body: memoryview) -> dict:
     extra = sorted(set(entries) - set(used))
     if extra:
         raise FormatError(f"tensors {extra[:5]} are not used by the graph")
+    # compact masks and kept-only weights expand at load: together at most the file limit, so a
+    # small file cannot make the loader allocate more than a file in the long form could hold
+    expanded = sum(8 * math.prod(weight_shape(op)) * ((WORD_MASK_ROLE in op.tensors) + (KEPT_ROLE in op.tensors))
+                   for op in ops if op.type in ("bconv2d", "bdense"))
+    if expanded > MAX_FILE_BYTES:
+        raise FormatError(f"compact masks and kept weights expand to {expanded} bytes, more than the "
+                          f"{MAX_FILE_BYTES}-byte file limit")
     tensors = {}
     for name, (dt, shape, b, end) in entries.items():
         arr = np.frombuffer(body[b:end], dtype=np.dtype(dt).newbyteorder("<")).astype(dt).reshape(shape)
