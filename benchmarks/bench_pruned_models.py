@@ -8,8 +8,8 @@ Builds the model at width 1 with random weights (``onebit.models.create`` +
 ``onebit.convert.testing.randomize_bn``; weights do not change latency), exports it unpruned,
 then prunes a copy per granularity and target with ``onebit.prune.Pruner`` (latent-weight
 magnitude, uniform per-layer ratios, one shot, no fine-tuning) to ``target`` fewer binary ops and
-exports it (channel: shrunk layers; block / word / weight: ``weight_mask`` ops, docs/format.md
-§7.3); ``--channel-multiple 64`` adds, per target, a channel-pruned variant
+exports it (channel: shrunk layers; block / word / weight: masked ops, stored as kept weights
+plus a mask, docs/format.md §7.3); ``--channel-multiple 64`` adds, per target, a channel-pruned variant
 ``channel-m64`` made by ``Pruner(..., granularity="channel", channel_multiple=64)``: the same
 uniform allocation with every kept channel count a multiple of 64 (the engine's packed word;
 rounding rule in onebit.prune.pruner), ``--channel-ratios`` one at explicit per-layer ratios.
