@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import fcntl
 import json
 import os
 import re
@@ -180,10 +181,24 @@ def grid(args):
                   steps_per_epoch=len(train), dataset=dataset, size=size, model_config=ckpt["model_config"])
 
     def save():
-        path.write_text(json.dumps({
-            "baseline_test_accuracy": base_acc, "baseline_bops": dense, "baseline_size_bytes": model_size(base),
-            "budget": budget, "machine": machine(), "command": " ".join(sys.argv), "records": records},
-            indent=1) + "\n")
+        # --append: merge with the file as it is now (another process may have added points to
+        # it since we read it), under a lock, and replace it atomically
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = records
+            if args.append and path.exists():
+                key = lambda r: (r["method"], r["target"], r.get("ft_seed", 1))  # noqa: E731
+                mine = {key(r): r for r in records}
+                on_disk = json.loads(path.read_text())["records"]
+                seen = {key(r) for r in on_disk}
+                # file order (ours where we have the same point), then our new points
+                merged = [mine.get(key(r), r) for r in on_disk] + [r for r in records if key(r) not in seen]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({
+                "baseline_test_accuracy": base_acc, "baseline_bops": dense, "baseline_size_bytes": model_size(base),
+                "budget": budget, "machine": machine(), "command": " ".join(sys.argv), "records": merged},
+                indent=1) + "\n")
+            os.replace(tmp, path)
 
     def run(method, target, model, make_pruner, extra=None):
         clock = Clock()
