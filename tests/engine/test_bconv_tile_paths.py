@@ -3,7 +3,7 @@
 The AVX2 kernel chooses its tile by words per tap (W64 = ceil(Cin/64)): compiled-in kernel-row
 runs for 3-wide kernels with W64 in 1..8 (3x16 or 2x16 pixel x channel tiles, 3x8 / 2x8 / 4x8 for
 a lone 8-channel block; W64 3, 5, 6, 7 are the counts channel pruning in multiples of 64 keeps),
-generic runs otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
+generic runs (4-word steps, then single words; 2x16 tiles) otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
 output rows x 64-channel chunks; edge pixels read the zero-padded input and are corrected. The
 general grid of test_bconv_simd.py has no W64 = 4 layer and few multi-chunk, multi-band or
 non-square-kernel shapes, so these cases pin them: every W64 from 1 to 9 with Cin at both ends of
@@ -48,6 +48,9 @@ CASES = [
     # generic runs
     (1, 3, 4, 576, 33, 3, 3, 1, 1),      # W64 9 (a kernel row is 27 words)
     (1, 3, 3, 1100, 8, 3, 3, 1, 1),      # W64 18: a kernel row longer than 31 words
+    (1, 12, 5, 192, 24, 11, 1, 1, 0),    # KW 1, W64 3: 3 single words per row, a fold after 31 of them
+    (1, 13, 4, 100, 16, 13, 2, 1, 0),    # KW 2, W64 2: one 4-word step per row, a fold every 7 rows
+    (1, 5, 9, 640, 24, 3, 3, 1, 1),      # W64 10: 7 4-word steps + 2 single words per kernel row
     # stride, padding, kernel shapes
     (1, 9, 11, 128, 72, 3, 3, 2, 1),     # stride 2, W64 2
     (1, 8, 9, 256, 24, 3, 3, 2, 1),      # stride 2, W64 4
@@ -87,7 +90,7 @@ def test_bconv_tile_paths_equal_scalar(simd_isa, case):
         np.testing.assert_array_equal(got, ref, err_msg=f"output={output} packed weights")
 
 
-@pytest.mark.parametrize("cin", [64, 128, 192, 256, 320, 384, 448, 512])
+@pytest.mark.parametrize("cin", [64, 128, 192, 256, 320, 384, 448, 512, 576, 640, 1152])
 def test_bconv_tile_paths_extreme_inputs(simd_isa, cin):
     # All-agree / all-disagree inputs: y = +-(in-bounds taps * Cin) exactly, including the
     # corrected edge pixels (corner: 4 taps, edge: 6, interior: 9).

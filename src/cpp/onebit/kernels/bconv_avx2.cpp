@@ -136,15 +136,26 @@ inline void tile(const uint64_t* x, int64_t ps, int64_t rs, const uint64_t* w, i
         for (int j = j0; j < j0 + U; ++j) word(xr + 2 * j, wr + 16 * j);
       }
     } else {
-      for (int64_t j0 = 0; j0 < run;) {
+      // Run-time run length (kernels not 3 wide, or more than 8 words per tap): 4 words per
+      // step, unrolled, then single words (one word per step, same 4 x 8 tile: up to 1.2x slower
+      // on 7x7x576-512, 4x4x1024-1024, 8x8x640-384).
+      int64_t j = 0;
+      for (; j + 4 <= run; j += 4) {
+        if (since + 4 > kMaxWords) {
+          fold();
+          since = 0;
+        }
+        since += 4;
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) word(xr + 2 * (j + u), wr + 16 * (j + u));
+      }
+      for (; j < run; ++j) {
         if (since == kMaxWords) {
           fold();
           since = 0;
         }
-        const int64_t j1 = std::min(run, j0 + (kMaxWords - since));
-        since += j1 - j0;
-        for (int64_t j = j0; j < j1; ++j) word(xr + 2 * j, wr + 16 * j);
-        j0 = j1;
+        ++since;
+        word(xr + 2 * j, wr + 16 * j);
       }
     }
   }
@@ -247,36 +258,40 @@ void band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t
   }
 }
 
-// Tile shapes by words per tap (W64), measured on Zen 3 (minimum of 200 calls, variants run in
-// alternation): W64 1, 2, 8: 3 pixels x 16 channels (8-16% faster than 3x8 / 4x8 on 32x32x128,
-// 28x28x128, 7x7x512); W64 4: 2 x 16 (3x16 and 4x8 slower). band<P, P2, RUN>: P pixels for a lone
-// 8-channel block, P2 pixels for 16-channel tiles.
-// W64 3, 5, 6, 7 (channel counts 192, 320, 384, 448: what channel pruning in multiples of 64
-// keeps), measured on this Zen 3 VM under load 3-4 (minimum of 200-300 calls per variant, variants
-// interleaved, bits output, 1 thread): 2 x 16 was the fastest or tied on every layer tried (e.g.
-// 0.253 ms vs 0.262 for 3 x 16 on 16x16x192-256; 0.179 / 0.191 on 8x8x384-384; 0.207 / 0.219 on
-// 8x8x448-384; 0.148 / 0.154 on 14x14x192-192; 4 x 8 only: 0.278 / 0.210 / 0.231 / -); lone
-// 8-channel blocks 4 x 8 (2-5% faster than 2 x 8 on 16x16x192-8, 32x32x192-8). The old generic
-// run-time run (4 x 8) took 0.355 / 0.247 / 0.285 / 0.212 ms on the same layers: as long as
-// W64 4 and 8.
+// Tile shapes, measured on Zen 3 (this 2-core VM, load 2.6-4; minimum and median of 300-400
+// calls per variant, variants interleaved in one process, bits output, 1 thread):
+// - 16-channel tiles: 2 pixels x 16 channels for every W64 from 1 to 8. Against 3 x 16 (the
+//   earlier choice for W64 1, 2, 8): 2-5% faster by min and median on all of 56x56x64-64,
+//   32x32x64-128, 32x32x128-128, 16x16x128-256, 7x7x512-512, 8x8x512-512, 14x14x512-256 (e.g.
+//   0.310 vs 0.323 ms on 56x56x64-64, 0.295 vs 0.310 on 8x8x512-512); W64 4: 3 x 16 13% slower.
+//   W64 3, 5, 6, 7 (192, 320, 384, 448 channels: what channel pruning in multiples of 64 keeps):
+//   3 x 16 3-6% slower, 4 x 8 8-12% slower (e.g. 0.253 / 0.262 / 0.278 ms on 16x16x192-256).
+// - A lone 8-channel block (Cout % 16 = 8): 4 x 8 (up to 2-5% faster than 2 x 8 or 3 x 8 on
+//   16x16x192-8, 32x32x192-8, 32x32x64-8, 28x28x128-24; tiny layers).
+// Before W64 3, 5, 6, 7 had compile-time runs they took the run-time path (4 x 8), which cost as
+// much as the next compiled width: 0.353 ms on 16x16x192-256 vs 0.342 for 16x16x256-256.
+// band<P, P2, RUN>: P pixels for a lone 8-channel block, P2 pixels for 16-channel tiles.
 void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, int32_t* dots,
               int64_t ld) {
   if (c.s.kw == 3) {
-    switch (c.W64) {  // kernel-row runs of compile-time length for the common widths
-      case 1: band<3, 3, 3>(c, n, oh0, oh1, c0, c1, dots, ld); return;
-      case 2: band<3, 3, 6>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+    switch (c.W64) {  // kernel-row runs of compile-time length (3*W64 words) for 64..512 channels
+      case 1: band<4, 2, 3>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 2: band<4, 2, 6>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 3: band<4, 2, 9>(c, n, oh0, oh1, c0, c1, dots, ld); return;
-      case 4: band<2, 2, 12>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 4: band<4, 2, 12>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 5: band<4, 2, 15>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 6: band<4, 2, 18>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       case 7: band<4, 2, 21>(c, n, oh0, oh1, c0, c1, dots, ld); return;
-      case 8: band<4, 3, 24>(c, n, oh0, oh1, c0, c1, dots, ld); return;
+      case 8: band<4, 2, 24>(c, n, oh0, oh1, c0, c1, dots, ld); return;
       default: break;
     }
   }
-  if (c.W64 == 1) band<3, 3, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
-  else if (c.W64 == 2) band<3, 3, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
-  else band<4, 0, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
+  // Any other kernel width or word count: run-time run length in 4-word steps, 2 x 16 tiles (4 x 8
+  // lone block). Same measurement: 0.73-0.95x the time of the earlier run-time path (one word per
+  // step; 4 x 8 tiles, 3 x 16 for W64 1, 2) on 7x7x576-512, 4x4x1024-1024, 8x8x640-384 and the
+  // 5x5 kernels 14x14x128-128, 14x14x256-128, 28x28x64-64, 8x8x192-192 (e.g. 0.278 vs 0.358 ms on
+  // 7x7x576-512, 0.184 vs 0.194 on 14x14x128-128 k5); 3 x 16 tied with 2 x 16, 4 x 8 in between.
+  band<4, 2, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
 }
 
 // ---- Pointwise (1x1) path: dense layers and 1x1 convolutions --------------------------------
