@@ -1,14 +1,15 @@
 """SIMD bconv2d equals the scalar reference on the shapes that pick each SIMD code path.
 
-The AVX2 kernel chooses its tile by words per tap (W64 = ceil(Cin/64)): compiled-in kernel-row
-runs for 3-wide kernels with W64 in 1..8 (3x16 or 2x16 pixel x channel tiles, 3x8 / 2x8 / 4x8 for
-a lone 8-channel block; W64 3, 5, 6, 7 are the counts channel pruning in multiples of 64 keeps),
-generic runs (4-word steps, then single words; 2x16 tiles) otherwise; rows are cut into tiles of 1..P pixels; tasks are bands of
-output rows x 64-channel chunks; edge pixels read the zero-padded input and are corrected. The
+The AVX2 kernel picks its kernel-row loop by words per tap (W64 = ceil(Cin/64)): compiled-in
+runs for 3-wide kernels with W64 in 1..8 (W64 3, 5, 6, 7 are the counts channel pruning in
+multiples of 64 keeps), run-time runs in 4-word steps then single words otherwise; tiles are
+2 pixels x 16 channels, 1..4 x 8 for a lone 8-channel block; tasks are bands of output rows x
+64-channel chunks; edge pixels read the zero-padded input and are corrected. The
 general grid of test_bconv_simd.py has no W64 = 4 layer and few multi-chunk, multi-band or
-non-square-kernel shapes, so these cases pin them: every W64 from 1 to 9 with Cin at both ends of
+non-square-kernel shapes, so these cases pin them: every W64 from 1 to 10 (and 18) with Cin at both ends of
 the word (padding bits), Cout around the 8/16/64-channel block boundaries, rows of 1..13 pixels,
-stride 2, 'valid' padding, KH != KW, batch > 1, and 1/2/3 threads.
+stride 2, 'valid' padding, KH != KW (KW 1 and 2: u8 folds inside the run-time loop), batch > 1, and
+1/2/3 threads.
 """
 from __future__ import annotations
 
