@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     print(up1, flush=True)
     for r in records:
         r["uptime_start"], r["uptime_end"] = up0, up1
-    print(f"\n| case | base min ms | cur min ms | cur/base min | base median ms | cur median ms | cur/base median |")
+    print("\n| case | base min ms | cur min ms | cur/base min | base median ms | cur median ms | cur/base median |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['base min']:.3f} | {r['cur min']:.3f} | {r['cur/base min']:.3f} | "
