@@ -36,6 +36,19 @@ def mnist_small():
     return make
 
 
+@pytest.fixture
+def ckpt(tmp_path, mnist_small, data_root):
+    """An (untrained) mnist-small training checkpoint on disk, for the `onebit prune` CLI tests."""
+    from onebit.train import save_checkpoint
+
+    model = mnist_small()
+    path = tmp_path / "base.pt"
+    save_checkpoint(path, {"model_config": dict(model.onebit_config), "state_dict": model.state_dict(),
+                           "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 0,
+                           "optimizer": None, "scheduler": None, "onebit_version": "0"})
+    return path
+
+
 class Toy(nn.Module):
     """Float conv -> binary conv (Cin 70: two words) -> BN -> binary conv -> BN -> pool ->
     flatten -> binary dense -> BN -> float dense."""

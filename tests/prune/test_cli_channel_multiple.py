@@ -8,18 +8,6 @@ from onebit.cli import main
 from onebit.prune.checkpoint import load_checkpoint
 
 
-@pytest.fixture
-def ckpt(tmp_path, mnist_small, data_root):
-    from onebit.train import save_checkpoint
-
-    model = mnist_small()
-    path = tmp_path / "base.pt"
-    save_checkpoint(path, {"model_config": dict(model.onebit_config), "state_dict": model.state_dict(),
-                           "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 0,
-                           "optimizer": None, "scheduler": None, "onebit_version": "0"})
-    return path
-
-
 SMALL = ["--limit-train", "64", "--limit-test", "100", "--val-size", "100", "--batch-size", "64", "--quiet"]
 
 
