@@ -9,6 +9,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import tarfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -53,3 +55,15 @@ def write_json(records: Iterable[dict], path: str | os.PathLike) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(list(records), indent=1) + "\n")
+
+
+def extract_commit(commit: str, dest: Path, *paths: str) -> None:
+    """Extract the tree of ``commit`` (only ``paths`` when given) into ``dest`` with ``git
+    archive``: the baseline source of the before/after engine benchmarks."""
+    archive = subprocess.run(["git", "archive", commit, *paths], cwd=REPO_ROOT, capture_output=True,
+                             check=True).stdout
+    tar_path = Path(dest).parent / f"{Path(dest).name}.tar"
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(dest)
+    tar_path.unlink()

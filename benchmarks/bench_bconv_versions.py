@@ -24,14 +24,13 @@ import json
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _records import REPO_ROOT, machine, write_json  # noqa: E402
+from _records import REPO_ROOT, extract_commit, machine, write_json  # noqa: E402
 
 BUILDS = REPO_ROOT / "runs" / "engine-builds"
 
@@ -70,11 +69,7 @@ def build_baseline(commit: str) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        archive = subprocess.run(["git", "archive", full], cwd=REPO_ROOT, check=True, capture_output=True).stdout
-        tar = Path(tmp) / "src.tar"
-        tar.write_bytes(archive)
-        with tarfile.open(tar) as t:
-            t.extractall(src)
+        extract_commit(full, src)
         print(f"building {full[:12]} (once) ...", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w",
                         str(Path(tmp) / "wheel"), str(src)], check=True)

@@ -34,7 +34,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _records import REPO_ROOT, machine, write_json  # noqa: E402
+from _records import REPO_ROOT, extract_commit, machine, write_json  # noqa: E402
 
 DEFAULT_BASELINE = "1f05902"  # main before session 2's conv8 / dense / pool / thread-pool work
 HERE = Path(__file__).resolve().parent / "engine_ops"
@@ -85,12 +84,7 @@ def build(baseline: str, cxx: str, workdir: Path) -> Path:
     """Compile the baseline and current engine units + shims + main into one executable."""
     base_src = workdir / "base"
     base_src.mkdir()
-    archive = subprocess.run(["git", "archive", baseline, "src/cpp"], cwd=REPO_ROOT,
-                             capture_output=True, check=True).stdout
-    tar_path = workdir / "base.tar"
-    tar_path.write_bytes(archive)
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(base_src)
+    extract_commit(baseline, base_src, "src/cpp")
     trees = {"base": base_src / "src" / "cpp", "cur": REPO_ROOT / "src" / "cpp"}
     jobs = []
     for variant, tree in trees.items():
