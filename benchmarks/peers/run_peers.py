@@ -364,6 +364,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
     ap.add_argument("--json", default=None, metavar="PATH",
                     help="write the records as a JSON list to PATH; '-' = stdout (table to stderr)")
+    ap.add_argument("--append", action="store_true",
+                    help="add the records to the list already in --json PATH, numbered as the next "
+                         "'run' (repeated runs in one file: summarize.py takes the median over runs)")
     ap.add_argument("--lce-pad-values", type=float, default=1.0, choices=(0.0, 1.0),
                     help="Larq pad_values of the binary convs: 1 (LCE's fast path, larq-zoo's "
                          "choice; default) or 0 (true zero padding, onebit's semantics)")
@@ -485,7 +488,14 @@ def main(argv=None) -> int:
         json_out.write(text + "\n")
         json_out.flush()
     elif args.json:
-        Path(args.json).write_text(text + "\n")
+        path = Path(args.json)
+        if args.append and path.exists():
+            old = json.loads(path.read_text())
+            run = max((r.get("run", 1) for r in old), default=0) + 1
+            text = json.dumps(old + [dict(r, run=run) for r in records], indent=1)
+        elif args.append:
+            text = json.dumps([dict(r, run=1) for r in records], indent=1)
+        path.write_text(text + "\n")
     return 1 if failures else 0
 
 

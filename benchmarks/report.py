@@ -1,0 +1,378 @@
+"""The tables of docs/results.md, generated from the committed JSON records.
+
+    python benchmarks/report.py              # print every table
+    python benchmarks/report.py --write      # rewrite the tables in docs/results.md
+    python benchmarks/report.py --check      # exit 1 if a table on the page differs
+
+A table on the page stands between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a
+key of ``TABLES``. Each table ends with a line naming its records (linked) and the machine they
+record: CPU, cores, ISA, threads, commit and the 1-minute load average. Plain Python (no onebit,
+no NumPy), so the page can be checked anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE = REPO / "docs" / "results.md"
+RESULTS = "benchmarks/results"
+PEERS = "benchmarks/peers/results"
+PEER_ENGINES = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float")
+MARKER = re.compile(r"<!-- table: ([\w-]+) -->\n(.*?)<!-- /table -->", re.S)
+
+
+def load(path: str) -> list[dict]:
+    data = json.loads((REPO / path).read_text())
+    return data if isinstance(data, list) else [data]
+
+
+def table(head: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.4f}" if abs(x) < 0.01 else f"{x:.3f}"
+
+
+def med_min(r: dict | None) -> str:
+    return "-" if r is None else f"{r['median_ms']:.3f} ({r['min_ms']:.3f})"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _loads(r: dict) -> list[float]:
+    out = []
+    for k in ("loadavg_1m", "loadavg", "loadavg_after", "load", "loadavg_before", "loadavg_1m_min",
+              "loadavg_1m_max"):
+        if isinstance(r.get(k), (int, float)):
+            out.append(float(r[k]))
+    for k in ("uptime_start", "uptime_end"):
+        m = re.search(r"load average: ([\d.]+)", str(r.get(k, "")))
+        if m:
+            out.append(float(m.group(1)))
+    return out
+
+
+def _distinct(values) -> list[str]:
+    seen: list[str] = []
+    for v in values:
+        if v is not None and str(v) not in seen:
+            seen.append(str(v))
+    return seen
+
+
+def provenance(paths: list[str], records: list[dict]) -> str:
+    """One line: the linked records and the machine fields they carry."""
+    links = ", ".join(f"[{p}](../{p})" for p in paths)
+    parts = []
+    cpus = _distinct(r.get("cpu") for r in records if isinstance(r.get("cpu"), str))
+    cores = _distinct(r.get("cores") for r in records)
+    if cpus:
+        parts.append("CPU " + " / ".join(cpus) + (f" ({' / '.join(cores)} cores)" if cores else ""))
+    isas = _distinct(r.get("isa") for r in records)
+    if isas:
+        parts.append("ISA " + ", ".join(isas))
+    threads = sorted(_distinct(r.get("threads") for r in records), key=int)
+    if threads:
+        parts.append("threads " + ", ".join(threads))
+    commits = _distinct(r.get("commit") for r in records)
+    if commits:
+        parts.append("commit " + ", ".join(commits))
+    loads = [x for r in records for x in _loads(r)]
+    if loads:
+        parts.append(f"1-minute load {min(loads):.1f}-{max(loads):.1f}")
+    return f"Records: {links}; " + ("; ".join(parts) if parts else "no machine fields recorded") + "."
+
+
+def block(lines: list[str], paths: list[str], records: list[dict]) -> str:
+    return "\n".join(lines + ["", provenance(paths, records)]) + "\n"
+
+
+# ---- latency of layers and networks (one quiet-machine run) ----------------------------------
+
+def t_layers() -> str:
+    path = f"{RESULTS}/quiet/layers.json"
+    recs = load(path)
+    layers = _distinct(r["layer"] for r in recs)
+    get = {(r["layer"], r["engine"], r["threads"]): r for r in recs}
+    rows = []
+    for layer in layers:
+        one = get[(layer, "onebit", 1)]
+        rows.append([layer, f"{one['bitmacs'] / 1e6:.1f}", med_min(one), med_min(get.get((layer, "onebit", 2)))]
+                    + [ms(get[(layer, e, 1)]["median_ms"]) if (layer, e, 1) in get else "-" for e in PEER_ENGINES])
+    head = ["layer", "M bit-MACs", "onebit 1 thread", "onebit 2 threads"] + [f"{e} 1 thread" for e in PEER_ENGINES]
+    return block(table(head, rows), [path], recs)
+
+
+MODEL_FILES = ("cifar-binarynet", "quicknet-small-clip", "birealnet18-clip", "quicknet-small", "birealnet18")
+
+
+def t_models() -> str:
+    paths = [f"{RESULTS}/quiet/model_{m}.json" for m in MODEL_FILES]
+    rows, every = [], []
+    for name, path in zip(MODEL_FILES, paths):
+        recs = load(path)
+        every += recs
+        get = {(r["engine"], r["threads"]): r for r in recs}
+        for t in sorted({r["threads"] for r in recs}):
+            one = get[("onebit", t)]
+            rows.append([name, t, med_min(one), ms(one.get("ops_sum_ms"))]
+                        + [ms(get[(e, t)]["median_ms"]) if (e, t) in get else "-" for e in PEER_ENGINES])
+    head = ["model", "threads", "onebit median (min)", "onebit sum of op medians"] + list(PEER_ENGINES)
+    return block(table(head, rows), [p for p in paths], every)
+
+
+def t_binary_ops() -> str:
+    path = f"{RESULTS}/quiet/binary_ops.json"
+    recs = load(path)
+    rows = []
+    for model in _distinct(r["model"] for r in recs):
+        ops = [r for r in recs if r["model"] == model]
+        binary = [r for r in ops if r["bit_macs"] > 0]
+        gbm = sum(r["bit_macs"] for r in binary) / 1e9
+        t_bin = sum(r["min_ms"] for r in binary)
+        fr = [r["peak_fraction"] for r in binary if r.get("peak_fraction") is not None]
+        rows.append([model, len(binary), f"{gbm:.3f}", ms(t_bin), f"{gbm / t_bin * 1e3:.0f}",
+                     f"{min(fr):.2f}-{max(fr):.2f}", ms(sum(r["min_ms"] for r in ops))])
+    head = ["model", "binary ops", "G bit-MACs", "binary ops: sum of minima (ms)", "G bit-MACs/s",
+            "fraction of popcount peak per op", "all ops: sum of minima (ms)"]
+    return block(table(head, rows), [path], recs)
+
+
+def _kept(r: dict) -> str:
+    k = r.get("kept_channels")
+    return "" if not k else " / ".join(f"{n} {c}" for n, c in k.items())
+
+
+def _pruned(path: str, variants: tuple[str, ...] | None = None) -> str:
+    recs = [r for r in load(path) if variants is None or r["variant"] in variants]
+    rows = [[r["variant"], _kept(r), f"{r['x_unpruned_bit_macs']:.3f}", ms(r["min_ms"]),
+             f"{r['x_unpruned_min']:.3f}", ms(r["median_ms"]), f"{r['x_unpruned_median']:.3f}",
+             f"{r['x_unpruned_ops_sum']:.3f}", f"{r['file_bytes'] / 1024:.0f}", len(r["masked_ops"])]
+            for r in recs]
+    head = ["variant", "kept channels", "x bit-MACs", "min ms", "x min", "median ms", "x median",
+            "x sum of op medians", "file KiB", "masked ops"]
+    return block(table(head, rows), [path], recs)
+
+
+def t_pruned_models() -> str:
+    return _pruned(f"{RESULTS}/quiet/pruned_models.json", ("unpruned", "channel", "block", "word", "weight"))
+
+
+def t_channel_multiple() -> str:
+    return _pruned(f"{RESULTS}/pruned_channel_multiple.json")
+
+
+# ---- single ops ---------------------------------------------------------------------------------
+
+def t_engine_ops() -> str:
+    path = f"{RESULTS}/engine_ops.json"
+    recs = [r for r in load(path) if r.get("benchmark") == "engine_ops"]
+    rows = [[r["label"], r["threads"], ms(r["cur_min_ms"]), ms(r["cur_median_ms"])] for r in recs]
+    return block(table(["op", "threads", "min ms", "median ms"], rows), [path], recs)
+
+
+def _words(case: str) -> int:
+    cin = int(re.match(r"\d+x\d+x(\d+)-", case).group(1))
+    return -(-cin // 64)
+
+
+def t_word_counts() -> str:
+    paths = [f"{RESULTS}/bconv_word_counts_layers.json", f"{RESULTS}/bconv_word_counts_models.json"]
+    layers, models = load(paths[0]), load(paths[1])
+    rows = [[r["case"], _words(r["case"]), ms(r["cur_min"]), ms(r["cur_median"])] for r in layers]
+    rows += [[r["case"], "", ms(r["cur_min"]), ms(r["cur_median"])] for r in models]
+    return block(table(["layer (3x3, s1) or model", "input words per tap", "min ms", "median ms"], rows),
+                 paths, layers + models)
+
+
+def t_masked() -> str:
+    path = f"{RESULTS}/masked.json"
+    recs = load(path)
+    rows = [[r["layer"], r["batch"], r["variant"], ms(r["median_ms"]), ms(r["min_ms"]), f"{r['speed_min']:.2f}",
+             f"{r['vs_kept_min']:.2f}", f"{100 * r['pruned']:.0f}%", f"{100 * r['skipped']:.0f}%",
+             f"{100 * r['partial']:.0f}%"] for r in recs]
+    head = ["layer", "batch", "variant", "median ms", "min ms", "speed vs dense (min)", "speed vs all-kept (min)",
+            "weights pruned", "entries skipped", "entries partial"]
+    return block(table(head, rows), [path], recs)
+
+
+def t_mask_sizes() -> str:
+    path = f"{RESULTS}/mask_sizes.json"
+    recs = load(path)
+    rows = [["dense (unpruned)", f"{recs[0]['dense_bytes']:,}", "1.000", "", "", "", ""]]
+    for r in recs:
+        rows.append([r["granularity"], f"{r['converter_bytes']:,}", f"{r['converter_bytes'] / r['dense_bytes']:.3f}",
+                     f"{r['converter_mask_bytes']:,}", f"{r['long_form_bytes']:,}",
+                     "{:.1f} / {:.1f}".format(*r["converter_load_ms"]),
+                     "{:.1f} / {:.1f}".format(*r["long_form_load_ms"])])
+    head = ["granularity", "file bytes", "x dense", "mask bytes", "full weights + full mask (bytes)",
+            "load ms min / median", "load ms min / median, full form"]
+    return block(table(head, rows), [path], recs)
+
+
+# ---- accuracy: converter and QAT ------------------------------------------------------------------
+
+def _engine(r: dict) -> str:
+    return ", ".join(f"{pct(v['accuracy'])} ({isa})" for isa, v in r["engine"].items())
+
+
+def t_verify() -> str:
+    paths = [f"{RESULTS}/verify/imagenette64.json", f"{RESULTS}/verify/bireal_noclip.json"]
+    recs = [load(p)[0] for p in paths]
+    rows = []
+    for r in recs:
+        m = r["model_config"]
+        eq = next(iter(r["engine"].values()))["values_equal"]
+        rows.append([f"{m['name']} width {m['width']:g}", r["dataset"], r["n"], pct(r["float_accuracy"]),
+                     pct(r["simulation_accuracy"]), _engine(r),
+                     " / ".join(pct(v["argmax_agreement_with_simulation"]) for v in r["engine"].values()),
+                     f"{eq['images']} images, {eq['values']} values, max diff {eq['max_abs_diff']:g}",
+                     pct(r["float_sim_argmax_agreement"])])
+    head = ["model", "dataset", "test images", "float-latent", "simulation", "engine", "engine == simulation argmax",
+            "every value equal", "float vs simulation argmax"]
+    return block(table(head, rows), paths, recs)
+
+
+QAT_FILES = ("mnist_lr1e-5_cos_200", "mnist_lr1e-5_cos_distill_200", "mnist_lr1e-4_cos_200",
+             "mnist_lr1e-4_cos_distill_200", "cifar_lr1e-5_cos_200", "bireal_clip_lr1e-5_cos_200")
+
+
+def _finetune(r: dict) -> str:
+    text = f"{r['steps']} steps, lr {r['lr']:g} {r['lr_schedule']}"
+    if r.get("distill"):
+        text += f", distillation weight {r['distill']:g}"
+    if r.get("train_binary"):
+        text += ", binary latent weights trained"
+    return text
+
+
+def t_qat() -> str:
+    paths = [f"{RESULTS}/qat/{f}.json" for f in QAT_FILES]
+    rows, every, seen = [], [], set()
+    for path in paths:
+        recs = load(path)
+        every += recs
+        for r in recs:
+            if r["phase"] == "before" and r["checkpoint"] in seen:
+                continue
+            seen.add(r["checkpoint"])
+            m = r["model_config"]
+            rows.append([f"{m['name']} width {m['width']:g}", r["dataset"],
+                         "none" if r["phase"] == "before" else _finetune(r), pct(r["float_accuracy"]),
+                         pct(r["qat_forward_accuracy"]), pct(r["simulation_accuracy"]), _engine(r),
+                         pct(r["float_sim_argmax_agreement"]), pct(r["qat_sim_argmax_agreement"])])
+    head = ["model", "dataset", "QAT fine-tune", "float-latent", "QAT forward", "simulation", "engine",
+            "float vs simulation argmax", "QAT forward vs simulation argmax"]
+    return block(table(head, rows), paths, every)
+
+
+# ---- peers ------------------------------------------------------------------------------------------
+
+def _summarize():
+    spec = importlib.util.spec_from_file_location("peers_summarize", REPO / "benchmarks/peers/summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.summarize
+
+
+def _peers(files: list[str], field: str) -> str:
+    paths = [f"{PEERS}/{f}" for f in files]
+    text = _summarize()([str(REPO / p) for p in paths], field)
+    return block(text.split("\n"), paths, [r for p in paths for r in load(p)])
+
+
+def t_peers() -> str:
+    return _peers(["layers.json", "models.json"], "median_cpu_ms")
+
+
+def t_peers_min() -> str:
+    return _peers(["layers.json", "models.json"], "min_ms")
+
+
+LCE_OPTIONS = (("lce-pad0.json", "lce-indirect", "lce-indirect, pad_values 0"),
+               ("lce-pad0.json", "lce-default", "lce-default, pad_values 0"),
+               ("lce-xnnpack.json", "lce-indirect", "lce-indirect, use_xnnpack"))
+
+
+def t_peers_lce_options() -> str:
+    paths = [f"{PEERS}/lce-pad0.json", f"{PEERS}/lce-xnnpack.json"]
+    recs = {p: load(p) for p in paths}
+    get = {(p.rsplit("/", 1)[1], r["engine"], r.get("layer") or r["model"]): r
+           for p, rs in recs.items() for r in rs if r["threads"] == 1}
+    targets = _distinct(k[2] for k in get)
+    rows = [[t] + [ms(get[(f, e, t)]["median_cpu_ms"]) if (f, e, t) in get else "-" for f, e, _ in LCE_OPTIONS]
+            for t in targets]
+    head = ["target (1 thread, median_cpu_ms)"] + [label for _, _, label in LCE_OPTIONS]
+    return block(table(head, rows), paths, [r for rs in recs.values() for r in rs])
+
+
+TABLES = {
+    "layers": t_layers,
+    "models": t_models,
+    "binary-ops": t_binary_ops,
+    "engine-ops": t_engine_ops,
+    "word-counts": t_word_counts,
+    "masked": t_masked,
+    "pruned-models": t_pruned_models,
+    "channel-multiple": t_channel_multiple,
+    "mask-sizes": t_mask_sizes,
+    "verify": t_verify,
+    "qat": t_qat,
+    "peers": t_peers,
+    "peers-min": t_peers_min,
+    "peers-lce-options": t_peers_lce_options,
+}
+
+
+def render(page: str) -> str:
+    """The page with every marked table replaced by what the records give; an unknown table name
+    raises ValueError."""
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in TABLES:
+            raise ValueError(f"{PAGE.name}: unknown table {name!r} (known: {', '.join(TABLES)})")
+        return f"<!-- table: {name} -->\n{TABLES[name]()}<!-- /table -->"
+    return MARKER.sub(sub, page)
+
+
+def differences(page: str) -> list[str]:
+    """Names of the tables on ``page`` that differ from what the records give."""
+    return [m.group(1) for m in MARKER.finditer(page)
+            if m.group(1) not in TABLES or m.group(2) != TABLES[m.group(1)]()]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the tables in docs/results.md")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a table on the page differs")
+    args = ap.parse_args(argv)
+    if args.write:
+        PAGE.write_text(render(PAGE.read_text()))
+        return 0
+    if args.check:
+        bad = differences(PAGE.read_text())
+        for name in bad:
+            print(f"{PAGE.relative_to(REPO)}: table {name!r} differs from its records "
+                  f"(python benchmarks/report.py --write)", file=sys.stderr)
+        return 1 if bad else 0
+    for name, fn in TABLES.items():
+        print(f"<!-- table: {name} -->\n{fn()}<!-- /table -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
