@@ -16,8 +16,7 @@ chunks (empty, ~0.1 ms, ~0.5 ms of work) with a 15 us gap between calls (a netwo
 
 Optional ``--models DIR``: Session.profile of every ``DIR/*.onebit`` with the current engine
 (per-op medians summed by op type; whole-run min / median; 1 and 2 threads) and, for the float
-stem max pool, the NumPy implementation Session used before commit 5e462dc, timed on the same
-data. A missing DIR is filled first with the zoo's cifar-binarynet, birealnet18 and
+stem max pool, a NumPy max pool (per-tap strided views) timed on the same data. A missing DIR is filled first with the zoo's cifar-binarynet, birealnet18 and
 quicknet-small at width 1 with random weights (BN calibrated then perturbed:
 ``onebit.convert.testing.randomize_bn`` + ``onebit.convert.export``; needs torch).
 
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _records import REPO_ROOT, extract_commit, machine, write_json  # noqa: E402
 
-DEFAULT_BASELINE = "1f05902"  # main before session 2's conv8 / dense / pool / thread-pool work
+DEFAULT_BASELINE = "1f05902"  # the commit benchmarks/results/engine_ops.json compares against
 HERE = Path(__file__).resolve().parent / "engine_ops"
 COMMON = ["-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-DONEBIT_HAVE_X86=1"]
 AVX2 = ["-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mpopcnt", "-mlzcnt", "-mf16c"]
@@ -130,8 +129,8 @@ def run_case(exe: Path, case: str, threads: int, rounds: int, repeats: int, gap:
 
 
 def numpy_maxpool_f32(x, out, kh, kw, sh, sw, ph, pw):
-    """Session's float32 max pool before commit 5e462dc (NumPy, per-tap strided views): the
-    baseline of the stem pool. Kept here only to time it."""
+    """A float32 max pool in NumPy (per-tap strided views): the comparison for the engine's stem
+    pool."""
     import numpy as np
 
     h, w = x.shape[1], x.shape[2]

@@ -81,7 +81,7 @@ def ratios(onebit_records: list[dict], peer_records: list[dict]) -> list[dict]:
 
 
 def markdown(records: list[dict], columns: list[str]) -> str:
-    """Records as a GitHub markdown table (for docs/results.md)."""
+    """Records as a GitHub markdown table."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in records:
         lines.append("| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in columns) + " |")

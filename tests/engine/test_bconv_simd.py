@@ -1,5 +1,5 @@
 """Every SIMD bconv2d / bdense variant equals the scalar reference bit for bit (all four output
-stages) on the boundary grid of issue 5, and results never depend on the thread count.
+stages) on the boundary grid below, and results never depend on the thread count.
 
 Grid: Cin {1,7,63,64,65,127,128,129,511,513} x H,W {1,2,3,7,8,9,17} x Cout {1,7,8,9,17,64}
 x k {1,3,5} x stride {1,2} x padding {same, valid} x batch {1,3}. The full Cin x Cout grid runs

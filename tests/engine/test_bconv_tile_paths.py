@@ -23,11 +23,11 @@ from _bconv_cases import OUTPUTS, packed, stage_params
 # (n, h, w, cin, cout, kh, kw, stride, padding)
 CASES = [
     # compiled-in runs (3-wide kernels), one per W64, Cout not a multiple of 16 / 64
-    (1, 6, 13, 64, 72, 3, 3, 1, 1),      # W64 1: 3x16 tiles + a lone 8-channel block
+    (1, 6, 13, 64, 72, 3, 3, 1, 1),      # W64 1: 2x16 tiles + a lone 8-channel block (4x8)
     (1, 5, 11, 100, 24, 3, 3, 1, 1),     # W64 2 with padding bits
     (1, 9, 10, 256, 136, 3, 3, 1, 1),    # W64 4: 2x16 tiles, 3 chunks, 3 bands
     (2, 4, 5, 200, 40, 3, 3, 1, 1),      # W64 4 with padding bits, batch 2
-    (1, 7, 7, 512, 80, 3, 3, 1, 1),      # W64 8: 4+3 pixel tiles
+    (1, 7, 7, 512, 80, 3, 3, 1, 1),      # W64 8: 7-pixel rows (tiles 2 + 2 + 2 + 1)
     (1, 3, 9, 449, 16, 3, 3, 1, 1),      # W64 8 with 63 padding bits
     # W64 3, 5, 6, 7 (pruned channel counts): 2x16 tiles, 4x8 for a lone block, runs of 9-21 words
     (1, 5, 6, 192, 24, 3, 3, 1, 1),      # W64 3: one 2x16 column + a lone 8-channel block

@@ -1,4 +1,4 @@
-// Pooling kernels of the network ("the rest of a network", issue 5): max pooling on packed bits
+// Pooling kernels of the network: max pooling on packed bits
 // and on int8, average pooling on int8 and float32, global average pooling. NHWC layout.
 // Raw pointers only; the dispatcher validates geometry (std::invalid_argument) and splits the
 // N*OH output rows over the persistent thread pool (each row computed by one thread with the

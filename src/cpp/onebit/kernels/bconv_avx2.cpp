@@ -258,18 +258,13 @@ void band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t
   }
 }
 
-// Tile shapes, measured on Zen 3 (this 2-core VM, load 2.6-4; minimum and median of 300-400
-// calls per variant, variants interleaved in one process, bits output, 1 thread):
-// - 16-channel tiles: 2 pixels x 16 channels for every W64 from 1 to 8. Against 3 x 16 (the
-//   earlier choice for W64 1, 2, 8): 2-5% faster by min and median on all of 56x56x64-64,
-//   32x32x64-128, 32x32x128-128, 16x16x128-256, 7x7x512-512, 8x8x512-512, 14x14x512-256 (e.g.
-//   0.310 vs 0.323 ms on 56x56x64-64, 0.295 vs 0.310 on 8x8x512-512); W64 4: 3 x 16 13% slower.
-//   W64 3, 5, 6, 7 (192, 320, 384, 448 channels: what channel pruning in multiples of 64 keeps):
-//   3 x 16 3-6% slower, 4 x 8 8-12% slower (e.g. 0.253 / 0.262 / 0.278 ms on 16x16x192-256).
+// Tile shapes, chosen by interleaved timing of the variants on a Zen 3 CPU (bits output, 1 thread):
+// - 16-channel tiles: 2 pixels x 16 channels for every W64 from 1 to 8: 2-5% faster than 3 x 16
+//   (by min and median, 56x56x64-64 to 14x14x512-256) for W64 1, 2, 8; 3 x 16 is 13% slower for
+//   W64 4 and 3-6% slower for W64 3, 5, 6, 7 (192-448 channels: what channel pruning in multiples
+//   of 64 keeps), 4 x 8 8-12% slower there.
 // - A lone 8-channel block (Cout % 16 = 8): 4 x 8 (up to 2-5% faster than 2 x 8 or 3 x 8 on
-//   16x16x192-8, 32x32x192-8, 32x32x64-8, 28x28x128-24; tiny layers).
-// Before W64 3, 5, 6, 7 had compile-time runs they took the run-time path (4 x 8), which cost as
-// much as the next compiled width: 0.353 ms on 16x16x192-256 vs 0.342 for 16x16x256-256.
+//   tiny layers such as 16x16x192-8 and 28x28x128-24).
 // band<P, P2, RUN>: P pixels for a lone 8-channel block, P2 pixels for 16-channel tiles.
 void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, int32_t* dots,
               int64_t ld) {
@@ -287,10 +282,8 @@ void run_band(const Ctx& c, int64_t n, int64_t oh0, int64_t oh1, int64_t c0, int
     }
   }
   // Any other kernel width or word count: run-time run length in 4-word steps, 2 x 16 tiles (4 x 8
-  // lone block). Same measurement: 0.73-0.95x the time of the earlier run-time path (one word per
-  // step; 4 x 8 tiles, 3 x 16 for W64 1, 2) on 7x7x576-512, 4x4x1024-1024, 8x8x640-384 and the
-  // 5x5 kernels 14x14x128-128, 14x14x256-128, 28x28x64-64, 8x8x192-192 (e.g. 0.278 vs 0.358 ms on
-  // 7x7x576-512, 0.184 vs 0.194 on 14x14x128-128 k5); 3 x 16 tied with 2 x 16, 4 x 8 in between.
+  // lone block): 0.73-0.95x the time of one word per step on 7x7x576-512, 4x4x1024-1024,
+  // 8x8x640-384 and 5x5 kernels; 3 x 16 tied with 2 x 16, 4 x 8 in between.
   band<4, 2, 0>(c, n, oh0, oh1, c0, c1, dots, ld);
 }
 

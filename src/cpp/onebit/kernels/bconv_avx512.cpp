@@ -3,11 +3,13 @@
 //
 // Register blocking: a tile is P = 8 output pixels x 16 output channels (2 zmm of 8 weight
 // words); 16 zmm accumulators + 2 weight registers + 1 broadcast fit the 32 zmm registers.
-// Same structure as the AVX2 kernel (bconv_avx2.cpp): weights re-laid out per call as
-// [Cout/16][KH][KW][W64][16], edge pixels as P=1 tiles over their in-bounds taps.
-// NOTE: compiled on every x86 build, selected only when the CPU has AVX-512 F/BW/VL/DQ +
-// VPOPCNTDQ + VNNI; the development machine has none, so this file is tested only where such
-// a CPU runs the test suite (tests skip it elsewhere).
+// Weights re-laid out as [Cout/16][KH][KW][W64][16], once by prepare_weights_avx512 (or per call
+// into a thread-local buffer when unprepared). Unlike the AVX2 kernel there is no padded copy of
+// the input: a task is one output row x a chunk of output channels; interior pixels run in tiles
+// of 8 (the remainder as one 1-7 pixel tile), edge pixels as 1-pixel tiles over their in-bounds
+// taps. Compiled on every x86 build, selected only when the CPU has AVX-512 F/BW/VL/DQ +
+// VPOPCNTDQ + VNNI; the tests compare it with the scalar reference on such CPUs and skip it
+// visibly elsewhere.
 #include <immintrin.h>
 
 #include <vector>

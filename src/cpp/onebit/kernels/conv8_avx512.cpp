@@ -1,5 +1,5 @@
-// AVX-512 VNNI int8 convolution (vpdpbusd). UNTESTED on the development machine (no AVX-512
-// there); the test suite compares it with the scalar reference wherever the CPU has avx512.
+// AVX-512 VNNI int8 convolution (vpdpbusd). The test suite compares it with the scalar reference
+// wherever the CPU has avx512.
 //
 // vpdpbusd multiplies unsigned bytes by signed bytes and adds groups of 4 products into int32
 // lanes without saturation. Inputs are mapped to unsigned bytes u = x (uint8) or x + 128
