@@ -33,7 +33,7 @@ import larq as lq
 
 keras = tf.keras
 
-# The four reference layers of the engine issue: 115.6 M bit-MACs each at 3x3, stride 1, same.
+# The four reference layers of the engine: 115.6 M bit-MACs each at 3x3, stride 1, same.
 REFERENCE_LAYERS = ("56x56x64-64", "28x28x128-128", "14x14x256-256", "7x7x512-512")
 
 _LAYER_RE = re.compile(r"^(\d+)x(\d+)x(\d+)-(\d+)((?:,[ks]=\d+)*)$")
