@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import traceback
@@ -43,26 +43,13 @@ _FORMAT = {
 }
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def _provenance():
+    """``onebit.runtime.provenance`` (CPU model, commit) loaded from this checkout: the peers'
+    environment does not install onebit, and the module needs nothing beyond the standard library."""
+    spec = importlib.util.spec_from_file_location("onebit_provenance", REPO / "src/onebit/runtime/provenance.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _loadavg() -> float | None:
@@ -406,7 +393,8 @@ def main(argv=None) -> int:
     _OPTS["lce_xnnpack"] = bool(args.lce_xnnpack)
 
     cache = ModelCache(Path(args.cache_dir) if args.cache_dir else None)
-    commit, cpu = _commit(), _cpu_name()
+    prov = _provenance()
+    commit, cpu = prov.git_commit(), prov.cpu_model()
     import larq_compute_engine as lce
     import tensorflow as tf
 
