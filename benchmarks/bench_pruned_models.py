@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pruned_models.py [--model cifar-binarynet] [--target 0.4 | 0.3,0.4,0.5]
         [--granularities channel,block,word,weight] [--channel-multiple 64[,128]] [--isa avx2] [--threads 1]
-        [--repeats 40] [--json benchmarks/results/pruned_models.json]
+        [--repeats 40] [--json benchmarks/results/quiet/pruned_models.json]
 
 Builds the model at width 1 with random weights (``onebit.models.create`` +
 ``onebit.convert.testing.randomize_bn``; weights do not change latency), exports it unpruned,
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     ap.add_argument("--channel-multiple", "--aligned-channel", dest="channel_multiple", default="",
                     metavar="M[,M2...]", help="also a channel-pruned variant per target (and per M) whose kept "
                                               "channel counts are multiples of M (Pruner(channel_multiple=M), e.g. "
-                                              "64: the packed word); --aligned-channel is the old name")
+                                              "64: the packed word); alias --aligned-channel)")
     ap.add_argument("--channel-ratios", default=None, metavar="LAYER=R,...",
                     help="also a channel-pruned variant at these explicit per-layer ratios (e.g. ratios that keep "
                          "channel counts at multiples of 64, the engine's packed word)")
