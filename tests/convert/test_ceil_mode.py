@@ -15,9 +15,9 @@ from onebit import FormatError
 from onebit import bits as _bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.convert.simulate import avgpool_f32
-from onebit.convert.testing import randomize_bn
+from onebit.models import randomize_bn
 from onebit.runtime import Session, capabilities, format as fmt, netkernels as nk, reference_net as rn
-from onebit.runtime.graph import conv_out
+from onebit.runtime.geometry import output_size
 
 ISAS = capabilities()["supported"]
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # (k, s, p, h, w) with padding up to k // 2 where ceil_mode adds a window on at least one axis
 GRID = [(k, s, p, h, w) for k, s, p, h, w in itertools.product((2, 3, 4), (2, 3), (0, 1), (3, 5, 7), (4, 6))
         if 2 * p <= k and h + 2 * p >= k and w + 2 * p >= k
-        and (conv_out(h, k, s, p, True), conv_out(w, k, s, p, True)) != (conv_out(h, k, s, p), conv_out(w, k, s, p))]
+        and (output_size(h, k, s, p, True), output_size(w, k, s, p, True)) != (output_size(h, k, s, p), output_size(w, k, s, p))]
 
 
 def _nhwc(x):
@@ -39,7 +39,7 @@ def test_ceil_output_size_equals_torch():
         if 2 * p <= k and h + 2 * p >= k:
             for ceil in (False, True):
                 ref = F.max_pool2d(torch.zeros(1, 1, h, h), k, s, p, ceil_mode=ceil).shape[2]
-                assert conv_out(h, k, s, p, ceil) == ref, (k, s, p, h, ceil)
+                assert output_size(h, k, s, p, ceil) == ref, (k, s, p, h, ceil)
     assert len(GRID) >= 30
 
 

@@ -11,8 +11,10 @@ from torch import nn
 
 import onebit.convert as cv
 from onebit.convert import ConversionError
-from onebit.convert.testing import MNIST_SPEC, RAW_SPEC, exact_model, randomize_bn, tiny_model
+from onebit.models import randomize_bn
 from onebit.nn import BinaryConv2d, BinaryLinear
+
+from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, tiny_model
 
 GOLDEN = Path(__file__).parent / "golden_tiny_metadata.json"
 

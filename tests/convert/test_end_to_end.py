@@ -77,15 +77,14 @@ def test_eval_cli_rejects_malformed_model(tmp_path):
 
 
 def test_demo_steps_export_eval_latency(trained):
-    from onebit.cli.demo import DemoOptions, DemoState
-    from onebit.convert.demo_steps import STEPS
+    from onebit.cli.demo import ENGINE_STEPS, DemoOptions, DemoState
     from onebit.train import load_checkpoint
 
     model, ckpt = load_checkpoint(trained / "m.pt")
     lines = []
     state = DemoState(options=DemoOptions(limit_test=300), workdir=trained, echo=lines.append, model=model)
     state.results["train"] = {"test_accuracy": 0.5}
-    for step in STEPS:
+    for step in ENGINE_STEPS:
         step(state)
     r = state.results
     assert r["engine_eval"]["argmax_agreement"] == 1.0 and r["engine_eval"]["n"] == 300

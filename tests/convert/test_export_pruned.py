@@ -16,11 +16,13 @@ from click.testing import CliRunner
 import onebit.convert as cv
 from onebit import FormatError, bits
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import (MNIST_SPEC, RAW_SPEC, exact_model, long_form_bytes, pruned, randomize_bn,
-                                    tiny_model)
+from onebit.convert.long_form import long_form_bytes
+from onebit.models import randomize_bn
 from onebit.runtime import Session, capabilities
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import MASK_ROLES
+
+from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, pruned, tiny_model
 
 GRANULARITIES = ["weight", "word", "block", "channel"]
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,11 @@ import onebit.convert as cv
 import onebit.models as om
 from onebit.convert import qat
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import MNIST_SPEC, randomize_bn, tiny_model
+from onebit.models import randomize_bn
 from onebit.nn import ClipBlock
 from onebit.runtime import Session
+
+from tiny_models import MNIST_SPEC, tiny_model
 
 MEAN, STD = MNIST_SPEC["mean"], MNIST_SPEC["std"]
 

@@ -12,7 +12,7 @@ import torch
 import onebit.convert as cv
 import onebit.models as om
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import randomize_bn
+from onebit.models import randomize_bn
 from onebit.runtime import Session, capabilities
 
 ISAS = capabilities()["supported"]

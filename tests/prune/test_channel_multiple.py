@@ -231,7 +231,7 @@ def test_aligned_channel_pruned_export_engine_equals_simulation(tmp_path):
     exported: the engine equals the integer simulation on every ISA."""
     import onebit.convert as cv
     from onebit.convert.compare import engine_vs_simulation
-    from onebit.convert.testing import MNIST_SPEC, tiny_model
+    from tiny_models import MNIST_SPEC, tiny_model
     from onebit.runtime import Session, capabilities
 
     m = tiny_model(3)

@@ -11,8 +11,10 @@ import torch
 
 import onebit.convert as cv
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, randomize_bn, tiny_model
+from onebit.models import randomize_bn
 from onebit.runtime import Session, capabilities
+
+from tiny_models import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, tiny_model
 
 ISAS = capabilities()["supported"]
 

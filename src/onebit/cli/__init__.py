@@ -10,7 +10,7 @@ import importlib.util
 
 import click
 
-SUBCOMMANDS = ("train", "summary", "prune", "export", "eval", "bench", "demo")
+SUBCOMMANDS = ("train", "summary", "prune", "export", "eval", "verify", "bench", "demo")
 
 
 @click.group()

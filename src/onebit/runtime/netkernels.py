@@ -23,24 +23,15 @@ import math
 import numpy as np
 
 from onebit.runtime.engine import engine
+from onebit.runtime.geometry import output_size
 
 __all__ = [
     "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float",
     "add_int8", "add_float", "add_int8_params", "conv2d_int8", "dense_int8", "dense_float",
-    "conv_output_size",
 ]
 
 _INT32 = (-(2**31), 2**31 - 1)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
-    """PyTorch geometry: floor((size + 2*padding - kernel) / stride) + 1; with ``ceil_mode``
-    (pooling) ceil instead of floor, minus one if the last window starts at or after size + padding."""
-    if not ceil_mode:
-        return (size + 2 * padding - kernel) // stride + 1
-    out = -(-(size + 2 * padding - kernel) // stride) + 1
-    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def _array(x, name: str) -> np.ndarray:
@@ -109,8 +100,8 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode=False):
     ph, pw = _pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError("kernel_size and stride must be >= 1 and padding >= 0")
-    oh = conv_output_size(x.shape[1], kh, sh, ph, ceil_mode)
-    ow = conv_output_size(x.shape[2], kw, sw, pw, ceil_mode)
+    oh = output_size(x.shape[1], kh, sh, ph, ceil_mode)
+    ow = output_size(x.shape[2], kw, sw, pw, ceil_mode)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {kh}x{kw} does not fit the padded input {x.shape[1:3]}")
     return (kh, kw, sh, sw, ph, pw), (x.shape[0], oh, ow, x.shape[3])
@@ -313,8 +304,8 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     ph, pw = _pair(padding, "padding")
     if min(sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = conv_output_size(x.shape[1], weight.shape[1], sh, ph)
-    ow = conv_output_size(x.shape[2], weight.shape[2], sw, pw)
+    oh = output_size(x.shape[1], weight.shape[1], sh, ph)
+    ow = output_size(x.shape[2], weight.shape[2], sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {weight.shape[1:3]} does not fit the padded input {x.shape[1:3]}")
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
