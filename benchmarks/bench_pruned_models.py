@@ -12,7 +12,7 @@ exports it (channel: shrunk layers; block / word / weight: masked ops, stored as
 plus a mask, docs/format.md §7.3); ``--channel-multiple 64`` adds, per target, a channel-pruned variant
 ``channel-m64`` made by ``Pruner(..., granularity="channel", channel_multiple=64)``: the same
 uniform allocation with every kept channel count a multiple of 64 (the engine's packed word;
-rounding rule in onebit.prune.pruner), ``--channel-ratios`` one at explicit per-layer ratios.
+rounding rule in onebit.prune.allocation), ``--channel-ratios`` one at explicit per-layer ratios.
 Several comma-separated targets put all their variants in the same run. All
 files are loaded (``Session``, weights prepared once) and timed batch 1 *interleaved*
 (``onebit.bench.timing.time_interleaved``: one run of each model in turn, rotating), so machine

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import onebit.data as data
-from onebit.data.loader import Loader
+from onebit.data.batches import Loader
 
 
 @pytest.fixture(scope="module")
