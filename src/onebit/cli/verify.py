@@ -5,7 +5,7 @@ import json
 
 import click
 
-from onebit.cli.extras import require_train
+from onebit.cli.extras import require
 
 
 @click.command()
@@ -18,7 +18,7 @@ def command(checkpoint, limit, exact, json_path):
     """Accuracy of a trained CHECKPOINT through PyTorch (float latent weights), the integer
     simulation and the engine on every ISA this CPU has; exits 1 unless the engine and the
     simulation agree on every argmax."""
-    require_train("onebit verify", ("torch",))
+    require("torch", "verify")
     from onebit.convert.verify import verify_checkpoint
     from onebit.errors import OnebitError
 

@@ -2,7 +2,7 @@
 
 The converter writes the compact forms (``weight_word_mask``, ``weight_kept``); the long forms
 (full ``weight_mask``, full packed ``weight``) describe the same model and every reader accepts
-them. Torch-free.
+them.
 """
 from __future__ import annotations
 
