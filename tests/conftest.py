@@ -1,5 +1,7 @@
 """Suite-wide settings: tests never download (every loader fails fast instead), and they read
-the offline datasets folder (``datasets_root``); the ``one_torch_thread`` fixture for tests that
+the offline datasets folder (``datasets_root``); the ISA fixtures (``isa``: every ISA, skipped
+with the reason where this CPU or build lacks it, never dropped silently; ``simd_isa``: the SIMD
+ISAs compared against the scalar reference); the ``one_torch_thread`` fixture for tests that
 run tiny torch models. ``tests/`` is on the import path (pytest's rootdir conftest), so test
 modules share helpers such as ``tiny_models``."""
 import os
@@ -33,6 +35,30 @@ def datasets_root() -> Path:
     if DATASETS is None:
         pytest.skip("no datasets folder (set ONEBIT_DATA, or put them in ../shared/datasets)")
     return DATASETS
+
+
+ALL_ISAS = ("scalar", "avx2", "avx512")
+SIMD_ISAS = ("avx2", "avx512")
+
+
+def isa_or_skip(isa: str) -> str:
+    from onebit.runtime.engine import engine
+
+    if isa not in engine.supported_isas():
+        pytest.skip(f"this CPU/build has no {isa} (supported: {', '.join(engine.supported_isas())})")
+    return isa
+
+
+@pytest.fixture(params=ALL_ISAS)
+def isa(request) -> str:
+    """Every ISA, skipped where the CPU lacks it."""
+    return isa_or_skip(request.param)
+
+
+@pytest.fixture(params=SIMD_ISAS)
+def simd_isa(request) -> str:
+    """SIMD ISAs (compared against the scalar reference), skipped where the CPU lacks them."""
+    return isa_or_skip(request.param)
 
 
 @pytest.fixture

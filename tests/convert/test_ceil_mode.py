@@ -16,10 +16,8 @@ from onebit import bits as _bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.convert.simulate import avgpool_f32
 from onebit.models import randomize_bn
-from onebit.runtime import Session, capabilities, format as fmt, netkernels as nk, reference_net as rn
+from onebit.runtime import Session, format as fmt, netkernels as nk, reference_net as rn
 from onebit.runtime.geometry import output_size
-
-ISAS = capabilities()["supported"]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,7 +41,6 @@ def test_ceil_output_size_equals_torch():
     assert len(GRID) >= 30
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_ceil_pool_kernels_equal_torch(isa):
     g = torch.Generator().manual_seed(0)
     for k, s, p, h, w in GRID:
@@ -118,7 +115,6 @@ def test_ceil_mode_model_simulation_equals_float_model():
     assert torch.equal(env[sim.file.output_name].argmax(1), ref.argmax(1))
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_ceil_mode_model_engine_equals_simulation(isa):
     sess = Session(cv.to_bytes(_ceil_model(2), input_spec=RAW), isa=isa)
     u = np.random.default_rng(3).integers(0, 256, (3, 11, 11, 2), dtype=np.uint8)
