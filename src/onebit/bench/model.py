@@ -23,10 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-
 from onebit.bench.peers import VS_ENGINES, peers_python, run_peers
-from onebit.bench.timing import loadavg, time_interleaved
+from onebit.bench.timing import loadavg, random_batch, time_interleaved
 from onebit.runtime.provenance import cpu_model, git_commit
 from onebit.runtime.session import Session
 
@@ -79,7 +77,7 @@ def bench_model(path, threads=(1, 2), batch: int = 1, vs=None, isa: str | None =
         t = int(t)
         group = []
         for (role, p), sess, (mn, med) in zip(files, sessions, timings):
-            x = np.random.default_rng(0).integers(0, 256, (batch,) + sess.input_shape, dtype=np.uint8)
+            x = random_batch(sess, batch)
             ops = sum(r["median_ms"] for r in sess.profile(x, repeats))
             rec = dict(base, model=model_name(sess)[0], width=model_name(sess)[1], engine="onebit",
                        isa=sess.isa, threads=t, median_ms=med, min_ms=mn, ops_sum_ms=ops,

@@ -51,9 +51,15 @@ def loadavg() -> float | None:
         return None
 
 
+def random_batch(session, batch: int = 1, seed: int = 0) -> np.ndarray:
+    """A fixed random uint8 batch of ``session``'s input shape (weights and data do not change
+    latency)."""
+    return np.random.default_rng(seed).integers(0, 256, (batch,) + tuple(session.input_shape), dtype=np.uint8)
+
+
 def time_session(session, batch: int = 1, repeats: int = 50, warmup: int = 5, seed: int = 0) -> float:
     """Median ms of ``session.run`` on one random uint8 batch (:func:`median_ms`)."""
-    x = np.random.default_rng(seed).integers(0, 256, (batch,) + session.input_shape, dtype=np.uint8)
+    x = random_batch(session, batch, seed)
     return median_ms(lambda: session.run(x), repeats=repeats, warmup=warmup)
 
 
@@ -62,8 +68,7 @@ def time_interleaved(sessions, batch: int = 1, repeats: int = 50, warmup: int = 
     """``[(min_ms, median_ms)]`` of ``Session.run`` for each session, timed run by run in turn
     (A B A B ..., the order rotating every round) so that a change of machine load affects every
     session alike; at least ``repeats`` runs each and ``min_time_s`` in total."""
-    xs = [np.random.default_rng(seed).integers(0, 256, (batch,) + s.input_shape, dtype=np.uint8)
-          for s in sessions]
+    xs = [random_batch(s, batch, seed) for s in sessions]
     for s, x in zip(sessions, xs):
         for _ in range(warmup):
             s.run(x)
