@@ -79,3 +79,29 @@ def pruned(model: nn.Module, granularity: str, target: float = 0.4, input_size=N
     p = Pruner(model, method, granularity, target, input_size=input_size, seed=seed).prepare()
     p.prune()
     return p.finalize().eval()
+
+
+def forward_with_outputs(model: nn.Module, x: torch.Tensor, modules: str = "children"):
+    """``(model(x), {name: output})`` without grad: the output of every named child (``modules=
+    "children"``) or every named module (``"modules"``)."""
+    outs = {}
+    named = model.named_children() if modules == "children" else model.named_modules()
+    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: outs.__setitem__(n, o)) for n, mod in named]
+    try:
+        with torch.no_grad():
+            return model(x), outs
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def assert_simulation_equals_float(sim, model: nn.Module, n: int, seed: int = 0) -> None:
+    """On ``n`` random raw images (RAW_SPEC: the model sees the uint8 values), the simulation gives
+    the float model's argmax and its logits to float32 rounding."""
+    shape = tuple(sim.file.input_spec["shape"])
+    u = torch.randint(0, 256, (n,) + shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref = model(u.permute(0, 3, 1, 2).float())
+    out = sim(u)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)

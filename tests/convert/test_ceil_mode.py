@@ -19,6 +19,8 @@ from onebit.models import randomize_bn
 from onebit.runtime import Session, format as fmt, netkernels as nk, reference_net as rn
 from onebit.runtime.geometry import output_size
 
+from tiny_models import forward_with_outputs
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -104,12 +106,7 @@ def test_ceil_mode_model_simulation_equals_float_model():
     assert [op.attrs.get("ceil_mode") for op in pools] == [True, True]
     u = torch.randint(0, 256, (16, 11, 11, 2), dtype=torch.uint8)
     _, env = sim(u, return_values=True)
-    acts = {}
-    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o)) for n, mod in m.named_children()]
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    for h in hooks:
-        h.remove()
+    ref, acts = forward_with_outputs(m, u.permute(0, 3, 1, 2).float())
     for op, layer in zip(pools, ("2", "6")):  # the pools' outputs are the signs of the model's
         assert torch.equal(env[op.output], torch.where(acts[layer] >= 0, 1.0, -1.0)), op.name
     assert torch.equal(env[sim.file.output_name].argmax(1), ref.argmax(1))

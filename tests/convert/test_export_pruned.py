@@ -21,7 +21,7 @@ from onebit.runtime import Session, capabilities
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import MASK_ROLES
 
-from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, pruned, tiny_model
+from tiny_models import MNIST_SPEC, RAW_SPEC, assert_simulation_equals_float, exact_model, pruned, tiny_model
 
 GRANULARITIES = ["weight", "word", "block", "channel"]
 
@@ -43,12 +43,7 @@ def test_pruned_simulation_equals_float_model_when_exact(granularity):
     m = pruned(exact_model(1), granularity, 0.4, input_size=(2, 12, 12))
     sim = cv.simulate(m, input_spec=RAW_SPEC)
     assert bool(_masked_ops(sim.file)) == (granularity != "channel")
-    u = torch.randint(0, 256, (64, 12, 12, 2), dtype=torch.uint8)
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    out = sim(u)
-    assert torch.equal(out.argmax(1), ref.argmax(1))
-    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert_simulation_equals_float(sim, m, 64)
 
 
 @pytest.mark.parametrize("granularity", ["weight", "word", "block"])
