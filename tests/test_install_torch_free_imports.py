@@ -79,6 +79,14 @@ def test_model_file_commands_run_without_torch(model_file, tmp_path):
     assert r.returncode == 0 and "train" in r.stdout
 
 
+def test_eval_runs_without_torch(model_file, tmp_path, datasets_root):
+    j = tmp_path / "eval.json"
+    r = _cli("eval", str(model_file), "--dataset", "mnist", "--limit", "64", "--quiet", "--json", str(j))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(j.read_text())
+    assert rec["n"] == 64 and 0.0 <= rec["accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize("args, what", [
     (["train", "mnist-small", "--dataset", "mnist"], "onebit train"),
     (["summary", "mnist-small"], "onebit summary MODEL|CKPT"),
