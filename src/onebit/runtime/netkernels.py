@@ -107,6 +107,13 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode=False):
     return (kh, kw, sh, sw, ph, pw), (x.shape[0], oh, ow, x.shape[3])
 
 
+def _maxpool(fn, dtype, x, kernel_size, stride, padding, ceil_mode, out, isa, threads) -> np.ndarray:
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
+    out = _out(out, shape, dtype, x)
+    fn(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
+    return out
+
+
 def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                    threads=None) -> np.ndarray:
     """Max pooling of packed binary activations (N, H, W, W64) uint64 -> (N, OH, OW, W64).
@@ -115,19 +122,13 @@ def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_m
     bitwise AND of the in-bounds taps (padded taps are ignored). Channel padding bits stay 0.
     Max pooling commutes with sign, so it runs after BN+sign on bits (BinaryNet).
     """
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.uint64, x)
-    engine.maxpool2d_bits(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_bits, np.uint64, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                    threads=None) -> np.ndarray:
     """Max pooling of int8 NHWC (padded taps ignored), like ``torch.nn.MaxPool2d``."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.int8, x)
-    engine.maxpool2d_int8(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_int8, np.int8, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
@@ -135,10 +136,7 @@ def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_
     """Max pooling of float32 NHWC (padded taps ignored), for float-shortcut stems. Each tap is
     folded in window order as ``acc = acc if acc > t else t`` from -inf (the ``vmaxps`` rule,
     identical on every ISA); unlike PyTorch, a NaN input is not guaranteed to propagate."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.float32, x)
-    engine.maxpool2d_float(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_float, np.float32, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def avgpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *,
