@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onebit.bench.timing import loadavg, timed
+from onebit.runtime.geometry import output_size
 from onebit.runtime.provenance import cpu_model, git_commit
 
 PIPELINES = ("bits-bits", "bits-int8", "float-float")
@@ -48,7 +49,7 @@ class LayerSpec:
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        return ((self.h + 2 * self.pad - self.k) // self.s + 1, (self.w + 2 * self.pad - self.k) // self.s + 1)
+        return output_size(self.h, self.k, self.s, self.pad), output_size(self.w, self.k, self.s, self.pad)
 
     @property
     def bitmacs(self) -> int:
