@@ -18,7 +18,7 @@ Optional ``--models DIR``: Session.profile of every ``DIR/*.onebit`` with the cu
 (per-op medians summed by op type; whole-run min / median; 1 and 2 threads) and, for the float
 stem max pool, a NumPy max pool (per-tap strided views) timed on the same data. A missing DIR is filled first with the zoo's cifar-binarynet, birealnet18 and
 quicknet-small at width 1 with random weights (BN calibrated then perturbed:
-``onebit.convert.testing.randomize_bn`` + ``onebit.convert.export``; needs torch).
+``onebit.models.randomize_bn`` + ``onebit.convert.export``; needs torch).
 
     .venv/bin/python benchmarks/bench_engine_ops.py --json benchmarks/results/engine_ops.json
     .venv/bin/python benchmarks/bench_engine_ops.py --baseline 1f05902 --rounds 6 --repeats 40 \
@@ -156,7 +156,7 @@ def make_models(models_dir: Path) -> None:
     import torch
 
     from onebit.convert.export import export
-    from onebit.convert.testing import randomize_bn
+    from onebit.models import randomize_bn
     from onebit.models import create
 
     models_dir.mkdir(parents=True, exist_ok=True)

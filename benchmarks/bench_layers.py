@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _records import REPO_ROOT, machine, write_json  # noqa: E402
 
-from onebit.cli.bench import (PIPELINES, REFERENCE_LAYERS, TABLE_COLUMNS,  # noqa: E402
-                              measure_layers, parse_layer, peak_bitmacs_per_s)
+from onebit.bench.layers import (PIPELINES, REFERENCE_LAYERS, TABLE_COLUMNS,  # noqa: E402
+                                 measure_layers, parse_layer, peak_bitmacs_per_s)
 from onebit.runtime import kernels  # noqa: E402
 from onebit.runtime.engine import engine  # noqa: E402
 from onebit.table import format_table  # noqa: E402

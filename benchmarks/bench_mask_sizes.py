@@ -3,13 +3,13 @@
     python benchmarks/bench_mask_sizes.py [--model cifar-binarynet] [--width 1] [--target 0.4]
         [--granularities word,block,weight] [--load-repeats 20] [--json benchmarks/results/mask_sizes.json]
 
-Builds the model with random weights (``onebit.models.create`` + ``onebit.convert.testing.randomize_bn``;
+Builds the model with random weights (``onebit.models.create`` + ``onebit.models.randomize_bn``;
 the weights do not change the sizes), exports it unpruned, then prunes a copy per granularity
-(``onebit.convert.testing.pruned``: ``onebit.prune.Pruner``, latent-weight magnitude, uniform
+(``onebit.prune.Pruner``, latent-weight magnitude, uniform
 per-layer ratios, one shot) to ``target`` fewer binary ops and exports it as the converter does:
 the compact mask ``weight_word_mask`` where the mask is constant inside every packed word, else
 the full ``weight_mask``, and the kept weights only (``weight_kept``). The same file is then
-rewritten (``onebit.convert.testing.long_form_bytes``) with full weights ("compact mask" column)
+rewritten (``onebit.convert.long_form.long_form_bytes``) with full weights ("compact mask" column)
 and with full weights and full masks ("long form": what the converter wrote before compact
 storage). Load time: ``Session(bytes, threads=1)`` (validation, expansion, weight preparation)
 of the three forms, timed in turn (A B C A B C ..., order rotating), min and median ms.
@@ -69,7 +69,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     import onebit.models as om
     from onebit.convert import to_bytes
-    from onebit.convert.testing import long_form_bytes, pruned, randomize_bn
+    from onebit.convert.long_form import long_form_bytes
+    from onebit.models import randomize_bn
+    from onebit.prune import Pruner
 
     torch.manual_seed(0)
     model = om.create(args.model, width=args.width)
@@ -84,7 +86,9 @@ def main(argv=None) -> int:
           + f"{'mask B':>10}" + "".join(f"{f + ' load ms':>24}" for f in forms))
     rows = []
     for g in args.granularities.split(","):
-        m = pruned(copy.deepcopy(model), g, args.target, input_size=shape)
+        p = Pruner(copy.deepcopy(model), "latent", g, args.target, input_size=shape, seed=0).prepare()
+        p.prune()
+        m = p.finalize().eval()
         blobs = [to_bytes(m)]
         blobs += [long_form_bytes(blobs[0], mask=False), long_form_bytes(blobs[0])]
         masks = [mask_bytes(b) for b in blobs]

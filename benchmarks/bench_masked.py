@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine, write_json  # noqa: E402
 
 from onebit import bits  # noqa: E402
-from onebit.cli.bench import layer_workload, parse_layer  # noqa: E402
+from onebit.bench.layers import layer_workload, parse_layer  # noqa: E402
 from onebit.runtime import kernels  # noqa: E402
 from onebit.runtime.engine import engine  # noqa: E402
 from onebit.table import format_table  # noqa: E402

@@ -5,22 +5,22 @@
         [--repeats 40] [--json benchmarks/results/quiet/pruned_models.json]
 
 Builds the model at width 1 with random weights (``onebit.models.create`` +
-``onebit.convert.testing.randomize_bn``; weights do not change latency), exports it unpruned,
+``onebit.models.randomize_bn``; weights do not change latency), exports it unpruned,
 then prunes a copy per granularity and target with ``onebit.prune.Pruner`` (latent-weight
 magnitude, uniform per-layer ratios, one shot, no fine-tuning) to ``target`` fewer binary ops and
 exports it (channel: shrunk layers; block / word / weight: masked ops, stored as kept weights
 plus a mask, docs/format.md §7.3); ``--channel-multiple 64`` adds, per target, a channel-pruned variant
 ``channel-m64`` made by ``Pruner(..., granularity="channel", channel_multiple=64)``: the same
 uniform allocation with every kept channel count a multiple of 64 (the engine's packed word;
-rounding rule in onebit.prune.pruner), ``--channel-ratios`` one at explicit per-layer ratios.
+rounding rule in onebit.prune.allocation), ``--channel-ratios`` one at explicit per-layer ratios.
 Several comma-separated targets put all their variants in the same run. All
 files are loaded (``Session``, weights prepared once) and timed batch 1 *interleaved*
-(``onebit.runtime.bench.time_interleaved``: one run of each model in turn, rotating), so machine
+(``onebit.bench.timing.time_interleaved``: one run of each model in turn, rotating), so machine
 load hits every variant alike; ratios are to the unpruned model of the same run. Prints a table
 (min and median ms, ratio to unpruned, kept bit-MACs, kept channels) and writes JSON records with
 the machine, commit, load average before/after and the per-op medians (``Session.profile`` in 5
 interleaved rounds, each op's best round; their sum, "op medians sum", is robust to whole-run
-preemption on a loaded machine, see onebit.runtime.bench).
+preemption on a loaded machine, see onebit.bench.model).
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def build_files(model_name: str, granularities, targets, outdir: Path, seed: int
 
     import onebit.models as om
     from onebit.convert.export import export
-    from onebit.convert.testing import randomize_bn
+    from onebit.models import randomize_bn
 
     torch.manual_seed(seed)
     torch.set_num_threads(1)
@@ -94,7 +94,7 @@ def measure(variants: list[dict], isa: str | None, threads: int, repeats: int, w
     import numpy as np
 
     from onebit.runtime import Session, opstats
-    from onebit.runtime.bench import time_interleaved
+    from onebit.bench.timing import time_interleaved
 
     sessions = []
     for v in variants:

@@ -2,7 +2,7 @@
 
 Latency does not depend on the weights, so the benchmark models are the zoo architectures at
 their default input size with random weights and BatchNorm statistics calibrated on a random
-batch and then perturbed (``onebit.convert.testing.randomize_bn``), so that thresholds sit near
+batch and then perturbed (``onebit.models.randomize_bn``), so that thresholds sit near
 the data and every output stage is exercised. ``--clip`` also writes the BNN-Clip variant
 (int8 shortcuts and data between blocks) as ``NAME-clip.onebit``.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from onebit.convert.export import export, input_spec_for
-from onebit.convert.testing import randomize_bn
+from onebit.models import randomize_bn
 from onebit.models import create
 
 # name -> (dataset whose input spec the file records, input size)

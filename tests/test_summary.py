@@ -1,14 +1,12 @@
-"""onebit.summary: golden table, hand-checked MAC counts, weight_mask, JSON, CLI."""
+"""onebit.summary: golden table, hand-checked MAC counts, weight_mask, JSON (the CLI: tests/cli)."""
 import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 import onebit
 import onebit.models as zoo
-from onebit.cli import main as cli
 from onebit.nn import BinaryConv2d, BinaryLinear
 
 # Regenerate deliberately (after checking every number changed on purpose) with:
@@ -120,30 +118,3 @@ def test_summary_restores_training_mode_and_rejects_bad_input():
         onebit.summary(model, input_size=(3, 28, 28))
     with pytest.raises(TypeError):
         onebit.summary("mnist-small")
-
-
-def test_summary_cli_model_name_and_json(tmp_path):
-    out = tmp_path / "s.json"
-    r = CliRunner().invoke(cli, ["summary", "mnist-small", "--width", "0.25", "--json", str(out)])
-    assert r.exit_code == 0, r.output
-    assert "binary MACs" in r.output and "compression" in r.output
-    d = json.loads(out.read_text())
-    assert d["totals"]["binary_macs"] == onebit.summary(
-        zoo.create("mnist-small", width=0.25)).totals["binary_macs"]
-
-
-def test_summary_cli_checkpoint(tmp_path):
-    model = zoo.create("mnist-small", width=0.25)
-    path = tmp_path / "m.pt"
-    torch.save({"model_config": model.onebit_config, "state_dict": model.state_dict(),
-                "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 1,
-                "optimizer": None, "scheduler": None, "onebit_version": onebit.__version__}, path)
-    r = CliRunner().invoke(cli, ["summary", str(path)])
-    assert r.exit_code == 0, r.output
-    assert "Model: mnist-small (width=0.25" in r.output
-
-
-def test_summary_cli_unknown_model_is_a_clear_error():
-    r = CliRunner().invoke(cli, ["summary", "resnet9000"])
-    assert r.exit_code != 0
-    assert "known models" in r.output and "mnist-small" in r.output

@@ -15,11 +15,11 @@ from onebit import FormatError
 from onebit import bits as _bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.convert.simulate import avgpool_f32
-from onebit.convert.testing import randomize_bn
-from onebit.runtime import Session, capabilities, format as fmt, netkernels as nk, reference_net as rn
-from onebit.runtime.graph import conv_out
+from onebit.models import randomize_bn
+from onebit.runtime import Session, format as fmt, netkernels as nk, reference_net as rn
+from onebit.runtime.geometry import output_size
 
-ISAS = capabilities()["supported"]
+from tiny_models import forward_with_outputs
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # (k, s, p, h, w) with padding up to k // 2 where ceil_mode adds a window on at least one axis
 GRID = [(k, s, p, h, w) for k, s, p, h, w in itertools.product((2, 3, 4), (2, 3), (0, 1), (3, 5, 7), (4, 6))
         if 2 * p <= k and h + 2 * p >= k and w + 2 * p >= k
-        and (conv_out(h, k, s, p, True), conv_out(w, k, s, p, True)) != (conv_out(h, k, s, p), conv_out(w, k, s, p))]
+        and (output_size(h, k, s, p, True), output_size(w, k, s, p, True)) != (output_size(h, k, s, p), output_size(w, k, s, p))]
 
 
 def _nhwc(x):
@@ -39,11 +39,10 @@ def test_ceil_output_size_equals_torch():
         if 2 * p <= k and h + 2 * p >= k:
             for ceil in (False, True):
                 ref = F.max_pool2d(torch.zeros(1, 1, h, h), k, s, p, ceil_mode=ceil).shape[2]
-                assert conv_out(h, k, s, p, ceil) == ref, (k, s, p, h, ceil)
+                assert output_size(h, k, s, p, ceil) == ref, (k, s, p, h, ceil)
     assert len(GRID) >= 30
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_ceil_pool_kernels_equal_torch(isa):
     g = torch.Generator().manual_seed(0)
     for k, s, p, h, w in GRID:
@@ -107,18 +106,12 @@ def test_ceil_mode_model_simulation_equals_float_model():
     assert [op.attrs.get("ceil_mode") for op in pools] == [True, True]
     u = torch.randint(0, 256, (16, 11, 11, 2), dtype=torch.uint8)
     _, env = sim(u, return_values=True)
-    acts = {}
-    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o)) for n, mod in m.named_children()]
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    for h in hooks:
-        h.remove()
+    ref, acts = forward_with_outputs(m, u.permute(0, 3, 1, 2).float())
     for op, layer in zip(pools, ("2", "6")):  # the pools' outputs are the signs of the model's
         assert torch.equal(env[op.output], torch.where(acts[layer] >= 0, 1.0, -1.0)), op.name
     assert torch.equal(env[sim.file.output_name].argmax(1), ref.argmax(1))
 
 
-@pytest.mark.parametrize("isa", ISAS)
 def test_ceil_mode_model_engine_equals_simulation(isa):
     sess = Session(cv.to_bytes(_ceil_model(2), input_spec=RAW), isa=isa)
     u = np.random.default_rng(3).integers(0, 256, (3, 11, 11, 2), dtype=np.uint8)

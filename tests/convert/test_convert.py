@@ -11,8 +11,11 @@ from torch import nn
 
 import onebit.convert as cv
 from onebit.convert import ConversionError
-from onebit.convert.testing import MNIST_SPEC, RAW_SPEC, exact_model, randomize_bn, tiny_model
+from onebit.models import randomize_bn
 from onebit.nn import BinaryConv2d, BinaryLinear
+
+from tiny_models import (MNIST_SPEC, RAW_SPEC, assert_simulation_equals_float, exact_model, forward_with_outputs,
+                         tiny_model)
 
 GOLDEN = Path(__file__).parent / "golden_tiny_metadata.json"
 
@@ -21,12 +24,7 @@ def test_convert_simulation_equals_float_model_when_exact(clip):
     # the ClipBlock variant rounds half-even in torch and half-up in the engine: ties are
     # measure-zero for random BN parameters, so both must agree here too
     m = exact_model(1, clip)
-    sim = cv.simulate(m, input_spec=RAW_SPEC)
-    u = torch.randint(0, 256, (64, 12, 12, 2), dtype=torch.uint8)
-    ref = m(u.permute(0, 3, 1, 2).float())
-    out = sim(u)
-    assert torch.equal(out.argmax(1), ref.argmax(1))
-    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert_simulation_equals_float(cv.simulate(m, input_spec=RAW_SPEC), m, 64)
 
 
 def test_convert_simulation_layers_equal_float_layers():
@@ -35,12 +33,7 @@ def test_convert_simulation_layers_equal_float_layers():
     sim = cv.simulate(m, input_spec=RAW_SPEC)
     u = torch.randint(0, 256, (16, 12, 12, 2), dtype=torch.uint8)
     _, env = sim(u, return_values=True)
-    acts = {}
-    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o))
-             for n, mod in m.named_children()]
-    m(u.permute(0, 3, 1, 2).float())
-    for h in hooks:
-        h.remove()
+    _, acts = forward_with_outputs(m, u.permute(0, 3, 1, 2).float())
     # layer names: '0' conv -> bn '1'; '3' bconv -> bn '4' -> pool '5'; '7' bconv -> bn '8'
     pairs = {"0": "1", "3": "4", "5": "5", "7": "8"}
     for value, layer in pairs.items():
@@ -150,12 +143,7 @@ def test_convert_residual_int8_matches_float_model(name):
     spec = {"dataset": "raw", "shape": [32, 32, 3], "mean": [0.0] * 3, "std": [1 / 255] * 3}
     sim = cv.simulate(m, input_spec=spec)
     u = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
-    acts = {}
-    hooks = [mod.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o)) for n, mod in m.named_modules()]
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    for h in hooks:
-        h.remove()
+    ref, acts = forward_with_outputs(m, u.permute(0, 3, 1, 2).float(), "modules")
     out, env = sim(u, return_values=True)
     first = "body.s1b1"
     # (q * scale in float64 vs the model's float32 q * s: equal to float32 rounding)
@@ -187,10 +175,4 @@ def test_convert_layer_variants_match_float_model(variant):
         else:
             m[3].bias = nn.Parameter(torch.randn(70) * 3)
     m.eval()
-    sim = cv.simulate(m, input_spec=RAW_SPEC)
-    u = torch.randint(0, 256, (32, 12, 12, 2), dtype=torch.uint8)
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    out = sim(u)
-    assert torch.equal(out.argmax(1), ref.argmax(1))
-    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert_simulation_equals_float(cv.simulate(m, input_spec=RAW_SPEC), m, 32)

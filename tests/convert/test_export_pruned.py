@@ -6,7 +6,6 @@ masked files, and `onebit prune` -> `onebit export` -> `onebit eval` on MNIST.""
 import json
 import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,15 +15,15 @@ from click.testing import CliRunner
 import onebit.convert as cv
 from onebit import FormatError, bits
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import (MNIST_SPEC, RAW_SPEC, exact_model, long_form_bytes, pruned, randomize_bn,
-                                    tiny_model)
+from onebit.convert.long_form import long_form_bytes
+from onebit.models import randomize_bn
 from onebit.runtime import Session, capabilities
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import MASK_ROLES
 
+from tiny_models import MNIST_SPEC, RAW_SPEC, assert_simulation_equals_float, exact_model, pruned, tiny_model
+
 GRANULARITIES = ["weight", "word", "block", "channel"]
-REPO = Path(__file__).resolve().parents[2]
-DATA = os.environ.get("ONEBIT_DATA") or str(REPO.parent / "shared" / "datasets")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -44,12 +43,7 @@ def test_pruned_simulation_equals_float_model_when_exact(granularity):
     m = pruned(exact_model(1), granularity, 0.4, input_size=(2, 12, 12))
     sim = cv.simulate(m, input_spec=RAW_SPEC)
     assert bool(_masked_ops(sim.file)) == (granularity != "channel")
-    u = torch.randint(0, 256, (64, 12, 12, 2), dtype=torch.uint8)
-    with torch.no_grad():
-        ref = m(u.permute(0, 3, 1, 2).float())
-    out = sim(u)
-    assert torch.equal(out.argmax(1), ref.argmax(1))
-    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4)
+    assert_simulation_equals_float(sim, m, 64)
 
 
 @pytest.mark.parametrize("granularity", ["weight", "word", "block"])
@@ -238,41 +232,6 @@ def test_masked_file_rejects_missing_or_misnamed_mask(masked_bytes):
     # the mask tensor is then unused, and the bound no longer equals K
     with pytest.raises(FormatError, match="accumulator_bound|not used"):
         fmt.loads(_edit_op(masked_bytes, drop))
-
-
-# ----------------------------------------------------------------------------- CLI end to end
-
-@pytest.mark.skipif(not (Path(DATA) / "mnist").is_dir(), reason="MNIST not available (ONEBIT_DATA)")
-@pytest.mark.parametrize("granularity", GRANULARITIES)
-def test_cli_prune_export_eval_mnist_small(granularity, tmp_path, monkeypatch):
-    import onebit.models as om
-    from onebit.cli import main
-    from onebit.train import save_checkpoint
-
-    monkeypatch.setenv("ONEBIT_DATA", DATA)
-    torch.manual_seed(0)
-    model = randomize_bn(om.create("mnist-small"), 0, input_shape=(1, 28, 28))
-    base = tmp_path / "base.pt"
-    save_checkpoint(base, {"model_config": dict(model.onebit_config), "state_dict": model.state_dict(),
-                           "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 0,
-                           "optimizer": None, "scheduler": None, "onebit_version": "0"})
-    ck, out, js = tmp_path / "pruned.pt", tmp_path / "pruned.onebit", tmp_path / "eval.json"
-    r = CliRunner().invoke(main, ["prune", str(base), "--granularity", granularity, "--target-bops", "40%",
-                                  "--limit-test", "64", "--val-size", "64", "--limit-train", "64", "--quiet",
-                                  "--threads", "1", "-o", str(ck)])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["export", str(ck), "-o", str(out), "--json", str(tmp_path / "ops.json")])
-    assert r.exit_code == 0, r.output
-    ops = json.loads((tmp_path / "ops.json").read_text())
-    info = torch.load(ck, map_location="cpu", weights_only=True)["prune_info"]
-    # the file's kept bit-MACs are the pruner's count (padding taps counted, batch 1)
-    assert ops["totals"]["bit_macs"] == info["bops"] <= 0.6 * info["base_bops"]
-    assert (ops["totals"]["pruned_weights"] > 0) == (granularity != "channel")
-    r = CliRunner().invoke(main, ["eval", str(out), "--dataset", "mnist", "--limit", "64", "--quiet",
-                                  "--threads", "1", "--simulate", "--json", str(js)])
-    assert r.exit_code == 0, r.output
-    rec = json.loads(js.read_text())
-    assert rec["n"] == 64 and rec["argmax_agreement"] == 1.0
 
 
 def test_summary_of_pruned_model_file(tmp_path):

@@ -11,9 +11,11 @@ import onebit.convert as cv
 import onebit.models as om
 from onebit.convert import qat
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import MNIST_SPEC, randomize_bn, tiny_model
+from onebit.models import randomize_bn
 from onebit.nn import ClipBlock
 from onebit.runtime import Session
+
+from tiny_models import MNIST_SPEC, forward_with_outputs, tiny_model
 
 MEAN, STD = MNIST_SPEC["mean"], MNIST_SPEC["std"]
 
@@ -25,16 +27,6 @@ def _batch(n=32, seed=0):
     u = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8))
     x = ((u.permute(0, 3, 1, 2).double() / 255 - MEAN[0]) / STD[0]).float()
     return u, x
-
-
-def _acts(model, x):
-    acts = {}
-    hooks = [m.register_forward_hook(lambda mm, i, o, n=n: acts.__setitem__(n, o)) for n, m in model.named_children()]
-    with torch.no_grad():
-        out = model(x)
-    for h in hooks:
-        h.remove()
-    return out, acts
 
 
 @pytest.mark.parametrize("clip", [False, True], ids=["bits", "clipblock"])
@@ -55,7 +47,7 @@ def test_qat_forward_equals_simulation_integers(clip):
     ref = torch.nn.functional.conv2d(u.permute(0, 3, 1, 2).double() - torch.from_numpy(zp).double().view(1, -1, 1, 1),
                                      sim._w[op0.name], padding=op0.attrs["padding"])
     assert torch.equal(acc, ref)
-    out, acts = _acts(q, x)
+    out, acts = forward_with_outputs(q, x)
     sign = lambda t: torch.where(t >= 0, 1.0, -1.0)  # noqa: E731
     # every binary value: layer '1' = first BN, '5' = pool after BN '4', '8' = BN of the third conv
     for value, layer in (("0", "1"), ("5", "5"), ("7", "8")):
@@ -66,7 +58,7 @@ def test_qat_forward_equals_simulation_integers(clip):
     assert torch.equal(out.argmax(1), env[sim.file.output_name].argmax(1))
     assert torch.allclose(out, env[sim.file.output_name], rtol=0, atol=1e-5)
     # ... while the plain float model differs from the simulation in the first layer's signs
-    _, plain = _acts(m, x)
+    _, plain = forward_with_outputs(m, x)
     assert not torch.equal(env["0"], sign(plain["1"]))
 
 

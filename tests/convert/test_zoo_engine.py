@@ -12,10 +12,9 @@ import torch
 import onebit.convert as cv
 import onebit.models as om
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import randomize_bn
-from onebit.runtime import Session, capabilities
+from onebit.models import randomize_bn
+from onebit.runtime import Session
 
-ISAS = capabilities()["supported"]
 
 # name -> list of (id, create() kwargs); every registered model must appear (checked below)
 ZOO = {
@@ -59,7 +58,6 @@ def test_zoo_every_registered_model_is_covered():
     assert set(ZOO) == set(om.list_models())
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("name, cid, kw", CASES, ids=[f"{n}-{c}" for n, c, _ in CASES])
 def test_zoo_engine_equals_simulation(name, cid, kw, isa):
     torch.set_num_threads(1)

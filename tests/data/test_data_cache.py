@@ -45,15 +45,15 @@ def test_cache_corrupt_entry_is_not_trusted(tmp_cache, damage):
     assert cache.load("k") is None
 
 
-def test_cache_corrupt_file_rebuilt_by_load(shared_root, tmp_cache):
-    x0, y0 = data.load("mnist", "test", root=shared_root)
+def test_cache_corrupt_file_rebuilt_by_load(datasets_root, tmp_cache):
+    x0, y0 = data.load("mnist", "test", root=datasets_root)
     x0, y0 = np.array(x0), np.array(y0)
     key = cache.cache_key("mnist", "test", 28, "idx")
     img = cache.array_dir() / f"{key}.images.npy"
     raw = bytearray(img.read_bytes())
     raw[len(raw) // 2] ^= 0x55
     img.write_bytes(bytes(raw))
-    x1, y1 = data.load("mnist", "test", root=shared_root)
+    x1, y1 = data.load("mnist", "test", root=datasets_root)
     np.testing.assert_array_equal(x1, x0)
     np.testing.assert_array_equal(y1, y0)
     assert cache.load(key) is not None  # rewritten
@@ -66,16 +66,16 @@ def test_cache_keys_separate_sizes_and_sources():
     assert f"v{cache.FORMAT_VERSION}" in cache.cache_key("cifar10", "train", 32, "python")
 
 
-def test_cache_unwritable_dir_still_loads(shared_root, tmp_path, monkeypatch):
+def test_cache_unwritable_dir_still_loads(datasets_root, tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("ONEBIT_CACHE_DIR", str(blocker / "cache"))
     with pytest.warns(RuntimeWarning, match="cannot write the array cache"):
-        x, y = data.load("mnist", "test", root=shared_root)
+        x, y = data.load("mnist", "test", root=datasets_root)
     assert x.shape == (10000, 28, 28, 1) and y[0] == 7
 
 
-def test_cache_concurrent_loads_decode_once(shared_root, tmp_cache, monkeypatch):
+def test_cache_concurrent_loads_decode_once(datasets_root, tmp_cache, monkeypatch):
     # two threads miss the cache together; the lock lets only one decode, the other reads it
     import threading
     import time
@@ -93,7 +93,7 @@ def test_cache_concurrent_loads_decode_once(shared_root, tmp_cache, monkeypatch)
     monkeypatch.setattr(mnist.IdxSource, "decode", counting)
     out = []
     threads = [threading.Thread(target=lambda: out.append(data.load("mnist", "test",
-                                                                    root=shared_root)))
+                                                                    root=datasets_root)))
                for _ in range(2)]
     for t in threads:
         t.start()

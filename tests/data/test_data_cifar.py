@@ -11,32 +11,32 @@ from onebit.data import cifar
 JPEG = "cifar10/cifar10-jpeg-yoongikim.tar.xz"
 
 
-def test_cifar_counts_shapes_dtypes(shared_root, cifar_test):
+def test_cifar_counts_shapes_dtypes(datasets_root, cifar_test):
     x, y = cifar_test
     assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
     assert y.shape == (10000,) and y.dtype == np.int64
     assert np.bincount(y, minlength=10).tolist() == [1000] * 10
-    xtr, ytr = data.load("cifar10", "train", root=shared_root)
+    xtr, ytr = data.load("cifar10", "train", root=datasets_root)
     assert xtr.shape == (50000, 32, 32, 3) and xtr.dtype == np.uint8
     assert np.bincount(ytr, minlength=10).tolist() == [5000] * 10
 
 
-def test_cifar_jpeg_order_is_round_robin(shared_root, cifar_test):
+def test_cifar_jpeg_order_is_round_robin(datasets_root, cifar_test):
     # documented order of the JPEG copy: sample i has class i % 10 and is file i // 10
     _, y = cifar_test
     np.testing.assert_array_equal(y, np.arange(10000) % 10)
-    _, ytr = data.load("cifar10", "train", root=shared_root)
+    _, ytr = data.load("cifar10", "train", root=datasets_root)
     np.testing.assert_array_equal(ytr[:1000], np.arange(1000) % 10)
 
 
-def test_cifar_first_images_match_independent_decode(shared_root, cifar_test):
+def test_cifar_first_images_match_independent_decode(datasets_root, cifar_test):
     from PIL import Image
 
     x, _ = cifar_test
     want = {"cifar10-jpeg/test/airplane/0000.jpg": 0, "cifar10-jpeg/test/airplane/0001.jpg": 10,
             "cifar10-jpeg/test/automobile/0000.jpg": 1}
     got = {}
-    with tarfile.open(shared_root / JPEG, "r:xz") as tf:
+    with tarfile.open(datasets_root / JPEG, "r:xz") as tf:
         for m in tf:  # test/ members come first in the archive: stop early
             if m.name in want:
                 got[m.name] = np.asarray(Image.open(io.BytesIO(tf.extractfile(m).read()))

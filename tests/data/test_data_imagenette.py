@@ -23,10 +23,10 @@ def test_imagenette_val_counts_shapes_dtypes(imagenette_val64):
     np.testing.assert_array_equal(y[:3570], np.arange(3570) % 10)
 
 
-def test_imagenette_first_image_is_bilinear_resize_of_first_file(shared_root, imagenette_val64):
+def test_imagenette_first_image_is_bilinear_resize_of_first_file(datasets_root, imagenette_val64):
     x, _ = imagenette_val64
     prefix = f"imagenette2-224-thunderinfy/val/{IMAGENETTE_WNIDS[0]}/"
-    with tarfile.open(shared_root / VAL, "r:gz") as tf:
+    with tarfile.open(datasets_root / VAL, "r:gz") as tf:
         names = sorted(m.name for m in tf.getmembers() if m.name.startswith(prefix)
                        and m.isfile())
         raw = tf.extractfile(names[0]).read()

@@ -55,9 +55,9 @@ def _stats(images):
 
 @pytest.mark.parametrize("name,tol", [("mnist", 1e-3), ("fashion-mnist", 1e-3),
                                       ("cifar10", 5e-3)])
-def test_registry_normalization_matches_train_statistics(shared_root, name, tol):
+def test_registry_normalization_matches_train_statistics(datasets_root, name, tol):
     # CIFAR-10 here is the JPEG q75 copy: smoothing lowers the std by ~0.002 (tolerance 5e-3)
-    images, _ = data.load(name, "train", root=shared_root)
+    images, _ = data.load(name, "train", root=datasets_root)
     mean, std = _stats(images)
     ds = data.info(name)
     np.testing.assert_allclose(mean, ds.mean, atol=tol)

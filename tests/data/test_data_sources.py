@@ -14,15 +14,15 @@ LABELS = "t10k-labels-idx1-ubyte.gz"
 IMAGES = "t10k-images-idx3-ubyte.gz"
 
 
-def _copy_mnist_test(shared_root, dest):
+def _copy_mnist_test(datasets_root, dest):
     (dest / "mnist").mkdir(parents=True)
     for f in (LABELS, IMAGES):
-        shutil.copy(shared_root / "mnist" / f, dest / "mnist" / f)
+        shutil.copy(datasets_root / "mnist" / f, dest / "mnist" / f)
     return dest / "mnist"
 
 
-def test_sources_checksum_failure_names_file_expected_actual(shared_root, tmp_path, tmp_cache):
-    folder = _copy_mnist_test(shared_root, tmp_path / "root")
+def test_sources_checksum_failure_names_file_expected_actual(datasets_root, tmp_path, tmp_cache):
+    folder = _copy_mnist_test(datasets_root, tmp_path / "root")
     p = folder / LABELS
     raw = bytearray(p.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -53,8 +53,8 @@ def test_sources_data_roots_path_list(tmp_path, tmp_cache, monkeypatch):
     assert sources.cache_dir() == tmp_path / "xdg" / "onebit"
 
 
-def test_sources_found_in_second_root(shared_root, tmp_path, tmp_cache, monkeypatch):
-    _copy_mnist_test(shared_root, tmp_path / "b")
+def test_sources_found_in_second_root(datasets_root, tmp_path, tmp_cache, monkeypatch):
+    _copy_mnist_test(datasets_root, tmp_path / "b")
     monkeypatch.setenv("ONEBIT_DATA", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
     x, y = data.load("mnist", "test")
     assert x.shape == (10000, 28, 28, 1)
@@ -123,14 +123,14 @@ def test_sources_unreachable_network_is_not_found(tmp_path, tmp_cache, monkeypat
         sources.locate(spec, [tmp_path])
 
 
-def test_sources_load_downloads_missing_mnist(shared_root, tmp_path, tmp_cache, monkeypatch):
+def test_sources_load_downloads_missing_mnist(datasets_root, tmp_path, tmp_cache, monkeypatch):
     # the whole path: nothing on disk, a fake network serving the official bytes
     monkeypatch.delenv("ONEBIT_NO_DOWNLOAD")
     served = []
 
     def fake_open(url, timeout=30.0):
         served.append(url)
-        return _FakeResponse((shared_root / "mnist" / url.rsplit("/", 1)[1]).read_bytes())
+        return _FakeResponse((datasets_root / "mnist" / url.rsplit("/", 1)[1]).read_bytes())
 
     monkeypatch.setattr(sources, "_open_url", fake_open)
     x, y = data.load("mnist", "test", root=tmp_path / "empty")

@@ -1,6 +1,3 @@
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -34,19 +31,6 @@ def mnist_small():
         torch.manual_seed(seed)
         return randomize_bn(onebit.models.create("mnist-small", width=0.25), seed)
     return make
-
-
-@pytest.fixture
-def ckpt(tmp_path, mnist_small, data_root):
-    """An (untrained) mnist-small training checkpoint on disk, for the `onebit prune` CLI tests."""
-    from onebit.train import save_checkpoint
-
-    model = mnist_small()
-    path = tmp_path / "base.pt"
-    save_checkpoint(path, {"model_config": dict(model.onebit_config), "state_dict": model.state_dict(),
-                           "dataset": "mnist", "train_config": {}, "metrics": {}, "epoch": 0,
-                           "optimizer": None, "scheduler": None, "onebit_version": "0"})
-    return path
 
 
 class Toy(nn.Module):
@@ -87,14 +71,3 @@ def toy():
 def _one_thread(one_torch_thread):
     # the machine is shared: one intra-op thread keeps these tiny models fast and predictable
     yield
-
-
-_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@pytest.fixture(scope="session")
-def data_root():
-    # Tests never download: point at the shared offline copies when ONEBIT_DATA is unset.
-    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
-        os.environ["ONEBIT_DATA"] = str(_SHARED)
-    return os.environ.get("ONEBIT_DATA")

@@ -14,7 +14,7 @@ from onebit.runtime import format as fmt
 @pytest.fixture(scope="module")
 def valid_bytes():
     from onebit.convert import to_bytes
-    from onebit.convert.testing import MNIST_SPEC, tiny_model
+    from tiny_models import MNIST_SPEC, tiny_model
 
     return to_bytes(tiny_model(0, clip=True, size=12), input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
 
@@ -293,7 +293,7 @@ def test_format_fuzz_metadata_edits_raise_only_format_error(cached_valid, key, p
 @pytest.fixture(scope="module")
 def masked_valid_bytes():
     from onebit.convert import to_bytes
-    from onebit.convert.testing import MNIST_SPEC, pruned, tiny_model
+    from tiny_models import MNIST_SPEC, pruned, tiny_model
 
     m = pruned(tiny_model(0, clip=True, size=12), "weight", 0.4, input_size=(1, 12, 12))
     return to_bytes(m, input_spec=dict(MNIST_SPEC, shape=[12, 12, 1]))
@@ -357,7 +357,7 @@ def _flip_rejected_or_exact(data, mask_role, role, pick, bit):
 @pytest.fixture(scope="module")
 def compact_valid_bytes():
     from onebit.convert import to_bytes
-    from onebit.convert.testing import MNIST_SPEC, pruned, tiny_model
+    from tiny_models import MNIST_SPEC, pruned, tiny_model
 
     # word pruning: the two convs store weight_word_mask, the map-sized dense layer weight_mask
     m = pruned(tiny_model(0, clip=True, size=12), "word", 0.4, input_size=(1, 12, 12))

@@ -11,10 +11,10 @@ import torch
 
 import onebit.convert as cv
 from onebit.convert.compare import engine_vs_simulation
-from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, randomize_bn, tiny_model
-from onebit.runtime import Session, capabilities
+from onebit.models import randomize_bn
+from onebit.runtime import Session
 
-ISAS = capabilities()["supported"]
+from tiny_models import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,6 @@ def tiny_files():
     return files
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("clip", [False, True, "exact"], ids=["bits", "int8clip", "int8-bitpack"])
 def test_session_equals_simulation_tiny(tiny_files, isa, clip):
     data = tiny_files[clip]
@@ -81,7 +80,6 @@ def _zoo(name, seed, **kw):
     return randomize_bn(model, seed, input_shape=model.input_shape).eval()
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("name, kw, spec, n", [
     ("mnist-small", {}, MNIST_SPEC, 4),
     ("cifar-binarynet", {}, CIFAR_SPEC, 2),
@@ -116,7 +114,6 @@ def test_runtime_never_imports_torch(tmp_path, tiny_files):
     assert r.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("name, stem, size", [
     ("birealnet18", "cifar", 32), ("quicknet-small", "cifar", 32), ("birealnet18", "imagenet", 64),
 ], ids=["birealnet18-cifar", "quicknet-small-cifar", "birealnet18-imagenet64"])

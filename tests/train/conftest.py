@@ -1,20 +1,7 @@
 """Shared fixtures for the training tests: real MNIST from the offline data root, small runs."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _data_root():
-    # Tests never download: point at the shared offline copies when ONEBIT_DATA is unset.
-    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
-        os.environ["ONEBIT_DATA"] = str(_SHARED)
-    yield
 
 
 @pytest.fixture(autouse=True)

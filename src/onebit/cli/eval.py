@@ -5,6 +5,8 @@ import json as _json
 
 import click
 
+from onebit.cli.extras import require
+
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
@@ -23,6 +25,9 @@ def command(model, dataset, split, limit, batch_size, threads, isa, simulate, js
     """Top-1 accuracy of MODEL (a .onebit file) on a dataset, computed by the engine."""
     import numpy as np
     from tqdm import tqdm
+
+    if simulate:
+        require("torch", "eval --simulate")
 
     from onebit.data import load
     from onebit.errors import OnebitError

@@ -11,28 +11,15 @@ import os
 
 import click
 
+from onebit.cli.extras import require
 from onebit.errors import OnebitError
 
 
 def _load_checkpoint(path: str):
-    """Model of a checkpoint: ``onebit.train.load_checkpoint`` when present, else the agreed dict."""
-    try:  # plain or pruned checkpoints (a channel-pruned model is rebuilt shrunk)
-        from onebit.prune.checkpoint import load_checkpoint
-    except ImportError:
-        load_checkpoint = None
-    if load_checkpoint is not None:
-        model, _ = load_checkpoint(path)
-        return model
-    import torch
+    """Model of a plain or pruned checkpoint (a channel-pruned model is rebuilt shrunk)."""
+    from onebit.prune.checkpoint import load_checkpoint
 
-    import onebit.models
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
-        raise click.ClickException(f"{path} is not a onebit checkpoint (needs model_config and state_dict)")
-    cfg = dict(ckpt["model_config"])
-    model = onebit.models.create(cfg.pop("name"), **cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    model, _ = load_checkpoint(path)
     return model
 
 
@@ -82,12 +69,14 @@ def _summarize_model_file(path: str, json_path) -> None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-layer rows and totals as JSON.")
 def command(model, width, float_twin, clip_block, stem, input_size, json_path):
-    """Print the summary of MODEL (a name from the zoo) or of a checkpoint file CKPT."""
+    """Print the summary of MODEL (a name from the zoo), of a checkpoint file CKPT or of a
+    model file FILE.onebit."""
+    if os.path.isfile(model) and _is_model_file(model):
+        return _summarize_model_file(model, json_path)
+    require("torch", "summary MODEL|CKPT")
     import onebit
     import onebit.models
 
-    if os.path.isfile(model) and _is_model_file(model):
-        return _summarize_model_file(model, json_path)
     try:
         if os.path.isfile(model):
             net = _load_checkpoint(model)

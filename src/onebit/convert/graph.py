@@ -40,7 +40,8 @@ from torch import nn
 from onebit import bits as _bits
 from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage,
                                  quantize_weights_int8, threshold_stage)
-from onebit.runtime.graph import INT16_MAX_K, Op, Value, conv_out
+from onebit.runtime.geometry import output_size
+from onebit.runtime.graph import INT16_MAX_K, Op, Value
 
 SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
 F32_MAX = float(np.finfo(np.float32).max)
@@ -108,8 +109,8 @@ class _Builder:
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
                      stride=_pair(m.stride), padding=_pad(name, m))
-        oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
-        ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+        oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+        ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
         # |acc| <= 127 * 255 * kh*kw*cin: the int32 accumulator of the int8 conv never overflows
         self.pending = _Pending(name, "conv2d_u8", attrs, {"weight": q, "zero_point": zp}, s, bias,
                                 127 * 255 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
@@ -139,8 +140,8 @@ class _Builder:
             kh, kw = m.kernel_size
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
                          stride=_pair(m.stride), padding=_pad(name, m))
-            oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
 
             def layout(v):  # OIHW -> OHWI, packed along Cin
                 return v.transpose(0, 2, 3, 1)
@@ -359,9 +360,9 @@ class _Builder:
                                   f"half the kernel {k}")
         h, w, c = x.shape
         ceil = bool(getattr(pm, "ceil_mode", False))
-        out = (conv_out(h, k[0], s[0], pd[0], ceil), conv_out(w, k[1], s[1], pd[1], ceil), c)
+        out = (output_size(h, k[0], s[0], pd[0], ceil), output_size(w, k[1], s[1], pd[1], ceil), c)
         attrs = {"kernel": k, "stride": s, "padding": pd}
-        if ceil and out[:2] != (conv_out(h, k[0], s[0], pd[0]), conv_out(w, k[1], s[1], pd[1])):
+        if ceil and out[:2] != (output_size(h, k[0], s[0], pd[0]), output_size(w, k[1], s[1], pd[1])):
             attrs["ceil_mode"] = True
         if type_ == "avgpool2d":
             if getattr(pm, "divisor_override", None) is not None:
@@ -396,8 +397,8 @@ class _Builder:
             # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel)
             q, sw = quantize_weights_int8(weight)
             attrs.update(kernel=[kh, kw], stride=stride, padding=padding)
-            oh = conv_out(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = conv_out(w, kw, attrs["stride"][1], attrs["padding"][1])
+            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
             self.pending = _Pending(name, "conv2d_i8", attrs, {"weight": np.ascontiguousarray(q.transpose(0, 2, 3, 1))},
                                     x.scale * sw, b, 127 * 127 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
         elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and _pad(name, m) == [0, 0]:

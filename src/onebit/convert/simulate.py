@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from onebit.runtime.format import ModelFile
-from onebit.runtime.graph import conv_out
+from onebit.runtime.geometry import output_size
 
 
 class IntegerSimulation(nn.Module):
@@ -224,7 +224,7 @@ def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) 
     clipped to the padded input (``count_include_pad``) or to the input (otherwise)."""
     axes = []
     for size, kk, ss, pp in zip(hw, k, s, p):
-        o = conv_out(size, kk, ss, pp, ceil_mode)
+        o = output_size(size, kk, ss, pp, ceil_mode)
         start = torch.arange(o, dtype=torch.float64) * ss - pp
         end = torch.clamp(start + kk, max=size + pp)
         if not count_include_pad:
@@ -237,7 +237,7 @@ def _window_taps(x, k, s, p, ceil_mode, fill):
     """The (i, j) taps of every pooling window in row-major window order: strided views of the
     input padded with ``fill`` (left/top ``p``, right/bottom as far as the last window reaches)."""
     h, w = x.shape[-2:]
-    oh, ow = (conv_out(d, kk, ss, pp, ceil_mode) for d, kk, ss, pp in zip((h, w), k, s, p))
+    oh, ow = (output_size(d, kk, ss, pp, ceil_mode) for d, kk, ss, pp in zip((h, w), k, s, p))
     rb = max(0, (oh - 1) * s[0] + k[0] - h - p[0])
     rr = max(0, (ow - 1) * s[1] + k[1] - w - p[1])
     xp = F.pad(x, (p[1], rr, p[0], rb), value=fill)

@@ -1,6 +1,6 @@
 """Check a trained checkpoint end to end: float-latent vs integer simulation vs engine (every ISA).
 
-    python -m onebit.convert.verify runs/results/mnist.pt [--limit N] [--exact N] [--json PATH]
+    onebit verify runs/results/mnist.pt [--limit N] [--exact N] [--json PATH]
 
 Reports the PyTorch model's accuracy (float latent weights, the training-side forward), the
 integer simulation's accuracy, the engine's accuracy on every ISA the CPU has, and the argmax
@@ -10,7 +10,6 @@ checks every intermediate value of engine and simulation for equality on the fir
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np
@@ -88,25 +87,3 @@ def verify_model(model, ds: str, limit: int | None = None, batch_size: int = 500
     if echo is not None:
         echo(json.dumps(rec, indent=1))
     return rec
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--exact", type=int, default=0, metavar="N",
-                    help="also compare every intermediate value (equality) on the first N images")
-    a = ap.parse_args(argv)
-    rec = verify_checkpoint(a.checkpoint, a.limit, exact=a.exact)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rec, f, indent=1)
-    ok = all(v["argmax_agreement_with_simulation"] == 1.0 for v in rec["engine"].values())
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ Where files are searched, verified and downloaded: :mod:`onebit.data.sources`.
 from __future__ import annotations
 
 from onebit.data.errors import ChecksumError, DatasetFormatError, DatasetNotFoundError
-from onebit.data.loading import load, normalize
+from onebit.data.splits import load, normalize
 from onebit.data.registry import DATASETS, DatasetInfo, info
 
 __all__ = ["load", "info", "make_loader", "normalize", "DATASETS", "DatasetInfo",
@@ -18,7 +18,7 @@ __all__ = ["load", "info", "make_loader", "normalize", "DATASETS", "DatasetInfo"
 
 
 def make_loader(name, split="train", batch_size=128, **kwargs):
-    """See :func:`onebit.data.loader.make_loader` (imported lazily: it needs torch)."""
-    from onebit.data.loader import make_loader as _make_loader
+    """See :func:`onebit.data.batches.make_loader` (imported lazily: it needs torch)."""
+    from onebit.data.batches import make_loader as _make_loader
 
     return _make_loader(name, split, batch_size, **kwargs)

@@ -17,8 +17,12 @@ BNN-Clip (``clip_block=True``): every real-valued tensor crossing a layer bounda
 :class:`onebit.nn.ClipBlock` (int8): in plain networks the input of the float classifier
 (``clip_out``); in residual networks the stem output, each block's branch, shortcut and output.
 Binary activations are 1 bit anyway; the network input is the uint8 image.
+
+``randomize_bn(model, seed, input_shape=(C, H, W))`` gives a random-weight model realistic
+BatchNorm statistics (benchmarks and tests run such models through the engine).
 """
 from onebit.models import alexnet, binarynet, imagenette, mnist, nin, residual  # noqa: F401  (register)
+from onebit.models.random_bn import randomize_bn
 from onebit.models.registry import UnknownModelError, create, get_builder, list_models, register
 
-__all__ = ["create", "list_models", "register", "get_builder", "UnknownModelError"]
+__all__ = ["create", "list_models", "register", "get_builder", "UnknownModelError", "randomize_bn"]

@@ -2,6 +2,8 @@
 
 - :class:`Pruner` — optimizer-like lifecycle (``prepare`` / ``prune`` / ``step`` / ``finalize``,
   ``state_dict`` round trip), targets in binary ops (``target=0.4``: 40% fewer bit-MACs).
+- Ratio allocation (``onebit.prune.allocation``): per-layer ratios -> masks -> exact binary-op
+  reduction, and the solver that meets a target (uniform, global, flip; channel multiples).
 - Scores (``onebit.prune.scores``): latent-weight magnitude, flip frequency
   (:class:`FlipCounter`), random.
 - Granularities (``onebit.prune.granularity``): ``weight``, ``word`` (64 input channels at one
@@ -17,7 +19,8 @@ from onebit.prune.finetune import evaluate, iterative_prune
 from onebit.prune.flips import FlipCounter
 from onebit.prune.granularity import GRANULARITIES
 from onebit.prune.layers import PruneError, binary_layers, ensure_mask_buffers, get_mask, set_mask
-from onebit.prune.pruner import ALLOCATIONS, Pruner
+from onebit.prune.allocation import ALLOCATIONS
+from onebit.prune.pruner import Pruner
 from onebit.prune.scores import METHODS
 from onebit.prune.sensitivity import SensitivityCurves, allocate, sweep
 from onebit.prune.shrink import apply_plan, shrink

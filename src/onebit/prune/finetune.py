@@ -22,7 +22,7 @@ from torch import nn
 def _loader(dataset: str, split: str, batch_size: int, *, start=None, stop=None, train=False,
             seed=0, size=None, root=None):
     from onebit.data import info, load
-    from onebit.data.loader import Loader
+    from onebit.data.batches import Loader
 
     ds = info(dataset, size)
     images, labels = load(ds.name, split, root=root, size=size)

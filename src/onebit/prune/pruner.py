@@ -22,42 +22,19 @@ optimizer, after every optimizer step and in the optimizer's state (Adam moments
 or weight decay cannot move them either.
 
 Per-layer ratios (the fraction of a layer's groups pruned) come from ``ratios`` (explicit,
-e.g. from :func:`onebit.prune.sensitivity.allocate`) or from an ``allocation`` rule solved by
-bisection so that the exact binary-op count meets ``target``:
-``uniform`` (same ratio everywhere), ``global`` (one score threshold across layers) or ``flip``
-(ratio proportional to each layer's fraction of insensitive weights, Li & Ren 2020; when
-that alone cannot reach the target because some layers have no insensitive weights, a uniform
-floor on all layers rises until it does). ``flip_order`` (``"frequent"``, the study's, or
-``"rare"``) only reverses the ranking inside each layer (:func:`onebit.prune.scores.flip_score`);
-the ``flip`` allocation is the same for both.
-
-Channel multiple (``granularity="channel"``, ``channel_multiple=m``, e.g. 64). The engine packs
-input channels into 64-bit words, so removing channels only removes work in the next layer when
-whole words go. With ``m > 1`` every pruned layer keeps a multiple of ``m`` output channels, or
-all of them:
-
-- a layer asked (by its ratio) to keep ``c`` channels keeps the multiple of ``m`` nearest ``c``
-  (a tie keeps more), at least ``m`` and at least what ``max_ratio`` allows
-  (:func:`onebit.prune.granularity.aligned_count`); a layer with ``m`` or fewer channels (or
-  where no multiple fits ``max_ratio``) is left unpruned. This holds for every path: explicit
-  ``ratios`` (e.g. from the sensitivity allocator, whose ``reduction_fn`` counts the rounded
-  plans), the bisection rules and the gradual schedule; masks still only grow.
-- With a ``target``, the bisection runs on the rounded plans, so it finds the first plan along
-  the allocation's path with reduction >= target; as rounding moves whole multiples at once,
-  that plan can overshoot. Then, once per layer, the pruner gives back one multiple (keeps ``m``
-  more channels) where the target stays met, each time the step leaving the least overshoot;
-  so the achieved reduction is >= target and every layer stays within about one multiple of the
-  allocation's rounded count. If no aligned plan reaches the target a ``PruneError`` says the
-  most that is reachable.
+e.g. from :func:`onebit.prune.sensitivity.allocate`) or from an ``allocation`` rule (``uniform``,
+``global``, ``flip``) solved so that the exact binary-op count meets ``target``; the solver, and
+what ``channel_multiple`` does to it, is :mod:`onebit.prune.allocation`.
+``flip_order`` (``"frequent"``, the study's, or ``"rare"``) only reverses the ranking inside
+each layer (:func:`onebit.prune.scores.flip_score`).
 """
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from onebit.prune import granularity as gran
+from onebit.prune.allocation import ALLOCATIONS, Allocator, Ranking
 from onebit.prune.bops import count_bops, input_size_of, layer_positions
 from onebit.prune.flips import FlipCounter
 from onebit.prune.layers import (
@@ -65,13 +42,7 @@ from onebit.prune.layers import (
 )
 from onebit.prune.scores import FLIP_ORDERS, METHODS, score
 
-ALLOCATIONS = ("uniform", "global", "flip")
 SCHEDULES = ("oneshot", "gradual")
-
-
-class _Ranking(NamedTuple):
-    order: dict[str, torch.Tensor]  # per layer: group indices, first pruned first
-    dead: dict[str, int]            # per layer: groups already fully pruned (they sort first)
 
 
 class Pruner:
@@ -198,6 +169,9 @@ class Pruner:
             idx, n = gran.group_index(tuple(layer.weight.shape), self.granularity, chw.get(name))
             self.groups[name] = (idx, n)
         self.initial_masks = {n: get_mask(m).detach().clone() for n, m in all_layers.items()}
+        self._alloc = Allocator(self.groups, self.initial_masks, self.positions, self.base_bops,
+                                granularity=self.granularity, max_ratio=self.max_ratio,
+                                channel_multiple=self.channel_multiple, flow=self.flow)
         self._dense_at_prepare = {n for n, m in all_layers.items() if getattr(m, "weight_mask", None) is None}
         gen = torch.Generator().manual_seed(self.seed)
         self.random_scores = {n: torch.rand(m.weight.shape, generator=gen, dtype=torch.float64)
@@ -254,16 +228,17 @@ class Pruner:
             if bad:
                 raise PruneError(f"ratios must lie in [0, max_ratio={self.max_ratio}]: {bad}")
             ratios = {n: float(ratios.get(n, 0.0)) for n in self.layers}
-            masks = self._masks(ratios, orders)
-            self.current_target = self._reduction(masks)
+            masks = self._alloc.masks(ratios, orders)
+            self.current_target = self._alloc.reduction(masks)
         else:
             t = self.target if target is None else float(target)
             if not 0.0 <= t < 1.0:
                 raise PruneError(f"target must be a fraction in [0, 1), got {t}")
-            ratios, masks = self._solve(t, scores, orders)
+            rule, s_max = self._alloc.ratio_rule(self.allocation, scores, self.flip_counter, self.flip_threshold)
+            ratios, masks = self._alloc.solve(t, rule, s_max, orders, self.achieved, self.allocation)
             self.current_target = t
         self._apply(masks)
-        self.achieved = self._achieved_ratios(masks)
+        self.achieved = self._alloc.achieved_ratios(masks)
         self.pruned = True
         return self.report()
 
@@ -362,7 +337,8 @@ class Pruner:
         (cheap to call many times, e.g. by :func:`onebit.prune.sensitivity.allocate`)."""
         self._check_live()
         _, orders = self._rank()
-        return lambda ratios: self._reduction(self._masks({n: ratios.get(n, 0.0) for n in self.layers}, orders))
+        return lambda ratios: self._alloc.reduction(self._alloc.masks({n: ratios.get(n, 0.0) for n in self.layers},
+                                                                      orders))
 
     # ------------------------------------------------------------------ internals
     def _check_live(self) -> None:
@@ -371,11 +347,11 @@ class Pruner:
         if self._finalized:
             raise PruneError("the pruner was finalized")
 
-    def _rank(self) -> tuple[dict[str, torch.Tensor], "_Ranking"]:
+    def _rank(self) -> tuple[dict[str, torch.Tensor], Ranking]:
         """Group scores, and each layer's groups in pruning order (fully pruned groups first)
         with the count of groups already fully pruned."""
         scores = self._group_scores()
-        return scores, _Ranking({n: torch.sort(s, stable=True).indices for n, s in scores.items()},
+        return scores, Ranking({n: torch.sort(s, stable=True).indices for n, s in scores.items()},
                                 {n: int(torch.isneginf(s).sum()) for n, s in scores.items()})
 
     def _group_scores(self) -> dict[str, torch.Tensor]:
@@ -403,142 +379,6 @@ class Pruner:
             g[alive == 0] = -float("inf")
             out[name] = g
         return out
-
-    def _masks(self, ratios: dict[str, float], orders: "_Ranking") -> dict[str, torch.Tensor]:
-        masks = {n: self.initial_masks[n].clone().cpu() for n in self._all}
-        for name in self.layers:
-            idx, n = self.groups[name]
-            k = self._pruned_count(name, ratios.get(name, 0.0), orders.dead[name])
-            keep = torch.ones(n, dtype=torch.float32)
-            keep[orders.order[name][:k]] = 0.0
-            masks[name] = masks[name] * gran.expand_keep(keep, idx)
-            if self.granularity == "channel" and k > 0:
-                self._kill_consumer_inputs(name, keep, masks)
-        return masks
-
-    def _pruned_count(self, name: str, ratio: float, dead: int) -> int:
-        """Groups of layer ``name`` pruned at ``ratio`` (``dead`` of them already are)."""
-        n = self.groups[name][1]
-        k = int(round(min(float(ratio), self.max_ratio) * n))
-        if self.granularity == "channel":
-            k = min(k, n - 1)  # a layer keeps at least one channel
-            if self.channel_multiple > 1:
-                k = n - self._aligned_keep(name, n - k, dead)
-        return k
-
-    def _aligned_keep(self, name: str, want: int, dead: int = 0) -> int:
-        """Kept channels of layer ``name`` under ``channel_multiple`` when its ratio asks to keep
-        ``want`` and ``dead`` channels are already pruned (see the module docstring)."""
-        n = self.groups[name][1]
-        lo = n - min(int(round(self.max_ratio * n)), n - 1)
-        return gran.aligned_count(n, want, self.channel_multiple, lo=lo, hi=n - dead)
-
-    def _kill_consumer_inputs(self, name: str, keep: torch.Tensor, masks: dict) -> None:
-        chain = self.flow.chains[name]
-        consumer = chain.consumer
-        if consumer not in masks:
-            return  # float consumer: dead channels fold into its bias at shrink time
-        dead = (keep == 0).nonzero().flatten()
-        m = masks[consumer]
-        if chain.flatten is not None:
-            _, hw = chain.flatten
-            cols = (dead.view(-1, 1) * hw + torch.arange(hw).view(1, -1)).flatten()
-            m[:, cols] = 0.0
-        else:
-            m[:, dead] = 0.0
-
-    def _reduction(self, masks: dict[str, torch.Tensor]) -> float:
-        bops = sum(self.positions[n] * int(m.count_nonzero()) for n, m in masks.items() if n in self.positions)
-        return 1.0 - bops / self.base_bops
-
-    def _achieved_ratios(self, masks) -> dict[str, float]:
-        out = {}
-        for name in self.layers:
-            idx, n = self.groups[name]
-            alive = gran.group_mean(masks[name], idx, n)
-            out[name] = float((alive == 0).double().mean())
-        return out
-
-    def _ratio_rule(self, scores):
-        """Map a scalar s to per-layer ratios, monotone in s; returns (rule, s_max)."""
-        names = list(self.layers)
-        if self.allocation == "uniform":
-            return (lambda s: {n: min(s, self.max_ratio) for n in names}), self.max_ratio
-        if self.allocation == "flip":
-            if self.flip_counter is None or self.flip_counter.steps == 0:
-                raise PruneError("allocation 'flip' needs flip counts (a FlipCounter with steps)")
-            frac = {n: float(self.flip_counter.insensitive(n, self.flip_threshold).float().mean())
-                    for n in names}
-            top = max(frac.values())
-            if top == 0.0:  # nothing flipped: no evidence to allocate by, fall back to uniform
-                return (lambda s: {n: min(s, self.max_ratio) for n in names}), self.max_ratio
-            rel = {n: f / top for n, f in frac.items()}
-            u_max = self.max_ratio / min(v for v in rel.values() if v > 0)
-
-            def rule(s):
-                # s in [0, 1]: ratios proportional to the insensitive fractions (Li & Ren);
-                # s in (1, 2]: if that cannot meet the target, a uniform floor rises as well
-                prop = {n: min(min(s, 1.0) * u_max * rel[n], self.max_ratio) for n in names}
-                floor = max(0.0, s - 1.0) * self.max_ratio
-                return {n: max(v, floor) for n, v in prop.items()}
-
-            return rule, 2.0
-        # global: one threshold on group scores across layers
-        finite = torch.cat([s[torch.isfinite(s)] for s in scores.values()])
-        lo, hi = float(finite.min()), float(finite.max())
-
-        def rule(s):
-            thr = lo + s * (hi - lo) + 1e-12
-            return {n: min(float((scores[n] < thr).double().mean()), self.max_ratio) for n in names}
-
-        return rule, 1.0
-
-    def _solve(self, target: float, scores, orders):
-        rule, s_max = self._ratio_rule(scores)
-        if target == 0.0:
-            ratios = {n: self.achieved.get(n, 0.0) for n in self.layers}
-            return ratios, self._masks(ratios, orders)
-        top = self._masks(rule(s_max), orders)
-        if self._reduction(top) < target - 1e-12:
-            aligned = f" and channel_multiple {self.channel_multiple}" if self.channel_multiple > 1 else ""
-            raise PruneError(
-                f"target {target:.0%} fewer binary ops is unreachable: at most "
-                f"{self._reduction(top):.1%} with allocation {self.allocation!r}, max_ratio {self.max_ratio}{aligned}")
-        lo, hi = 0.0, s_max
-        for _ in range(50):
-            mid = (lo + hi) / 2
-            if self._reduction(self._masks(rule(mid), orders)) >= target - 1e-12:
-                hi = mid
-            else:
-                lo = mid
-        ratios = rule(hi)
-        if self.channel_multiple > 1:
-            ratios = self._give_back(ratios, target, orders)
-        return ratios, self._masks(ratios, orders)
-
-    def _give_back(self, ratios: dict[str, float], target: float, orders) -> dict[str, float]:
-        """Channel multiple: from the bisected plan, keep one more multiple in a layer where the
-        target stays met (each layer at most once), each time the step leaving the least
-        overshoot. Returns ratios that reproduce the kept counts exactly."""
-        dead = orders.dead
-        kept = {name: self.groups[name][1] - self._pruned_count(name, ratios.get(name, 0.0), dead[name])
-                for name in self.layers}
-        as_ratios = lambda kp: {n: (self.groups[n][1] - c) / self.groups[n][1] for n, c in kp.items()}  # noqa: E731
-        todo = set(self.layers)
-        while todo:
-            best = None
-            for name in sorted(todo):
-                more = self._aligned_keep(name, kept[name] + self.channel_multiple, dead[name])
-                if more <= kept[name]:
-                    continue
-                red = self._reduction(self._masks(as_ratios({**kept, name: more}), orders))
-                if red >= target - 1e-12 and (best is None or red < best[0]):
-                    best = (red, name, more)
-            if best is None:
-                break
-            kept[best[1]] = best[2]
-            todo.discard(best[1])
-        return as_ratios(kept)
 
     def _apply(self, masks: dict[str, torch.Tensor]) -> None:
         for name, layer in self._all.items():

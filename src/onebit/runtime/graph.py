@@ -23,6 +23,7 @@ import numpy as np
 
 from onebit.bits import num_words
 from onebit.errors import FormatError
+from onebit.runtime.geometry import output_size
 
 KINDS = ("u8", "bits", "int8", "f32")
 OUTPUT_STAGES = ("bits", "int8", "f32")
@@ -107,18 +108,6 @@ def _choice(op, attrs, key, choices):
     return v
 
 
-def conv_out(size: int, k: int, stride: int, pad: int, ceil_mode: bool = False) -> int:
-    """PyTorch output size: floor((size + 2*pad - k) / stride) + 1 (docs/format.md §3).
-
-    With ``ceil_mode`` (pooling, docs/format.md §7.3): ceil instead of floor, minus one when that
-    last window would start at or after ``size + pad`` (outside the input and its left padding).
-    """
-    if not ceil_mode:
-        return (size + 2 * pad - k) // stride + 1
-    out = -(-(size + 2 * pad - k) // stride) + 1
-    return out - 1 if (out - 1) * stride >= size + pad else out
-
-
 # ----------------------------------------------------------------------------- per-op specs
 # Each spec returns (output Value, {tensor role: (dtype, shape)}) given the op and its inputs.
 
@@ -157,7 +146,7 @@ def _conv_geometry(op, x: Value):
     ph, pw = _pair(op, a, "padding", 0)
     if ph >= kh or pw >= kw:
         _fail(op, f"padding {[ph, pw]} must be smaller than the kernel {[kh, kw]}")
-    oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     if oh < 1 or ow < 1:
         _fail(op, f"kernel {[kh, kw]} with padding {[ph, pw]} does not fit the input {h}x{w}")
     return (oh, ow, cout), (kh, kw, cin, cout)
@@ -270,7 +259,7 @@ def _spec_maxpool2d(op, xs):
     ceil = op.attrs.get("ceil_mode", False)
     if not isinstance(ceil, bool):
         _fail(op, f"attribute 'ceil_mode' must be true or false, got {ceil!r}")
-    oh, ow = conv_out(h, kh, sh, ph, ceil), conv_out(w, kw, sw, pw, ceil)
+    oh, ow = output_size(h, kh, sh, ph, ceil), output_size(w, kw, sw, pw, ceil)
     if oh < 1 or ow < 1:
         _fail(op, f"pooling window {[kh, kw]} does not fit the input {h}x{w}")
     return Value(x.kind, (oh, ow, c), x.scale), {}

@@ -23,24 +23,15 @@ import math
 import numpy as np
 
 from onebit.runtime.engine import engine
+from onebit.runtime.geometry import output_size
 
 __all__ = [
     "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float",
     "add_int8", "add_float", "add_int8_params", "conv2d_int8", "dense_int8", "dense_float",
-    "conv_output_size",
 ]
 
 _INT32 = (-(2**31), 2**31 - 1)
-
-
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
-    """PyTorch geometry: floor((size + 2*padding - kernel) / stride) + 1; with ``ceil_mode``
-    (pooling) ceil instead of floor, minus one if the last window starts at or after size + padding."""
-    if not ceil_mode:
-        return (size + 2 * padding - kernel) // stride + 1
-    out = -(-(size + 2 * padding - kernel) // stride) + 1
-    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def _array(x, name: str) -> np.ndarray:
@@ -109,11 +100,18 @@ def _pool_geometry(x, kernel_size, stride, padding, ceil_mode=False):
     ph, pw = _pair(padding, "padding")
     if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError("kernel_size and stride must be >= 1 and padding >= 0")
-    oh = conv_output_size(x.shape[1], kh, sh, ph, ceil_mode)
-    ow = conv_output_size(x.shape[2], kw, sw, pw, ceil_mode)
+    oh = output_size(x.shape[1], kh, sh, ph, ceil_mode)
+    ow = output_size(x.shape[2], kw, sw, pw, ceil_mode)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {kh}x{kw} does not fit the padded input {x.shape[1:3]}")
     return (kh, kw, sh, sw, ph, pw), (x.shape[0], oh, ow, x.shape[3])
+
+
+def _maxpool(fn, dtype, x, kernel_size, stride, padding, ceil_mode, out, isa, threads) -> np.ndarray:
+    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
+    out = _out(out, shape, dtype, x)
+    fn(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
+    return out
 
 
 def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
@@ -124,19 +122,13 @@ def maxpool2d_bits(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_m
     bitwise AND of the in-bounds taps (padded taps are ignored). Channel padding bits stay 0.
     Max pooling commutes with sign, so it runs after BN+sign on bits (BinaryNet).
     """
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.uint64, x)
-    engine.maxpool2d_bits(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_bits, np.uint64, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def maxpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
                    threads=None) -> np.ndarray:
     """Max pooling of int8 NHWC (padded taps ignored), like ``torch.nn.MaxPool2d``."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.int8, x)
-    engine.maxpool2d_int8(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_int8, np.int8, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_mode=False, out=None, isa=None,
@@ -144,10 +136,7 @@ def maxpool2d_float(x: np.ndarray, kernel_size, stride=None, padding=0, *, ceil_
     """Max pooling of float32 NHWC (padded taps ignored), for float-shortcut stems. Each tap is
     folded in window order as ``acc = acc if acc > t else t`` from -inf (the ``vmaxps`` rule,
     identical on every ISA); unlike PyTorch, a NaN input is not guaranteed to propagate."""
-    geo, shape = _pool_geometry(x, kernel_size, stride, padding, ceil_mode)
-    out = _out(out, shape, np.float32, x)
-    engine.maxpool2d_float(x, out, *geo, ceil_mode=bool(ceil_mode), isa=isa, threads=threads)
-    return out
+    return _maxpool(engine.maxpool2d_float, np.float32, x, kernel_size, stride, padding, ceil_mode, out, isa, threads)
 
 
 def avgpool2d_int8(x: np.ndarray, kernel_size, stride=None, padding=0, *,
@@ -313,8 +302,8 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     ph, pw = _pair(padding, "padding")
     if min(sh, sw) < 1 or min(ph, pw) < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = conv_output_size(x.shape[1], weight.shape[1], sh, ph)
-    ow = conv_output_size(x.shape[2], weight.shape[2], sw, pw)
+    oh = output_size(x.shape[1], weight.shape[1], sh, ph)
+    ow = output_size(x.shape[2], weight.shape[2], sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {weight.shape[1:3]} does not fit the padded input {x.shape[1:3]}")
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)

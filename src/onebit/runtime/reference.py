@@ -16,23 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from onebit import bits
+from onebit.runtime.geometry import output_size
 
 __all__ = [
-    "conv_out_size",
     "bconv2d_int",
     "bdense_int",
     "ternary_weights",
     "stage_bits",
     "stage_int8",
     "stage_float",
+    "output_stage",
     "bconv2d",
     "bdense",
 ]
-
-
-def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """PyTorch output size: ``floor((size + 2*padding - kernel) / stride) + 1``."""
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _padding(padding: int | str, kh: int, kw: int) -> int:
@@ -78,7 +74,7 @@ def bconv2d_int(x_packed: np.ndarray, w_packed: np.ndarray, in_channels: int, st
     x = bits.unpack(x_packed, in_channels).astype(np.int64)
     w = ternary_weights(w_packed, in_channels, weight_mask)
     n, h, wd, _ = x.shape
-    oh, ow = conv_out_size(h, kh, stride, pad), conv_out_size(wd, kw, stride, pad)
+    oh, ow = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # true zeros
     y = np.zeros((n, oh, ow, cout), dtype=np.int64)
     for i in range(kh):
@@ -122,10 +118,12 @@ def stage_float(y: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarra
     return (prod + np.asarray(bias, dtype=np.float32)).astype(np.float32)
 
 
-def _stage(y: np.ndarray, output: str, threshold=None, direction=None, multiplier=None, bias=None,
-           shift=None, scale=None) -> np.ndarray:
+def output_stage(y: np.ndarray, output: str = "int32", *, threshold=None, direction=None, multiplier=None,
+                 bias=None, shift=None, scale=None) -> np.ndarray:
+    """docs/format.md §5 applied to integer accumulators ``y`` (..., Cout): ``int32`` (as is),
+    ``bits`` (:func:`stage_bits`), ``int8`` (:func:`stage_int8`) or ``float`` (:func:`stage_float`)."""
     if output == "int32":
-        return y.astype(np.int32)
+        return np.asarray(y).astype(np.int32)
     if output == "bits":
         return stage_bits(y, threshold, direction)
     if output == "int8":
@@ -140,10 +138,10 @@ def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray, *, in_channels: int, str
             **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bconv2d`` (same arguments, same result)."""
     y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding, weight_mask)
-    return _stage(y, output, **stage)
+    return output_stage(y, output, **stage)
 
 
 def bdense(x_packed: np.ndarray, w_packed: np.ndarray, *, in_features: int, output: str = "int32",
            weight_mask: np.ndarray | None = None, **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bdense`` (same arguments, same result)."""
-    return _stage(bdense_int(x_packed, w_packed, in_features, weight_mask), output, **stage)
+    return output_stage(bdense_int(x_packed, w_packed, in_features, weight_mask), output, **stage)

@@ -10,21 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from onebit import bits
+from onebit.runtime.geometry import output_size
+from onebit.runtime.reference import output_stage
 
 __all__ = [
-    "pool_output_size", "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
+    "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float", "add_int8",
-    "add_float", "conv2d_int8", "dense_int8", "dense_float", "output_stage", "round_half_up_div",
+    "add_float", "conv2d_int8", "dense_int8", "dense_float", "round_half_up_div",
 ]
-
-
-def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool = False) -> int:
-    """PyTorch geometry: floor((size + 2p - k) / s) + 1; ``ceil_mode``: ceil, minus one if the
-    last window would start at or after size + p."""
-    if not ceil_mode:
-        return (size + 2 * p - k) // s + 1
-    o = -(-(size + 2 * p - k) // s) + 1
-    return o - 1 if (o - 1) * s >= size + p else o
 
 
 def _pair(v) -> tuple[int, int]:
@@ -44,7 +37,7 @@ def _pool(x, kernel_size, stride, padding, fill, combine, init, ceil_mode=False)
     s = _pair(stride if stride is not None else kernel_size)
     p = _pair(padding)
     n, h, w, c = x.shape
-    oh, ow = pool_output_size(h, k[0], s[0], p[0], ceil_mode), pool_output_size(w, k[1], s[1], p[1], ceil_mode)
+    oh, ow = output_size(h, k[0], s[0], p[0], ceil_mode), output_size(w, k[1], s[1], p[1], ceil_mode)
     # bottom/right: the padding, or as far as ceil_mode's last window reaches
     eh, ew = max(p[0], (oh - 1) * s[0] + k[0] - h - p[0]), max(p[1], (ow - 1) * s[1] + k[1] - w - p[1])
     xp = np.full((n, h + p[0] + eh, w + p[1] + ew, c), fill, dtype=x.dtype)
@@ -156,27 +149,6 @@ def add_float(a, b) -> np.ndarray:
     return (np.asarray(a, np.float32) + np.asarray(b, np.float32)).astype(np.float32)
 
 
-def output_stage(y, output: str = "int32", *, threshold=None, direction=None, multiplier=None,
-                 bias=None, shift=None, scale=None) -> np.ndarray:
-    """docs/format.md §5 applied to int32 accumulators y (..., Cout)."""
-    y = np.asarray(y, np.int64)
-    if output == "int32":
-        return y.astype(np.int32)
-    if output == "bits":
-        t = np.asarray(threshold, np.int64)
-        d = np.asarray(direction)
-        neg = np.where(d > 0, y < t, y > t)
-        return bits.pack(np.where(neg, -1, 1).astype(np.int8))
-    if output == "int8":
-        q = (y * np.asarray(multiplier, np.int64) + np.asarray(bias, np.int64)
-             + (1 << (shift - 1))) >> shift
-        return np.clip(q, -127, 127).astype(np.int8)
-    if output == "float":
-        return (y.astype(np.float32) * np.asarray(scale, np.float32)
-                + np.asarray(bias, np.float32)).astype(np.float32)
-    raise ValueError(f"unknown output stage {output!r}")
-
-
 def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", **stage) -> np.ndarray:
     """int8 conv: the input is padded with its zero point (real 0), then
     y = sum over taps and channels of (x - zp) * w in int64, then the output stage."""
@@ -186,7 +158,7 @@ def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", **
     cout, kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     zp = np.broadcast_to(np.asarray(zero_point, np.int64), (cin,))
-    oh, ow = pool_output_size(h, kh, sh, ph), pool_output_size(wd, kw, sw, pw)
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
     xp = np.broadcast_to(zp, (n, h + 2 * ph, wd + 2 * pw, cin)).copy()
     xp[:, ph:ph + h, pw:pw + wd] = x
     xp -= zp

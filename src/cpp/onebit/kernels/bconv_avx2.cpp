@@ -428,34 +428,11 @@ void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int32_t* pcw
   });
 }
 
-// Per-thread scratch reused across calls (no allocation on the hot path). Not std::vector: see
-// LocalArray in output_avx2.h (ISA isolation).
-struct AlignedWords {
-  uint64_t* p = nullptr;
-  size_t n = 0;
-  uint64_t* get(size_t need) {
-    if (need > n) {
-      std::free(p);
-      p = static_cast<uint64_t*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(need), 8)) * 8));
-      if (!p) {
-        n = 0;
-        throw std::bad_alloc();
-      }
-      n = need;
-    }
-    return p;
-  }
-  AlignedWords() = default;
-  AlignedWords(const AlignedWords&) = delete;
-  AlignedWords& operator=(const AlignedWords&) = delete;
-  ~AlignedWords() { std::free(p); }
-};
-
 }  // namespace
 
 void bconv_avx2(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
-  static thread_local AlignedWords wbuf, xbuf;  // the calling thread's (not a worker's)
+  static thread_local Scratch<uint64_t> wbuf, xbuf;  // the calling thread's (not a worker's)
   const int64_t W64 = s.words(), wwords = weight_words(s);
   const uint64_t* wt;
   if (a.prepared) {
@@ -501,8 +478,8 @@ void bconv_avx2(const BConvArgs& a, int threads) {
     const int64_t np = s.n * c.OH * c.OW, pb = std::max<int64_t>(1, std::min<int64_t>(np, 4096 / ld));
     const int64_t pblocks = (np + pb - 1) / pb;
     parallel_for(pblocks * chunks, threads, [&](int64_t t0, int64_t t1) {
-      static thread_local AlignedWords dbuf;
-      int32_t* dots = reinterpret_cast<int32_t*>(dbuf.get(static_cast<size_t>((pb * ld + 1) / 2)));
+      static thread_local Scratch<int32_t> dbuf;
+      int32_t* dots = dbuf.get(static_cast<size_t>(pb * ld));
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t ci = t % chunks, q0 = t / chunks * pb, q1 = std::min(np, q0 + pb);
         const int64_t c0 = ci * chunk, c1 = std::min(s.cout, c0 + chunk);
@@ -516,8 +493,8 @@ void bconv_avx2(const BConvArgs& a, int threads) {
   const int64_t band_rows = std::max<int64_t>(1, std::min<int64_t>(c.OH, 4096 / std::max<int64_t>(1, c.OW * ld)));
   const int64_t bands = (c.OH + band_rows - 1) / band_rows;
   parallel_for(s.n * bands * chunks, threads, [&](int64_t t0, int64_t t1) {
-    static thread_local AlignedWords dbuf;
-    int32_t* dots = reinterpret_cast<int32_t*>(dbuf.get(static_cast<size_t>((band_rows * c.OW * ld + 1) / 2)));
+    static thread_local Scratch<int32_t> dbuf;
+    int32_t* dots = dbuf.get(static_cast<size_t>(band_rows * c.OW * ld));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ci = t % chunks, nb = t / chunks, n = nb / bands, bi = nb % bands;
       const int64_t oh0 = bi * band_rows, oh1 = std::min(c.OH, oh0 + band_rows);
@@ -566,7 +543,7 @@ uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t wo
 // per 4 words 2 XOR + 2 pshufb + 2 byte adds.
 uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
   const __m256i lut = nibble_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
-  AlignedWords buf;
+  Scratch<uint64_t> buf;
   uint64_t* split = buf.get(static_cast<size_t>(2 * words));
   for (int64_t i = 0; i < words; ++i) {
     split[2 * i] = a[i] & kLowNibbles;

@@ -12,7 +12,6 @@
 // visibly elsewhere.
 #include <immintrin.h>
 
-#include <vector>
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_avx2.h"
@@ -110,26 +109,11 @@ void relayout(const uint64_t* w, const BConvShape& s, uint64_t* wt, int threads)
   });
 }
 
-struct AlignedWords {
-  uint64_t* p = nullptr;
-  size_t n = 0;
-  uint64_t* get(size_t need) {
-    if (need > n) {
-      std::free(p);
-      p = static_cast<uint64_t*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(need), 8) * 8));
-      if (!p) throw std::bad_alloc();
-      n = need;
-    }
-    return p;
-  }
-  ~AlignedWords() { std::free(p); }
-};
-
 }  // namespace
 
 void bconv_avx512(const BConvArgs& a, int threads) {
   const BConvShape& s = a.s;
-  static thread_local AlignedWords wbuf;
+  static thread_local Scratch<uint64_t> wbuf;
   const int64_t blocks = (s.cout + kCB - 1) / kCB;
   const uint64_t* wt;
   if (a.prepared) {
@@ -143,8 +127,8 @@ void bconv_avx512(const BConvArgs& a, int threads) {
   const TaskSplit split = split_tasks(s, threads);
   const int64_t OH = s.out_h(), OW = s.out_w(), ld = round_up(split.chunk, kCB);
   parallel_for(split.tasks(), threads, [&](int64_t t0, int64_t t1) {
-    static thread_local std::vector<int32_t> dots;
-    dots.resize(static_cast<size_t>(OW * ld));
+    static thread_local Scratch<int32_t> dots;
+    dots.get(static_cast<size_t>(OW * ld));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t row = t / split.chunks, ci = t % split.chunks;
       const int64_t n = row / OH, oh = row % OH;

@@ -270,25 +270,6 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   }
 }
 
-// Grow-only scratch buffer, 64-byte aligned, reused across calls of a thread. Not std::vector:
-// an ISA unit's out-of-line copy of a std template is a weak symbol the linker may hand to other
-// units (ISA leak; tests/engine/test_isa_isolation.py).
-template <typename T>
-struct Scratch {
-  T* p = nullptr;
-  size_t n = 0;
-  T* get(size_t need) {
-    if (need > n) {
-      std::free(p);
-      p = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(need * sizeof(T)), 64))));
-      if (!p) throw std::bad_alloc();
-      n = need;
-    }
-    return p;
-  }
-  ~Scratch() { std::free(p); }
-};
-
 // Split-word offsets of every entry of one list in the column-padded input (width W + 2*pad).
 const int64_t* entry_offsets(const int64_t* ent, size_t count, const BConvShape& s, Scratch<int64_t>& buf) {
   const int64_t row = 2 * (s.w + 2 * s.pad) * s.words();  // split words per padded input row

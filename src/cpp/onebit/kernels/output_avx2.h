@@ -11,43 +11,20 @@
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_stage.h"
+#include "onebit/kernels/scratch.h"
 
 namespace onebit::kernels {
 namespace {
-
-// A heap array with internal linkage. Not std::vector: an ISA unit's out-of-line copy of a
-// std template is a weak symbol the linker may hand to other units (ISA leak; see
-// tests/engine/test_isa_isolation.py).
-template <typename T>
-class LocalArray {
- public:
-  LocalArray() = default;
-  LocalArray(const LocalArray&) = delete;
-  LocalArray& operator=(const LocalArray&) = delete;
-  LocalArray(LocalArray&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
-  ~LocalArray() { std::free(p_); }
-  void assign(size_t n, T v) {
-    std::free(p_);
-    p_ = static_cast<T*>(std::malloc((n ? n : 1) * sizeof(T)));
-    if (!p_) throw std::bad_alloc();
-    for (size_t i = 0; i < n; ++i) p_[i] = v;
-  }
-  T& operator[](size_t i) { return p_[i]; }
-  const T* data() const { return p_; }
-
- private:
-  T* p_ = nullptr;
-};
 
 // Per-call parameters widened / padded for vector loads (channel count rounded up to 64).
 struct StagePrep {
   // bits: d (+-1, 1 for padding channels) and u = clamp(d*t, -K, K+1) - 1: bit = NOT(d*y > u)
   // (see write_stage_avx2); int8: M, B + 2^(S-1)
-  LocalArray<int32_t> d, u, m, b;
+  Scratch<int32_t> d, u, m, b;
   bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
   bool int8_f64 = false;  // else: |y*M| + |B + 2^(S-1)| < 2^53, exact in float64 lanes
-  LocalArray<double> md, bd;            // int8 (float64 path): M and B + 2^(S-1) as doubles
-  LocalArray<float> scale, bias;
+  Scratch<double> md, bd;            // int8 (float64 path): M and B + 2^(S-1) as doubles
+  Scratch<float> scale, bias;
 };
 
 inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bits) {

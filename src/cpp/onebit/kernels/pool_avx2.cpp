@@ -5,9 +5,9 @@
 
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "onebit/kernels/pool_kernels.h"
+#include "onebit/kernels/scratch.h"
 
 namespace onebit::kernels {
 
@@ -243,7 +243,8 @@ void gap_sums(const int8_t* x, int32_t* acc, int64_t hw, int64_t c) {
 }  // namespace
 
 void gap_int8_avx2(const int8_t* x, int8_t* y, int64_t hw, int64_t c, int64_t n0, int64_t n1) {
-  std::vector<int32_t> acc(c);
+  Scratch<int32_t> acc;
+  acc.assign(static_cast<size_t>(c), 0);
   for (int64_t n = n0; n < n1; ++n) {
     gap_sums(x + n * hw * c, acc.data(), hw, c);
     for (int64_t k = 0; k < c; ++k) y[n * c + k] = avg_round_int8(acc[k], hw);
@@ -252,7 +253,8 @@ void gap_int8_avx2(const int8_t* x, int8_t* y, int64_t hw, int64_t c, int64_t n0
 
 void gap_int8_f32_avx2(const int8_t* x, float* y, int64_t hw, int64_t c, float m, int64_t n0,
                        int64_t n1) {
-  std::vector<int32_t> acc(c);
+  Scratch<int32_t> acc;
+  acc.assign(static_cast<size_t>(c), 0);
   const __m256 mv = _mm256_set1_ps(m);
   for (int64_t n = n0; n < n1; ++n) {
     gap_sums(x + n * hw * c, acc.data(), hw, c);

@@ -1,24 +1,19 @@
 """End to end on real MNIST: a few training steps, export (CLI), engine on every ISA == simulation,
 `onebit eval` accuracy == simulated accuracy."""
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = os.environ.get("ONEBIT_DATA") or str(REPO.parent / "shared" / "datasets")
-pytestmark = pytest.mark.skipif(not (Path(DATA) / "mnist").is_dir(), reason="MNIST not available (ONEBIT_DATA)")
+pytestmark = pytest.mark.usefixtures("datasets_root")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from onebit.train import TrainConfig, train
 
-    os.environ.setdefault("ONEBIT_DATA", DATA)
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("e2e")
     cfg = TrainConfig(model="mnist-small", dataset="mnist", epochs=1, batch_size=64, lr=2e-3,
@@ -77,15 +72,14 @@ def test_eval_cli_rejects_malformed_model(tmp_path):
 
 
 def test_demo_steps_export_eval_latency(trained):
-    from onebit.cli.demo import DemoOptions, DemoState
-    from onebit.convert.demo_steps import STEPS
+    from onebit.cli.demo import ENGINE_STEPS, DemoOptions, DemoState
     from onebit.train import load_checkpoint
 
     model, ckpt = load_checkpoint(trained / "m.pt")
     lines = []
     state = DemoState(options=DemoOptions(limit_test=300), workdir=trained, echo=lines.append, model=model)
     state.results["train"] = {"test_accuracy": 0.5}
-    for step in STEPS:
+    for step in ENGINE_STEPS:
         step(state)
     r = state.results
     assert r["engine_eval"]["argmax_agreement"] == 1.0 and r["engine_eval"]["n"] == 300
@@ -116,3 +110,18 @@ def test_export_cli_qat_steps(trained):
     engine_vs_simulation(Session(out), simulate(str(out)), images[:8])
     r = CliRunner().invoke(main, ["export", str(trained / "m.pt"), "-o", str(out), "--qat-checkpoint", str(ck)])
     assert r.exit_code != 0 and "--qat-steps" in r.output
+
+
+def test_verify_cli_float_simulation_engine(trained, tmp_path):
+    from onebit.cli import main
+
+    j = tmp_path / "verify.json"
+    r = CliRunner().invoke(main, ["verify", str(trained / "m.pt"), "--limit", "100", "--exact", "4", "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(j.read_text())
+    assert rec["n"] == 100 and rec["engine"]
+    for isa, e in rec["engine"].items():
+        assert e["argmax_agreement_with_simulation"] == 1.0, isa
+        assert e["values_equal"]["images"] == 4 and e["values_equal"]["max_abs_diff"] == 0.0, isa
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "missing.pt")])
+    assert r.exit_code != 0 and "does not exist" in r.output

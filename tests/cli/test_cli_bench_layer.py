@@ -6,7 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from onebit.cli.bench import LayerSpec, command, layer_runner, layer_workload, parse_layer
+from onebit.bench.layers import LayerSpec, layer_runner, layer_workload, parse_layer
+from onebit.cli.bench import command
 from onebit.runtime import reference
 
 

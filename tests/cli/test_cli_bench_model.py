@@ -5,8 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 import onebit.convert as cv
-from onebit.convert.testing import MNIST_SPEC, tiny_model
-from onebit.runtime.bench import bench_model
+from onebit.bench.model import bench_model
+
+from tiny_models import MNIST_SPEC, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_bench_cli_batch_rejected_for_layers():
 
 
 def test_bench_model_with_baseline_interleaved(model_file, tmp_path):
-    from onebit.convert.testing import pruned
+    from tiny_models import pruned
 
     p = cv.export(pruned(tiny_model(0), "block", 0.4, input_size=(1, 28, 28)), tmp_path / "p.onebit",
                   input_spec=MNIST_SPEC)

@@ -1,7 +1,5 @@
 """``onebit train`` through click's CliRunner on a few hundred real MNIST images."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,16 +7,7 @@ from click.testing import CliRunner
 
 from onebit.cli import main
 
-_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
-        monkeypatch.setenv("ONEBIT_DATA", str(_SHARED))
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("datasets_root")
 
 
 def test_train_cli_writes_checkpoint_and_json(tmp_path):

@@ -1,25 +1,13 @@
 """``onebit demo`` on a small MNIST subset (the full demo trains on all 60000 images)."""
 import json
-import os
-from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from onebit.cli import main
 from onebit.cli import demo
 
-_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    if not os.environ.get("ONEBIT_DATA") and _SHARED.is_dir():
-        monkeypatch.setenv("ONEBIT_DATA", str(_SHARED))
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("datasets_root")
 
 
 def test_demo_prints_summary_and_accuracy_and_writes_json(tmp_path):

@@ -1,4 +1,5 @@
-"""Batch loader: seeded per-epoch shuffling, vectorized augmentation, normalized NCHW output.
+"""Training batches (torch): seeded per-epoch shuffling, vectorized augmentation, normalized NCHW
+output (``Loader``, ``make_loader``).
 
 Each epoch draws its permutation and augmentation from generators seeded by
 ``(seed, epoch)`` (and ``rank`` for the augmentation), so runs are reproducible and a resumed
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from onebit.data.augment import get_policy
-from onebit.data.loading import load, normalize_nchw_
+from onebit.data.splits import load, normalize_nchw_
 from onebit.data.registry import info
 
 __all__ = ["Loader", "make_loader"]

@@ -1,4 +1,5 @@
-"""``load`` (decoded uint8 arrays of a split) and ``normalize`` (to float32 NCHW)."""
+"""One split of a dataset as arrays: ``load`` (decoded, verified uint8 NHWC images and int64
+labels) and ``normalize`` (to float32 NCHW). Torch-free; training batches are in ``batches``."""
 from __future__ import annotations
 
 import numpy as np

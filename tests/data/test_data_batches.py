@@ -3,17 +3,17 @@ import pytest
 import torch
 
 import onebit.data as data
-from onebit.data.loader import Loader
+from onebit.data.batches import Loader
 
 
 @pytest.fixture(scope="module")
-def mnist_test(shared_root):
-    return data.load("mnist", "test", root=shared_root)
+def mnist_test(datasets_root):
+    return data.load("mnist", "test", root=datasets_root)
 
 
-def test_loader_plain_batches_equal_normalize(shared_root, mnist_test):
+def test_loader_plain_batches_equal_normalize(datasets_root, mnist_test):
     x_all, y_all = mnist_test
-    loader = data.make_loader("mnist", "test", 256, root=shared_root, limit=1000)
+    loader = data.make_loader("mnist", "test", 256, root=datasets_root, limit=1000)
     assert len(loader) == 4
     batches = list(loader)
     assert [len(b[1]) for b in batches] == [256, 256, 256, 232]
@@ -38,9 +38,9 @@ def test_loader_normalize_numpy_and_torch_agree(mnist_test):
         data.normalize(x, "cifar10")
 
 
-def test_loader_shuffle_per_epoch_deterministic(shared_root):
+def test_loader_shuffle_per_epoch_deterministic(datasets_root):
     def order(seed, epoch):
-        loader = data.make_loader("mnist", "test", 100, train=True, seed=seed, root=shared_root)
+        loader = data.make_loader("mnist", "test", 100, train=True, seed=seed, root=datasets_root)
         loader.set_epoch(epoch)
         return loader.indices()
 
@@ -51,9 +51,9 @@ def test_loader_shuffle_per_epoch_deterministic(shared_root):
     assert not np.array_equal(a, order(1, 0))
 
 
-def test_loader_train_batches_reproducible(shared_root, cifar_test):
+def test_loader_train_batches_reproducible(datasets_root, cifar_test):
     def first(seed):
-        loader = data.make_loader("cifar10", "test", 64, train=True, seed=seed, root=shared_root)
+        loader = data.make_loader("cifar10", "test", 64, train=True, seed=seed, root=datasets_root)
         loader.set_epoch(3)
         return next(iter(loader))
 
@@ -63,9 +63,9 @@ def test_loader_train_batches_reproducible(shared_root, cifar_test):
     assert x1.shape == (64, 3, 32, 32) and torch.isfinite(x1).all()
 
 
-def test_loader_augmented_batch_is_crop_flip_of_source(shared_root, cifar_test):
+def test_loader_augmented_batch_is_crop_flip_of_source(datasets_root, cifar_test):
     x_all, _ = cifar_test
-    loader = data.make_loader("cifar10", "test", 32, train=True, seed=0, root=shared_root)
+    loader = data.make_loader("cifar10", "test", 32, train=True, seed=0, root=datasets_root)
     idx = loader.indices()[:32]
     x, y = next(iter(loader))
     np.testing.assert_array_equal(y.numpy(), cifar_test[1][idx])
@@ -95,17 +95,17 @@ def test_loader_distributed_shards_cover_epoch():
         Loader(images, labels, ds, 2, rank=3, world_size=3)
 
 
-def test_loader_drop_last_and_bad_args(shared_root):
-    loader = data.make_loader("mnist", "test", 300, root=shared_root, limit=1000, drop_last=True)
+def test_loader_drop_last_and_bad_args(datasets_root):
+    loader = data.make_loader("mnist", "test", 300, root=datasets_root, limit=1000, drop_last=True)
     assert len(loader) == 3 and sum(len(y) for _, y in loader) == 900
     with pytest.raises(ValueError, match="batch_size"):
-        data.make_loader("mnist", "test", 0, root=shared_root)
+        data.make_loader("mnist", "test", 0, root=datasets_root)
     with pytest.raises(ValueError, match="limit"):
-        data.make_loader("mnist", "test", 8, root=shared_root, limit=0)
+        data.make_loader("mnist", "test", 8, root=datasets_root, limit=0)
 
 
-def test_loader_imagenette_train_policy(shared_root, imagenette_val64):
-    loader = data.make_loader("imagenette", "val", 16, train=True, root=shared_root, limit=64)
+def test_loader_imagenette_train_policy(datasets_root, imagenette_val64):
+    loader = data.make_loader("imagenette", "val", 16, train=True, root=datasets_root, limit=64)
     x, y = next(iter(loader))
     assert x.shape == (16, 3, 64, 64) and x.dtype == torch.float32
     assert torch.isfinite(x).all()

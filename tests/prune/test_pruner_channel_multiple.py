@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from onebit.prune import FlipCounter, PruneError, Pruner, SensitivityCurves, allocate, count_bops
+from onebit.prune.allocation import Allocator
 from onebit.prune.granularity import aligned_count
 from onebit.prune.layers import get_mask
 
@@ -83,7 +84,7 @@ def test_target_met_with_aligned_counts(toy, allocation, target, monkeypatch):
     assert rep["bops"] == count_bops(model).bops
     # the give-back never loses the target and only lowers the overshoot of the bisected plan,
     # by at most one multiple per layer
-    monkeypatch.setattr(Pruner, "_give_back", lambda self, ratios, t, orders: ratios)
+    monkeypatch.setattr(Allocator, "give_back", lambda self, ratios, t, orders: ratios)
     model2 = toy()
     fc2 = _flip_counter(model2) if method == "flip" else None
     q = Pruner(model2, method, "channel", target, allocation=allocation, flip_counter=fc2,
@@ -231,7 +232,7 @@ def test_aligned_channel_pruned_export_engine_equals_simulation(tmp_path):
     exported: the engine equals the integer simulation on every ISA."""
     import onebit.convert as cv
     from onebit.convert.compare import engine_vs_simulation
-    from onebit.convert.testing import MNIST_SPEC, tiny_model
+    from tiny_models import MNIST_SPEC, tiny_model
     from onebit.runtime import Session, capabilities
 
     m = tiny_model(3)
