@@ -10,37 +10,37 @@ import time
 import numpy as np
 
 
-def timed(fn, repeats: int, warmup: int) -> tuple[float, float]:
-    """(median_ms, min_ms) of fn() over ``repeats`` runs after ``warmup`` runs, GC off."""
+def samples_ms(fn, repeats: int, warmup: int, min_time_s: float = 0.0, gc_off: bool = False) -> list[float]:
+    """Wall times (ms) of ``fn()`` after ``warmup`` untimed runs: at least ``repeats`` runs and
+    ``min_time_s`` seconds in all (at most ``100 * repeats`` runs); ``gc_off``: the garbage
+    collector paused meanwhile."""
     for _ in range(warmup):
         fn()
-    samples = []
+    times = []
     gc_was = gc.isenabled()
-    gc.disable()
+    if gc_off:
+        gc.disable()
     try:
-        for _ in range(repeats):
+        start = time.perf_counter()
+        while len(times) < repeats or (time.perf_counter() - start < min_time_s and len(times) < 100 * repeats):
             t0 = time.perf_counter()
             fn()
-            samples.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0) * 1e3)
     finally:
         if gc_was:
             gc.enable()
-    return statistics.median(samples) * 1e3, min(samples) * 1e3
+    return times
+
+
+def timed(fn, repeats: int, warmup: int) -> tuple[float, float]:
+    """(median_ms, min_ms) of fn() over ``repeats`` runs after ``warmup`` runs, GC off."""
+    times = samples_ms(fn, repeats, warmup, gc_off=True)
+    return statistics.median(times), min(times)
 
 
 def median_ms(fn, repeats: int = 50, warmup: int = 5, min_time_s: float = 0.2) -> float:
     """Median wall time (ms) of ``fn()``; keeps sampling until ``min_time_s`` has passed."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - start < min_time_s:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-        if len(times) >= 100 * repeats:
-            break
-    return statistics.median(times)
+    return statistics.median(samples_ms(fn, repeats, warmup, min_time_s))
 
 
 def loadavg() -> float | None:
