@@ -17,7 +17,7 @@ bool use_avx2(Isa isa) {
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
                                 " is not supported by this CPU/build");
 #if defined(ONEBIT_HAVE_X86)
-  return isa == Isa::avx2 || isa == Isa::avx512;
+  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
 #else
   return false;
 #endif

@@ -17,7 +17,7 @@ bool use_avx2(Isa isa) {
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
                                 " is not supported by this CPU/build");
-  return isa == Isa::avx2 || isa == Isa::avx512;
+  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
 #else
   if (isa != Isa::scalar && !isa_supported(isa))
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
