@@ -19,7 +19,8 @@ int pool_spin_us();
 
 // Runs fn(begin, end) over chunks of [0, n) using up to `threads` threads (<= 0: default).
 // The calling thread takes part. Blocks until all chunks finish. Exceptions thrown by fn
-// are rethrown in the caller (the first one wins).
+// are rethrown in the caller (the first one wins). Called from inside a chunk (nested), it runs
+// fn(0, n) inline on the calling thread.
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace onebit
