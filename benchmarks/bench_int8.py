@@ -35,8 +35,9 @@ CATEGORIES = ("binary", "int8 conv", "first layer", "add", "other")
 WORKER = r"""
 import importlib.util, json, os, statistics, sys
 so, root, job = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-if root != "-":
+if root != "-":  # the baseline's package, ahead of an editable install's redirecting finder
     sys.path.insert(0, root)
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__]
 if so != "-":
     spec = importlib.util.spec_from_file_location("onebit._engine", so)
     mod = importlib.util.module_from_spec(spec)
@@ -58,6 +59,10 @@ for model in job["models"]:
             x = np.random.default_rng(0).integers(0, 256, (1, h, w, c), dtype=np.uint8)
             reps = job["repeats"] if isa != "scalar" else max(3, job["repeats"] // 10)
             times = s.op_times(x, reps)
+            # the ISA's 1-thread int8 MAC peak right after, in the same process (best of 5 short
+            # runs: on a shared machine a run sees other processes' load); builds without it: None
+            peak = (max(e.int8_mac_peak(isa, job["peak_seconds"] / 5) for _ in range(5))
+                    if hasattr(e, "int8_mac_peak") else None)
             ops = []
             for op in s.model.ops:
                 info = {"op": op.name, "type": op.type, "min_ms": min(times[op.name]),
@@ -71,7 +76,7 @@ for model in job["models"]:
                                      f"{s.model.values[op.inputs[0]].shape[0]}px")
                 ops.append(info)
             out.append({"model": os.path.basename(model), "isa": isa, "threads": th, "ops": ops,
-                        "loadavg": os.getloadavg()})
+                        "int8_mac_peak": peak, "loadavg": os.getloadavg()})
 print(json.dumps(out))
 """
 
@@ -114,8 +119,11 @@ def summarize(runs: list[dict]) -> dict:
     """Per (model, isa, threads): category sums of op medians (median over processes' sums)."""
     acc: dict[tuple, dict[str, list[float]]] = {}
     convs: dict[tuple, dict[str, list[float]]] = {}
+    peaks: dict[tuple, list[float]] = {}
     for r in runs:
         key = (r["model"], r["isa"], r["threads"])
+        if r.get("int8_mac_peak"):
+            peaks.setdefault(key, []).append(r["int8_mac_peak"])
         sums = {c: 0.0 for c in CATEGORIES}
         for op in r["ops"]:
             sums[category(op)] += op["median_ms"]
@@ -125,7 +133,8 @@ def summarize(runs: list[dict]) -> dict:
         for c, v in sums.items():
             acc.setdefault(key, {}).setdefault(c, []).append(v)
     return {k: ({c: statistics.median(v) for c, v in d.items()},
-                {n: statistics.median(v) for n, v in convs.get(k, {}).items()}) for k, d in acc.items()}
+                {n: statistics.median(v) for n, v in convs.get(k, {}).items()},
+                statistics.median(peaks[k]) if k in peaks else None) for k, d in acc.items()}
 
 
 def main(argv=None) -> int:
@@ -140,13 +149,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the records here")
     a = ap.parse_args(argv)
     job = {"models": [str(Path(m).resolve()) for m in a.model], "isas": a.isas.split(","),
-           "threads": [int(t) for t in a.threads.split(",")], "repeats": a.repeats}
+           "threads": [int(t) for t in a.threads.split(",")], "repeats": a.repeats,
+           "peak_seconds": a.peak_seconds}
     builds = {"cur": ("-", "-")}
     if a.baseline:
         builds = {"base": (str(build_baseline(a.baseline)), str(base_tree(a.baseline))), **builds}
-    from onebit.runtime.engine import engine as e
-
-    peaks = {isa: e.int8_mac_peak(isa, a.peak_seconds) for isa in job["isas"] if isa in e.supported_isas()}
     up0 = uptime()
     print(up0, flush=True)
     runs: dict[str, list[dict]] = {v: [] for v in builds}
@@ -159,8 +166,6 @@ def main(argv=None) -> int:
     records = []
     print(f"\n{info['cpu']}, commit {info['commit']}, baseline {a.baseline or '-'}; "
           f"median over {a.rounds} processes of the sum of op medians (ms)")
-    print(f"int8 MAC peak per ISA (G MAC/s, 1 thread): "
-          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peaks.items()))
     hdr = f"{'model':24} {'isa':8} {'thr':>3} {'ver':4} {'total':>8} {'binary':>8} {'int8cv':>8} {'first':>8} {'add':>7} {'other':>7} {'tot/bin':>7}"
     print(hdr)
     keys = sorted({k for s in summ.values() for k in s}, key=lambda k: (k[0], job["isas"].index(k[1]), k[2]))
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
             if key not in summ[version]:
                 print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:4} (ISA not in this build)")
                 continue
-            cats, convs = summ[version][key]
+            cats, convs, peak = summ[version][key]
             ratio = cats["total"] / cats["binary"] if cats["binary"] else float("nan")
             print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:4} {cats['total']:8.3f} {cats['binary']:8.3f} "
                   f"{cats['int8 conv']:8.3f} {cats['first layer']:8.3f} {cats['add']:7.3f} {cats['other']:7.3f} {ratio:7.2f}")
@@ -177,19 +182,21 @@ def main(argv=None) -> int:
             for name, ms in convs.items():
                 label, macs = name.rsplit("|", 1)
                 rate = int(macs) / (ms * 1e-3)
-                frac = rate / peaks[key[1]] / key[2] if key[1] in peaks else None
+                frac = rate / peak / key[2] if peak else None
                 conv_rows.append({"op": label, "macs": int(macs), "median_ms": ms, "gmacs": rate / 1e9,
                                   "peak_fraction": frac})
             records.append({**info, "version": version, "model": key[0], "isa": key[1], "threads": key[2],
                             "categories_ms": cats, "total_over_binary": ratio, "int8_convs": conv_rows,
-                            "int8_mac_peak": peaks.get(key[1]), "uptime_before": up0, "uptime_after": up1,
+                            "int8_mac_peak": peak, "uptime_before": up0, "uptime_after": up1,
                             "loadavg": [r["loadavg"] for r in runs[version]
                                         if (r["model"], r["isa"], r["threads"]) == key],
                             "baseline": a.baseline})
-    print("\nint8 convs (cur build): G MAC/s and fraction of threads x the ISA's 1-thread peak")
+    print("\nint8 convs (cur build): G MAC/s, and the fraction of threads x the ISA's 1-thread int8 "
+          "MAC peak (median over the processes, each measured right after its profile)")
     for r in records:
         if r["version"] != "cur":
             continue
+        print(f"  {r['model']} {r['isa']} t{r['threads']}: peak {r['int8_mac_peak'] / 1e9:.1f} G MAC/s")
         for c in r["int8_convs"]:
             frac = f"{c['peak_fraction'] * 100:5.1f}%" if c["peak_fraction"] is not None else "  -"
             print(f"  {r['model']:24} {r['isa']:8} t{r['threads']} {c['op']:44} {c['macs'] / 1e6:7.1f} M "

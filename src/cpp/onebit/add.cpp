@@ -2,6 +2,7 @@
 // Chunks are aligned to 64 elements so every thread count runs the same vector/tail split.
 #include "onebit/add.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -25,6 +26,19 @@ bool use_avx2(Isa isa) {
 
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
 
+// Removes the common power of two of ma, mb and 2^(shift-1): with ma = 2^k ma', mb = 2^k mb',
+// a*ma + b*mb + 2^(shift-1) = 2^k (a*ma' + b*mb' + 2^(shift-k-1)), so the floor division by
+// 2^shift equals the division of the bracket by 2^(shift-k): the same q for every a, b, with
+// smaller operands (equal scales, ma = mb = 2^shift, become ma = mb = 2, shift 1: int16 lanes).
+void reduce_multipliers(int32_t& ma, int32_t& mb, int& shift) {
+  int k = shift - 1;
+  for (int32_t m : {ma, mb})
+    if (m != 0) k = std::min(k, __builtin_ctz(static_cast<uint32_t>(m)));
+  ma = static_cast<int32_t>(static_cast<int64_t>(ma) / (int64_t{1} << k));
+  mb = static_cast<int32_t>(static_cast<int64_t>(mb) / (int64_t{1} << k));
+  shift -= k;
+}
+
 }  // namespace
 
 void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_t ma, int32_t mb,
@@ -33,6 +47,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   if (count < 0) throw std::invalid_argument("negative element count");
   if (shift < 1 || shift > 31)
     throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
+  reduce_multipliers(ma, mb, shift);
   auto fn = kernels::add_int8_scalar;
 #if defined(ONEBIT_HAVE_X86)
   if (use_avx2(isa)) fn = kernels::add_int8_avx2;

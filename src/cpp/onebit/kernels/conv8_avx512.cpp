@@ -10,6 +10,8 @@ struct V512 {
   using reg = __m512i;
   static constexpr int L = 16;
   static constexpr int NBMAX = 4;
+  // Pixels per tile for nb channel vectors: 24 accumulators at most (of 32 registers).
+  static constexpr int pmax(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : nb == 2 ? 12 : 16; }
   static reg zero() { return _mm512_setzero_si512(); }
   static reg load(const int8_t* p) { return _mm512_loadu_si512(p); }
   static reg load32(const int32_t* p) { return _mm512_loadu_si512(p); }
@@ -30,12 +32,12 @@ void conv8_avx512(const Conv8Args& a, const Conv8Prepared& p, int threads) {
 
 int64_t mac_loop_avx512(int64_t iters) {
   // The kernel's inner step: vpdpbusd zmm of a broadcast quad with a weight vector; 24
-  // independent accumulators (6 pixels x 4 vectors), 64 multiply-adds each.
+  // independent accumulators (6 pixels x 4 vectors), 64 multiply-adds each. Each step depends on
+  // its accumulator, so nothing can be hoisted out of the loop.
   __m512i acc[24];
   for (int k = 0; k < 24; ++k) acc[k] = _mm512_set1_epi32(k);
-  __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(-5), u = _mm512_set1_epi8(7);
+  const __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(-5), u = _mm512_set1_epi8(7);
   for (int64_t it = 0; it < iters; ++it) {
-    asm volatile("" : : "g"(&w0), "g"(&w1), "g"(&u) : "memory");  // operands not loop-invariant
 #pragma GCC unroll 12
     for (int k = 0; k < 12; ++k) {
       acc[2 * k] = _mm512_dpbusd_epi32(acc[2 * k], u, w0);

@@ -10,6 +10,8 @@ struct V256 {
   using reg = __m256i;
   static constexpr int L = 8;
   static constexpr int NBMAX = 2;
+  // Pixels per tile for nb channel vectors: 12 accumulators at most (of 16 registers).
+  static constexpr int pmax(int nb) { return nb >= 2 ? 6 : 12; }
   static reg zero() { return _mm256_setzero_si256(); }
   static reg load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static reg load32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }

@@ -13,13 +13,16 @@
 // 3 bytes past the row end, against zero weights). Without padding, with uint8 input and
 // kw*cin a multiple of 4 the input itself is the image (no copy).
 //
-// Register block: P <= 6 pixels x NB <= NBMAX vectors of L output channels (one broadcast quad
-// per pixel, NB weight loads per quad step). A row's accumulators go to a per-task int32 row
+// Register block: P <= pmax(NB) pixels x NB <= NBMAX vectors of L output channels (one broadcast
+// quad per pixel, NB weight loads per quad step; fewer channel vectors allow more pixels, which
+// matters for small K such as a 3x3 stem on 3 channels). A row's accumulators go to a per-task int32 row
 // buffer; the shared AVX2 output stage (output_avx2.h) then writes the whole row.
 #pragma once
 #include <immintrin.h>
 
+#include <array>
 #include <cstdlib>
+#include <utility>
 #include <cstring>
 #include <new>
 
@@ -29,8 +32,6 @@
 
 namespace onebit::kernels {
 namespace {
-
-constexpr int kVnniTile = 6;
 
 // Grow-only byte buffer kept by the calling thread across calls (internal linkage, no std
 // template: see LocalArray in output_avx2.h).
@@ -65,13 +66,13 @@ template <class V, int P, int NB>
 __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, const int8_t* wp,
                                          const int32_t* corr, int32_t* acc, int64_t ld) {
   typename V::reg s[P][NB];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) s[p][b] = V::zero();
   for (int i = 0; i < c.kh; ++i) {
     const uint8_t* rp[P];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int p = 0; p < P; ++p) rp[p] = px0 + i * c.row_stride + p * c.ps;
     const int8_t* wi = wp + i * c.s4 * 4 * V::L;
 #pragma GCC unroll 1
@@ -79,7 +80,7 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
       typename V::reg w[NB];
 #pragma GCC unroll 4
       for (int b = 0; b < NB; ++b) w[b] = V::load(wi + b * c.wblock + t * 4 * V::L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
         const typename V::reg u = V::bcast(rp[p] + 4 * t);
 #pragma GCC unroll 4
@@ -90,7 +91,7 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
 #pragma GCC unroll 4
   for (int b = 0; b < NB; ++b) {
     const typename V::reg cv = V::load32(corr + b * V::L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int p = 0; p < P; ++p) V::store_sub(acc + p * ld + b * V::L, s[p][b], cv);
   }
 }
@@ -99,26 +100,35 @@ template <class V>
 using VnniFn = void (*)(const VnniCtx&, const uint8_t*, const int8_t*, const int32_t*, int32_t*,
                         int64_t);
 
-template <class V, int NB>
-VnniFn<V> vnni_fn_p(int p) {
-  switch (p) {
-    case 6: return vnni_tile<V, 6, NB>;
-    case 5: return vnni_tile<V, 5, NB>;
-    case 4: return vnni_tile<V, 4, NB>;
-    case 3: return vnni_tile<V, 3, NB>;
-    case 2: return vnni_tile<V, 2, NB>;
-    default: return vnni_tile<V, 1, NB>;
-  }
+// Tile functions for NB vectors and P = 1 .. V::pmax(NB) pixels: table[P - 1].
+template <class V, int NB, int... I>
+constexpr std::array<VnniFn<V>, sizeof...(I)> vnni_table(std::integer_sequence<int, I...>) {
+  return {vnni_tile<V, I + 1, NB>...};
 }
 
 template <class V>
-VnniFn<V> vnni_fn(int nb, int p) {
-  if constexpr (V::NBMAX >= 4) {
-    if (nb == 4) return vnni_fn_p<V, 4>(p);
-    if (nb == 3) return vnni_fn_p<V, 3>(p);
+struct VnniTables {
+  static constexpr auto t1 = vnni_table<V, 1>(std::make_integer_sequence<int, V::pmax(1)>{});
+  static constexpr auto t2 = vnni_table<V, 2>(std::make_integer_sequence<int, V::pmax(2)>{});
+  static constexpr auto t3 = vnni_table<V, 3>(std::make_integer_sequence<int, V::pmax(3)>{});
+  static constexpr auto t4 = vnni_table<V, 4>(std::make_integer_sequence<int, V::pmax(4)>{});
+  static VnniFn<V> get(int nb, int p) {
+    if constexpr (V::NBMAX >= 4) {
+      if (nb == 4) return t4[p - 1];
+      if (nb == 3) return t3[p - 1];
+    }
+    return nb == 2 ? t2[p - 1] : t1[p - 1];
   }
-  if (nb == 2) return vnni_fn_p<V, 2>(p);
-  return vnni_fn_p<V, 1>(p);
+};
+
+// Splits a row of ow pixels into ceil(ow / pmax) tiles of sizes as equal as possible (so no
+// tile is much shorter than the others); at most `cap` tiles, else 0 (then fixed pmax steps).
+inline int balanced_tiles(int64_t ow, int pmax, int* tiles, int cap) {
+  const int64_t nt = (ow + pmax - 1) / pmax;
+  if (nt > cap) return 0;
+  const int64_t q = ow / nt, r = ow % nt;
+  for (int64_t k = 0; k < nt; ++k) tiles[k] = static_cast<int>(q + (k < r ? 1 : 0));
+  return static_cast<int>(nt);
 }
 
 template <class V>
@@ -173,25 +183,13 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int64_t cbn = (g.cout + L - 1) / L;
   const int64_t ld = cbn * L;  // >= round_up(cout, 8): what write_stage_avx2 reads
   const StagePrep sp = prepare_stage(a.stage, g.cout, pw.ybound);
-  // Tiles of a row: 6s; a remainder of 1-3 merged with the last 6 and split evenly.
-  int tiles[64];
-  int ntiles = 0;
-  {
-    int64_t left = g.ow;
-    while (left > 0 && ntiles < 62) {
-      if (left <= kVnniTile) { tiles[ntiles++] = static_cast<int>(left); break; }
-      if (left < 2 * kVnniTile && left % kVnniTile < 4) {
-        tiles[ntiles++] = static_cast<int>((left + 1) / 2);
-        tiles[ntiles++] = static_cast<int>(left / 2);
-        break;
-      }
-      tiles[ntiles++] = kVnniTile;
-      left -= kVnniTile;
-    }
-  }
-  const bool row_tiled = ntiles < 62;  // else (ow > ~370) plain 6-pixel steps below
-  // Channel groups of up to NBMAX blocks, the tail group as even as possible.
+  // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
+  const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
+  const int nbtail = static_cast<int>(cbn - (ngroups - 1) * V::NBMAX);
+  int tiles_full[128], tiles_tail[128];
+  const int nt_full = balanced_tiles(g.ow, V::pmax(nbfull), tiles_full, 128);
+  const int nt_tail = balanced_tiles(g.ow, V::pmax(nbtail), tiles_tail, 128);
   // Work: one task = one output row; rows are few for small maps, so small ops stay one task
   // when their total work is below ~64K multiply-adds per extra thread.
   const int64_t macs_row = g.ow * g.cout * g.kh * seg;
@@ -210,17 +208,14 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
         const int8_t* wg = pw.w8.data() + b0 * c.wblock;
         const int32_t* cg = pw.corr.data() + b0 * L;
+        const int* tiles = nb == nbfull ? tiles_full : tiles_tail;
+        const int nt = nb == nbfull ? nt_full : nt_tail;
+        const int pmax = V::pmax(nb);
         int64_t ox = 0;
-        if (row_tiled) {
-          for (int k = 0; k < ntiles; ++k) {
-            vnni_fn<V>(nb, tiles[k])(c, row + ox * c.ps, wg, cg, rb + ox * ld + b0 * L, ld);
-            ox += tiles[k];
-          }
-        } else {
-          for (; ox < g.ow; ox += kVnniTile) {
-            const int np = static_cast<int>(std::min<int64_t>(kVnniTile, g.ow - ox));
-            vnni_fn<V>(nb, np)(c, row + ox * c.ps, wg, cg, rb + ox * ld + b0 * L, ld);
-          }
+        for (int k = 0; nt ? k < nt : ox < g.ow; ++k) {
+          const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, g.ow - ox));
+          VnniTables<V>::get(nb, np)(c, row + ox * c.ps, wg, cg, rb + ox * ld + b0 * L, ld);
+          ox += np;
         }
       }
       write_stage_avx2(a.stage, sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
