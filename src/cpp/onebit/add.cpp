@@ -25,6 +25,7 @@ bool use_avx2(Isa isa) {
 }
 
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
+constexpr int64_t kMinPerThread = 32768;  // elements: a few microseconds, about a fork/join
 
 // Removes the common power of two of ma, mb and 2^(shift-1): with ma = 2^k ma', mb = 2^k mb',
 // a*ma + b*mb + 2^(shift-1) = 2^k (a*ma' + b*mb' + 2^(shift-k-1)), so the floor division by
@@ -55,7 +56,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   use_avx2(isa);
 #endif
   const int64_t blocks = (count + kBlock - 1) / kBlock;
-  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+  parallel_for(blocks, threads_for(count, kMinPerThread, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, ma, mb, shift, b0 * kBlock, std::min(count, b1 * kBlock));
   });
 }
@@ -70,7 +71,7 @@ void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, i
   use_avx2(isa);
 #endif
   const int64_t blocks = (count + kBlock - 1) / kBlock;
-  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+  parallel_for(blocks, threads_for(count, kMinPerThread / 4, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, b0 * kBlock, std::min(count, b1 * kBlock));
   });
 }

@@ -211,6 +211,12 @@ class Pool {
 
 }  // namespace
 
+int threads_for(int64_t work, int64_t min_work, int threads) {
+  if (threads <= 0) threads = default_num_threads();
+  const int64_t worth = min_work > 0 ? work / min_work : threads;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, worth)));
+}
+
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
   Pool::get().run(n, threads, fn);
 }

@@ -282,7 +282,8 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   std::fill(img + img_len - 16, img + img_len, int16_t{0});
   std::vector<int16_t> zrow(static_cast<size_t>(rowlen));  // zero points repeated along the row
   for (int64_t k = 0; k < rowlen; ++k) zrow[k] = static_cast<int16_t>(p.zero_point[k % g.cin]);
-  parallel_for(g.n * hp, threads, [&](int64_t r0, int64_t r1) {
+  parallel_for(g.n * hp, threads_for(static_cast<int64_t>(img_len) * 2, 65536, threads),
+               [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       int16_t* d = img + r * row_stride;
       const int64_t n = r / hp, iy = r % hp - g.ph;
@@ -362,7 +363,9 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   const size_t esz = static_cast<size_t>(output_elem_size(st.kind));
   // Per output row: for each block of 16 output channels (its weights stay in L1), the row's
   // tiles; each tile writes its pixels' outputs (bits: OR-ed into the zeroed row of words).
-  parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
+  // A thread gets at least ~0.5M multiply-adds (a few microseconds) of output rows.
+  const int th = threads_for(g.n * g.oh * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
+  parallel_for(g.n * g.oh, th, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       const int16_t* row = img + (n * hp + oy * g.sh) * row_stride;

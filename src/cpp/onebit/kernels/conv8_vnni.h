@@ -150,7 +150,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
     const int64_t rowlen = g.w * g.cin, lpad = int64_t{g.pw} * g.cin;
     // Rows of about 16 KiB or more per task: a small image is one task (no fork/join).
     const int64_t rows = g.n * hp, per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_stride));
-    parallel_for((rows + per - 1) / per, threads, [&](int64_t t0, int64_t t1) {
+    parallel_for((rows + per - 1) / per, threads_for(static_cast<int64_t>(len), 32768, threads),
+                 [&](int64_t t0, int64_t t1) {
       for (int64_t r = t0 * per; r < std::min(rows, t1 * per); ++r) {
         uint8_t* d = im + r * row_stride;
         const int64_t n = r / hp, iy = r % hp - g.ph;
@@ -190,12 +191,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   int tiles_full[128], tiles_tail[128];
   const int nt_full = balanced_tiles(g.ow, V::pmax(nbfull), tiles_full, 128);
   const int nt_tail = balanced_tiles(g.ow, V::pmax(nbtail), tiles_tail, 128);
-  // Work: one task = one output row; rows are few for small maps, so small ops stay one task
-  // when their total work is below ~64K multiply-adds per extra thread.
-  const int64_t macs_row = g.ow * g.cout * g.kh * seg;
+  // Work items are output rows; a thread gets at least ~0.5M multiply-adds (a few microseconds),
+  // so the small convs of a network's tail run without a fork/join.
   const int64_t rows = g.n * g.oh;
-  int th = threads;
-  if (macs_row * rows < int64_t{1} << 17) th = 1;
+  const int th = threads_for(rows * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
     LocalArray<int32_t> rowbuf;
     rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
