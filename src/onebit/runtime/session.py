@@ -32,7 +32,7 @@ class Session:
     Args:
         path: a ``.onebit`` file (or its bytes).
         threads: worker threads per kernel (default: the engine default, all cores).
-        isa: ``"scalar"``, ``"avx2"``, ``"avx512"`` ... (default: the best the CPU has, or
+        isa: ``"scalar"``, ``"avx2"``, ``"avxvnni"``, ``"avx512"`` ... (default: the best the CPU has, or
             ``ONEBIT_ISA``). ``ValueError`` if the CPU or build lacks it.
     """
 
