@@ -59,9 +59,10 @@ for model in job["models"]:
             x = np.random.default_rng(0).integers(0, 256, (1, h, w, c), dtype=np.uint8)
             reps = job["repeats"] if isa != "scalar" else max(3, job["repeats"] // 10)
             times = s.op_times(x, reps)
-            # the ISA's 1-thread int8 MAC peak right after, in the same process (best of 5 short
-            # runs: on a shared machine a run sees other processes' load); builds without it: None
-            peak = (max(e.int8_mac_peak(isa, job["peak_seconds"] / 5) for _ in range(5))
+            # the ISA's 1-thread int8 MAC peak right after, in the same process: the best of many
+            # runs of a few milliseconds, as short as the ops (on a shared machine a longer run
+            # is more often preempted); builds without it: None
+            peak = (max(e.int8_mac_peak(isa, 0.004) for _ in range(int(job["peak_seconds"] / 0.004)))
                     if hasattr(e, "int8_mac_peak") else None)
             ops = []
             for op in s.model.ops:

@@ -384,21 +384,46 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
 }
 
 int64_t mac_loop_avx2(int64_t iters) {
-  // The kernel's inner step: vpmaddwd of a broadcast int16 pair with int16 weights, vpaddd.
-  // 12 independent accumulators (the kernel's 6 pixels x 2 vectors), 16 multiply-adds each.
-  __m256i acc[12];
-  for (int k = 0; k < 12; ++k) acc[k] = _mm256_set1_epi32(k);
-  __m256i w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(-5), b = _mm256_set1_epi16(7);
+  // The kernel's inner step: vpmaddwd of a broadcast int16 pair (one per pixel) with int16
+  // weights, vpaddd; 12
+  // independent accumulators (6 pixels x 2 vectors), 16 multiply-adds each, in named variables
+  // with distinct start values (GCC keeps an array of them in memory; equal ones would merge);
+  // the asm keeps the products inside the loop.
+  __m256i w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(-5);
+  __m256i b0 = _mm256_set1_epi16(7), b1 = _mm256_set1_epi16(8), b2 = _mm256_set1_epi16(9),
+          b3 = _mm256_set1_epi16(10), b4 = _mm256_set1_epi16(11), b5 = _mm256_set1_epi16(12);
+  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2),
+          a3 = _mm256_set1_epi32(3), a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5),
+          a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7), a8 = _mm256_set1_epi32(8),
+          a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
   for (int64_t it = 0; it < iters; ++it) {
-    asm volatile("" : "+x"(w0), "+x"(w1), "+x"(b));
-#pragma GCC unroll 6
-    for (int k = 0; k < 6; ++k) {
-      acc[2 * k] = _mm256_add_epi32(acc[2 * k], _mm256_madd_epi16(b, w0));
-      acc[2 * k + 1] = _mm256_add_epi32(acc[2 * k + 1], _mm256_madd_epi16(b, w1));
-    }
+    asm volatile("" : "+x"(w0), "+x"(w1), "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3), "+x"(b4),
+                 "+x"(b5));
+    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b0, w0));
+    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b0, w1));
+    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(b1, w0));
+    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(b1, w1));
+    a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(b2, w0));
+    a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(b2, w1));
+    a6 = _mm256_add_epi32(a6, _mm256_madd_epi16(b3, w0));
+    a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(b3, w1));
+    a8 = _mm256_add_epi32(a8, _mm256_madd_epi16(b4, w0));
+    a9 = _mm256_add_epi32(a9, _mm256_madd_epi16(b4, w1));
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(b5, w0));
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(b5, w1));
   }
-  __m256i s = acc[0];
-  for (int k = 1; k < 12; ++k) s = _mm256_add_epi32(s, acc[k]);
+  __m256i s = a0;
+  s = _mm256_add_epi32(s, a1);
+  s = _mm256_add_epi32(s, a2);
+  s = _mm256_add_epi32(s, a3);
+  s = _mm256_add_epi32(s, a4);
+  s = _mm256_add_epi32(s, a5);
+  s = _mm256_add_epi32(s, a6);
+  s = _mm256_add_epi32(s, a7);
+  s = _mm256_add_epi32(s, a8);
+  s = _mm256_add_epi32(s, a9);
+  s = _mm256_add_epi32(s, a10);
+  s = _mm256_add_epi32(s, a11);
   volatile int32_t sink = _mm256_extract_epi32(s, 0);
   (void)sink;
   return iters * 12 * 16;

@@ -21,7 +21,9 @@ struct V512 {
     return _mm512_set1_epi32(q);
   }
   static reg dp(reg acc, reg u, reg w) { return _mm512_dpbusd_epi32(acc, u, w); }
-  static void store_sub(int32_t* d, reg acc, reg c) { _mm512_storeu_si512(d, _mm512_sub_epi32(acc, c)); }
+  static void store_sub(int32_t* d, reg acc, reg c) {
+    _mm512_storeu_si512(d, _mm512_sub_epi32(acc, c));
+  }
 };
 
 }  // namespace
@@ -32,20 +34,68 @@ void conv8_avx512(const Conv8Args& a, const Conv8Prepared& p, int threads) {
 
 int64_t mac_loop_avx512(int64_t iters) {
   // The kernel's inner step: vpdpbusd zmm of a broadcast quad with a weight vector; 24
-  // independent accumulators (6 pixels x 4 vectors), 64 multiply-adds each. Each step depends on
-  // its accumulator, so nothing can be hoisted out of the loop.
-  __m512i acc[24];
-  for (int k = 0; k < 24; ++k) acc[k] = _mm512_set1_epi32(k);
+  // independent accumulators (6 pixels x 4 vectors), 64 multiply-adds each, in named variables
+  // with distinct start values (GCC keeps an array of them in memory; equal ones would merge).
+  // Each step depends on its accumulator, so nothing can be hoisted out of the loop.
   const __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(-5), u = _mm512_set1_epi8(7);
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
+          a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
+          a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
+          a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11),
+          a12 = _mm512_set1_epi32(12), a13 = _mm512_set1_epi32(13), a14 = _mm512_set1_epi32(14),
+          a15 = _mm512_set1_epi32(15), a16 = _mm512_set1_epi32(16), a17 = _mm512_set1_epi32(17),
+          a18 = _mm512_set1_epi32(18), a19 = _mm512_set1_epi32(19), a20 = _mm512_set1_epi32(20),
+          a21 = _mm512_set1_epi32(21), a22 = _mm512_set1_epi32(22), a23 = _mm512_set1_epi32(23);
   for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k) {
-      acc[2 * k] = _mm512_dpbusd_epi32(acc[2 * k], u, w0);
-      acc[2 * k + 1] = _mm512_dpbusd_epi32(acc[2 * k + 1], u, w1);
-    }
+    a0 = _mm512_dpbusd_epi32(a0, u, w0);
+    a1 = _mm512_dpbusd_epi32(a1, u, w1);
+    a2 = _mm512_dpbusd_epi32(a2, u, w0);
+    a3 = _mm512_dpbusd_epi32(a3, u, w1);
+    a4 = _mm512_dpbusd_epi32(a4, u, w0);
+    a5 = _mm512_dpbusd_epi32(a5, u, w1);
+    a6 = _mm512_dpbusd_epi32(a6, u, w0);
+    a7 = _mm512_dpbusd_epi32(a7, u, w1);
+    a8 = _mm512_dpbusd_epi32(a8, u, w0);
+    a9 = _mm512_dpbusd_epi32(a9, u, w1);
+    a10 = _mm512_dpbusd_epi32(a10, u, w0);
+    a11 = _mm512_dpbusd_epi32(a11, u, w1);
+    a12 = _mm512_dpbusd_epi32(a12, u, w0);
+    a13 = _mm512_dpbusd_epi32(a13, u, w1);
+    a14 = _mm512_dpbusd_epi32(a14, u, w0);
+    a15 = _mm512_dpbusd_epi32(a15, u, w1);
+    a16 = _mm512_dpbusd_epi32(a16, u, w0);
+    a17 = _mm512_dpbusd_epi32(a17, u, w1);
+    a18 = _mm512_dpbusd_epi32(a18, u, w0);
+    a19 = _mm512_dpbusd_epi32(a19, u, w1);
+    a20 = _mm512_dpbusd_epi32(a20, u, w0);
+    a21 = _mm512_dpbusd_epi32(a21, u, w1);
+    a22 = _mm512_dpbusd_epi32(a22, u, w0);
+    a23 = _mm512_dpbusd_epi32(a23, u, w1);
   }
-  __m512i s = acc[0];
-  for (int k = 1; k < 24; ++k) s = _mm512_add_epi32(s, acc[k]);
+  __m512i s = a0;
+  s = _mm512_add_epi32(s, a1);
+  s = _mm512_add_epi32(s, a2);
+  s = _mm512_add_epi32(s, a3);
+  s = _mm512_add_epi32(s, a4);
+  s = _mm512_add_epi32(s, a5);
+  s = _mm512_add_epi32(s, a6);
+  s = _mm512_add_epi32(s, a7);
+  s = _mm512_add_epi32(s, a8);
+  s = _mm512_add_epi32(s, a9);
+  s = _mm512_add_epi32(s, a10);
+  s = _mm512_add_epi32(s, a11);
+  s = _mm512_add_epi32(s, a12);
+  s = _mm512_add_epi32(s, a13);
+  s = _mm512_add_epi32(s, a14);
+  s = _mm512_add_epi32(s, a15);
+  s = _mm512_add_epi32(s, a16);
+  s = _mm512_add_epi32(s, a17);
+  s = _mm512_add_epi32(s, a18);
+  s = _mm512_add_epi32(s, a19);
+  s = _mm512_add_epi32(s, a20);
+  s = _mm512_add_epi32(s, a21);
+  s = _mm512_add_epi32(s, a22);
+  s = _mm512_add_epi32(s, a23);
   volatile int32_t sink = _mm512_reduce_add_epi32(s);
   (void)sink;
   return iters * 24 * 64;
