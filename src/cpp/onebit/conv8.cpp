@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -87,7 +88,11 @@ void pack_pairs(const int8_t* w, Conv8Prepared& p) {
     for (int i = 0; i < p.kh; ++i) {
       const int8_t* wr = w + (o * p.kh + i) * seg;
       int16_t* rb = ob + i * s2 * 32;
-      for (int64_t q = 0; q < seg; ++q) rb[(q >> 1) * 32 + (q & 1)] = wr[q];
+      for (int64_t t = 0; t < seg / 2; ++t) {
+        rb[t * 32] = wr[2 * t];
+        rb[t * 32 + 1] = wr[2 * t + 1];
+      }
+      if (seg % 2) rb[(seg / 2) * 32] = wr[seg - 1];
     }
   }
 }
@@ -96,22 +101,30 @@ void pack_pairs(const int8_t* w, Conv8Prepared& p) {
 void pack_quads(const int8_t* w, Conv8Prepared& p) {
   const int64_t L = p.lanes;
   const int64_t seg = int64_t{p.kw} * p.cin, s4 = (seg + 3) / 4, k4n = p.kh * s4;
-  const int64_t cbn = (p.cout + L - 1) / L;
+  const int64_t cbn = (p.cout + L - 1) / L, taps = int64_t{p.kh} * p.kw;
   p.w8.assign(static_cast<size_t>(cbn * k4n * 4 * L), 0);
   p.corr.assign(static_cast<size_t>(cbn * L), 0);
   p.zu.resize(static_cast<size_t>(p.cin));
-  for (int64_t c = 0; c < p.cin; ++c)
-    p.zu[c] = static_cast<uint8_t>(p.zero_point[c] + (p.x_signed ? 128 : 0));
+  std::vector<int32_t> zu32(static_cast<size_t>(p.cin));
+  for (int64_t c = 0; c < p.cin; ++c) {
+    zu32[c] = p.zero_point[c] + (p.x_signed ? 128 : 0);
+    p.zu[c] = static_cast<uint8_t>(zu32[c]);
+  }
   for (int64_t o = 0; o < p.cout; ++o) {
     int8_t* ob = p.w8.data() + (o / L) * k4n * 4 * L + (o % L) * 4;
-    uint64_t cs = 0;  // the correction, mod 2^64 then mod 2^32
+    const int8_t* wo = w + o * taps * p.cin;
     for (int i = 0; i < p.kh; ++i) {
-      const int8_t* wr = w + (o * p.kh + i) * seg;
+      const int8_t* wr = wo + i * seg;
       int8_t* rb = ob + i * s4 * 4 * L;
-      for (int64_t q = 0, c = 0; q < seg; ++q, c = c + 1 == p.cin ? 0 : c + 1) {
-        rb[(q >> 2) * 4 * L + (q & 3)] = wr[q];
-        cs += static_cast<uint64_t>(int64_t{p.zu[c]} * wr[q]);
-      }
+      for (int64_t t = 0; t < seg / 4; ++t) std::memcpy(rb + t * 4 * L, wr + 4 * t, 4);
+      if (seg % 4) std::memcpy(rb + (seg / 4) * 4 * L, wr + seg / 4 * 4, static_cast<size_t>(seg % 4));
+    }
+    uint64_t cs = 0;  // the correction, mod 2^64 then mod 2^32
+    for (int64_t j = 0; j < taps; ++j) {
+      const int8_t* wj = wo + j * p.cin;
+      int64_t d = 0;
+      for (int64_t c = 0; c < p.cin; ++c) d += int64_t{zu32[c]} * wj[c];
+      cs += static_cast<uint64_t>(d);
     }
     p.corr[o] = static_cast<int32_t>(static_cast<uint32_t>(cs));
   }

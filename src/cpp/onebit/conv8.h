@@ -57,7 +57,7 @@ struct Conv8Args {
   const int32_t* zero_point = nullptr;  // (cin,), each in [-255, 255]; not read with `prepared`
   const int8_t* w = nullptr;          // (cout, kh, kw, cin); not read with `prepared`
   const Conv8Prepared* prepared = nullptr;  // optional: weights prepared for the call's ISA
-  void* y = nullptr;                  // (n, oh, ow, cout) int32/int8/float, or (n, oh, ow, W64) bits
+  void* y = nullptr;  // (n, oh, ow, cout) int32/int8/float, or (n, oh, ow, W64) bits
   Conv8Geom g;
   OutputStage stage;
 };

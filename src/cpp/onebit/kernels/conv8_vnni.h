@@ -15,8 +15,8 @@
 //
 // Register block: P <= pmax(NB) pixels x NB <= NBMAX vectors of L output channels (one broadcast
 // quad per pixel, NB weight loads per quad step; fewer channel vectors allow more pixels, which
-// matters for small K such as a 3x3 stem on 3 channels). A row's accumulators go to a per-task int32 row
-// buffer; the shared AVX2 output stage (output_avx2.h) then writes the whole row.
+// matters for small K such as a 3x3 stem on 3 channels). A row's accumulators go to a per-task
+// int32 row buffer; the shared AVX2 output stage (output_avx2.h) then writes the whole row.
 #pragma once
 #include <immintrin.h>
 
@@ -149,7 +149,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
     const uint8_t* zu = pw.zu.data();
     const int64_t rowlen = g.w * g.cin, lpad = int64_t{g.pw} * g.cin;
     // Rows of about 16 KiB or more per task: a small image is one task (no fork/join).
-    const int64_t rows = g.n * hp, per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_stride));
+    const int64_t rows = g.n * hp;
+    const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_stride));
     parallel_for((rows + per - 1) / per, threads_for(static_cast<int64_t>(len), 32768, threads),
                  [&](int64_t t0, int64_t t1) {
       for (int64_t r = t0 * per; r < std::min(rows, t1 * per); ++r) {
@@ -168,8 +169,9 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         int64_t q = 0;
         const __m256i fv = _mm256_set1_epi8(static_cast<char>(flip));
         for (; q + 32 <= rowlen; q += 32)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + q),
-                              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + q)), fv));
+          _mm256_storeu_si256(
+              reinterpret_cast<__m256i*>(d + q),
+              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + q)), fv));
         for (; q < rowlen; ++q) d[q] = src[q] ^ flip;
       }
     });
