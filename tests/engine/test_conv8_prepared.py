@@ -144,6 +144,27 @@ def test_conv8_prepared_grid_equals_scalar(cin, cout, k, s, p, h, w, kind, outpu
         np.testing.assert_array_equal(got, want, err_msg=f"{isa} unprepared")
 
 
+@pytest.mark.parametrize("shift", [24, 30])
+def test_conv8_prepared_int8_stage_large_multipliers(shift):
+    """int8 output with multipliers near 2^27: rows of small accumulators take the int32 stage
+    path, rows of large ones (extreme inputs) the exact wide path; both equal the scalar one."""
+    rng = np.random.default_rng(shift)
+    x = np.full((2, 9, 11, 16), 0, np.int8)
+    x[:, ::3] = rng.choice(np.array([-128, 127], np.int8), x[:, ::3].shape)  # large |y| rows
+    x[:, 1::3] = rng.integers(-3, 4, x[:, 1::3].shape, dtype=np.int8)        # small |y| rows
+    wt = rng.integers(-128, 128, (40, 3, 3, 16), dtype=np.int8)
+    cout = wt.shape[0]
+    m = rng.integers(2**26, 2**27, cout).astype(np.int32) * rng.choice([-1, 1], cout).astype(np.int32)
+    stage = {"multiplier": m, "bias": rng.integers(-2**29, 2**29, cout).astype(np.int32),
+             "shift": shift}
+    zp = np.zeros(16, np.int32)
+    want = _scalar(x, wt, zp, (1, 1), (1, 1), "int8", stage)
+    assert (np.abs(want) == 127).any() and (np.abs(want) < 127).any()
+    for isa in engine.supported_isas():
+        got = _run_prepared(x, wt, zp, (1, 1), (1, 1), "int8", stage, isa)
+        np.testing.assert_array_equal(got, want, err_msg=isa)
+
+
 def test_conv8_prepared_zero_points_outside_bytes_use_avx2_kernel():
     """VNNI needs zp (+128 for int8 input) in [0, 255]; otherwise the avx2 kernel runs, exact."""
     rng = np.random.default_rng(5)

@@ -131,6 +131,24 @@ inline int balanced_tiles(int64_t ow, int pmax, int* tiles, int cap) {
   return static_cast<int>(nt);
 }
 
+// max |y| over a row buffer (npix rows of ld, the first n values each); |INT32_MIN| = 2^31.
+inline uint32_t row_absmax(const int32_t* rb, int64_t ld, int64_t npix, int64_t n) {
+  __m256i m = _mm256_setzero_si256();
+  uint32_t tail = 0;
+  for (int64_t p = 0; p < npix; ++p) {
+    const int32_t* y = rb + p * ld;
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+      m = _mm256_max_epu32(
+          m, _mm256_abs_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c))));
+    for (; c < n; ++c) tail = std::max(tail, static_cast<uint32_t>(std::abs(int64_t{y[c]})));
+  }
+  alignas(32) uint32_t v[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), m);
+  for (uint32_t x : v) tail = std::max(tail, x);
+  return tail;
+}
+
 template <class V>
 void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   constexpr int64_t L = V::L;
@@ -186,6 +204,21 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int64_t cbn = (g.cout + L - 1) / L;
   const int64_t ld = cbn * L;  // >= round_up(cout, 8): what write_stage_avx2 reads
   const StagePrep sp = prepare_stage(a.stage, g.cout, pw.ybound);
+  // int8 stage: the proven bound |y| <= ybound is far above the accumulators of real data, and
+  // with large multipliers it rules out the int32 path. A row whose accumulators all satisfy
+  // |y| <= yfast, yfast = (2^31 - 1 - max|B| - 2^(S-1)) / max|M|, takes it (sp_fast): then
+  // y*M + B + 2^(S-1) cannot leave int32 and the int32 formula equals the int64 one exactly.
+  int64_t yfast = -1;
+  if (a.stage.kind == OutputKind::int8 && !sp.int8_fast) {
+    int64_t mmax = 0, bmax = 0;
+    for (int64_t o = 0; o < g.cout; ++o) {
+      mmax = std::max<int64_t>(mmax, std::abs(int64_t{a.stage.multiplier[o]}));
+      bmax = std::max<int64_t>(bmax, std::abs(int64_t{a.stage.bias[o]}));
+    }
+    const int64_t room = int64_t{INT32_MAX} - bmax - (int64_t{1} << (a.stage.shift - 1));
+    if (room >= 0 && mmax > 0) yfast = std::min<int64_t>(room / mmax, INT32_MAX - 1);
+  }
+  const StagePrep sp_fast = yfast >= 0 ? prepare_stage(a.stage, g.cout, yfast) : StagePrep{};
   // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
   const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
@@ -219,7 +252,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
           ox += np;
         }
       }
-      write_stage_avx2(a.stage, sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
+      const bool fast =
+          yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
+      write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
+                       a.y);
     }
   });
 }
