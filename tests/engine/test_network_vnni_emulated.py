@@ -44,6 +44,22 @@ struct emu_m512i { int32_t v[16]; };
 #define _mm512_add_epi32 emu_add_epi32
 #define _mm512_dpbusd_epi32 emu_dpbusd_epi32
 #define _mm512_reduce_add_epi32 emu_reduce_add_epi32
+#undef _mm512_cvtepi32_epi64
+#undef _mm512_mullo_epi64
+#undef _mm512_add_epi64
+#undef _mm512_min_epi64
+#undef _mm512_max_epi64
+#undef _mm512_sra_epi64
+#undef _mm512_set1_epi64
+#undef _mm512_cvtepi64_epi8
+#define _mm512_cvtepi32_epi64 emu_cvtepi32_epi64
+#define _mm512_mullo_epi64 emu_mullo_epi64
+#define _mm512_add_epi64 emu_add_epi64
+#define _mm512_min_epi64 emu_min_epi64
+#define _mm512_max_epi64 emu_max_epi64
+#define _mm512_sra_epi64 emu_sra_epi64
+#define _mm512_set1_epi64 emu_set1_epi64
+#define _mm512_cvtepi64_epi8 emu_cvtepi64_epi8
 inline emu_m512i emu_setzero() { emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = 0; return r; }
 inline emu_m512i emu_loadu(const void* p) { emu_m512i r; std::memcpy(r.v, p, 64); return r; }
 inline void emu_storeu(void* p, emu_m512i a) { std::memcpy(p, a.v, 64); }
@@ -63,6 +79,27 @@ inline int32_t emu_reduce_add_epi32(emu_m512i a) {
   uint32_t s = 0;
   for (int i = 0; i < 16; ++i) s += (uint32_t)a.v[i];
   return (int32_t)s;
+}
+struct emu_q { int64_t q[8]; };
+inline emu_q emu_get_q(emu_m512i a) { emu_q r; std::memcpy(r.q, a.v, 64); return r; }
+inline emu_m512i emu_put_q(emu_q a) { emu_m512i r; std::memcpy(r.v, a.q, 64); return r; }
+inline emu_m512i emu_set1_epi64(long long x) { emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = x; return emu_put_q(r); }
+inline emu_m512i emu_cvtepi32_epi64(__m256i a) {
+  int32_t v[8]; std::memcpy(v, &a, 32); emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = v[i]; return emu_put_q(r);
+}
+#define EMU_Q2(name, expr) inline emu_m512i name(emu_m512i a_, emu_m512i b_) { \
+  emu_q a = emu_get_q(a_), b = emu_get_q(b_), r; for (int i = 0; i < 8; ++i) r.q[i] = (expr); return emu_put_q(r); }
+EMU_Q2(emu_mullo_epi64, (int64_t)((uint64_t)a.q[i] * (uint64_t)b.q[i]))
+EMU_Q2(emu_add_epi64, (int64_t)((uint64_t)a.q[i] + (uint64_t)b.q[i]))
+EMU_Q2(emu_min_epi64, a.q[i] < b.q[i] ? a.q[i] : b.q[i])
+EMU_Q2(emu_max_epi64, a.q[i] > b.q[i] ? a.q[i] : b.q[i])
+inline emu_m512i emu_sra_epi64(emu_m512i a_, __m128i c) {
+  emu_q a = emu_get_q(a_); int64_t n; std::memcpy(&n, &c, 8); if (n > 63) n = 63;
+  for (int i = 0; i < 8; ++i) a.q[i] >>= n; return emu_put_q(a);
+}
+inline __m128i emu_cvtepi64_epi8(emu_m512i a_) {
+  emu_q a = emu_get_q(a_); int8_t b[16] = {}; for (int i = 0; i < 8; ++i) b[i] = (int8_t)a.q[i];
+  __m128i r; std::memcpy(&r, b, 16); return r;
 }
 inline emu_m512i emu_dpbusd_epi32(emu_m512i src, emu_m512i a, emu_m512i b) {
   emu_m512i r;

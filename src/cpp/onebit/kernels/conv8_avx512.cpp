@@ -6,10 +6,52 @@ namespace onebit::kernels {
 
 namespace {
 
+// The exact int8 stage q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64 lanes
+// (vpmullq, vpsraq): |y*M| <= 2^62 and |B + 2^(S-1)| < 2^32, so nothing wraps; equal to
+// stage_int8 (output_stage.h) for every y.
+class Int8Stage512 {
+ public:
+  Int8Stage512(const OutputStage* st, int64_t cout) : st_(st), cout_(cout) {
+    if (!st) return;
+    m_.assign(static_cast<size_t>(cout), 0);
+    b_.assign(static_cast<size_t>(cout), 0);
+    for (int64_t c = 0; c < cout; ++c) {
+      m_[c] = st->multiplier[c];
+      b_[c] = int64_t{st->bias[c]} + (int64_t{1} << (st->shift - 1));
+    }
+  }
+  // Writes npix pixels (rows of ld accumulators) from flat pixel pix0 on; true when done.
+  bool run(const int32_t* rb, int64_t ld, int64_t npix, int64_t pix0, int8_t* out) const {
+    const __m128i sh = _mm_cvtsi32_si128(st_->shift);
+    const __m512i lo = _mm512_set1_epi64(-127), hi = _mm512_set1_epi64(127);
+    for (int64_t p = 0; p < npix; ++p) {
+      const int32_t* y = rb + p * ld;
+      int8_t* o = out + (pix0 + p) * cout_;
+      int64_t c = 0;
+      for (; c + 8 <= cout_; c += 8) {
+        const __m512i y64 =
+            _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
+        __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(y64, _mm512_loadu_si512(m_.data() + c)),
+                                     _mm512_loadu_si512(b_.data() + c));
+        t = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, sh), lo), hi);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm512_cvtepi64_epi8(t));
+      }
+      for (; c < cout_; ++c) o[c] = stage_int8(y[c], st_->multiplier[c], st_->bias[c], st_->shift);
+    }
+    return true;
+  }
+
+ private:
+  const OutputStage* st_;
+  int64_t cout_;
+  LocalArray<int64_t> m_, b_;
+};
+
 struct V512 {
   using reg = __m512i;
   static constexpr int L = 16;
   static constexpr int NBMAX = 4;
+  using Int8Stage = Int8Stage512;
   // Pixels per tile for nb channel vectors: 24 accumulators at most (of 32 registers).
   static constexpr int pmax(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : nb == 2 ? 12 : 16; }
   static reg zero() { return _mm512_setzero_si512(); }

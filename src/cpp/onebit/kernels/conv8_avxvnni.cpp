@@ -6,10 +6,17 @@ namespace onebit::kernels {
 
 namespace {
 
+// No int64 vector multiply without AVX-512: the wide int8 stage stays write_stage_avx2's.
+struct NoInt8Stage {
+  NoInt8Stage(const OutputStage*, int64_t) {}
+  bool run(const int32_t*, int64_t, int64_t, int64_t, int8_t*) const { return false; }
+};
+
 struct V256 {
   using reg = __m256i;
   static constexpr int L = 8;
   static constexpr int NBMAX = 2;
+  using Int8Stage = NoInt8Stage;
   // Pixels per tile for nb channel vectors: 12 accumulators at most (of 16 registers).
   static constexpr int pmax(int nb) { return nb >= 2 ? 6 : 12; }
   static reg zero() { return _mm256_setzero_si256(); }

@@ -219,6 +219,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
     if (room >= 0 && mmax > 0) yfast = std::min<int64_t>(room / mmax, INT32_MAX - 1);
   }
   const StagePrep sp_fast = yfast >= 0 ? prepare_stage(a.stage, g.cout, yfast) : StagePrep{};
+  // Rows that need the exact wide int8 path: V::Int8Stage (int64 lanes where the ISA has them,
+  // AVX-512), else write_stage_avx2's float64 / scalar path.
+  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !sp.int8_fast;
+  const typename V::Int8Stage wide(wide_int8 ? &a.stage : nullptr, g.cout);
   // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
   const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
@@ -254,6 +258,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
       }
       const bool fast =
           yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
+      if (wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, static_cast<int8_t*>(a.y)))
+        continue;
       write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
                        a.y);
     }
