@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "onebit/kernels/conv8_kernels.h"
+#include "onebit/kernels/output_avx2.h"
 #include "onebit/threadpool.h"
 
 namespace onebit::kernels {
@@ -57,6 +58,19 @@ inline __m256i requant8(__m256i y, __m256i m, __m256i b, __m256i rnd, __m128i sh
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+// 8 int32 lanes: clamp(floor((y*md + bd) * inv), -127, 127) in float64 (exact, see TileCtx).
+inline __m256i requant8_f64(__m256i y, const double* md, const double* bd, __m256d inv) {
+  const __m256d lo = _mm256_set1_pd(-127.0), hi = _mm256_set1_pd(127.0);
+  auto half = [&](__m128i y4, int k) __attribute__((always_inline)) {
+    const __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(y4), _mm256_loadu_pd(md + k)),
+                                    _mm256_loadu_pd(bd + k));
+    const __m256d q = _mm256_floor_pd(_mm256_mul_pd(v, inv));
+    return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(q, lo), hi));
+  };
+  return _mm256_set_m128i(half(_mm256_extracti128_si256(y, 1), 4),
+                          half(_mm256_castsi256_si128(y), 0));
+}
+
 inline __m256i ld(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 }  // namespace
@@ -80,6 +94,11 @@ struct TileCtx {
   // int32 for every channel of the block (-1: never); tiles whose accumulators all satisfy it
   // take the 32-bit path, which then equals the int64 formula exactly.
   const int32_t* ymax32 = nullptr;
+  // int8, tiles that fail that test: when |y*M| + |B + 2^(S-1)| < 2^53 for every |y| <= the
+  // proven bound, the exact formula in float64 lanes (md = M, bd = B + 2^(S-1); every step is
+  // an exact integer, the scaling by 2^-S exact, floor() the arithmetic shift); else int64
+  // emulation.
+  const double *md = nullptr, *bd = nullptr;
 };
 
 inline __m256i bcast_pair(const int16_t* p) {  // one 32-bit load broadcast (vbroadcastss)
@@ -170,6 +189,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     const bool fast = _mm256_testz_si256(
         _mm256_cmpgt_epi32(amax, _mm256_set1_epi32(c.ymax32[c0 / 16])), _mm256_set1_epi32(-1));
     const __m256i rnd32 = _mm256_set1_epi32(int32_t{1} << (c.shift - 1));
+    const __m256d inv = _mm256_set1_pd(1.0 / static_cast<double>(int64_t{1} << c.shift));
     const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
 #pragma GCC unroll 6
     for (int p = 0; p < P; ++p) {
@@ -181,6 +201,9 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
         q1 = _mm256_sra_epi32(q1, sh);
         q0 = _mm256_max_epi32(_mm256_min_epi32(q0, hi), lo);
         q1 = _mm256_max_epi32(_mm256_min_epi32(q1, hi), lo);
+      } else if (c.md) {
+        q0 = requant8_f64(acc[p][0], c.md + c0, c.bd + c0, inv);
+        q1 = requant8_f64(acc[p][1], c.md + c0 + 8, c.bd + c0 + 8, inv);
       } else {
         q0 = requant8(acc[p][0], m0, b0, rnd, sh, bias_out);
         q1 = requant8(acc[p][1], m1, b1, rnd, sh, bias_out);
@@ -326,6 +349,7 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   c.words = (g.cout + 63) / 64;
   c.out_px = conv8_out_per_pixel(g, st.kind);
   std::vector<int32_t> thr, dirneg, mul, bias, ymax32;
+  LocalArray<double> md, bd;
   std::vector<float> scale, fbias;
   switch (st.kind) {
     case OutputKind::int32: break;
@@ -351,6 +375,24 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
         if (room >= 0) ymax32[cb] = static_cast<int32_t>(mmax ? std::min<int64_t>(room / mmax, INT32_MAX) : INT32_MAX);
       }
       c.ymax32 = ymax32.data();
+      {
+        int64_t mmax = 0, bmax = 0;
+        for (int64_t o = 0; o < g.cout; ++o) {
+          mmax = std::max<int64_t>(mmax, std::abs(int64_t{st.multiplier[o]}));
+          bmax = std::max<int64_t>(bmax, std::abs(int64_t{st.bias[o]}));
+        }
+        const int64_t worst = p.ybound * mmax + bmax + (int64_t{1} << (st.shift - 1));
+        if (worst < (int64_t{1} << 53)) {
+          md.assign(static_cast<size_t>(cpad), 0.0);
+          bd.assign(static_cast<size_t>(cpad), 0.0);
+          for (int64_t o = 0; o < g.cout; ++o) {
+            md[o] = static_cast<double>(st.multiplier[o]);
+            bd[o] = static_cast<double>(int64_t{st.bias[o]} + (int64_t{1} << (st.shift - 1)));
+          }
+          c.md = md.data();
+          c.bd = bd.data();
+        }
+      }
       break;
     case OutputKind::float32:
       c.scale = pad16(st.scale, g.cout, cpad, 0.0f, scale);
