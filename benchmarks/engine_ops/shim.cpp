@@ -17,7 +17,7 @@ namespace ob = onebit;
 
 extern "C" {
 
-// out_kind: 0 int32, 1 bits, 2 int8, 3 float (Conv8Out); stage parameters are fixed.
+// out_kind: 0 int32, 1 bits, 2 int8, 3 float (the output-kind enum); stage parameters are fixed.
 void OB_FN(conv8)(const uint8_t* x, int n, int h, int w, int cin, const int8_t* wt, int cout,
                   int k, int s, int p, const int32_t* zp, int out_kind, const int32_t* i32a,
                   const int32_t* i32b, const int8_t* dir, const float* scale, const float* bias,
@@ -30,7 +30,7 @@ void OB_FN(conv8)(const uint8_t* x, int n, int h, int w, int cin, const int8_t* 
   a.g.n = n; a.g.h = h; a.g.w = w; a.g.cin = cin; a.g.cout = cout;
   a.g.kh = a.g.kw = k; a.g.sh = a.g.sw = s; a.g.ph = a.g.pw = p;
   ob::conv8_geom_finish(a.g);
-  a.stage.kind = static_cast<ob::Conv8Out>(out_kind);
+  a.stage.kind = static_cast<decltype(a.stage.kind)>(out_kind);
   a.stage.threshold = i32a;
   a.stage.direction = dir;
   a.stage.multiplier = i32a;

@@ -21,12 +21,18 @@ LENGTHS = (1, 31, 32, 33, 127, 4095, 4097, 10007)
     (2**31 - 1, -(2**31), 31),           # extreme multipliers: exact int64 path
     (123_456_789, 987_654_321, 30),      # int64 path, rounding at every element
     (3, -5, 1),
-], ids=["equal", "rescale", "extreme", "int64", "tiny-shift"])
+    (2**23, 2**23, 23),                  # the zoo's equal scales: reduced to 2, 2, 1 (int16 path)
+    (3 * 2**10, -5 * 2**12, 14),         # common power of two removed: 3, -20, 4 (int16 path)
+    (-(2**31), 2**30, 31),               # reduced to -2, 1, 1
+], ids=["equal", "rescale", "extreme", "int64", "tiny-shift", "zoo-equal", "common-pow2",
+        "int-min"])
 def test_network_add_int8_equals_oracle_and_simd(n, params):
     ma, mb, shift = params
     rng = np.random.default_rng(n)
     a = rng.integers(-128, 128, n, dtype=np.int8)
     b = rng.integers(-128, 128, n, dtype=np.int8)
+    m = min(n, 4)  # the extremes the path bounds are computed for
+    a[:m], b[:m] = (-128, 127, -128, 127)[:m], (-128, 127, 127, -128)[:m]
     want = ref.add_int8(a, b, ma, mb, shift)
     for isa in engine.supported_isas():
         np.testing.assert_array_equal(nk.add_int8(a, b, ma, mb, shift, isa=isa), want, err_msg=isa)
@@ -132,3 +138,16 @@ def test_network_add_int8_at_the_int32_path_bound(excess):
     want = ref.add_int8(a, b, ma, mb, shift)
     for isa in engine.supported_isas():
         np.testing.assert_array_equal(nk.add_int8(a, b, ma, mb, shift, isa=isa), want, err_msg=isa)
+
+
+@pytest.mark.parametrize("mb", [127, 128], ids=["int16-path", "int32-path"])
+def test_network_add_int8_at_the_int16_path_bound(mb):
+    """128*(|ma| + |mb|) + 2^(shift-1) <= 2^15 - 1 is the int16 path: 127, 127, 8 gives 32640;
+    127, 128, 8 (nothing to reduce: 127 is odd) gives 32768, the int32 path."""
+    a = np.array([-128, 127, -128, 127, 5, -1] * 9, np.int8)
+    b = np.array([-128, 127, 127, -128, -5, 0] * 9, np.int8)
+    want = ref.add_int8(a, b, 127, mb, 8)
+    for isa in engine.supported_isas():
+        np.testing.assert_array_equal(nk.add_int8(a, b, 127, mb, 8, isa=isa), want, err_msg=isa)
+        np.testing.assert_array_equal(nk.add_int8(a, b, -127, -mb, 8, isa=isa),
+                                      ref.add_int8(a, b, -127, -mb, 8), err_msg=isa)

@@ -15,7 +15,7 @@ from onebit.runtime.engine import engine
 OUTPUTS = ("int32", "bits", "int8", "float")
 
 
-@pytest.fixture(params=("avx2", "avx512"))
+@pytest.fixture(params=("avx2", "avxvnni", "avx512"))
 def simd(request):
     if request.param not in engine.supported_isas():
         pytest.skip(f"this CPU/build has no {request.param}")

@@ -1,5 +1,5 @@
-"""The AVX-512 VNNI int8 convolution (conv8_avx512.cpp) cannot run on a CPU without AVX-512, so
-this test compiles it against a scalar emulation of the six AVX-512 intrinsics it uses
+"""The AVX-512 VNNI int8 convolution (conv8_avx512.cpp, conv8_vnni.h) cannot run on a CPU without AVX-512, so
+this test compiles it against scalar emulations of the AVX-512 intrinsics it uses
 (semantics from Intel's pseudocode: vpdpbusd = src + four u8*s8 products, int32 wrap-around),
 links it with the real scalar reference and AVX2 output stage, and compares the two on a random
 boundary grid (uint8 and int8 input, per-channel zero points, odd strides and paddings, all
@@ -20,20 +20,89 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "cpp"
 
 FAKE_IMMINTRIN = r"""
 #pragma once
+#include_next <immintrin.h>
 #include <cstdint>
 #include <cstring>
-struct __m512i { int32_t v[16]; };
-inline __m512i _mm512_setzero_si512() { __m512i r; for (int i = 0; i < 16; ++i) r.v[i] = 0; return r; }
-inline __m512i _mm512_loadu_si512(const void* p) { __m512i r; std::memcpy(r.v, p, 64); return r; }
-inline void _mm512_storeu_si512(void* p, __m512i a) { std::memcpy(p, a.v, 64); }
-inline __m512i _mm512_set1_epi32(int32_t x) { __m512i r; for (int i = 0; i < 16; ++i) r.v[i] = x; return r; }
-inline __m512i _mm512_sub_epi32(__m512i a, __m512i b) {
-  __m512i r;
+// After the real header: the AVX-512 names the kernel uses now mean scalar emulations.
+struct emu_m512i { int32_t v[16]; };
+#define __m512i emu_m512i
+#undef _mm512_setzero_si512
+#undef _mm512_loadu_si512
+#undef _mm512_storeu_si512
+#undef _mm512_set1_epi32
+#undef _mm512_set1_epi8
+#undef _mm512_sub_epi32
+#undef _mm512_add_epi32
+#undef _mm512_dpbusd_epi32
+#undef _mm512_reduce_add_epi32
+#define _mm512_setzero_si512 emu_setzero
+#define _mm512_loadu_si512 emu_loadu
+#define _mm512_storeu_si512 emu_storeu
+#define _mm512_set1_epi32 emu_set1_epi32
+#define _mm512_set1_epi8 emu_set1_epi8
+#define _mm512_sub_epi32 emu_sub_epi32
+#define _mm512_add_epi32 emu_add_epi32
+#define _mm512_dpbusd_epi32 emu_dpbusd_epi32
+#define _mm512_reduce_add_epi32 emu_reduce_add_epi32
+#undef _mm512_cvtepi32_epi64
+#undef _mm512_mullo_epi64
+#undef _mm512_add_epi64
+#undef _mm512_min_epi64
+#undef _mm512_max_epi64
+#undef _mm512_sra_epi64
+#undef _mm512_set1_epi64
+#undef _mm512_cvtepi64_epi8
+#define _mm512_cvtepi32_epi64 emu_cvtepi32_epi64
+#define _mm512_mullo_epi64 emu_mullo_epi64
+#define _mm512_add_epi64 emu_add_epi64
+#define _mm512_min_epi64 emu_min_epi64
+#define _mm512_max_epi64 emu_max_epi64
+#define _mm512_sra_epi64 emu_sra_epi64
+#define _mm512_set1_epi64 emu_set1_epi64
+#define _mm512_cvtepi64_epi8 emu_cvtepi64_epi8
+inline emu_m512i emu_setzero() { emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = 0; return r; }
+inline emu_m512i emu_loadu(const void* p) { emu_m512i r; std::memcpy(r.v, p, 64); return r; }
+inline void emu_storeu(void* p, emu_m512i a) { std::memcpy(p, a.v, 64); }
+inline emu_m512i emu_set1_epi32(int32_t x) { emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = x; return r; }
+inline emu_m512i emu_set1_epi8(char x) { emu_m512i r; std::memset(r.v, x, 64); return r; }
+inline emu_m512i emu_sub_epi32(emu_m512i a, emu_m512i b) {
+  emu_m512i r;
   for (int i = 0; i < 16; ++i) r.v[i] = (int32_t)((uint32_t)a.v[i] - (uint32_t)b.v[i]);
   return r;
 }
-inline __m512i _mm512_dpbusd_epi32(__m512i src, __m512i a, __m512i b) {
-  __m512i r;
+inline emu_m512i emu_add_epi32(emu_m512i a, emu_m512i b) {
+  emu_m512i r;
+  for (int i = 0; i < 16; ++i) r.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b.v[i]);
+  return r;
+}
+inline int32_t emu_reduce_add_epi32(emu_m512i a) {
+  uint32_t s = 0;
+  for (int i = 0; i < 16; ++i) s += (uint32_t)a.v[i];
+  return (int32_t)s;
+}
+struct emu_q { int64_t q[8]; };
+inline emu_q emu_get_q(emu_m512i a) { emu_q r; std::memcpy(r.q, a.v, 64); return r; }
+inline emu_m512i emu_put_q(emu_q a) { emu_m512i r; std::memcpy(r.v, a.q, 64); return r; }
+inline emu_m512i emu_set1_epi64(long long x) { emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = x; return emu_put_q(r); }
+inline emu_m512i emu_cvtepi32_epi64(__m256i a) {
+  int32_t v[8]; std::memcpy(v, &a, 32); emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = v[i]; return emu_put_q(r);
+}
+#define EMU_Q2(name, expr) inline emu_m512i name(emu_m512i a_, emu_m512i b_) { \
+  emu_q a = emu_get_q(a_), b = emu_get_q(b_), r; for (int i = 0; i < 8; ++i) r.q[i] = (expr); return emu_put_q(r); }
+EMU_Q2(emu_mullo_epi64, (int64_t)((uint64_t)a.q[i] * (uint64_t)b.q[i]))
+EMU_Q2(emu_add_epi64, (int64_t)((uint64_t)a.q[i] + (uint64_t)b.q[i]))
+EMU_Q2(emu_min_epi64, a.q[i] < b.q[i] ? a.q[i] : b.q[i])
+EMU_Q2(emu_max_epi64, a.q[i] > b.q[i] ? a.q[i] : b.q[i])
+inline emu_m512i emu_sra_epi64(emu_m512i a_, __m128i c) {
+  emu_q a = emu_get_q(a_); int64_t n; std::memcpy(&n, &c, 8); if (n > 63) n = 63;
+  for (int i = 0; i < 8; ++i) a.q[i] >>= n; return emu_put_q(a);
+}
+inline __m128i emu_cvtepi64_epi8(emu_m512i a_) {
+  emu_q a = emu_get_q(a_); int8_t b[16] = {}; for (int i = 0; i < 8; ++i) b[i] = (int8_t)a.q[i];
+  __m128i r; std::memcpy(&r, b, 16); return r;
+}
+inline emu_m512i emu_dpbusd_epi32(emu_m512i src, emu_m512i a, emu_m512i b) {
+  emu_m512i r;
   for (int i = 0; i < 16; ++i) {
     uint8_t ab[4]; int8_t bb[4];
     std::memcpy(ab, &a.v[i], 4); std::memcpy(bb, &b.v[i], 4);
@@ -71,7 +140,7 @@ int main() {
     std::vector<int32_t> zp(g.cin);
     for (auto& z : zp) z = a.x_signed ? ri(-128, 127) : ri(0, 255);
     a.x = x.data(); a.w = w.data(); a.zero_point = zp.data();
-    a.stage.kind = (Conv8Out)(it % 4);
+    a.stage.kind = (OutputKind)(it % 4);
     std::vector<int32_t> t(g.cout), m(g.cout), b(g.cout);
     std::vector<int8_t> d(g.cout);
     std::vector<float> sc(g.cout), fb(g.cout);
@@ -82,11 +151,13 @@ int main() {
     a.stage.threshold = t.data(); a.stage.direction = d.data(); a.stage.multiplier = m.data();
     a.stage.bias = b.data(); a.stage.shift = 16; a.stage.scale = sc.data(); a.stage.fbias = fb.data();
     const size_t bytes = g.n * g.oh * g.ow * conv8_out_per_pixel(g, a.stage.kind) *
-                         kernels::conv8_out_elem_size(a.stage.kind);
+                         output_elem_size(a.stage.kind);
     std::vector<char> y1(bytes), y2(bytes, 0x55);
     a.y = y1.data(); kernels::conv8_scalar(a, 1);
     a.y = y2.data();
-    if (!kernels::conv8_avx512(a, 1 + it % 2)) { ++fails; std::printf("refused it=%d\n", it); continue; }
+    auto p = conv8_layout(a.w, g.cout, g.kh, g.kw, g.cin, a.zero_point, a.x_signed, Isa::avx512);
+    if (p->kernel != Isa::avx512) { ++fails; std::printf("refused it=%d\n", it); continue; }
+    kernels::conv8_avx512(a, *p, 1 + it % 2);
     ++runs;
     if (y1 != y2) {
       ++fails;
@@ -112,8 +183,10 @@ def test_network_conv8_vnni_logic_under_emulation(tmp_path):
     (tmp_path / "main.cpp").write_text(HARNESS)
     flags = ["-O0", "-std=c++17", f"-I{SRC}", "-DONEBIT_HAVE_X86=1"]  # -O0: fastest to build
     units = [
-        (SRC / "onebit/kernels/conv8_avx512.cpp", [f"-I{tmp_path / 'fake'}"]),  # emulated
+        (SRC / "onebit/kernels/conv8_avx512.cpp",  # emulated AVX-512, real AVX2 output stage
+         [f"-I{tmp_path / 'fake'}", "-mavx2", "-mfma", "-mbmi2"]),
         (SRC / "onebit/kernels/conv8_avx2.cpp", ["-mavx2", "-mfma", "-mbmi2"]),
+        (SRC / "onebit/kernels/conv8_avxvnni.cpp", ["-mavx2", "-mfma", "-mbmi2", "-mavxvnni"]),
         (SRC / "onebit/kernels/conv8_scalar.cpp", []),
         (SRC / "onebit/conv8.cpp", []),
         (SRC / "onebit/threadpool.cpp", []),

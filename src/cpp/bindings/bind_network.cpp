@@ -8,6 +8,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -114,33 +115,38 @@ void pool_common(const In& x, Out& out, int kh, int kw, int sh, int sw, int ph, 
 #define POOL_ISA_ARGS nb::kw_only(), nb::arg("ceil_mode") = false, nb::arg("isa") = nb::none(), \
                       nb::arg("threads") = nb::none()
 
-onebit::Conv8Out parse_output(const std::string& s) {
-  if (s == "int32") return onebit::Conv8Out::int32;
-  if (s == "bits") return onebit::Conv8Out::bits;
-  if (s == "int8") return onebit::Conv8Out::int8;
-  if (s == "float") return onebit::Conv8Out::f32;
+onebit::OutputKind parse_output(const std::string& s) {
+  if (s == "int32") return onebit::OutputKind::int32;
+  if (s == "bits") return onebit::OutputKind::bits;
+  if (s == "int8") return onebit::OutputKind::int8;
+  if (s == "float") return onebit::OutputKind::float32;
   throw std::invalid_argument("output must be 'int32', 'bits', 'int8' or 'float', got '" + s + "'");
 }
 
-// Shared by conv2d_int8 and dense_int8: zero points, stage parameters, output checks, run.
-void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& out,
+// Zero points argument (nullopt: all 0) checked against cin.
+std::vector<int32_t> zero_points(const std::optional<In>& zero_point, int64_t cin) {
+  std::vector<int32_t> zp(cin, 0);
+  if (zero_point) {
+    auto zs = check<int32_t>(*zero_point, "zero_point", 1);
+    if (zs[0] != cin)
+      throw std::invalid_argument("zero_point must have " + std::to_string(cin) +
+                                  " entries (one per input channel), got " + std::to_string(zs[0]));
+    const int32_t* z = static_cast<const int32_t*>(zero_point->data());
+    zp.assign(z, z + cin);
+  }
+  return zp;
+}
+
+// Shared by conv2d_int8, conv2d_int8_prepared and dense_int8: stage parameters, output checks,
+// run (zero points already in `a`, or in a.prepared).
+void run_conv8(onebit::Conv8Args& a, Out& out,
                const std::string& output, const std::optional<In>& threshold,
                const std::optional<In>& direction, const std::optional<In>& multiplier,
                const std::optional<In>& bias, const std::optional<int>& shift,
                const std::optional<In>& scale, const std::vector<int64_t>& out_lead,
-               const std::optional<std::string>& isa, const std::optional<int>& threads) {
+               onebit::Isa is, const std::optional<int>& threads) {
   const onebit::Conv8Geom& g = a.g;
-  std::vector<int32_t> zp(g.cin, 0);
-  if (zero_point) {
-    auto zs = check<int32_t>(*zero_point, "zero_point", 1);
-    if (zs[0] != g.cin)
-      throw std::invalid_argument("zero_point must have " + std::to_string(g.cin) +
-                                  " entries (one per input channel), got " + std::to_string(zs[0]));
-    const int32_t* z = static_cast<const int32_t*>(zero_point->data());
-    zp.assign(z, z + g.cin);
-  }
-  a.zero_point = zp.data();
-  onebit::Conv8Stage& st = a.stage;
+  onebit::OutputStage& st = a.stage;
   st.kind = parse_output(output);
   auto unexpected = [&](bool present, const char* name) {
     if (present)
@@ -153,13 +159,13 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
   std::vector<int64_t> want = out_lead;
   want.push_back(onebit::conv8_out_per_pixel(g, st.kind));
   switch (st.kind) {
-    case onebit::Conv8Out::int32:
+    case onebit::OutputKind::int32:
       unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
       unexpected(multiplier.has_value(), "multiplier"); unexpected(bias.has_value(), "bias");
       unexpected(shift.has_value(), "shift"); unexpected(scale.has_value(), "scale");
       expect_shape(check<int32_t>(out, "out", want.size()), want, "out");
       break;
-    case onebit::Conv8Out::bits:
+    case onebit::OutputKind::bits:
       required(threshold.has_value(), "threshold"); required(direction.has_value(), "direction");
       unexpected(multiplier.has_value(), "multiplier"); unexpected(bias.has_value(), "bias");
       unexpected(shift.has_value(), "shift"); unexpected(scale.has_value(), "scale");
@@ -167,7 +173,7 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
       st.direction = vec_param<int8_t>(direction, "direction", g.cout);
       expect_shape(check<uint64_t>(out, "out", want.size()), want, "out");
       break;
-    case onebit::Conv8Out::int8:
+    case onebit::OutputKind::int8:
       required(multiplier.has_value(), "multiplier"); required(bias.has_value(), "bias (int32)");
       required(shift.has_value(), "shift");
       unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
@@ -177,7 +183,7 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
       st.shift = *shift;
       expect_shape(check<int8_t>(out, "out", want.size()), want, "out");
       break;
-    case onebit::Conv8Out::f32:
+    case onebit::OutputKind::float32:
       required(scale.has_value(), "scale"); required(bias.has_value(), "bias (float32)");
       unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
       unexpected(multiplier.has_value(), "multiplier"); unexpected(shift.has_value(), "shift");
@@ -187,11 +193,14 @@ void run_conv8(onebit::Conv8Args& a, const std::optional<In>& zero_point, Out& o
       break;
   }
   a.y = out.data();
-  const onebit::Isa is = pick_isa(isa);
   const int th = pick_threads(threads);
   nb::gil_scoped_release release;
   onebit::conv8(a, is, th);
 }
+
+struct PyConv8Prepared {
+  std::shared_ptr<const onebit::Conv8Prepared> p;
+};
 
 #define STAGE_ARGS nb::arg("output") = "int32", nb::arg("threshold") = nb::none(), \
     nb::arg("direction") = nb::none(), nb::arg("multiplier") = nb::none(),         \
@@ -338,8 +347,10 @@ void bind_network(nb::module_& m) {
     onebit::conv8_geom_finish(g);
     a.x = x.data();
     a.w = static_cast<const int8_t*>(weight.data());
-    run_conv8(a, zero_point, out, output, threshold, direction, multiplier, bias, shift, scale,
-              {g.n, g.oh, g.ow}, isa, threads);
+    const std::vector<int32_t> zp = zero_points(zero_point, g.cin);
+    a.zero_point = zp.data();
+    run_conv8(a, out, output, threshold, direction, multiplier, bias, shift, scale,
+              {g.n, g.oh, g.ow}, pick_isa(isa), threads);
   }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
   nb::arg("pw"), nb::arg("zero_point") = nb::none(), STAGE_ARGS, ISA_ARGS,
   "int8 convolution: uint8/int8 NHWC x, int8 OHWI weight, int32 accumulation, output stage.");
@@ -369,10 +380,85 @@ void bind_network(nb::module_& m) {
     onebit::conv8_geom_finish(g);
     a.x = x.data();
     a.w = static_cast<const int8_t*>(weight.data());
-    run_conv8(a, zero_point, out, output, threshold, direction, multiplier, bias, shift, scale,
-              {g.n}, isa, threads);
+    const std::vector<int32_t> zp = zero_points(zero_point, g.cin);
+    a.zero_point = zp.data();
+    run_conv8(a, out, output, threshold, direction, multiplier, bias, shift, scale,
+              {g.n}, pick_isa(isa), threads);
   }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("zero_point") = nb::none(),
   STAGE_ARGS, ISA_ARGS, "int8 dense: (N, in) x (out, in) int8 -> int32 -> output stage.");
+
+  nb::class_<PyConv8Prepared>(m, "Conv8Prepared",
+                              "int8 conv weights laid out once for one ISA's kernel (prepare_conv8).")
+      .def_prop_ro("isa", [](const PyConv8Prepared& p) { return std::string(onebit::isa_name(p.p->isa)); })
+      .def_prop_ro("kernel", [](const PyConv8Prepared& p) { return std::string(onebit::isa_name(p.p->kernel)); },
+                   "The kernel that runs: the ISA's, or avx2's when zero points rule out VNNI.")
+      .def_prop_ro("signed", [](const PyConv8Prepared& p) { return p.p->x_signed; })
+      .def_prop_ro("shape", [](const PyConv8Prepared& p) {
+        return nb::make_tuple(p.p->cout, p.p->kh, p.p->kw, p.p->cin);
+      })
+      .def("__repr__", [](const PyConv8Prepared& p) {
+        return "Conv8Prepared(isa='" + std::string(onebit::isa_name(p.p->isa)) + "', shape=(" +
+               std::to_string(p.p->cout) + ", " + std::to_string(p.p->kh) + ", " +
+               std::to_string(p.p->kw) + ", " + std::to_string(p.p->cin) + "), " +
+               (p.p->x_signed ? "int8" : "uint8") + " input)";
+      });
+
+  m.def("prepare_conv8", [](const In& weight, std::optional<In> zero_point, bool is_signed,
+                            std::optional<std::string> isa, std::optional<int> threads) {
+    auto ws = check<int8_t>(weight, "weight", 4);
+    const std::vector<int32_t> zp = zero_points(zero_point, ws[3]);
+    const onebit::Isa is = pick_isa(isa);
+    const int th = pick_threads(threads);
+    PyConv8Prepared r;
+    nb::gil_scoped_release rel;
+    r.p = onebit::conv8_prepare(static_cast<const int8_t*>(weight.data()), ws[0],
+                                static_cast<int>(ws[1]), static_cast<int>(ws[2]), ws[3], zp.data(),
+                                is_signed, is, th);
+    return r;
+  }, nb::arg("weight"), nb::kw_only(), nb::arg("zero_point") = nb::none(),
+  nb::arg("signed") = false, nb::arg("isa") = nb::none(), nb::arg("threads") = nb::none(),
+  "Lays out int8 OHWI conv weights once for one ISA (uint8 input, or int8 with signed=True).");
+
+  m.def("conv2d_int8_prepared", [](const In& x, const PyConv8Prepared& prepared, Out out, int sh,
+                                   int sw, int ph, int pw, std::string output,
+                                   std::optional<In> threshold, std::optional<In> direction,
+                                   std::optional<In> multiplier, std::optional<In> bias,
+                                   std::optional<int> shift, std::optional<In> scale,
+                                   std::optional<int> threads) {
+    onebit::Conv8Args a;
+    const onebit::Conv8Prepared& p = *prepared.p;
+    std::vector<int64_t> xs;
+    if (x.dtype() == nb::dtype<uint8_t>()) {
+      xs = check<uint8_t>(x, "x", 4);
+    } else if (x.dtype() == nb::dtype<int8_t>()) {
+      xs = check<int8_t>(x, "x", 4);
+      a.x_signed = true;
+    } else {
+      throw std::invalid_argument("x must have dtype uint8 or int8");
+    }
+    if (xs[3] != p.cin)
+      throw std::invalid_argument("prepared weights have " + std::to_string(p.cin) +
+                                  " input channels, x has " + std::to_string(xs[3]));
+    onebit::Conv8Geom& g = a.g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = xs[3]; g.cout = p.cout;
+    g.kh = p.kh; g.kw = p.kw;
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+    onebit::conv8_geom_finish(g);
+    a.x = x.data();
+    a.prepared = &p;
+    run_conv8(a, out, output, threshold, direction, multiplier, bias, shift, scale,
+              {g.n, g.oh, g.ow}, p.isa, threads);
+  }, nb::arg("x"), nb::arg("prepared"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
+  nb::arg("pw"), STAGE_ARGS, nb::kw_only(), nb::arg("threads") = nb::none(),
+  "conv2d_int8 with weights from prepare_conv8 (their ISA runs).");
+
+  m.def("int8_mac_peak", [](std::optional<std::string> isa, double seconds) {
+    const onebit::Isa is = pick_isa(isa);
+    if (!(seconds > 0 && seconds <= 60)) throw std::invalid_argument("seconds must be in (0, 60]");
+    nb::gil_scoped_release rel;
+    return onebit::int8_mac_peak(is, seconds);
+  }, nb::arg("isa") = nb::none(), nb::arg("seconds") = 0.2,
+  "Peak int8 multiply-add rate (MACs/s) of one thread running the int8 conv kernel's inner step.");
 
   m.def("dense_float", [](const In& x, const In& weight, std::optional<In> bias, Out out,
                           std::optional<std::string> isa, std::optional<int> threads) {

@@ -2,6 +2,7 @@
 // Chunks are aligned to 64 elements so every thread count runs the same vector/tail split.
 #include "onebit/add.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -17,13 +18,27 @@ bool use_avx2(Isa isa) {
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
                                 " is not supported by this CPU/build");
 #if defined(ONEBIT_HAVE_X86)
-  return isa == Isa::avx2 || isa == Isa::avx512;
+  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
 #else
   return false;
 #endif
 }
 
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
+constexpr int64_t kMinPerThread = 32768;  // elements: a few microseconds, about a fork/join
+
+// Removes the common power of two of ma, mb and 2^(shift-1): with ma = 2^k ma', mb = 2^k mb',
+// a*ma + b*mb + 2^(shift-1) = 2^k (a*ma' + b*mb' + 2^(shift-k-1)), so the floor division by
+// 2^shift equals the division of the bracket by 2^(shift-k): the same q for every a, b, with
+// smaller operands (equal scales, ma = mb = 2^shift, become ma = mb = 2, shift 1: int16 lanes).
+void reduce_multipliers(int32_t& ma, int32_t& mb, int& shift) {
+  int k = shift - 1;
+  for (int32_t m : {ma, mb})
+    if (m != 0) k = std::min(k, __builtin_ctz(static_cast<uint32_t>(m)));
+  ma = static_cast<int32_t>(static_cast<int64_t>(ma) / (int64_t{1} << k));
+  mb = static_cast<int32_t>(static_cast<int64_t>(mb) / (int64_t{1} << k));
+  shift -= k;
+}
 
 }  // namespace
 
@@ -33,6 +48,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   if (count < 0) throw std::invalid_argument("negative element count");
   if (shift < 1 || shift > 31)
     throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
+  reduce_multipliers(ma, mb, shift);
   auto fn = kernels::add_int8_scalar;
 #if defined(ONEBIT_HAVE_X86)
   if (use_avx2(isa)) fn = kernels::add_int8_avx2;
@@ -40,7 +56,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   use_avx2(isa);
 #endif
   const int64_t blocks = (count + kBlock - 1) / kBlock;
-  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+  parallel_for(blocks, threads_for(count, kMinPerThread, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, ma, mb, shift, b0 * kBlock, std::min(count, b1 * kBlock));
   });
 }
@@ -55,7 +71,7 @@ void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, i
   use_avx2(isa);
 #endif
   const int64_t blocks = (count + kBlock - 1) / kBlock;
-  parallel_for(blocks, threads, [&](int64_t b0, int64_t b1) {
+  parallel_for(blocks, threads_for(count, kMinPerThread / 4, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, b0 * kBlock, std::min(count, b1 * kBlock));
   });
 }

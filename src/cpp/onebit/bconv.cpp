@@ -83,6 +83,7 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
     fail("weight_mask cannot be combined with prepared weights (pass it to prepare_weights instead)");
   check_stage(a.stage, s.cout);
   check_isa(isa);
+  isa = kernel_isa(isa);
   if (const PreparedWeights* p = a.prepared) {
     if (p->isa != isa)
       fail(std::string("weights were prepared for ISA '") + isa_name(p->isa) + "' but the call uses '" +
@@ -144,6 +145,7 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
   if (!w) fail("null weight pointer");
   if (cout < 1 || kh < 1 || kw < 1 || cin < 1) fail("weights need Cout, KH, KW, in_channels >= 1");
   check_isa(isa);
+  isa = kernel_isa(isa);
   if (weight_mask) check_weight_mask(w, weight_mask, cout, kh * kw, cin);
   auto p = std::make_shared<PreparedWeights>();
   p->isa = isa;
@@ -213,6 +215,7 @@ std::shared_ptr<uint64_t> aligned_words(size_t n) {
 
 double popcount_peak(Isa isa, double seconds, const std::string& method) {
   check_isa(isa);
+  isa = kernel_isa(isa);
   const bool ok = method.empty() ||
                   (isa == Isa::avx2 ? (method == "split" || method == "lut" || method == "popcnt")
                    : isa == Isa::avx512 ? method == "vpopcntq"

@@ -12,26 +12,9 @@
 #include <vector>
 
 #include "onebit/isa.h"
+#include "onebit/output.h"
 
 namespace onebit {
-
-enum class OutputKind : int { int32 = 0, bits = 1, int8 = 2, float32 = 3 };
-
-// Per-output-channel parameters of the fused output stage (docs/format.md §5).
-// Only the pointers of the chosen kind are read.
-struct OutputStage {
-  OutputKind kind = OutputKind::int32;
-  // (a) bits: bit = (y < t) if d = +1, (y > t) if d = -1 (bit 1 = -1).
-  const int32_t* threshold = nullptr;
-  const int8_t* direction = nullptr;
-  // (b) int8: q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64, 0 < S < 32.
-  const int32_t* multiplier = nullptr;
-  const int32_t* bias = nullptr;
-  int shift = 0;
-  // (c) float: out = float32(y) * scale + bias (two roundings, never fused).
-  const float* scale = nullptr;
-  const float* fbias = nullptr;
-};
 
 struct BConvShape {
   int64_t n = 1, h = 1, w = 1, cin = 1, cout = 1;

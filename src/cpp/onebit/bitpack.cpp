@@ -17,7 +17,7 @@ void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, i
     throw std::invalid_argument(std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU or build");
   auto kernel = scalar;
 #if defined(ONEBIT_HAVE_X86)
-  if (isa == Isa::avx2) kernel = avx2;
+  if (kernel_isa(isa) == Isa::avx2) kernel = avx2;
   if (isa == Isa::avx512) kernel = avx512;
 #else
   (void)avx2;

@@ -1,8 +1,11 @@
-// int8 convolution dispatcher: validation, the int32 accumulator proof, ISA choice.
+// int8 convolution dispatcher: validation, the int32 accumulator proof, weight preparation
+// (plain C++: it runs once per layer), ISA choice.
 #include "onebit/conv8.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -10,77 +13,242 @@
 
 namespace onebit {
 
-int64_t conv8_out_per_pixel(const Conv8Geom& g, Conv8Out kind) {
-  return kind == Conv8Out::bits ? (g.cout + 63) / 64 : g.cout;
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("int8 conv: " + msg); }
+
+void check_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
+                                " is not supported by this CPU/build");
+  if (isa == Isa::neon) throw std::invalid_argument("int8 conv: no NEON kernel in this build");
+}
+
+// max |x - zp| over the input range; throws on a zero point outside [-255, 255].
+int64_t max_diff(const int32_t* zp, int64_t cin, bool x_signed) {
+  const int32_t lo = x_signed ? -128 : 0, hi = x_signed ? 127 : 255;
+  int64_t maxdiff = 0;
+  for (int64_t c = 0; c < cin; ++c) {
+    const int32_t z = zp ? zp[c] : 0;
+    if (z < -255 || z > 255)
+      fail("zero point " + std::to_string(z) + " of channel " + std::to_string(c) +
+           " is outside [-255, 255]");
+    maxdiff = std::max<int64_t>(maxdiff, std::max(std::abs(lo - z), std::abs(hi - z)));
+  }
+  return maxdiff;
+}
+
+// |y| <= K * max|x - zp| * 128 must fit int32 (never overflow silently). Returns the bound.
+int64_t accumulator_bound(int64_t k, int64_t maxdiff) {
+  if (k * maxdiff * 128 > int64_t{INT32_MAX})
+    fail("K = " + std::to_string(k) + " taps with |x - zero_point| up to " +
+         std::to_string(maxdiff) + " can overflow the int32 accumulator");
+  return k * maxdiff * 128;
+}
+
+void check_stage(const OutputStage& st, int64_t cout) {
+  switch (st.kind) {
+    case OutputKind::int32: return;
+    case OutputKind::bits:
+      if (!st.threshold || !st.direction) fail("output 'bits' needs threshold and direction");
+      for (int64_t o = 0; o < cout; ++o)
+        if (st.direction[o] != 1 && st.direction[o] != -1)
+          fail("direction values must be +1 or -1");
+      return;
+    case OutputKind::int8:
+      if (!st.multiplier || !st.bias) fail("output 'int8' needs multiplier, bias and shift");
+      if (st.shift < 1 || st.shift > 31)
+        fail("shift must be in [1, 31], got " + std::to_string(st.shift));
+      return;
+    case OutputKind::float32:
+      if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
+      return;
+  }
+  fail("unknown output kind");
+}
+
+// The kernel an ISA runs for these zero points: the VNNI kernels need every zu in [0, 255].
+Isa pick_kernel(Isa isa, const int32_t* zp, int64_t cin, bool x_signed) {
+  isa = isa == Isa::neon ? Isa::scalar : isa;
+  if (isa != Isa::avx512 && isa != Isa::avxvnni) return isa;
+  for (int64_t c = 0; c < cin; ++c) {
+    const int32_t z = (zp ? zp[c] : 0) + (x_signed ? 128 : 0);
+    if (z < 0 || z > 255) return Isa::avx2;
+  }
+  return isa;
+}
+
+// [cout block of 16][kh][pair][16][2] int16, zero padded.
+void pack_pairs(const int8_t* w, Conv8Prepared& p) {
+  const int64_t seg = int64_t{p.kw} * p.cin, s2 = (seg + 1) / 2, k2n = p.kh * s2;
+  const int64_t cbn = (p.cout + 15) / 16;
+  p.w16.assign(static_cast<size_t>(cbn * k2n * 32), 0);
+  for (int64_t o = 0; o < p.cout; ++o) {
+    int16_t* ob = p.w16.data() + (o / 16) * k2n * 32 + (o % 16) * 2;
+    for (int i = 0; i < p.kh; ++i) {
+      const int8_t* wr = w + (o * p.kh + i) * seg;
+      int16_t* rb = ob + i * s2 * 32;
+      for (int64_t t = 0; t < seg / 2; ++t) {
+        rb[t * 32] = wr[2 * t];
+        rb[t * 32 + 1] = wr[2 * t + 1];
+      }
+      if (seg % 2) rb[(seg / 2) * 32] = wr[seg - 1];
+    }
+  }
+}
+
+// [cout block of L][kh][quad][L][4] int8, zero padded, and the zero-point correction.
+void pack_quads(const int8_t* w, Conv8Prepared& p) {
+  const int64_t L = p.lanes;
+  const int64_t seg = int64_t{p.kw} * p.cin, s4 = (seg + 3) / 4, k4n = p.kh * s4;
+  const int64_t cbn = (p.cout + L - 1) / L, taps = int64_t{p.kh} * p.kw;
+  p.w8.assign(static_cast<size_t>(cbn * k4n * 4 * L), 0);
+  p.corr.assign(static_cast<size_t>(cbn * L), 0);
+  p.zu.resize(static_cast<size_t>(p.cin));
+  std::vector<int32_t> zu32(static_cast<size_t>(p.cin));
+  for (int64_t c = 0; c < p.cin; ++c) {
+    zu32[c] = p.zero_point[c] + (p.x_signed ? 128 : 0);
+    p.zu[c] = static_cast<uint8_t>(zu32[c]);
+  }
+  for (int64_t o = 0; o < p.cout; ++o) {
+    int8_t* ob = p.w8.data() + (o / L) * k4n * 4 * L + (o % L) * 4;
+    const int8_t* wo = w + o * taps * p.cin;
+    for (int i = 0; i < p.kh; ++i) {
+      const int8_t* wr = wo + i * seg;
+      int8_t* rb = ob + i * s4 * 4 * L;
+      for (int64_t t = 0; t < seg / 4; ++t) std::memcpy(rb + t * 4 * L, wr + 4 * t, 4);
+      if (seg % 4) std::memcpy(rb + (seg / 4) * 4 * L, wr + seg / 4 * 4, static_cast<size_t>(seg % 4));
+    }
+    uint64_t cs = 0;  // the correction, mod 2^64 then mod 2^32
+    for (int64_t j = 0; j < taps; ++j) {
+      const int8_t* wj = wo + j * p.cin;
+      int64_t d = 0;
+      for (int64_t c = 0; c < p.cin; ++c) d += int64_t{zu32[c]} * wj[c];
+      cs += static_cast<uint64_t>(d);
+    }
+    p.corr[o] = static_cast<int32_t>(static_cast<uint32_t>(cs));
+  }
+}
+
+}  // namespace
+
+int64_t conv8_out_per_pixel(const Conv8Geom& g, OutputKind kind) {
+  return output_per_pixel(kind, g.cout);
 }
 
 void conv8_geom_finish(Conv8Geom& g) {
-  if (g.n < 0) throw std::invalid_argument("int8 conv: negative batch size");
-  if (g.h < 1 || g.w < 1) throw std::invalid_argument("int8 conv: input H and W must be >= 1");
-  if (g.cin < 1) throw std::invalid_argument("int8 conv: input channels must be >= 1");
-  if (g.cout < 1) throw std::invalid_argument("int8 conv: output channels must be >= 1");
-  if (g.kh < 1 || g.kw < 1) throw std::invalid_argument("int8 conv: kernel size must be >= 1");
-  if (g.sh < 1 || g.sw < 1) throw std::invalid_argument("int8 conv: stride must be >= 1");
-  if (g.ph < 0 || g.pw < 0) throw std::invalid_argument("int8 conv: padding must be >= 0");
+  if (g.n < 0) fail("negative batch size");
+  if (g.h < 1 || g.w < 1) fail("input H and W must be >= 1");
+  if (g.cin < 1) fail("input channels must be >= 1");
+  if (g.cout < 1) fail("output channels must be >= 1");
+  if (g.kh < 1 || g.kw < 1) fail("kernel size must be >= 1");
+  if (g.sh < 1 || g.sw < 1) fail("stride must be >= 1");
+  if (g.ph < 0 || g.pw < 0) fail("padding must be >= 0");
   if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw)
-    throw std::invalid_argument("int8 conv: kernel " + std::to_string(g.kh) + "x" +
-                                std::to_string(g.kw) + " is larger than the padded input " +
-                                std::to_string(g.h + 2 * g.ph) + "x" +
-                                std::to_string(g.w + 2 * g.pw));
+    fail("kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
+         " is larger than the padded input " + std::to_string(g.h + 2 * g.ph) + "x" +
+         std::to_string(g.w + 2 * g.pw));
   g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
   g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
 }
 
+std::shared_ptr<const Conv8Prepared> conv8_prepare(const int8_t* w, int64_t cout, int kh, int kw,
+                                                   int64_t cin, const int32_t* zero_point,
+                                                   bool x_signed, Isa isa, int threads) {
+  (void)threads;
+  check_isa(isa);
+  return conv8_layout(w, cout, kh, kw, cin, zero_point, x_signed, isa);
+}
+
+std::shared_ptr<const Conv8Prepared> conv8_layout(const int8_t* w, int64_t cout, int kh, int kw,
+                                                  int64_t cin, const int32_t* zero_point,
+                                                  bool x_signed, Isa isa) {
+  if (!w) fail("null weight pointer");
+  if (cout < 1 || kh < 1 || kw < 1 || cin < 1) fail("weights need cout, kh, kw, cin >= 1");
+  auto p = std::make_shared<Conv8Prepared>();
+  p->isa = isa;
+  p->cout = cout;
+  p->cin = cin;
+  p->kh = kh;
+  p->kw = kw;
+  p->x_signed = x_signed;
+  p->ybound = accumulator_bound(int64_t{kh} * kw * cin, max_diff(zero_point, cin, x_signed));
+  p->zero_point.assign(static_cast<size_t>(cin), 0);
+  if (zero_point) std::copy(zero_point, zero_point + cin, p->zero_point.begin());
+  p->kernel = pick_kernel(isa, zero_point, cin, x_signed);
+  switch (p->kernel) {
+    case Isa::avx2: p->lanes = 16; pack_pairs(w, *p); break;
+    case Isa::avxvnni: p->lanes = 8; pack_quads(w, *p); break;
+    case Isa::avx512: p->lanes = 16; pack_quads(w, *p); break;
+    default: p->w8.assign(w, w + cout * kh * kw * cin); break;
+  }
+  return p;
+}
+
 void conv8(const Conv8Args& a, Isa isa, int threads) {
   if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
-  if (!isa_supported(isa))
-    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
-                                " is not supported by this CPU/build");
+  check_isa(isa);
   const Conv8Geom& g = a.g;
-  if (g.oh < 1 || g.ow < 1) throw std::invalid_argument("int8 conv: geometry not finished");
-  // Accumulator bound: |y| <= K * max|x - zp| * 128 must fit int32 (never overflow silently).
-  const int32_t lo = a.x_signed ? -128 : 0, hi = a.x_signed ? 127 : 255;
-  int64_t maxdiff = 0;
-  for (int64_t c = 0; c < g.cin; ++c) {
-    const int32_t z = a.zero_point[c];
-    if (z < -255 || z > 255)
-      throw std::invalid_argument("int8 conv: zero point " + std::to_string(z) + " of channel " +
-                                  std::to_string(c) + " is outside [-255, 255]");
-    maxdiff = std::max<int64_t>(maxdiff, std::max(std::abs(lo - z), std::abs(hi - z)));
+  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
+  check_stage(a.stage, g.cout);
+  std::shared_ptr<const Conv8Prepared> local;
+  const Conv8Prepared* p = a.prepared;
+  if (p) {
+    if (p->isa != isa)
+      fail(std::string("weights were prepared for ISA '") + isa_name(p->isa) +
+           "' but the call uses '" + isa_name(isa) + "'");
+    if (p->cout != g.cout || p->kh != g.kh || p->kw != g.kw || p->cin != g.cin)
+      fail("prepared weights are for a (" + std::to_string(p->cout) + ", " +
+           std::to_string(p->kh) + ", " + std::to_string(p->kw) + ", " + std::to_string(p->cin) +
+           ") OHWI layer, not (" + std::to_string(g.cout) + ", " + std::to_string(g.kh) + ", " +
+           std::to_string(g.kw) + ", " + std::to_string(g.cin) + ")");
+    if (p->x_signed != a.x_signed)
+      fail(std::string("weights were prepared for ") + (p->x_signed ? "int8" : "uint8") +
+           " input, got " + (a.x_signed ? "int8" : "uint8"));
+  } else {
+    if (!a.w) fail("null weight pointer");
+    local = conv8_prepare(a.w, g.cout, g.kh, g.kw, g.cin, a.zero_point, a.x_signed, isa, threads);
+    p = local.get();
   }
-  const int64_t k = int64_t{g.kh} * g.kw * g.cin;
-  if (k * maxdiff * 128 > int64_t{INT32_MAX})
-    throw std::invalid_argument("int8 conv: K = " + std::to_string(k) +
-                                " taps with |x - zero_point| up to " + std::to_string(maxdiff) +
-                                " can overflow the int32 accumulator");
-  const Conv8Stage& st = a.stage;
-  switch (st.kind) {
-    case Conv8Out::int32: break;
-    case Conv8Out::bits:
-      if (!st.threshold || !st.direction)
-        throw std::invalid_argument("int8 conv: output 'bits' needs threshold and direction");
-      for (int64_t o = 0; o < g.cout; ++o)
-        if (st.direction[o] != 1 && st.direction[o] != -1)
-          throw std::invalid_argument("int8 conv: direction values must be +1 or -1");
-      break;
-    case Conv8Out::int8:
-      if (!st.multiplier || !st.bias)
-        throw std::invalid_argument("int8 conv: output 'int8' needs multiplier, bias and shift");
-      if (st.shift < 1 || st.shift > 31)
-        throw std::invalid_argument("int8 conv: shift must be in [1, 31], got " +
-                                    std::to_string(st.shift));
-      break;
-    case Conv8Out::f32:
-      if (!st.scale || !st.fbias)
-        throw std::invalid_argument("int8 conv: output 'float' needs scale and bias");
-      break;
-  }
+  if (!a.x || !a.y) fail("null input or output pointer");
   if (g.n == 0) return;
+  switch (p->kernel) {
 #if defined(ONEBIT_HAVE_X86)
-  if (isa == Isa::avx512 && kernels::conv8_avx512(a, threads)) return;
-  if (isa == Isa::avx2 || isa == Isa::avx512) return kernels::conv8_avx2(a, threads);
+    case Isa::avx2: return kernels::conv8_avx2(a, *p, threads);
+    case Isa::avxvnni: return kernels::conv8_avxvnni(a, *p, threads);
+    case Isa::avx512: return kernels::conv8_avx512(a, *p, threads);
 #endif
-  kernels::conv8_scalar(a, threads);
+    default: {
+      Conv8Args b = a;
+      b.w = p->w8.data();
+      b.zero_point = p->zero_point.data();
+      kernels::conv8_scalar(b, threads);
+    }
+  }
+}
+
+double int8_mac_peak(Isa isa, double seconds) {
+  check_isa(isa);
+  if (!(seconds > 0)) throw std::invalid_argument("seconds must be > 0");
+  auto loop = [&](int64_t iters) -> int64_t {  // multiply-adds done
+    switch (isa) {
+#if defined(ONEBIT_HAVE_X86)
+      case Isa::avx2: return kernels::mac_loop_avx2(iters);
+      case Isa::avxvnni: return kernels::mac_loop_avxvnni(iters);
+      case Isa::avx512: return kernels::mac_loop_avx512(iters);
+#endif
+      default: return kernels::mac_loop_scalar(iters);
+    }
+  };
+  using clock = std::chrono::steady_clock;
+  int64_t iters = 1024;
+  for (;;) {
+    const auto t0 = clock::now();
+    const int64_t macs = loop(iters);
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    if (dt >= seconds || iters > (int64_t{1} << 40)) return static_cast<double>(macs) / dt;
+    iters = dt < seconds / 16 ? iters * 8 : static_cast<int64_t>(iters * (seconds / dt) * 1.05) + 1;
+  }
 }
 
 }  // namespace onebit

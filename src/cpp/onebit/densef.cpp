@@ -26,7 +26,7 @@ void dense_f32(const float* x, const float* w, const float* bias, float* y, int6
   }
   auto fn = kernels::dense_f32_scalar;
 #if defined(ONEBIT_HAVE_X86)
-  if (isa == Isa::avx2 || isa == Isa::avx512) fn = kernels::dense_f32_avx2;
+  if (kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512) fn = kernels::dense_f32_avx2;
 #endif
   parallel_for(kernels::dense_f32_items(n, in, out), threads,
                [&](int64_t b0, int64_t b1) { fn(x, w, bias, y, n, in, out, b0, b1); });

@@ -11,6 +11,7 @@ const char* isa_name(Isa isa) {
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
     case Isa::neon: return "neon";
+    case Isa::avxvnni: return "avxvnni";
   }
   return "unknown";
 }
@@ -18,9 +19,10 @@ const char* isa_name(Isa isa) {
 Isa isa_from_name(const std::string& name) {
   if (name == "scalar") return Isa::scalar;
   if (name == "avx2") return Isa::avx2;
+  if (name == "avxvnni") return Isa::avxvnni;
   if (name == "avx512") return Isa::avx512;
   if (name == "neon") return Isa::neon;
-  throw std::invalid_argument("unknown ISA '" + name + "' (expected scalar, avx2, avx512 or neon)");
+  throw std::invalid_argument("unknown ISA '" + name + "' (expected scalar, avx2, avxvnni, avx512 or neon)");
 }
 
 bool isa_supported(Isa isa) {
@@ -31,6 +33,9 @@ bool isa_supported(Isa isa) {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+    case Isa::avxvnni:
+      __builtin_cpu_init();
+      return isa_supported(Isa::avx2) && __builtin_cpu_supports("avxvnni");
     case Isa::avx512:
       __builtin_cpu_init();
       return isa_supported(Isa::avx2) && __builtin_cpu_supports("avx512f") &&
@@ -44,7 +49,7 @@ bool isa_supported(Isa isa) {
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon})
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512, Isa::neon})
     if (isa_supported(isa)) out.push_back(isa);
   return out;
 }

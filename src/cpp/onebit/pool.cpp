@@ -17,13 +17,19 @@ bool use_avx2(Isa isa) {
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
                                 " is not supported by this CPU/build");
-  return isa == Isa::avx2 || isa == Isa::avx512;
+  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
 #else
   if (isa != Isa::scalar && !isa_supported(isa))
     throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
                                 " is not supported by this CPU/build");
   return false;
 #endif
+}
+
+// Pooling costs about one operation per (output element, tap): a thread gets at least 64K of
+// them, so the small maps of a network's tail run on the calling thread (no fork/join).
+int row_threads(const PoolGeom& g, int threads) {
+  return threads_for(g.n * g.oh * g.ow * g.c * g.kh * g.kw, int64_t{1} << 16, threads);
 }
 
 void check_threads(int threads) {
@@ -69,31 +75,31 @@ void pool_geom_finish(PoolGeom& g) {
 void maxpool_bits(const uint64_t* x, uint64_t* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(maxpool_bits);
-  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(maxpool_int8);
-  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void maxpool_f32(const float* x, float* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(maxpool_f32);
-  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void avgpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(avgpool_int8);
-  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
 }
 
 void avgpool_f32(const float* x, float* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
   check_threads(threads);
   auto fn = ONEBIT_PICK(avgpool_f32);
-  parallel_for(g.n * g.oh, threads, [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
 }
 
 void global_avgpool_int8(const int8_t* x, int8_t* y, int64_t n, int64_t hw, int64_t c, Isa isa,

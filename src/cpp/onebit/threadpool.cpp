@@ -80,6 +80,11 @@ bool spin_until(Pred pred, int us) {
 // kernels (a network's ops) never pay a futex wake-up. Sleep/wake use the sleepers_ /
 // caller_sleeping_ flags (seq_cst, Dekker style) so a notification is never lost and never
 // sent when nobody sleeps.
+// True on a thread while it runs a chunk of a parallel region (worker or caller): a
+// parallel_for from inside a chunk then runs inline on that thread (the pool holds one region at
+// a time, so waiting for it there would deadlock).
+thread_local bool t_in_region = false;
+
 class Pool {
  public:
   static Pool& get() {
@@ -90,7 +95,7 @@ class Pool {
   void run(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;
     if (threads <= 0) threads = default_num_threads();
-    if (threads <= 1 || n == 1) {
+    if (threads <= 1 || n == 1 || t_in_region) {
       fn(0, n);
       return;
     }
@@ -121,7 +126,9 @@ class Pool {
       std::lock_guard<std::mutex> g(mutex_);
       cv_.notify_all();
     }
+    t_in_region = true;
     work(gen);
+    t_in_region = false;
     if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, pool_spin_us())) {
       std::unique_lock<std::mutex> lk(mutex_);
       caller_sleeping_.store(true, std::memory_order_seq_cst);
@@ -181,7 +188,11 @@ class Pool {
       }
       if (stop_.load(std::memory_order_acquire)) return;
       seen = state_.load(std::memory_order_acquire) >> 32;
-      if (id < active_.load(std::memory_order_relaxed)) work(seen);  // others stay idle
+      if (id < active_.load(std::memory_order_relaxed)) {  // others stay idle
+        t_in_region = true;
+        work(seen);
+        t_in_region = false;
+      }
     }
   }
 
@@ -199,6 +210,12 @@ class Pool {
 };
 
 }  // namespace
+
+int threads_for(int64_t work, int64_t min_work, int threads) {
+  if (threads <= 0) threads = default_num_threads();
+  const int64_t worth = min_work > 0 ? work / min_work : threads;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, worth)));
+}
 
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {
   Pool::get().run(n, threads, fn);

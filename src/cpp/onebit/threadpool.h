@@ -17,9 +17,15 @@ int default_num_threads();
 // Spin time before an idle thread sleeps: ONEBIT_SPIN_US if set (0 = sleep at once), else 100.
 int pool_spin_us();
 
+// Threads worth using for `work` units of even cost when a thread should get at least
+// `min_work` of them (a fork/join costs microseconds; an op smaller than that runs on the
+// calling thread alone): min(threads, work / min_work), at least 1 (threads <= 0: default).
+int threads_for(int64_t work, int64_t min_work, int threads);
+
 // Runs fn(begin, end) over chunks of [0, n) using up to `threads` threads (<= 0: default).
 // The calling thread takes part. Blocks until all chunks finish. Exceptions thrown by fn
-// are rethrown in the caller (the first one wins).
+// are rethrown in the caller (the first one wins). Called from inside a chunk (nested), it runs
+// fn(0, n) inline on the calling thread.
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace onebit

@@ -53,7 +53,7 @@ def command(model, layers, isas, threads, pipelines, repeats, unprepared, batch,
     from onebit.table import format_table
 
     supported = list(engine.supported_isas())
-    isa_list = _split(isas, ("scalar", "avx2", "avx512", "neon"), "ISA") if isas else supported
+    isa_list = _split(isas, ("scalar", "avx2", "avxvnni", "avx512", "neon"), "ISA") if isas else supported
     for isa in isa_list:
         if isa not in supported:
             raise click.BadParameter(f"ISA {isa!r} is not supported by this CPU (supported: {', '.join(supported)})",

@@ -5,7 +5,7 @@ import os
 
 from onebit import _engine as engine  # the compiled extension
 
-ISAS = ("scalar", "avx2", "avx512", "neon")
+ISAS = ("scalar", "avx2", "avxvnni", "avx512", "neon")
 
 
 def capabilities() -> dict:

@@ -1,7 +1,7 @@
 """The core engine kernels as Python functions: NumPy arrays in, NumPy arrays out.
 
 Thin wrappers over ``onebit._engine`` (C++). Every function takes ``isa`` ("scalar", "avx2",
-"avx512"; default: the active ISA, see ``onebit.runtime.capabilities()``) and ``threads``
+"avxvnni", "avx512"; default: the active ISA, see ``onebit.runtime.capabilities()``) and ``threads``
 (default: all cores, or ``ONEBIT_NUM_THREADS``); the result never depends on either.
 ``out`` lets a caller reuse a preallocated result array (checked for dtype and shape).
 Bad input (dtype, non-contiguous array, shape, channel count, missing stage parameter) raises
@@ -15,7 +15,7 @@ import numpy as np
 from onebit.runtime.engine import engine
 
 __all__ = ["bitpack", "bconv2d", "bdense", "prepare_weights", "PreparedWeights", "accumulator_bits",
-           "popcount_peak"]
+           "popcount_peak", "int8_mac_peak"]
 
 PreparedWeights = engine.PreparedWeights
 
@@ -108,3 +108,13 @@ def popcount_peak(isa: str | None = None, seconds: float = 0.2, method: str | No
     "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq".
     """
     return engine.popcount_peak(isa=isa, seconds=seconds, method=method or "")
+
+
+def int8_mac_peak(isa: str | None = None, seconds: float = 0.2) -> float:
+    """Peak int8 multiply-add rate of one thread, in MACs per second: the inner step of the ISA's
+    int8 conv kernel on registers (scalar: int8 x int8 -> int32 loop over an L1-resident row;
+    avx2: ``vpmaddwd`` + ``vpaddd``; avxvnni: ``vpdpbusd`` ymm; avx512: ``vpdpbusd`` zmm), with
+    as many independent accumulators as the kernel's register block. One timed run of about
+    ``seconds``; take the best of several on a busy machine.
+    """
+    return engine.int8_mac_peak(isa=isa, seconds=seconds)

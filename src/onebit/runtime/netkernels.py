@@ -3,7 +3,7 @@
 Thin NumPy wrappers over ``onebit._engine`` (C++, src/cpp/onebit/{pool,add,conv8,densef}.*).
 Every function takes C-contiguous NumPy arrays of the exact dtype it documents (nothing is
 converted silently), returns a new array or fills ``out=``, and accepts ``isa`` ("scalar",
-"avx2", "avx512"; default: the engine's active ISA) and ``threads`` (default: all cores).
+"avx2", "avxvnni", "avx512"; default: the engine's active ISA) and ``threads`` (default: all cores).
 Results never depend on ``isa`` or ``threads``. Bad input raises ValueError. The math is in
 ``docs/format.md`` §5-6 and ``docs/kernels.md`` ("Network kernels"); NumPy oracles of every
 function are in :mod:`onebit.runtime.reference_net`. No torch.
@@ -292,7 +292,8 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     (N, OH, OW, ceil(Cout/64)) uint64), "int8" (``multiplier``, int32 ``bias``, ``shift``:
     ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)``), "float" (``scale``, float ``bias``:
     ``float32(y) * scale + bias``). AVX2 widens to int16 and uses vpmaddwd (exact; vpmaddubsw
-    would saturate); AVX-512 uses VNNI vpdpbusd.
+    would saturate); avxvnni and avx512 use VNNI vpdpbusd (ymm / zmm). A network prepares the
+    weights once per ISA instead (``engine.prepare_conv8`` + ``engine.conv2d_int8_prepared``).
     """
     _array(x, "x"), _array(weight, "weight")
     if x.ndim != 4 or weight.ndim != 4:

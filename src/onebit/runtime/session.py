@@ -32,7 +32,7 @@ class Session:
     Args:
         path: a ``.onebit`` file (or its bytes).
         threads: worker threads per kernel (default: the engine default, all cores).
-        isa: ``"scalar"``, ``"avx2"``, ``"avx512"`` ... (default: the best the CPU has, or
+        isa: ``"scalar"``, ``"avx2"``, ``"avxvnni"``, ``"avx512"`` ... (default: the best the CPU has, or
             ``ONEBIT_ISA``). ``ValueError`` if the CPU or build lacks it.
     """
 
@@ -220,10 +220,12 @@ class Session:
             stage = _stage_kwargs(a, t)
         if op.type in ("conv2d_u8", "conv2d_i8"):
             (sh, sw), (ph, pw) = a["stride"], a["padding"]
-            w, zp = t["weight"], t.get("zero_point")
+            # weights laid out once for this session's ISA (with the zero points and input type)
+            w8 = _e.prepare_conv8(t["weight"], zero_point=t.get("zero_point"),
+                                  signed=op.type == "conv2d_i8", isa=self.isa, threads=self.threads)
 
             def step(x, out):
-                _e.conv2d_int8(x, w, out, sh, sw, ph, pw, zero_point=zp, **stage, **kw)
+                _e.conv2d_int8_prepared(x, w8, out, sh, sw, ph, pw, **stage, threads=self.threads)
         elif op.type == "conv1x1_f32":
             w, b, cin, cout = t["weight"], t["bias"], a["in_channels"], a["out_channels"]
 

@@ -1,5 +1,6 @@
-// AVX2 residual add. int8: 32 elements per step. When 128*(|ma| + |mb|) + 2^(shift-1) < 2^31
-// the fixed-point sum cannot leave int32 and we use 32-bit lanes (vpmulld); otherwise the exact
+// AVX2 residual add. int8: 32 elements per step. When 128*(|ma| + |mb|) + 2^(shift-1) < 2^15
+// (equal scales after the dispatcher removed common powers of two) the fixed-point sum fits
+// int16 lanes; when it is < 2^31 it fits 32-bit lanes (vpmulld); otherwise the exact
 // int64 path emulates the 64-bit products with vpmuldq on even/odd lanes and the missing
 // 64-bit arithmetic shift with a biased logical shift. Both equal add_int8_one bit for bit.
 #include <immintrin.h>
@@ -60,6 +61,23 @@ void add_int8_avx2(const int8_t* a, const int8_t* b, int8_t* y, int32_t ma, int3
   const __m256i rnd64 = _mm256_set1_epi64x(int64_t{1} << (shift - 1));
   const __m256i bias_out = _mm256_set1_epi64x(int64_t{1} << (63 - shift));
   int64_t i = i0;
+  if (bound <= 32767) {  // |a*ma + b*mb + 2^(shift-1)| < 2^15: int16 lanes, 16 per vector
+    const __m256i ma16 = _mm256_set1_epi16(static_cast<int16_t>(ma));
+    const __m256i mb16 = _mm256_set1_epi16(static_cast<int16_t>(mb));
+    const __m256i rnd16 = _mm256_set1_epi16(static_cast<int16_t>(1 << (shift - 1)));
+    const __m256i hi = _mm256_set1_epi16(127), lo = _mm256_set1_epi16(-127);
+    auto half = [&](const int8_t* pa, const int8_t* pb) __attribute__((always_inline)) {
+      const __m256i av = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa)));
+      const __m256i bv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+      __m256i t = _mm256_add_epi16(_mm256_mullo_epi16(av, ma16), _mm256_mullo_epi16(bv, mb16));
+      t = _mm256_sra_epi16(_mm256_add_epi16(t, rnd16), sh);
+      return _mm256_max_epi16(_mm256_min_epi16(t, hi), lo);
+    };
+    for (; i + 32 <= i1; i += 32) {
+      const __m256i q = _mm256_packs_epi16(half(a + i, b + i), half(a + i + 16, b + i + 16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm256_permute4x64_epi64(q, 0xD8));
+    }
+  }
   for (; i + 32 <= i1; i += 32) {
     const __m128i alo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
     const __m128i ahi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 16));

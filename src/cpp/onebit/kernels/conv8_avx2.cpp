@@ -20,23 +20,19 @@
 // by lane (float: two roundings, no FMA).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <vector>
 
 #include "onebit/kernels/conv8_kernels.h"
+#include "onebit/kernels/output_avx2.h"
 #include "onebit/threadpool.h"
 
 namespace onebit::kernels {
 
 namespace {
-
-inline __m256i pack_4x_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
-  const __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
-  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd),
-                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
 
 // Even 64-bit lanes: clamp(floor((y*M + B + 2^(S-1)) / 2^S), -127, 127) in exact int64.
 // vpmuldq gives the signed 64-bit products (and sign-extends B when multiplied by 1); AVX2
@@ -62,66 +58,22 @@ inline __m256i requant8(__m256i y, __m256i m, __m256i b, __m256i rnd, __m128i sh
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+// 8 int32 lanes: clamp(floor((y*md + bd) * inv), -127, 127) in float64 (exact, see TileCtx).
+inline __m256i requant8_f64(__m256i y, const double* md, const double* bd, __m256d inv) {
+  const __m256d lo = _mm256_set1_pd(-127.0), hi = _mm256_set1_pd(127.0);
+  auto half = [&](__m128i y4, int k) __attribute__((always_inline)) {
+    const __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(y4), _mm256_loadu_pd(md + k)),
+                                    _mm256_loadu_pd(bd + k));
+    const __m256d q = _mm256_floor_pd(_mm256_mul_pd(v, inv));
+    return _mm256_cvtpd_epi32(_mm256_min_pd(_mm256_max_pd(q, lo), hi));
+  };
+  return _mm256_set_m128i(half(_mm256_extracti128_si256(y, 1), 4),
+                          half(_mm256_castsi256_si128(y), 0));
+}
+
 inline __m256i ld(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 }  // namespace
-
-void conv8_stage_avx2(const int32_t* acc, const Conv8Stage& st, int64_t cout, const int32_t* dirneg,
-                      void* out_pixel) {
-  switch (st.kind) {
-    case Conv8Out::int32:
-      std::memcpy(out_pixel, acc, cout * sizeof(int32_t));
-      return;
-    case Conv8Out::f32: {
-      auto out = static_cast<float*>(out_pixel);
-      int64_t o = 0;
-      for (; o + 8 <= cout; o += 8) {
-        const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(ld(acc + o)), _mm256_loadu_ps(st.scale + o));
-        _mm256_storeu_ps(out + o, _mm256_add_ps(p, _mm256_loadu_ps(st.fbias + o)));
-      }
-      if (o < cout) conv8_stage_scalar(acc, o, cout, st, out_pixel);
-      return;
-    }
-    case Conv8Out::int8: {
-      auto out = static_cast<int8_t*>(out_pixel);
-      const __m128i sh = _mm_cvtsi32_si128(st.shift);
-      const __m256i rnd = _mm256_set1_epi64x(int64_t{1} << (st.shift - 1));
-      const __m256i bias_out = _mm256_set1_epi64x(int64_t{1} << (63 - st.shift));
-      int64_t o = 0;
-      for (; o + 32 <= cout; o += 32) {
-        __m256i q[4];
-        for (int v = 0; v < 4; ++v)
-          q[v] = requant8(ld(acc + o + 8 * v), ld(st.multiplier + o + 8 * v),
-                          ld(st.bias + o + 8 * v), rnd, sh, bias_out);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + o), pack_4x_i32_to_i8(q[0], q[1], q[2], q[3]));
-      }
-      if (o < cout) conv8_stage_scalar(acc, o, cout, st, out_pixel);
-      return;
-    }
-    case Conv8Out::bits: {
-      auto out = static_cast<uint64_t*>(out_pixel);
-      for (int64_t base = 0; base < cout; base += 64) {
-        const int64_t end = std::min<int64_t>(cout, base + 64);
-        uint64_t word = 0;
-        int64_t o = base;
-        for (; o + 8 <= end; o += 8) {
-          const __m256i y = ld(acc + o), t = ld(st.threshold + o);
-          // bit 1 = -1: (y < t) where d = +1, (y > t) where d = -1.
-          const __m256i neg = _mm256_blendv_epi8(_mm256_cmpgt_epi32(t, y), _mm256_cmpgt_epi32(y, t),
-                                                 ld(dirneg + o));
-          word |= uint64_t(unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(neg)))) << (o - base);
-        }
-        for (; o < end; ++o) {
-          const bool neg = st.direction[o] > 0 ? acc[o] < st.threshold[o] : acc[o] > st.threshold[o];
-          word |= uint64_t{neg} << (o - base);
-        }
-        out[base / 64] = word;
-      }
-      return;
-    }
-  }
-}
-
 
 namespace {
 
@@ -142,6 +94,11 @@ struct TileCtx {
   // int32 for every channel of the block (-1: never); tiles whose accumulators all satisfy it
   // take the 32-bit path, which then equals the int64 formula exactly.
   const int32_t* ymax32 = nullptr;
+  // int8, tiles that fail that test: when |y*M| + |B + 2^(S-1)| < 2^53 for every |y| <= the
+  // proven bound, the exact formula in float64 lanes (md = M, bd = B + 2^(S-1); every step is
+  // an exact integer, the scaling by 2^-S exact, floor() the arithmetic shift); else int64
+  // emulation.
+  const double *md = nullptr, *bd = nullptr;
 };
 
 inline __m256i bcast_pair(const int16_t* p) {  // one 32-bit load broadcast (vbroadcastss)
@@ -156,7 +113,7 @@ inline __m256i lane_mask(int64_t n) {  // lanes [0, n) all ones (n clamped to [0
 // P output pixels x 16 output channels [c0, c0 + 16): accumulate over the receptive field,
 // then run the output stage KIND on the registers and write pixel p at out + p * c.out_px.
 // px0: the first pixel's receptive field (top-left tap) in the padded int16 image.
-template <int P, Conv8Out KIND>
+template <int P, OutputKind KIND>
 __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const int16_t* wp,
                                     int64_t c0, void* out) {
   __m256i acc[P][2];
@@ -179,9 +136,9 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     }
   }
   const int64_t valid = c.cout - c0;  // channels of this block that exist (may exceed 16)
-  if constexpr (KIND == Conv8Out::int32 || KIND == Conv8Out::f32) {
+  if constexpr (KIND == OutputKind::int32 || KIND == OutputKind::float32) {
     __m256 s0, s1, b0, b1;
-    if constexpr (KIND == Conv8Out::f32) {
+    if constexpr (KIND == OutputKind::float32) {
       s0 = _mm256_loadu_ps(c.scale + c0), s1 = _mm256_loadu_ps(c.scale + c0 + 8);
       b0 = _mm256_loadu_ps(c.fbias + c0), b1 = _mm256_loadu_ps(c.fbias + c0 + 8);
     }
@@ -191,7 +148,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     for (int p = 0; p < P; ++p) {
       int32_t* d = static_cast<int32_t*>(out) + p * c.out_px + c0;
       __m256i v0 = acc[p][0], v1 = acc[p][1];
-      if constexpr (KIND == Conv8Out::f32) {
+      if constexpr (KIND == OutputKind::float32) {
         v0 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v0), s0), b0));
         v1 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v1), s1), b1));
       }
@@ -203,7 +160,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
         _mm256_maskstore_epi32(d + 8, m1, v1);
       }
     }
-  } else if constexpr (KIND == Conv8Out::bits) {
+  } else if constexpr (KIND == OutputKind::bits) {
     const __m256i t0 = ld(c.thr + c0), t1 = ld(c.thr + c0 + 8);
     const __m256i d0 = ld(c.dirneg + c0), d1 = ld(c.dirneg + c0 + 8);
     const uint32_t keep = valid >= 16 ? 0xFFFFu : (1u << valid) - 1;
@@ -232,6 +189,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     const bool fast = _mm256_testz_si256(
         _mm256_cmpgt_epi32(amax, _mm256_set1_epi32(c.ymax32[c0 / 16])), _mm256_set1_epi32(-1));
     const __m256i rnd32 = _mm256_set1_epi32(int32_t{1} << (c.shift - 1));
+    const __m256d inv = _mm256_set1_pd(1.0 / static_cast<double>(int64_t{1} << c.shift));
     const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
 #pragma GCC unroll 6
     for (int p = 0; p < P; ++p) {
@@ -243,6 +201,9 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
         q1 = _mm256_sra_epi32(q1, sh);
         q0 = _mm256_max_epi32(_mm256_min_epi32(q0, hi), lo);
         q1 = _mm256_max_epi32(_mm256_min_epi32(q1, hi), lo);
+      } else if (c.md) {
+        q0 = requant8_f64(acc[p][0], c.md + c0, c.bd + c0, inv);
+        q1 = requant8_f64(acc[p][1], c.md + c0 + 8, c.bd + c0 + 8, inv);
       } else {
         q0 = requant8(acc[p][0], m0, b0, rnd, sh, bias_out);
         q1 = requant8(acc[p][1], m1, b1, rnd, sh, bias_out);
@@ -264,7 +225,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
 
 using TileFn = void (*)(const TileCtx&, const int16_t*, const int16_t*, int64_t, void*);
 
-template <Conv8Out KIND>
+template <OutputKind KIND>
 TileFn tile_fn(int p) {
   switch (p) {
     case 6: return tile<6, KIND>;
@@ -276,14 +237,14 @@ TileFn tile_fn(int p) {
   }
 }
 
-TileFn pick_tile(Conv8Out kind, int p) {
+TileFn pick_tile(OutputKind kind, int p) {
   switch (kind) {
-    case Conv8Out::int32: return tile_fn<Conv8Out::int32>(p);
-    case Conv8Out::bits: return tile_fn<Conv8Out::bits>(p);
-    case Conv8Out::int8: return tile_fn<Conv8Out::int8>(p);
-    case Conv8Out::f32: break;
+    case OutputKind::int32: return tile_fn<OutputKind::int32>(p);
+    case OutputKind::bits: return tile_fn<OutputKind::bits>(p);
+    case OutputKind::int8: return tile_fn<OutputKind::int8>(p);
+    case OutputKind::float32: break;
   }
-  return tile_fn<Conv8Out::f32>(p);
+  return tile_fn<OutputKind::float32>(p);
 }
 
 // Tile sizes covering a row of ow pixels: 6s, with a short remainder (1-3) merged into the
@@ -298,33 +259,6 @@ std::vector<int> row_tiles(int64_t ow) {
     t.push_back((kTile + r) / 2);
   }
   return t;
-}
-
-// Pairs [q0, q0 + 8) of 16 weight rows (rows[o] = K int8 values, or nullptr past cout: zeros)
-// -> dst[q][o][2] int16: a 16x8 transpose of 16-bit byte pairs, then a sign extension of each
-// byte (vpmovsxbw turns the pair (lo, hi) into the int16 pair (lo, hi)).
-inline void pack_pairs16(const int8_t* const rows[16], const int8_t* zeros, int64_t q0,
-                         int16_t* dst) {
-  __m128i r[16];
-  for (int o = 0; o < 16; ++o)
-    r[o] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[o] ? rows[o] + 2 * q0 : zeros));
-  for (int h = 0; h < 2; ++h) {  // channels 8h .. 8h+7: an 8x8 transpose of 16-bit elements
-    const __m128i* v = r + 8 * h;
-    const __m128i a0 = _mm_unpacklo_epi16(v[0], v[1]), a1 = _mm_unpackhi_epi16(v[0], v[1]);
-    const __m128i a2 = _mm_unpacklo_epi16(v[2], v[3]), a3 = _mm_unpackhi_epi16(v[2], v[3]);
-    const __m128i a4 = _mm_unpacklo_epi16(v[4], v[5]), a5 = _mm_unpackhi_epi16(v[4], v[5]);
-    const __m128i a6 = _mm_unpacklo_epi16(v[6], v[7]), a7 = _mm_unpackhi_epi16(v[6], v[7]);
-    const __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2);
-    const __m128i b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
-    const __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6);
-    const __m128i b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
-    const __m128i t[8] = {_mm_unpacklo_epi64(b0, b4), _mm_unpackhi_epi64(b0, b4),
-                          _mm_unpacklo_epi64(b1, b5), _mm_unpackhi_epi64(b1, b5),
-                          _mm_unpacklo_epi64(b2, b6), _mm_unpackhi_epi64(b2, b6),
-                          _mm_unpacklo_epi64(b3, b7), _mm_unpackhi_epi64(b3, b7)};
-    for (int q = 0; q < 8; ++q)  // t[q] = pair q of channels 8h..8h+7
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q * 32 + 16 * h), _mm256_cvtepi8_epi16(t[q]));
-  }
 }
 
 // Grow-only int16 scratch kept by the calling thread across calls (the padded image and the
@@ -357,7 +291,7 @@ const T* pad16(const T* src, int64_t n, int64_t padded, T fill, std::vector<T>& 
 
 }  // namespace
 
-void conv8_avx2(const Conv8Args& a, int threads) {
+void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   const Conv8Geom& g = a.g;
   // The input, converted once to int16 (x - zp) inside an explicit zero border (zero = real 0,
   // the padding semantics): every tap row of a receptive field is then kw*cin contiguous values,
@@ -365,13 +299,14 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
   const int64_t row_stride = wpd * g.cin, rowlen = g.w * g.cin;
   const int64_t lpad = int64_t{g.pw} * g.cin, rpad = row_stride - lpad - rowlen;
-  static thread_local Scratch16 img_buf, w_buf;
+  static thread_local Scratch16 img_buf;
   const size_t img_len = static_cast<size_t>(g.n * hp * row_stride + 16);
   int16_t* const img = img_buf.get(img_len);
   std::fill(img + img_len - 16, img + img_len, int16_t{0});
   std::vector<int16_t> zrow(static_cast<size_t>(rowlen));  // zero points repeated along the row
-  for (int64_t k = 0; k < rowlen; ++k) zrow[k] = static_cast<int16_t>(a.zero_point[k % g.cin]);
-  parallel_for(g.n * hp, threads, [&](int64_t r0, int64_t r1) {
+  for (int64_t k = 0; k < rowlen; ++k) zrow[k] = static_cast<int16_t>(p.zero_point[k % g.cin]);
+  parallel_for(g.n * hp, threads_for(static_cast<int64_t>(img_len) * 2, 65536, threads),
+               [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       int16_t* d = img + r * row_stride;
       const int64_t n = r / hp, iy = r % hp - g.ph;
@@ -401,43 +336,10 @@ void conv8_avx2(const Conv8Args& a, int threads) {
       }
     }
   });
-  // int16 weights [cout block of 16][tap row i][pair t][16 channels][2], zero padded (odd
-  // kw*cin and cout tails), matching the pair layout of the image rows.
   const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
   const int64_t cbn = (g.cout + 15) / 16, cpad = cbn * 16;
-  int16_t* const wpack = w_buf.get(static_cast<size_t>(cbn * k2n * 32));  // every slot written below
-  // Written sequentially (up to 16 weight rows read in step), one cout block per work item.
-  // With an even kw*cin a block's pairs are simply the 16 weight rows' consecutive byte pairs:
-  // 8 pairs of each row at a time go through a 16x8 transpose of 16-bit pairs and a sign
-  // extension (pack_pairs16); the rest (odd kw*cin, pair tails) takes the scalar loop.
-  const int8_t zeros[16] = {};
-  parallel_for(cbn, threads, [&](int64_t c0, int64_t c1) {
-    for (int64_t cb = c0; cb < c1; ++cb) {
-      const int64_t no = std::min<int64_t>(16, g.cout - cb * 16);
-      int16_t* dst = wpack + cb * k2n * 32;
-      int64_t q0 = 0;  // pairs done by the vector path
-      if (seg % 2 == 0) {
-        const int8_t* rows[16];
-        for (int64_t o = 0; o < 16; ++o) rows[o] = o < no ? a.w + (cb * 16 + o) * g.kh * seg : nullptr;
-        for (; q0 + 8 <= k2n; q0 += 8) pack_pairs16(rows, zeros, q0, dst + q0 * 32);
-      }
-      dst += q0 * 32;
-      for (int i = 0; i < g.kh; ++i)
-        for (int64_t t = 0; t < s2; ++t) {
-          if (i * s2 + t < q0) continue;
-          dst += 32;
-          int16_t* d = dst - 32;
-          const bool odd_tail = 2 * t + 1 >= seg;  // the pair's second slot is padding
-          const int8_t* src = a.w + (cb * 16 * g.kh + i) * seg + 2 * t;
-          for (int64_t o = 0; o < no; ++o, src += g.kh * seg) {
-            d[2 * o] = src[0];
-            d[2 * o + 1] = odd_tail ? int16_t{0} : int16_t{src[1]};
-          }
-          std::fill(d + 2 * no, d + 32, int16_t{0});  // channels past cout
-        }
-    }
-  });
-  const Conv8Stage& st = a.stage;
+  const int16_t* const wpack = p.w16.data();  // conv8_prepare's pairs layout
+  const OutputStage& st = a.stage;
   TileCtx c;
   c.ps = int64_t{g.sw} * g.cin;
   c.row_stride = row_stride;
@@ -447,17 +349,18 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   c.words = (g.cout + 63) / 64;
   c.out_px = conv8_out_per_pixel(g, st.kind);
   std::vector<int32_t> thr, dirneg, mul, bias, ymax32;
+  LocalArray<double> md, bd;
   std::vector<float> scale, fbias;
   switch (st.kind) {
-    case Conv8Out::int32: break;
-    case Conv8Out::bits: {
+    case OutputKind::int32: break;
+    case OutputKind::bits: {
       c.thr = pad16(st.threshold, g.cout, cpad, 0, thr);
       dirneg.assign(static_cast<size_t>(cpad), 0);
       for (int64_t o = 0; o < g.cout; ++o) dirneg[o] = st.direction[o] < 0 ? -1 : 0;
       c.dirneg = dirneg.data();
       break;
     }
-    case Conv8Out::int8:
+    case OutputKind::int8:
       c.mul = pad16(st.multiplier, g.cout, cpad, 0, mul);
       c.bias = pad16(st.bias, g.cout, cpad, 0, bias);
       c.shift = st.shift;
@@ -472,8 +375,26 @@ void conv8_avx2(const Conv8Args& a, int threads) {
         if (room >= 0) ymax32[cb] = static_cast<int32_t>(mmax ? std::min<int64_t>(room / mmax, INT32_MAX) : INT32_MAX);
       }
       c.ymax32 = ymax32.data();
+      {
+        int64_t mmax = 0, bmax = 0;
+        for (int64_t o = 0; o < g.cout; ++o) {
+          mmax = std::max<int64_t>(mmax, std::abs(int64_t{st.multiplier[o]}));
+          bmax = std::max<int64_t>(bmax, std::abs(int64_t{st.bias[o]}));
+        }
+        const int64_t worst = p.ybound * mmax + bmax + (int64_t{1} << (st.shift - 1));
+        if (worst < (int64_t{1} << 53)) {
+          md.assign(static_cast<size_t>(cpad), 0.0);
+          bd.assign(static_cast<size_t>(cpad), 0.0);
+          for (int64_t o = 0; o < g.cout; ++o) {
+            md[o] = static_cast<double>(st.multiplier[o]);
+            bd[o] = static_cast<double>(int64_t{st.bias[o]} + (int64_t{1} << (st.shift - 1)));
+          }
+          c.md = md.data();
+          c.bd = bd.data();
+        }
+      }
       break;
-    case Conv8Out::f32:
+    case OutputKind::float32:
       c.scale = pad16(st.scale, g.cout, cpad, 0.0f, scale);
       c.fbias = pad16(st.fbias, g.cout, cpad, 0.0f, fbias);
       break;
@@ -481,15 +402,17 @@ void conv8_avx2(const Conv8Args& a, int threads) {
   const std::vector<int> tiles = row_tiles(g.ow);
   TileFn fns[kTile + 1];
   for (int p = 1; p <= kTile; ++p) fns[p] = pick_tile(st.kind, p);
-  const size_t esz = conv8_out_elem_size(st.kind);
+  const size_t esz = static_cast<size_t>(output_elem_size(st.kind));
   // Per output row: for each block of 16 output channels (its weights stay in L1), the row's
   // tiles; each tile writes its pixels' outputs (bits: OR-ed into the zeroed row of words).
-  parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
+  // A thread gets at least ~0.5M multiply-adds (a few microseconds) of output rows.
+  const int th = threads_for(g.n * g.oh * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
+  parallel_for(g.n * g.oh, th, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       const int16_t* row = img + (n * hp + oy * g.sh) * row_stride;
       char* orow = static_cast<char*>(a.y) + r * g.ow * c.out_px * esz;
-      if (st.kind == Conv8Out::bits) std::memset(orow, 0, static_cast<size_t>(g.ow * c.out_px) * esz);
+      if (st.kind == OutputKind::bits) std::memset(orow, 0, static_cast<size_t>(g.ow * c.out_px) * esz);
       for (int64_t cb = 0; cb < cbn; ++cb) {
         const int16_t* wcb = wpack + cb * k2n * 32;
         int64_t ox = 0;
@@ -500,6 +423,52 @@ void conv8_avx2(const Conv8Args& a, int threads) {
       }
     }
   });
+}
+
+int64_t mac_loop_avx2(int64_t iters) {
+  // The kernel's inner step: vpmaddwd of a broadcast int16 pair (one per pixel) with int16
+  // weights, vpaddd; 12
+  // independent accumulators (6 pixels x 2 vectors), 16 multiply-adds each, in named variables
+  // with distinct start values (GCC keeps an array of them in memory; equal ones would merge);
+  // the asm keeps the products inside the loop.
+  __m256i w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(-5);
+  __m256i b0 = _mm256_set1_epi16(7), b1 = _mm256_set1_epi16(8), b2 = _mm256_set1_epi16(9),
+          b3 = _mm256_set1_epi16(10), b4 = _mm256_set1_epi16(11), b5 = _mm256_set1_epi16(12);
+  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2),
+          a3 = _mm256_set1_epi32(3), a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5),
+          a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7), a8 = _mm256_set1_epi32(8),
+          a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
+  for (int64_t it = 0; it < iters; ++it) {
+    asm volatile("" : "+x"(w0), "+x"(w1), "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3), "+x"(b4),
+                 "+x"(b5));
+    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b0, w0));
+    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b0, w1));
+    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(b1, w0));
+    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(b1, w1));
+    a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(b2, w0));
+    a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(b2, w1));
+    a6 = _mm256_add_epi32(a6, _mm256_madd_epi16(b3, w0));
+    a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(b3, w1));
+    a8 = _mm256_add_epi32(a8, _mm256_madd_epi16(b4, w0));
+    a9 = _mm256_add_epi32(a9, _mm256_madd_epi16(b4, w1));
+    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(b5, w0));
+    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(b5, w1));
+  }
+  __m256i s = a0;
+  s = _mm256_add_epi32(s, a1);
+  s = _mm256_add_epi32(s, a2);
+  s = _mm256_add_epi32(s, a3);
+  s = _mm256_add_epi32(s, a4);
+  s = _mm256_add_epi32(s, a5);
+  s = _mm256_add_epi32(s, a6);
+  s = _mm256_add_epi32(s, a7);
+  s = _mm256_add_epi32(s, a8);
+  s = _mm256_add_epi32(s, a9);
+  s = _mm256_add_epi32(s, a10);
+  s = _mm256_add_epi32(s, a11);
+  volatile int32_t sink = _mm256_extract_epi32(s, 0);
+  (void)sink;
+  return iters * 12 * 16;
 }
 
 }  // namespace onebit::kernels

@@ -1,136 +1,146 @@
-// AVX-512 VNNI int8 convolution (vpdpbusd). The test suite compares it with the scalar reference
-// wherever the CPU has avx512.
-//
-// vpdpbusd multiplies unsigned bytes by signed bytes and adds groups of 4 products into int32
-// lanes without saturation. Inputs are mapped to unsigned bytes u = x (uint8) or x + 128
-// (int8, via xor 0x80) with zero points zu[c] = zp[c] (+128); we require 0 <= zu <= 255, else
-// the caller runs the AVX2 kernel. The input is copied once into a padded u8 image whose border
-// holds zu[c] (the zero point, i.e. real 0), so for every output pixel
-//   y = sum_k u_k * w_k  -  corr[o],   corr[o] = sum_k zu[c(k)] * w[o][k]   (all K taps)
-// equals the sum over in-bounds taps of (x - zp) * w. The int32 sums may wrap, but arithmetic
-// mod 2^32 is consistent and the true y fits int32 (proven by the dispatcher), so y is exact.
-// Like the AVX2 kernel, a tap row of a receptive field is kw*cin contiguous image bytes, read
-// in place as quads (up to 3 bytes past the row end, against zero weights).
-// Weights: [cout block of 16][tap row][quad][16][4] int8; register block 8 pixels x 16 channels.
-#include <immintrin.h>
-
-#include <cstring>
-#include <vector>
-
-#include "onebit/kernels/conv8_kernels.h"
-#include "onebit/threadpool.h"
+// AVX-512 VNNI int8 convolution: conv8_vnni.h with 512-bit vpdpbusd (16 int32 lanes, up to 4
+// channel vectors x 6 pixels = 24 of the 32 zmm registers as accumulators).
+#include "onebit/kernels/conv8_vnni.h"
 
 namespace onebit::kernels {
 
 namespace {
 
-constexpr int kTile = 8;
-
-template <int P>
-void compute_tile(const uint8_t* const* base, int64_t row_stride, int kh, int64_t s4,
-                  const int8_t* wpack, const int32_t* corr, int64_t cbn, int32_t* const* acc) {
-  const int64_t k4n = kh * s4;
-  for (int64_t cb = 0; cb < cbn; ++cb) {
-    __m512i s[P];
-    for (int p = 0; p < P; ++p) s[p] = _mm512_setzero_si512();
-    const int8_t* wp = wpack + cb * k4n * 64;
-    for (int i = 0; i < kh; ++i) {
-      const uint8_t* rp[P];
-      for (int p = 0; p < P; ++p) rp[p] = base[p] + i * row_stride;
-      for (int64_t t = 0; t < s4; ++t, wp += 64) {
-        const __m512i w = _mm512_loadu_si512(wp);
-        for (int p = 0; p < P; ++p) {
-          int32_t quad;
-          std::memcpy(&quad, rp[p] + 4 * t, 4);
-          s[p] = _mm512_dpbusd_epi32(s[p], _mm512_set1_epi32(quad), w);
-        }
-      }
+// The exact int8 stage q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64 lanes
+// (vpmullq, vpsraq): |y*M| <= 2^62 and |B + 2^(S-1)| < 2^32, so nothing wraps; equal to
+// stage_int8 (output_stage.h) for every y.
+class Int8Stage512 {
+ public:
+  Int8Stage512(const OutputStage* st, int64_t cout) : st_(st), cout_(cout) {
+    if (!st) return;
+    m_.assign(static_cast<size_t>(cout), 0);
+    b_.assign(static_cast<size_t>(cout), 0);
+    for (int64_t c = 0; c < cout; ++c) {
+      m_[c] = st->multiplier[c];
+      b_[c] = int64_t{st->bias[c]} + (int64_t{1} << (st->shift - 1));
     }
-    const __m512i c = _mm512_loadu_si512(corr + cb * 16);
-    for (int p = 0; p < P; ++p) _mm512_storeu_si512(acc[p] + cb * 16, _mm512_sub_epi32(s[p], c));
   }
-}
+  // Writes npix pixels (rows of ld accumulators) from flat pixel pix0 on; true when done.
+  bool run(const int32_t* rb, int64_t ld, int64_t npix, int64_t pix0, int8_t* out) const {
+    const __m128i sh = _mm_cvtsi32_si128(st_->shift);
+    const __m512i lo = _mm512_set1_epi64(-127), hi = _mm512_set1_epi64(127);
+    for (int64_t p = 0; p < npix; ++p) {
+      const int32_t* y = rb + p * ld;
+      int8_t* o = out + (pix0 + p) * cout_;
+      int64_t c = 0;
+      for (; c + 8 <= cout_; c += 8) {
+        const __m512i y64 =
+            _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
+        __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(y64, _mm512_loadu_si512(m_.data() + c)),
+                                     _mm512_loadu_si512(b_.data() + c));
+        t = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, sh), lo), hi);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm512_cvtepi64_epi8(t));
+      }
+      for (; c < cout_; ++c) o[c] = stage_int8(y[c], st_->multiplier[c], st_->bias[c], st_->shift);
+    }
+    return true;
+  }
+
+ private:
+  const OutputStage* st_;
+  int64_t cout_;
+  LocalArray<int64_t> m_, b_;
+};
+
+struct V512 {
+  using reg = __m512i;
+  static constexpr int L = 16;
+  static constexpr int NBMAX = 4;
+  using Int8Stage = Int8Stage512;
+  // Pixels per tile for nb channel vectors: 24 accumulators at most (of 32 registers).
+  static constexpr int pmax(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : nb == 2 ? 12 : 16; }
+  static reg zero() { return _mm512_setzero_si512(); }
+  static reg load(const int8_t* p) { return _mm512_loadu_si512(p); }
+  static reg load32(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static reg bcast(const uint8_t* p) {
+    int32_t q;
+    std::memcpy(&q, p, 4);
+    return _mm512_set1_epi32(q);
+  }
+  static reg dp(reg acc, reg u, reg w) { return _mm512_dpbusd_epi32(acc, u, w); }
+  static void store_sub(int32_t* d, reg acc, reg c) {
+    _mm512_storeu_si512(d, _mm512_sub_epi32(acc, c));
+  }
+};
 
 }  // namespace
 
-bool conv8_avx512(const Conv8Args& a, int threads) {
-  const Conv8Geom& g = a.g;
-  std::vector<uint8_t> zu(g.cin);
-  for (int64_t c = 0; c < g.cin; ++c) {
-    const int32_t z = a.zero_point[c] + (a.x_signed ? 128 : 0);
-    if (z < 0 || z > 255) return false;
-    zu[c] = static_cast<uint8_t>(z);
+void conv8_avx512(const Conv8Args& a, const Conv8Prepared& p, int threads) {
+  conv8_vnni<V512>(a, p, threads);
+}
+
+int64_t mac_loop_avx512(int64_t iters) {
+  // The kernel's inner step: vpdpbusd zmm of a broadcast quad with a weight vector; 24
+  // independent accumulators (6 pixels x 4 vectors), 64 multiply-adds each, in named variables
+  // with distinct start values (GCC keeps an array of them in memory; equal ones would merge).
+  // Each step depends on its accumulator, so nothing can be hoisted out of the loop.
+  const __m512i w0 = _mm512_set1_epi8(3), w1 = _mm512_set1_epi8(-5), u = _mm512_set1_epi8(7);
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
+          a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
+          a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
+          a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11),
+          a12 = _mm512_set1_epi32(12), a13 = _mm512_set1_epi32(13), a14 = _mm512_set1_epi32(14),
+          a15 = _mm512_set1_epi32(15), a16 = _mm512_set1_epi32(16), a17 = _mm512_set1_epi32(17),
+          a18 = _mm512_set1_epi32(18), a19 = _mm512_set1_epi32(19), a20 = _mm512_set1_epi32(20),
+          a21 = _mm512_set1_epi32(21), a22 = _mm512_set1_epi32(22), a23 = _mm512_set1_epi32(23);
+  for (int64_t it = 0; it < iters; ++it) {
+    a0 = _mm512_dpbusd_epi32(a0, u, w0);
+    a1 = _mm512_dpbusd_epi32(a1, u, w1);
+    a2 = _mm512_dpbusd_epi32(a2, u, w0);
+    a3 = _mm512_dpbusd_epi32(a3, u, w1);
+    a4 = _mm512_dpbusd_epi32(a4, u, w0);
+    a5 = _mm512_dpbusd_epi32(a5, u, w1);
+    a6 = _mm512_dpbusd_epi32(a6, u, w0);
+    a7 = _mm512_dpbusd_epi32(a7, u, w1);
+    a8 = _mm512_dpbusd_epi32(a8, u, w0);
+    a9 = _mm512_dpbusd_epi32(a9, u, w1);
+    a10 = _mm512_dpbusd_epi32(a10, u, w0);
+    a11 = _mm512_dpbusd_epi32(a11, u, w1);
+    a12 = _mm512_dpbusd_epi32(a12, u, w0);
+    a13 = _mm512_dpbusd_epi32(a13, u, w1);
+    a14 = _mm512_dpbusd_epi32(a14, u, w0);
+    a15 = _mm512_dpbusd_epi32(a15, u, w1);
+    a16 = _mm512_dpbusd_epi32(a16, u, w0);
+    a17 = _mm512_dpbusd_epi32(a17, u, w1);
+    a18 = _mm512_dpbusd_epi32(a18, u, w0);
+    a19 = _mm512_dpbusd_epi32(a19, u, w1);
+    a20 = _mm512_dpbusd_epi32(a20, u, w0);
+    a21 = _mm512_dpbusd_epi32(a21, u, w1);
+    a22 = _mm512_dpbusd_epi32(a22, u, w0);
+    a23 = _mm512_dpbusd_epi32(a23, u, w1);
   }
-  const uint8_t flip = a.x_signed ? 0x80 : 0x00;
-  const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
-  const int64_t row_stride = wpd * g.cin;
-  std::vector<uint8_t> img(g.n * hp * row_stride + 64);
-  // Border pixels hold the zero points; interior pixels are overwritten with u = x ^ flip.
-  for (int64_t px = 0; px < g.n * hp * wpd; ++px) std::memcpy(img.data() + px * g.cin, zu.data(), g.cin);
-  std::memset(img.data() + g.n * hp * row_stride, 0, 64);
-  parallel_for(g.n * g.h, threads, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.h, iy = r % g.h;
-      const uint8_t* src = static_cast<const uint8_t*>(a.x) + (n * g.h + iy) * g.w * g.cin;
-      uint8_t* dst = img.data() + (n * hp + iy + g.ph) * row_stride + g.pw * g.cin;
-      for (int64_t q = 0; q < g.w * g.cin; ++q) dst[q] = src[q] ^ flip;
-    }
-  });
-  const int64_t seg = int64_t{g.kw} * g.cin, s4 = (seg + 3) / 4, k4n = g.kh * s4;
-  const int64_t cbn = (g.cout + 15) / 16;
-  std::vector<int8_t> wpack(cbn * k4n * 64, 0);
-  std::vector<int32_t> corr(cbn * 16, 0);
-  for (int64_t o = 0; o < g.cout; ++o) {
-    int8_t* ob = wpack.data() + (o / 16) * k4n * 64 + (o % 16) * 4;
-    int64_t cs = 0;
-    for (int i = 0; i < g.kh; ++i) {
-      const int8_t* wr = a.w + (o * g.kh + i) * seg;
-      int8_t* rb = ob + i * s4 * 64;
-      for (int64_t q = 0; q < seg; ++q) {
-        rb[(q >> 2) * 64 + (q & 3)] = wr[q];
-        cs += int64_t{zu[q % g.cin]} * wr[q];
-      }
-    }
-    corr[o] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(cs)));  // mod 2^32
-  }
-  std::vector<int32_t> dirneg;
-  if (a.stage.kind == Conv8Out::bits) {
-    dirneg.resize(g.cout);
-    for (int64_t o = 0; o < g.cout; ++o) dirneg[o] = a.stage.direction[o] < 0 ? -1 : 0;
-  }
-  const int64_t per_px = conv8_out_per_pixel(g, a.stage.kind);
-  const size_t esz = conv8_out_elem_size(a.stage.kind);
-  parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
-    std::vector<int32_t> accs(kTile * cbn * 16);
-    int32_t* ap[kTile];
-    for (int p = 0; p < kTile; ++p) ap[p] = accs.data() + p * cbn * 16;
-    const uint8_t* bp[kTile];
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.oh, oy = r % g.oh;
-      const uint8_t* row = img.data() + (n * hp + oy * g.sh) * row_stride;
-      for (int64_t ox0 = 0; ox0 < g.ow; ox0 += kTile) {
-        const int np = static_cast<int>(std::min<int64_t>(kTile, g.ow - ox0));
-        for (int p = 0; p < np; ++p) bp[p] = row + (ox0 + p) * g.sw * g.cin;
-        const int8_t* wpk = wpack.data();
-        const int32_t* cr = corr.data();
-        switch (np) {
-          case 8: compute_tile<8>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 7: compute_tile<7>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 6: compute_tile<6>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 5: compute_tile<5>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 4: compute_tile<4>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 3: compute_tile<3>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          case 2: compute_tile<2>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-          default: compute_tile<1>(bp, row_stride, g.kh, s4, wpk, cr, cbn, ap); break;
-        }
-        for (int p = 0; p < np; ++p) {
-          void* out = static_cast<char*>(a.y) + (r * g.ow + ox0 + p) * per_px * esz;
-          conv8_stage_avx2(ap[p], a.stage, g.cout, dirneg.data(), out);
-        }
-      }
-    }
-  });
-  return true;
+  __m512i s = a0;
+  s = _mm512_add_epi32(s, a1);
+  s = _mm512_add_epi32(s, a2);
+  s = _mm512_add_epi32(s, a3);
+  s = _mm512_add_epi32(s, a4);
+  s = _mm512_add_epi32(s, a5);
+  s = _mm512_add_epi32(s, a6);
+  s = _mm512_add_epi32(s, a7);
+  s = _mm512_add_epi32(s, a8);
+  s = _mm512_add_epi32(s, a9);
+  s = _mm512_add_epi32(s, a10);
+  s = _mm512_add_epi32(s, a11);
+  s = _mm512_add_epi32(s, a12);
+  s = _mm512_add_epi32(s, a13);
+  s = _mm512_add_epi32(s, a14);
+  s = _mm512_add_epi32(s, a15);
+  s = _mm512_add_epi32(s, a16);
+  s = _mm512_add_epi32(s, a17);
+  s = _mm512_add_epi32(s, a18);
+  s = _mm512_add_epi32(s, a19);
+  s = _mm512_add_epi32(s, a20);
+  s = _mm512_add_epi32(s, a21);
+  s = _mm512_add_epi32(s, a22);
+  s = _mm512_add_epi32(s, a23);
+  volatile int32_t sink = _mm512_reduce_add_epi32(s);
+  (void)sink;
+  return iters * 24 * 64;
 }
 
 }  // namespace onebit::kernels

@@ -2,14 +2,13 @@
 #include <vector>
 
 #include "onebit/kernels/conv8_kernels.h"
+#include "onebit/kernels/output_stage.h"
 #include "onebit/threadpool.h"
 
 namespace onebit::kernels {
 
 void conv8_scalar(const Conv8Args& a, int threads) {
   const Conv8Geom& g = a.g;
-  const int64_t per_px = conv8_out_per_pixel(g, a.stage.kind);
-  const size_t esz = conv8_out_elem_size(a.stage.kind);
   auto u8 = static_cast<const uint8_t*>(a.x);
   auto s8 = static_cast<const int8_t*>(a.x);
   parallel_for(g.n * g.oh, threads, [&](int64_t r0, int64_t r1) {
@@ -36,11 +35,28 @@ void conv8_scalar(const Conv8Args& a, int threads) {
           }
           acc[o] = s;
         }
-        void* out = static_cast<char*>(a.y) + (r * g.ow + ox) * per_px * esz;
-        conv8_stage_scalar(acc.data(), 0, g.cout, a.stage, out);
+        write_stage_scalar(a.stage, acc.data(), g.cout, 1, r * g.ow + ox, 0, g.cout, g.cout, a.y);
       }
     }
   });
+}
+
+int64_t mac_loop_scalar(int64_t iters) {
+  // The reference's inner loop: int32 += int32(x) * int8 w over one L1-resident row.
+  constexpr int kLen = 1024;
+  static int8_t x[kLen], w[kLen];
+  for (int i = 0; i < kLen; ++i) {
+    x[i] = static_cast<int8_t>(i * 37 + 11);
+    w[i] = static_cast<int8_t>(i * 91 + 5);
+  }
+  int32_t s = 0;
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < kLen; ++i) s += int32_t{x[i]} * w[i];
+    asm volatile("" : "+r"(s));
+  }
+  volatile int32_t sink = s;
+  (void)sink;
+  return iters * kLen;
 }
 
 }  // namespace onebit::kernels

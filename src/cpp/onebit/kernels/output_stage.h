@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "onebit/bconv.h"
+#include "onebit/output.h"
 
 namespace onebit::kernels {
 namespace {

@@ -1,0 +1,270 @@
+// The VNNI int8 convolution (vpdpbusd), one template for both register widths: included by
+// conv8_avx512.cpp (zmm, 16 int32 lanes) and conv8_avxvnni.cpp (ymm, 8 lanes), each compiled
+// with its own flags; everything here has internal linkage.
+//
+// vpdpbusd multiplies unsigned bytes by signed bytes and adds groups of 4 products into int32
+// lanes without saturation. Inputs become unsigned bytes u = x (uint8) or x ^ 0x80 = x + 128
+// (int8), zero points zu[c] = zp[c] (+128), 0 <= zu <= 255 (conv8_prepare picks the avx2 kernel
+// otherwise). The padded image's border holds zu[c] (real 0), so for every output pixel
+//   y = sum over all K taps of u_k * w_k  -  corr[o],   corr[o] = sum_k zu[c(k)] * w[o][k]
+// equals the sum over in-bounds taps of (x - zp) * w. The int32 sums may wrap, but arithmetic
+// mod 2^32 is consistent and the true y fits int32 (proven by conv8_prepare), so y is exact.
+// A tap row of a receptive field is kw*cin contiguous image bytes, read in place as quads (up to
+// 3 bytes past the row end, against zero weights). Without padding, with uint8 input and
+// kw*cin a multiple of 4 the input itself is the image (no copy).
+//
+// Register block: P <= pmax(NB) pixels x NB <= NBMAX vectors of L output channels (one broadcast
+// quad per pixel, NB weight loads per quad step; fewer channel vectors allow more pixels, which
+// matters for small K such as a 3x3 stem on 3 channels). A row's accumulators go to a per-task
+// int32 row buffer; the shared AVX2 output stage (output_avx2.h) then writes the whole row.
+#pragma once
+#include <immintrin.h>
+
+#include <array>
+#include <cstdlib>
+#include <utility>
+#include <cstring>
+#include <new>
+
+#include "onebit/kernels/conv8_kernels.h"
+#include "onebit/kernels/output_avx2.h"
+#include "onebit/threadpool.h"
+
+namespace onebit::kernels {
+namespace {
+
+// Grow-only byte buffer kept by the calling thread across calls (internal linkage, no std
+// template: see LocalArray in output_avx2.h).
+struct ScratchBytes {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  ScratchBytes() = default;
+  ScratchBytes(const ScratchBytes&) = delete;
+  ScratchBytes& operator=(const ScratchBytes&) = delete;
+  ~ScratchBytes() { std::free(p); }
+  uint8_t* get(size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = static_cast<uint8_t*>(std::aligned_alloc(64, (want + 63) / 64 * 64));
+      n = p ? want : 0;
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+
+struct VnniCtx {
+  int64_t ps = 0;          // image bytes between horizontally adjacent output pixels (sw*cin)
+  int64_t row_stride = 0;  // image bytes per image row
+  int kh = 0;
+  int64_t s4 = 0;          // quads per tap row
+  int64_t wblock = 0;      // weight bytes per block of L channels (kh * s4 * 4 * L)
+};
+
+// P pixels x NB channel vectors; acc[p * ld + b * L + lane] = y (corrected).
+template <class V, int P, int NB>
+__attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, const int8_t* wp,
+                                         const int32_t* corr, int32_t* acc, int64_t ld) {
+  typename V::reg s[P][NB];
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) s[p][b] = V::zero();
+  for (int i = 0; i < c.kh; ++i) {
+    const uint8_t* rp[P];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) rp[p] = px0 + i * c.row_stride + p * c.ps;
+    const int8_t* wi = wp + i * c.s4 * 4 * V::L;
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < c.s4; ++t) {
+      typename V::reg w[NB];
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) w[b] = V::load(wi + b * c.wblock + t * 4 * V::L);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p) {
+        const typename V::reg u = V::bcast(rp[p] + 4 * t);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) s[p][b] = V::dp(s[p][b], u, w[b]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) {
+    const typename V::reg cv = V::load32(corr + b * V::L);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) V::store_sub(acc + p * ld + b * V::L, s[p][b], cv);
+  }
+}
+
+template <class V>
+using VnniFn = void (*)(const VnniCtx&, const uint8_t*, const int8_t*, const int32_t*, int32_t*,
+                        int64_t);
+
+// Tile functions for NB vectors and P = 1 .. V::pmax(NB) pixels: table[P - 1].
+template <class V, int NB, int... I>
+constexpr std::array<VnniFn<V>, sizeof...(I)> vnni_table(std::integer_sequence<int, I...>) {
+  return {vnni_tile<V, I + 1, NB>...};
+}
+
+template <class V>
+struct VnniTables {
+  static constexpr auto t1 = vnni_table<V, 1>(std::make_integer_sequence<int, V::pmax(1)>{});
+  static constexpr auto t2 = vnni_table<V, 2>(std::make_integer_sequence<int, V::pmax(2)>{});
+  static constexpr auto t3 = vnni_table<V, 3>(std::make_integer_sequence<int, V::pmax(3)>{});
+  static constexpr auto t4 = vnni_table<V, 4>(std::make_integer_sequence<int, V::pmax(4)>{});
+  static VnniFn<V> get(int nb, int p) {
+    if constexpr (V::NBMAX >= 4) {
+      if (nb == 4) return t4[p - 1];
+      if (nb == 3) return t3[p - 1];
+    }
+    return nb == 2 ? t2[p - 1] : t1[p - 1];
+  }
+};
+
+// Splits a row of ow pixels into ceil(ow / pmax) tiles of sizes as equal as possible (so no
+// tile is much shorter than the others); at most `cap` tiles, else 0 (then fixed pmax steps).
+inline int balanced_tiles(int64_t ow, int pmax, int* tiles, int cap) {
+  const int64_t nt = (ow + pmax - 1) / pmax;
+  if (nt > cap) return 0;
+  const int64_t q = ow / nt, r = ow % nt;
+  for (int64_t k = 0; k < nt; ++k) tiles[k] = static_cast<int>(q + (k < r ? 1 : 0));
+  return static_cast<int>(nt);
+}
+
+// max |y| over a row buffer (npix rows of ld, the first n values each); |INT32_MIN| = 2^31.
+inline uint32_t row_absmax(const int32_t* rb, int64_t ld, int64_t npix, int64_t n) {
+  __m256i m = _mm256_setzero_si256();
+  uint32_t tail = 0;
+  for (int64_t p = 0; p < npix; ++p) {
+    const int32_t* y = rb + p * ld;
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+      m = _mm256_max_epu32(
+          m, _mm256_abs_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c))));
+    for (; c < n; ++c) tail = std::max(tail, static_cast<uint32_t>(std::abs(int64_t{y[c]})));
+  }
+  alignas(32) uint32_t v[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), m);
+  for (uint32_t x : v) tail = std::max(tail, x);
+  return tail;
+}
+
+template <class V>
+void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
+  constexpr int64_t L = V::L;
+  const Conv8Geom& g = a.g;
+  const int64_t seg = int64_t{g.kw} * g.cin;
+  const bool direct = !a.x_signed && g.ph == 0 && g.pw == 0 && seg % 4 == 0;
+  const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
+  const int64_t row_stride = wpd * g.cin;
+  const uint8_t* img = static_cast<const uint8_t*>(a.x);
+  if (!direct) {
+    static thread_local ScratchBytes img_buf;
+    const size_t len = static_cast<size_t>(g.n * hp * row_stride);
+    uint8_t* const im = img_buf.get(len + 64);
+    std::memset(im + len, 0, 64);  // the quads of the last tap row may read 3 bytes past it
+    const uint8_t flip = a.x_signed ? 0x80 : 0x00;
+    const uint8_t* zu = pw.zu.data();
+    const int64_t rowlen = g.w * g.cin, lpad = int64_t{g.pw} * g.cin;
+    // Rows of about 16 KiB or more per task: a small image is one task (no fork/join).
+    const int64_t rows = g.n * hp;
+    const int64_t per = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_stride));
+    parallel_for((rows + per - 1) / per, threads_for(static_cast<int64_t>(len), 32768, threads),
+                 [&](int64_t t0, int64_t t1) {
+      for (int64_t r = t0 * per; r < std::min(rows, t1 * per); ++r) {
+        uint8_t* d = im + r * row_stride;
+        const int64_t n = r / hp, iy = r % hp - g.ph;
+        if (iy < 0 || iy >= g.h) {
+          for (int64_t px = 0; px < wpd; ++px) std::memcpy(d + px * g.cin, zu, g.cin);
+          continue;
+        }
+        for (int64_t px = 0; px < g.pw; ++px) {
+          std::memcpy(d + px * g.cin, zu, g.cin);
+          std::memcpy(d + lpad + rowlen + px * g.cin, zu, g.cin);
+        }
+        const uint8_t* src = static_cast<const uint8_t*>(a.x) + (n * g.h + iy) * rowlen;
+        d += lpad;
+        int64_t q = 0;
+        const __m256i fv = _mm256_set1_epi8(static_cast<char>(flip));
+        for (; q + 32 <= rowlen; q += 32)
+          _mm256_storeu_si256(
+              reinterpret_cast<__m256i*>(d + q),
+              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + q)), fv));
+        for (; q < rowlen; ++q) d[q] = src[q] ^ flip;
+      }
+    });
+    img = im;
+  }
+  VnniCtx c;
+  c.ps = int64_t{g.sw} * g.cin;
+  c.row_stride = row_stride;
+  c.kh = g.kh;
+  c.s4 = (seg + 3) / 4;
+  c.wblock = g.kh * c.s4 * 4 * L;
+  const int64_t cbn = (g.cout + L - 1) / L;
+  const int64_t ld = cbn * L;  // >= round_up(cout, 8): what write_stage_avx2 reads
+  const StagePrep sp = prepare_stage(a.stage, g.cout, pw.ybound);
+  // int8 stage: the proven bound |y| <= ybound is far above the accumulators of real data, and
+  // with large multipliers it rules out the int32 path. A row whose accumulators all satisfy
+  // |y| <= yfast, yfast = (2^31 - 1 - max|B| - 2^(S-1)) / max|M|, takes it (sp_fast): then
+  // y*M + B + 2^(S-1) cannot leave int32 and the int32 formula equals the int64 one exactly.
+  int64_t yfast = -1;
+  if (a.stage.kind == OutputKind::int8 && !sp.int8_fast) {
+    int64_t mmax = 0, bmax = 0;
+    for (int64_t o = 0; o < g.cout; ++o) {
+      mmax = std::max<int64_t>(mmax, std::abs(int64_t{a.stage.multiplier[o]}));
+      bmax = std::max<int64_t>(bmax, std::abs(int64_t{a.stage.bias[o]}));
+    }
+    const int64_t room = int64_t{INT32_MAX} - bmax - (int64_t{1} << (a.stage.shift - 1));
+    if (room >= 0 && mmax > 0) yfast = std::min<int64_t>(room / mmax, INT32_MAX - 1);
+  }
+  const StagePrep sp_fast = yfast >= 0 ? prepare_stage(a.stage, g.cout, yfast) : StagePrep{};
+  // Rows that need the exact wide int8 path: V::Int8Stage (int64 lanes where the ISA has them,
+  // AVX-512), else write_stage_avx2's float64 / scalar path.
+  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !sp.int8_fast;
+  const typename V::Int8Stage wide(wide_int8 ? &a.stage : nullptr, g.cout);
+  // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
+  const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
+  const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
+  const int nbtail = static_cast<int>(cbn - (ngroups - 1) * V::NBMAX);
+  int tiles_full[128], tiles_tail[128];
+  const int nt_full = balanced_tiles(g.ow, V::pmax(nbfull), tiles_full, 128);
+  const int nt_tail = balanced_tiles(g.ow, V::pmax(nbtail), tiles_tail, 128);
+  // Work items are output rows; a thread gets at least ~0.5M multiply-adds (a few microseconds),
+  // so the small convs of a network's tail run without a fork/join.
+  const int64_t rows = g.n * g.oh;
+  const int th = threads_for(rows * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
+  parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
+    LocalArray<int32_t> rowbuf;
+    rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
+    int32_t* rb = &rowbuf[0];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.oh, oy = r % g.oh;
+      const uint8_t* row = img + (n * hp + oy * g.sh) * row_stride;
+      for (int64_t gi = 0; gi < ngroups; ++gi) {
+        const int64_t b0 = gi * V::NBMAX;
+        const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
+        const int8_t* wg = pw.w8.data() + b0 * c.wblock;
+        const int32_t* cg = pw.corr.data() + b0 * L;
+        const int* tiles = nb == nbfull ? tiles_full : tiles_tail;
+        const int nt = nb == nbfull ? nt_full : nt_tail;
+        const int pmax = V::pmax(nb);
+        int64_t ox = 0;
+        for (int k = 0; nt ? k < nt : ox < g.ow; ++k) {
+          const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, g.ow - ox));
+          VnniTables<V>::get(nb, np)(c, row + ox * c.ps, wg, cg, rb + ox * ld + b0 * L, ld);
+          ox += np;
+        }
+      }
+      const bool fast =
+          yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
+      if (wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, static_cast<int8_t*>(a.y)))
+        continue;
+      write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
+                       a.y);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace onebit::kernels
