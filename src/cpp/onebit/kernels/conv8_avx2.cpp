@@ -261,27 +261,6 @@ std::vector<int> row_tiles(int64_t ow) {
   return t;
 }
 
-// Grow-only int16 scratch kept by the calling thread across calls (the padded image and the
-// packed weights; fresh allocations of these sizes cost page faults on every call). Internal
-// linkage and no std::vector: nothing compiled with AVX2 flags leaves this unit as a weak symbol.
-struct Scratch16 {
-  int16_t* p = nullptr;
-  size_t n = 0;
-  Scratch16() = default;
-  Scratch16(const Scratch16&) = delete;
-  Scratch16& operator=(const Scratch16&) = delete;
-  ~Scratch16() { std::free(p); }
-  int16_t* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<int16_t*>(std::malloc(want * sizeof(int16_t)));
-      n = p ? want : 0;
-      if (!p) throw std::bad_alloc();
-    }
-    return p;
-  }
-};
-
 template <class T>
 const T* pad16(const T* src, int64_t n, int64_t padded, T fill, std::vector<T>& buf) {
   buf.assign(static_cast<size_t>(padded), fill);
@@ -299,7 +278,8 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
   const int64_t row_stride = wpd * g.cin, rowlen = g.w * g.cin;
   const int64_t lpad = int64_t{g.pw} * g.cin, rpad = row_stride - lpad - rowlen;
-  static thread_local Scratch16 img_buf;
+  // Grow-only, kept by the thread: fresh allocations of these sizes cost page faults per call.
+  static thread_local Scratch<int16_t> img_buf;
   const size_t img_len = static_cast<size_t>(g.n * hp * row_stride + 16);
   int16_t* const img = img_buf.get(img_len);
   std::fill(img + img_len - 16, img + img_len, int16_t{0});
@@ -349,7 +329,7 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   c.words = (g.cout + 63) / 64;
   c.out_px = conv8_out_per_pixel(g, st.kind);
   std::vector<int32_t> thr, dirneg, mul, bias, ymax32;
-  LocalArray<double> md, bd;
+  Scratch<double> md, bd;
   std::vector<float> scale, fbias;
   switch (st.kind) {
     case OutputKind::int32: break;

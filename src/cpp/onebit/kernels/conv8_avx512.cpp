@@ -44,7 +44,7 @@ class Int8Stage512 {
  private:
   const OutputStage* st_;
   int64_t cout_;
-  LocalArray<int64_t> m_, b_;
+  Scratch<int64_t> m_, b_;
 };
 
 struct V512 {

@@ -33,26 +33,6 @@
 namespace onebit::kernels {
 namespace {
 
-// Grow-only byte buffer kept by the calling thread across calls (internal linkage, no std
-// template: see LocalArray in output_avx2.h).
-struct ScratchBytes {
-  uint8_t* p = nullptr;
-  size_t n = 0;
-  ScratchBytes() = default;
-  ScratchBytes(const ScratchBytes&) = delete;
-  ScratchBytes& operator=(const ScratchBytes&) = delete;
-  ~ScratchBytes() { std::free(p); }
-  uint8_t* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<uint8_t*>(std::aligned_alloc(64, (want + 63) / 64 * 64));
-      n = p ? want : 0;
-      if (!p) throw std::bad_alloc();
-    }
-    return p;
-  }
-};
-
 struct VnniCtx {
   int64_t ps = 0;          // image bytes between horizontally adjacent output pixels (sw*cin)
   int64_t row_stride = 0;  // image bytes per image row
@@ -159,7 +139,7 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int64_t row_stride = wpd * g.cin;
   const uint8_t* img = static_cast<const uint8_t*>(a.x);
   if (!direct) {
-    static thread_local ScratchBytes img_buf;
+    static thread_local Scratch<uint8_t> img_buf;  // grow-only, kept by the thread
     const size_t len = static_cast<size_t>(g.n * hp * row_stride);
     uint8_t* const im = img_buf.get(len + 64);
     std::memset(im + len, 0, 64);  // the quads of the last tap row may read 3 bytes past it
@@ -235,7 +215,7 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int64_t rows = g.n * g.oh;
   const int th = threads_for(rows * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
-    LocalArray<int32_t> rowbuf;
+    Scratch<int32_t> rowbuf;
     rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
     int32_t* rb = &rowbuf[0];
     for (int64_t r = r0; r < r1; ++r) {
