@@ -326,7 +326,7 @@ def _baselines(rec: dict) -> str:
 
 
 PRUNE_COLUMNS = (("cifar10", "channel", 1), ("cifar10", "weight", 1), ("cifar10", "weight", 2),
-                 ("cifar10", "word", 1), ("mnist", "channel", 1))
+                 ("cifar10", "word", 1), ("mnist", "channel", 1), ("mnist", "weight", 1))
 
 
 def _cell(r: dict | None) -> str:
@@ -346,7 +346,7 @@ def t_pruning() -> str:
     keys = sorted({k[3:] for k in get}, key=lambda k: (methods.index(k[0]), k[1]))
     rows = [[m, f"{100 * t:.0f}%"] + [_cell(get.get(c + (m, t))) for c in PRUNE_COLUMNS] for m, t in keys]
     head = ["method", "target", "CIFAR-10 channel, 1-epoch fine-tune", "CIFAR-10 weight, 1 epoch",
-            "CIFAR-10 weight, 2 epochs", "CIFAR-10 word, 1 epoch", "MNIST channel, 1 epoch"]
+            "CIFAR-10 weight, 2 epochs", "CIFAR-10 word, 1 epoch", "MNIST channel, 1 epoch", "MNIST weight, 1 epoch"]
     return block([_baselines(r) for r in recs] + [""] + table(head, rows), paths, recs)
 
 # ---- peers ------------------------------------------------------------------------------------------
