@@ -279,6 +279,76 @@ def t_qat() -> str:
     return block(table(head, rows), paths, every)
 
 
+# ---- training and pruning accuracy (records transcribed from the published page) -------------------
+
+def _acc(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}%"
+
+
+def _per_epoch(r: dict) -> str:
+    return " / ".join(f"{a:.2f}" for a in r["test_accuracy_per_epoch_pct"])
+
+
+TRAINING_RUNS = ("mnist_f", "demo", "cifar_bnn_w0125", "cifar_float_w0125", "imagenette64")
+
+
+def t_training() -> str:
+    paths = [f"{RESULTS}/training/models.json", f"{RESULTS}/training/bnn_clip.json"]
+    rec, clip = load(paths[0])[0], load(paths[1])[0]
+    get = {r["run"]: r for r in rec["rows"]}
+    rows = []
+    for run in TRAINING_RUNS:
+        r = get[run]
+        evald = r.get("idle_machine", r)  # the demo's figures come from its idle-machine run
+        size = f", {r['size']} px" if r.get("size") else ""
+        name = f"{r['model']} width {r['width']:g}{size}, {r['variant']}" + (" (`onebit demo`)" if run == "demo" else "")
+        engine = ", ".join(f"{v:.2f}% ({isa})" for isa, v in evald.get("engine_accuracy_pct", {}).items())
+        rows.append([name, r["dataset"], f"{r['epochs']} x {r['train_images']}", _per_epoch(r),
+                     _acc(r["test_accuracy_pct"]), _acc(evald.get("simulation_accuracy_pct")), engine or "-", "-",
+                     evald.get("train_seconds", "-"), evald.get("cpu_s", "-")])
+    for r in clip["rows"]:
+        name = "birealnet18 width 0.125, CIFAR stem, " + ("`--clip-block`" if r["clip_block"] else "no clip block")
+        data = (f"{r['data_between_blocks_bits']} bit ({r['stage_outputs_on_int8_grid']} of {r['stage_outputs']} "
+                f"on the int8 grid; {r['distinct_values_per_tensor']} distinct values per tensor)")
+        rows.append([name, "cifar10", f"{r['epochs']} x {r['train_images']}", _per_epoch(r),
+                     f"{_acc(r['test_accuracy_pct'])} ({r['test_images']} images)", "-", "-", data, "-", r["cpu_s"]])
+    head = ["network", "dataset", "epochs x images", "test accuracy per epoch (%)", "test accuracy", "simulation",
+            "engine", "data between blocks", "train steps (s)", "CPU (s)"]
+    return block(table(head, rows), paths, [rec, clip])
+
+
+def _baselines(rec: dict) -> str:
+    seeds = ", ".join(f"seed {b['seed']} {b['test_accuracy_pct']:.2f}%" for b in rec["baselines"])
+    first = rec["baselines"][0]
+    return (f"{rec['model']} width {rec['width']:g} on {rec['dataset']}, unpruned ({first['epochs']} "
+            f"epoch{'s' if first['epochs'] > 1 else ''}, {first['size_kib']:.1f} KiB packed): {seeds}; "
+            f"seed spread {rec['baseline_spread_points']:.2f} points.")
+
+
+PRUNE_COLUMNS = (("cifar10", "channel", 1), ("cifar10", "weight", 1), ("cifar10", "weight", 2),
+                 ("cifar10", "word", 1), ("mnist", "channel", 1), ("mnist", "weight", 1))
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return ""
+    spread = "" if r["acc_after_spread_pct"] is None else f" +- {r['acc_after_spread_pct']:.2f}"
+    return (f"{r['fewer_binary_ops_pct']:.1f}%: {r['acc_after_mean_pct']:.2f}{spread} ({r['finetune_seeds']}), "
+            f"{r['vs_baseline']:+.2f}")
+
+
+def t_pruning() -> str:
+    paths = [f"{RESULTS}/prune_study/cifar10.json", f"{RESULTS}/prune_study/mnist.json"]
+    recs = [load(p)[0] for p in paths]
+    get = {(rec["dataset"], r["granularity"], r["finetune_epochs"], r["method"], r["target"]): r
+           for rec in recs for r in rec["rows"]}
+    methods = _distinct(r["method"] for rec in recs for r in rec["rows"])
+    keys = sorted({k[3:] for k in get}, key=lambda k: (methods.index(k[0]), k[1]))
+    rows = [[m, f"{100 * t:.0f}%"] + [_cell(get.get(c + (m, t))) for c in PRUNE_COLUMNS] for m, t in keys]
+    head = ["method", "target", "CIFAR-10 channel, 1-epoch fine-tune", "CIFAR-10 weight, 1 epoch",
+            "CIFAR-10 weight, 2 epochs", "CIFAR-10 word, 1 epoch", "MNIST channel, 1 epoch", "MNIST weight, 1 epoch"]
+    return block([_baselines(r) for r in recs] + [""] + table(head, rows), paths, recs)
+
 # ---- peers ------------------------------------------------------------------------------------------
 
 def _summarize():
@@ -331,6 +401,8 @@ TABLES = {
     "mask-sizes": t_mask_sizes,
     "verify": t_verify,
     "qat": t_qat,
+    "training": t_training,
+    "pruning": t_pruning,
     "peers": t_peers,
     "peers-min": t_peers_min,
     "peers-lce-options": t_peers_lce_options,
