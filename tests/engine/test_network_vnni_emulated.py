@@ -191,6 +191,7 @@ def test_network_conv8_vnni_logic_under_emulation(tmp_path):
         (SRC / "onebit/conv8.cpp", []),
         (SRC / "onebit/threadpool.cpp", []),
         (SRC / "onebit/isa.cpp", []),
+        (SRC / "onebit/kernel_table.cpp", []),
         (tmp_path / "main.cpp", []),
     ]
     objs = [str(tmp_path / f"u{i}.o") for i in range(len(units))]

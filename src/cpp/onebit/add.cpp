@@ -1,4 +1,5 @@
-// Residual add dispatcher: validates parameters, picks the ISA, splits elements over threads.
+// Residual add dispatcher: validates parameters, takes the kernel from the op's table (one row
+// per ISA, onebit/kernel_table.h; avx512 runs the AVX2 kernels), splits elements over threads.
 // Chunks are aligned to 64 elements so every thread count runs the same vector/tail split.
 #include "onebit/add.h"
 
@@ -6,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "onebit/kernel_table.h"
 #include "onebit/kernels/add_kernels.h"
 #include "onebit/threadpool.h"
 
@@ -13,16 +15,31 @@ namespace onebit {
 
 namespace {
 
-bool use_avx2(Isa isa) {
-  if (!isa_supported(isa))
-    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
-                                " is not supported by this CPU/build");
+const KernelTable<decltype(&kernels::add_int8_scalar)> add_int8_table("add_int8", {
+    kernel_row(Isa::scalar, &kernels::add_int8_scalar),
 #if defined(ONEBIT_HAVE_X86)
-  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
-#else
-  return false;
+    kernel_row(Isa::avx2, &kernels::add_int8_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
 #endif
-}
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::add_int8_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::add_f32_scalar)> add_f32_table("add_f32", {
+    kernel_row(Isa::scalar, &kernels::add_f32_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::add_f32_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+    kernel_row(Isa::neon, &kernels::add_f32_neon),
+#else
+    fallback_row(Isa::neon, Isa::scalar),  // 32-bit NEON flushes denormals
+#endif
+});
 
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
 constexpr int64_t kMinPerThread = 32768;  // elements: a few microseconds, about a fork/join
@@ -49,12 +66,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   if (shift < 1 || shift > 31)
     throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
   reduce_multipliers(ma, mb, shift);
-  auto fn = kernels::add_int8_scalar;
-#if defined(ONEBIT_HAVE_X86)
-  if (use_avx2(isa)) fn = kernels::add_int8_avx2;
-#else
-  use_avx2(isa);
-#endif
+  const auto fn = add_int8_table.get(isa);
   const int64_t blocks = (count + kBlock - 1) / kBlock;
   parallel_for(blocks, threads_for(count, kMinPerThread, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, ma, mb, shift, b0 * kBlock, std::min(count, b1 * kBlock));
@@ -64,12 +76,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
 void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, int threads) {
   if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
   if (count < 0) throw std::invalid_argument("negative element count");
-  auto fn = kernels::add_f32_scalar;
-#if defined(ONEBIT_HAVE_X86)
-  if (use_avx2(isa)) fn = kernels::add_f32_avx2;
-#else
-  use_avx2(isa);
-#endif
+  const auto fn = add_f32_table.get(isa);
   const int64_t blocks = (count + kBlock - 1) / kBlock;
   parallel_for(blocks, threads_for(count, kMinPerThread / 4, threads), [&](int64_t b0, int64_t b1) {
     fn(a, b, y, b0 * kBlock, std::min(count, b1 * kBlock));

@@ -1,5 +1,6 @@
-// bconv2d / bdense dispatcher: checks geometry and stage parameters, then runs the kernel of
-// the requested ISA. Kernels trust their arguments; every check lives here.
+// bconv2d / bdense dispatcher: checks geometry and stage parameters, then runs the kernel of the
+// requested ISA's row in the op's table (onebit/kernel_table.h): plain and pruned layers, their
+// weight preparation and popcount_peak's loop. Kernels trust their arguments; every check lives here.
 #include "onebit/bconv.h"
 
 #include <algorithm>
@@ -10,20 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "onebit/kernel_table.h"
+
 namespace onebit {
 
 namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
-
-void check_isa(Isa isa) {
-  if (!isa_supported(isa))
-    fail(std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU or build");
-#if !defined(ONEBIT_HAVE_X86)
-  if (isa == Isa::avx2 || isa == Isa::avx512) fail("x86 kernels are not compiled in this build");
-#endif
-  if (isa == Isa::neon) fail("no NEON kernels in this build yet");
-}
 
 void check_stage(const OutputStage& st, int64_t cout) {
   switch (st.kind) {
@@ -46,6 +40,110 @@ void check_stage(const OutputStage& st, int64_t cout) {
   }
   fail("unknown output kind");
 }
+
+// Uniform entry points for the tables (the kernels proper live in kernels/bconv_<isa>.cpp).
+void plain_scalar(const BConvArgs& a, int threads) {
+  BConvArgs b = a;
+  if (a.prepared) b.w = a.prepared->words.get();  // scalar layout = the packed layout
+  kernels::bconv_scalar(b, threads);
+}
+void masked_scalar(const BConvArgs& a, int threads) {
+  BConvArgs b = a;
+  if (a.prepared) {
+    b.w = a.prepared->words.get();
+    b.weight_mask = a.prepared->mask.get();
+  }
+  kernels::bconv_masked_scalar(b, threads);
+}
+// Packed layout as it is (scalar and neon kernels read it directly).
+void prepare_packed(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int) {
+  p.nwords = static_cast<size_t>(s.cout * s.kh * s.kw * s.words());
+  p.words = kernels::aligned_words(p.nwords);
+  std::copy(w, w + p.nwords, p.words.get());
+}
+using MaskedPrepare = void (*)(const uint64_t*, const uint64_t*, const BConvShape&, PreparedWeights&, int);
+void prepare_masked_packed(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
+                           int threads) {
+  p.masked = true;  // the packed weights and mask as they are
+  prepare_packed(w, s, p, threads);
+  p.nmask = p.nwords;
+  p.mask = kernels::aligned_words(p.nmask);
+  std::copy(mask, mask + p.nmask, p.mask.get());
+}
+#if defined(ONEBIT_HAVE_X86)
+void masked_avx2(const BConvArgs& a, int threads) {
+  if (a.prepared) {
+    kernels::bconv_masked_avx2(a, threads);
+    return;
+  }
+  PreparedWeights local;  // unprepared call: build the list layout now
+  kernels::prepare_masked_list(a.w, a.weight_mask, a.s, local, threads);
+  BConvArgs b = a;
+  b.prepared = &local;
+  b.weight_mask = nullptr;
+  kernels::bconv_masked_avx2(b, threads);
+}
+#endif
+
+using Kernel = void (*)(const BConvArgs&, int);
+using Prepare = void (*)(const uint64_t*, const BConvShape&, PreparedWeights&, int);
+using PopLoop = uint64_t (*)(const uint64_t*, const uint64_t*, int64_t, int64_t);
+
+// Binary conv / dense, packed weights or weights prepared for the ISA.
+const KernelTable<Kernel> bconv_table("bconv", {
+    kernel_row(Isa::scalar, &plain_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::bconv_avx2),
+    kernel_row(Isa::avx512, &kernels::bconv_avx512),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::bconv_neon),
+#endif
+});
+// Weight preparation for bconv_table's kernels (the layout each one reads).
+const KernelTable<Prepare> bconv_prepare_table("bconv_prepare", {
+    kernel_row(Isa::scalar, &prepare_packed),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::prepare_weights_avx2),
+    kernel_row(Isa::avx512, &kernels::prepare_weights_avx512),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+    fallback_row(Isa::neon, Isa::scalar),  // the NEON kernel reads the packed layout
+});
+// Pruned layers. No AVX-512 masked kernel: AVX-512 CPUs run the AVX2 list kernel (docs/kernels.md).
+const KernelTable<Kernel> bconv_masked_table("bconv_masked", {
+    kernel_row(Isa::scalar, &masked_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &masked_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::bconv_masked_neon),  // reads packed words + mask
+#endif
+});
+const KernelTable<MaskedPrepare> bconv_masked_prepare_table("bconv_masked_prepare", {
+    kernel_row(Isa::scalar, &prepare_masked_packed),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::prepare_masked_list),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+    fallback_row(Isa::neon, Isa::scalar),
+});
+// popcount_peak's timed loop: the popcount each ISA's conv kernel uses.
+const KernelTable<PopLoop> popcount_loop_table("popcount_loop", {
+    kernel_row(Isa::scalar, &kernels::popcount_loop_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::popcount_loop_avx2),
+    kernel_row(Isa::avx512, &kernels::popcount_loop_avx512),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::popcount_loop_neon),
+#endif
+});
 
 }  // namespace
 
@@ -82,8 +180,8 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   if (a.weight_mask && a.prepared)
     fail("weight_mask cannot be combined with prepared weights (pass it to prepare_weights instead)");
   check_stage(a.stage, s.cout);
-  check_isa(isa);
-  isa = kernel_isa(isa);
+  require_isa(isa);
+  isa = kernel_isa(isa);  // avxvnni runs the avx2 binary kernels (the tables' avxvnni rows say so)
   if (const PreparedWeights* p = a.prepared) {
     if (p->isa != isa)
       fail(std::string("weights were prepared for ISA '") + isa_name(p->isa) + "' but the call uses '" +
@@ -93,50 +191,10 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
            std::to_string(p->kw) + ", " + std::to_string(p->cin) + "-channel) layer, not this one");
   }
   if (a.weight_mask) check_weight_mask(a.w, a.weight_mask, s.cout, s.kh * s.kw, s.cin);
-  if (a.weight_mask || (a.prepared && a.prepared->masked)) {  // pruned layer
-    switch (isa) {
-      case Isa::scalar: {
-        BConvArgs b = a;
-        if (a.prepared) {
-          b.w = a.prepared->words.get();
-          b.weight_mask = a.prepared->mask.get();
-        }
-        kernels::bconv_masked_scalar(b, threads);
-        return;
-      }
-#if defined(ONEBIT_HAVE_X86)
-      // No AVX-512 masked kernel: AVX-512 CPUs run the AVX2 list kernel (docs/kernels.md).
-      case Isa::avx2:
-      case Isa::avx512: {
-        if (a.prepared) {
-          kernels::bconv_masked_avx2(a, threads);
-          return;
-        }
-        PreparedWeights local;  // unprepared call: build the list layout now
-        kernels::prepare_masked_list(a.w, a.weight_mask, s, local, threads);
-        BConvArgs b = a;
-        b.prepared = &local;
-        b.weight_mask = nullptr;
-        kernels::bconv_masked_avx2(b, threads);
-        return;
-      }
-#endif
-      default: fail(std::string("no masked bconv kernel for ISA '") + isa_name(isa) + "'");
-    }
-  }
-  switch (isa) {
-    case Isa::scalar: {
-      BConvArgs b = a;
-      if (a.prepared) b.w = a.prepared->words.get();  // scalar layout = the packed layout
-      kernels::bconv_scalar(b, threads);
-      return;
-    }
-#if defined(ONEBIT_HAVE_X86)
-    case Isa::avx2: kernels::bconv_avx2(a, threads); return;
-    case Isa::avx512: kernels::bconv_avx512(a, threads); return;
-#endif
-    default: fail(std::string("no bconv kernel for ISA '") + isa_name(isa) + "'");
-  }
+  if (a.weight_mask || (a.prepared && a.prepared->masked))  // pruned layer
+    bconv_masked_table.get(isa)(a, threads);
+  else
+    bconv_table.get(isa)(a, threads);
 }
 
 std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,
@@ -144,8 +202,8 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
                                                              const uint64_t* weight_mask) {
   if (!w) fail("null weight pointer");
   if (cout < 1 || kh < 1 || kw < 1 || cin < 1) fail("weights need Cout, KH, KW, in_channels >= 1");
-  check_isa(isa);
-  isa = kernel_isa(isa);
+  require_isa(isa);
+  isa = kernel_isa(isa);  // avxvnni runs the avx2 binary kernels (the tables' avxvnni rows say so)
   if (weight_mask) check_weight_mask(w, weight_mask, cout, kh * kw, cin);
   auto p = std::make_shared<PreparedWeights>();
   p->isa = isa;
@@ -158,32 +216,10 @@ std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, 
   s.kh = kh;
   s.kw = kw;
   s.cin = cin;
-  if (weight_mask) {  // pruned layer
-#if defined(ONEBIT_HAVE_X86)
-    if (isa == Isa::avx2 || isa == Isa::avx512) {  // both run the AVX2 list kernel
-      kernels::prepare_masked_list(w, weight_mask, s, *p, threads);
-      return p;
-    }
-#endif
-    p->masked = true;  // scalar: the packed weights and mask as they are
-    p->nmask = p->nwords = static_cast<size_t>(cout * kh * kw * s.words());
-    p->mask = kernels::aligned_words(p->nmask);
-    std::copy(weight_mask, weight_mask + p->nmask, p->mask.get());
-    p->words = kernels::aligned_words(p->nwords);
-    std::copy(w, w + p->nwords, p->words.get());
-    return p;
-  }
-  switch (isa) {
-#if defined(ONEBIT_HAVE_X86)
-    case Isa::avx2: kernels::prepare_weights_avx2(w, s, *p, threads); break;
-    case Isa::avx512: kernels::prepare_weights_avx512(w, s, *p, threads); break;
-#endif
-    default: {
-      p->nwords = static_cast<size_t>(cout * kh * kw * s.words());
-      p->words = kernels::aligned_words(p->nwords);
-      std::copy(w, w + p->nwords, p->words.get());
-    }
-  }
+  if (weight_mask)  // pruned layer
+    bconv_masked_prepare_table.get(isa)(w, weight_mask, s, *p, threads);
+  else
+    bconv_prepare_table.get(isa)(w, s, *p, threads);
   return p;
 }
 
@@ -214,15 +250,16 @@ std::shared_ptr<uint64_t> aligned_words(size_t n) {
 }  // namespace kernels
 
 double popcount_peak(Isa isa, double seconds, const std::string& method) {
-  check_isa(isa);
-  isa = kernel_isa(isa);
+  require_isa(isa);
+  isa = kernel_isa(isa);  // avxvnni runs the avx2 binary kernels (the tables' avxvnni rows say so)
   const bool ok = method.empty() ||
                   (isa == Isa::avx2 ? (method == "split" || method == "lut" || method == "popcnt")
                    : isa == Isa::avx512 ? method == "vpopcntq"
+                   : isa == Isa::neon   ? method == "vcnt"
                                         : method == "builtin");
   if (!ok)
     fail("popcount method '" + method + "' is unknown for ISA " + isa_name(isa) +
-         " (scalar: builtin; avx2: split, lut, popcnt; avx512: vpopcntq)");
+         " (scalar: builtin; avx2: split, lut, popcnt; avx512: vpopcntq; neon: vcnt)");
   // 2 x 2 KiB operands: L1 resident, long enough to hide loop overhead.
   constexpr int64_t kWords = 256;
   std::vector<uint64_t> av(kWords), bv(kWords);
@@ -232,17 +269,14 @@ double popcount_peak(Isa isa, double seconds, const std::string& method) {
     av[i] = r;
     bv[i] = r * 0xBF58476D1CE4E5B9ull;
   }
+  const PopLoop pop = popcount_loop_table.get(isa);
   auto loop = [&](int64_t iters) -> uint64_t {
-    switch (isa) {
-#if defined(ONEBIT_HAVE_X86)
-      case Isa::avx2:
-        if (method == "popcnt") return kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters);
-        if (method == "lut") return kernels::popcount_loop_avx2_lut(av.data(), bv.data(), kWords, iters);
-        return kernels::popcount_loop_avx2(av.data(), bv.data(), kWords, iters);
-      case Isa::avx512: return kernels::popcount_loop_avx512(av.data(), bv.data(), kWords, iters);
+#if defined(ONEBIT_HAVE_X86)  // the AVX2 alternatives popcount_peak can time
+    if (isa == Isa::avx2 && method == "popcnt")
+      return kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters);
+    if (isa == Isa::avx2 && method == "lut") return kernels::popcount_loop_avx2_lut(av.data(), bv.data(), kWords, iters);
 #endif
-      default: return kernels::popcount_loop_scalar(av.data(), bv.data(), kWords, iters);
-    }
+    return pop(av.data(), bv.data(), kWords, iters);
   };
   using clock = std::chrono::steady_clock;
   int64_t iters = 64;

@@ -111,7 +111,8 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
 // the achieved bit-MACs per second (the peak the benchmarks compare against).
 // `method` picks the popcount implementation timed ("" = the one the ISA's conv kernel uses):
 // scalar: "builtin"; avx2: "split" (pshufb LUT on nibble-pre-split operands, as the AVX2
-// conv), "lut" (classic pshufb nibble LUT), "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq".
+// conv), "lut" (classic pshufb nibble LUT), "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq";
+// neon: "vcnt" (vcntq_u8 + vpadalq_u8 into 16-bit lanes, as the NEON conv).
 double popcount_peak(Isa isa, double seconds, const std::string& method = "");
 
 namespace kernels {
@@ -119,6 +120,7 @@ namespace kernels {
 void bconv_scalar(const BConvArgs& a, int threads);
 void bconv_avx2(const BConvArgs& a, int threads);
 void bconv_avx512(const BConvArgs& a, int threads);
+void bconv_neon(const BConvArgs& a, int threads);
 void prepare_weights_avx2(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
 void prepare_weights_avx512(const uint64_t* w, const BConvShape& s, PreparedWeights& p, int threads);
 // Masked (pruned) layers: a.weight_mask (scalar: with a.w) or a.prepared->masked.
@@ -126,6 +128,8 @@ void bconv_masked_scalar(const BConvArgs& a, int threads);
 // AVX2 list kernel, also for ISA avx512 with a mask; needs a.prepared (built by the dispatcher
 // for unprepared calls).
 void bconv_masked_avx2(const BConvArgs& a, int threads);
+// NEON masked kernel: reads the packed weights and mask (a.w + a.weight_mask, or a.prepared's).
+void bconv_masked_neon(const BConvArgs& a, int threads);
 // Builds the AVX2 list layout (PreparedWeights' list fields) of canonical weights and mask.
 // Core code without ISA flags (bconv_masked.cpp).
 void prepare_masked_list(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
@@ -138,6 +142,7 @@ uint64_t popcount_loop_scalar(const uint64_t* a, const uint64_t* b, int64_t word
 uint64_t popcount_loop_avx2(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx2_lut(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx2_popcnt(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
+uint64_t popcount_loop_neon(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 uint64_t popcount_loop_avx512(const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 }  // namespace kernels
 

@@ -1,28 +1,44 @@
-// bitpack dispatcher: validates, then packs pixels in parallel with the chosen ISA's kernel.
+// bitpack dispatcher: validates, then packs pixels in parallel with the kernel of the op's table
+// row for the ISA (onebit/kernel_table.h).
 #include "onebit/bitpack.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "onebit/kernel_table.h"
 #include "onebit/threadpool.h"
 
 namespace onebit {
 
 namespace {
-template <typename T, typename F1, typename F2, typename F3>
-void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads,
-         F1 scalar, F2 avx2, F3 avx512) {
-  if (pixels < 0 || channels < 1) throw std::invalid_argument("bitpack needs at least one channel");
-  if (!isa_supported(isa) || isa == Isa::neon)
-    throw std::invalid_argument(std::string("ISA '") + isa_name(isa) + "' is not supported by this CPU or build");
-  auto kernel = scalar;
+
+const KernelTable<decltype(&kernels::bitpack_f32_scalar)> bitpack_f32_table("bitpack_f32", {
+    kernel_row(Isa::scalar, &kernels::bitpack_f32_scalar),
 #if defined(ONEBIT_HAVE_X86)
-  if (kernel_isa(isa) == Isa::avx2) kernel = avx2;
-  if (isa == Isa::avx512) kernel = avx512;
-#else
-  (void)avx2;
-  (void)avx512;
+    kernel_row(Isa::avx2, &kernels::bitpack_f32_avx2),
+    kernel_row(Isa::avx512, &kernels::bitpack_f32_avx512),
+    fallback_row(Isa::avxvnni, Isa::avx2),
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::bitpack_f32_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::bitpack_i8_scalar)> bitpack_i8_table("bitpack_i8", {
+    kernel_row(Isa::scalar, &kernels::bitpack_i8_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::bitpack_i8_avx2),
+    kernel_row(Isa::avx512, &kernels::bitpack_i8_avx512),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::bitpack_i8_neon),
+#endif
+});
+
+template <typename T, typename K>
+void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, int threads, K kernel) {
   // About 16 KiB of input per task keeps the split coarse for small tensors.
   const int64_t per = std::max<int64_t>(1, 16384 / static_cast<int64_t>(sizeof(T) * channels));
   const int64_t tasks = (pixels + per - 1) / per;
@@ -30,26 +46,20 @@ void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, i
     kernel(x, t0 * per, std::min(pixels, t1 * per), channels, out);
   });
 }
+
+void check(int64_t pixels, int64_t channels) {
+  if (pixels < 0 || channels < 1) throw std::invalid_argument("bitpack needs at least one channel");
+}
 }  // namespace
 
 void bitpack_f32(const float* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads) {
-  run(x, pixels, channels, out, isa, threads, &kernels::bitpack_f32_scalar,
-#if defined(ONEBIT_HAVE_X86)
-      &kernels::bitpack_f32_avx2, &kernels::bitpack_f32_avx512
-#else
-      nullptr, nullptr
-#endif
-  );
+  check(pixels, channels);
+  run(x, pixels, channels, out, threads, bitpack_f32_table.get(isa));
 }
 
 void bitpack_i8(const int8_t* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads) {
-  run(x, pixels, channels, out, isa, threads, &kernels::bitpack_i8_scalar,
-#if defined(ONEBIT_HAVE_X86)
-      &kernels::bitpack_i8_avx2, &kernels::bitpack_i8_avx512
-#else
-      nullptr, nullptr
-#endif
-  );
+  check(pixels, channels);
+  run(x, pixels, channels, out, threads, bitpack_i8_table.get(isa));
 }
 
 }  // namespace onebit

@@ -20,6 +20,8 @@ void bitpack_f32_avx2(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_
 void bitpack_i8_avx2(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
 void bitpack_f32_avx512(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
 void bitpack_i8_avx512(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
+void bitpack_f32_neon(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
+void bitpack_i8_neon(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
 }  // namespace kernels
 
 }  // namespace onebit

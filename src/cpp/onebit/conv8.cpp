@@ -1,5 +1,5 @@
 // int8 convolution dispatcher: validation, the int32 accumulator proof, weight preparation
-// (plain C++: it runs once per layer), ISA choice.
+// (plain C++: it runs once per layer), the kernel from the op's table (onebit/kernel_table.h).
 #include "onebit/conv8.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "onebit/kernel_table.h"
 #include "onebit/kernels/conv8_kernels.h"
 
 namespace onebit {
@@ -17,12 +18,51 @@ namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument("int8 conv: " + msg); }
 
-void check_isa(Isa isa) {
-  if (!isa_supported(isa))
-    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
-                                " is not supported by this CPU/build");
-  if (isa == Isa::neon) throw std::invalid_argument("int8 conv: no NEON kernel in this build");
+// Kernels over prepared weights (the layout Conv8Prepared::kernel names).
+using Kernel = void (*)(const Conv8Args&, const Conv8Prepared&, int);
+using MacLoop = int64_t (*)(int64_t);
+
+// Scalar and NEON read the OHWI weights as given, with the prepared zero points.
+void scalar_prepared(const Conv8Args& a, const Conv8Prepared& p, int threads) {
+  Conv8Args b = a;
+  b.w = p.w8.data();
+  b.zero_point = p.zero_point.data();
+  kernels::conv8_scalar(b, threads);
 }
+#if defined(ONEBIT_HAVE_NEON)
+void neon_prepared(const Conv8Args& a, const Conv8Prepared& p, int threads) {
+  Conv8Args b = a;
+  b.w = p.w8.data();
+  b.zero_point = p.zero_point.data();
+  kernels::conv8_neon(b, threads);
+}
+#endif
+
+// The int8 convolution, one row per ISA. The VNNI rows (avxvnni, avx512) need every zu =
+// zp (+128 for int8 input) in [0, 255]; layers whose zero points do not fit run the avx2 row
+// (pick_kernel, per layer). The NEON row picks SDOT or its baseline by CPU and zero points.
+const KernelTable<Kernel> conv8_table("conv8", {
+    kernel_row(Isa::scalar, &scalar_prepared),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::conv8_avx2),
+    kernel_row(Isa::avxvnni, &kernels::conv8_avxvnni),
+    kernel_row(Isa::avx512, &kernels::conv8_avx512),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &neon_prepared),
+#endif
+});
+
+// int8_mac_peak's timed loop.
+const KernelTable<MacLoop> int8_mac_loop_table("int8_mac_loop", {
+    kernel_row(Isa::scalar, &kernels::mac_loop_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::mac_loop_avx2),
+    kernel_row(Isa::avxvnni, &kernels::mac_loop_avxvnni),
+    kernel_row(Isa::avx512, &kernels::mac_loop_avx512),
+#endif
+    fallback_row(Isa::neon, Isa::scalar),
+});
 
 // max |x - zp| over the input range; throws on a zero point outside [-255, 255].
 int64_t max_diff(const int32_t* zp, int64_t cin, bool x_signed) {
@@ -69,7 +109,6 @@ void check_stage(const OutputStage& st, int64_t cout) {
 
 // The kernel an ISA runs for these zero points: the VNNI kernels need every zu in [0, 255].
 Isa pick_kernel(Isa isa, const int32_t* zp, int64_t cin, bool x_signed) {
-  isa = isa == Isa::neon ? Isa::scalar : isa;
   if (isa != Isa::avx512 && isa != Isa::avxvnni) return isa;
   for (int64_t c = 0; c < cin; ++c) {
     const int32_t z = (zp ? zp[c] : 0) + (x_signed ? 128 : 0);
@@ -156,7 +195,7 @@ std::shared_ptr<const Conv8Prepared> conv8_prepare(const int8_t* w, int64_t cout
                                                    int64_t cin, const int32_t* zero_point,
                                                    bool x_signed, Isa isa, int threads) {
   (void)threads;
-  check_isa(isa);
+  require_isa(isa);
   return conv8_layout(w, cout, kh, kw, cin, zero_point, x_signed, isa);
 }
 
@@ -187,7 +226,7 @@ std::shared_ptr<const Conv8Prepared> conv8_layout(const int8_t* w, int64_t cout,
 
 void conv8(const Conv8Args& a, Isa isa, int threads) {
   if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
-  check_isa(isa);
+  require_isa(isa);
   const Conv8Geom& g = a.g;
   if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
   check_stage(a.stage, g.cout);
@@ -212,34 +251,13 @@ void conv8(const Conv8Args& a, Isa isa, int threads) {
   }
   if (!a.x || !a.y) fail("null input or output pointer");
   if (g.n == 0) return;
-  switch (p->kernel) {
-#if defined(ONEBIT_HAVE_X86)
-    case Isa::avx2: return kernels::conv8_avx2(a, *p, threads);
-    case Isa::avxvnni: return kernels::conv8_avxvnni(a, *p, threads);
-    case Isa::avx512: return kernels::conv8_avx512(a, *p, threads);
-#endif
-    default: {
-      Conv8Args b = a;
-      b.w = p->w8.data();
-      b.zero_point = p->zero_point.data();
-      kernels::conv8_scalar(b, threads);
-    }
-  }
+  conv8_table.get(p->kernel)(a, *p, threads);
 }
 
 double int8_mac_peak(Isa isa, double seconds) {
-  check_isa(isa);
+  require_isa(isa);
   if (!(seconds > 0)) throw std::invalid_argument("seconds must be > 0");
-  auto loop = [&](int64_t iters) -> int64_t {  // multiply-adds done
-    switch (isa) {
-#if defined(ONEBIT_HAVE_X86)
-      case Isa::avx2: return kernels::mac_loop_avx2(iters);
-      case Isa::avxvnni: return kernels::mac_loop_avxvnni(iters);
-      case Isa::avx512: return kernels::mac_loop_avx512(iters);
-#endif
-      default: return kernels::mac_loop_scalar(iters);
-    }
-  };
+  const MacLoop loop = int8_mac_loop_table.get(isa);  // returns the multiply-adds done
   using clock = std::chrono::steady_clock;
   int64_t iters = 1024;
   for (;;) {

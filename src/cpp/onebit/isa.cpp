@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#if defined(ONEBIT_HAVE_NEON) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 namespace onebit {
 
 const char* isa_name(Isa isa) {
@@ -25,6 +29,34 @@ Isa isa_from_name(const std::string& name) {
   throw std::invalid_argument("unknown ISA '" + name + "' (expected scalar, avx2, avxvnni, avx512 or neon)");
 }
 
+namespace {
+#if defined(ONEBIT_HAVE_NEON)
+// Advanced SIMD: mandatory on aarch64 (HWCAP_ASIMD, bit 1); optional on 32-bit ARM (HWCAP_NEON,
+// bit 12), where a build with NEON kernels may still run on a VFP-only core.
+bool cpu_has_neon() {
+#if defined(__aarch64__)
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1UL << 1)) != 0;
+#else
+  return true;
+#endif
+#elif defined(__arm__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1UL << 12)) != 0;
+#else
+  return false;
+#endif
+}
+#endif
+}  // namespace
+
+bool cpu_has_neon_dotprod() {
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1UL << 20)) != 0;  // HWCAP_ASIMDDP
+#else
+  return false;
+#endif
+}
+
 bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::scalar: return true;
@@ -42,6 +74,9 @@ bool isa_supported(Isa isa) {
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vpopcntdq") &&
              __builtin_cpu_supports("avx512vnni");
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    case Isa::neon: return cpu_has_neon();
 #endif
     default: return false;
   }

@@ -9,6 +9,7 @@
 namespace onebit {
 
 enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2, neon = 3, avxvnni = 4 };
+constexpr int kIsaCount = 5;  // one more than the largest Isa value (kernel tables have a row each)
 
 const char* isa_name(Isa isa);
 // Parses "scalar" / "avx2" / "avxvnni" / "avx512" / "neon"; throws std::invalid_argument otherwise.
@@ -23,6 +24,9 @@ std::vector<Isa> supported_isas();
 
 // The ISA whose kernels an op without an avxvnni form runs (avxvnni -> avx2, others unchanged).
 inline Isa kernel_isa(Isa isa) { return isa == Isa::avxvnni ? Isa::avx2 : isa; }
+// Armv8.2 dot product (SDOT/UDOT; aarch64 HWCAP_ASIMDDP): the NEON int8 convolution uses it
+// when present (a capability of ISA neon, not an ISA of its own). False off aarch64.
+bool cpu_has_neon_dotprod();
 
 // Best supported ISA, unless ONEBIT_ISA names one (std::runtime_error if the CPU lacks it).
 Isa default_isa();

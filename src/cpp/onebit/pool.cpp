@@ -1,30 +1,19 @@
-// Pooling dispatcher: validates geometry, picks the ISA variant, splits rows over threads.
-// avx512 runs the AVX2 variants: pooling is bound by loads, not by vector width.
+// Pooling dispatcher: validates geometry, takes the kernel from the op's table (one row per ISA,
+// onebit/kernel_table.h), splits rows over threads. Fall-backs: avx512 runs the AVX2 kernels
+// (pooling is bound by loads, not by vector width); neon on 32-bit ARM runs the scalar float
+// kernels (its NEON flushes denormals to zero).
 #include "onebit/pool.h"
 
 #include <stdexcept>
 #include <string>
 
+#include "onebit/kernel_table.h"
 #include "onebit/kernels/pool_kernels.h"
 #include "onebit/threadpool.h"
 
 namespace onebit {
 
 namespace {
-
-bool use_avx2(Isa isa) {
-#if defined(ONEBIT_HAVE_X86)
-  if (!isa_supported(isa))
-    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
-                                " is not supported by this CPU/build");
-  return kernel_isa(isa) == Isa::avx2 || isa == Isa::avx512;
-#else
-  if (isa != Isa::scalar && !isa_supported(isa))
-    throw std::invalid_argument(std::string("ISA ") + isa_name(isa) +
-                                " is not supported by this CPU/build");
-  return false;
-#endif
-}
 
 // Pooling costs about one operation per (output element, tap): a thread gets at least 64K of
 // them, so the small maps of a network's tail run on the calling thread (no fork/join).
@@ -66,39 +55,141 @@ void pool_geom_finish(PoolGeom& g) {
   if (g.ceil_mode && (g.ow - 1) * g.sw >= g.w + g.pw) --g.ow;
 }
 
+namespace {
+
+const KernelTable<decltype(&kernels::maxpool_bits_scalar)> maxpool_bits_table("maxpool_bits", {
+    kernel_row(Isa::scalar, &kernels::maxpool_bits_scalar),
 #if defined(ONEBIT_HAVE_X86)
-#define ONEBIT_PICK(name) (use_avx2(isa) ? kernels::name##_avx2 : kernels::name##_scalar)
-#else
-#define ONEBIT_PICK(name) (use_avx2(isa), kernels::name##_scalar)
+    kernel_row(Isa::avx2, &kernels::maxpool_bits_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::maxpool_bits_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::maxpool_int8_scalar)> maxpool_int8_table("maxpool_int8", {
+    kernel_row(Isa::scalar, &kernels::maxpool_int8_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::maxpool_int8_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::maxpool_int8_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::maxpool_f32_scalar)> maxpool_f32_table("maxpool_f32", {
+    kernel_row(Isa::scalar, &kernels::maxpool_f32_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::maxpool_f32_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+    kernel_row(Isa::neon, &kernels::maxpool_f32_neon),
+#else
+    fallback_row(Isa::neon, Isa::scalar),
+#endif
+});
+
+const KernelTable<decltype(&kernels::avgpool_int8_scalar)> avgpool_int8_table("avgpool_int8", {
+    kernel_row(Isa::scalar, &kernels::avgpool_int8_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::avgpool_int8_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::avgpool_int8_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::avgpool_f32_scalar)> avgpool_f32_table("avgpool_f32", {
+    kernel_row(Isa::scalar, &kernels::avgpool_f32_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::avgpool_f32_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+    kernel_row(Isa::neon, &kernels::avgpool_f32_neon),
+#else
+    fallback_row(Isa::neon, Isa::scalar),
+#endif
+});
+
+const KernelTable<decltype(&kernels::gap_int8_scalar)> gap_int8_table("gap_int8", {
+    kernel_row(Isa::scalar, &kernels::gap_int8_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::gap_int8_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+    kernel_row(Isa::neon, &kernels::gap_int8_neon),
+#endif
+});
+
+const KernelTable<decltype(&kernels::gap_int8_f32_scalar)> gap_int8_f32_table("gap_int8_f32", {
+    kernel_row(Isa::scalar, &kernels::gap_int8_f32_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::gap_int8_f32_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+    kernel_row(Isa::neon, &kernels::gap_int8_f32_neon),
+#else
+    fallback_row(Isa::neon, Isa::scalar),
+#endif
+});
+
+const KernelTable<decltype(&kernels::gap_f32_scalar)> gap_f32_table("gap_f32", {
+    kernel_row(Isa::scalar, &kernels::gap_f32_scalar),
+#if defined(ONEBIT_HAVE_X86)
+    kernel_row(Isa::avx2, &kernels::gap_f32_avx2),
+    fallback_row(Isa::avx512, Isa::avx2),
+    fallback_row(Isa::avxvnni, Isa::avx2),
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+    kernel_row(Isa::neon, &kernels::gap_f32_neon),
+#else
+    fallback_row(Isa::neon, Isa::scalar),
+#endif
+});
+
+}  // namespace
 
 void maxpool_bits(const uint64_t* x, uint64_t* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
-  auto fn = ONEBIT_PICK(maxpool_bits);
+  auto fn = maxpool_bits_table.get(isa);
   parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
-  auto fn = ONEBIT_PICK(maxpool_int8);
+  auto fn = maxpool_int8_table.get(isa);
   parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void maxpool_f32(const float* x, float* y, const PoolGeom& g, Isa isa, int threads) {
   check_threads(threads);
-  auto fn = ONEBIT_PICK(maxpool_f32);
+  auto fn = maxpool_f32_table.get(isa);
   parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
 }
 
 void avgpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
   check_threads(threads);
-  auto fn = ONEBIT_PICK(avgpool_int8);
+  auto fn = avgpool_int8_table.get(isa);
   parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
 }
 
 void avgpool_f32(const float* x, float* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
   check_threads(threads);
-  auto fn = ONEBIT_PICK(avgpool_f32);
+  auto fn = avgpool_f32_table.get(isa);
   parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
 }
 
@@ -109,7 +200,7 @@ void global_avgpool_int8(const int8_t* x, int8_t* y, int64_t n, int64_t hw, int6
   if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
   // int32 sums in the SIMD variant: |s| <= 128 * hw must fit.
   if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
-  auto fn = ONEBIT_PICK(gap_int8);
+  auto fn = gap_int8_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
 }
 
@@ -120,7 +211,7 @@ void global_avgpool_int8_f32(const int8_t* x, float* y, int64_t n, int64_t hw, i
   if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
   if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
   const float m = static_cast<float>(static_cast<double>(scale) / static_cast<double>(hw));
-  auto fn = ONEBIT_PICK(gap_int8_f32);
+  auto fn = gap_int8_f32_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, m, a, b); });
 }
 
@@ -129,10 +220,8 @@ void global_avgpool_f32(const float* x, float* y, int64_t n, int64_t hw, int64_t
   check_threads(threads);
   check_dims(n, hw, c);
   if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
-  auto fn = ONEBIT_PICK(gap_f32);
+  auto fn = gap_f32_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
 }
-
-#undef ONEBIT_PICK
 
 }  // namespace onebit

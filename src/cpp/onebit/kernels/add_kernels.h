@@ -26,6 +26,13 @@ ONEBIT_ADD_DECLARE(scalar)
 #if defined(ONEBIT_HAVE_X86)
 ONEBIT_ADD_DECLARE(avx2)
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+void add_int8_neon(const int8_t* a, const int8_t* b, int8_t* y, int32_t ma, int32_t mb, int shift, int64_t i0,
+                   int64_t i1);
+#if defined(__aarch64__)  // float NEON kernels: aarch64 only (32-bit NEON flushes denormals)
+void add_f32_neon(const float* a, const float* b, float* y, int64_t i0, int64_t i1);
+#endif
+#endif
 #undef ONEBIT_ADD_DECLARE
 
 }  // namespace onebit::kernels

@@ -11,6 +11,15 @@ namespace onebit::kernels {
 void conv8_scalar(const Conv8Args& a, int threads);
 // One multiply-add per step over L1-resident int8 rows; returns the multiply-adds done.
 int64_t mac_loop_scalar(int64_t iters);
+#if defined(ONEBIT_HAVE_NEON)
+// Baseline NEON, or SDOT where the CPU has the dot product (kernels/conv8_neon.cpp); reads a.w
+// (OHWI) and a.zero_point like the scalar kernel.
+void conv8_neon(const Conv8Args& a, int threads);
+#if defined(__aarch64__)
+void conv8_dots_sdot(const int8_t* patch, const int8_t* w, int64_t K16, int64_t cout, const int32_t* corr,
+                     int32_t* acc);
+#endif
+#endif
 #if defined(ONEBIT_HAVE_X86)
 void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads);
 void conv8_avxvnni(const Conv8Args& a, const Conv8Prepared& p, int threads);

@@ -25,6 +25,10 @@ inline int64_t dense_f32_items(int64_t n, int64_t in, int64_t out) {
 
 void dense_f32_scalar(const float* x, const float* w, const float* bias, float* y, int64_t n,
                       int64_t in, int64_t out, int64_t b0, int64_t b1);
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)  // 32-bit NEON flushes denormals
+void dense_f32_neon(const float* x, const float* w, const float* bias, float* y, int64_t n,
+                    int64_t in, int64_t out, int64_t b0, int64_t b1);
+#endif
 #if defined(ONEBIT_HAVE_X86)
 void dense_f32_avx2(const float* x, const float* w, const float* bias, float* y, int64_t n,
                     int64_t in, int64_t out, int64_t b0, int64_t b1);

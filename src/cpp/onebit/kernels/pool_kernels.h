@@ -71,6 +71,18 @@ ONEBIT_POOL_DECLARE(scalar)
 #if defined(ONEBIT_HAVE_X86)
 ONEBIT_POOL_DECLARE(avx2)
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+void maxpool_bits_neon(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0, int64_t r1);
+void maxpool_int8_neon(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0, int64_t r1);
+void avgpool_int8_neon(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, int64_t r0, int64_t r1);
+void gap_int8_neon(const int8_t* x, int8_t* y, int64_t hw, int64_t c, int64_t n0, int64_t n1);
+#if defined(__aarch64__)  // float NEON kernels: aarch64 only (32-bit NEON flushes denormals)
+void maxpool_f32_neon(const float* x, float* y, const PoolGeom& g, int64_t r0, int64_t r1);
+void avgpool_f32_neon(const float* x, float* y, const PoolGeom& g, bool cip, int64_t r0, int64_t r1);
+void gap_int8_f32_neon(const int8_t* x, float* y, int64_t hw, int64_t c, float m, int64_t n0, int64_t n1);
+void gap_f32_neon(const float* x, float* y, int64_t hw, int64_t c, int64_t n0, int64_t n1);
+#endif
+#endif
 #undef ONEBIT_POOL_DECLARE
 
 }  // namespace onebit::kernels

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Cross-builds the C++ engine core with its NEON kernels and the kernel equality program
+# (tests/cpp/kernel_equality.cpp) for aarch64 and 32-bit armv7 (armhf, NEON), plus a
+# scalar-only armhf build (an architecture with no SIMD kernels), and runs each under qemu-user;
+# the aarch64 program runs twice, on an emulated CPU with the Armv8.2 dot product and on one
+# without (cortex-a72).
+# Installs the Debian cross compilers and qemu-user when missing (needs root and the network
+# the first time). Prints each program's cases per op and ISA and a closing "N passed, N failed"
+# over all targets; exit status 1 on any failure.
+#   scripts/test-arm.sh              all targets
+#   ONEBIT_ARM_TARGETS="aarch64" scripts/test-arm.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+build="$root/build-arm"
+targets=${ONEBIT_ARM_TARGETS:-"aarch64 aarch64-nodot armhf armhf-scalar"}
+jobs=${ONEBIT_ARM_JOBS:-2}
+
+need=()
+command -v aarch64-linux-gnu-g++ >/dev/null || need+=(crossbuild-essential-arm64)
+command -v arm-linux-gnueabihf-g++ >/dev/null || need+=(crossbuild-essential-armhf)
+{ command -v qemu-aarch64 >/dev/null && command -v qemu-arm >/dev/null; } || need+=(qemu-user)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-arm.sh: ${need[*]} missing and not root; install them with apt-get" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+common=(-std=c++17 -O2 -ffp-contract=off -fno-math-errno -I"$root/src/cpp" -Wall -Wno-psabi)
+core_sources=("$root"/src/cpp/onebit/*.cpp "$root"/src/cpp/onebit/kernels/*_scalar.cpp)
+neon_sources=("$root"/src/cpp/onebit/kernels/*_neon.cpp)
+dot_sources=("$root"/src/cpp/onebit/kernels/*_neondot.cpp)
+
+# build_and_run <name> <compiler> <qemu command> <sysroot> <core flags> <neon flags, or "none">
+#               <dot-product flags, or "none">
+build_and_run() {
+  local name=$1 cxx=$2 qemu=$3 sysroot=$4 core_flags=$5 neon_flags=$6 dot_flags=$7
+  local out="$build/$name"
+  mkdir -p "$out"
+  local defs=() objs=() srcs=("${core_sources[@]}" "$root/tests/cpp/kernel_equality.cpp")
+  [ "$neon_flags" != none ] && defs=(-DONEBIT_HAVE_NEON=1)
+  # one compile per translation unit, $jobs at a time
+  local jobs_file="$out/jobs"
+  : >"$jobs_file"
+  for src in "${srcs[@]}"; do
+    local obj="$out/$(basename "${src%.cpp}").o"
+    objs+=("$obj")
+    printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags" >>"$jobs_file"
+  done
+  if [ "$neon_flags" != none ]; then
+    for src in "${neon_sources[@]}"; do
+      local obj="$out/$(basename "${src%.cpp}").o"
+      objs+=("$obj")
+      printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags $neon_flags" >>"$jobs_file"
+    done
+  fi
+  if [ "$dot_flags" != none ]; then
+    for src in "${dot_sources[@]}"; do
+      local obj="$out/$(basename "${src%.cpp}").o"
+      objs+=("$obj")
+      printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags $dot_flags" >>"$jobs_file"
+    done
+  fi
+  # shellcheck disable=SC2016
+  xargs -0 -n 3 -P "$jobs" sh -c '"$0" $3 '"${common[*]} ${defs[*]:-}"' -c "$1" -o "$2"' "$cxx" <"$jobs_file"
+  "$cxx" "${objs[@]}" -o "$out/kernel_equality" -pthread
+  run_one "$name" "$qemu" "$sysroot" "$out/kernel_equality"
+}
+
+# run_one <name> <qemu command> <sysroot> <program>: result in build-arm/<name>/
+run_one() {
+  local name=$1 qemu=$2 sysroot=$3 prog=$4
+  mkdir -p "$build/$name"
+  echo "== $name: $qemu -L $sysroot $prog"
+  local log="$build/$name/result.txt"
+  set +e
+  # shellcheck disable=SC2086
+  $qemu -L "$sysroot" "$prog" | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  echo "$rc" >"$build/$name/rc"
+}
+
+for t in $targets; do
+  case $t in
+    # qemu's "max" CPU has the Armv8.2 dot product (the SDOT int8 conv); cortex-a72 has not.
+    aarch64) build_and_run aarch64 aarch64-linux-gnu-g++ "qemu-aarch64 -cpu max" /usr/aarch64-linux-gnu \
+      "-march=armv8-a" "" "-march=armv8.2-a+dotprod" ;;
+    aarch64-nodot)
+      [ -x "$build/aarch64/kernel_equality" ] || build_and_run aarch64 aarch64-linux-gnu-g++ \
+        "qemu-aarch64 -cpu max" /usr/aarch64-linux-gnu "-march=armv8-a" "" "-march=armv8.2-a+dotprod"
+      run_one aarch64-nodot "qemu-aarch64 -cpu cortex-a72" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" ;;
+    armhf) build_and_run armhf arm-linux-gnueabihf-g++ qemu-arm /usr/arm-linux-gnueabihf \
+      "" "-mfpu=neon" none ;;
+    armhf-scalar) build_and_run armhf-scalar arm-linux-gnueabihf-g++ qemu-arm /usr/arm-linux-gnueabihf \
+      "" none none ;;
+    *) echo "unknown target '$t' (aarch64, aarch64-nodot, armhf, armhf-scalar)" >&2; exit 2 ;;
+  esac
+done
+
+# ISA isolation on 32-bit ARM, where NEON is optional: outside the NEON units no object may hold
+# a NEON instruction, and in the NEON units none may sit in a weak (COMDAT) section such as an
+# out-of-line std template, which the linker may keep as the program's only copy; either would
+# make a VFP-only core die with SIGILL outside the NEON kernels. NEON = q registers, d16-d31,
+# vld1-4/vst1-4, integer vector data types (branch targets and comments ignored).
+neon_lines() {  # <object> <sections: all | shared>: "section count" per section with NEON code
+  arm-linux-gnueabihf-objdump -d --no-show-raw-insn "$1" | awk -v which="$2" \
+    -v re='[^a-z_]q[0-9]|[^a-z_]d(1[6-9]|2[0-9]|3[01])([^0-9a-f]|$)|vld[1-4]|vst[1-4]|\\.(i|p)(8|16|32|64)|\\.[us](8|16)([^0-9]|$)' '
+    /^Disassembly of section/ { sec = $4; sub(/:$/, "", sec); next }
+    { if (!sub(/^ *[0-9a-f]+:\t/, "")) next; sub(/[<@].*/, "") }
+    /^c?b/ { next }
+    $0 ~ re && (which == "all" || sec != ".text") { n[sec]++ }
+    END { for (s in n) print s, n[s] }'
+}
+isolation_failed=0
+if [[ " $targets " == *" armhf "* ]]; then
+  for obj in "$build"/armhf/*.o; do
+    case $obj in *_neon.o) which=shared ;; *) which=all ;; esac
+    found=$(neon_lines "$obj" "$which")
+    if [ -n "$found" ]; then
+      echo "FAIL isa-isolation armhf: NEON code in $(basename "$obj") ($which sections): $found"
+      isolation_failed=1
+    fi
+  done
+  [ "$isolation_failed" = 0 ] && echo "isa-isolation armhf: NEON instructions only in the NEON units' own code"
+fi
+
+passed=0 failed=0 bad=0
+for t in $targets; do
+  line=$(tail -n 1 "$build/$t/result.txt" || true)
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+  else
+    echo "$t: no result line (exit status $(cat "$build/$t/rc"))"
+    bad=1
+  fi
+  [ "$(cat "$build/$t/rc")" = 0 ] || bad=1
+done
+if [[ " $targets " == *" armhf "* ]]; then
+  if [ "$isolation_failed" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
+echo "targets: $targets"
+echo "$passed passed, $failed failed"
+[ "$bad" = 0 ] && [ "$failed" = 0 ]

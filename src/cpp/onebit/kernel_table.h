@@ -1,0 +1,107 @@
+// Per-op kernel tables: one row per ISA, filled once at start-up (static initialisation of the
+// dispatcher's translation unit) from what this build compiled and what this CPU supports.
+// A row either holds the ISA's own kernel or names, explicitly, the ISA whose kernel it runs
+// (a fall-back such as "neon -> scalar" for an op without a NEON kernel). Rows of ISAs the CPU
+// or build lacks stay empty, and get() gives every op the same error for them (never SIGILL).
+// Adding an ISA = a row in each op's table, a kernels/*_<isa>.cpp file and a CMake line.
+#pragma once
+#include <array>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "onebit/isa.h"
+
+namespace onebit {
+
+// std::invalid_argument("ISA 'x' is not supported by this CPU or build") unless isa_supported.
+void require_isa(Isa isa);
+
+// What one op runs for each ISA, for capabilities() and the kernel tests:
+// runs[i] = the ISA whose kernel row i executes, or -1 when row i is empty (ISA unsupported).
+struct KernelTableInfo {
+  std::string op;
+  std::array<int, kIsaCount> runs{};
+};
+// Every table built so far (all of them once static initialisation is over).
+const std::vector<KernelTableInfo>& kernel_tables();
+// Same as one line per op: "bconv: scalar=scalar avx2=avx2 neon=scalar ..." (empty rows left out).
+std::string describe_kernel_tables();
+
+namespace detail {
+void register_kernel_table(const KernelTableInfo& info);
+}
+
+// Table entries: kernel_row(isa, fn) = the ISA's own kernel; fallback_row(isa, to) = `isa` runs
+// the kernel of row `to` (listed before it), named so the table says what an ISA without its own
+// kernel for the op executes.
+template <class Fn>
+struct OwnRow {
+  Isa isa;
+  Fn fn;
+};
+struct FallbackRow {
+  Isa isa;
+  Isa to;
+};
+template <class Fn>
+OwnRow<Fn> kernel_row(Isa isa, Fn fn) {
+  return {isa, fn};
+}
+inline FallbackRow fallback_row(Isa isa, Isa to) { return {isa, to}; }
+
+template <class Fn>
+class KernelTable {
+ public:
+  struct Entry {
+    Entry(OwnRow<Fn> o) : isa(o.isa), fn(o.fn), to(o.isa) {}
+    Entry(FallbackRow f) : isa(f.isa), fn(nullptr), to(f.to) {}
+    Isa isa;
+    Fn fn;
+    Isa to;
+  };
+
+  // `entries` must start with the scalar row; ISAs this CPU does not support are left empty.
+  KernelTable(const char* op, std::initializer_list<Entry> entries) : op_(op) {
+    KernelTableInfo info;
+    info.op = op;
+    info.runs.fill(-1);
+    for (const Entry& e : entries) {
+      const int i = static_cast<int>(e.isa);
+      if (!isa_supported(e.isa)) continue;
+      const int from = static_cast<int>(e.to);
+      fn_[i] = e.fn ? e.fn : fn_[from];
+      runs_[i] = e.fn ? e.isa : runs_[from];
+      info.runs[i] = static_cast<int>(runs_[i]);
+    }
+    detail::register_kernel_table(info);
+  }
+
+  // The kernel of `isa`'s row; the shared error for an ISA this CPU or build cannot run.
+  Fn get(Isa isa) const {
+    require_isa(isa);
+    const Fn fn = fn_[static_cast<int>(isa)];
+    if (!fn) throw_missing(isa);
+    return fn;
+  }
+  // The ISA whose kernel `isa`'s row runs (itself, or its named fall-back).
+  Isa runs(Isa isa) const {
+    get(isa);
+    return runs_[static_cast<int>(isa)];
+  }
+
+ private:
+  [[noreturn]] void throw_missing(Isa isa) const;
+  const char* op_;
+  std::array<Fn, kIsaCount> fn_{};
+  std::array<Isa, kIsaCount> runs_{};
+};
+
+[[noreturn]] void throw_missing_kernel(const char* op, Isa isa);
+
+template <class Fn>
+void KernelTable<Fn>::throw_missing(Isa isa) const {
+  throw_missing_kernel(op_, isa);
+}
+
+}  // namespace onebit
