@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     version = subprocess.run(["llvm-mca", "--version"], capture_output=True, text=True).stdout
     version = re.search(r"LLVM version ([\d.]+)", version).group(1)
     records = []
-    print("llvm-mca model (not a measurement) of the NEON binary conv inner loop, one 3x3 kernel row x 8 "
+    print("llvm-mca model (not a measurement) of the NEON binary conv inner loop, one 3x3 output pixel x 8 "
           f"output channels; LLVM {version}")
     print("bound = cnt + add throughput per 128-bit vector (the issue's bound); +eor = with the XOR every "
           "binary dot product needs")
-    print(f"{'core':<11} {'W64':>3} {'layer':<10} {'cyc/row':>8} {'bitMAC/cyc':>10} {'bound':>7} {'ratio':>6} "
+    print(f"{'core':<11} {'W64':>3} {'layer':<10} {'cyc/px':>8} {'bitMAC/cyc':>10} {'bound':>7} {'ratio':>6} "
           f"{'+eor':>7} {'ratio':>6} {'est. ms @GHz':>13}")
     for cpu, (board, ghz) in CORES.items():
         with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         bound_x_rate = BOUND_STEPS * 128 / bound_x["block_rthroughput"]
         for i, w64 in enumerate(sorted(LAYERS), start=1):
             row = mca(regs[f"row{i}"], cpu)
-            bit_macs = 3 * w64 * 64 * CHANNELS
+            bit_macs = 9 * w64 * 64 * CHANNELS  # one output pixel: 3 rows of 3 taps
             rate = bit_macs / row["cycles_per_iteration"]
             est_ms = LAYER_BIT_MACS[w64] / (rate * ghz * 1e9) * 1e3
             print(f"{cpu:<11} {w64:>3} {LAYERS[w64]:<10} {row['cycles_per_iteration']:>8.1f} {rate:>10.1f} "

@@ -5,19 +5,27 @@
 
 namespace onebit::kernels {
 
-// One 3x3 kernel row of a layer with W64 words per tap: 3*W64 words, 8 output channels
-// (the aarch64 block), unrolled fast path, byte lanes widened once at the end of the row.
+// One output pixel of a 3x3 layer with W64 words per tap (Words = 3*W64 per kernel row), 8
+// output channels (the aarch64 block): three unrolled row runs, the widenings they need and the
+// final sums (totals), everything the pixel's dot products cost apart from pointer set-up and
+// the output stage.
 template <int Words>
-void mca_row(const uint64_t* x, const uint64_t* const* w, int32_t* out) {
+void mca_row(const uint64_t* x, const uint64_t* const* w, const uint64_t* const* w1, const uint64_t* const* w2,
+             int64_t row_stride, int32_t* out) {
   Dot<kChannels, false, false> d;
   asm volatile("// LLVM-MCA-BEGIN row" ::: "memory");
   d.template run_fixed<Words>(x, w, nullptr);
-  asm volatile("// LLVM-MCA-END" ::: "memory");
+  d.template run_fixed<Words>(x + row_stride, w1, nullptr);
+  d.template run_fixed<Words>(x + 2 * row_stride, w2, nullptr);
   d.totals(out);
+  asm volatile("// LLVM-MCA-END" ::: "memory");
 }
-template void mca_row<3>(const uint64_t*, const uint64_t* const*, int32_t*);
-template void mca_row<6>(const uint64_t*, const uint64_t* const*, int32_t*);
-template void mca_row<12>(const uint64_t*, const uint64_t* const*, int32_t*);
-template void mca_row<24>(const uint64_t*, const uint64_t* const*, int32_t*);
+#define ONEBIT_MCA_ROW(W)                                                                          \
+  template void mca_row<W>(const uint64_t*, const uint64_t* const*, const uint64_t* const*, \
+                           const uint64_t* const*, int64_t, int32_t*);
+ONEBIT_MCA_ROW(3)
+ONEBIT_MCA_ROW(6)
+ONEBIT_MCA_ROW(12)
+ONEBIT_MCA_ROW(24)
 
 }  // namespace onebit::kernels

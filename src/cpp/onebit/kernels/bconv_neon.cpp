@@ -2,7 +2,8 @@
 // of Vorabbi, Maltoni and Santi's BNN-Clip data flow:
 //  - per 128-bit vector: XOR (and AND with the mask for pruned layers), vcntq_u8 (popcount per
 //    byte), vaddq_u8 into byte lanes (at most 31 vectors: 31 * 8 <= 255), then vpadalq_u8
-//    (pairwise widening add into eight 16-bit lanes) once per kernel row or 31 vectors;
+//    (pairwise widening add into eight 16-bit lanes) only before the byte lanes could overflow
+//    (a 64- or 128-channel 3x3 window: once per output pixel);
 //  - the 16-bit lanes are widened to 32 bits (vpadalq_u16) only when the static bound requires
 //    it: a dot product over K <= 32767 bits (accumulator_bits(K) == 16) has a popcount <= K, so
 //    no lane can overflow and the lanes are widened once, at the end. For larger K the lanes are
@@ -40,7 +41,8 @@ struct Dot {
   uint8x16_t a8[NC];
   uint16x8_t a16[NC];
   uint32x4_t a32[NC];
-  int64_t since = 0;  // vectors in a16 since its last flush (Wide only)
+  int64_t since = 0;    // vectors in a16 since its last flush (Wide only)
+  int64_t pending = 0;  // vectors in a8 since its last widening (<= kByteVectors)
 
   Dot() {
 #pragma GCC unroll 8
@@ -52,12 +54,14 @@ struct Dot {
   }
   // Byte lanes -> 16-bit lanes (pairwise widening add); for K > 32767 the 16-bit lanes go on to
   // 32-bit lanes before they could overflow.
-  inline void widen(int64_t vectors) {
+  inline void widen() {
 #pragma GCC unroll 8
     for (int j = 0; j < NC; ++j) {
       a16[j] = vpadalq_u8(a16[j], a8[j]);
       a8[j] = vdupq_n_u8(0);
     }
+    const int64_t vectors = pending;
+    pending = 0;
     if constexpr (Wide) {
       since += vectors;
       if (since + kByteVectors > kShortVectors) {
@@ -88,30 +92,35 @@ struct Dot {
     }
   }
   // Popcount of x[0, L) against w[j][0, L) (and m[j]) added to channel j's lanes; L words.
+  // The byte lanes are widened whenever the next vectors could overflow them.
   inline void run(const uint64_t* x, const uint64_t* const* w, const uint64_t* const* m, int64_t L) {
     int64_t i = 0;
     const int64_t vectors = (L + 1) / 2;  // the odd last word counts as one vector
     for (int64_t done = 0; done < vectors;) {
-      const int64_t chunk = vectors - done < kByteVectors ? vectors - done : kByteVectors;
+      if (pending == kByteVectors) widen();
+      const int64_t room = kByteVectors - pending;
+      const int64_t chunk = vectors - done < room ? vectors - done : room;
       const int64_t end = i + 2 * chunk < L / 2 * 2 ? i + 2 * chunk : L / 2 * 2;
       for (; i < end; i += 2) add(vld1q_u8(reinterpret_cast<const uint8_t*>(x + i)), w, m, i);
       if (i < L && done + chunk == vectors) {
         add_half(x, w, m, i);
         ++i;
       }
-      widen(chunk);
+      pending += chunk;
       done += chunk;
     }
   }
-  // A row run of a compile-time length (the 3x3 layers' rows: 3 * W64 words): unrolled, one
-  // widening per row (L <= 2 * kByteVectors words).
+  // A row run of a compile-time length (the 3x3 layers' rows: 3 * W64 words): unrolled; the
+  // byte lanes are widened before the row only if it would overflow them, so a small layer's
+  // whole 3x3 window is widened once.
   template <int L>
   inline void run_fixed(const uint64_t* x, const uint64_t* const* w, const uint64_t* const* m) {
-    static_assert(L <= 2 * kByteVectors, "one widening per row");
+    static_assert((L + 1) / 2 <= kByteVectors, "a row fits the byte lanes");
+    if (pending + (L + 1) / 2 > kByteVectors) widen();
 #pragma GCC unroll 16
     for (int i = 0; i + 2 <= L; i += 2) add(vld1q_u8(reinterpret_cast<const uint8_t*>(x + i)), w, m, i);
     if constexpr (L % 2 == 1) add_half(x, w, m, L - 1);
-    widen((L + 1) / 2);
+    pending += (L + 1) / 2;
   }
   inline void row(const uint64_t* x, const uint64_t* const* w, const uint64_t* const* m, int64_t L) {
     switch (L) {
@@ -123,11 +132,25 @@ struct Dot {
     }
   }
   void totals(int32_t* pc) {
+    if (pending) widen();
+    if constexpr (!Wide && NC % 4 == 0) {
+      // Every 16-bit lane sum is <= K <= 32767: reduce four channels at once in 16 bits
+      // (halves added, then two rounds of pairwise adds), widen the four sums once.
+#pragma GCC unroll 2
+      for (int j = 0; j < NC; j += 4) {
+        uint16x4_t h[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) h[k] = vadd_u16(vget_low_u16(a16[j + k]), vget_high_u16(a16[j + k]));
+        const uint16x4_t q = vpadd_u16(vpadd_u16(h[0], h[1]), vpadd_u16(h[2], h[3]));
+        vst1q_s32(pc + j, vreinterpretq_s32_u32(vmovl_u16(q)));
+      }
+    } else {
 #pragma GCC unroll 8
-    for (int j = 0; j < NC; ++j) {
-      const uint32x4_t v = Wide ? vpadalq_u16(a32[j], a16[j]) : vpaddlq_u16(a16[j]);
-      const uint32x2_t h = vadd_u32(vget_low_u32(v), vget_high_u32(v));
-      pc[j] = static_cast<int32_t>(vget_lane_u32(vpadd_u32(h, h), 0));
+      for (int j = 0; j < NC; ++j) {
+        const uint32x4_t v = Wide ? vpadalq_u16(a32[j], a16[j]) : vpaddlq_u16(a16[j]);
+        const uint32x2_t h = vadd_u32(vget_low_u32(v), vget_high_u32(v));
+        pc[j] = static_cast<int32_t>(vget_lane_u32(vpadd_u32(h, h), 0));
+      }
     }
   }
 };
