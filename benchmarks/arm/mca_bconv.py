@@ -9,10 +9,10 @@ each row region, the bound's rate, their ratio, and 1-thread time estimates of t
 reference 3x3 layers (115.6 M bit-MACs each) at the Raspberry Pi clocks, beside the peers'
 published device figures. Writes JSON with --json.
 
-Model assumptions (also in the JSON): steady state of the inner loop only (llvm-mca repeats the
-region with warm caches and perfect branch prediction); operands in L1; no edge pixels, output
-stage, 16-bit widening of the lanes, threads or memory traffic beyond the loads in the region.
-Real layers run slower than these figures.
+Model assumptions (also in the JSON): steady state of one output pixel's dot products (loads,
+XOR, popcount, accumulation, lane widening, final sums; llvm-mca repeats the region with warm
+caches and perfect branch prediction); operands in L1; no edge pixels, pointer set-up, output
+stage, threads or memory traffic beyond the region's loads. Real layers run slower.
 
     python benchmarks/arm/mca_bconv.py [--json benchmarks/results/arm_mca_bconv.json]
 """
@@ -152,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {value}")
     same = [c for c in CORES if c != "cortex-a72" and model_name(c) == model_name("cortex-a72")]
     if same:
-        print(f"\nnote: LLVM {version} schedules {', '.join(same)} with the same model as cortex-a72 "
-              "(identical figures); those rows are not a model of that core.")
-    print("\nassumptions: steady-state inner loop only, operands in L1, no edges / output stage / lane "
-          "widening / threads; real layers are slower than these estimates.")
+        print(f"\nnote: LLVM {version} schedules {', '.join(same)} with the cortex-a72 model (their rows differ "
+              "only by the code GCC emits for that -mcpu); they are not a model of that core.")
+    print("\nassumptions: steady state of one output pixel's dot products (8 channels), operands in L1, no "
+          "edges / pointer set-up / output stage / threads; real layers are slower than these estimates.")
     if args.json:
-        meta = {"assumptions": "llvm-mca steady state of the inner loop; L1-resident operands; no edges, output "
-                "stage, 16-bit widening, threads or memory traffic beyond the region's loads",
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        meta = {"commit": commit, "compiler": "aarch64-linux-gnu-g++ -O2", "assumptions": "llvm-mca steady state of one output pixel's dot products (loads, XOR, popcount, "
+                "accumulation, lane widening, final sums) for 8 output channels; L1-resident operands; no "
+                "edges, pointer set-up, output stage, threads or memory traffic beyond the region's loads",
                 "peers": PEERS}
         Path(args.json).write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
     return 0
