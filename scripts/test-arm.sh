@@ -96,7 +96,7 @@ for t in $targets; do
         "qemu-aarch64 -cpu max" /usr/aarch64-linux-gnu "-march=armv8-a" "" "-march=armv8.2-a+dotprod"
       run_one aarch64-nodot "qemu-aarch64 -cpu cortex-a72" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" ;;
     armhf) build_and_run armhf arm-linux-gnueabihf-g++ qemu-arm /usr/arm-linux-gnueabihf \
-      "" "-mfpu=neon" none ;;
+      "" "-march=armv7-a -mfpu=neon" none ;;
     armhf-scalar) build_and_run armhf-scalar arm-linux-gnueabihf-g++ qemu-arm /usr/arm-linux-gnueabihf \
       "" none none ;;
     *) echo "unknown target '$t' (aarch64, aarch64-nodot, armhf, armhf-scalar)" >&2; exit 2 ;;
@@ -130,6 +130,25 @@ if [[ " $targets " == *" armhf "* ]]; then
   [ "$isolation_failed" = 0 ] && echo "isa-isolation armhf: NEON instructions only in the NEON units' own code"
 fi
 
+# ONEBIT_ISA on the emulated aarch64 CPU: neon and scalar selected, an x86 ISA a clear error.
+isa_env_failed=0 isa_env_cases=0
+if [[ " $targets " == *" aarch64 "* ]]; then
+  for case in "neon|default ISA: neon|0" "scalar|default ISA: scalar|0" \
+              "avx2|error: ONEBIT_ISA=avx2 but this CPU does not support it|3" "sse9|error: unknown ISA 'sse9'|3"; do
+    IFS='|' read -r isa want want_rc <<<"$case"
+    set +e
+    got=$(ONEBIT_ISA=$isa qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" --default-isa)
+    rc=$?
+    set -e
+    isa_env_cases=$((isa_env_cases + 1))
+    if [[ $got != "$want"* ]] || [ "$rc" != "$want_rc" ]; then
+      echo "FAIL ONEBIT_ISA=$isa: got '$got' (exit $rc), want '$want' (exit $want_rc)"
+      isa_env_failed=$((isa_env_failed + 1))
+    fi
+  done
+  echo "ONEBIT_ISA on aarch64: $((isa_env_cases - isa_env_failed)) of $isa_env_cases cases as expected"
+fi
+
 passed=0 failed=0 bad=0
 for t in $targets; do
   line=$(tail -n 1 "$build/$t/result.txt" || true)
@@ -145,6 +164,8 @@ done
 if [[ " $targets " == *" armhf "* ]]; then
   if [ "$isolation_failed" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
+passed=$((passed + isa_env_cases - isa_env_failed))
+failed=$((failed + isa_env_failed))
 echo "targets: $targets"
 echo "$passed passed, $failed failed"
 [ "$bad" = 0 ] && [ "$failed" = 0 ]

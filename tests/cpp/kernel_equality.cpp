@@ -3,7 +3,7 @@
 // boundaries, K around the 16-bit accumulator bound, odd sizes, strides, padding, 1/2/3
 // threads), and the scalar reference with a direct loop of the definition (docs/format.md).
 // Built by scripts/test-arm.sh for each target and run there under emulation; runs the same on
-// any architecture. Prints one line per failure, the cases run per op and ISA, and a closing
+// any architecture. With --default-isa it only prints the ISA ONEBIT_ISA selects, or the error. Prints one line per failure, the cases run per op and ISA, and a closing
 // line "N passed, N failed". Exit status 1 on any failure.
 #include <algorithm>
 #include <cmath>
@@ -639,7 +639,16 @@ void isa_errors() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--default-isa") == 0) {  // ONEBIT_ISA handling only
+    try {
+      std::printf("default ISA: %s\n", isa_name(default_isa()));
+      return 0;
+    } catch (const std::exception& e) {
+      std::printf("error: %s\n", e.what());
+      return 3;
+    }
+  }
   std::printf("supported ISAs:");
   for (Isa isa : supported_isas()) std::printf(" %s", isa_name(isa));
   std::printf("; Armv8.2 dot product: %s", cpu_has_neon_dotprod() ? "yes" : "no");
