@@ -157,3 +157,28 @@ def test_session_shared_buffers_give_the_same_logits():
     assert np.array_equal(first, values[sess.model.output_name])
     assert np.array_equal(first, sess.run(u))  # buffers reused across runs
     assert np.array_equal(first[1:], sess.run(u[1:]))  # another batch size, another plan
+
+
+def test_session_rejects_bad_files_with_clear_errors(tmp_path, tiny_files):
+    from onebit import FormatError
+
+    data = tiny_files[True]
+    with pytest.raises(FormatError, match="truncated|outside|cover"):
+        Session(data[:-7])
+    with pytest.raises(FormatError, match="format_version '2' is not supported"):
+        Session(data.replace(b'"format_version":"1"', b'"format_version":"2"'))
+    (tmp_path / "bad.onebit").write_bytes(data[:50])
+    with pytest.raises(FormatError, match="bad.onebit: .*truncated"):
+        Session(tmp_path / "bad.onebit")
+    with pytest.raises(FileNotFoundError, match="missing.onebit"):
+        Session(tmp_path / "missing.onebit")
+
+
+def test_session_profile_times_every_op_in_cpp(tiny_files):
+    sess = Session(tiny_files[True], threads=1)
+    u = np.zeros((2, 28, 28, 1), np.uint8)
+    prof = sess.profile(u, repeats=3)
+    assert [p["op"] for p in prof] == [op.name for op in sess.model.ops]
+    assert [p["type"] for p in prof] == [op.type for op in sess.model.ops]
+    assert [p["output"] for p in prof] == [sess.model.values[op.output].kind for op in sess.model.ops]
+    assert all(p["median_ms"] >= 0 for p in prof) and sum(p["median_ms"] for p in prof) > 0
