@@ -35,7 +35,8 @@ from bench_bconv_versions import build_baseline  # noqa: E402
 WORKER = r"""
 import importlib.util, json, sys, time, statistics
 so, root, model, inp, repeats, threads, isa, out = sys.argv[1:9]
-if root:
+if root:  # the baseline's package, not the installed (editable) one
+    sys.meta_path[:] = [f for f in sys.meta_path if "Redirect" not in type(f).__name__]
     sys.path.insert(0, root)
     spec = importlib.util.spec_from_file_location("onebit._engine", so)
     mod = importlib.util.module_from_spec(spec)
@@ -71,8 +72,10 @@ def base_tree(commit: str) -> tuple[Path, Path]:
 
 def run_worker(so: str, root: str, model: Path, inp: Path, repeats: int, threads: int, isa: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([sys.executable, "-c", WORKER, so, root, str(model), str(inp), str(repeats), str(threads),
-                        isa, f.name], check=True, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-c", WORKER, so, root, str(model), str(inp), str(repeats),
+                            str(threads), isa, f.name], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"worker ({'baseline' if root else 'current'}) failed:\n{r.stderr[-3000:]}")
         return json.loads(Path(f.name).read_text())
 
 

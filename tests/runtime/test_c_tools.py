@@ -5,6 +5,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +17,27 @@ ROOT = Path(__file__).resolve().parents[2]
 CLASSES = [f"digit{i}" for i in range(10)]
 
 
+def _tool(name):
+    """A build tool from the venv (scripts/setup.sh installs cmake and ninja there) or the PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
 @pytest.fixture(scope="module")
 def build():
-    if shutil.which("cmake") is None or shutil.which("cc") is None and shutil.which("gcc") is None:
+    cmake = _tool("cmake")
+    if cmake is None or shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("cmake or a C compiler is missing: the plain CMake build cannot be tested")
     import nlohmann_json
 
     out = ROOT / "build-c-test"  # incremental between runs (ignored by git)
-    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(out), *gen, "-DONEBIT_PYTHON=OFF",
-                    f"-DONEBIT_NLOHMANN_JSON_INCLUDE={nlohmann_json.get_include()}"],
-                   check=True, capture_output=True)
-    r = subprocess.run(["cmake", "--build", str(out), "-j", "2"], capture_output=True, text=True)
+    ninja = _tool("ninja")
+    gen = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
+    r = subprocess.run([cmake, "-S", str(ROOT), "-B", str(out), *gen, "-DONEBIT_PYTHON=OFF",
+                        f"-DONEBIT_NLOHMANN_JSON_INCLUDE={nlohmann_json.get_include()}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run([cmake, "--build", str(out), "-j", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return out
 

@@ -138,8 +138,7 @@ onebit_status onebit_set_threads(onebit_model* model, int threads) {
   if (onebit_status s = need(model, "model"); s != ONEBIT_OK) return s;
   if (threads < 1) return set_error(ONEBIT_ERROR_ARGUMENT, "threads must be >= 1, got " + std::to_string(threads));
   return guarded([&] {
-    if (threads != model->exe->threads())
-      model->exe = std::make_unique<rt::Executor>(model->model, model->exe->isa(), threads);
+    model->exe->set_threads(threads);
     return ONEBIT_OK;
   });
 }
@@ -159,7 +158,16 @@ onebit_status onebit_set_isa(onebit_model* model, const char* isa) {
     return set_error(ONEBIT_ERROR_UNSUPPORTED, std::string("ISA '") + isa + "' is not supported by this CPU/build (supported: " +
                                                    onebit_supported_isas() + ")");
   return guarded([&] {
-    if (v != model->exe->isa()) model->exe = std::make_unique<rt::Executor>(model->model, v, model->exe->threads());
+    if (v == model->exe->isa()) return ONEBIT_OK;
+    const onebit::Isa old = model->exe->isa();
+    const int threads = model->exe->threads();
+    model->exe.reset();  // one set of prepared weights at a time
+    try {
+      model->exe = std::make_unique<rt::Executor>(model->model, v, threads);
+    } catch (...) {
+      model->exe = std::make_unique<rt::Executor>(model->model, old, threads);
+      throw;
+    }
     return ONEBIT_OK;
   });
 }

@@ -59,8 +59,8 @@ Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
         bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
                        std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
-      st.prepared = prepare_bconv_weights(op.weight->data(), op.out_channels, kh, kw, op.in_channels, isa_, threads_,
-                                          op.mask ? op.mask->data() : nullptr);
+      st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
+                                          op.mask.get());
       OutputStage& s = st.stage;
       if (op.stage == Stage::bits) {
         s.kind = OutputKind::bits;
@@ -98,6 +98,11 @@ Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
 }
 
 Executor::~Executor() = default;
+
+void Executor::set_threads(int threads) {
+  if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
+  threads_.store(threads);
+}
 
 const Plan& Executor::plan(int64_t n, bool share) {
   auto key = std::make_pair(n, share);
@@ -200,7 +205,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
   c.ptr[0] = const_cast<uint8_t*>(input);  // read only: no op writes the graph input
   if (op_ms) op_ms->assign(m.ops.size(), 0.0);
   const Isa isa = isa_;
-  const int th = threads_;
+  const int th = threads_.load();
   for (size_t i = 0; i < m.ops.size(); ++i) {
     const Op& op = m.ops[i];
     const OpState& st = state_[i];

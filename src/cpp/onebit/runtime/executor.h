@@ -7,6 +7,7 @@
 // one), so several threads may run one Executor at once: they share the model and the prepared
 // weights, never a buffer. Results never depend on the ISA, the thread count or concurrency.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,7 +34,9 @@ class Executor {
   const Model& model() const { return *model_; }
   const std::shared_ptr<const Model>& model_ptr() const { return model_; }
   Isa isa() const { return isa_; }
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(); }
+  // Threads for later runs (>= 1; the prepared weights do not depend on it).
+  void set_threads(int threads);
 
   // Logits (n, classes) float32 of n uint8 NHWC images (n, H, W, C). Thread-safe. With `op_ms`
   // (resized to the op count), each op's wall time in milliseconds is stored there.
@@ -54,7 +57,7 @@ class Executor {
 
   std::shared_ptr<const Model> model_;
   Isa isa_;
-  int threads_;
+  std::atomic<int> threads_;
   std::vector<OpState> state_;  // per op: prepared weights, fixed parameters
   std::mutex mu_;
   std::map<std::pair<int64_t, bool>, std::unique_ptr<Plan>> plans_;

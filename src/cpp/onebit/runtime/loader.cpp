@@ -707,10 +707,10 @@ void expand_word_mask(const Contents& c, const Tensor& wm, int64_t cout, int64_t
 }
 
 // bits.unpack_kept: the kept weight bits, in order, deposited at the mask's 1 bits.
-std::vector<uint64_t> unpack_kept(const uint64_t* seq, const std::vector<uint64_t>& mask) {
-  std::vector<uint64_t> out(mask.size(), 0);
+std::vector<uint64_t> unpack_kept(const uint64_t* seq, const uint64_t* mask, size_t words) {
+  std::vector<uint64_t> out(words, 0);
   uint64_t pos = 0;
-  for (size_t i = 0; i < mask.size(); ++i) {
+  for (size_t i = 0; i < words; ++i) {
     uint64_t m = mask[i];
     if (!m) continue;
     const int cnt = popcount64(m);
@@ -740,9 +740,13 @@ void check_binary(const Contents& c, Op& op, const std::vector<Tensor>& all) {
   const Tensor* full = op.tensor(all, "weight_mask");
   const Tensor* word = op.tensor(all, "weight_word_mask");
   const Tensor* kept = op.tensor(all, "weight_kept");
-  std::vector<uint64_t> mask;
+  std::vector<uint64_t> expanded;  // a compact mask, expanded
+  const uint64_t* mask = nullptr;
+  const size_t words = static_cast<size_t>(cout * per);
   std::vector<int64_t> counts;
   const char* role = nullptr;
+  // tensor data is shared, not copied: the model keeps the file's bytes
+  auto share = [](const Tensor& t) { return std::shared_ptr<const uint64_t>(t.storage, t.as<uint64_t>()); };
   if (full) {
     role = "weight_mask";
     const uint64_t* m = full->as<uint64_t>();
@@ -750,15 +754,18 @@ void check_binary(const Contents& c, Op& op, const std::vector<Tensor>& all) {
       for (int64_t r = 0; r < rows; ++r)
         if (m[r * w64 + w64 - 1] & pad_mask)
           c.bad("weight_mask has non-zero channel padding bits (channels " + std::to_string(cin) + "..)");
-    mask.assign(m, m + cout * per);
+    mask = m;
+    op.mask = share(*full);
     counts.assign(static_cast<size_t>(cout), 0);
     for (int64_t o = 0; o < cout; ++o)
       for (int64_t j = 0; j < per; ++j) counts[size_t(o)] += popcount64(m[o * per + j]);
   } else if (word) {
     role = "weight_word_mask";
-    expand_word_mask(c, *word, cout, per, w64, cin, mask, counts);
+    expand_word_mask(c, *word, cout, per, w64, cin, expanded, counts);
+    auto owned = std::make_shared<std::vector<uint64_t>>(std::move(expanded));
+    mask = owned->data();
+    op.mask = std::shared_ptr<const uint64_t>(owned, owned->data());
   }
-  std::vector<uint64_t> w;
   if (kept) {
     int64_t n = 0;
     for (int64_t v : counts) n += v;
@@ -768,7 +775,8 @@ void check_binary(const Contents& c, Op& op, const std::vector<Tensor>& all) {
     const uint64_t* wk = kept->as<uint64_t>();
     if (n % 64 && (wk[num_words(n) - 1] >> (n % 64)))
       c.bad("weight_kept has non-zero padding bits (bits " + std::to_string(n % 64) + ".. of its last word)");
-    w = unpack_kept(wk, mask);
+    auto owned = std::make_shared<std::vector<uint64_t>>(unpack_kept(wk, mask, words));
+    op.weight = std::shared_ptr<const uint64_t>(owned, owned->data());
   } else {
     const uint64_t* wp = op.tensor(all, "weight")->as<uint64_t>();
     if (rem)
@@ -777,12 +785,12 @@ void check_binary(const Contents& c, Op& op, const std::vector<Tensor>& all) {
           c.bad("packed weights have non-zero channel padding bits (channels " + std::to_string(cin) + "..)");
     if (role) {
       int64_t n = 0;
-      for (size_t i = 0; i < mask.size(); ++i) n += (wp[i] & ~mask[i]) != 0;
+      for (size_t i = 0; i < words; ++i) n += (wp[i] & ~mask[i]) != 0;
       if (n)
         c.bad("weight bits under pruned positions must be 0 (canonical form): " + std::to_string(n) +
               " packed words have a weight bit set where " + role + " is 0");
     }
-    w.assign(wp, wp + cout * per);
+    op.weight = share(*op.tensor(all, "weight"));
   }
   if (role) {
     int64_t bound = 0;
@@ -790,9 +798,7 @@ void check_binary(const Contents& c, Op& op, const std::vector<Tensor>& all) {
     if (op.accumulator_bound != bound)
       c.bad("accumulator_bound = " + std::to_string(op.accumulator_bound) + " but " + role + " keeps at most " +
             std::to_string(bound) + " weights of one output channel");
-    op.mask = std::make_shared<const std::vector<uint64_t>>(std::move(mask));
   }
-  op.weight = std::make_shared<const std::vector<uint64_t>>(std::move(w));
 }
 
 void check_contents(Op& op, const std::vector<Tensor>& all) {
@@ -1007,7 +1013,7 @@ void graph(const json& g, const Docs& docs, Model& m, std::vector<OpJson>& ops_j
 
 // Resolves every op's tensors against the file's entries, copies the data, checks contents.
 void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::string, Entry>& entries,
-             const uint8_t* body) {
+             const std::shared_ptr<uint8_t>& file, const uint8_t* body) {
   std::map<std::string, std::string> used;  // tensor name -> op name
   for (size_t i = 0; i < m.ops.size(); ++i) {
     Op& op = m.ops[i];
@@ -1061,8 +1067,13 @@ void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::
     t.dtype = e.dtype;
     t.shape = e.shape;
     t.nbytes = e.end - e.begin;
-    t.storage = aligned_bytes(t.nbytes);
-    if (t.nbytes) std::memcpy(t.storage.get(), body + e.begin, static_cast<size_t>(t.nbytes));
+    uint8_t* at = const_cast<uint8_t*>(body) + e.begin;
+    if (file && reinterpret_cast<uintptr_t>(at) % static_cast<uintptr_t>(dtype_size(e.dtype)) == 0) {
+      t.storage = std::shared_ptr<uint8_t>(file, at);  // a view of the file's bytes (kept alive)
+    } else {
+      t.storage = aligned_bytes(t.nbytes);
+      if (t.nbytes) std::memcpy(t.storage.get(), at, static_cast<size_t>(t.nbytes));
+    }
     tindex[name] = static_cast<int>(m.tensors.size());
     m.tensors.push_back(std::move(t));
   }
@@ -1133,7 +1144,9 @@ int Model::value_index(const std::string& name) const {
   return -1;
 }
 
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
+// Validates the file held by `file`; the model's tensors are views of it where aligned.
+static std::shared_ptr<const Model> load_owned(std::shared_ptr<uint8_t> file, size_t size) {
+  const uint8_t* data = file.get();
   if (size < 8)
     fail("file truncated: " + std::to_string(size) + " bytes, the header length alone takes 8");
   const uint64_t n = read_le<uint64_t>(data);
@@ -1156,14 +1169,21 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
   auto entries = tensor_entries(header, body_len);
   std::vector<OpJson> ops_json;
   graph(docs.graph, docs, *m, ops_json);
-  tensors(*m, ops_json, entries, raw + n);
+  tensors(*m, ops_json, entries, file, raw + n);
   return m;
+}
+
+std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
+  auto file = aligned_bytes(static_cast<int64_t>(size));  // the model keeps one aligned copy
+  if (size) std::memcpy(file.get(), data, size);
+  return load_owned(std::move(file), size);
 }
 
 std::shared_ptr<const Model> load_model_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
-  std::vector<uint8_t> buf;
+  std::shared_ptr<uint8_t> buf;
+  size_t nbytes = 0;
   try {
     if (std::fseek(f, 0, SEEK_END) != 0) throw IoError("cannot read model file '" + path + "'");
     const long size = std::ftell(f);
@@ -1172,8 +1192,9 @@ std::shared_ptr<const Model> load_model_file(const std::string& path) {
       throw FormatError(path + ": file of " + std::to_string(size) + " bytes exceeds the " +
                         std::to_string(kMaxFileBytes) + "-byte limit");
     std::rewind(f);
-    buf.resize(static_cast<size_t>(size));
-    if (size && std::fread(buf.data(), 1, buf.size(), f) != buf.size())
+    nbytes = static_cast<size_t>(size);
+    buf = aligned_bytes(size);
+    if (size && std::fread(buf.get(), 1, nbytes, f) != nbytes)
       throw IoError("cannot read model file '" + path + "': short read");
   } catch (...) {
     std::fclose(f);
@@ -1181,7 +1202,7 @@ std::shared_ptr<const Model> load_model_file(const std::string& path) {
   }
   std::fclose(f);
   try {
-    return load_model(buf.data(), buf.size());
+    return load_owned(std::move(buf), nbytes);
   } catch (const FormatError& e) {
     throw FormatError(path + ": " + e.what());
   }

@@ -42,7 +42,8 @@ enum class DType : int { u8 = 0, i8 = 1, i32 = 2, u64 = 3, f32 = 4 };
 const char* dtype_name(DType d);  // safetensors name: U8, I8, I32, U64, F32
 int64_t dtype_size(DType d);
 
-// Tensor data copied out of the file: owned, 64-byte aligned, little-endian host order.
+// Tensor data: a view of the model's copy of the file (or an aligned copy when the file places
+// it at an offset that is not a multiple of its element size); little-endian host order.
 struct Tensor {
   std::string name;
   DType dtype = DType::u8;
@@ -85,9 +86,9 @@ struct Op {
   double min = 0.0, max = 0.0;
   // role -> tensor index into Model::tensors
   std::map<std::string, int> tensors;
-  // binary ops: the packed weights (and the full mask of a pruned op) in the engine's form,
-  // expanded from weight_kept / weight_word_mask when the file stores the compact forms
-  std::shared_ptr<const std::vector<uint64_t>> weight, mask;
+  // binary ops: the packed weights (and the full mask of a pruned op) in the engine's form: the
+  // file's tensors, or expanded from weight_kept / weight_word_mask when it stores compact forms
+  std::shared_ptr<const uint64_t> weight, mask;
 
   const Tensor* tensor(const std::vector<Tensor>& all, const char* role) const;
 };
