@@ -150,19 +150,20 @@ def main(argv=None) -> int:
         if runs["onebit-run"]:
             rec["onebit_run_peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs["onebit-run"])
         records.append(rec)
-        print(f"{name}: {rec}", file=sys.stderr, flush=True)
+        print(f"{name}: done", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
     m = machine()
     print(f"commit {m['commit']} vs baseline {args.baseline}; {m['cpu']}; isa {isa}; threads {args.threads}; "
           f"batch {args.batch}; load {load0[0]:.1f} -> {load1[0]:.1f}")
-    hdr = (f"{'model':22} {'ops':>4} {'base med':>9} {'cur med':>9} {'kern sum':>9} {'run med':>9} "
-           f"{'cur/base':>8} {'cur/kern':>8} {'equal':>6}  (ms; min in JSON)")
-    print(hdr)
-    for r in records:
-        print(f"{r['model']:22} {r['ops']:>4} {r['base_median_ms']:>9.3f} {r['cur_median_ms']:>9.3f} "
-              f"{r['kernel_sum_median_ms']:>9.3f} {r.get('onebit-run_median_ms', float('nan')):>9.3f} "
-              f"{r['cur_median_ms'] / r['base_median_ms']:>8.3f} {r['cur_median_ms'] / r['kernel_sum_median_ms']:>8.3f} "
-              f"{str(r['logits_equal']):>6}")
+    for stat in ("median", "min"):
+        print(f"{stat} ms      {'ops':>4} {'base':>9} {'cur':>9} {'kern sum':>9} {'onebit-run':>10} "
+              f"{'cur/base':>8} {'cur/kern':>8} {'run/kern':>8} {'equal':>6}")
+        for r in records:
+            run = r.get(f"onebit-run_{stat}_ms", float("nan"))
+            kern = r[f"kernel_sum_{stat}_ms"]
+            print(f"{r['model']:22} {r['ops']:>4} {r[f'base_{stat}_ms']:>9.3f} {r[f'cur_{stat}_ms']:>9.3f} "
+                  f"{kern:>9.3f} {run:>10.3f} {r[f'cur_{stat}_ms'] / r[f'base_{stat}_ms']:>8.3f} "
+                  f"{r[f'cur_{stat}_ms'] / kern:>8.3f} {run / kern:>8.3f} {str(r['logits_equal']):>6}")
     for r in records:
         r.update(m, loadavg_start=load0, loadavg_end=load1)
     if args.json:
