@@ -83,6 +83,14 @@ ONEBIT_API const char* onebit_supported_isas(void);
  * least batch * classes (ONEBIT_ERROR_ARGUMENT otherwise). */
 ONEBIT_API onebit_status onebit_run(onebit_model* model, const uint8_t* input, int64_t batch, float* output,
                                     size_t output_len);
+/* Ops of the graph, in execution order: count, name and type ("bconv2d", "maxpool2d", ...) of op i. */
+ONEBIT_API int64_t onebit_num_ops(const onebit_model* model);
+ONEBIT_API const char* onebit_op_name(const onebit_model* model, int64_t i);
+ONEBIT_API const char* onebit_op_type(const onebit_model* model, int64_t i);
+/* onebit_run that also stores each op's wall time in milliseconds in op_ms[0 .. num_ops-1]
+ * (op_ms_len >= onebit_num_ops, ONEBIT_ERROR_ARGUMENT otherwise). */
+ONEBIT_API onebit_status onebit_run_profiled(onebit_model* model, const uint8_t* input, int64_t batch, float* output,
+                                             size_t output_len, double* op_ms, size_t op_ms_len);
 /* Bytes of the activation buffers the executor plans for `batch` images (buffers are reused
  * between ops by liveness), or -1 on a bad argument. */
 ONEBIT_API int64_t onebit_activation_bytes(onebit_model* model, int64_t batch);

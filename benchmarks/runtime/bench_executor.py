@@ -51,10 +51,16 @@ samples = []
 for _ in range(int(repeats)):
     t0 = time.perf_counter(); s.run(u); samples.append((time.perf_counter() - t0) * 1e3)
 rec = {"median_ms": statistics.median(samples), "min_ms": min(samples), "logits": y.tobytes().hex()}
-if hasattr(s, "_rt"):  # the C++ executor: per-op times measured inside it
-    sums = [sum(ms) for ms in zip(*s.op_times(u, repeats=int(repeats), warmup=1).values())]
+if hasattr(s, "_rt"):  # the C++ executor: each op timed inside it, and the same run end to end
+    walls, sums = [], []
+    for _ in range(int(repeats)):
+        t0 = time.perf_counter(); _, ms = s._rt.run_timed(u); walls.append((time.perf_counter() - t0) * 1e3)
+        sums.append(sum(ms))
     rec["kernel_sum_median_ms"] = statistics.median(sums)
     rec["kernel_sum_min_ms"] = min(sums)
+    rec["timed_run_median_ms"] = statistics.median(walls)
+    rec["timed_run_min_ms"] = min(walls)
+    rec["overhead_ratio_median"] = statistics.median(w / k for w, k in zip(walls, sums))
     rec["activation_bytes"] = s.activation_bytes(u.shape[0])
     rec["ops"] = len(s._ops)
 json.dump(rec, open(out, "w"))
@@ -147,8 +153,14 @@ def main(argv=None) -> int:
                 rec[f"{k}_median_ms"] = statistics.median(r["median_ms"] for r in v)
         rec["kernel_sum_min_ms"] = min(r["kernel_sum_min_ms"] for r in runs["cur"])
         rec["kernel_sum_median_ms"] = statistics.median(r["kernel_sum_median_ms"] for r in runs["cur"])
+        rec["timed_run_median_ms"] = statistics.median(r["timed_run_median_ms"] for r in runs["cur"])
+        rec["timed_run_min_ms"] = min(r["timed_run_min_ms"] for r in runs["cur"])
+        # end to end (one Session call, Python included) / the sum of that same run's op times
+        rec["end_to_end_over_kernels"] = statistics.median(r["overhead_ratio_median"] for r in runs["cur"])
         if runs["onebit-run"]:
             rec["onebit_run_peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs["onebit-run"])
+            rec["onebit_run_end_to_end_over_kernels"] = statistics.median(
+                r["end_to_end_over_kernels"] for r in runs["onebit-run"])
         records.append(rec)
         print(f"{name}: done", file=sys.stderr, flush=True)
     load1 = os.getloadavg()
@@ -164,6 +176,10 @@ def main(argv=None) -> int:
             print(f"{r['model']:22} {r['ops']:>4} {r[f'base_{stat}_ms']:>9.3f} {r[f'cur_{stat}_ms']:>9.3f} "
                   f"{kern:>9.3f} {run:>10.3f} {r[f'cur_{stat}_ms'] / r[f'base_{stat}_ms']:>8.3f} "
                   f"{r[f'cur_{stat}_ms'] / kern:>8.3f} {run / kern:>8.3f} {str(r['logits_equal']):>6}")
+    print("one call end to end / the sum of its own op times (median over runs): Session (Python), onebit-run (C API)")
+    for r in records:
+        print(f"{r['model']:22} {r['end_to_end_over_kernels']:.4f}  ({r['timed_run_median_ms']:.3f} ms "
+              f"vs {r['kernel_sum_median_ms']:.3f} ms)   {r.get('onebit_run_end_to_end_over_kernels', float('nan')):.4f}")
     for r in records:
         r.update(m, loadavg_start=load0, loadavg_end=load1)
     if args.json:

@@ -101,6 +101,8 @@ def test_onebit_run_timing_table_and_json(build, model):
         assert key in r.stdout
     rec = json.loads(_run(build / "onebit-run", model, "--repeats", 5, "--json").stdout)
     assert rec["repeats"] == 5 and 0 < rec["min_ms"] <= rec["median_ms"]
+    assert [o["type"] for o in rec["ops"]] == [op.type for op in Session(model).model.ops]
+    assert rec["kernel_sum_median_ms"] > 0 and rec["end_to_end_over_kernels"] >= 1.0
     assert rec["activation_bytes"] == Session(model).activation_bytes(1) > 0
     assert rec["peak_rss_bytes"] > 0
 
@@ -171,6 +173,20 @@ def test_c_api_status_codes_and_messages(build, model):
     out2 = np.zeros_like(out)
     assert lib.onebit_run(h, u.ctypes.data, 3, out2.ctypes.data, out2.size) == 0
     assert np.array_equal(out, out2)
+    lib.onebit_num_ops.argtypes = [ctypes.c_void_p]
+    lib.onebit_num_ops.restype = ctypes.c_int64
+    lib.onebit_op_type.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    lib.onebit_op_type.restype = ctypes.c_char_p
+    lib.onebit_run_profiled.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                                        ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+    nops = lib.onebit_num_ops(h)
+    types = [op.type for op in Session(data).model.ops]
+    assert nops == len(types) and [lib.onebit_op_type(h, i).decode() for i in range(nops)] == types
+    assert lib.onebit_op_type(h, nops) is None
+    ms = np.zeros(nops, np.float64)
+    assert lib.onebit_run_profiled(h, u.ctypes.data, 3, out2.ctypes.data, out2.size, ms.ctypes.data, nops) == 0
+    assert np.array_equal(out, out2) and (ms >= 0).all() and ms.sum() > 0
+    assert lib.onebit_run_profiled(h, u.ctypes.data, 3, out2.ctypes.data, out2.size, ms.ctypes.data, nops - 1) == 1
     lib.onebit_close(h)
 
 

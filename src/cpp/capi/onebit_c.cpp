@@ -8,6 +8,8 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 #include "onebit/isa.h"
 #include "onebit/runtime/executor.h"
@@ -70,6 +72,24 @@ onebit_status open_model(std::shared_ptr<const rt::Model> m, onebit_model** out)
 }
 
 }  // namespace
+
+static onebit_status run_impl(onebit_model* model, const uint8_t* input, int64_t batch, float* output,
+                              size_t output_len, std::vector<double>* op_ms) {
+  if (onebit_status s = need(model, "model"); s != ONEBIT_OK) return s;
+  if (onebit_status s = need(input, "input"); s != ONEBIT_OK) return s;
+  if (onebit_status s = need(output, "output"); s != ONEBIT_OK) return s;
+  if (batch < 1) return set_error(ONEBIT_ERROR_ARGUMENT, "batch must be >= 1, got " + std::to_string(batch));
+  const int64_t classes = model->model->num_classes;
+  if (static_cast<uint64_t>(batch) > output_len / static_cast<uint64_t>(classes))
+    return set_error(ONEBIT_ERROR_ARGUMENT, "output holds " + std::to_string(output_len) + " floats but batch " +
+                                                std::to_string(batch) + " x " + std::to_string(classes) +
+                                                " classes needs " + std::to_string(batch * classes));
+  return guarded([&] {
+    model->exe->run(input, batch, output, op_ms);
+    return ONEBIT_OK;
+  });
+}
+
 
 extern "C" {
 
@@ -183,20 +203,35 @@ const char* onebit_supported_isas(void) {
   return names.c_str();
 }
 
-onebit_status onebit_run(onebit_model* model, const uint8_t* input, int64_t batch, float* output, size_t output_len) {
+int64_t onebit_num_ops(const onebit_model* model) {
+  return model ? static_cast<int64_t>(model->model->ops.size()) : 0;
+}
+
+const char* onebit_op_name(const onebit_model* model, int64_t i) {
+  if (!model || i < 0 || i >= onebit_num_ops(model)) return nullptr;
+  return model->model->ops[static_cast<size_t>(i)].name.c_str();
+}
+
+const char* onebit_op_type(const onebit_model* model, int64_t i) {
+  if (!model || i < 0 || i >= onebit_num_ops(model)) return nullptr;
+  return rt::op_type_name(model->model->ops[static_cast<size_t>(i)].type);
+}
+
+onebit_status onebit_run_profiled(onebit_model* model, const uint8_t* input, int64_t batch, float* output,
+                                  size_t output_len, double* op_ms, size_t op_ms_len) {
+  if (onebit_status s = need(op_ms, "op_ms"); s != ONEBIT_OK) return s;
   if (onebit_status s = need(model, "model"); s != ONEBIT_OK) return s;
-  if (onebit_status s = need(input, "input"); s != ONEBIT_OK) return s;
-  if (onebit_status s = need(output, "output"); s != ONEBIT_OK) return s;
-  if (batch < 1) return set_error(ONEBIT_ERROR_ARGUMENT, "batch must be >= 1, got " + std::to_string(batch));
-  const int64_t classes = model->model->num_classes;
-  if (static_cast<uint64_t>(batch) > output_len / static_cast<uint64_t>(classes))
-    return set_error(ONEBIT_ERROR_ARGUMENT, "output holds " + std::to_string(output_len) + " floats but batch " +
-                                                std::to_string(batch) + " x " + std::to_string(classes) +
-                                                " classes needs " + std::to_string(batch * classes));
-  return guarded([&] {
-    model->exe->run(input, batch, output);
-    return ONEBIT_OK;
-  });
+  if (op_ms_len < static_cast<size_t>(onebit_num_ops(model)))
+    return set_error(ONEBIT_ERROR_ARGUMENT, "op_ms holds " + std::to_string(op_ms_len) + " values but the model has " +
+                                                std::to_string(onebit_num_ops(model)) + " ops");
+  thread_local std::vector<double> ms;
+  onebit_status s = run_impl(model, input, batch, output, output_len, &ms);
+  if (s == ONEBIT_OK) std::copy(ms.begin(), ms.end(), op_ms);
+  return s;
+}
+
+onebit_status onebit_run(onebit_model* model, const uint8_t* input, int64_t batch, float* output, size_t output_len) {
+  return run_impl(model, input, batch, output, output_len, nullptr);
 }
 
 int64_t onebit_activation_bytes(onebit_model* model, int64_t batch) {

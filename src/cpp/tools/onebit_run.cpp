@@ -6,7 +6,8 @@
 // With --input (raw uint8 NHWC images, N x H x W x C bytes): the top-5 classes of every image,
 // named from the file's metadata. Without --input, or with --repeats: a timing table (median and
 // minimum milliseconds over R runs, one warm-up run excluded) with the CPU, ISA and threads, on
-// the given images or on a fixed pseudo-random batch. --json prints one JSON object instead
+// the given images or on a fixed pseudo-random batch, and the sum of the ops' own times (R more
+// runs, each op timed inside the executor; --profile lists them). --json prints one JSON object instead
 // (it always holds the plan's activation bytes and the peak resident memory). --logits writes the
 // float32 logits of the input as raw little-endian bytes. Errors: one line on stderr, exit 1
 // (2 for a bad command line).
@@ -39,7 +40,7 @@ void check(onebit_status s, const std::string& what) {
 
 const char* kUsage =
     "usage: onebit-run MODEL.onebit [--input FILE] [--batch N] [--threads N] [--isa NAME] "
-    "[--repeats R] [--logits FILE] [--json]";
+    "[--repeats R] [--logits FILE] [--json] [--profile]";
 
 int64_t parse_int(const char* opt, const char* v, int64_t lo, int64_t hi) {
   char* end = nullptr;
@@ -93,7 +94,7 @@ int64_t peak_rss_bytes() {
 int main(int argc, char** argv) {
   std::string model_path, input_path, isa, logits_path;
   int64_t threads = 0, repeats = -1, batch = 0;
-  bool as_json = false;
+  bool as_json = false, profile = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = parse_int("--batch", value(), 1, 1 << 20);
     else if (a == "--logits") logits_path = value();
     else if (a == "--json") as_json = true;
+    else if (a == "--profile") profile = true;
     else if (a == "-h" || a == "--help") {
       std::puts(kUsage);
       return 0;
@@ -162,8 +164,31 @@ int main(int argc, char** argv) {
       check(onebit_run(m, input.data(), batch, logits.data(), logits.size()), "run failed");
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
+  // then R profiled runs: each op timed inside the executor, and the same call end to end
+  const int64_t nops = onebit_num_ops(m);
+  std::vector<std::vector<double>> per_op(static_cast<size_t>(nops));
+  std::vector<double> kern, ratio, op_ms(static_cast<size_t>(nops));
+  if (timing)
+    for (int64_t r = 0; r < repeats; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      check(onebit_run_profiled(m, input.data(), batch, logits.data(), logits.size(), op_ms.data(), op_ms.size()),
+            "run failed");
+      const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      double sum = 0;
+      for (int64_t i = 0; i < nops; ++i) {
+        sum += op_ms[size_t(i)];
+        per_op[size_t(i)].push_back(op_ms[size_t(i)]);
+      }
+      kern.push_back(sum);
+      ratio.push_back(sum > 0 ? wall / sum : 0);
+    }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
   std::sort(ms.begin(), ms.end());
-  const double med = ms.empty() ? 0 : (ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2);
+  const double med = median(ms);
   const int64_t act = onebit_activation_bytes(m, batch);
 
   // top-5 of every image
@@ -188,8 +213,16 @@ int main(int argc, char** argv) {
                 json_str(model_path).c_str(), json_str(cpu_name()).c_str(), json_str(onebit_isa(m)).c_str(),
                 onebit_threads(m), (long long)batch, (long long)h, (long long)w, (long long)c, (long long)classes,
                 (long long)act, (long long)peak_rss_bytes());
-    if (timing)
-      std::printf(", \"repeats\": %lld, \"median_ms\": %.6f, \"min_ms\": %.6f", (long long)repeats, med, ms.front());
+    if (timing) {
+      std::printf(", \"repeats\": %lld, \"median_ms\": %.6f, \"min_ms\": %.6f, \"kernel_sum_median_ms\": %.6f, "
+                  "\"end_to_end_over_kernels\": %.6f, \"ops\": [",
+                  (long long)repeats, med, ms.front(), median(kern), median(ratio));
+      for (int64_t i = 0; i < nops; ++i)
+        std::printf("%s{\"name\": %s, \"type\": %s, \"median_ms\": %.6f}", i ? ", " : "",
+                    json_str(onebit_op_name(m, i)).c_str(), json_str(onebit_op_type(m, i)).c_str(),
+                    median(per_op[size_t(i)]));
+      std::printf("]");
+    }
     if (!top.empty()) {
       std::printf(", \"top5\": [");
       for (size_t b = 0; b < top.size(); ++b) {
@@ -213,8 +246,15 @@ int main(int argc, char** argv) {
                   cpu_name().c_str(), "isa", onebit_isa(m), "threads", onebit_threads(m), "batch", (long long)batch);
       std::printf("%-10s %lld (warm-up excluded)\n%-10s %.3f ms\n%-10s %.3f ms\n", "repeats", (long long)repeats,
                   "median", med, "min", ms.front());
+      std::printf("%-10s %.3f ms (median over runs of the sum of op times; end to end / kernels %.3f)\n", "kernels",
+                  median(kern), median(ratio));
       std::printf("%-10s %lld bytes\n%-10s %lld bytes\n", "activations", (long long)act, "peak RSS",
                   (long long)peak_rss_bytes());
+      if (profile) {
+        std::printf("%-24s %-16s %10s\n", "op", "type", "median ms");
+        for (int64_t i = 0; i < nops; ++i)
+          std::printf("%-24s %-16s %10.4f\n", onebit_op_name(m, i), onebit_op_type(m, i), median(per_op[size_t(i)]));
+      }
     }
   }
   onebit_close(m);
