@@ -580,6 +580,10 @@ OpJson op_from_json(size_t i, const json& d) {
 
 // ------------------------------------------------------------------------------- file checks
 
+// Copies n bytes at offset `off` of the data section into dst (the data section is read only
+// once every check before the contents has passed, straight into the tensors' own storage).
+using ReadBody = std::function<void(int64_t off, int64_t n, uint8_t* dst)>;
+
 struct Entry {
   DType dtype;
   std::vector<int64_t> shape;
@@ -1013,7 +1017,7 @@ void graph(const json& g, const Docs& docs, Model& m, std::vector<OpJson>& ops_j
 
 // Resolves every op's tensors against the file's entries, copies the data, checks contents.
 void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::string, Entry>& entries,
-             const std::shared_ptr<uint8_t>& file, const uint8_t* body) {
+             const ReadBody& read_body) {
   std::map<std::string, std::string> used;  // tensor name -> op name
   for (size_t i = 0; i < m.ops.size(); ++i) {
     Op& op = m.ops[i];
@@ -1067,13 +1071,8 @@ void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::
     t.dtype = e.dtype;
     t.shape = e.shape;
     t.nbytes = e.end - e.begin;
-    uint8_t* at = const_cast<uint8_t*>(body) + e.begin;
-    if (file && reinterpret_cast<uintptr_t>(at) % static_cast<uintptr_t>(dtype_size(e.dtype)) == 0) {
-      t.storage = std::shared_ptr<uint8_t>(file, at);  // a view of the file's bytes (kept alive)
-    } else {
-      t.storage = aligned_bytes(t.nbytes);
-      if (t.nbytes) std::memcpy(t.storage.get(), at, static_cast<size_t>(t.nbytes));
-    }
+    t.storage = aligned_bytes(t.nbytes);
+    if (t.nbytes) read_body(e.begin, t.nbytes, t.storage.get());
     tindex[name] = static_cast<int>(m.tensors.size());
     m.tensors.push_back(std::move(t));
   }
@@ -1144,9 +1143,12 @@ int Model::value_index(const std::string& name) const {
   return -1;
 }
 
-// Validates the file held by `file`; the model's tensors are views of it where aligned.
-static std::shared_ptr<const Model> load_owned(std::shared_ptr<uint8_t> file, size_t size) {
-  const uint8_t* data = file.get();
+// Validates a file of `size` bytes whose first `prefix_len` bytes are at `prefix` (at least the
+// 8 + N bytes of the length and the header whenever the file holds them) and reads its data
+// section through `read_body`.
+static std::shared_ptr<const Model> load_impl(const uint8_t* prefix, size_t prefix_len, size_t size,
+                                              const ReadBody& read_body) {
+  const uint8_t* data = prefix;
   if (size < 8)
     fail("file truncated: " + std::to_string(size) + " bytes, the header length alone takes 8");
   const uint64_t n = read_le<uint64_t>(data);
@@ -1156,6 +1158,7 @@ static std::shared_ptr<const Model> load_owned(std::shared_ptr<uint8_t> file, si
   if (8 + n > size)
     fail("file truncated: header claims " + std::to_string(n) + " bytes but only " + std::to_string(size - 8) +
          " follow");
+  if (prefix_len < 8 + n) throw IoError("model file: the header could not be read");
   const uint8_t* raw = data + 8;
   if (raw[0] != '{') fail("header does not start with '{': not a safetensors file");
   json header = parse_json(raw, static_cast<size_t>(n), "header");
@@ -1169,40 +1172,51 @@ static std::shared_ptr<const Model> load_owned(std::shared_ptr<uint8_t> file, si
   auto entries = tensor_entries(header, body_len);
   std::vector<OpJson> ops_json;
   graph(docs.graph, docs, *m, ops_json);
-  tensors(*m, ops_json, entries, file, raw + n);
+  tensors(*m, ops_json, entries, [&](int64_t off, int64_t len, uint8_t* dst) {
+    read_body(static_cast<int64_t>(8 + n) + off, len, dst);
+  });
   return m;
 }
 
 std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
-  auto file = aligned_bytes(static_cast<int64_t>(size));  // the model keeps one aligned copy
-  if (size) std::memcpy(file.get(), data, size);
-  return load_owned(std::move(file), size);
+  return load_impl(data, size, size, [&](int64_t off, int64_t len, uint8_t* dst) {
+    std::memcpy(dst, data + off, static_cast<size_t>(len));
+  });
 }
 
 std::shared_ptr<const Model> load_model_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
-  std::shared_ptr<uint8_t> buf;
-  size_t nbytes = 0;
-  try {
-    if (std::fseek(f, 0, SEEK_END) != 0) throw IoError("cannot read model file '" + path + "'");
-    const long size = std::ftell(f);
-    if (size < 0) throw IoError("cannot read model file '" + path + "'");
-    if (size > kMaxFileBytes)
-      throw FormatError(path + ": file of " + std::to_string(size) + " bytes exceeds the " +
-                        std::to_string(kMaxFileBytes) + "-byte limit");
-    std::rewind(f);
-    nbytes = static_cast<size_t>(size);
-    buf = aligned_bytes(size);
-    if (size && std::fread(buf.get(), 1, nbytes, f) != nbytes)
-      throw IoError("cannot read model file '" + path + "': short read");
-  } catch (...) {
-    std::fclose(f);
-    throw;
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  auto failed = [&](const char* what) { return IoError("cannot read model file '" + path + "': " + what); };
+  if (std::fseek(f, 0, SEEK_END) != 0) throw failed("seek failed");
+  const long size = std::ftell(f);
+  if (size < 0) throw failed("size unknown");
+  if (size > kMaxFileBytes)
+    throw FormatError(path + ": file of " + std::to_string(size) + " bytes exceeds the " +
+                      std::to_string(kMaxFileBytes) + "-byte limit");
+  std::rewind(f);
+  // the length field, then (when it is plausible) the header; the data section is read tensor
+  // by tensor into the tensors' own storage once everything else is checked
+  std::vector<uint8_t> prefix(static_cast<size_t>(std::min<long>(size, 8)));
+  if (!prefix.empty() && std::fread(prefix.data(), 1, prefix.size(), f) != prefix.size()) throw failed("short read");
+  if (size >= 8) {
+    const uint64_t n = read_le<uint64_t>(prefix.data());
+    if (n >= 2 && n <= static_cast<uint64_t>(kMaxHeaderBytes) && 8 + n <= static_cast<uint64_t>(size)) {
+      prefix.resize(static_cast<size_t>(8 + n));
+      if (std::fread(prefix.data() + 8, 1, static_cast<size_t>(n), f) != n) throw failed("short read");
+    }
   }
-  std::fclose(f);
   try {
-    return load_owned(std::move(buf), nbytes);
+    return load_impl(prefix.data(), prefix.size(), static_cast<size_t>(size),
+                     [&](int64_t off, int64_t len, uint8_t* dst) {
+                       if (std::fseek(f, off, SEEK_SET) != 0 ||
+                           std::fread(dst, 1, static_cast<size_t>(len), f) != static_cast<size_t>(len))
+                         throw failed("short read");
+                     });
   } catch (const FormatError& e) {
     throw FormatError(path + ": " + e.what());
   }

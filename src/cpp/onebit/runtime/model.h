@@ -42,8 +42,7 @@ enum class DType : int { u8 = 0, i8 = 1, i32 = 2, u64 = 3, f32 = 4 };
 const char* dtype_name(DType d);  // safetensors name: U8, I8, I32, U64, F32
 int64_t dtype_size(DType d);
 
-// Tensor data: a view of the model's copy of the file (or an aligned copy when the file places
-// it at an offset that is not a multiple of its element size); little-endian host order.
+// Tensor data read out of the file: owned, 64-byte aligned, little-endian host order.
 struct Tensor {
   std::string name;
   DType dtype = DType::u8;
