@@ -1,4 +1,5 @@
-// The .onebit loader (loader.h). Mirrors onebit/runtime/format.py and graph.py check by check.
+// The .onebit loader (loader.h): file layout, metadata, tensors and their contents; the graph
+// checks are in graph_check.cpp. Mirrors onebit/runtime/format.py check by check.
 #include "onebit/runtime/loader.h"
 
 #include "onebit/runtime/graph_check.h"
