@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q "scikit-build-core>=0.10" "nanobind>=2.4" ninja cmake
+.venv/bin/python -m pip install -q "scikit-build-core>=0.10" "nanobind>=2.4" "nlohmann-json>=3.11" ninja cmake
 .venv/bin/python -m pip install -q --no-build-isolation -e ".[train,dev]"
 # Fashion-MNIST ships as a Debian package; install it when we may (root), never fail on it.
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -61,8 +61,13 @@ def test_format_data_is_8_byte_aligned(valid_bytes):
 
 
 def _expect(data, match):
+    # both loaders reject the file, with a message naming the problem
+    from onebit.runtime.engine import engine
+
     with pytest.raises(FormatError, match=match):
         fmt.loads(data)
+    with pytest.raises(FormatError, match=match):
+        engine.validate_model(data)
 
 
 def test_format_rejects_truncated_file(valid_bytes):
@@ -190,6 +195,25 @@ def test_format_load_names_the_file(tmp_path, valid_bytes):
 
 
 # ----------------------------------------------------------------------------- fuzz
+# Every fuzz input goes through both loaders (Python: onebit.runtime.format, C++: the loader
+# behind Session, onebit-run and the C API): they must accept and reject the same files.
+
+def loads_both(data: bytes):
+    """fmt.loads(data), after checking that the C++ loader agrees on accepting it."""
+    from onebit.runtime.engine import engine
+
+    try:
+        mf = fmt.loads(data)
+    except FormatError as py_err:
+        with pytest.raises(FormatError):
+            engine.validate_model(data)
+        raise py_err
+    try:
+        engine.validate_model(data)
+    except FormatError as e:
+        raise AssertionError(f"the C++ loader rejects a file the Python loader accepts: {e}") from None
+    return mf
+
 
 mutation = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 10**9), st.integers(0, 7)),
@@ -225,7 +249,7 @@ def _mutate(data: bytes, muts) -> bytes:
 def test_format_fuzz_mutations_raise_only_format_error(valid_bytes, muts):
     data = _mutate(valid_bytes, muts)
     try:
-        fmt.loads(data)
+        loads_both(data)
     except FormatError:
         pass
 
@@ -279,7 +303,7 @@ def test_format_fuzz_metadata_edits_raise_only_format_error(cached_valid, key, p
     header["__metadata__"][key] = json.dumps(doc)
     data = join(header, body)
     try:
-        mf = fmt.loads(data)
+        loads_both(data)
     except FormatError:
         return
     # a file that still validates must also run
@@ -304,7 +328,7 @@ def masked_valid_bytes():
 def test_format_fuzz_masked_file_mutations_raise_only_format_error(masked_valid_bytes, muts):
     assert any("weight_mask" in op.tensors for op in fmt.loads(masked_valid_bytes).ops)
     try:
-        fmt.loads(_mutate(masked_valid_bytes, muts))
+        loads_both(_mutate(masked_valid_bytes, muts))
     except FormatError:
         pass
 
@@ -344,7 +368,7 @@ def _flip_rejected_or_exact(data, mask_role, role, pick, bit):
     body[off] ^= 1 << (bit % 8)
     mutated = join(header, bytes(body))
     try:
-        mf = fmt.loads(mutated)
+        mf = loads_both(mutated)
     except FormatError as exc:
         assert op.name in str(exc)
         return
@@ -370,7 +394,7 @@ def test_format_fuzz_compact_masked_file_mutations_raise_only_format_error(compa
     roles = {r for op in fmt.loads(compact_valid_bytes).ops for r in op.tensors}
     assert {"weight_word_mask", "weight_mask"} <= roles
     try:
-        fmt.loads(_mutate(compact_valid_bytes, muts))
+        loads_both(_mutate(compact_valid_bytes, muts))
     except FormatError:
         pass
 

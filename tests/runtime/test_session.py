@@ -144,13 +144,38 @@ def test_session_float_shortcuts_equal_simulation_exactly(name):
 
 def test_session_shared_buffers_give_the_same_logits():
     # liveness-based buffer sharing must not change any result (residual graphs reuse buffers)
-    from onebit.runtime.session import _plan
-
     model = _zoo("birealnet18", 2, clip_block=True, stem="cifar", width=0.25)
     sess = Session(cv.to_bytes(model, input_spec=CIFAR_SPEC))
-    shared, unshared = _plan(sess.model, 2, True), _plan(sess.model, 2, False)
-    assert len({id(b) for b in shared.values()}) < len({id(b) for b in unshared.values()})
     u = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    values = sess.run_values(u)  # a plan without sharing: every value in its own buffer
+    unshared = sum(v.nbytes for k, v in values.items() if k != "input")
+    assert sess.activation_bytes(2) < unshared / 2
     first = sess.run(u)
-    assert np.array_equal(first, sess._execute(u, share=False)[sess.model.output_name])
+    assert np.array_equal(first, values[sess.model.output_name])
     assert np.array_equal(first, sess.run(u))  # buffers reused across runs
+    assert np.array_equal(first[1:], sess.run(u[1:]))  # another batch size, another plan
+
+
+def test_session_rejects_bad_files_with_clear_errors(tmp_path, tiny_files):
+    from onebit import FormatError
+
+    data = tiny_files[True]
+    with pytest.raises(FormatError, match="truncated|outside|cover"):
+        Session(data[:-7])
+    with pytest.raises(FormatError, match="format_version '2' is not supported"):
+        Session(data.replace(b'"format_version":"1"', b'"format_version":"2"'))
+    (tmp_path / "bad.onebit").write_bytes(data[:50])
+    with pytest.raises(FormatError, match="bad.onebit: .*truncated"):
+        Session(tmp_path / "bad.onebit")
+    with pytest.raises(FileNotFoundError, match="missing.onebit"):
+        Session(tmp_path / "missing.onebit")
+
+
+def test_session_profile_times_every_op_in_cpp(tiny_files):
+    sess = Session(tiny_files[True], threads=1)
+    u = np.zeros((2, 28, 28, 1), np.uint8)
+    prof = sess.profile(u, repeats=3)
+    assert [p["op"] for p in prof] == [op.name for op in sess.model.ops]
+    assert [p["type"] for p in prof] == [op.type for op in sess.model.ops]
+    assert [p["output"] for p in prof] == [sess.model.values[op.output].kind for op in sess.model.ops]
+    assert all(p["median_ms"] >= 0 for p in prof) and sum(p["median_ms"] for p in prof) > 0

@@ -21,16 +21,22 @@
 #include "onebit/bitpack.h"
 #include "onebit/isa.h"
 #include "onebit/threadpool.h"
+#include "common.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace {
 
-using AnyArray = nb::ndarray<nb::ro, nb::device::cpu>;
-using OutArray = nb::ndarray<nb::device::cpu>;
+using AnyArray = onebit::bind::In;
+using OutArray = onebit::bind::Out;
+using onebit::bind::check_array;
+using onebit::bind::dtype_name;
+using onebit::bind::fail;
+using onebit::bind::pick_isa;
+using onebit::bind::pick_threads;
+using onebit::bind::shape_str;
 
-[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
 // A packed array must hold exactly ceil(channels / 64) words per pixel / tap / row.
 void check_words(const char* name, int64_t words, const char* per, const char* channels_name, int64_t channels) {
@@ -38,50 +44,6 @@ void check_words(const char* name, int64_t words, const char* per, const char* c
   if (words != need)
     fail(std::string(name) + " has " + std::to_string(words) + " words per " + per + " but " + channels_name +
          "=" + std::to_string(channels) + " needs " + std::to_string(need));
-}
-
-onebit::Isa pick_isa(const std::optional<std::string>& name) {
-  if (!name) return onebit::active_isa();
-  const onebit::Isa isa = onebit::isa_from_name(*name);  // invalid_argument for unknown names
-  if (!onebit::isa_supported(isa)) {
-    std::string have;
-    for (auto i : onebit::supported_isas()) have += std::string(have.empty() ? "" : ", ") + onebit::isa_name(i);
-    fail("isa '" + *name + "' is not supported by this CPU (supported: " + have + ")");
-  }
-  return isa;
-}
-
-int pick_threads(const std::optional<int>& threads) {
-  if (!threads) return onebit::default_num_threads();
-  if (*threads < 1) fail("threads must be >= 1, got " + std::to_string(*threads));
-  return *threads;
-}
-
-std::string dtype_name(nb::dlpack::dtype d) {
-  const char* kind = d.code == uint8_t(nb::dlpack::dtype_code::Int)      ? "int"
-                     : d.code == uint8_t(nb::dlpack::dtype_code::UInt)   ? "uint"
-                     : d.code == uint8_t(nb::dlpack::dtype_code::Float)  ? "float"
-                     : d.code == uint8_t(nb::dlpack::dtype_code::Bool)   ? "bool"
-                                                                          : "other";
-  return std::string(kind) + std::to_string(d.bits);
-}
-
-std::string shape_str(const AnyArray& a) {
-  std::string s = "(";
-  for (size_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-template <typename T>
-void check_array(const char* name, const AnyArray& a, const char* want_dtype) {
-  if (a.dtype() != nb::dtype<T>())
-    fail(std::string(name) + " must have dtype " + want_dtype + ", got " + dtype_name(a.dtype()));
-  int64_t expected = 1;  // C order; size-1 axes may carry any stride (as in NumPy)
-  for (size_t i = a.ndim(); i-- > 0;) {
-    if (a.shape(i) != 1 && a.stride(i) != expected)
-      fail(std::string(name) + " must be C-contiguous (use numpy.ascontiguousarray)");
-    expected *= static_cast<int64_t>(a.shape(i));
-  }
 }
 
 void check_ndim(const char* name, const AnyArray& a, size_t ndim, const char* layout) {

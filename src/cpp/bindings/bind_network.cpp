@@ -19,47 +19,18 @@
 #include "onebit/densef.h"
 #include "onebit/isa.h"
 #include "onebit/pool.h"
+#include "common.h"
 
 namespace nb = nanobind;
 
 namespace {
 
-using In = nb::ndarray<nb::ro, nb::device::cpu>;
-using Out = nb::ndarray<nb::device::cpu>;
-
-template <class T> const char* dtype_name();
-template <> const char* dtype_name<uint8_t>() { return "uint8"; }
-template <> const char* dtype_name<int8_t>() { return "int8"; }
-template <> const char* dtype_name<int32_t>() { return "int32"; }
-template <> const char* dtype_name<uint64_t>() { return "uint64"; }
-template <> const char* dtype_name<float>() { return "float32"; }
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "(";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + (s.size() == 1 ? ",)" : ")");
-}
-
-// Checks dtype, ndim and C-contiguity; returns the shape.
-template <class T, class A>
-std::vector<int64_t> check(const A& a, const char* name, size_t ndim) {
-  if (a.dtype() != nb::dtype<T>())
-    throw std::invalid_argument(std::string(name) + " must have dtype " + dtype_name<T>());
-  if (a.ndim() != ndim)
-    throw std::invalid_argument(std::string(name) + " must have " + std::to_string(ndim) +
-                                " dimensions, got " + std::to_string(a.ndim()));
-  std::vector<int64_t> shape(ndim);
-  for (size_t i = 0; i < ndim; ++i) shape[i] = static_cast<int64_t>(a.shape(i));
-  int64_t expect = 1, total = 1;
-  for (auto d : shape) total *= d;
-  for (size_t i = ndim; total > 0 && i-- > 0;) {  // an empty array is trivially contiguous
-    if (shape[i] != 1 && a.stride(i) != expect)
-      throw std::invalid_argument(std::string(name) +
-                                  " must be C-contiguous (use numpy.ascontiguousarray)");
-    expect *= shape[i];
-  }
-  return shape;
-}
+using onebit::bind::In;
+using onebit::bind::Out;
+using onebit::bind::check;
+using onebit::bind::pick_isa;
+using onebit::bind::pick_threads;
+using onebit::bind::shape_str;
 
 void expect_shape(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
                   const char* name) {
@@ -76,20 +47,6 @@ const T* vec_param(const std::optional<In>& a, const char* name, int64_t len) {
     throw std::invalid_argument(std::string(name) + " must have " + std::to_string(len) +
                                 " entries (one per output channel), got " + std::to_string(s[0]));
   return static_cast<const T*>(a->data());
-}
-
-onebit::Isa pick_isa(const std::optional<std::string>& isa) {
-  if (!isa) return onebit::active_isa();
-  onebit::Isa v = onebit::isa_from_name(*isa);  // invalid_argument on an unknown name
-  if (!onebit::isa_supported(v))
-    throw std::invalid_argument("ISA '" + *isa + "' is not supported by this CPU/build");
-  return v;
-}
-
-int pick_threads(const std::optional<int>& threads) {
-  if (!threads) return 0;
-  if (*threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(*threads));
-  return *threads;
 }
 
 onebit::PoolGeom pool_geom(const std::vector<int64_t>& s, int kh, int kw, int sh, int sw, int ph,

@@ -10,7 +10,7 @@
 namespace nb = nanobind;
 
 // Defined in the other bind_*.cpp files of this folder.
-#define ONEBIT_BINDERS(X) X(kernels) X(network)
+#define ONEBIT_BINDERS(X) X(kernels) X(network) X(runtime)
 #define ONEBIT_DECLARE(name) void bind_##name(nb::module_& m);
 ONEBIT_BINDERS(ONEBIT_DECLARE)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -189,15 +190,38 @@ def _parse_json(raw, what: str):
         raise FormatError(f"{what}: JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        return json.loads(text, parse_constant=_reject_constant)
+        doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                         parse_int=_float_sized_int)
+        if _SURROGATE_ESCAPE.search(text):  # a \uD8xx escape must be half of a pair
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return doc
     except FormatError:
         raise
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeError are ValueErrors
         raise FormatError(f"{what}: malformed JSON ({e})") from None
+
+
+# The JSON rules of the C++ loader (nlohmann/json), which reads the same files: numbers that do
+# not fit a double and unpaired UTF-16 surrogate escapes are malformed.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name):
     raise FormatError(f"JSON constant {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"number overflow parsing {text[:40]!r}")
+    return v
+
+
+def _float_sized_int(text: str) -> int:
+    v = int(text)
+    if abs(v) >= 1 << 64:
+        _finite_float(text)  # beyond 64 bits it must still fit a double
+    return v
 
 
 def _nesting(raw) -> int:
@@ -218,7 +242,7 @@ def _metadata(meta: dict) -> dict:
         if not isinstance(meta.get(k), str):
             raise FormatError(f"metadata key {k!r} missing or not a string")
     v = meta["format_version"]
-    if not v.isdigit() or int(v) not in SUPPORTED_VERSIONS:
+    if not (v.isascii() and v.isdigit()) or int(v) not in SUPPORTED_VERSIONS:
         raise FormatError(f"format_version {v!r} is not supported (this onebit reads {list(SUPPORTED_VERSIONS)})")
     docs = {"format": FORMAT_NAME, "format_version": int(v)}
     for k in ("producer", "input", "output", "graph"):
@@ -236,13 +260,17 @@ def _metadata(meta: dict) -> dict:
     return docs
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _input_spec(spec: dict):
     if not isinstance(spec.get("name"), str):
         raise FormatError("metadata 'input' must have a name")
     if spec.get("dtype") != "uint8" or spec.get("layout") != "NHWC":
         raise FormatError("metadata 'input' must describe a uint8 NHWC image")
     shape = spec.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 3):
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(s) for s in shape)):
         raise FormatError("metadata 'input' shape must be [H, W, C]")
     c = shape[2]
     for k in ("mean", "std"):
@@ -315,7 +343,8 @@ def _graph(graph: dict, docs: dict):
     out = values[output_name]
     if out.kind != "f32" or len(out.shape) != 1:
         raise FormatError(f"graph output must be flat float32 logits, got {out.kind} {list(out.shape)}")
-    if docs["output"].get("shape") != list(out.shape):
+    oshape = docs["output"].get("shape")
+    if not (isinstance(oshape, list) and all(_is_int(s) for s in oshape)) or oshape != list(out.shape):
         raise FormatError(f"metadata output shape {docs['output'].get('shape')} differs from the graph's {list(out.shape)}")
     for op in ops:
         op.specs = specs[op.name]  # role -> (dtype, shape), used by the tensor checks

@@ -103,7 +103,7 @@ def _float(op, attrs, key):
 
 def _choice(op, attrs, key, choices):
     v = attrs.get(key)
-    if isinstance(v, (dict, list)) or v not in choices or isinstance(v, bool):
+    if isinstance(v, (dict, list, bool, float)) or v not in choices:
         _fail(op, f"attribute {key!r} must be one of {list(choices)}, got {v!r}")
     return v
 

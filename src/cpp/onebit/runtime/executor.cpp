@@ -1,0 +1,333 @@
+#include "onebit/runtime/executor.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "onebit/add.h"
+#include "onebit/bitpack.h"
+#include "onebit/conv8.h"
+#include "onebit/densef.h"
+#include "onebit/pool.h"
+
+namespace onebit::rt {
+
+namespace {
+constexpr size_t kMaxFreeContexts = 4;
+constexpr int64_t kMaxBatch = int64_t{1} << 24;
+
+[[noreturn]] void bad_op(const Op& op, const std::string& msg) {
+  throw FormatError("op '" + op.name + "' (" + op_type_name(op.type) + "): " + msg);
+}
+}  // namespace
+
+// Fixed per-op parameters, computed once.
+struct Executor::OpState {
+  std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
+  std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
+  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8
+};
+
+struct Executor::Context {
+  const Plan* plan = nullptr;
+  std::shared_ptr<uint8_t> arena;
+  std::vector<uint8_t*> ptr;  // per value
+};
+
+Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
+    : model_(std::move(model)), isa_(isa), threads_(threads) {
+  if (!model_) throw std::invalid_argument("no model");
+  if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
+  if (!isa_supported(isa))
+    throw std::invalid_argument(std::string("ISA '") + isa_name(isa) + "' is not available on this CPU/build");
+  const Model& m = *model_;
+  state_.resize(m.ops.size());
+  for (size_t i = 0; i < m.ops.size(); ++i) {
+    const Op& op = m.ops[i];
+    OpState& st = state_[i];
+    auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
+    const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
+    const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
+    if (!binary && !int8conv) continue;
+    if (binary) {
+      if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
+        bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
+                       std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
+                       ", " + std::to_string(op.pw) + "]");
+      if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
+        bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
+                       std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
+      const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
+      st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
+                                          op.mask.get());
+    } else {
+      // int8 weights laid out once for this ISA's kernel, with the zero points (conv2d_i8: 0)
+      // and the input's signedness.
+      const bool x_signed = op.type == OpType::conv2d_i8;
+      const int32_t* zp = x_signed ? nullptr : t("zero_point")->as<int32_t>();
+      st.prepared8 = conv8_prepare(t("weight")->as<int8_t>(), op.out_channels, op.kh, op.kw, op.in_channels, zp,
+                                   x_signed, isa_, threads);
+    }
+    OutputStage& s = st.stage;
+    if (op.stage == Stage::bits) {
+      s.kind = OutputKind::bits;
+      s.threshold = t("threshold")->as<int32_t>();
+      s.direction = t("direction")->as<int8_t>();
+    } else if (op.stage == Stage::int8) {
+      s.kind = OutputKind::int8;
+      s.multiplier = t("multiplier")->as<int32_t>();
+      s.bias = t("bias")->as<int32_t>();
+      s.shift = op.shift;
+    } else {
+      s.kind = OutputKind::float32;
+      s.scale = t("scale")->as<float>();
+      s.fbias = t("bias")->as<float>();
+    }
+  }
+}
+
+Executor::~Executor() = default;
+
+void Executor::set_threads(int threads) {
+  if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
+  threads_.store(threads);
+}
+
+const Plan& Executor::plan(int64_t n, bool share) {
+  auto key = std::make_pair(n, share);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  if (plans_.size() >= 8) {  // keep a few batch sizes; drop plans no context uses
+    for (auto p = plans_.begin(); p != plans_.end();) {
+      bool used = false;
+      for (const auto& c : free_) used = used || c->plan == p->second.get();
+      p = used ? std::next(p) : plans_.erase(p);
+    }
+  }
+  auto p = std::make_unique<Plan>(make_plan(*model_, n, share));
+  const Plan& ref = *p;
+  plans_[key] = std::move(p);
+  return ref;
+}
+
+int64_t Executor::activation_bytes(int64_t n) {
+  std::lock_guard<std::mutex> g(mu_);
+  return plan(n, true).arena_bytes;
+}
+
+std::unique_ptr<Executor::Context> Executor::acquire(int64_t n, bool share) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (size_t i = 0; i < free_.size(); ++i)
+      if (free_[i]->plan->n == n && free_[i]->plan->share == share) {
+        auto c = std::move(free_[i]);
+        free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+        return c;
+      }
+  }
+  auto c = std::make_unique<Context>();
+  const Plan* p;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    p = &plan(n, share);
+  }
+  c->plan = p;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(p->arena_bytes, 64));
+  void* mem = ::operator new(bytes, std::align_val_t(64));
+  std::memset(mem, 0, bytes);
+  c->arena = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(mem),
+                                      [](uint8_t* q) { ::operator delete(q, std::align_val_t(64)); });
+  c->ptr.assign(model_->values.size(), nullptr);
+  for (size_t v = 0; v < c->ptr.size(); ++v)
+    if (p->slot[v] >= 0) c->ptr[v] = c->arena.get() + p->offset[static_cast<size_t>(p->slot[v])];
+  return c;
+}
+
+void Executor::release(std::unique_ptr<Context> c) {
+  std::lock_guard<std::mutex> g(mu_);
+  free_.push_back(std::move(c));
+  if (free_.size() > kMaxFreeContexts) free_.erase(free_.begin());
+}
+
+void Executor::run(const uint8_t* input, int64_t n, float* output, std::vector<double>* op_ms) {
+  if (!input || !output) throw std::invalid_argument("input and output must not be null");
+  if (n < 1 || n > kMaxBatch)
+    throw std::invalid_argument("batch size must be in [1, " + std::to_string(kMaxBatch) + "], got " + std::to_string(n));
+  auto c = acquire(n, true);
+  try {
+    execute(*c, input, op_ms);
+  } catch (...) {
+    release(std::move(c));
+    throw;
+  }
+  const Model& m = *model_;
+  std::memcpy(output, c->ptr[static_cast<size_t>(m.ops.back().output)],
+              static_cast<size_t>(n * m.num_classes) * sizeof(float));
+  release(std::move(c));
+}
+
+std::vector<std::vector<uint8_t>> Executor::run_values(const uint8_t* input, int64_t n) {
+  if (!input) throw std::invalid_argument("input must not be null");
+  if (n < 1 || n > kMaxBatch)
+    throw std::invalid_argument("batch size must be in [1, " + std::to_string(kMaxBatch) + "], got " + std::to_string(n));
+  auto c = acquire(n, false);
+  std::vector<std::vector<uint8_t>> out;
+  try {
+    execute(*c, input, nullptr);
+    const Model& m = *model_;
+    for (size_t v = 0; v < m.values.size(); ++v) {
+      const int64_t bytes = n * m.values[v].sample_bytes();
+      const uint8_t* src = v == 0 ? input : c->ptr[v];
+      out.emplace_back(src, src + bytes);
+    }
+  } catch (...) {
+    release(std::move(c));
+    throw;
+  }
+  release(std::move(c));
+  return out;
+}
+
+void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op_ms) {
+  const Model& m = *model_;
+  const int64_t n = c.plan->n;
+  c.ptr[0] = const_cast<uint8_t*>(input);  // read only: no op writes the graph input
+  if (op_ms) op_ms->assign(m.ops.size(), 0.0);
+  const Isa isa = isa_;
+  const int th = threads_.load();
+  for (size_t i = 0; i < m.ops.size(); ++i) {
+    const Op& op = m.ops[i];
+    const OpState& st = state_[i];
+    const Value& xv = m.values[static_cast<size_t>(op.inputs[0])];
+    const Value& yv = m.values[static_cast<size_t>(op.output)];
+    const void* x = c.ptr[static_cast<size_t>(op.inputs[0])];
+    void* y = c.ptr[static_cast<size_t>(op.output)];
+    auto t0 = std::chrono::steady_clock::now();
+    auto pool_geom = [&](int64_t c_per_pixel) {
+      PoolGeom g;
+      g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.c = c_per_pixel;
+      g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+      g.ceil_mode = op.ceil_mode;
+      pool_geom_finish(g);
+      return g;
+    };
+    switch (op.type) {
+      case OpType::conv2d_u8:
+      case OpType::conv2d_i8: {
+        Conv8Args a;
+        a.x = x;
+        a.x_signed = op.type == OpType::conv2d_i8;
+        a.prepared = st.prepared8.get();
+        a.y = y;
+        Conv8Geom& g = a.g;
+        g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = op.in_channels; g.cout = op.out_channels;
+        g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        conv8_geom_finish(g);
+        a.stage = st.stage;
+        conv8(a, isa, th);
+        break;
+      }
+      case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
+        dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
+                  op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y),
+                  n * xv.shape[0] * xv.shape[1], op.in_channels, op.out_channels, isa, th);
+        break;
+      case OpType::avgpool2d: {
+        const PoolGeom g = pool_geom(xv.shape[2]);
+        if (xv.kind == Kind::int8)
+          avgpool_int8(static_cast<const int8_t*>(x), static_cast<int8_t*>(y), g, op.count_include_pad, isa, th);
+        else
+          avgpool_f32(static_cast<const float*>(x), static_cast<float*>(y), g, op.count_include_pad, isa, th);
+        break;
+      }
+      case OpType::global_avgpool:
+        if (xv.kind == Kind::int8)
+          global_avgpool_int8_f32(static_cast<const int8_t*>(x), static_cast<float*>(y), n,
+                                  xv.shape[0] * xv.shape[1], xv.shape[2], static_cast<float>(xv.scale), isa, th);
+        else
+          global_avgpool_f32(static_cast<const float*>(x), static_cast<float*>(y), n, xv.shape[0] * xv.shape[1],
+                             xv.shape[2], isa, th);
+        break;
+      case OpType::add: {
+        const void* b = c.ptr[static_cast<size_t>(op.inputs[1])];
+        const int64_t count = n * xv.elements();
+        if (xv.kind == Kind::int8)
+          add_int8(static_cast<const int8_t*>(x), static_cast<const int8_t*>(b), static_cast<int8_t*>(y), count,
+                   op.ma, op.mb, op.shift, isa, th);
+        else
+          add_f32(static_cast<const float*>(x), static_cast<const float*>(b), static_cast<float*>(y), count, isa, th);
+        break;
+      }
+      case OpType::bconv2d: {
+        BConvArgs a;
+        a.x = static_cast<const uint64_t*>(x);
+        a.prepared = st.prepared.get();
+        a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
+        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph;
+        a.stage = st.stage;
+        a.out = y;
+        bconv2d(a, isa, th);
+        break;
+      }
+      case OpType::bdense:
+        bdense(static_cast<const uint64_t*>(x), nullptr, n, op.in_channels, op.out_channels, st.stage, y, isa, th,
+               st.prepared.get(), nullptr);
+        break;
+      case OpType::maxpool2d:
+        if (xv.kind == Kind::bits) {
+          const PoolGeom g = pool_geom((xv.shape[2] + 63) / 64);
+          maxpool_bits(static_cast<const uint64_t*>(x), static_cast<uint64_t*>(y), g, isa, th);
+        } else if (xv.kind == Kind::int8) {
+          maxpool_int8(static_cast<const int8_t*>(x), static_cast<int8_t*>(y), pool_geom(xv.shape[2]), isa, th);
+        } else {
+          maxpool_f32(static_cast<const float*>(x), static_cast<float*>(y), pool_geom(xv.shape[2]), isa, th);
+        }
+        break;
+      case OpType::bitpack: {
+        const int64_t ch = xv.shape.back();
+        const int64_t pixels = n * (xv.elements() / ch);
+        if (xv.kind == Kind::f32)
+          bitpack_f32(static_cast<const float*>(x), pixels, ch, static_cast<uint64_t*>(y), isa, th);
+        else
+          bitpack_i8(static_cast<const int8_t*>(x), pixels, ch, static_cast<uint64_t*>(y), isa, th);
+        break;
+      }
+      case OpType::dequantize: {  // int8 -> float32 is exact; one float32 rounding of the product
+        const float s = static_cast<float>(xv.scale);
+        const int8_t* xi = static_cast<const int8_t*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t count = n * xv.elements();
+        for (int64_t k = 0; k < count; ++k) yf[k] = static_cast<float>(xi[k]) * s;
+        break;
+      }
+      case OpType::clamp_f32: {  // NumPy's clip: min(max(x, lo), hi), NaN propagates
+        const float lo = static_cast<float>(op.min), hi = static_cast<float>(op.max);
+        const float* xf = static_cast<const float*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t count = n * xv.elements();
+        for (int64_t k = 0; k < count; ++k) {
+          float v = xf[k];
+          if (!std::isnan(v)) v = v > lo ? v : lo;
+          if (!std::isnan(v)) v = v < hi ? v : hi;
+          yf[k] = v;
+        }
+        break;
+      }
+      case OpType::flatten:  // a view of its input's buffer (NHWC order, no copy)
+        break;
+      case OpType::dense_f32:
+        dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
+                  op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y), n, op.in_channels,
+                  op.out_channels, isa, th);
+        break;
+    }
+    (void)yv;
+    if (op_ms)
+      (*op_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+}
+
+}  // namespace onebit::rt

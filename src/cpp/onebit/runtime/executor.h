@@ -1,0 +1,67 @@
+// The graph executor: runs a validated Model (model.h) on the engine's kernels, with no Python
+// in the loop.
+//
+// Built once per (model, ISA, threads): binary weights are prepared for the ISA here, once.
+// Buffers are planned per batch size (plan.h: liveness-based reuse, flatten outputs are views of
+// their input's buffer) and held by execution contexts; run() takes a free context (or makes
+// one), so several threads may run one Executor at once: they share the model and the prepared
+// weights, never a buffer. Results never depend on the ISA, the thread count or concurrency.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "onebit/bconv.h"
+#include "onebit/isa.h"
+#include "onebit/runtime/model.h"
+#include "onebit/runtime/plan.h"
+
+namespace onebit::rt {
+
+class Executor {
+ public:
+  // FormatError for a graph the engine cannot run (e.g. a binary convolution with a different
+  // stride or padding per axis); std::invalid_argument for threads < 1 or an ISA the CPU lacks.
+  Executor(std::shared_ptr<const Model> model, Isa isa, int threads);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const Model& model() const { return *model_; }
+  const std::shared_ptr<const Model>& model_ptr() const { return model_; }
+  Isa isa() const { return isa_; }
+  int threads() const { return threads_.load(); }
+  // Threads for later runs (>= 1; the prepared weights do not depend on it).
+  void set_threads(int threads);
+
+  // Logits (n, classes) float32 of n uint8 NHWC images (n, H, W, C). Thread-safe. With `op_ms`
+  // (resized to the op count), each op's wall time in milliseconds is stored there.
+  void run(const uint8_t* input, int64_t n, float* output, std::vector<double>* op_ms = nullptr);
+  // Every value of one run (plan without sharing), indexed like Model::values (index 0: the
+  // input); each is a copy of its batch buffer (bits: packed uint64 words).
+  std::vector<std::vector<uint8_t>> run_values(const uint8_t* input, int64_t n);
+  // Bytes of the activation buffers planned for batch n (buffer sharing on).
+  int64_t activation_bytes(int64_t n);
+
+ private:
+  struct Context;
+  struct OpState;
+  const Plan& plan(int64_t n, bool share);  // mu_ held
+  std::unique_ptr<Context> acquire(int64_t n, bool share);
+  void release(std::unique_ptr<Context> c);
+  void execute(Context& c, const uint8_t* input, std::vector<double>* op_ms);
+
+  std::shared_ptr<const Model> model_;
+  Isa isa_;
+  std::atomic<int> threads_;
+  std::vector<OpState> state_;  // per op: prepared weights, fixed parameters
+  std::mutex mu_;
+  std::map<std::pair<int64_t, bool>, std::unique_ptr<Plan>> plans_;
+  std::vector<std::unique_ptr<Context>> free_;
+};
+
+}  // namespace onebit::rt

@@ -1,0 +1,36 @@
+// The .onebit loader: checks everything before trusting anything (docs/format.md §7), exactly as
+// the Python loader onebit.runtime.format does (both accept and reject the same files; the tests
+// run the fuzz corpora through both). JSON is parsed by nlohmann/json.
+//
+// Order of checks: header length bounds before any allocation, well-formed JSON (nesting at most
+// 32 levels), format name and version, metadata documents, every tensor entry (dtype, shape,
+// offsets in bounds, contiguous, non-overlapping), the graph (known ops, inputs defined before
+// use, shapes consistent, accumulator bounds vs widths), every tensor against its op, then the
+// contents the kernels rely on. Any failure throws FormatError naming the problem; nothing is
+// returned from a half-checked file.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "onebit/runtime/model.h"
+
+namespace onebit::rt {
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kMaxHeaderBytes = int64_t{16} << 20;
+constexpr int64_t kMaxFileBytes = int64_t{1} << 30;
+constexpr int kMaxJsonDepth = 32;
+constexpr int64_t kMaxDim = int64_t{1} << 20;
+constexpr int64_t kMaxElements = int64_t{1} << 26;
+constexpr int64_t kMaxTotalElements = int64_t{1} << 28;
+constexpr int64_t kInt16MaxK = 32767;
+
+// Validates the bytes of a model file (FormatError on anything malformed).
+std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+// Reads and validates a file: IoError when it cannot be read, FormatError (prefixed with the
+// path) when it is malformed or larger than kMaxFileBytes.
+std::shared_ptr<const Model> load_model_file(const std::string& path);
+
+}  // namespace onebit::rt
