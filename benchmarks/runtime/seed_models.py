@@ -4,6 +4,7 @@ the int8 -> bitpack path, weight- and word-pruned nets (weight_mask, weight_word
 weight_kept) and a small residual net (add, conv2d_i8, avgpool, global_avgpool)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -12,7 +13,11 @@ def write_seeds(folder: Path) -> list[Path]:
 
     import onebit.convert as cv
     import onebit.models as om
-    from onebit.convert.testing import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, pruned, randomize_bn, tiny_model
+    from onebit.models import randomize_bn
+
+    # the test suite's small models (tests/tiny_models.py) are the seeds' architectures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+    from tiny_models import CIFAR_SPEC, MNIST_SPEC, RAW_SPEC, exact_model, pruned, tiny_model
 
     torch.set_num_threads(1)
     folder.mkdir(parents=True, exist_ok=True)

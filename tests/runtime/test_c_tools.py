@@ -47,7 +47,7 @@ def model(tmp_path_factory):
     import torch
 
     import onebit.convert as cv
-    from onebit.convert.testing import MNIST_SPEC, tiny_model
+    from tiny_models import MNIST_SPEC, tiny_model
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("m") / "tiny.onebit"

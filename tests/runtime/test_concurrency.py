@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import onebit.convert as cv
-from onebit.convert.testing import MNIST_SPEC, exact_model, RAW_SPEC, tiny_model
+from tiny_models import MNIST_SPEC, exact_model, RAW_SPEC, tiny_model
 from onebit.runtime import Session
 
 
