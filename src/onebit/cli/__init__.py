@@ -15,7 +15,9 @@ import click
 
 from onebit.cli.extras import missing_extra
 
-SUBCOMMANDS = ("train", "summary", "prune", "export", "eval", "verify", "bench", "demo")
+SUBCOMMANDS = ("train", "summary", "prune", "export", "import", "eval", "verify", "bench", "demo")
+# module name of a subcommand whose name is a Python keyword
+_MODULES = {"import": "import_"}
 
 
 class _Group(click.Group):
@@ -36,5 +38,6 @@ def main() -> None:
 
 
 for _name in SUBCOMMANDS:
-    if importlib.util.find_spec(f"onebit.cli.{_name}") is not None:
-        main.add_command(importlib.import_module(f"onebit.cli.{_name}").command, _name)
+    _mod = _MODULES.get(_name, _name)
+    if importlib.util.find_spec(f"onebit.cli.{_mod}") is not None:
+        main.add_command(importlib.import_module(f"onebit.cli.{_mod}").command, _name)

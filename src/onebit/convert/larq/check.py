@@ -1,0 +1,79 @@
+"""Which layers of an imported model the ``.onebit`` converter cannot represent, and why.
+
+The converter (:mod:`onebit.convert.graph`) exports chains of onebit layers in its grammar; this
+lists, before it runs, every imported layer that it would refuse, with the reason in Keras
+terms, so that ``onebit import`` reports all of them at once. A model with no entry still goes
+through the converter, which checks the op order itself.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from onebit.convert.larq import modules as M
+from onebit.convert.larq.quantizers import SteHeaviside
+
+
+def _reason(mod: nn.Module) -> str | None:
+    from onebit.nn.layers import is_binary_layer
+
+    if isinstance(mod, M.PaddedConv):
+        v = mod.pad.value
+        if v != 0.0:
+            return (f"padding with {v:g} (Larq pad_values={v:g}): the .onebit format pads binary "
+                    f"convolutions with a true zero only")
+        left, right, top, bottom = mod.pad.pads
+        return (f"'same' padding of {top}/{bottom} rows and {left}/{right} columns (uneven, Keras puts "
+                f"the extra one at the bottom/right): the .onebit format pads symmetrically")
+    if isinstance(mod, M.KerasPool2d):
+        return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
+    if isinstance(mod, M.Concatenate):
+        return "channel concatenation: the .onebit format has no concatenation op"
+    if isinstance(mod, M.Merge):
+        return (f"{mod.op} of two branches of a Keras graph: the converter exports chains of layers "
+                f"(and onebit's own residual blocks), not general graphs")
+    if isinstance(mod, nn.Conv2d) and mod.groups != 1:
+        return f"depthwise / grouped convolution (groups={mod.groups}): the .onebit format has no such op"
+    if is_binary_layer(mod):
+        for role in ("input_quantizer", "weight_quantizer"):
+            q = getattr(mod, role)
+            if isinstance(q, SteHeaviside):
+                return f"{role} ste_heaviside ({{0, 1}} levels): the .onebit format stores sign bits (+-1)"
+        if mod.input_precision != 1:
+            return "a binary-weight layer with a float (unquantized) input: the .onebit format has no such op"
+    if isinstance(mod, (M.NHWCFlatten, M.Reshape)):
+        return "a flatten/reshape that does not directly feed a dense layer"
+    if isinstance(mod, (M.Rescaling, M.Normalization)):
+        return ("input scaling inside the model: the .onebit input spec holds the normalization "
+                "(pass --mean/--std instead and drop the layer)")
+    if isinstance(mod, (M.FullPReLU, M.HardSigmoid, M.KerasPad2d)):
+        return f"{type(mod).__name__}: no .onebit op"
+    if isinstance(mod, nn.AvgPool2d):
+        return "average pooling inside the network: the converter supports max pooling and a global average pool"
+    return None
+
+
+def unsupported(model: M.KerasGraph) -> list[tuple[str, str]]:
+    """``[(Keras layer name, reason)]`` for every layer the converter cannot represent."""
+    out = []
+    for key, mod in model.layers.items():
+        name = model.keras_names.get(key, key)
+        for sub in [mod, *mod.modules()]:
+            r = _reason(sub)
+            if r is not None:
+                out.append((name, r))
+                break
+    return out
+
+
+def strip_softmax(model: M.KerasGraph) -> bool:
+    """Replace a final softmax by identity (the engine outputs logits; the top-1 is the same).
+    Returns True when one was removed."""
+    key = model.output_key
+    mod = model.layers[key]
+    if isinstance(mod, nn.Softmax):
+        model.layers[key] = nn.Identity()
+        return True
+    if isinstance(mod, nn.Sequential) and isinstance(mod[-1], nn.Softmax):
+        model.layers[key] = mod[0] if len(mod) == 2 else nn.Sequential(*list(mod)[:-1])
+        return True
+    return False
