@@ -1,0 +1,98 @@
+"""``onebit import``: an exportable Keras chain becomes a .onebit file that the engine runs like the
+imported module; layers without a .onebit equivalent are listed by Keras name with the reason."""
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+pytest.importorskip("h5py")
+
+import larq_h5_writer as K  # noqa: E402
+
+RNG = np.random.default_rng(1)
+
+
+def _bn(c):
+    return [("gamma", RNG.uniform(0.5, 1.5, c)), ("beta", RNG.normal(0, 0.3, c)),
+            ("moving_mean", RNG.normal(0, 0.3, c)), ("moving_variance", RNG.uniform(0.5, 2, c))]
+
+
+def _chain(tmp_path, pad_values=0.0, softmax=True):
+    """Conv2D -> BN -> QuantConv2D (ste_sign, same) -> BN -> MaxPool -> Flatten -> QuantDense -> BN [-> softmax]."""
+    L = [K.input_layer("in", (8, 8, 3)),
+         K.layer("Conv2D", "conv", ["in"], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                 use_bias=True, activation="linear"),
+         K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3),
+         K.layer("QuantConv2D", "qconv", ["bn"], filters=32, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                 use_bias=False, activation="linear", pad_values=pad_values, input_quantizer="ste_sign",
+                 kernel_quantizer="ste_sign"),
+         K.layer("BatchNormalization", "bn2", ["qconv"], axis=[3], epsilon=1e-3),
+         K.layer("MaxPooling2D", "pool", ["bn2"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
+         K.layer("Flatten", "flat", ["pool"]),
+         K.layer("QuantDense", "head", ["flat"], units=10, use_bias=False, activation="linear",
+                 input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+         K.layer("BatchNormalization", "bn3", ["head"], axis=[1], epsilon=1e-3)]
+    out = "bn3"
+    if softmax:
+        L.append(K.layer("Activation", "probs", ["bn3"], activation="softmax"))
+        out = "probs"
+    W = {"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, 16))), ("bias", RNG.normal(0, 0.1, 16))],
+         "bn": _bn(16), "qconv": [("kernel", RNG.normal(0, 1, (3, 3, 16, 32)))], "bn2": _bn(32),
+         "head": [("kernel", RNG.normal(0, 1, (4 * 4 * 32, 10)))], "bn3": _bn(10)}
+    return K.write(tmp_path / "chain.h5", K.functional(L, "in", out), W)
+
+
+def test_import_exports_and_engine_follows_the_module(tmp_path):
+    from onebit.cli import main
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+
+    h5 = _chain(tmp_path)
+    out, pt = tmp_path / "m.onebit", tmp_path / "m.pt"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out), "--pt", str(pt)])
+    assert r.exit_code == 0, r.output
+    assert "softmax is not exported" in r.output and out.stat().st_size > 0 and pt.stat().st_size > 0
+    m = from_larq(h5)
+    u8 = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        probs = m.forward_nhwc(torch.from_numpy(x).float()).numpy()
+    got = Session(out).run(u8)
+    # the engine's int8 first layer rounds the input, so compare the decisions, not bits
+    assert got.shape == (32, 10)
+    assert (got.argmax(1) == probs.argmax(1)).mean() >= 0.8
+    ref = np.log(probs)
+    corr = np.corrcoef((ref - ref.mean(1, keepdims=True)).ravel(), (got - got.mean(1, keepdims=True)).ravel())[0, 1]
+    assert corr > 0.9
+
+
+def test_import_refuses_one_padding_naming_the_layer(tmp_path):
+    from onebit.cli import main
+
+    h5 = _chain(tmp_path, pad_values=1.0)
+    out = tmp_path / "m.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)])
+    assert r.exit_code != 0
+    assert "layer 'qconv'" in r.output and "pad_values=1" in r.output
+    assert not out.exists()
+
+
+def test_import_refuses_a_graph_with_branches(tmp_path):
+    from test_import import residual_model
+
+    from onebit.cli import main
+
+    h5, _ = residual_model(tmp_path)
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(tmp_path / "r.onebit")])
+    assert r.exit_code != 0
+    for name in ("'conv'", "'qconv'", "'add'", "'cat'"):
+        assert f"layer {name}" in r.output, r.output
+
+
+def test_import_bad_file_is_a_clear_error(tmp_path):
+    from onebit.cli import main
+
+    p = tmp_path / "x.h5"
+    p.write_bytes(b"\x00" * 64)
+    r = CliRunner().invoke(main, ["import", str(p), "-o", str(tmp_path / "x.onebit")])
+    assert r.exit_code != 0 and "not an HDF5 file" in r.output
