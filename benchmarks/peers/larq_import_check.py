@@ -12,7 +12,8 @@ can export the model and, if not, which layers and why. Prints a table and write
 
 Each record: ``model``, ``imported`` (bool), ``error`` (why not), ``max_abs_diff``,
 ``logit_scale`` (max |Larq logit|), ``rel_diff`` (= max_abs_diff / logit_scale),
-``within_tolerance`` (rel_diff <= 1e-4), ``centered_max_abs_diff``, ``correlation`` (Pearson, of
+``within_tolerance`` (rel_diff <= 1e-4), ``images_within_tolerance`` (fraction of images whose
+logits are all within it), ``median_image_rel_diff``, ``centered_max_abs_diff``, ``correlation`` (Pearson, of
 the batch-centered logits), ``top1_agreement`` (raw), ``centered_top1_agreement``,
 ``distinct_top1`` / ``distinct_centered_top1`` (of Larq's logits), ``export`` ("ok" or the list of
 ``[layer, reason]``), ``import_seconds``. Top level: ``loadavg``, ``commit``, ``cpu``, versions.
@@ -48,6 +49,10 @@ def compare(ref: np.ndarray, got: np.ndarray) -> dict:
     return {
         "max_abs_diff": float(d.max()), "logit_scale": scale, "rel_diff": float(d.max() / max(scale, 1e-30)),
         "within_tolerance": bool(d.max() <= TOLERANCE * scale),
+        # images whose every logit is within tolerance (a sign flip of a pre-activation within float
+        # rounding of zero changes a binary layer's input bit and shows up on one image only)
+        "images_within_tolerance": float((d.max(1) <= TOLERANCE * scale).mean()),
+        "median_image_rel_diff": float(np.median(d.max(1)) / max(scale, 1e-30)),
         "centered_max_abs_diff": float(np.abs(rc - gc).max()), "correlation": corr,
         "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
         "centered_top1_agreement": float((rc.argmax(1) == gc.argmax(1)).mean()),
@@ -117,7 +122,8 @@ def main() -> int:
         if rec.get("imported"):
             exp = "ok" if rec["export"] == "ok" else f"no ({len(rec['export'])} layers)"
             print(f"{name:22s} imported  max|diff| {rec['max_abs_diff']:.3g}  scale {rec['logit_scale']:.3g}  "
-                  f"rel {rec['rel_diff']:.2g}  {'OK ' if rec['within_tolerance'] else 'BAD'}  corr "
+                  f"rel {rec['rel_diff']:.2g}  {'OK ' if rec['within_tolerance'] else 'BAD'}  images ok "
+                  f"{rec['images_within_tolerance']:.3f}  corr "
                   f"{rec['correlation']:.7f}  centered top-1 {rec['centered_top1_agreement']:.3f} "
                   f"({rec['distinct_centered_top1']} classes)  export {exp}", flush=True)
         else:

@@ -25,13 +25,11 @@ def _floats(ctx, param, value):
               help="The .onebit file to write (needs every layer to be exportable).")
 @click.option("--pt", "pt_path", type=click.Path(dir_okay=False), default=None,
               help="Also save the imported torch module (torch.save of the whole module).")
-@click.option("--larq-zoo", "larq_zoo", default=None,
-              help="Architecture of a weights-only file (model.save_weights), e.g. QuickNetSmall.")
 @click.option("--mean", callback=_floats, default=None,
               help="Per-channel mean of the input normalization x = (u/255 - mean)/std "
                    "[default: ImageNet's, as Larq Zoo's preprocess_input].")
 @click.option("--std", callback=_floats, default=None, help="Per-channel std (see --mean).")
-def command(model, output, pt_path, larq_zoo, mean, std):
+def command(model, output, pt_path, mean, std):
     """Import MODEL (a Keras 2 / Larq .h5 file) and export it to the .onebit format.
 
     The model is rebuilt from onebit.nn layers without TensorFlow. Layers that the .onebit
@@ -48,7 +46,7 @@ def command(model, output, pt_path, larq_zoo, mean, std):
     if output is None and pt_path is None:
         raise click.UsageError("nothing to write: give -o MODEL.onebit and/or --pt MODEL.pt")
     try:
-        m = from_larq(model, larq_zoo=larq_zoo)
+        m = from_larq(model)
     except LarqImportError as e:
         raise click.ClickException(str(e)) from e
     n = sum(p.numel() for p in m.parameters())
