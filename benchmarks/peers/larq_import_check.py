@@ -14,7 +14,9 @@ Each record: ``model``, ``imported`` (bool), ``error`` (why not), ``max_abs_diff
 ``logit_scale`` (max |Larq logit|), ``rel_diff`` (= max_abs_diff / logit_scale),
 ``within_tolerance`` (rel_diff <= 1e-4), ``images_within_tolerance`` (fraction of images whose
 logits are all within it), ``median_image_rel_diff``, ``centered_max_abs_diff``, ``correlation`` (Pearson, of
-the batch-centered logits), ``top1_agreement`` (raw), ``centered_top1_agreement``,
+the batch-centered logits), ``layer_max_rel_diff`` / ``worst_layer`` / ``layers_within_tolerance``
+(each layer fed Larq's own inputs, from ``NAME.layers.npz``, its output against Larq's, relative to
+that output's largest magnitude), ``top1_agreement`` (raw), ``centered_top1_agreement``,
 ``distinct_top1`` / ``distinct_centered_top1`` (of Larq's logits), ``export`` ("ok" or the list of
 ``[layer, reason]``), ``import_seconds``. Top level: ``loadavg``, ``commit``, ``cpu``, versions.
 """
@@ -61,6 +63,37 @@ def compare(ref: np.ndarray, got: np.ndarray) -> dict:
     }
 
 
+def layer_by_layer(m, path: str) -> dict:
+    """Feed every imported layer Larq's own inputs (``NAME.layers.npz``) and compare its output
+    with Larq's: each layer's error alone, without the sign flips that float rounding of a value
+    near zero causes in one engine and not the other and that later layers amplify."""
+    import torch
+
+    ref = np.load(path)
+    inv = {k: n for k, n in m.keras_names.items()}
+
+    def torch_of(a):
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+
+    worst, worst_layer, n = 0.0, None, 0
+    with torch.no_grad():
+        for key, ins in m.nodes:
+            name = inv.get(key, key)
+            srcs = ["__input__" if i == m.input_key else inv.get(i, i) for i in ins]
+            if name not in ref.files or any(s_ not in ref.files for s_ in srcs):
+                continue
+            y = m.layers[key](*[torch_of(ref[s_]) for s_ in srcs]).double()
+            y = y.permute(0, 2, 3, 1).numpy() if y.dim() == 4 else y.numpy()
+            r = ref[name]
+            rel = float(np.abs(y - r).max() / max(float(np.abs(r).max()), 1e-6))
+            n += 1
+            if rel > worst:
+                worst, worst_layer = rel, name
+    return {"layers_compared": n, "layer_max_rel_diff": worst, "worst_layer": worst_layer,
+            "layers_within_tolerance": bool(worst <= TOLERANCE)}
+
+
 def check(ref_dir: str, name: str, x: np.ndarray, batch: int) -> dict:
     import torch
 
@@ -80,6 +113,9 @@ def check(ref_dir: str, name: str, x: np.ndarray, batch: int) -> dict:
     with torch.no_grad():
         got = np.concatenate([m(xt[i:i + batch]).double().numpy() for i in range(0, len(xt), batch)])
     rec.update(imported=True, **compare(ref, got))
+    lpath = os.path.join(ref_dir, f"{name}.layers.npz")
+    if os.path.exists(lpath):
+        rec.update(layer_by_layer(m, lpath))
     strip_softmax(m)
     problems = unsupported(m)
     rec["export"] = "ok" if not problems else [list(p) for p in problems]
@@ -121,7 +157,9 @@ def main() -> int:
         out["models"].append(rec)
         if rec.get("imported"):
             exp = "ok" if rec["export"] == "ok" else f"no ({len(rec['export'])} layers)"
-            print(f"{name:22s} imported  max|diff| {rec['max_abs_diff']:.3g}  scale {rec['logit_scale']:.3g}  "
+            lay = (f"  layer-by-layer max rel {rec['layer_max_rel_diff']:.2g} ({rec['layers_compared']} layers)"
+                   if "layer_max_rel_diff" in rec else "")
+            print(f"{name:22s} imported{lay}  max|diff| {rec['max_abs_diff']:.3g}  scale {rec['logit_scale']:.3g}  "
                   f"rel {rec['rel_diff']:.2g}  {'OK ' if rec['within_tolerance'] else 'BAD'}  images ok "
                   f"{rec['images_within_tolerance']:.3f}  corr "
                   f"{rec['correlation']:.7f}  centered top-1 {rec['centered_top1_agreement']:.3f} "

@@ -6,7 +6,8 @@ random but non-degenerate weights (seeded: kernels from the Keras initializers, 
 beta, moving mean and variance drawn at random), removes the final softmax (the comparison is on
 logits), saves ``NAME.h5`` with ``model.save`` and Larq's logits on a fixed batch of Imagenette
 validation images (``NAME.npz``: ``logits``). The batch (``images.npz``: ``uint8`` NHWC and the
-zoo's preprocessed float input) is shared by all models. ``manifest.json`` lists what was built
+zoo's preprocessed float input) is shared by all models; ``NAME.layers.npz`` holds every layer's
+output on the first image(s). ``manifest.json`` lists what was built
 and, for a model that could not be built or saved, the error.
 
     .peers-venv/bin/python benchmarks/peers/larq_zoo_reference.py --out /tmp/larq-ref [--images 64]
@@ -101,6 +102,16 @@ def strip_softmax(model):
     return model
 
 
+def save_layer_outputs(model, x: np.ndarray, path: str) -> None:
+    """Every layer's output on ``x`` (``NAME.layers.npz``, keyed by layer name; ``__input__`` = x):
+    the importer's check feeds each onebit layer Larq's own inputs, layer by layer."""
+    layers = [ly for ly in model.layers if not isinstance(ly, tf.keras.layers.InputLayer)]
+    sub = tf.keras.Model(model.inputs, [ly.output for ly in layers])
+    ys = sub(x, training=False)
+    ys = ys if isinstance(ys, (list, tuple)) else [ys]
+    np.savez(path, __input__=x, **{ly.name: y.numpy() for ly, y in zip(layers, ys)})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -108,6 +119,10 @@ def main() -> int:
     ap.add_argument("--data", default=os.environ.get("ONEBIT_DATA", "/work/shared/datasets"))
     ap.add_argument("--models", default="all", help="comma-separated names, or all")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layer-images", type=int, default=1,
+                    help="images whose every layer output is saved (NAME.layers.npz; 0: none)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="load the weights of an existing NAME.h5 in --out instead of drawing them again")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import larq
@@ -129,12 +144,19 @@ def main() -> int:
             tf.keras.backend.clear_session()
             tf.keras.utils.set_random_seed(args.seed)
             model = ctor(weights=None, input_shape=(224, 224, 3))
-            randomize(model, np.random.default_rng(args.seed))
-            model = strip_softmax(model)
             path = os.path.join(args.out, f"{name}.h5")
-            model.save(path)
+            if args.reuse and os.path.exists(path):
+                model = strip_softmax(model)
+                model.load_weights(path)
+            else:
+                randomize(model, np.random.default_rng(args.seed))
+                model = strip_softmax(model)
+                model.save(path)
             logits = np.concatenate([model(x[i:i + 16], training=False).numpy() for i in range(0, len(x), 16)])
             np.savez(os.path.join(args.out, f"{name}.npz"), logits=logits.astype(np.float32))
+            if args.layer_images:
+                save_layer_outputs(model, x[:args.layer_images], os.path.join(args.out, f"{name}.layers.npz"))
+                rec["layer_outputs"] = f"{name}.layers.npz"
             rec.update(h5=f"{name}.h5", logits=f"{name}.npz", params=int(model.count_params()),
                        layers=len(model.layers))
         except Exception as e:  # a model that cannot be built or saved is listed with its error

@@ -96,8 +96,9 @@ _ACTS = {
 
 def activation(ctx, spec) -> nn.Module | None:
     """The module of a Keras activation name (``None`` for linear)."""
-    if isinstance(spec, dict):
-        spec = spec.get("class_name") if not spec.get("config") else spec.get("config", {}).get("name", spec.get("class_name"))
+    if isinstance(spec, dict):  # a serialized function: {"class_name": "function", "config": "relu"}
+        cfg = spec.get("config")
+        spec = cfg if isinstance(cfg, str) else (cfg or {}).get("name", spec.get("class_name"))
     if spec is None or spec == "linear":
         return None
     name = str(spec).split(">")[-1]

@@ -118,7 +118,9 @@ def resolve(spec, layer: str, role: str) -> tuple[str, dict]:
         return None, {}
     if isinstance(spec, str):
         name, cfg = spec, {}
-    elif isinstance(spec, dict) and "class_name" in spec:
+    elif isinstance(spec, dict) and spec.get("class_name") == "function" and isinstance(spec.get("config"), str):
+        name, cfg = spec["config"], {}  # a registered function (e.g. Larq Zoo's xnor_weight_scale)
+    elif isinstance(spec, dict) and "class_name" in spec and isinstance(spec.get("config") or {}, dict):
         name, cfg = str(spec["class_name"]), dict(spec.get("config") or {})
     else:
         raise LarqImportError(f"layer {layer!r}: {role} {spec!r} is not a quantizer name or object")
