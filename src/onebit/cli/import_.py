@@ -25,11 +25,15 @@ def _floats(ctx, param, value):
               help="The .onebit file to write (needs every layer to be exportable).")
 @click.option("--pt", "pt_path", type=click.Path(dir_okay=False), default=None,
               help="Also save the imported torch module (torch.save of the whole module).")
+@click.option("--larq-zoo", "larq_zoo", default=None,
+              help="Larq Zoo architecture of a weights-only file (model.save_weights), e.g. QuickNetSmall.")
+@click.option("--match", type=click.Choice(["name", "order"]), default="name", show_default=True,
+              help="How --larq-zoo pairs the file's weights with the architecture's layers.")
 @click.option("--mean", callback=_floats, default=None,
               help="Per-channel mean of the input normalization x = (u/255 - mean)/std "
                    "[default: ImageNet's, as Larq Zoo's preprocess_input].")
 @click.option("--std", callback=_floats, default=None, help="Per-channel std (see --mean).")
-def command(model, output, pt_path, mean, std):
+def command(model, output, pt_path, larq_zoo, match, mean, std):
     """Import MODEL (a Keras 2 / Larq .h5 file) and export it to the .onebit format.
 
     The model is rebuilt from onebit.nn layers without TensorFlow. Layers that the .onebit
@@ -46,7 +50,7 @@ def command(model, output, pt_path, mean, std):
     if output is None and pt_path is None:
         raise click.UsageError("nothing to write: give -o MODEL.onebit and/or --pt MODEL.pt")
     try:
-        m = from_larq(model)
+        m = from_larq(model, larq_zoo=larq_zoo, match=match)
     except LarqImportError as e:
         raise click.ClickException(str(e)) from e
     n = sum(p.numel() for p in m.parameters())

@@ -62,3 +62,40 @@ def test_larq_model_equals_larq_forward(tmp_path):
         got = m.forward_nhwc(torch.from_numpy(ref["x"])).numpy()
     scale = np.abs(ref["y"]).max()
     assert np.abs(got - ref["y"]).max() <= 1e-4 * scale, (np.abs(got - ref["y"]).max(), scale)
+
+
+ZOO_SCRIPT = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np, tensorflow as tf, larq_zoo
+    tf.keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    m = larq_zoo.sota.QuickNetSmall(weights=None)
+    for layer in m.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            g, b, mu, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.3, b.shape),
+                               rng.normal(0, 0.3, mu.shape), rng.uniform(0.5, 2, var.shape)])
+    out = sys.argv[1]
+    m.save_weights(out + "/w.h5")
+    logits = tf.keras.Model(m.input, m.layers[-1].input)
+    xs = rng.normal(0, 1, (2, 224, 224, 3)).astype(np.float32)
+    np.savez(out + "/ref.npz", x=xs, y=logits(xs, training=False).numpy())
+""")
+
+
+def test_larq_zoo_weights_only_file_with_named_architecture(tmp_path):
+    from onebit.convert.larq import from_larq
+    from onebit.convert.larq.check import strip_softmax
+
+    r = subprocess.run([str(PEERS_PY), "-c", ZOO_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ref = np.load(tmp_path / "ref.npz")
+    m = from_larq(tmp_path / "w.h5", larq_zoo="QuickNetSmall")
+    assert strip_softmax(m)
+    with torch.no_grad():
+        got = m.forward_nhwc(torch.from_numpy(ref["x"])).numpy()
+    scale = np.abs(ref["y"]).max()
+    # per image: a pre-activation within float rounding of zero may binarize differently
+    within = (np.abs(got - ref["y"]).max(1) <= 1e-4 * scale).mean()
+    assert within >= 0.5, (np.abs(got - ref["y"]).max(1), scale)

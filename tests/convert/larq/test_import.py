@@ -202,3 +202,26 @@ def test_keras3_file_is_refused(tmp_path):
         f.attrs["keras_version"] = b"3.3.0"
     with pytest.raises(LarqImportError, match="Keras 3.3.0"):
         from_larq(p)
+
+
+def test_larq_zoo_architectures_are_listed():
+    from onebit.convert.larq import zoo
+
+    assert {"QuickNetSmall", "BinaryResNetE18", "XNORNet"} <= set(zoo.names())
+    with pytest.raises(LarqImportError, match="unknown Larq Zoo architecture 'NoSuchNet'"):
+        zoo.architecture("NoSuchNet")
+
+
+def test_larq_zoo_weights_by_name_list_unmatched_and_missing(tmp_path):
+    path = K.write(tmp_path / "w.h5", None, {"conv_x": [("kernel", _r(3, 3, 3, 8))]}, weights_only=True,
+                   layer_order=["conv_x"])
+    with pytest.raises(LarqImportError, match=r"not in QuickNetSmall: \['conv_x'\].*without weights: \['quant_conv2d'"):
+        from_larq(path, larq_zoo="QuickNetSmall")
+    with pytest.raises(LarqImportError, match="1 layers with weights, architecture QuickNetSmall has"):
+        from_larq(path, larq_zoo="QuickNetSmall", match="order")
+
+
+def test_larq_zoo_name_on_a_full_model_file_is_refused(tmp_path):
+    path, _ = residual_model(tmp_path)
+    with pytest.raises(LarqImportError, match="holds its own architecture"):
+        from_larq(path, larq_zoo="QuickNetSmall")

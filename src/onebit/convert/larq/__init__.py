@@ -3,8 +3,8 @@
 ``from_larq(path)`` reads the file with h5py alone (no TensorFlow, no Larq): the architecture
 from the ``model_config`` attribute and the weights by layer name, and returns a
 :class:`KerasGraph` (NCHW input) that computes Larq's forward. Weights-only files
-(``model.save_weights``, as Larq Zoo publishes them) hold no architecture and are refused with
-that reason.
+(``model.save_weights``, as Larq Zoo publishes them) need the architecture by name:
+``from_larq(path, larq_zoo="QuickNetSmall")`` (:mod:`onebit.convert.larq.zoo`).
 :func:`onebit.convert.larq.check.exportable` says whether the converter can export the module.
 """
 from __future__ import annotations
@@ -15,13 +15,20 @@ from onebit.convert.larq.modules import KerasGraph
 __all__ = ["KerasGraph", "LarqImportError", "from_larq", "read"]
 
 
-def from_larq(path, *, input_shape=None) -> KerasGraph:
+def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_shape=None) -> KerasGraph:
     """Rebuild the Keras / Larq model saved in ``path`` as a torch module (eval mode).
 
+    ``larq_zoo``: Larq Zoo architecture of a weights-only file (:func:`onebit.convert.larq.zoo.names`),
+    its weights matched by layer name (``match="name"``) or by order (``match="order"``).
     ``input_shape``: (H, W, C) where the saved model's input
     shape has undefined sizes. Raises :class:`LarqImportError` naming the layer on anything that
     cannot be imported exactly.
     """
     from onebit.convert.larq.build import build
 
-    return build(read(path), input_shape)
+    kf = read(path)
+    if larq_zoo is not None:
+        from onebit.convert.larq import zoo
+
+        kf = zoo.with_architecture(kf, larq_zoo, match)
+    return build(kf, input_shape)

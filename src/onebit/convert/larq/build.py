@@ -209,7 +209,7 @@ def build(kf: KerasFile, input_shape=None) -> KerasGraph:
     """The torch module of a parsed Keras file (eval mode)."""
     if kf.config is None:
         raise LarqImportError(f"{kf.path}: a weights-only file (model.save_weights) has no architecture: "
-                              f"import a file saved with model.save('x.h5')")
+                              f"name its Larq Zoo architecture (larq_zoo=NAME / --larq-zoo NAME) or import a model.save file")
     in_name, in_hwc, nodes, out_name = _parse(kf, input_shape)
     order = _topological(in_name, nodes, kf.path)
     if out_name != in_name and out_name not in {n[0] for n in order}:
