@@ -73,9 +73,9 @@ ZOO_SCRIPT = textwrap.dedent("""
     m = larq_zoo.sota.QuickNetSmall(weights=None)
     for layer in m.layers:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
-            g, b, mu, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.3, b.shape),
-                               rng.normal(0, 0.3, mu.shape), rng.uniform(0.5, 2, var.shape)])
+            draw = {"gamma": lambda s: rng.uniform(0.5, 1.5, s), "beta": lambda s: rng.normal(0, 0.3, s),
+                    "moving_mean": lambda s: rng.normal(0, 0.3, s), "moving_variance": lambda s: rng.uniform(0.5, 2, s)}
+            layer.set_weights([draw[w.name.rsplit("/", 1)[-1].split(":")[0]](tuple(w.shape)) for w in layer.weights])
     out = sys.argv[1]
     m.save_weights(out + "/w.h5")
     logits = tf.keras.Model(m.input, m.layers[-1].input)
