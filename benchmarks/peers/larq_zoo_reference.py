@@ -105,7 +105,8 @@ def strip_softmax(model):
 def save_layer_outputs(model, x: np.ndarray, path: str) -> None:
     """Every layer's output on ``x`` (``NAME.layers.npz``, keyed by layer name; ``__input__`` = x):
     the importer's check feeds each onebit layer Larq's own inputs, layer by layer."""
-    layers = [ly for ly in model.layers if not isinstance(ly, tf.keras.layers.InputLayer)]
+    layers = [ly for ly in model.layers if not isinstance(ly, tf.keras.layers.InputLayer)
+              and not isinstance(ly.output, (list, tuple))]  # multi-output layers (tf.split) are not saved
     sub = tf.keras.Model(model.inputs, [ly.output for ly in layers])
     ys = sub(x, training=False)
     ys = ys if isinstance(ys, (list, tuple)) else [ys]
@@ -134,6 +135,10 @@ def main() -> int:
     manifest = {"tensorflow": tf.__version__, "larq": getattr(larq, "__version__", "?"),
                 "larq_zoo": getattr(larq_zoo, "__version__", "?"), "images": int(args.images),
                 "seed": args.seed, "models": {}}
+    mpath = os.path.join(args.out, "manifest.json")
+    if args.reuse and os.path.exists(mpath):  # keep the records of the models not rerun
+        with open(mpath) as f:
+            manifest["models"] = json.load(f).get("models", {})
     wanted = None if args.models == "all" else set(args.models.split(","))
     for name, ctor in zoo_models():
         if wanted is not None and name not in wanted:
