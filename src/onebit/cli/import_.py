@@ -45,7 +45,7 @@ def command(model, output, pt_path, larq_zoo, match, mean, std):
 
     from onebit.convert import ConversionError, export
     from onebit.convert.larq import LarqImportError, from_larq
-    from onebit.convert.larq.check import strip_softmax, unsupported
+    from onebit.convert.larq.check import fold_input_scaling, strip_softmax, unsupported
 
     if output is None and pt_path is None:
         raise click.UsageError("nothing to write: give -o MODEL.onebit and/or --pt MODEL.pt")
@@ -62,12 +62,17 @@ def command(model, output, pt_path, larq_zoo, match, mean, std):
         return
     if strip_softmax(m):
         click.echo("note: the final softmax is not exported (the engine outputs logits; the top-1 is unchanged)")
+    shape = list(m.keras_input_shape)
+    folded = fold_input_scaling(m, shape[-1]) if mean is None and std is None and len(shape) == 3 else None
+    if folded is not None:
+        mean, std, names = folded
+        click.echo(f"note: input scaling {', '.join(names)} becomes the file's input normalization "
+                   f"(the engine reads pixels 0..255)")
     problems = unsupported(m)
     if problems:
         lines = "\n".join(f"  layer {name!r}: {why}" for name, why in problems)
         raise click.ClickException(f"cannot export {model} to .onebit; {len(problems)} layer(s) have no "
                                    f".onebit equivalent:\n{lines}")
-    shape = list(m.keras_input_shape)
     if len(shape) != 3:
         raise click.ClickException(f"input of shape {shape}: the .onebit input is an image (H, W, C)")
     c = shape[2]

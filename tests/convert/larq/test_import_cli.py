@@ -17,10 +17,19 @@ def _bn(c):
             ("moving_mean", RNG.normal(0, 0.3, c)), ("moving_variance", RNG.uniform(0.5, 2, c))]
 
 
-def _chain(tmp_path, pad_values=0.0, softmax=True):
-    """Conv2D -> BN -> QuantConv2D (ste_sign, same) -> BN -> MaxPool -> Flatten -> QuantDense -> BN [-> softmax]."""
-    L = [K.input_layer("in", (8, 8, 3)),
-         K.layer("Conv2D", "conv", ["in"], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
+def _chain(tmp_path, pad_values=0.0, softmax=True, scaling=False):
+    """[Rescaling -> Normalization ->] Conv2D -> BN -> QuantConv2D (ste_sign, same) -> BN -> MaxPool
+    -> Flatten -> QuantDense -> BN [-> softmax]."""
+    first = "in"
+    L = [K.input_layer("in", (8, 8, 3))]
+    W = {}
+    if scaling:
+        L += [K.layer("Rescaling", "rescale", ["in"], scale=1 / 255.0, offset=0.0),
+              K.layer("Normalization", "norm", ["rescale"], axis=[-1], invert=False)]
+        W["norm"] = [("mean", np.array([0.5, 0.4, 0.3])), ("variance", np.array([0.04, 0.09, 0.0625])),
+                     ("count", np.array(100.0))]
+        first = "norm"
+    L += [K.layer("Conv2D", "conv", [first], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
                  use_bias=True, activation="linear"),
          K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3),
          K.layer("QuantConv2D", "qconv", ["bn"], filters=32, kernel_size=[3, 3], strides=[1, 1], padding="same",
@@ -36,14 +45,16 @@ def _chain(tmp_path, pad_values=0.0, softmax=True):
     if softmax:
         L.append(K.layer("Activation", "probs", ["bn3"], activation="softmax"))
         out = "probs"
-    W = {"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, 16))), ("bias", RNG.normal(0, 0.1, 16))],
+    W.update({"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, 16))), ("bias", RNG.normal(0, 0.1, 16))],
          "bn": _bn(16), "qconv": [("kernel", RNG.normal(0, 1, (3, 3, 16, 32)))], "bn2": _bn(32),
-         "head": [("kernel", RNG.normal(0, 1, (4 * 4 * 32, 10)))], "bn3": _bn(10)}
+         "head": [("kernel", RNG.normal(0, 1, (4 * 4 * 32, 10)))], "bn3": _bn(10)})
     return K.write(tmp_path / "chain.h5", K.functional(L, "in", out), W)
 
 
 def test_import_exports_and_engine_follows_the_module(tmp_path):
     from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
     from onebit.convert.larq import from_larq
     from onebit.runtime import Session
 
@@ -57,12 +68,39 @@ def test_import_exports_and_engine_follows_the_module(tmp_path):
     x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     with torch.no_grad():
         probs = m.forward_nhwc(torch.from_numpy(x).float()).numpy()
-    got = Session(out).run(u8)
-    # the engine's int8 first layer rounds the input, so compare the decisions, not bits
+    sess = Session(out)
+    got = sess.run(u8)
     assert got.shape == (32, 10)
-    assert (got.argmax(1) == probs.argmax(1)).mean() >= 0.8
+    # the engine computes exactly the converter's integer simulation of the module ...
+    diffs = engine_vs_simulation(sess, simulate(str(out)), u8[:8])
+    assert max(diffs.values()) <= 1e-5, diffs
+    # ... which follows the imported float module up to the int8 rounding of the first layer
     ref = np.log(probs)
     corr = np.corrcoef((ref - ref.mean(1, keepdims=True)).ravel(), (got - got.mean(1, keepdims=True)).ravel())[0, 1]
+    assert corr > 0.9
+
+
+def test_import_folds_input_scaling_into_the_input_normalization(tmp_path):
+    from onebit.cli import main
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _chain(tmp_path, softmax=False, scaling=True)
+    out = tmp_path / "s.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "rescale, norm" in r.output
+    # (u/255 - 0.5) / sqrt(0.04) per channel: mean 0.5, 0.4, 0.3 and std 0.2, 0.3, 0.25
+    meta = fmt.load(out).metadata["input"]
+    np.testing.assert_allclose(meta["mean"], [0.5, 0.4, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(meta["std"], [0.2, 0.3, 0.25], rtol=1e-6)
+    m = from_larq(h5)
+    u8 = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    with torch.no_grad():
+        want = m.forward_nhwc(torch.from_numpy(u8.astype(np.float32))).numpy()
+    got = Session(out).run(u8)
+    corr = np.corrcoef((want - want.mean(1, keepdims=True)).ravel(), (got - got.mean(1, keepdims=True)).ravel())[0, 1]
     assert corr > 0.9
 
 

@@ -43,8 +43,8 @@ def _reason(mod: nn.Module) -> str | None:
     if isinstance(mod, (M.NHWCFlatten, M.Reshape)):
         return "a flatten/reshape that does not directly feed a dense layer"
     if isinstance(mod, (M.Rescaling, M.Normalization)):
-        return ("input scaling inside the model: the .onebit input spec holds the normalization "
-                "(pass --mean/--std instead and drop the layer)")
+        return ("input scaling inside the network: the .onebit file normalizes its input once, before "
+                "the first layer (a Rescaling/Normalization right after the input is folded into it)")
     if isinstance(mod, (M.FullPReLU, M.HardSigmoid, M.KerasPad2d)):
         return f"{type(mod).__name__}: no .onebit op"
     if isinstance(mod, nn.AvgPool2d):
@@ -77,3 +77,32 @@ def strip_softmax(model: M.KerasGraph) -> bool:
         model.layers[key] = mod[0] if len(mod) == 2 else nn.Sequential(*list(mod)[:-1])
         return True
     return False
+
+
+def fold_input_scaling(model: M.KerasGraph, channels: int):
+    """Leading ``Rescaling`` / ``Normalization`` layers (the model reads raw pixels 0..255) as the
+    .onebit input normalization ``x = (u/255 - mean[c]) / std[c]``: returns ``(mean, std, names)``
+    and replaces those layers by identity, or ``None`` when the model does not start with one."""
+    import numpy as np
+
+    a, b = np.ones(channels), np.zeros(channels)  # x = a*u + b per channel
+    names, cur = [], model.input_key
+    for key, ins in model.nodes:
+        if ins != [cur]:
+            break
+        mod = model.layers[key]
+        if isinstance(mod, M.Rescaling):
+            a, b = a * mod.scale, b * mod.scale + mod.offset
+        elif isinstance(mod, M.Normalization) and mod.mean.numel() == channels:
+            s = np.maximum(np.sqrt(mod.variance.double().numpy()), 1e-7)
+            a, b = a / s, (b - mod.mean.double().numpy()) / s
+        else:
+            break
+        names.append(key)
+        cur = key
+    if not names or not (a > 0).all():
+        return None
+    for key in names:
+        model.layers[key] = nn.Identity()
+    std = 1.0 / (255.0 * a)
+    return [float(v) for v in -b * std], [float(v) for v in std], [model.keras_names.get(k, k) for k in names]
