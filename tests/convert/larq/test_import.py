@@ -225,3 +225,33 @@ def test_larq_zoo_name_on_a_full_model_file_is_refused(tmp_path):
     path, _ = residual_model(tmp_path)
     with pytest.raises(LarqImportError, match="holds its own architecture"):
         from_larq(path, larq_zoo="QuickNetSmall")
+
+
+def test_tf_op_add_and_serialized_function_quantizer(tmp_path):
+    """``x + y`` recorded as a TFOpLambda node (Larq Zoo's QuickNet) and a quantizer serialized as a
+    registered function (Larq Zoo's XNOR-Net ``xnor_weight_scale``: weights clipped to [-1, 1], then
+    sign times the per-output-channel mean of |w|)."""
+    L = [K.input_layer("in", (4, 4, 2)),
+         K.layer("QuantConv2D", "qc", ["in"], filters=2, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                 use_bias=False, activation="linear", input_quantizer="ste_sign",
+                 kernel_quantizer={"module": "builtins", "class_name": "function", "config": "xnor_weight_scale",
+                                   "registered_name": "function"}),
+         {"class_name": "TFOpLambda", "name": "tf.__operators__.add",
+          "config": {"name": "tf.__operators__.add", "function": "__operators__.add"},
+          "inbound_nodes": [["qc", 0, 0, {"y": ["in", 0, 0], "name": None}]]}]
+    k = RNG.normal(0, 1, (3, 3, 2, 2))
+    path = K.write(tmp_path / "op.h5", K.functional(L, "in", "tf.__operators__.add"), {"qc": [("kernel", k)]})
+    m = from_larq(path)
+    x = RNG.normal(0, 1, (2, 4, 4, 2))
+    kc = np.clip(k, -1, 1)
+    want = K.conv(K.sign(x), K.sign(kc) * np.abs(kc).mean(axis=(0, 1, 2)), 1, "same") + x
+    np.testing.assert_allclose(_run(m, x), want.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_tf_op_is_named(tmp_path):
+    L = [K.input_layer("in", (3,)),
+         {"class_name": "TFOpLambda", "name": "tf.math.cumsum", "config": {"name": "tf.math.cumsum", "function": "math.cumsum"},
+          "inbound_nodes": [["in", 0, 0, {}]]}]
+    path = K.write(tmp_path / "op.h5", K.functional(L, "in", "tf.math.cumsum"), {})
+    with pytest.raises(LarqImportError, match=r"layer 'tf.math.cumsum' \(TFOpLambda tf.math.cumsum\)"):
+        from_larq(path)
