@@ -160,7 +160,7 @@ def main() -> int:
             lay = (f"  layer-by-layer max rel {rec['layer_max_rel_diff']:.2g} ({rec['layers_compared']} layers)"
                    if "layer_max_rel_diff" in rec else "")
             print(f"{name:22s} imported{lay}  max|diff| {rec['max_abs_diff']:.3g}  scale {rec['logit_scale']:.3g}  "
-                  f"rel {rec['rel_diff']:.2g}  {'OK ' if rec['within_tolerance'] else 'BAD'}  images ok "
+                  f"rel {rec['rel_diff']:.2g}  {'ok' if rec['within_tolerance'] else 'over'}  images ok "
                   f"{rec['images_within_tolerance']:.3f}  corr "
                   f"{rec['correlation']:.7f}  centered top-1 {rec['centered_top1_agreement']:.3f} "
                   f"({rec['distinct_centered_top1']} classes)  export {exp}", flush=True)
