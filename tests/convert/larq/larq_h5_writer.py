@@ -53,7 +53,8 @@ def write(path, config, weights, *, weights_only=False, layer_order=None):
             ws = weights.get(n, [])
             lg.attrs["weight_names"] = np.array([f"{n}/{w}:0".encode() for w, _ in ws])
             for w, a in ws:
-                lg.create_dataset(f"{n}/{w}:0", data=np.asarray(a, np.float32))
+                a = np.asarray(a)
+                lg.create_dataset(f"{n}/{w}:0", data=a if a.dtype.kind in "iub" else a.astype(np.float32))
     return path
 
 

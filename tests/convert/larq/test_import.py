@@ -255,3 +255,15 @@ def test_unsupported_tf_op_is_named(tmp_path):
     path = K.write(tmp_path / "op.h5", K.functional(L, "in", "tf.math.cumsum"), {})
     with pytest.raises(LarqImportError, match=r"layer 'tf.math.cumsum' \(TFOpLambda tf.math.cumsum\)"):
         from_larq(path)
+
+
+def test_non_numeric_weight_is_refused(tmp_path):
+    import h5py
+
+    p = _small(tmp_path)
+    with h5py.File(p, "a") as f:
+        g = f["model_weights/fc"]
+        del g["fc/bias:0"]
+        g.create_dataset("fc/bias:0", data=np.array([b"a", b"b"]))
+    with pytest.raises(LarqImportError, match="weight 'fc/bias:0' has dtype"):
+        from_larq(p)

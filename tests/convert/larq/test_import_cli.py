@@ -27,7 +27,7 @@ def _chain(tmp_path, pad_values=0.0, softmax=True, scaling=False):
         L += [K.layer("Rescaling", "rescale", ["in"], scale=1 / 255.0, offset=0.0),
               K.layer("Normalization", "norm", ["rescale"], axis=[-1], invert=False)]
         W["norm"] = [("mean", np.array([0.5, 0.4, 0.3])), ("variance", np.array([0.04, 0.09, 0.0625])),
-                     ("count", np.array(100.0))]
+                     ("count", np.array(100, dtype=np.int64))]
         first = "norm"
     L += [K.layer("Conv2D", "conv", [first], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
                  use_bias=True, activation="linear"),

@@ -112,9 +112,9 @@ def read(path) -> KerasFile:
                 if not isinstance(ds, h5py.Dataset):
                     raise LarqImportError(f"{path}: layer {lname!r}: weight {wn!r} is not a dataset")
                 arr = np.asarray(ds[()])
-                if not np.issubdtype(arr.dtype, np.floating):
+                if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
                     raise LarqImportError(f"{path}: layer {lname!r}: weight {wn!r} has dtype {arr.dtype}, "
-                                          f"float expected")
+                                          f"numbers expected")
                 key = short_name(wn)
                 if key in ws:
                     raise LarqImportError(f"{path}: layer {lname!r}: two weights named {key!r}")
