@@ -97,7 +97,8 @@ def randomize(model, rng: np.random.Generator) -> None:
 
 def strip_softmax(model):
     last = model.layers[-1]
-    if isinstance(last, tf.keras.layers.Activation) and last.get_config().get("activation") == "softmax":
+    if isinstance(last, tf.keras.layers.Softmax) or (
+            isinstance(last, tf.keras.layers.Activation) and last.get_config().get("activation") == "softmax"):
         return tf.keras.Model(model.inputs, last.input, name=model.name)
     return model
 

@@ -29,11 +29,14 @@ def _floats(ctx, param, value):
               help="Larq Zoo architecture of a weights-only file (model.save_weights), e.g. QuickNetSmall.")
 @click.option("--match", type=click.Choice(["name", "order"]), default="name", show_default=True,
               help="How --larq-zoo pairs the file's weights with the architecture's layers.")
+@click.option("--identity-lambda", "identity_lambdas", multiple=True, metavar="NAME",
+              help="A Lambda layer (name or fnmatch pattern, repeatable) that returns its input; other "
+                   "Lambda layers are refused (their Python code is never run).")
 @click.option("--mean", callback=_floats, default=None,
               help="Per-channel mean of the input normalization x = (u/255 - mean)/std "
                    "[default: ImageNet's, as Larq Zoo's preprocess_input].")
 @click.option("--std", callback=_floats, default=None, help="Per-channel std (see --mean).")
-def command(model, output, pt_path, larq_zoo, match, mean, std):
+def command(model, output, pt_path, larq_zoo, match, identity_lambdas, mean, std):
     """Import MODEL (a Keras 2 / Larq .h5 file) and export it to the .onebit format.
 
     The model is rebuilt from onebit.nn layers without TensorFlow. Layers that the .onebit
@@ -50,7 +53,7 @@ def command(model, output, pt_path, larq_zoo, match, mean, std):
     if output is None and pt_path is None:
         raise click.UsageError("nothing to write: give -o MODEL.onebit and/or --pt MODEL.pt")
     try:
-        m = from_larq(model, larq_zoo=larq_zoo, match=match)
+        m = from_larq(model, larq_zoo=larq_zoo, match=match, identity_lambdas=identity_lambdas)
     except LarqImportError as e:
         raise click.ClickException(str(e)) from e
     n = sum(p.numel() for p in m.parameters())

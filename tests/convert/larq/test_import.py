@@ -185,6 +185,19 @@ def test_lambda_layer_is_refused(tmp_path):
     p = _small(tmp_path, cls="Lambda", cfg={"function": ["4wEAAAAAAAAA", None, None]}, weights={})
     with pytest.raises(LarqImportError, match=r"layer 'fc' \(Lambda\).*bytecode"):
         from_larq(p)
+    with pytest.raises(LarqImportError, match=r"layer 'fc' \(Lambda\).*bytecode"):
+        from_larq(p, identity_lambdas=("other_*",))
+
+
+def test_lambda_declared_identity(tmp_path):
+    L = [K.input_layer("in", (3,)),
+         K.layer("Lambda", "blk_out", ["in"], function=["4wEAAAAAAAAA", None, None], function_type="lambda"),
+         K.layer("Dense", "fc", ["blk_out"], units=2, use_bias=True, activation="linear")]
+    W = {"fc": [("kernel", _r(3, 2)), ("bias", _r(2))]}
+    p = K.write(tmp_path / "l.h5", K.functional(L, "in", "fc"), W)
+    m = from_larq(p, identity_lambdas=("*_out",))
+    x = RNG.normal(0, 1, (2, 3))
+    np.testing.assert_allclose(_run(m, x), x @ W["fc"][0][1] + W["fc"][1][1], rtol=1e-5, atol=1e-6)
 
 
 def test_extra_weights_are_refused(tmp_path):

@@ -15,12 +15,14 @@ from onebit.convert.larq.modules import KerasGraph
 __all__ = ["KerasGraph", "LarqImportError", "from_larq", "read"]
 
 
-def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_shape=None) -> KerasGraph:
+def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_shape=None,
+              identity_lambdas=()) -> KerasGraph:
     """Rebuild the Keras / Larq model saved in ``path`` as a torch module (eval mode).
 
     ``larq_zoo``: Larq Zoo architecture of a weights-only file (:func:`onebit.convert.larq.zoo.names`),
     its weights matched by layer name (``match="name"``) or by order (``match="order"``).
-    ``input_shape``: (H, W, C) where the saved model's input
+    ``identity_lambdas``: names or ``fnmatch`` patterns of ``Lambda`` layers that return their input
+    (a Lambda's Python bytecode is never executed; other Lambdas are refused). ``input_shape``: (H, W, C) where the saved model's input
     shape has undefined sizes. Raises :class:`LarqImportError` naming the layer on anything that
     cannot be imported exactly.
     """
@@ -31,4 +33,4 @@ def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_s
         from onebit.convert.larq import zoo
 
         kf = zoo.with_architecture(kf, larq_zoo, match)
-    return build(kf, input_shape)
+    return build(kf, input_shape, identity_lambdas)

@@ -8,6 +8,7 @@ size.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 
 import torch
@@ -47,7 +48,7 @@ def _input_shape(layer: dict, given, path) -> tuple:
     return tuple(int(v) for v in shp)
 
 
-def _parse(kf: KerasFile, input_shape):
+def _parse(kf: KerasFile, input_shape, identity_lambdas=()):
     """(input layer name, input shape HWC, [(name, class, config, [input names])], output name)."""
     top = kf.config
     cls, cfg = top.get("class_name"), top.get("config") or {}
@@ -98,8 +99,12 @@ def _parse(kf: KerasFile, input_shape):
         if lcls == "TFOpLambda":
             lcls, cfg_, node = _tf_op(name, cfg_, node)
         elif lcls == "Lambda":
-            raise LarqImportError(f"layer {name!r} (Lambda): its computation is Python bytecode stored in "
-                                  f"the file, which onebit does not execute or translate")
+            if not any(fnmatch.fnmatchcase(name, p) for p in identity_lambdas):
+                raise LarqImportError(f"layer {name!r} (Lambda): its computation is Python bytecode stored in "
+                                      f"the file, which onebit does not execute or translate (a Lambda that "
+                                      f"returns its input can be declared with identity_lambdas / "
+                                      f"--identity-lambda NAME)")
+            lcls = "Identity"
         srcs = []
         for t in node:
             if not isinstance(t, (list, tuple)) or len(t) < 3:
@@ -205,12 +210,13 @@ def _flatten_feeds_dense(name, nodes):
     return dense or None
 
 
-def build(kf: KerasFile, input_shape=None) -> KerasGraph:
-    """The torch module of a parsed Keras file (eval mode)."""
+def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
+    """The torch module of a parsed Keras file (eval mode). ``identity_lambdas``: names (or
+    ``fnmatch`` patterns) of Lambda layers the caller declares to return their input unchanged."""
     if kf.config is None:
         raise LarqImportError(f"{kf.path}: a weights-only file (model.save_weights) has no architecture: "
                               f"name its Larq Zoo architecture (larq_zoo=NAME / --larq-zoo NAME) or import a model.save file")
-    in_name, in_hwc, nodes, out_name = _parse(kf, input_shape)
+    in_name, in_hwc, nodes, out_name = _parse(kf, input_shape, tuple(identity_lambdas))
     order = _topological(in_name, nodes, kf.path)
     if out_name != in_name and out_name not in {n[0] for n in order}:
         raise LarqImportError(f"{kf.path}: output layer {out_name!r} is not in the model")

@@ -481,7 +481,7 @@ BUILDERS = {
     "GlobalMaxPooling2D": global_max_pool, "GlobalMaxPool2D": global_max_pool,
     "Flatten": flatten, "Reshape": reshape, "ZeroPadding2D": zero_padding,
     "Dropout": dropout, "SpatialDropout2D": dropout, "GaussianNoise": identity, "GaussianDropout": identity,
-    "ActivityRegularization": identity,
+    "ActivityRegularization": identity, "Identity": identity,
     "Add": _merge("add"), "Subtract": _merge("subtract"), "Multiply": _merge("multiply"),
     "Average": _merge("average"), "Maximum": _merge("maximum"), "Minimum": _merge("minimum"),
     "Concatenate": concatenate, "Activation": activation_layer, "ReLU": relu, "LeakyReLU": leaky_relu,
