@@ -154,6 +154,7 @@ def main() -> int:
             if args.reuse and os.path.exists(path):
                 model = strip_softmax(model)
                 model.load_weights(path)
+                model.save(path)  # same weights, saved as the model that is compared (no softmax)
             else:
                 randomize(model, np.random.default_rng(args.seed))
                 model = strip_softmax(model)
