@@ -411,9 +411,17 @@ def _merge(op):
     def build(ctx):
         if len(ctx.in_shapes) < 2:
             raise ctx.err("needs at least two inputs")
-        if any(s != ctx.in_shapes[0] for s in ctx.in_shapes):
-            raise ctx.err(f"inputs of different shapes {[list(s) for s in ctx.in_shapes]} (broadcasting is "
-                          f"not supported)")
+        shapes = [list(s) for s in ctx.in_shapes]
+        # equal ranks broadcast alike in NHWC and NCHW (the axes are permuted together); a lower
+        # rank would align with the last axis, which is W in NCHW, not C
+        ok = len({len(s) for s in shapes}) == 1
+        if ok:
+            try:
+                torch.broadcast_shapes(*[tuple(s) for s in shapes])
+            except RuntimeError:
+                ok = False
+        if not ok:
+            raise ctx.err(f"inputs of shapes {shapes} (NCHW) do not broadcast (equal ranks, sizes equal or 1)")
         return M.Merge(op)
     return build
 
