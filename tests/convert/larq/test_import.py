@@ -280,3 +280,34 @@ def test_non_numeric_weight_is_refused(tmp_path):
         g.create_dataset("fc/bias:0", data=np.array([b"a", b"b"]))
     with pytest.raises(LarqImportError, match="weight 'fc/bias:0' has dtype"):
         from_larq(p)
+
+
+def test_channel_scaling_multiply_broadcasts(tmp_path):
+    """Squeeze-and-excite scaling (Larq Zoo's RealToBinaryNet): pool -> Dense(sigmoid) -> Reshape
+    (1, 1, C) -> Multiply with the (H, W, C) map; a PReLU with shared spatial axes after it."""
+    L = [K.input_layer("in", (4, 4, 3)),
+         K.layer("Conv2D", "conv", ["in"], filters=3, kernel_size=[1, 1], strides=[1, 1], padding="valid",
+                 use_bias=False, activation="linear"),
+         K.layer("GlobalAveragePooling2D", "gap", ["conv"]),
+         K.layer("Dense", "fc", ["gap"], units=3, use_bias=False, activation="sigmoid"),
+         K.layer("Reshape", "rs", ["fc"], target_shape=[1, 1, 3]),
+         K.layer("Multiply", "mul", ["conv", "rs"]),
+         K.layer("PReLU", "act", ["mul"], shared_axes=[1, 2])]
+    W = {"conv": [("kernel", _r(1, 1, 3, 3))], "fc": [("kernel", _r(3, 3))], "act": [("alpha", _r(1, 1, 3))]}
+    p = K.write(tmp_path / "se.h5", K.functional(L, "in", "act"), W)
+    m = from_larq(p)
+    x = RNG.normal(0, 1, (2, 4, 4, 3))
+    c = K.conv(x, W["conv"][0][1])
+    s = 1 / (1 + np.exp(-(c.mean(axis=(1, 2)) @ W["fc"][0][1])))
+    y = c * s[:, None, None, :]
+    want = np.where(y >= 0, y, W["act"][0][1] * y)
+    np.testing.assert_allclose(_run(m, x), want.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-6)
+
+
+def test_merge_of_unbroadcastable_shapes_is_refused(tmp_path):
+    L = [K.input_layer("in", (4, 4, 3)),
+         K.layer("MaxPooling2D", "pool", ["in"], pool_size=[2, 2], padding="valid"),
+         K.layer("Add", "add", ["in", "pool"])]
+    p = K.write(tmp_path / "bad.h5", K.functional(L, "in", "add"), {})
+    with pytest.raises(LarqImportError, match=r"layer 'add' \(Add\): inputs of shapes \[\[3, 4, 4\], \[3, 2, 2\]\]"):
+        from_larq(p)
