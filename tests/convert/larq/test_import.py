@@ -311,3 +311,17 @@ def test_merge_of_unbroadcastable_shapes_is_refused(tmp_path):
     p = K.write(tmp_path / "bad.h5", K.functional(L, "in", "add"), {})
     with pytest.raises(LarqImportError, match=r"layer 'add' \(Add\): inputs of shapes \[\[3, 4, 4\], \[3, 2, 2\]\]"):
         from_larq(p)
+
+
+def test_zero_padding_rescaling_relu6_softmax(tmp_path):
+    L = [K.input_layer("in", (3, 3, 2)),
+         K.layer("Rescaling", "scale", ["in"], scale=0.5, offset=-1.0),
+         K.layer("ZeroPadding2D", "zp", ["scale"], padding=[[1, 2], [0, 1]]),
+         K.layer("ReLU", "relu6", ["zp"], max_value=6.0, negative_slope=0.0, threshold=0.0),
+         K.layer("Softmax", "sm", ["relu6"], axis=-1)]
+    p = K.write(tmp_path / "zp.h5", K.functional(L, "in", "sm"), {})
+    m = from_larq(p)
+    x = RNG.normal(0, 8, (2, 3, 3, 2))
+    y = np.clip(K.pad(x * 0.5 - 1.0, 1, 2, 0, 1), 0, 6)
+    want = np.exp(y) / np.exp(y).sum(-1, keepdims=True)
+    np.testing.assert_allclose(_run(m, x), want.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-6)
