@@ -101,3 +101,12 @@ def test_train_extra_commands_name_the_extra(model_file, args, what):
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1, r.stderr
     assert lines[0].startswith(f"Error: {what} needs ") and "pip install 'onebit[train]'" in lines[0]
+
+
+def test_import_command_names_the_larq_extra(model_file, tmp_path):
+    h5 = tmp_path / "m.h5"
+    h5.write_bytes(b"not read: torch is missing first")
+    r = _cli("import", str(h5), "-o", str(tmp_path / "x.onebit"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("Error: onebit import needs ") and "pip install 'onebit[larq]'" in lines[0]
