@@ -136,7 +136,7 @@ size_t out_bytes(const BConvShape& s, OutputKind kind) {
     case OutputKind::int32: return pix * s.cout * 4;
     case OutputKind::bits: return pix * s.out_words() * 8;
     case OutputKind::int8: return pix * s.cout;
-    case OutputKind::float32: return pix * s.cout * 4;
+    case OutputKind::f32: return pix * s.cout * 4;
   }
   return 0;
 }
@@ -146,7 +146,7 @@ const char* kind_name(OutputKind k) {
     case OutputKind::int32: return "int32";
     case OutputKind::bits: return "bits";
     case OutputKind::int8: return "int8";
-    case OutputKind::float32: return "float";
+    case OutputKind::f32: return "float";
   }
   return "?";
 }
@@ -203,7 +203,7 @@ void bconv_case(Rng& r, const BConvShape& s, int threads, int fill, int mask_kin
     record(got == direct_int32(s, x.data(), w.data(), mask_kind ? m.data() : nullptr), op, Isa::scalar,
            shape_str(s, threads, mk) + " int32 vs definition");
   }
-  for (OutputKind kind : {OutputKind::int32, OutputKind::bits, OutputKind::int8, OutputKind::float32}) {
+  for (OutputKind kind : {OutputKind::int32, OutputKind::bits, OutputKind::int8, OutputKind::f32}) {
     if (!all_kinds && kind != OutputKind::int32 && kind != OutputKind::bits) continue;
     Stage g = make_stage(r, kind, s.cout, s.k_bits());
     BConvArgs a;

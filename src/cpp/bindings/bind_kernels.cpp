@@ -119,7 +119,7 @@ onebit::OutputStage make_stage(const StageArgs& sa, int64_t cout, std::vector<in
     if (!sa.shift) fail("output='int8' needs shift");
     st.shift = *sa.shift;
   } else if (sa.output == "float") {
-    st.kind = onebit::OutputKind::float32;
+    st.kind = onebit::OutputKind::f32;
     reject(sa.threshold, "threshold"); reject(sa.direction, "direction"); reject(sa.multiplier, "multiplier");
     st.scale = channel_param<float>(sa.scale, "scale", "float32", cout, o);
     st.fbias = channel_param<float>(sa.bias, "bias", "float32", cout, o);
@@ -215,7 +215,7 @@ std::pair<nb::object, void*> stage_result(const onebit::OutputStage& st, const n
     case onebit::OutputKind::int8:
       shape.push_back(static_cast<size_t>(cout));
       return result_array<int8_t>(out, shape, "int8");
-    case onebit::OutputKind::float32:
+    case onebit::OutputKind::f32:
       shape.push_back(static_cast<size_t>(cout));
       return result_array<float>(out, shape, "float32");
     default:

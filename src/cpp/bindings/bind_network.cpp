@@ -76,7 +76,7 @@ onebit::OutputKind parse_output(const std::string& s) {
   if (s == "int32") return onebit::OutputKind::int32;
   if (s == "bits") return onebit::OutputKind::bits;
   if (s == "int8") return onebit::OutputKind::int8;
-  if (s == "float") return onebit::OutputKind::float32;
+  if (s == "float") return onebit::OutputKind::f32;
   throw std::invalid_argument("output must be 'int32', 'bits', 'int8' or 'float', got '" + s + "'");
 }
 
@@ -140,7 +140,7 @@ void run_conv8(onebit::Conv8Args& a, Out& out,
       st.shift = *shift;
       expect_shape(check<int8_t>(out, "out", want.size()), want, "out");
       break;
-    case onebit::OutputKind::float32:
+    case onebit::OutputKind::f32:
       required(scale.has_value(), "scale"); required(bias.has_value(), "bias (float32)");
       unexpected(threshold.has_value(), "threshold"); unexpected(direction.has_value(), "direction");
       unexpected(multiplier.has_value(), "multiplier"); unexpected(shift.has_value(), "shift");

@@ -34,7 +34,7 @@ void check_stage(const OutputStage& st, int64_t cout) {
       if (st.shift <= 0 || st.shift >= 32)
         fail("shift must satisfy 0 < shift < 32, got " + std::to_string(st.shift));
       return;
-    case OutputKind::float32:
+    case OutputKind::f32:
       if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
       return;
   }

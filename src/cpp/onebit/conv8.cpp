@@ -100,7 +100,7 @@ void check_stage(const OutputStage& st, int64_t cout) {
       if (st.shift < 1 || st.shift > 31)
         fail("shift must be in [1, 31], got " + std::to_string(st.shift));
       return;
-    case OutputKind::float32:
+    case OutputKind::f32:
       if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
       return;
   }

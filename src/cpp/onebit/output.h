@@ -7,7 +7,7 @@
 
 namespace onebit {
 
-enum class OutputKind : int { int32 = 0, bits = 1, int8 = 2, float32 = 3 };
+enum class OutputKind : int { int32 = 0, bits = 1, int8 = 2, f32 = 3 };
 
 // Per-output-channel parameters of the fused output stage (docs/format.md §5).
 // Only the pointers of the chosen kind are read.

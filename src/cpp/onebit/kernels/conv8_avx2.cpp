@@ -136,9 +136,9 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     }
   }
   const int64_t valid = c.cout - c0;  // channels of this block that exist (may exceed 16)
-  if constexpr (KIND == OutputKind::int32 || KIND == OutputKind::float32) {
+  if constexpr (KIND == OutputKind::int32 || KIND == OutputKind::f32) {
     __m256 s0, s1, b0, b1;
-    if constexpr (KIND == OutputKind::float32) {
+    if constexpr (KIND == OutputKind::f32) {
       s0 = _mm256_loadu_ps(c.scale + c0), s1 = _mm256_loadu_ps(c.scale + c0 + 8);
       b0 = _mm256_loadu_ps(c.fbias + c0), b1 = _mm256_loadu_ps(c.fbias + c0 + 8);
     }
@@ -148,7 +148,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     for (int p = 0; p < P; ++p) {
       int32_t* d = static_cast<int32_t*>(out) + p * c.out_px + c0;
       __m256i v0 = acc[p][0], v1 = acc[p][1];
-      if constexpr (KIND == OutputKind::float32) {
+      if constexpr (KIND == OutputKind::f32) {
         v0 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v0), s0), b0));
         v1 = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(v1), s1), b1));
       }
@@ -242,9 +242,9 @@ TileFn pick_tile(OutputKind kind, int p) {
     case OutputKind::int32: return tile_fn<OutputKind::int32>(p);
     case OutputKind::bits: return tile_fn<OutputKind::bits>(p);
     case OutputKind::int8: return tile_fn<OutputKind::int8>(p);
-    case OutputKind::float32: break;
+    case OutputKind::f32: break;
   }
-  return tile_fn<OutputKind::float32>(p);
+  return tile_fn<OutputKind::f32>(p);
 }
 
 // Tile sizes covering a row of ow pixels: 6s, with a short remainder (1-3) merged into the
@@ -374,7 +374,7 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
         }
       }
       break;
-    case OutputKind::float32:
+    case OutputKind::f32:
       c.scale = pad16(st.scale, g.cout, cpad, 0.0f, scale);
       c.fbias = pad16(st.fbias, g.cout, cpad, 0.0f, fbias);
       break;

@@ -70,7 +70,7 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
         p.bd[c] = static_cast<double>(static_cast<int64_t>(st.bias[c]) + round);
       }
     }
-  } else if (st.kind == OutputKind::float32) {
+  } else if (st.kind == OutputKind::f32) {
     p.scale.assign(n, 0.f);
     p.bias.assign(n, 0.f);
     for (int64_t c = 0; c < cout; ++c) {
@@ -155,7 +155,7 @@ inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const i
         for (; c < c1; ++c) o[c] = stage_int8(y[c], st.multiplier[c], st.bias[c], st.shift);
         break;
       }
-      case OutputKind::float32: {
+      case OutputKind::f32: {
         float* o = static_cast<float*>(out) + pix * cout;
         int64_t c = c0;
         for (; c < vec_end; c += 8) {

@@ -94,7 +94,7 @@ void write_stage_neon(const OutputStage& st, const int32_t* dots, int64_t ld, in
       }
       return;
     }
-    case OutputKind::float32:
+    case OutputKind::f32:
 #if defined(__aarch64__)
       for (int64_t p = 0; p < npix; ++p) {
         const int32_t* y = dots + p * ld - c0;

@@ -65,7 +65,7 @@ inline void write_stage_scalar(const OutputStage& st, const int32_t* dots, int64
         for (int64_t c = c0; c < c1; ++c) o[c] = stage_int8(y[c], st.multiplier[c], st.bias[c], st.shift);
         break;
       }
-      case OutputKind::float32: {
+      case OutputKind::f32: {
         float* o = static_cast<float*>(out) + pix * cout;
         for (int64_t c = c0; c < c1; ++c) o[c] = stage_float(y[c], st.scale[c], st.fbias[c]);
         break;

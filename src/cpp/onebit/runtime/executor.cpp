@@ -82,7 +82,7 @@ Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
       s.bias = t("bias")->as<int32_t>();
       s.shift = op.shift;
     } else {
-      s.kind = OutputKind::float32;
+      s.kind = OutputKind::f32;
       s.scale = t("scale")->as<float>();
       s.fbias = t("bias")->as<float>();
     }
