@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import onebit
+from onebit.train import accel as accel_mod
 from onebit.train import distributed as ddp
 from onebit.train.checkpoint import (CheckpointError, read_checkpoint, rng_state, save_checkpoint,
                                      set_rng_state)
@@ -69,9 +70,15 @@ def resolve_device(name: str, ctx: ddp.DistContext) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise TrainConfigError("device 'cuda' requested but torch.cuda.is_available() is False")
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise TrainConfigError(f"device {name!r} requested but no CUDA device is available "
+                                   f"(torch {torch.__version__}, {build}); use --device cpu or auto")
         if name == "cuda":
             return torch.device("cuda", ctx.local_rank if ctx.enabled else torch.cuda.current_device())
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise TrainConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} "
+                                   f"CUDA device(s) are present")
     return torch.device(name)
 
 
@@ -108,24 +115,42 @@ def make_test_loader(config: TrainConfig):
                                    root=config.data_root)
 
 
+def make_loaders(config: TrainConfig, ctx: ddp.DistContext, device: torch.device, resident: bool):
+    """(train loader, test loader or None on ranks > 0); ``resident``: both held on ``device``
+    (:class:`onebit.train.resident.ResidentLoader`), same batches as the host loaders."""
+    train_loader = make_train_loader(config, ctx)
+    test_loader = make_test_loader(config) if ctx.is_main else None
+    if resident:
+        from onebit.train.resident import ResidentLoader, policy_name
+
+        train_loader = ResidentLoader(train_loader, device, policy_name(train_loader.info.name, config.augment))
+        if test_loader is not None:
+            test_loader = ResidentLoader(test_loader, device)
+    return train_loader, test_loader
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
-    """Top-1 accuracy (fraction in [0, 1]) and mean cross-entropy over a whole loader."""
+def evaluate(model: torch.nn.Module, loader, device: torch.device, prepare=None) -> dict[str, float]:
+    """Top-1 accuracy (fraction in [0, 1]) and mean cross-entropy over a whole loader
+    (sums stay on the device until the end; ``prepare`` maps each input batch, e.g. to
+    channels_last)."""
     was_training = model.training
     model.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     total = 0
-    loss_sum = 0.0
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(x)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        total += int(y.numel())
+        if prepare is not None:
+            x = prepare(x)
+        logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+        total += int(y.shape[0])
     model.train(was_training)
     if total == 0:
         raise TrainConfigError("the test loader is empty (check --limit-test)")
-    return {"accuracy": correct / total, "loss": loss_sum / total, "samples": total}
+    return {"accuracy": int(correct) / total, "loss": float(loss_sum) / total, "samples": total}
 
 
 def _clip(model: torch.nn.Module) -> None:
@@ -145,11 +170,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _environment(device: torch.device, ctx: ddp.DistContext) -> dict[str, Any]:
-    return {"torch": torch.__version__, "onebit": onebit.__version__, "device": str(device),
-            "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
-            "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version()}
+def _environment(device: torch.device, ctx: ddp.DistContext, accel=None) -> dict[str, Any]:
+    env = {"torch": torch.__version__, "onebit": onebit.__version__, "device": str(device),
+           "torch_threads": torch.get_num_threads(), "world_size": ctx.world_size,
+           "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+           "python": platform.python_version()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    if accel is not None:
+        env["accel"] = accel.to_json()
+    return env
 
 
 def train(config: TrainConfig | dict) -> TrainResult:
@@ -180,9 +211,12 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
         torch.cuda.set_device(device)
     seed_everything(config.seed)
     model = build_model(config, info.num_classes, info.image_size).to(device)
+    accel = accel_mod.resolve(config, device, model)
+    accel_mod.apply_backend(accel)
+    accel_mod.apply_model(accel, model)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
 
-    train_loader = make_train_loader(config, ctx)
+    train_loader, test_loader = make_loaders(config, ctx, device, accel.resident)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise TrainConfigError(
@@ -217,9 +251,8 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
             set_rng_state(ckpt["rng"])
         resumed_from = str(config.resume)
 
-    net = ddp.wrap(model, ctx, device)
+    net = accel_mod.maybe_compile(accel, ddp.wrap(model, ctx, device))
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    test_loader = make_test_loader(config) if ctx.is_main else None
     show = config.progress and ctx.is_main
     from tqdm.auto import tqdm
 
@@ -229,27 +262,33 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
         loader = train_loader
         loader.set_epoch(epoch)
         net.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # running sums stay on the device: the host reads them only for the progress bar
+        loss_t = torch.zeros((), dtype=torch.float64, device=device)
+        correct_t = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
         t0 = time.perf_counter()
         bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not show, leave=True, dynamic_ncols=True, mininterval=1.0)
         for step, (x, y) in enumerate(bar):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = net(x)
-            loss = criterion(logits, y)
+            x = accel.prepare(x)
+            with accel.autocast():
+                logits = net(x)
+                loss = criterion(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            _clip(net)  # keep latent weights in [-1, 1] (BinaryConnect clipping)
-            n = int(y.numel())
-            loss_sum += float(loss.detach()) * n
-            correct += int((logits.detach().argmax(1) == y).sum())
+            _clip(model)  # keep latent weights in [-1, 1] (BinaryConnect clipping)
+            n = int(y.shape[0])
+            loss_t += loss.detach().double() * n
+            correct_t += (logits.detach().argmax(1) == y).sum()
             seen += n
             if show and (step % 10 == 0 or step == len(loader) - 1):
                 dt = time.perf_counter() - t0
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}",
+                bar.set_postfix(loss=f"{float(loss_t) / seen:.4f}", acc=f"{int(correct_t) / seen:.4f}",
                                 img_s=f"{seen / max(dt, 1e-9):.0f}", refresh=False)
+        loss_sum, correct = float(loss_t), int(correct_t)  # one sync per epoch
         bar.close()
         epoch_train = time.perf_counter() - t0
         loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], ctx, device)
@@ -263,7 +302,7 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
             "images_per_second": seen / max(epoch_train, 1e-9),
         }
         if ctx.is_main:
-            ev = evaluate(ddp.unwrap(net), test_loader, device)
+            ev = evaluate(model, test_loader, device, accel.prepare)
             record.update(test_loss=ev["loss"], test_accuracy=ev["accuracy"])
             history.append(record)
             if show:
@@ -280,7 +319,7 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
     result = TrainResult(config=config, model=model, history=history, test_accuracy=final,
                          train_seconds=train_seconds, wall_seconds=time.perf_counter() - wall0,
                          checkpoint=str(config.out) if config.out else None,
-                         environment=_environment(device, ctx))
+                         environment=_environment(device, ctx, accel))
     if resumed_from:
         result.environment["resumed_from"] = resumed_from
     if config.json_path and ctx.is_main:
