@@ -187,3 +187,52 @@ def test_cli_progress_bar_shows_throughput(tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["environment"]["accel"]["resident"] is True
     assert data["epochs"][0]["images_per_second"] > 0
+
+
+def test_budget_fits_epochs_and_leaves_the_run_unchanged(tmp_path, small_config):
+    from onebit.train.budget import fit_epochs
+
+    assert fit_epochs(100.0, 10, 1.0, 0, 64, 50) == 10
+    assert fit_epochs(100.0, 10, 1.0, 0, 64, 4) == 4
+    assert fit_epochs(1.0, 10, 1.0, 0, 64, 50) == 1  # at least one epoch
+    assert fit_epochs(100.0, 10, 1.0, 64 * 30, 64, 50) == 5  # eval: 30 batches at a third of a step
+    r = train(small_config(tmp_path / "b", epochs=3, budget_s=600.0))
+    b = r.environment["budget"]
+    assert b["max_epochs"] == 3 and b["epochs"] == 3 and b["step_seconds"] > 0
+    assert r.config.epochs == b["epochs"] == len(r.history)
+    # measuring on copies leaves the run as it would be with that many epochs
+    short = train(small_config(tmp_path / "s", epochs=50, budget_s=1e-3))
+    assert short.environment["budget"]["epochs"] == 1
+    ref1 = train(small_config(tmp_path / "r1", epochs=1))
+    assert _strip(short.history) == _strip(ref1.history)
+
+
+def test_budget_with_resume_is_a_clear_error():
+    with pytest.raises(TrainConfigError, match="budget_s cannot be combined with resume"):
+        TrainConfig(model="mnist-small", dataset="mnist", budget_s=10.0, resume="x.pt")
+
+
+def test_init_finetunes_a_channel_pruned_checkpoint_and_keeps_its_plan(tmp_path, small_config):
+    from onebit.prune.checkpoint import load_checkpoint as load_any
+    from onebit.prune.pipeline import prune_checkpoint
+
+    base = train(small_config(tmp_path / "base", epochs=1))
+    pruned = tmp_path / "pruned.pt"
+    prune_checkpoint(base.checkpoint, granularity="channel", target=0.4, out=pruned, val_size=64,
+                     limit_test=128, progress=False)
+    ft = train(small_config(tmp_path / "ft", epochs=1, init=str(pruned), lr=1e-4))
+    model, ckpt = load_any(ft.checkpoint)
+    assert ckpt["prune_info"]["channels"] == torch.load(pruned, weights_only=True)["prune_info"]["channels"]
+    for (k, a), (_, b) in zip(model.state_dict().items(), ft.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    assert ft.environment["init"]["checkpoint"] == str(pruned)
+
+
+def test_init_of_another_model_is_a_clear_error(tmp_path, small_config):
+    base = train(small_config(tmp_path / "base", epochs=1))
+    from onebit.train import CheckpointError
+
+    with pytest.raises(CheckpointError, match="holds model 'mnist-small', this run trains 'cifar-binarynet'"):
+        train(small_config(tmp_path / "x", model="cifar-binarynet", init=base.checkpoint))
+    with pytest.raises(CheckpointError, match="not found"):
+        train(small_config(tmp_path / "y", init=str(tmp_path / "gone.pt")))

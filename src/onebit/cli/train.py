@@ -37,6 +37,12 @@ def _epoch_rows(history):
                    "models with --clip-block always train in float32).")
 @click.option("--channels-last", is_flag=True, help="Model and batches in NHWC memory order.")
 @click.option("--compile", "compile_", is_flag=True, help="Run the forward pass through torch.compile.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's weights and architecture (plain or pruned by "
+                   "`onebit prune`): fine-tuning.")
+@click.option("--budget-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Fit the number of epochs (at most --epochs) to this many seconds of wall clock, "
+                   "from a measured step time.")
 @click.option("--nondeterministic", is_flag=True,
               help="Let cuDNN benchmark and pick the fastest (non-deterministic) algorithms.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -58,7 +64,7 @@ def _epoch_rows(history):
 @click.option("--no-augment", is_flag=True, help="Disable training augmentation.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, float_twin, stem, device,
-            resident, bf16, channels_last, compile_, nondeterministic, seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
+            resident, bf16, channels_last, compile_, init, budget_s, nondeterministic, seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
             weight_decay, no_augment, quiet):
     """Train MODEL (a name from onebit.models.list_models()) on a dataset.
 
@@ -77,7 +83,7 @@ def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, floa
                              warmup=warmup, label_smoothing=label_smoothing, weight_decay=weight_decay,
                              augment=not no_augment, progress=not quiet, resident=resident, bf16=bf16,
                              channels_last=channels_last, compile=compile_,
-                             deterministic=not nondeterministic)
+                             deterministic=not nondeterministic, init=init, budget_s=budget_s)
         result = train(config)
     except (OnebitError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
@@ -88,6 +94,10 @@ def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, floa
     click.echo(f"test_accuracy {result.test_accuracy:.4f}  train_seconds {result.train_seconds:.1f}  "
                f"device {env['device']}{' (' + env['gpu'] + ')' if 'gpu' in env else ''}  "
                f"torch_threads {env['torch_threads']}")
+    if "budget" in env:
+        b = env["budget"]
+        click.echo(f"budget {b['budget_s']:.0f} s: {b['epochs']} epoch(s) at {b['step_seconds'] * 1e3:.1f} ms/step "
+                   f"(at most {b['max_epochs']})")
     if out:
         click.echo(f"checkpoint: {out}")
     if json_path:

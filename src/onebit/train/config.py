@@ -24,6 +24,11 @@ class TrainConfig:
     pass (default: on for CUDA), ``channels_last``, ``compile`` (torch.compile) and
     ``deterministic`` (cuDNN's deterministic algorithms). ``None`` means the device's default.
 
+    ``init``: start from the weights and architecture of a checkpoint (a plain one, or a pruned
+    one whose layers were shrunk or masked by ``onebit prune``: fine-tuning), not from a fresh
+    model. ``budget_s``: fit the number of epochs (at most ``epochs``) to this many seconds of
+    wall clock (:mod:`onebit.train.budget`).
+
     Recipe (BinaryNet / Bi-Real practice): Adam, learning rate warmed up linearly for
     ``warmup`` (fraction of all steps) then cosine-annealed to 0, no weight decay on the latent
     weights of binary layers (decay would pull them towards 0 where sign() flips most), latent
@@ -60,6 +65,8 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     deterministic: bool = True
+    init: str | None = None
+    budget_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,6 +109,14 @@ class TrainConfig:
         for name in ("channels_last", "compile", "deterministic"):
             if not isinstance(getattr(self, name), bool):
                 raise TrainConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.budget_s is not None:
+            if isinstance(self.budget_s, bool) or not isinstance(self.budget_s, (int, float)) or not self.budget_s > 0:
+                raise TrainConfigError(f"budget_s must be a number of seconds > 0, got {self.budget_s!r}")
+            if self.resume:
+                raise TrainConfigError("budget_s cannot be combined with resume (a resumed run keeps the "
+                                       "schedule length of its --epochs)")
+        if self.init is not None and self.resume:
+            raise TrainConfigError("init and resume exclude each other (resume already restores the weights)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise TrainConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 

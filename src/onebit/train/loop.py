@@ -210,7 +210,12 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     seed_everything(config.seed)
-    model = build_model(config, info.num_classes, info.image_size).to(device)
+    init = None
+    if config.init:
+        model, init = load_init(config)
+        model = model.to(device)
+    else:
+        model = build_model(config, info.num_classes, info.image_size).to(device)
     accel = accel_mod.resolve(config, device, model)
     accel_mod.apply_backend(accel)
     accel_mod.apply_model(accel, model)
@@ -222,6 +227,10 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
         raise TrainConfigError(
             f"no training batches: {config.dataset} train split with limit_train={config.limit_train} "
             f"and batch_size={config.batch_size} (x {ctx.world_size} ranks) gives an empty epoch")
+    budget = None
+    if config.budget_s is not None:
+        config, budget = _fit_to_budget(config, model, train_loader, test_loader, accel, device, ctx,
+                                        steps_per_epoch, wall0)
     total_steps = steps_per_epoch * config.epochs
     scheduler = make_scheduler(optimizer, total_steps, config.warmup)
 
@@ -310,8 +319,11 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
                            f"acc {record['train_accuracy']:.4f} | test loss {ev['loss']:.4f} "
                            f"acc {ev['accuracy']:.4f} | {record['images_per_second']:.0f} img/s")
             if config.out:
-                save_checkpoint(config.out, _checkpoint(model, config, optimizer, scheduler, epoch + 1,
-                                                        history, train_seconds, resumed_from))
+                ck = _checkpoint(model, config, optimizer, scheduler, epoch + 1, history, train_seconds,
+                                 resumed_from)
+                if init is not None and init.get("prune_info"):
+                    ck["prune_info"] = init["prune_info"]  # the shrink plan rebuilds the architecture
+                save_checkpoint(config.out, ck)
         ddp.barrier(ctx)
 
     model.eval()
@@ -322,9 +334,53 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
                          environment=_environment(device, ctx, accel))
     if resumed_from:
         result.environment["resumed_from"] = resumed_from
+    if budget is not None:
+        result.environment["budget"] = budget
+    if init is not None:
+        result.environment["init"] = {"checkpoint": str(config.init),
+                                      "prune_info": _plain(init.get("prune_info"))}
     if config.json_path and ctx.is_main:
         write_json(config.json_path, result.to_json())
     return result
+
+
+def load_init(config: TrainConfig):
+    """``(model, ckpt)`` from ``config.init`` (plain or pruned checkpoint), checked against the run."""
+    from onebit.prune.checkpoint import load_checkpoint as load_any
+
+    try:
+        model, ckpt = load_any(config.init)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"--init {config.init}: {e}") from e
+    name = ckpt["model_config"].get("name")
+    if name != config.model:
+        raise CheckpointError(f"--init {config.init} holds model {name!r}, this run trains {config.model!r}")
+    if ckpt["dataset"] != config.dataset:
+        raise CheckpointError(f"--init {config.init}: trained on {ckpt['dataset']!r}, "
+                              f"this run uses {config.dataset!r}")
+    model.train()
+    return model, ckpt
+
+
+def _plain(x):
+    return json.loads(json.dumps(x, default=str)) if x is not None else None
+
+
+def _fit_to_budget(config, model, train_loader, test_loader, accel, device, ctx, steps_per_epoch, wall0):
+    from onebit.train.budget import fit_epochs, measure_step_seconds
+
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    step_s = measure_step_seconds(model, lambda m: make_optimizer(m, config.lr, config.weight_decay),
+                                  train_loader, criterion, accel, device)
+    if ctx.enabled and ctx.world_size > 1:  # every rank must train the same number of epochs
+        step_s = ddp.all_reduce_sum([step_s], ctx, device)[0] / ctx.world_size
+    spent = time.perf_counter() - wall0
+    test_images = test_loader.num_samples if test_loader is not None else 0
+    epochs = fit_epochs(config.budget_s - spent, steps_per_epoch, step_s, test_images, config.batch_size,
+                        config.epochs)
+    budget = {"budget_s": config.budget_s, "spent_before_training_s": spent, "step_seconds": step_s,
+              "max_epochs": config.epochs, "epochs": epochs}
+    return config.replace(epochs=epochs), budget
 
 
 def _checkpoint(model, config, optimizer, scheduler, epoch, history, train_seconds, resumed_from):
