@@ -6,7 +6,8 @@ the random generators restored afterwards, so the run itself is unchanged), then
 
     epochs = min(max_epochs, floor(left / (steps_per_epoch * t_step + t_eval)))
 
-with ``left`` the budget minus the time already spent (start-up, data, measurement) and
+with ``left`` the budget minus the time already spent since the process started (imports,
+data, measurement; :func:`process_seconds`) and
 ``t_eval`` the test pass, estimated as a third of a training step per image (forward only).
 At least one epoch is always trained.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 
 import torch
@@ -26,9 +28,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_step_seconds(model, make_optimizer, loader, criterion, accel, device, steps: int = 12,
-                         warmup: int = 3) -> float:
-    """Seconds per training step, measured on copies (the model and the RNG are untouched)."""
+def process_seconds() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or None where unknown."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure_step_seconds(model, make_optimizer, loader, criterion, accel, device, steps: int = 10,
+                         warmup: int = 2, max_seconds: float | None = None) -> float:
+    """Median seconds per training step, measured on copies (the model and the RNG are
+    untouched): ``warmup`` steps, then up to ``steps`` timed ones, stopping early (after at
+    least two) once ``max_seconds`` have passed."""
     from onebit.train import accel as accel_mod
 
     rng = torch.get_rng_state()
@@ -39,6 +55,7 @@ def measure_step_seconds(model, make_optimizer, loader, criterion, accel, device
     net = accel_mod.maybe_compile(accel, probe)
     loader.set_epoch(0)
     times = []
+    start = time.perf_counter()
     try:
         it = iter(loader)
         for i in range(warmup + steps):
@@ -58,6 +75,8 @@ def measure_step_seconds(model, make_optimizer, loader, criterion, accel, device
             _sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+                if max_seconds is not None and len(times) >= 2 and time.perf_counter() - start > max_seconds:
+                    break
     finally:
         torch.set_rng_state(rng)
         if cuda_rng is not None:
