@@ -10,7 +10,7 @@ import importlib.util
 
 import click
 
-SUBCOMMANDS = ("train", "summary", "prune", "export", "eval", "bench", "demo")
+SUBCOMMANDS = ("train", "summary", "prune", "export", "eval", "robustness", "bench", "demo")
 
 
 @click.group()
