@@ -71,7 +71,7 @@ log() { echo "[$(($(date +%s) - START))s] $*" | tee -a "$OUT/logs/main.log"; }
 # Device description (the GPU's name from nvidia-smi and from torch), written first.
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true; } \
   > "$OUT/logs/nvidia-smi.txt"
-"$PY" - "$OUT" <<'EOF'
+"$PY" - "$OUT" "$TINY" <<'EOF'
 import json, os, platform, sys
 import torch
 cuda = torch.cuda.is_available()
@@ -82,6 +82,9 @@ rec = {"cuda": cuda, "gpu": torch.cuda.get_device_name(0) if cuda else None,
        "machine": platform.machine(), "load_avg": os.getloadavg()}
 json.dump(rec, open(os.path.join(sys.argv[1], "device.json"), "w"), indent=1)
 print("device:", rec["gpu"] or "no GPU (CPU)", "| torch", rec["torch"])
+if not cuda and sys.argv[2] != "1":
+    sys.exit(f"no CUDA device visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
+             f"the full run needs a GPU and a CUDA build of torch (--tiny checks the pipeline on a CPU)")
 EOF
 
 # Decode the dataset once before the concurrent jobs (they would wait on the same lock).

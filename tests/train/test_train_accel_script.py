@@ -28,6 +28,15 @@ def test_script_rejects_bad_arguments(tmp_path, args, message):
     assert message in r.stderr
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal without a GPU")
+def test_script_full_run_needs_a_gpu(tmp_path):
+    r = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "o")], env=_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0
+    assert "no CUDA device visible to torch" in r.stderr
+    assert (tmp_path / "o" / "device.json").is_file()  # what the machine has is still recorded
+
+
 @pytest.mark.slow
 def test_script_tiny_writes_every_record(tmp_path):
     out = tmp_path / "run"

@@ -94,6 +94,11 @@ def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, floa
     click.echo(f"test_accuracy {result.test_accuracy:.4f}  train_seconds {result.train_seconds:.1f}  "
                f"device {env['device']}{' (' + env['gpu'] + ')' if 'gpu' in env else ''}  "
                f"torch_threads {env['torch_threads']}")
+    if "accel" in env:
+        a = env["accel"]
+        click.echo(f"data {'resident on the device' if a['resident'] else 'streamed from the host'}, "
+                   f"bf16 {a['bf16_reason']}, channels_last {'on' if a['channels_last'] else 'off'}, "
+                   f"compile {'on' if a['compile'] else 'off'}")
     if "budget" in env:
         b = env["budget"]
         click.echo(f"budget {b['budget_s']:.0f} s: {b['epochs']} epoch(s) at {b['step_seconds'] * 1e3:.1f} ms/step "
