@@ -236,3 +236,20 @@ def test_init_of_another_model_is_a_clear_error(tmp_path, small_config):
         train(small_config(tmp_path / "x", model="cifar-binarynet", init=base.checkpoint))
     with pytest.raises(CheckpointError, match="not found"):
         train(small_config(tmp_path / "y", init=str(tmp_path / "gone.pt")))
+
+
+def test_resume_of_a_pruned_finetune_continues_exactly(tmp_path, small_config):
+    from onebit.prune.pipeline import prune_checkpoint
+
+    base = train(small_config(tmp_path / "base", epochs=1))
+    pruned = tmp_path / "pruned.pt"
+    prune_checkpoint(base.checkpoint, granularity="channel", target=0.4, out=pruned, val_size=64,
+                     limit_test=128, progress=False)
+    full = train(small_config(tmp_path / "full", epochs=2, init=str(pruned), lr=1e-4))
+    part = train(small_config(tmp_path / "part", epochs=2, init=str(pruned), lr=1e-4, stop_after=1))
+    rest = train(small_config(tmp_path / "part", epochs=2, resume=part.checkpoint, lr=1e-4,
+                              out=str(tmp_path / "rest.pt")))
+    assert _strip(rest.history) == _strip(full.history)
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), rest.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    assert torch.load(tmp_path / "rest.pt", weights_only=True)["prune_info"]["channels"]

@@ -5,6 +5,11 @@ weights clipped after every step, then validation on the test split. Rank 0 writ
 checkpoint after every epoch, so a run can resume from any epoch boundary and reach the same
 state as an uninterrupted run: the loader's shuffle is seeded per epoch from (seed, epoch) and
 the generator states travel in the checkpoint.
+
+The device options (resident data, bf16 autocast, channels_last, torch.compile) are resolved
+once by :mod:`onebit.train.accel`; the running loss and accuracy sums stay on the device. A run
+can start from a checkpoint (``init``: fine-tuning, also of a pruned network) and fit its
+number of epochs to a wall-clock budget (:mod:`onebit.train.budget`).
 """
 from __future__ import annotations
 
@@ -211,11 +216,19 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
         torch.cuda.set_device(device)
     seed_everything(config.seed)
     init = None
+    prune_info = None  # the shrink/mask plan of a pruned network, carried into every checkpoint
     if config.init:
         model, init = load_init(config)
         model = model.to(device)
+        prune_info = init.get("prune_info")
     else:
-        model = build_model(config, info.num_classes, info.image_size).to(device)
+        prune_info = read_checkpoint(config.resume).get("prune_info") if config.resume else None
+        if prune_info:  # resuming the fine-tune of a pruned network: rebuild its architecture
+            from onebit.prune.checkpoint import rebuild
+
+            model = rebuild(read_checkpoint(config.resume)["model_config"], prune_info).to(device)
+        else:
+            model = build_model(config, info.num_classes, info.image_size).to(device)
     accel = accel_mod.resolve(config, device, model)
     accel_mod.apply_backend(accel)
     accel_mod.apply_model(accel, model)
@@ -249,6 +262,10 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
         if start_epoch >= config.epochs:
             raise TrainConfigError(f"--resume {config.resume} already holds {start_epoch} epochs; "
                                    f"--epochs {config.epochs} leaves nothing to train")
+        if prune_info:
+            from onebit.prune.layers import ensure_mask_buffers
+
+            ensure_mask_buffers(model, ckpt["state_dict"])
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -321,8 +338,8 @@ def _train(config: TrainConfig, info, ctx: ddp.DistContext) -> TrainResult:
             if config.out:
                 ck = _checkpoint(model, config, optimizer, scheduler, epoch + 1, history, train_seconds,
                                  resumed_from)
-                if init is not None and init.get("prune_info"):
-                    ck["prune_info"] = init["prune_info"]  # the shrink plan rebuilds the architecture
+                if prune_info:
+                    ck["prune_info"] = prune_info  # the shrink plan rebuilds the architecture
                 save_checkpoint(config.out, ck)
         ddp.barrier(ctx)
 
