@@ -51,8 +51,9 @@ if [ "$TINY" = 1 ]; then
   WIDTH_A=0.125; WIDTH_B=0.0625; MULTIPLE=8
   BATCH=64; LR=2e-3; FT_LR=2e-4; MAX_EPOCHS=2
   THREADS=(--threads 1); ENGINE_THREADS=(--threads 1)
-  RESERVE=$((BUDGET / 5))          # export + engine eval after the last training
-  FT_MIN=12                        # seconds kept for the fine-tune of the pruned network
+  RESERVE=$((BUDGET / 6))          # export + engine eval after the last training
+  FT_MIN=6                         # seconds kept for the fine-tune of the pruned network
+  BASE_SHARE=30                    # % of the time before the reserve for the baseline
 else
   DATA=()
   EVAL_LIMIT=()
@@ -62,6 +63,7 @@ else
   THREADS=(); ENGINE_THREADS=(--threads 4)
   RESERVE=$((BUDGET * 3 / 20))
   FT_MIN=$((BUDGET / 6))
+  BASE_SHARE=45
 fi
 TRAIN_OPTS=(--dataset cifar10 --device auto --batch-size "$BATCH" --nondeterministic --quiet "${DATA[@]}" "${THREADS[@]}")
 
@@ -114,9 +116,9 @@ ship() {
 }
 
 job_a() {
-  # baseline: 45% of the time before the reserve; then pruning (at most what leaves FT_MIN
-  # seconds) and the fine-tune of the pruned network for the rest
-  train cifar-binarynet $(( ($(left) - RESERVE) * 45 / 100 )) cifar-binarynet --width "$WIDTH_A" --lr "$LR" \
+  # baseline: BASE_SHARE % of the time before the reserve; then pruning (at most what leaves
+  # FT_MIN seconds) and the fine-tune of the pruned network for the rest
+  train cifar-binarynet $(( ($(left) - RESERVE) * BASE_SHARE / 100 )) cifar-binarynet --width "$WIDTH_A" --lr "$LR" \
     --epochs "$MAX_EPOCHS"
   ship cifar-binarynet &
   local ship_pid=$!

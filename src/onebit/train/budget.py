@@ -6,8 +6,8 @@ the random generators restored afterwards, so the run itself is unchanged), then
 
     epochs = min(max_epochs, floor(left / (steps_per_epoch * t_step + t_eval)))
 
-with ``left`` the budget minus the time already spent since the process started (imports,
-data, measurement; :func:`process_seconds`) and
+with ``left`` the budget minus the time already spent since ``train`` was called (data,
+measurement; ``onebit train`` also deducts the process's start-up, :func:`process_seconds`) and
 ``t_eval`` the test pass, estimated as a third of a training step per image (forward only).
 At least one epoch is always trained.
 """

@@ -384,14 +384,14 @@ def _plain(x):
 
 
 def _fit_to_budget(config, model, train_loader, test_loader, accel, device, ctx, steps_per_epoch, wall0):
-    from onebit.train.budget import fit_epochs, measure_step_seconds, process_seconds
+    from onebit.train.budget import fit_epochs, measure_step_seconds
 
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     step_s = measure_step_seconds(model, lambda m: make_optimizer(m, config.lr, config.weight_decay),
                                   train_loader, criterion, accel, device, max_seconds=0.05 * config.budget_s)
     if ctx.enabled and ctx.world_size > 1:  # every rank must train the same number of epochs
         step_s = ddp.all_reduce_sum([step_s], ctx, device)[0] / ctx.world_size
-    spent = max(time.perf_counter() - wall0, process_seconds() or 0.0)
+    spent = time.perf_counter() - wall0
     test_images = test_loader.num_samples if test_loader is not None else 0
     epochs = fit_epochs(config.budget_s - spent, steps_per_epoch, step_s, test_images, config.batch_size,
                         config.epochs)
