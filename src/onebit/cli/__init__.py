@@ -15,7 +15,7 @@ import click
 
 from onebit.cli.extras import missing_extra
 
-SUBCOMMANDS = ("train", "summary", "prune", "export", "import", "eval", "verify", "bench", "demo")
+SUBCOMMANDS = ("train", "summary", "prune", "export", "import", "eval", "verify", "robustness", "bench", "demo")
 # module name of a subcommand whose name is a Python keyword
 _MODULES = {"import": "import_"}
 

@@ -27,7 +27,24 @@ def _epoch_rows(history):
 @click.option("--clip-block", is_flag=True, help="Insert BNN-Clip blocks (int8 data between blocks).")
 @click.option("--float-twin", is_flag=True, help="Same architecture with float layers.")
 @click.option("--stem", default=None, help="Stem variant for residual models (e.g. cifar, imagenet).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (cuda when available, else cpu), cpu, cuda or cuda:N.")
+@click.option("--resident/--streamed", default=None,
+              help="Hold the decoded dataset on the device and augment there (default: on for cuda), "
+                   "or stream batches from host memory (default on cpu). Same batches either way.")
+@click.option("--bf16/--no-bf16", default=None,
+              help="bf16 autocast of the forward pass (default: on for cuda, off on cpu; "
+                   "models with --clip-block always train in float32).")
+@click.option("--channels-last", is_flag=True, help="Model and batches in NHWC memory order.")
+@click.option("--compile", "compile_", is_flag=True, help="Run the forward pass through torch.compile.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's weights and architecture (plain or pruned by "
+                   "`onebit prune`): fine-tuning.")
+@click.option("--budget-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Fit the number of epochs (at most --epochs) to this many seconds of wall clock "
+                   "from the start of the command, from a measured step time.")
+@click.option("--nondeterministic", is_flag=True,
+              help="Let cuDNN benchmark and pick the fastest (non-deterministic) algorithms.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write config, per-epoch metrics, test_accuracy and train_seconds as JSON.")
@@ -47,7 +64,7 @@ def _epoch_rows(history):
 @click.option("--no-augment", is_flag=True, help="Disable training augmentation.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, float_twin, stem, device,
-            seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
+            resident, bf16, channels_last, compile_, init, budget_s, nondeterministic, seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
             weight_decay, no_augment, quiet):
     """Train MODEL (a name from onebit.models.list_models()) on a dataset.
 
@@ -58,21 +75,39 @@ def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, floa
     from onebit.table import format_table
     from onebit.train import TrainConfig, train
 
+    if budget_s is not None:
+        from onebit.train.budget import process_seconds
+
+        # the budget counts from the start of the command: imports are part of the wall clock
+        budget_s = max(1e-3, budget_s - (process_seconds() or 0.0))
     try:
         config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
                              out=out, width=width, clip_block=clip_block, float_twin=float_twin,
                              stem=stem, device=device, seed=seed, json_path=json_path, resume=resume,
                              limit_train=limit_train, limit_test=limit_test, size=size, threads=threads, stop_after=stop_after,
                              warmup=warmup, label_smoothing=label_smoothing, weight_decay=weight_decay,
-                             augment=not no_augment, progress=not quiet)
+                             augment=not no_augment, progress=not quiet, resident=resident, bf16=bf16,
+                             channels_last=channels_last, compile=compile_,
+                             deterministic=not nondeterministic, init=init, budget_s=budget_s)
         result = train(config)
     except (OnebitError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     if result.environment.get("world_size", 1) > 1 and not result.history:
         return  # non-zero ranks print nothing
     click.echo(format_table(_epoch_rows(result.history)))
+    env = result.environment
     click.echo(f"test_accuracy {result.test_accuracy:.4f}  train_seconds {result.train_seconds:.1f}  "
-               f"device {result.environment['device']}  torch_threads {result.environment['torch_threads']}")
+               f"device {env['device']}{' (' + env['gpu'] + ')' if 'gpu' in env else ''}  "
+               f"torch_threads {env['torch_threads']}")
+    if "accel" in env:
+        a = env["accel"]
+        click.echo(f"data {'resident on the device' if a['resident'] else 'streamed from the host'}, "
+                   f"bf16 {a['bf16_reason']}, channels_last {'on' if a['channels_last'] else 'off'}, "
+                   f"compile {'on' if a['compile'] else 'off'}")
+    if "budget" in env:
+        b = env["budget"]
+        click.echo(f"budget {b['budget_s']:.0f} s: {b['epochs']} epoch(s) at {b['step_seconds'] * 1e3:.1f} ms/step "
+                   f"(at most {b['max_epochs']})")
     if out:
         click.echo(f"checkpoint: {out}")
     if json_path:

@@ -19,6 +19,16 @@ DEVICES = ("auto", "cpu", "cuda")
 class TrainConfig:
     """Everything that defines a training run (and nothing that depends on the machine).
 
+    Device options (:mod:`onebit.train.accel`): ``resident`` holds the decoded dataset on the
+    training device and augments there (default: on for CUDA), ``bf16`` autocasts the forward
+    pass (default: on for CUDA), ``channels_last``, ``compile`` (torch.compile) and
+    ``deterministic`` (cuDNN's deterministic algorithms). ``None`` means the device's default.
+
+    ``init``: start from the weights and architecture of a checkpoint (a plain one, or a pruned
+    one whose layers were shrunk or masked by ``onebit prune``: fine-tuning), not from a fresh
+    model. ``budget_s``: fit the number of epochs (at most ``epochs``) to this many seconds of
+    wall clock (:mod:`onebit.train.budget`).
+
     Recipe (BinaryNet / Bi-Real practice): Adam, learning rate warmed up linearly for
     ``warmup`` (fraction of all steps) then cosine-annealed to 0, no weight decay on the latent
     weights of binary layers (decay would pull them towards 0 where sign() flips most), latent
@@ -50,6 +60,13 @@ class TrainConfig:
     augment: bool = True
     progress: bool = True
     data_root: str | None = None
+    resident: bool | None = None
+    bf16: bool | None = None
+    channels_last: bool = False
+    compile: bool = False
+    deterministic: bool = True
+    init: str | None = None
+    budget_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +103,20 @@ class TrainConfig:
             raise TrainConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.weight_decay < 0:
             raise TrainConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("resident", "bf16"):
+            if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
+                raise TrainConfigError(f"{name} must be true, false or None (device default), got {getattr(self, name)!r}")
+        for name in ("channels_last", "compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise TrainConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.budget_s is not None:
+            if isinstance(self.budget_s, bool) or not isinstance(self.budget_s, (int, float)) or not self.budget_s > 0:
+                raise TrainConfigError(f"budget_s must be a number of seconds > 0, got {self.budget_s!r}")
+            if self.resume:
+                raise TrainConfigError("budget_s cannot be combined with resume (a resumed run keeps the "
+                                       "schedule length of its --epochs)")
+        if self.init is not None and self.resume:
+            raise TrainConfigError("init and resume exclude each other (resume already restores the weights)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise TrainConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
 
