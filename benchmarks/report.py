@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import json
 import re
-import statistics
 import sys
 from pathlib import Path
 
@@ -58,7 +57,11 @@ def _loads(r: dict) -> list[float]:
               "loadavg_1m_max"):
         if isinstance(r.get(k), (int, float)):
             out.append(float(r[k]))
-    for k in ("uptime_start", "uptime_end"):
+    for k in ("loadavg", "loadavg_start", "loadavg_end"):  # os.getloadavg() triples, or lists of them
+        v = r.get(k)
+        if isinstance(v, list) and v:
+            out += [float(t[0]) for t in v if isinstance(t, list) and t] if isinstance(v[0], list) else [float(v[0])]
+    for k in ("uptime_start", "uptime_end", "uptime_before", "uptime_after"):
         m = re.search(r"load average: ([\d.]+)", str(r.get(k, "")))
         if m:
             out.append(float(m.group(1)))
@@ -156,32 +159,36 @@ def _kept(r: dict) -> str:
     return "" if not k else " / ".join(f"{n} {c}" for n, c in k.items())
 
 
-def _pruned(path: str, variants: tuple[str, ...] | None = None) -> str:
-    recs = [r for r in load(path) if variants is None or r["variant"] in variants]
-    rows = [[r["variant"], _kept(r), f"{r['x_unpruned_bit_macs']:.3f}", ms(r["min_ms"]),
-             f"{r['x_unpruned_min']:.3f}", ms(r["median_ms"]), f"{r['x_unpruned_median']:.3f}",
-             f"{r['x_unpruned_ops_sum']:.3f}", f"{r['file_bytes'] / 1024:.0f}", len(r["masked_ops"])]
-            for r in recs]
-    head = ["variant", "kept channels", "x bit-MACs", "min ms", "x min", "median ms", "x median",
-            "x sum of op medians", "file KiB", "masked ops"]
-    return block(table(head, rows), [path], recs)
+PRUNED_RUNS = ((f"{RESULTS}/quiet/pruned_models.json", "40%, one ratio",
+                ("unpruned", "channel", "block", "word", "weight")),
+               (f"{RESULTS}/pruned_channel_multiple.json", "40%, channels x64", None))
 
 
 def t_pruned_models() -> str:
-    return _pruned(f"{RESULTS}/quiet/pruned_models.json", ("unpruned", "channel", "block", "word", "weight"))
-
-
-def t_channel_multiple() -> str:
-    return _pruned(f"{RESULTS}/pruned_channel_multiple.json")
+    rows, every = [], []
+    for path, run, variants in PRUNED_RUNS:
+        recs = [r for r in load(path) if variants is None or r["variant"] in variants]
+        every += recs
+        rows += [[run, r["variant"], _kept(r), f"{r['x_unpruned_bit_macs']:.3f}", ms(r["min_ms"]),
+                  f"{r['x_unpruned_min']:.3f}", ms(r["median_ms"]), f"{r['x_unpruned_median']:.3f}",
+                  f"{r['x_unpruned_ops_sum']:.3f}", f"{r['file_bytes'] / 1024:.0f}", len(r["masked_ops"])]
+                 for r in recs]
+    head = ["run", "variant", "kept channels", "x bit-MACs", "min ms", "x min", "median ms", "x median",
+            "x sum of op medians", "file KiB", "masked ops"]
+    return block(table(head, rows), [p for p, _, _ in PRUNED_RUNS], every)
 
 
 # ---- single ops ---------------------------------------------------------------------------------
 
 def t_engine_ops() -> str:
     path = f"{RESULTS}/engine_ops.json"
-    recs = [r for r in load(path) if r.get("benchmark") == "engine_ops"]
-    rows = [[r["label"], r["threads"], ms(r["cur_min_ms"]), ms(r["cur_median_ms"])] for r in recs]
-    return block(table(["op", "threads", "min ms", "median ms"], rows), [path], recs)
+    recs = [r for r in load(path) if r.get("benchmark") == "engine_ops" and not r["label"].startswith("int8 conv")]
+    get = {(r["label"], r["threads"]): r for r in recs}
+    threads = sorted({r["threads"] for r in recs})
+    rows = [[label] + [ms(get[(label, t)][k]) if (label, t) in get else "-" for t in threads
+                       for k in ("cur_min_ms", "cur_median_ms")] for label in _distinct(r["label"] for r in recs)]
+    head = ["op"] + [f"{t} thread{'s' if t > 1 else ''} {k} ms" for t in threads for k in ("min", "median")]
+    return block(table(head, rows), [path], recs)
 
 
 def _words(case: str) -> int:
@@ -201,11 +208,19 @@ def t_word_counts() -> str:
 def t_masked() -> str:
     path = f"{RESULTS}/masked.json"
     recs = load(path)
-    rows = [[r["layer"], r["batch"], r["variant"], ms(r["median_ms"]), ms(r["min_ms"]), f"{r['speed_min']:.2f}",
-             f"{r['vs_kept_min']:.2f}", f"{100 * r['pruned']:.0f}%", f"{100 * r['skipped']:.0f}%",
-             f"{100 * r['partial']:.0f}%"] for r in recs]
-    head = ["layer", "batch", "variant", "median ms", "min ms", "speed vs dense (min)", "speed vs all-kept (min)",
-            "weights pruned", "entries skipped", "entries partial"]
+    layers = _distinct(r["layer"] for r in recs)
+    get = {(r["variant"], r["layer"]): r for r in recs}
+
+    def share(variant: str, key: str) -> str:
+        vals = sorted({round(100 * r[key]) for r in recs if r["variant"] == variant})
+        return f"{vals[0]}%" if len(vals) == 1 else f"{vals[0]}-{vals[-1]}%"
+
+    rows = [[v, share(v, "pruned"), share(v, "skipped"), share(v, "partial")]
+            + [f"{ms(r['min_ms'])} / {ms(r['median_ms'])} ({r['speed_min']:.2f})" if r else "-"
+               for r in (get.get((v, layer)) for layer in layers)]
+            for v in _distinct(r["variant"] for r in recs)]
+    head = ["variant", "weights pruned", "entries skipped", "entries partial"] + [
+        f"{layer}: min / median ms (x dense)" for layer in layers]
     return block(table(head, rows), [path], recs)
 
 
@@ -358,35 +373,173 @@ def _summarize():
     return mod.summarize
 
 
-def _peers(files: list[str], field: str) -> str:
-    paths = [f"{PEERS}/{f}" for f in files]
-    text = _summarize()([str(REPO / p) for p in paths], field)
-    return block(text.split("\n"), paths, [r for p in paths for r in load(p)])
-
-
-def t_peers() -> str:
-    return _peers(["layers.json", "models.json"], "median_cpu_ms")
-
-
-def t_peers_min() -> str:
-    return _peers(["layers.json", "models.json"], "min_ms")
-
-
 LCE_OPTIONS = (("lce-pad0.json", "lce-indirect", "lce-indirect, pad_values 0"),
                ("lce-pad0.json", "lce-default", "lce-default, pad_values 0"),
                ("lce-xnnpack.json", "lce-indirect", "lce-indirect, use_xnnpack"))
 
 
-def t_peers_lce_options() -> str:
-    paths = [f"{PEERS}/lce-pad0.json", f"{PEERS}/lce-xnnpack.json"]
-    recs = {p: load(p) for p in paths}
+def t_peers() -> str:
+    """The peers' runs (``summarize``) with the LCE option runs (one run each, 1 thread) as extra
+    columns."""
+    paths = [f"{PEERS}/{f}" for f in ("layers.json", "models.json")]
+    opt_paths = _distinct(f"{PEERS}/{f}" for f, _, _ in LCE_OPTIONS)
+    opts = {p: load(p) for p in opt_paths}
     get = {(p.rsplit("/", 1)[1], r["engine"], r.get("layer") or r["model"]): r
-           for p, rs in recs.items() for r in rs if r["threads"] == 1}
-    targets = _distinct(k[2] for k in get)
-    rows = [[t] + [ms(get[(f, e, t)]["median_cpu_ms"]) if (f, e, t) in get else "-" for f, e, _ in LCE_OPTIONS]
-            for t in targets]
-    head = ["target (1 thread, median_cpu_ms)"] + [label for _, _, label in LCE_OPTIONS]
-    return block(table(head, rows), paths, [r for rs in recs.values() for r in rs])
+           for p, rs in opts.items() for r in rs if r["threads"] == 1}
+    lines = []
+    for line in _summarize()([str(REPO / p) for p in paths], "median_cpu_ms").split("\n"):
+        if line.startswith("| target "):
+            line += " " + " | ".join(f"{label} (one run)" for _, _, label in LCE_OPTIONS) + " |"
+        elif line.startswith("|---"):
+            line += "---|" * len(LCE_OPTIONS)
+        elif line.startswith("| "):
+            target, threads = [c.strip() for c in line.strip("|").split("|")[:2]]
+            line += " " + " | ".join(ms(get[(f, e, target)]["median_cpu_ms"]) if threads == "1" and (f, e, target) in get
+                                     else "-" for f, e, _ in LCE_OPTIONS) + " |"
+        lines.append(line)
+    return block(lines, paths + opt_paths, [r for p in paths for r in load(p)] + [r for rs in opts.values() for r in rs])
+
+
+# ---- C++ runtime: executor, loader fuzzing, footprint ----------------------------------------------
+
+def _mib(b: int) -> str:
+    return f"{b / 2**20:.2f}"
+
+
+def t_executor() -> str:
+    paths = [f"{RESULTS}/executor.json", f"{RESULTS}/footprint.json"]
+    recs, foot = load(paths[0]), load(paths[1])
+    fp = {r["model"]: r for r in foot}
+    base = ", ".join(_distinct(r["baseline"] for r in recs))
+    rows = []
+    for r in recs:
+        f = fp.get(r["model"])
+        rows.append([r["model"], r["ops"], f"{r['base_min_ms']:.3f} / {r['base_median_ms']:.3f}",
+                     f"{r['cur_min_ms']:.3f} / {r['cur_median_ms']:.3f}",
+                     f"{r['onebit-run_min_ms']:.3f} / {r['onebit-run_median_ms']:.3f}", ms(r["kernel_sum_median_ms"]),
+                     f"{r['end_to_end_over_kernels']:.3f}, {r['onebit_run_end_to_end_over_kernels']:.3f}",
+                     f"{r['cur_median_ms'] / r['base_median_ms']:.3f}", "yes" if r["logits_equal"] else "NO"]
+                    + (["-"] * 4 if f is None else
+                       [_mib(f["file_bytes"]), _mib(f["activation_bytes"]), _mib(f["peak_rss_bytes"]),
+                        f"{_mib(f['goal_bytes'])} ({'met' if f['within_goal'] else 'missed'})"]))
+    sizes = "; ".join(f"stripped onebit-run {r['onebit_run_stripped_bytes'] / 1024:.0f} KiB, libonebit.so "
+                      f"{r['libonebit_stripped_bytes'] / 1024:.0f} KiB" for r in
+                      {(r["onebit_run_stripped_bytes"], r["libonebit_stripped_bytes"]): r for r in foot}.values())
+    head = ["model", "ops", f"Python-loop Session ({base}) min / median ms", "Session min / median ms",
+            "onebit-run min / median ms", "sum of op times (median)", "end to end / op times: Session, onebit-run",
+            "Session / Python loop (median)", "logits equal", "file MiB", "planned activations MiB",
+            "onebit-run peak RSS MiB", "goal: file + activations + 4 MiB"]
+    return block(table(head, rows) + ["", f"Footprint: {sizes}."], paths, recs + foot)
+
+
+def t_fuzz_loader() -> str:
+    path = f"{RESULTS}/fuzz_loader.json"
+    recs = load(path)
+    rows = [[f"{r['iterations']:,}", f"{r['seeds']} ({', '.join(r['seed_files'])})", f"{r['rejected']:,}",
+             f"{r['accepted']:,}", r["failures"], f"{r['worst_ms']:.1f}", "yes" if r["asan"] else "no"]
+            for r in recs]
+    head = ["mutated inputs", "seed files", "rejected (clear error)", "accepted and run", "failures",
+            "slowest input ms", "AddressSanitizer"]
+    return block(table(head, rows), [path], recs)
+
+
+# ---- int8 convolution and threads, per ISA ----------------------------------------------------------
+
+INT8_PATH = f"{RESULTS}/int8_networks.json"
+INT8_ISAS = ("scalar", "avx2", "avxvnni", "avx512")
+
+
+def _model(r: dict) -> str:
+    return r["model"].removesuffix(".onebit")
+
+
+def _mm(r: dict, key: str) -> str:
+    c = r["categories_ms"]
+    return f"{ms(c[key])} ({ms(c[key + ' (min)'])})"
+
+
+def t_int8_networks() -> str:
+    recs = load(INT8_PATH)
+    get = {(_model(r), r["isa"], r["threads"], r["version"]): r for r in recs}
+    base = ", ".join(_distinct(r.get("baseline") for r in recs))
+    threads = sorted({r["threads"] for r in recs})
+
+    def ratio(r: dict | None) -> str:
+        return "-" if r is None else f"{r['total_over_binary']:.2f} ({r['total_over_binary_min']:.2f})"
+
+    def total(r: dict | None) -> str:
+        return "-" if r is None else _mm(r, "total")
+
+    rows = []
+    for model in _distinct(_model(r) for r in recs):
+        for isa in [i for i in INT8_ISAS if any(k[:2] == (model, i) for k in get)]:
+            r = get[(model, isa, threads[0], "cur")]
+            c = r["categories_ms"]
+            cat = [ms(c[k]) if c[k] > 0 else "-" for k in ("int8 conv", "first layer", "add", "other")]
+            more = [get.get((model, isa, t, "cur")) for t in threads[1:]]
+            bases = [get.get((model, isa, t, "base")) for t in threads]
+            rows.append([model, isa, total(r), _mm(r, "binary")] + cat + [ratio(r)]
+                        + [x for m in more for x in (total(m), ratio(m))]
+                        + ([x for b in bases for x in (total(b), ratio(b))] if any(bases)
+                           else ["not in that build", "-"] * len(bases)))
+    one = f"{threads[0]} thread{'s' if threads[0] > 1 else ''}"
+    head = (["model", "ISA", f"{one}: total ms", "binary conv ms", "int8 convs", "int8 first layer", "int8 add",
+             "other", "total / binary"]
+            + [x for t in threads[1:] for x in (f"{t} threads: total ms", "total / binary")]
+            + [x for t in threads for x in (f"base ({base}) {t} thread{'s' if t > 1 else ''}: total ms",
+                                            "total / binary")])
+    return block(table(head, rows), [INT8_PATH], recs)
+
+
+def t_int8_convs() -> str:
+    recs = [r for r in load(INT8_PATH) if r["version"] == "cur"]
+    get = {(_model(r), r["isa"], r["threads"]): r for r in recs}
+    cols = [(i, t) for i in INT8_ISAS for t in sorted({r["threads"] for r in recs}) if any(k[1:] == (i, t) for k in get)]
+    rows = []
+    for model in _distinct(_model(r) for r in recs):
+        here = [get.get((model, i, t)) for i, t in cols]
+        rows.append([f"**{model}**: 1-thread int8 MAC peak, G MAC/s", ""]
+                    + ["-" if r is None or not r["int8_mac_peak"] else f"{r['int8_mac_peak'] / 1e9:.1f}" for r in here])
+        first = next(r for r in here if r is not None)
+        for k, conv in enumerate(first["int8_convs"]):
+            cells = []
+            for r in here:
+                c = None if r is None else r["int8_convs"][k]
+                cells.append("-" if c is None else f"{c['gmacs']:.1f}" + (
+                    "" if c["peak_fraction"] is None else f" ({100 * c['peak_fraction']:.0f}%)"))
+            rows.append([conv["op"], f"{conv['macs'] / 1e6:.1f}"] + cells)
+    head = ["int8 conv", "M MACs"] + [f"{i} {t} thread{'s' if t > 1 else ''}" for i, t in cols]
+    return block(table(head, rows), [INT8_PATH], recs)
+
+
+# ---- ARM: llvm-mca model of the NEON binary conv --------------------------------------------------
+
+def t_arm_mca() -> str:
+    path = f"{RESULTS}/arm_mca_bconv.json"
+    data = json.loads((REPO / path).read_text())
+    meta, recs = data["meta"], data["records"]
+    peers = dict(meta["peers"])
+    cores = _distinct(r["core"] for r in recs)
+    first = {c: next(r for r in recs if r["core"] == c) for c in cores}
+    get = {(r["core"], r["layer"]): r for r in recs}
+    rows = []
+    for layer in _distinct(r["layer"] for r in recs):
+        here = [get.get((c, layer)) for c in cores]
+        peer = next((v for k, v in peers.items() if k.startswith("daBNN") and f" {layer} " in f" {k} "), "-")
+        rows.append([f"{layer}-{layer.rsplit('x', 1)[1]}", next(r["w64"] for r in here if r)]
+                    + ["-" if r is None else f"{r['bit_macs_per_cycle']:.1f} ({100 * r['ratio_to_bound']:.0f}%, "
+                       f"{100 * r['ratio_to_bound_with_xor']:.0f}%): {r['estimated_1thread_ms']:.2f} ms"
+                       for r in here] + [peer])
+    head = (["layer (3x3, s1)", "words per tap"]
+            + [f"{c} ({first[c]['board']}, {first[c]['clock_ghz']:g} GHz; bounds "
+               f"{first[c]['bound_bit_macs_per_cycle']:.0f}, {first[c]['bound_with_xor_bit_macs_per_cycle']:.1f})"
+               for c in cores] + ["daBNN, Pixel 1, 1 thread (published)"])
+    others = [f"{k}: {v}" for k, v in peers.items() if not k.startswith("daBNN")]
+    llvm = ", ".join(_distinct(r.get("llvm") for r in recs))
+    notes = [f"Model assumptions (from the record): {meta['assumptions']}. Compiler {meta['compiler']}, "
+             f"llvm-mca {llvm}."] + ([f"Published, 1 thread: {'; '.join(others)}."] if others else [])
+    prov = [{"commit": meta["commit"], "isa": "neon (llvm-mca model, no ARM hardware)", "threads": 1}]
+    return block(table(head, rows) + [""] + notes, [path], prov)
 
 
 TABLES = {
@@ -397,15 +550,17 @@ TABLES = {
     "word-counts": t_word_counts,
     "masked": t_masked,
     "pruned-models": t_pruned_models,
-    "channel-multiple": t_channel_multiple,
     "mask-sizes": t_mask_sizes,
     "verify": t_verify,
     "qat": t_qat,
     "training": t_training,
     "pruning": t_pruning,
     "peers": t_peers,
-    "peers-min": t_peers_min,
-    "peers-lce-options": t_peers_lce_options,
+    "executor": t_executor,
+    "fuzz-loader": t_fuzz_loader,
+    "int8-networks": t_int8_networks,
+    "int8-convs": t_int8_convs,
+    "arm-mca": t_arm_mca,
 }
 
 
