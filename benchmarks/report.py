@@ -1,11 +1,11 @@
-"""The tables of docs/results.md, generated from the committed JSON records.
+"""The tables of docs/results.md and docs/robustness.md, generated from the committed JSON records.
 
     python benchmarks/report.py              # print every table
-    python benchmarks/report.py --write      # rewrite the tables in docs/results.md
-    python benchmarks/report.py --check      # exit 1 if a table on the page differs
+    python benchmarks/report.py --write      # rewrite the tables on both pages
+    python benchmarks/report.py --check      # exit 1 if a table on a page differs
 
-A table on the page stands between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a
-key of ``TABLES``. Each table ends with a line naming its records (linked) and the machine they
+A table on a page stands between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a
+key of the page's tables (``PAGES``: ``TABLES``, ``ROBUSTNESS_TABLES``). Each table ends with a line naming its records (linked) and the machine they
 record: CPU, cores, ISA, threads, commit and the 1-minute load average. Plain Python (no onebit,
 no NumPy), so the page can be checked anywhere.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "results.md"
+ROBUSTNESS_PAGE = REPO / "docs" / "robustness.md"
 RESULTS = "benchmarks/results"
 PEERS = "benchmarks/peers/results"
 PEER_ENGINES = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float")
@@ -542,6 +543,52 @@ def t_arm_mca() -> str:
     return block(table(head, rows) + [""] + notes, [path], prov)
 
 
+# ---- bit-flip robustness (docs/robustness.md) ------------------------------------------------
+
+def _flip_cell(row: dict | None) -> str:
+    if row is None:
+        return ""
+    acc = f"{100 * row['accuracy']:.2f}%"
+    if len(row.get("trials", [])) > 1:
+        return f"{acc} ({100 * row['min']:.2f}-{100 * row['max']:.2f})"
+    return acc
+
+
+def t_robustness(path: str) -> str:
+    rec = load(path)[0]
+    rnd, prog = rec["random"], rec.get("progressive")
+    kinds = [k for k in ("binary", "thresholds", "int8") if k in rnd["sites"]]
+    by = {(r["kind"], r["flips"]): r for r in rnd["rows"]}
+    pby = {r["flips"]: r for r in prog["rows"]} if prog else {}
+    flips = sorted(set(rnd["flips"]) | set(pby))
+    trials = max(len(r.get("trials", [])) for r in rnd["rows"])
+    head = ["flips"] + [f"random {k} ({rnd['sites'][k]['bits']:,} bits)" for k in kinds]
+    if prog:
+        head.append("progressive binary")
+    rows = []
+    for n in flips:
+        row = [f"{n:,}"] + [_flip_cell(by.get((k, n))) for k in kinds]
+        if prog:
+            row.append(_flip_cell(pby.get(n)))
+        rows.append(row)
+    tr = rec["training"]
+    width = f" width {tr['width']}," if "width" in tr else ""
+    notes = [f"{tr['model']}{width} {tr['epochs']} epoch(s) on {rnd['dataset']}, engine accuracy "
+             f"{100 * rnd['clean_accuracy']:.2f}% on {rnd['images']:,} test images with no flip; random: mean "
+             f"(min-max) of {trials} seeded trials (seed {rnd['seed']}); a blank cell: more flips than bits, or "
+             f"not run."]
+    m = dict(rec["machine"])
+    prov = {"cpu": m.get("cpu"), "cores": m.get("cores"), "commit": m.get("commit"),
+            "threads": rec.get("torch_threads"), "loadavg": [rec["load_avg_before"], rec["load_avg_after"]]}
+    return block(table(head, rows) + [""] + notes, [path], [prov])
+
+
+ROBUSTNESS_TABLES = {
+    "robustness-mnist-small": lambda: t_robustness(f"{RESULTS}/robustness_mnist_small.json"),
+    "robustness-cifar-binarynet": lambda: t_robustness(f"{RESULTS}/robustness_cifar_binarynet.json"),
+}
+
+
 TABLES = {
     "layers": t_layers,
     "models": t_models,
@@ -564,40 +611,47 @@ TABLES = {
 }
 
 
-def render(page: str) -> str:
+PAGES = {PAGE: TABLES, ROBUSTNESS_PAGE: ROBUSTNESS_TABLES}
+
+
+def render(page: str, tables: dict = TABLES) -> str:
     """The page with every marked table replaced by what the records give; an unknown table name
     raises ValueError."""
     def sub(m: re.Match) -> str:
         name = m.group(1)
-        if name not in TABLES:
-            raise ValueError(f"{PAGE.name}: unknown table {name!r} (known: {', '.join(TABLES)})")
-        return f"<!-- table: {name} -->\n{TABLES[name]()}<!-- /table -->"
+        if name not in tables:
+            raise ValueError(f"unknown table {name!r} (known: {', '.join(tables)})")
+        return f"<!-- table: {name} -->\n{tables[name]()}<!-- /table -->"
     return MARKER.sub(sub, page)
 
 
-def differences(page: str) -> list[str]:
+def differences(page: str, tables: dict = TABLES) -> list[str]:
     """Names of the tables on ``page`` that differ from what the records give."""
     return [m.group(1) for m in MARKER.finditer(page)
-            if m.group(1) not in TABLES or m.group(2) != TABLES[m.group(1)]()]
+            if m.group(1) not in tables or m.group(2) != tables[m.group(1)]()]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the tables in docs/results.md")
-    mode.add_argument("--check", action="store_true", help="exit 1 if a table on the page differs")
+    mode.add_argument("--write", action="store_true", help="rewrite the tables on both pages")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a table on a page differs")
     args = ap.parse_args(argv)
     if args.write:
-        PAGE.write_text(render(PAGE.read_text()))
+        for page, tables in PAGES.items():
+            page.write_text(render(page.read_text(), tables))
         return 0
     if args.check:
-        bad = differences(PAGE.read_text())
-        for name in bad:
-            print(f"{PAGE.relative_to(REPO)}: table {name!r} differs from its records "
-                  f"(python benchmarks/report.py --write)", file=sys.stderr)
+        bad = 0
+        for page, tables in PAGES.items():
+            for name in differences(page.read_text(), tables):
+                bad += 1
+                print(f"{page.relative_to(REPO)}: table {name!r} differs from its records "
+                      f"(python benchmarks/report.py --write)", file=sys.stderr)
         return 1 if bad else 0
-    for name, fn in TABLES.items():
-        print(f"<!-- table: {name} -->\n{fn()}<!-- /table -->\n")
+    for tables in PAGES.values():
+        for name, fn in tables.items():
+            print(f"<!-- table: {name} -->\n{fn()}<!-- /table -->\n")
     return 0
 
 

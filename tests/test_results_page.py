@@ -55,3 +55,10 @@ def test_results_page_links_exist_and_stays_short(page):
     missing = [p for p in links if not (REPO / p).is_file()]
     assert missing == []
     assert len(page.splitlines()) < 500
+
+
+def test_robustness_page_tables_equal_the_records(report):
+    page = report.ROBUSTNESS_PAGE.read_text()
+    names = [m.group(1) for m in report.MARKER.finditer(page)]
+    assert sorted(names) == sorted(report.ROBUSTNESS_TABLES)
+    assert report.differences(page, report.ROBUSTNESS_TABLES) == [], "run: python benchmarks/report.py --write"
