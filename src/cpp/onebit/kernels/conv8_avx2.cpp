@@ -294,22 +294,21 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
       std::fill(d + lpad + rowlen, d + lpad + rowlen + rpad, int16_t{0});
       d += lpad;
       const int64_t off = (n * g.h + iy) * rowlen;
-      int64_t k = 0;
-      if (a.x_signed) {
-        const int8_t* s = static_cast<const int8_t*>(a.x) + off;
+      // d = s - zrow in int16; `widen` sign- or zero-extends 16 input bytes
+      const auto subtract_zero_points = [&](const auto* s, auto widen) {
+        int64_t k = 0;
         for (; k + 16 <= rowlen; k += 16)
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
-              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
+              widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
         for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
-      } else {
-        const uint8_t* s = static_cast<const uint8_t*>(a.x) + off;
-        for (; k + 16 <= rowlen; k += 16)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
-              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
-        for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
-      }
+      };
+      if (a.x_signed)
+        subtract_zero_points(static_cast<const int8_t*>(a.x) + off,
+                             [](__m128i v) { return _mm256_cvtepi8_epi16(v); });
+      else
+        subtract_zero_points(static_cast<const uint8_t*>(a.x) + off,
+                             [](__m128i v) { return _mm256_cvtepu8_epi16(v); });
     }
   });
   const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
