@@ -12,32 +12,7 @@ import pytest
 from onebit.runtime import netkernels as nk
 from onebit.runtime.engine import engine
 
-INT8_SIMD = ("avx2", "avxvnni", "avx512")
-OUTPUTS = ("int32", "bits", "int8", "float")
-
-
-@pytest.fixture(params=INT8_SIMD)
-def simd(request):
-    if request.param not in engine.supported_isas():
-        pytest.skip(f"this CPU/build has no {request.param} "
-                    f"(supported: {', '.join(engine.supported_isas())})")
-    return request.param
-
-
-def _stage(rng, cout, output, y_scale):
-    if output == "int32":
-        return {}
-    if output == "bits":
-        return {"threshold": rng.integers(-y_scale, y_scale + 1, cout).astype(np.int32),
-                "direction": rng.choice(np.array([-1, 1], np.int8), cout)}
-    if output == "int8":
-        shift = int(rng.integers(8, 31))
-        m = rng.integers(1, max(2, (2**shift * 127) // max(1, y_scale)), cout)
-        return {"multiplier": (m * rng.choice([-1, 1], cout)).astype(np.int32),
-                "bias": rng.integers(-2**shift * 20, 2**shift * 20, cout).astype(np.int32),
-                "shift": shift}
-    return {"scale": (rng.standard_normal(cout) * 0.01).astype(np.float32),
-            "bias": rng.standard_normal(cout).astype(np.float32)}
+from _conv8_cases import OUTPUTS, simd, stage_params  # noqa: F401 (simd: fixture)
 
 
 def _out(x, cout, s, p, k, output):
@@ -95,7 +70,7 @@ def test_conv8_prepared_zoo_shapes_equal_scalar(simd, shape, output, extreme):
         wt = _values(rng, (cout, *k, cin), np.int8, extreme)
         zp = (np.array([124, 116, 104], np.int32) if cin == 3 and not extreme
               else np.zeros(cin, np.int32))
-        stage = _stage(rng, cout, output, int(np.sqrt(wt[0].size) * 128 * 100))
+        stage = stage_params(rng, cout, output, int(np.sqrt(wt[0].size) * 128 * 100))
         want = _scalar(x, wt, zp, s, p, output, stage)
         got = _run_prepared(x, wt, zp, s, p, output, stage, simd)
         np.testing.assert_array_equal(got, want, err_msg=f"{simd} cout={cout}")
@@ -134,7 +109,7 @@ def test_conv8_prepared_grid_equals_scalar(cin, cout, k, s, p, h, w, kind, outpu
         zp = rng.integers(lo, hi, cin).astype(np.int32)
     else:
         zp = np.zeros(cin, np.int32)
-    stage = _stage(rng, cout, output, int(np.sqrt(wt[0].size) * 128 * 100))
+    stage = stage_params(rng, cout, output, int(np.sqrt(wt[0].size) * 128 * 100))
     want = _scalar(x, wt, zp, s, p, output, stage)
     for isa in engine.supported_isas():
         got = _run_prepared(x, wt, zp, s, p, output, stage, isa, threads=1 + cin % 2)

@@ -12,32 +12,7 @@ from onebit.runtime import netkernels as nk
 from onebit.runtime import reference_net as ref
 from onebit.runtime.engine import engine
 
-OUTPUTS = ("int32", "bits", "int8", "float")
-
-
-@pytest.fixture(params=("avx2", "avxvnni", "avx512"))
-def simd(request):
-    if request.param not in engine.supported_isas():
-        pytest.skip(f"this CPU/build has no {request.param}")
-    return request.param
-
-
-def _stage_params(rng, cout, output, y_scale):
-    """Random but meaningful stage parameters for accumulators of magnitude ~y_scale."""
-    if output == "int32":
-        return {}
-    if output == "bits":
-        return {"threshold": rng.integers(-y_scale, y_scale + 1, cout).astype(np.int32),
-                "direction": rng.choice(np.array([-1, 1], np.int8), cout)}
-    if output == "int8":
-        shift = int(rng.integers(8, 31))
-        m = rng.integers(1, max(2, (2**shift * 127) // max(1, y_scale)), cout)
-        m *= rng.choice([-1, 1], cout)
-        return {"multiplier": m.astype(np.int32),
-                "bias": rng.integers(-2**shift * 20, 2**shift * 20, cout).astype(np.int32),
-                "shift": shift}
-    return {"scale": (rng.standard_normal(cout) * 0.01).astype(np.float32),
-            "bias": rng.standard_normal(cout).astype(np.float32)}
+from _conv8_cases import OUTPUTS, simd, stage_params  # noqa: F401 (simd: fixture)
 
 
 def _cases():
@@ -84,7 +59,7 @@ def test_network_conv8_equals_oracle_and_simd(cin, cout, h, w, k, s, p, dt, outp
     seed = cin * 1000 + cout
     rng, x, wt, zp = _data(seed, 2, h, w, cin, cout, k, dt)
     y_scale = int(np.sqrt(wt[0].size) * 128 * 100)
-    stage = _stage_params(rng, cout, output, y_scale)
+    stage = stage_params(rng, cout, output, y_scale)
     want = ref.conv2d_int8(x, wt, s, p, zp, output, **stage)
     got = nk.conv2d_int8(x, wt, stride=s, padding=p, zero_point=zp, output=output, **stage,
                          isa="scalar")
@@ -103,7 +78,7 @@ def test_network_conv8_simd_equals_scalar_first_layer(simd, output):
     for k, s, p, h in ((3, 1, 1, 17), (7, 2, 3, 23)):
         rng, x, wt, _ = _data(k, 2, h, h + 2, 3, 64, k, "uint8")
         zp = np.array([124, 116, 104], np.int32)  # ImageNet mean * 255: padding means real 0
-        stage = _stage_params(rng, 64, output, 20000)
+        stage = stage_params(rng, 64, output, 20000)
         a = nk.conv2d_int8(x, wt, stride=s, padding=p, zero_point=zp, output=output, **stage,
                            isa=simd)
         b = nk.conv2d_int8(x, wt, stride=s, padding=p, zero_point=zp, output=output, **stage,
@@ -135,7 +110,7 @@ def test_network_conv8_matches_torch_conv():
 def test_network_conv8_threads_identical():
     rng, x, wt, zp = _data(9, 3, 17, 13, 65, 33, 3, "int8")
     for output in OUTPUTS:
-        stage = _stage_params(rng, 33, output, 100000)
+        stage = stage_params(rng, 33, output, 100000)
         for isa in engine.supported_isas():
             one = nk.conv2d_int8(x, wt, stride=2, padding=1, zero_point=zp, output=output,
                                  **stage, isa=isa, threads=1)
@@ -151,7 +126,7 @@ def test_network_dense_int8_equals_oracle_and_simd(fin, output):
     rng = np.random.default_rng(fin)
     x = rng.integers(-127, 128, (3, fin), dtype=np.int8)
     wt = rng.integers(-128, 128, (17, fin), dtype=np.int8)
-    stage = _stage_params(rng, 17, output, int(np.sqrt(fin) * 127 * 40))
+    stage = stage_params(rng, 17, output, int(np.sqrt(fin) * 127 * 40))
     want = ref.dense_int8(x, wt, 0, output, **stage)
     for isa in engine.supported_isas():
         np.testing.assert_array_equal(nk.dense_int8(x, wt, output=output, **stage, isa=isa), want,

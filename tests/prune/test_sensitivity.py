@@ -17,12 +17,18 @@ def _agreement(reference, x):
     return evaluate
 
 
-@pytest.mark.parametrize("granularity", ["weight", "channel"])
-def test_allocator_meets_global_target_on_toy_model(toy, granularity):
+
+def _toy_curves(toy, granularity):
+    """The toy model in eval mode and its latent-pruning sensitivity curves (ratios 0.2, 0.5, 0.8)."""
     model = toy()
     model.eval()
     evaluate = _agreement(model, torch.randn(64, 1, 8, 8))
-    curves = sweep(model, evaluate, method="latent", granularity=granularity, ratios=(0.2, 0.5, 0.8))
+    return model, sweep(model, evaluate, method="latent", granularity=granularity, ratios=(0.2, 0.5, 0.8))
+
+
+@pytest.mark.parametrize("granularity", ["weight", "channel"])
+def test_allocator_meets_global_target_on_toy_model(toy, granularity):
+    model, curves = _toy_curves(toy, granularity)
     assert curves.baseline == 1.0
     assert set(curves.accuracy) == {"conv1", "conv2", "fc1"}
     assert all(len(v) == 3 for v in curves.accuracy.values())
@@ -130,10 +136,7 @@ def _pred(curves, combo):
 
 @pytest.mark.parametrize("granularity", ["weight", "channel"])
 def test_dp_allocator_meets_target_with_channel_coupling(toy, granularity):
-    model = toy()
-    model.eval()
-    evaluate = _agreement(model, torch.randn(64, 1, 8, 8))
-    curves = sweep(model, evaluate, method="latent", granularity=granularity, ratios=(0.2, 0.5, 0.8))
+    model, curves = _toy_curves(toy, granularity)
     p = Pruner(model, "latent", granularity, target=0.5).prepare()
     greedy = allocate(curves, 0.5, p.reduction_fn())
     dp = allocate(curves, 0.5, p.reduction_fn(), solver="dp")

@@ -30,12 +30,7 @@ namespace {
 
 using AnyArray = onebit::bind::In;
 using OutArray = onebit::bind::Out;
-using onebit::bind::check_array;
-using onebit::bind::dtype_name;
-using onebit::bind::fail;
-using onebit::bind::pick_isa;
-using onebit::bind::pick_threads;
-using onebit::bind::shape_str;
+using namespace onebit::bind;  // the shared argument checks (common.h)
 
 
 // A packed array must hold exactly ceil(channels / 64) words per pixel / tap / row.

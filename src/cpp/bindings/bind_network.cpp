@@ -25,12 +25,7 @@ namespace nb = nanobind;
 
 namespace {
 
-using onebit::bind::In;
-using onebit::bind::Out;
-using onebit::bind::check;
-using onebit::bind::pick_isa;
-using onebit::bind::pick_threads;
-using onebit::bind::shape_str;
+using namespace onebit::bind;  // the shared argument checks (common.h)
 
 void expect_shape(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
                   const char* name) {

@@ -22,11 +22,7 @@ namespace nb = nanobind;
 
 namespace {
 
-using onebit::bind::check;
-using onebit::bind::fail;
-using onebit::bind::In;
-using onebit::bind::pick_isa;
-using onebit::bind::pick_threads;
+using namespace onebit::bind;  // the shared argument checks (common.h)
 namespace rt = onebit::rt;
 
 template <class T>

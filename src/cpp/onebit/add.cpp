@@ -15,31 +15,8 @@ namespace onebit {
 
 namespace {
 
-const KernelTable<decltype(&kernels::add_int8_scalar)> add_int8_table("add_int8", {
-    kernel_row(Isa::scalar, &kernels::add_int8_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::add_int8_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::add_int8_neon),
-#endif
-});
-
-const KernelTable<decltype(&kernels::add_f32_scalar)> add_f32_table("add_f32", {
-    kernel_row(Isa::scalar, &kernels::add_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::add_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::add_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),  // 32-bit NEON flushes denormals
-#endif
-});
+ONEBIT_AVX2_TABLE(add_int8, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_TABLE(add_f32, ONEBIT_NEON64_ROW);
 
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
 constexpr int64_t kMinPerThread = 32768;  // elements: a few microseconds, about a fork/join
@@ -61,7 +38,7 @@ void reduce_multipliers(int32_t& ma, int32_t& mb, int& shift) {
 
 void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_t ma, int32_t mb,
               int shift, Isa isa, int threads) {
-  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  check_threads(threads);
   if (count < 0) throw std::invalid_argument("negative element count");
   if (shift < 1 || shift > 31)
     throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
@@ -74,7 +51,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
 }
 
 void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, int threads) {
-  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  check_threads(threads);
   if (count < 0) throw std::invalid_argument("negative element count");
   const auto fn = add_f32_table.get(isa);
   const int64_t blocks = (count + kBlock - 1) / kBlock;

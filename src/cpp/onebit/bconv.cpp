@@ -92,57 +92,31 @@ using PopLoop = uint64_t (*)(const uint64_t*, const uint64_t*, int64_t, int64_t)
 // Binary conv / dense, packed weights or weights prepared for the ISA.
 const KernelTable<Kernel> bconv_table("bconv", {
     kernel_row(Isa::scalar, &plain_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::bconv_avx2),
-    kernel_row(Isa::avx512, &kernels::bconv_avx512),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::bconv_neon),
-#endif
+    ONEBIT_AVX2_AVX512_ROWS(&kernels::bconv_avx2, &kernels::bconv_avx512)
+    ONEBIT_NEON_ROW(&kernels::bconv_neon)
 });
 // Weight preparation for bconv_table's kernels (the layout each one reads).
 const KernelTable<Prepare> bconv_prepare_table("bconv_prepare", {
     kernel_row(Isa::scalar, &prepare_packed),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::prepare_weights_avx2),
-    kernel_row(Isa::avx512, &kernels::prepare_weights_avx512),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
+    ONEBIT_AVX2_AVX512_ROWS(&kernels::prepare_weights_avx2, &kernels::prepare_weights_avx512)
     fallback_row(Isa::neon, Isa::scalar),  // the NEON kernel reads the packed layout
 });
 // Pruned layers. No AVX-512 masked kernel: AVX-512 CPUs run the AVX2 list kernel (docs/kernels.md).
 const KernelTable<Kernel> bconv_masked_table("bconv_masked", {
     kernel_row(Isa::scalar, &masked_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &masked_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::bconv_masked_neon),  // reads packed words + mask
-#endif
+    ONEBIT_AVX2_ROWS(&masked_avx2)
+    ONEBIT_NEON_ROW(&kernels::bconv_masked_neon)  // reads packed words + mask
 });
 const KernelTable<MaskedPrepare> bconv_masked_prepare_table("bconv_masked_prepare", {
     kernel_row(Isa::scalar, &prepare_masked_packed),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::prepare_masked_list),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
+    ONEBIT_AVX2_ROWS(&kernels::prepare_masked_list)
     fallback_row(Isa::neon, Isa::scalar),
 });
 // popcount_peak's timed loop: the popcount each ISA's conv kernel uses.
 const KernelTable<PopLoop> popcount_loop_table("popcount_loop", {
     kernel_row(Isa::scalar, &kernels::popcount_loop_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::popcount_loop_avx2),
-    kernel_row(Isa::avx512, &kernels::popcount_loop_avx512),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::popcount_loop_neon),
-#endif
+    ONEBIT_AVX2_AVX512_ROWS(&kernels::popcount_loop_avx2, &kernels::popcount_loop_avx512)
+    ONEBIT_NEON_ROW(&kernels::popcount_loop_neon)
 });
 
 }  // namespace

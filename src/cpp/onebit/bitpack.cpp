@@ -13,29 +13,8 @@ namespace onebit {
 
 namespace {
 
-const KernelTable<decltype(&kernels::bitpack_f32_scalar)> bitpack_f32_table("bitpack_f32", {
-    kernel_row(Isa::scalar, &kernels::bitpack_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::bitpack_f32_avx2),
-    kernel_row(Isa::avx512, &kernels::bitpack_f32_avx512),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::bitpack_f32_neon),
-#endif
-});
-
-const KernelTable<decltype(&kernels::bitpack_i8_scalar)> bitpack_i8_table("bitpack_i8", {
-    kernel_row(Isa::scalar, &kernels::bitpack_i8_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::bitpack_i8_avx2),
-    kernel_row(Isa::avx512, &kernels::bitpack_i8_avx512),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::bitpack_i8_neon),
-#endif
-});
+ONEBIT_AVX2_AVX512_TABLE(bitpack_f32, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_AVX512_TABLE(bitpack_i8, ONEBIT_NEON_ROW);
 
 template <typename T, typename K>
 void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, int threads, K kernel) {

@@ -11,6 +11,7 @@
 
 #include "onebit/kernel_table.h"
 #include "onebit/kernels/conv8_kernels.h"
+#include "onebit/threadpool.h"
 
 namespace onebit {
 
@@ -48,9 +49,7 @@ const KernelTable<Kernel> conv8_table("conv8", {
     kernel_row(Isa::avxvnni, &kernels::conv8_avxvnni),
     kernel_row(Isa::avx512, &kernels::conv8_avx512),
 #endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &neon_prepared),
-#endif
+    ONEBIT_NEON_ROW(&neon_prepared)
 });
 
 // int8_mac_peak's timed loop.
@@ -225,7 +224,7 @@ std::shared_ptr<const Conv8Prepared> conv8_layout(const int8_t* w, int64_t cout,
 }
 
 void conv8(const Conv8Args& a, Isa isa, int threads) {
-  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  check_threads(threads);
   require_isa(isa);
   const Conv8Geom& g = a.g;
   if (g.oh < 1 || g.ow < 1) fail("geometry not finished");

@@ -14,24 +14,12 @@
 namespace onebit {
 
 namespace {
-const KernelTable<decltype(&kernels::dense_f32_scalar)> dense_f32_table("dense_f32", {
-    kernel_row(Isa::scalar, &kernels::dense_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::dense_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::dense_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),  // 32-bit NEON flushes denormals
-#endif
-});
+ONEBIT_AVX2_TABLE(dense_f32, ONEBIT_NEON64_ROW);
 }  // namespace
 
 void dense_f32(const float* x, const float* w, const float* bias, float* y, int64_t n,
                int64_t in, int64_t out, Isa isa, int threads) {
-  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
+  check_threads(threads);
   const auto fn = dense_f32_table.get(isa);
   if (n < 0 || in < 1 || out < 1)
     throw std::invalid_argument("float dense: need in_features >= 1 and out_features >= 1");

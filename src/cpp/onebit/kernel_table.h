@@ -50,6 +50,45 @@ OwnRow<Fn> kernel_row(Isa isa, Fn fn) {
 }
 inline FallbackRow fallback_row(Isa isa, Isa to) { return {isa, to}; }
 
+// The row groups most tables share, each with its trailing comma; a group expands to nothing
+// (or to its named fall-back) in a build without the ISA, so a table needs no #if of its own.
+//   ONEBIT_AVX2_ROWS(f2)             avx2 runs f2; avx512 and avxvnni run the avx2 row
+//   ONEBIT_AVX2_AVX512_ROWS(f2, f5)  avx2 runs f2, avx512 runs f5; avxvnni runs the avx2 row
+//   ONEBIT_NEON_ROW(f)               neon runs f
+//   ONEBIT_NEON64_ROW(f)             neon runs f on 64-bit ARM; 32-bit NEON (it flushes denormals
+//                                    to zero) runs the scalar row
+#if defined(ONEBIT_HAVE_X86)
+#define ONEBIT_AVX2_ROWS(f2) \
+  kernel_row(Isa::avx2, f2), fallback_row(Isa::avx512, Isa::avx2), fallback_row(Isa::avxvnni, Isa::avx2),
+#define ONEBIT_AVX2_AVX512_ROWS(f2, f5) \
+  kernel_row(Isa::avx2, f2), kernel_row(Isa::avx512, f5), fallback_row(Isa::avxvnni, Isa::avx2),
+#else
+#define ONEBIT_AVX2_ROWS(f2)
+#define ONEBIT_AVX2_AVX512_ROWS(f2, f5)
+#endif
+#if defined(ONEBIT_HAVE_NEON)
+#define ONEBIT_NEON_ROW(f) kernel_row(Isa::neon, f),
+#else
+#define ONEBIT_NEON_ROW(f)
+#endif
+#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
+#define ONEBIT_NEON64_ROW(f) kernel_row(Isa::neon, f),
+#else
+#define ONEBIT_NEON64_ROW(f) fallback_row(Isa::neon, Isa::scalar),
+#endif
+
+// The table `<op>_table` of an op whose kernels are named kernels::<op>_<isa>, with the rows
+// above; `neon_row` is ONEBIT_NEON_ROW or ONEBIT_NEON64_ROW. For example
+// ONEBIT_AVX2_TABLE(add_int8, ONEBIT_NEON_ROW); declares add_int8_table("add_int8", ...).
+#define ONEBIT_AVX2_TABLE(op, neon_row)                                                      \
+  const KernelTable<decltype(&kernels::op##_scalar)> op##_table(                              \
+      #op, {kernel_row(Isa::scalar, &kernels::op##_scalar), ONEBIT_AVX2_ROWS(&kernels::op##_avx2) \
+                neon_row(&kernels::op##_neon)})
+#define ONEBIT_AVX2_AVX512_TABLE(op, neon_row)                                               \
+  const KernelTable<decltype(&kernels::op##_scalar)> op##_table(                              \
+      #op, {kernel_row(Isa::scalar, &kernels::op##_scalar),                                   \
+            ONEBIT_AVX2_AVX512_ROWS(&kernels::op##_avx2, &kernels::op##_avx512) neon_row(&kernels::op##_neon)})
+
 template <class Fn>
 class KernelTable {
  public:

@@ -21,12 +21,13 @@ int row_threads(const PoolGeom& g, int threads) {
   return threads_for(g.n * g.oh * g.ow * g.c * g.kh * g.kw, int64_t{1} << 16, threads);
 }
 
-void check_threads(int threads) {
-  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
-}
-
-void check_dims(int64_t n, int64_t hw, int64_t c) {
+// Global average pooling's checks; int8 input (`int8_sums`) sums in int32 in the SIMD variants:
+// |s| <= 128 * hw must fit.
+void check_global(int64_t n, int64_t hw, int64_t c, int threads, bool int8_sums) {
+  check_threads(threads);
   if (n < 0 || hw < 0 || c < 0) throw std::invalid_argument("negative tensor dimension");
+  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
+  if (int8_sums && hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
 }
 
 }  // namespace
@@ -57,159 +58,55 @@ void pool_geom_finish(PoolGeom& g) {
 
 namespace {
 
-const KernelTable<decltype(&kernels::maxpool_bits_scalar)> maxpool_bits_table("maxpool_bits", {
-    kernel_row(Isa::scalar, &kernels::maxpool_bits_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::maxpool_bits_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::maxpool_bits_neon),
-#endif
-});
+ONEBIT_AVX2_TABLE(maxpool_bits, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_TABLE(maxpool_int8, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_TABLE(maxpool_f32, ONEBIT_NEON64_ROW);
+ONEBIT_AVX2_TABLE(avgpool_int8, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_TABLE(avgpool_f32, ONEBIT_NEON64_ROW);
+ONEBIT_AVX2_TABLE(gap_int8, ONEBIT_NEON_ROW);
+ONEBIT_AVX2_TABLE(gap_int8_f32, ONEBIT_NEON64_ROW);
+ONEBIT_AVX2_TABLE(gap_f32, ONEBIT_NEON64_ROW);
 
-const KernelTable<decltype(&kernels::maxpool_int8_scalar)> maxpool_int8_table("maxpool_int8", {
-    kernel_row(Isa::scalar, &kernels::maxpool_int8_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::maxpool_int8_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::maxpool_int8_neon),
-#endif
-});
-
-const KernelTable<decltype(&kernels::maxpool_f32_scalar)> maxpool_f32_table("maxpool_f32", {
-    kernel_row(Isa::scalar, &kernels::maxpool_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::maxpool_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::maxpool_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),
-#endif
-});
-
-const KernelTable<decltype(&kernels::avgpool_int8_scalar)> avgpool_int8_table("avgpool_int8", {
-    kernel_row(Isa::scalar, &kernels::avgpool_int8_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::avgpool_int8_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::avgpool_int8_neon),
-#endif
-});
-
-const KernelTable<decltype(&kernels::avgpool_f32_scalar)> avgpool_f32_table("avgpool_f32", {
-    kernel_row(Isa::scalar, &kernels::avgpool_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::avgpool_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::avgpool_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),
-#endif
-});
-
-const KernelTable<decltype(&kernels::gap_int8_scalar)> gap_int8_table("gap_int8", {
-    kernel_row(Isa::scalar, &kernels::gap_int8_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::gap_int8_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON)
-    kernel_row(Isa::neon, &kernels::gap_int8_neon),
-#endif
-});
-
-const KernelTable<decltype(&kernels::gap_int8_f32_scalar)> gap_int8_f32_table("gap_int8_f32", {
-    kernel_row(Isa::scalar, &kernels::gap_int8_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::gap_int8_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::gap_int8_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),
-#endif
-});
-
-const KernelTable<decltype(&kernels::gap_f32_scalar)> gap_f32_table("gap_f32", {
-    kernel_row(Isa::scalar, &kernels::gap_f32_scalar),
-#if defined(ONEBIT_HAVE_X86)
-    kernel_row(Isa::avx2, &kernels::gap_f32_avx2),
-    fallback_row(Isa::avx512, Isa::avx2),
-    fallback_row(Isa::avxvnni, Isa::avx2),
-#endif
-#if defined(ONEBIT_HAVE_NEON) && defined(__aarch64__)
-    kernel_row(Isa::neon, &kernels::gap_f32_neon),
-#else
-    fallback_row(Isa::neon, Isa::scalar),
-#endif
-});
+// Window pooling: output rows [r0, r1) of the N*OH rows per task, kernel(args..., r0, r1).
+template <class Fn, class... Args>
+void run_rows(const KernelTable<Fn>& table, const PoolGeom& g, Isa isa, int threads, Args... args) {
+  check_threads(threads);
+  const Fn fn = table.get(isa);
+  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(args..., a, b); });
+}
 
 }  // namespace
 
 void maxpool_bits(const uint64_t* x, uint64_t* y, const PoolGeom& g, Isa isa, int threads) {
-  check_threads(threads);
-  auto fn = maxpool_bits_table.get(isa);
-  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  run_rows(maxpool_bits_table, g, isa, threads, x, y, g);
 }
 
 void maxpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, Isa isa, int threads) {
-  check_threads(threads);
-  auto fn = maxpool_int8_table.get(isa);
-  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  run_rows(maxpool_int8_table, g, isa, threads, x, y, g);
 }
 
 void maxpool_f32(const float* x, float* y, const PoolGeom& g, Isa isa, int threads) {
-  check_threads(threads);
-  auto fn = maxpool_f32_table.get(isa);
-  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, a, b); });
+  run_rows(maxpool_f32_table, g, isa, threads, x, y, g);
 }
 
 void avgpool_int8(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
-  check_threads(threads);
-  auto fn = avgpool_int8_table.get(isa);
-  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+  run_rows(avgpool_int8_table, g, isa, threads, x, y, g, cip);
 }
 
 void avgpool_f32(const float* x, float* y, const PoolGeom& g, bool cip, Isa isa, int threads) {
-  check_threads(threads);
-  auto fn = avgpool_f32_table.get(isa);
-  parallel_for(g.n * g.oh, row_threads(g, threads), [&](int64_t a, int64_t b) { fn(x, y, g, cip, a, b); });
+  run_rows(avgpool_f32_table, g, isa, threads, x, y, g, cip);
 }
 
 void global_avgpool_int8(const int8_t* x, int8_t* y, int64_t n, int64_t hw, int64_t c, Isa isa,
                          int threads) {
-  check_threads(threads);
-  check_dims(n, hw, c);
-  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
-  // int32 sums in the SIMD variant: |s| <= 128 * hw must fit.
-  if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
+  check_global(n, hw, c, threads, true);
   auto fn = gap_int8_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
 }
 
 void global_avgpool_int8_f32(const int8_t* x, float* y, int64_t n, int64_t hw, int64_t c,
                              float scale, Isa isa, int threads) {
-  check_threads(threads);
-  check_dims(n, hw, c);
-  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
-  if (hw > (int64_t{1} << 23)) throw std::invalid_argument("global average pooling: H*W > 2^23");
+  check_global(n, hw, c, threads, true);
   const float m = static_cast<float>(static_cast<double>(scale) / static_cast<double>(hw));
   auto fn = gap_int8_f32_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, m, a, b); });
@@ -217,9 +114,7 @@ void global_avgpool_int8_f32(const int8_t* x, float* y, int64_t n, int64_t hw, i
 
 void global_avgpool_f32(const float* x, float* y, int64_t n, int64_t hw, int64_t c, Isa isa,
                         int threads) {
-  check_threads(threads);
-  check_dims(n, hw, c);
-  if (hw < 1) throw std::invalid_argument("global average pooling needs H*W >= 1");
+  check_global(n, hw, c, threads, false);
   auto fn = gap_f32_table.get(isa);
   parallel_for(n, threads, [&](int64_t a, int64_t b) { fn(x, y, hw, c, a, b); });
 }

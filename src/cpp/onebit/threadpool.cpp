@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -219,6 +220,10 @@ int threads_for(int64_t work, int64_t min_work, int threads) {
   if (threads <= 0) threads = default_num_threads();
   const int64_t worth = min_work > 0 ? work / min_work : threads;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, worth)));
+}
+
+void check_threads(int threads) {
+  if (threads < 0) throw std::invalid_argument("threads must be >= 1 (or 0/None for the default)");
 }
 
 void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int64_t)>& fn) {

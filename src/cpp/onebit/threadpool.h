@@ -22,6 +22,10 @@ int pool_spin_us();
 // calling thread alone): min(threads, work / min_work), at least 1 (threads <= 0: default).
 int threads_for(int64_t work, int64_t min_work, int threads);
 
+// The check every op's `threads` argument gets: std::invalid_argument when threads < 0
+// (0 asks for the default).
+void check_threads(int threads);
+
 // Runs fn(begin, end) over chunks of [0, n) using up to `threads` threads (<= 0: default).
 // The calling thread takes part. Blocks until all chunks finish. Exceptions thrown by fn
 // are rethrown in the caller (the first one wins). Called from inside a chunk (nested), it runs

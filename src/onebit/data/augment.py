@@ -106,8 +106,9 @@ def _taps(scale_: torch.Tensor, centre: torch.Tensor, size: int, length: int):
     """1-D bilinear taps of ``grid_sample(align_corners=False, padding_mode="border")``:
     output pixel j sits at ``u = (2j + 1) / size - 1``, reads input position
     ``p = ((scale u + centre + 1) length - 1) / 2`` clamped to ``[0, length - 1]``, i.e.
-    ``(1 - f) x[floor p] + f x[floor p + 1]`` with ``f = p - floor p``."""
-    u = (2 * torch.arange(size, dtype=torch.float64) + 1) / size - 1
+    ``(1 - f) x[floor p] + f x[floor p + 1]`` with ``f = p - floor p``. Computed on the device
+    of ``scale_``."""
+    u = (2 * torch.arange(size, dtype=torch.float64, device=scale_.device) + 1) / size - 1
     p = (((scale_[:, None] * u[None, :] + centre[:, None]) + 1) * length - 1) / 2
     p = p.clamp(0, length - 1)
     i0 = p.floor().long().clamp(max=length - 1)
@@ -132,7 +133,13 @@ def random_resized_crop(x: torch.Tensor, size: int | None = None,
     size = h if size is None else int(size)
     if theta is None:
         theta = rrc_params(n, generator, scale, ratio, flip_p)
-    theta = theta.to(torch.float64).cpu()
+    return resample(x, theta.to(torch.float64).cpu(), size)
+
+
+def resample(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """The resampling of :func:`random_resized_crop` through given boxes ``theta`` (N, 2, 3): taps
+    computed on theta's device, gathers on x's."""
+    n, c, h, w = x.shape
     y0, y1, fy = (t.to(x.device) for t in _taps(theta[:, 1, 1], theta[:, 1, 2], size, h))
     x0, x1, fx = (t.to(x.device) for t in _taps(theta[:, 0, 0], theta[:, 0, 2], size, w))
     ry = (n, c, size, w)

@@ -9,26 +9,19 @@ pools after the BN, hidden FCs of 1024 instead of 4096)::
 """
 from __future__ import annotations
 
-from torch import nn
-
-from onebit.models.common import Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.common import ch, finish, plain_builder
 from onebit.models.registry import register
 
 
 @register("cifar-alexnet")
 def cifar_alexnet(*, width, num_classes, clip_block, float_twin, input_size, stem):
-    check_stem_unused("cifar-alexnet", stem)
-    size = resolve_size("cifar-alexnet", input_size, 32, 8)
+    size, b = plain_builder("cifar-alexnet", stem, input_size, 32, 8, float_twin)
     c0, c1, c2, c3, f = ch(96, width), ch(256, width), ch(384, width), ch(256, width), ch(1024, width)
-    b = SequentialBuilder(Layers(float_twin))
     b.float_conv(0, 3, c0, 5, padding=2, pool=True)
     b.binary_conv(1, c0, c1, 5, padding=2, pool=True)
     b.binary_conv(2, c1, c2, 3, padding=1)
     b.binary_conv(3, c2, c2, 3, padding=1)
     b.binary_conv(4, c2, c3, 3, padding=1, pool=True)
     s = size // 8
-    b.add("flatten", nn.Flatten())
-    b.binary_linear(1, c3 * s * s, f)
-    b.binary_linear(2, f, f)
-    b.head(f, num_classes, clip_block)
+    b.classifier(c3 * s * s, (f, f), num_classes, clip_block)
     return finish(b.build(), dataset_hint="cifar10", input_shape=(3, size, size))

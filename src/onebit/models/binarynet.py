@@ -12,18 +12,14 @@ Binary work at width 1: convs 0.604 G bit-MACs, FCs 9.44 M bit-MACs.
 """
 from __future__ import annotations
 
-from torch import nn
-
-from onebit.models.common import Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.common import ch, finish, plain_builder
 from onebit.models.registry import register
 
 
 @register("cifar-binarynet")
 def cifar_binarynet(*, width, num_classes, clip_block, float_twin, input_size, stem):
-    check_stem_unused("cifar-binarynet", stem)
-    size = resolve_size("cifar-binarynet", input_size, 32, 8)
+    size, b = plain_builder("cifar-binarynet", stem, input_size, 32, 8, float_twin)
     c1, c2, c3, f = ch(128, width), ch(256, width), ch(512, width), ch(1024, width)
-    b = SequentialBuilder(Layers(float_twin))
     b.float_conv(0, 3, c1, 3, padding=1)
     b.binary_conv(1, c1, c1, 3, padding=1, pool=True)
     b.binary_conv(2, c1, c2, 3, padding=1)
@@ -31,8 +27,5 @@ def cifar_binarynet(*, width, num_classes, clip_block, float_twin, input_size, s
     b.binary_conv(4, c2, c3, 3, padding=1)
     b.binary_conv(5, c3, c3, 3, padding=1, pool=True)
     s = size // 8
-    b.add("flatten", nn.Flatten())
-    b.binary_linear(1, c3 * s * s, f)
-    b.binary_linear(2, f, f)
-    b.head(f, num_classes, clip_block)
+    b.classifier(c3 * s * s, (f, f), num_classes, clip_block)
     return finish(b.build(), dataset_hint="cifar10", input_shape=(3, size, size))

@@ -54,18 +54,26 @@ def make_clip(clip_block: bool) -> nn.Module:
     return ClipBlock(BLOCK_CLIP, bits=8, learnable=True) if clip_block else nn.Identity()
 
 
-class DownsampleShortcut(nn.Module):
-    """Real-valued shortcut: ``clip(bn(conv1x1(avgpool(x))))`` (see the module docstring)."""
+class _PooledProjection(nn.Module):
+    """``clip(bn(conv1x1(pool(x))))``: the real-valued path of shortcuts and transitions."""
 
-    def __init__(self, cin: int, cout: int, stride: int, clip_block: bool):
+    def __init__(self, pool: nn.Module, cin: int, cout: int, clip_block: bool):
         super().__init__()
-        self.pool = nn.AvgPool2d(stride, ceil_mode=True) if stride > 1 else nn.Identity()
+        self.pool = pool
         self.conv = nn.Conv2d(cin, cout, 1, bias=False)
         self.bn = nn.BatchNorm2d(cout)
         self.clip = make_clip(clip_block)
 
     def forward(self, x):
         return self.clip(self.bn(self.conv(self.pool(x))))
+
+
+class DownsampleShortcut(_PooledProjection):
+    """Real-valued shortcut: ``clip(bn(conv1x1(avgpool(x))))`` (see the module docstring)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, clip_block: bool):
+        super().__init__(nn.AvgPool2d(stride, ceil_mode=True) if stride > 1 else nn.Identity(),
+                         cin, cout, clip_block)
 
 
 class BinaryResidualBlock(nn.Module):
@@ -91,18 +99,11 @@ class BinaryResidualBlock(nn.Module):
         return self.clip2(y + self.shortcut(x))
 
 
-class TransitionBlock(nn.Module):
+class TransitionBlock(_PooledProjection):
     """``out = clip(bn(conv1x1(maxpool2(x))))``: changes width and halves the resolution."""
 
     def __init__(self, cin: int, cout: int, clip_block: bool):
-        super().__init__()
-        self.pool = nn.MaxPool2d(2, ceil_mode=True)
-        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.clip = make_clip(clip_block)
-
-    def forward(self, x):
-        return self.clip(self.bn(self.conv(self.pool(x))))
+        super().__init__(nn.MaxPool2d(2, ceil_mode=True), cin, cout, clip_block)
 
 
 class ResidualNet(nn.Module):

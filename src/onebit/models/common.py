@@ -7,7 +7,7 @@ from torch import nn
 
 from onebit.nn import BinaryConv2d, BinaryLinear, ClipBlock
 
-__all__ = ["ch", "Layers", "SequentialBuilder", "finish", "check_stem_unused", "resolve_size"]
+__all__ = ["ch", "Layers", "SequentialBuilder", "finish", "check_stem_unused", "resolve_size", "plain_builder"]
 
 #: Clip value of the ClipBlock before a float classifier (BN output, roughly unit scale).
 HEAD_CLIP = 4.0
@@ -77,6 +77,14 @@ class SequentialBuilder:
         self.add(f"fc{name}", self.layers.linear(cin, cout))
         self.add(f"bn_fc{name}", nn.BatchNorm1d(cout))
 
+    def classifier(self, cin, hidden: tuple[int, ...], num_classes, clip_block: bool) -> None:
+        """Flatten, binary linear layers ``fc1``, ``fc2``, ... of widths ``hidden``, the head."""
+        self.add("flatten", nn.Flatten())
+        for i, cout in enumerate(hidden, 1):
+            self.binary_linear(i, cin, cout)
+            cin = cout
+        self.head(cin, num_classes, clip_block)
+
     def head(self, cin, num_classes, clip_block: bool) -> None:
         """Float classifier; with BNN-Clip its real-valued input is clipped to int8 first."""
         if clip_block:
@@ -106,3 +114,10 @@ def resolve_size(name: str, input_size, default: int, minimum: int) -> int:
     if size < minimum:
         raise ValueError(f"{name} needs input_size >= {minimum}, got {size}")
     return size
+
+
+def plain_builder(name: str, stem, input_size, default: int, minimum: int,
+                  float_twin: bool) -> tuple[int, SequentialBuilder]:
+    """A model without a stem option: its checked input size and an empty builder."""
+    check_stem_unused(name, stem)
+    return resolve_size(name, input_size, default, minimum), SequentialBuilder(Layers(float_twin))

@@ -9,27 +9,21 @@ stages of 3x3 conv + BN + 2x2 max pool, then a binary FC and the float classifie
 """
 from __future__ import annotations
 
-from torch import nn
-
-from onebit.models.common import Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.common import ch, finish, plain_builder
 from onebit.models.registry import register
 
 
 @register("imagenette-small")
 def imagenette_small(*, width, num_classes, clip_block, float_twin, input_size, stem):
-    check_stem_unused("imagenette-small", stem)
-    size = resolve_size("imagenette-small", input_size, 64, 32)
+    size, b = plain_builder("imagenette-small", stem, input_size, 64, 32, float_twin)
     if size > 224:
         raise ValueError(f"imagenette-small takes input_size in [32, 224], got {size}")
     c0, c1, c2, c3, f = ch(32, width), ch(64, width), ch(128, width), ch(256, width), ch(256, width)
-    b = SequentialBuilder(Layers(float_twin))
     b.float_conv(0, 3, c0, 3, padding=1, pool=True)
     b.binary_conv(1, c0, c1, 3, padding=1, pool=True)
     b.binary_conv(2, c1, c2, 3, padding=1, pool=True)
     b.binary_conv(3, c2, c3, 3, padding=1, pool=True)
     b.binary_conv(4, c3, c3, 3, padding=1, pool=True)
     s = size // 32
-    b.add("flatten", nn.Flatten())
-    b.binary_linear(1, c3 * s * s, f)
-    b.head(f, num_classes, clip_block)
+    b.classifier(c3 * s * s, (f,), num_classes, clip_block)
     return finish(b.build(), dataset_hint="imagenette", input_shape=(3, size, size))

@@ -10,23 +10,17 @@ image) so that a few MNIST epochs fit in minutes on a 2-core CPU.
 """
 from __future__ import annotations
 
-from torch import nn
-
-from onebit.models.common import Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.common import ch, finish, plain_builder
 from onebit.models.registry import register
 
 
 @register("mnist-small")
 def mnist_small(*, width, num_classes, clip_block, float_twin, input_size, stem):
-    check_stem_unused("mnist-small", stem)
-    size = resolve_size("mnist-small", input_size, 28, 4)
+    size, b = plain_builder("mnist-small", stem, input_size, 28, 4, float_twin)
     c0, c1, c2, f1 = ch(32, width), ch(64, width), ch(64, width), ch(128, width)
-    b = SequentialBuilder(Layers(float_twin))
     b.float_conv(0, 1, c0, 3, padding=1, pool=True)
     b.binary_conv(1, c0, c1, 3, padding=1, pool=True)
     b.binary_conv(2, c1, c2, 3, padding=1)
     s = size // 2 // 2
-    b.add("flatten", nn.Flatten())
-    b.binary_linear(1, c2 * s * s, f1)
-    b.head(f1, num_classes, clip_block)
+    b.classifier(c2 * s * s, (f1,), num_classes, clip_block)
     return finish(b.build(), dataset_hint="mnist", input_shape=(1, size, size))

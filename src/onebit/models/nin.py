@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from onebit.models.common import HEAD_CLIP, Layers, SequentialBuilder, ch, check_stem_unused, finish, resolve_size
+from onebit.models.common import HEAD_CLIP, ch, finish, plain_builder
 from onebit.nn import ClipBlock
 from onebit.models.registry import register
 
 
 @register("cifar-nin")
 def cifar_nin(*, width, num_classes, clip_block, float_twin, input_size, stem):
-    check_stem_unused("cifar-nin", stem)
-    size = resolve_size("cifar-nin", input_size, 32, 4)
+    size, b = plain_builder("cifar-nin", stem, input_size, 32, 4, float_twin)
     c192, c160, c96 = ch(192, width), ch(160, width), ch(96, width)
-    b = SequentialBuilder(Layers(float_twin))
     b.float_conv(0, 3, c192, 5, padding=2)
     b.binary_conv(1, c192, c160, 1)
     b.binary_conv(2, c160, c96, 1, pool=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from onebit.nn.hooks import eval_forward
 from onebit.prune.layers import PruneError, binary_layers, get_mask
 
 
@@ -55,14 +56,7 @@ def layer_positions(model: nn.Module, input_size=None) -> dict[str, int]:
             # one bit-MAC per live weight per output position: positions = numel / out channels
             positions[name] = int(out.numel() // mod.weight.shape[0])
         hooks.append(layer.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    eval_forward(model, x, hooks)
     return positions
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from onebit.nn.hooks import eval_forward
 from onebit.prune.bops import example_input
 from onebit.prune.graph import dataflow
 from onebit.prune.layers import PruneError, binary_layers, is_binary_layer, set_mask
@@ -65,14 +66,7 @@ def shrink(model: nn.Module, input_size=None) -> dict[str, list[int]]:
     hooks = [modules[c.consumer].register_forward_pre_hook(
         lambda mod, args, key=c.consumer: seen.__setitem__(key, args[0].detach().clone()))
         for _, c, _ in todo]
-    was_training = model.training
-    model.eval()
-    try:
-        model(example_input(model, input_size))
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    eval_forward(model, example_input(model, input_size), hooks)
     plan = {}
     for name, chain, alive in todo:
         producer = modules[name]

@@ -152,10 +152,21 @@ def _conv_geometry(op, x: Value):
     return (oh, ow, cout), (kh, kw, cin, cout)
 
 
-def _spec_bconv2d(op, xs):
+_KIND_NAMES = {"bits": "bits", "int8": "int8", "f32": "float32"}
+
+
+def _input(op, xs, *kinds):
+    """The op's single input value, of one of ``kinds`` (else the op's error naming them)."""
     (x,) = xs
-    if x.kind != "bits":
-        _fail(op, f"input must be bits, got {x.kind}")
+    if x.kind not in kinds:
+        names = [_KIND_NAMES[k] for k in kinds]
+        want = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        _fail(op, f"input must be {want}, got {x.kind}")
+    return x
+
+
+def _spec_bconv2d(op, xs):
+    x = _input(op, xs, "bits")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
     k = kh * kw * cin
     bound = _accumulator(op, k, "kh*kw*Cin")
@@ -247,9 +258,7 @@ def _spec_conv2d_u8(op, xs):
 
 
 def _spec_maxpool2d(op, xs):
-    (x,) = xs
-    if x.kind not in ("bits", "int8", "f32"):
-        _fail(op, f"input must be bits, int8 or float32, got {x.kind}")
+    x = _input(op, xs, "bits", "int8", "f32")
     h, w, c = _spatial(op, x)
     kh, kw = _pair(op, op.attrs, "kernel", 1)
     sh, sw = _pair(op, op.attrs, "stride", 1)
@@ -283,9 +292,7 @@ def _spec_dense_f32(op, xs):
 
 
 def _spec_clamp_f32(op, xs):
-    (x,) = xs
-    if x.kind != "f32":
-        _fail(op, f"input must be float32, got {x.kind}")
+    x = _input(op, xs, "f32")
     lo, hi = _float(op, op.attrs, "min"), _float(op, op.attrs, "max")
     if not lo < hi:
         _fail(op, f"min {lo} must be smaller than max {hi}")
@@ -293,23 +300,17 @@ def _spec_clamp_f32(op, xs):
 
 
 def _spec_dequantize(op, xs):
-    (x,) = xs
-    if x.kind != "int8":
-        _fail(op, f"input must be int8, got {x.kind}")
+    x = _input(op, xs, "int8")
     return Value("f32", x.shape), {}
 
 
 def _spec_bitpack(op, xs):
-    (x,) = xs
-    if x.kind not in ("int8", "f32"):
-        _fail(op, f"input must be int8 or float32, got {x.kind}")
+    x = _input(op, xs, "int8", "f32")
     return Value("bits", x.shape), {}
 
 
 def _spec_conv2d_i8(op, xs):
-    (x,) = xs
-    if x.kind != "int8":
-        _fail(op, f"input must be int8, got {x.kind}")
+    x = _input(op, xs, "int8")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
     stage, tens, scale = _stage(op, cout, None)
     tens["weight"] = ("int8", (cout, kh, kw, cin))
@@ -317,9 +318,7 @@ def _spec_conv2d_i8(op, xs):
 
 
 def _spec_conv1x1_f32(op, xs):
-    (x,) = xs
-    if x.kind != "f32":
-        _fail(op, f"input must be float32, got {x.kind}")
+    x = _input(op, xs, "f32")
     h, w, cin = _spatial(op, x)
     if _int(op, op.attrs, "in_channels", 1, MAX_DIM) != cin:
         _fail(op, f"attribute in_channels = {op.attrs['in_channels']} but the input has {cin} channels")
@@ -328,9 +327,7 @@ def _spec_conv1x1_f32(op, xs):
 
 
 def _spec_avgpool2d(op, xs):
-    (x,) = xs
-    if x.kind not in ("int8", "f32"):
-        _fail(op, f"input must be int8 or float32, got {x.kind}")
+    x = _input(op, xs, "int8", "f32")
     v, t = _spec_maxpool2d(op, [Value("int8", x.shape, 1.0)])
     if not isinstance(op.attrs.get("count_include_pad"), bool):
         _fail(op, "attribute 'count_include_pad' must be true or false")
@@ -338,9 +335,7 @@ def _spec_avgpool2d(op, xs):
 
 
 def _spec_global_avgpool(op, xs):
-    (x,) = xs
-    if x.kind not in ("int8", "f32"):
-        _fail(op, f"input must be int8 or float32, got {x.kind}")
+    x = _input(op, xs, "int8", "f32")
     h, w, c = _spatial(op, x)
     return Value("f32", (c,)), {}
 

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from onebit.nn.hooks import eval_forward
+
 
 def _output_clip(block: nn.Module):
     """The ClipBlock that produces the block's output (the last one registered), or None."""
@@ -44,14 +46,7 @@ def block_data_widths(model: nn.Module, x: torch.Tensor) -> list[dict[str, Any]]
     outputs: dict[str, torch.Tensor] = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out))
              for name, m in stages]
-    was_training = model.training
-    model.eval()
-    try:
-        model(x)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    eval_forward(model, x, hooks)
     rows = []
     for name, m in stages:
         t = outputs[name].detach().float()

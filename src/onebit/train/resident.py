@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from onebit.data.augment import POLICIES, TRAIN_POLICY, rrc_params
+from onebit.data.augment import POLICIES, TRAIN_POLICY, resample, rrc_params
 from onebit.data.batches import _seed
 
 __all__ = ["ResidentLoader", "policy_name"]
@@ -126,31 +126,6 @@ def crop(x: torch.Tensor, padding: int, dy: torch.Tensor, dx: torch.Tensor) -> t
     bidx = torch.arange(n, device=x.device)[:, None, None, None]
     cidx = torch.arange(c, device=x.device)[None, :, None, None]
     return xp[bidx, cidx, rows, cols]
-
-
-def _taps(scale_: torch.Tensor, centre: torch.Tensor, size: int, length: int):
-    # onebit.data.augment._taps with every tensor on the device of ``scale_``
-    u = (2 * torch.arange(size, dtype=torch.float64, device=scale_.device) + 1) / size - 1
-    q = (((scale_[:, None] * u[None, :] + centre[:, None]) + 1) * length - 1) / 2
-    q = q.clamp(0, length - 1)
-    i0 = q.floor().long().clamp(max=length - 1)
-    i1 = (i0 + 1).clamp(max=length - 1)
-    return i0, i1, (q - i0).float()
-
-
-def resample(x: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    """``onebit.data.augment.random_resized_crop`` with given boxes, computed on x's device."""
-    n, c, h, w = x.shape
-    y0, y1, fy = _taps(theta[:, 1, 1], theta[:, 1, 2], size, h)
-    x0, x1, fx = _taps(theta[:, 0, 0], theta[:, 0, 2], size, w)
-    ry = (n, c, size, w)
-    top = x.gather(2, y0.view(n, 1, size, 1).expand(ry)).float()
-    bot = x.gather(2, y1.view(n, 1, size, 1).expand(ry)).float()
-    rows = top.add_(bot.sub_(top).mul_(fy.view(n, 1, size, 1)))
-    rx = (n, c, size, size)
-    left = rows.gather(3, x0.view(n, 1, 1, size).expand(rx))
-    right = rows.gather(3, x1.view(n, 1, 1, size).expand(rx))
-    return left.add_(right.sub_(left).mul_(fx.view(n, 1, 1, size)))
 
 
 def resident_bytes(host) -> int:

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "onebit/kernels/add_kernels.h"
+#include "onebit/kernels/fix64_avx2.h"
 
 namespace onebit::kernels {
 
@@ -33,12 +34,7 @@ inline __m256i fix32(__m256i a, __m256i b, __m256i ma, __m256i mb, __m256i rnd, 
 inline __m256i fix64_half(__m256i a, __m256i b, __m256i ma, __m256i mb, __m256i rnd, __m128i sh,
                           __m256i bias_out) {
   __m256i t = _mm256_add_epi64(_mm256_mul_epi32(a, ma), _mm256_mul_epi32(b, mb));
-  t = _mm256_add_epi64(t, rnd);
-  t = _mm256_xor_si256(t, _mm256_set1_epi64x(static_cast<int64_t>(0x8000000000000000ULL)));
-  t = _mm256_sub_epi64(_mm256_srl_epi64(t, sh), bias_out);
-  const __m256i hi = _mm256_set1_epi64x(127), lo = _mm256_set1_epi64x(-127);
-  t = _mm256_blendv_epi8(t, hi, _mm256_cmpgt_epi64(t, hi));
-  return _mm256_blendv_epi8(t, lo, _mm256_cmpgt_epi64(lo, t));
+  return floor_shift_clamp127(_mm256_add_epi64(t, rnd), sh, bias_out);
 }
 
 inline __m256i fix64(__m256i a, __m256i b, __m256i ma, __m256i mb, __m256i rnd, __m128i sh,

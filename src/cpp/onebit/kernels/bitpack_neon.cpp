@@ -8,23 +8,11 @@
 #include <arm_neon.h>
 
 #include "onebit/bitpack.h"
+#include "onebit/kernels/pack_neon.h"
 
 namespace onebit::kernels {
 
 namespace {
-
-const uint8_t kBitWeights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
-
-// m[i] holds the masks of channels 8i..8i+7; returns the packed word of the 64 channels.
-inline uint64_t pack_masks(const uint8x8_t m[8]) {
-  const uint8x8_t bw = vld1_u8(kBitWeights);
-  uint8x8_t h[8];
-  for (int i = 0; i < 8; ++i) h[i] = vand_u8(m[i], bw);
-  const uint8x8_t s01 = vpadd_u8(h[0], h[1]), s23 = vpadd_u8(h[2], h[3]);
-  const uint8x8_t s45 = vpadd_u8(h[4], h[5]), s67 = vpadd_u8(h[6], h[7]);
-  const uint8x8_t t = vpadd_u8(vpadd_u8(s01, s23), vpadd_u8(s45, s67));
-  return vget_lane_u64(vreinterpret_u64_u8(t), 0);  // byte i = channels 8i..8i+7
-}
 
 template <typename T>
 inline uint64_t tail_word(const T* xp, int64_t from, int64_t c) {
@@ -33,44 +21,40 @@ inline uint64_t tail_word(const T* xp, int64_t from, int64_t c) {
   return word;
 }
 
-}  // namespace
-
-void bitpack_f32_neon(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out) {
+// Packs pixels [p0, p1) of c channels: full words from mask(q, i), the sign masks of channels
+// 8i..8i+7 of the 64 at q; a partial last word by the scalar rule.
+template <typename T, class Mask>
+inline void pack_pixels(const T* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out, Mask mask) {
   const int64_t words = (c + 63) / 64, full = c / 64;
-  const uint32x4_t neg_zero = vdupq_n_u32(0x80000000u), neg_inf = vdupq_n_u32(0xFF800000u);
-  auto lt0 = [&](const float* q) {
-    const uint32x4_t u = vreinterpretq_u32_f32(vld1q_f32(q));
-    return vandq_u32(vcgtq_u32(u, neg_zero), vcleq_u32(u, neg_inf));
-  };
   for (int64_t p = p0; p < p1; ++p) {
-    const float* xp = x + p * c;
+    const T* xp = x + p * c;
     uint64_t* op = out + p * words;
     for (int64_t wi = 0; wi < full; ++wi) {
-      const float* q = xp + wi * 64;
       uint8x8_t m[8];
-      for (int i = 0; i < 8; ++i) {
-        const uint32x4_t a = lt0(q + 8 * i), b = lt0(q + 8 * i + 4);
-        m[i] = vmovn_u16(vcombine_u16(vmovn_u32(a), vmovn_u32(b)));
-      }
+      for (int i = 0; i < 8; ++i) m[i] = mask(xp + wi * 64, i);
       op[wi] = pack_masks(m);
     }
     if (full < words) op[full] = tail_word(xp, full * 64, c);
   }
 }
 
+}  // namespace
+
+void bitpack_f32_neon(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out) {
+  const uint32x4_t neg_zero = vdupq_n_u32(0x80000000u), neg_inf = vdupq_n_u32(0xFF800000u);
+  auto lt0 = [&](const float* q) {
+    const uint32x4_t u = vreinterpretq_u32_f32(vld1q_f32(q));
+    return vandq_u32(vcgtq_u32(u, neg_zero), vcleq_u32(u, neg_inf));
+  };
+  pack_pixels(x, p0, p1, c, out, [&](const float* q, int i) {
+    const uint32x4_t a = lt0(q + 8 * i), b = lt0(q + 8 * i + 4);
+    return vmovn_u16(vcombine_u16(vmovn_u32(a), vmovn_u32(b)));
+  });
+}
+
 void bitpack_i8_neon(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out) {
-  const int64_t words = (c + 63) / 64, full = c / 64;
-  for (int64_t p = p0; p < p1; ++p) {
-    const int8_t* xp = x + p * c;
-    uint64_t* op = out + p * words;
-    for (int64_t wi = 0; wi < full; ++wi) {
-      const int8_t* q = xp + wi * 64;
-      uint8x8_t m[8];
-      for (int i = 0; i < 8; ++i) m[i] = vreinterpret_u8_s8(vshr_n_s8(vld1_s8(q + 8 * i), 7));
-      op[wi] = pack_masks(m);
-    }
-    if (full < words) op[full] = tail_word(xp, full * 64, c);
-  }
+  pack_pixels(x, p0, p1, c, out,
+              [](const int8_t* q, int i) { return vreinterpret_u8_s8(vshr_n_s8(vld1_s8(q + 8 * i), 7)); });
 }
 
 }  // namespace onebit::kernels

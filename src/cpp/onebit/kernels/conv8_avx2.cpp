@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "onebit/kernels/conv8_kernels.h"
+#include "onebit/kernels/fix64_avx2.h"
 #include "onebit/kernels/output_avx2.h"
 #include "onebit/threadpool.h"
 
@@ -42,12 +43,7 @@ inline __m256i requant_half(__m256i y, __m256i m, __m256i b, __m256i rnd, __m128
                             __m256i bias_out) {
   __m256i t = _mm256_mul_epi32(y, m);
   t = _mm256_add_epi64(t, _mm256_mul_epi32(b, _mm256_set1_epi64x(1)));
-  t = _mm256_add_epi64(t, rnd);
-  t = _mm256_xor_si256(t, _mm256_set1_epi64x(static_cast<int64_t>(0x8000000000000000ULL)));
-  t = _mm256_sub_epi64(_mm256_srl_epi64(t, sh), bias_out);
-  const __m256i hi = _mm256_set1_epi64x(127), lo = _mm256_set1_epi64x(-127);
-  t = _mm256_blendv_epi8(t, hi, _mm256_cmpgt_epi64(t, hi));
-  return _mm256_blendv_epi8(t, lo, _mm256_cmpgt_epi64(lo, t));
+  return floor_shift_clamp127(_mm256_add_epi64(t, rnd), sh, bias_out);
 }
 
 inline __m256i requant8(__m256i y, __m256i m, __m256i b, __m256i rnd, __m128i sh,
@@ -298,22 +294,21 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
       std::fill(d + lpad + rowlen, d + lpad + rowlen + rpad, int16_t{0});
       d += lpad;
       const int64_t off = (n * g.h + iy) * rowlen;
-      int64_t k = 0;
-      if (a.x_signed) {
-        const int8_t* s = static_cast<const int8_t*>(a.x) + off;
+      // d = s - zrow in int16; `widen` sign- or zero-extends 16 input bytes
+      const auto subtract_zero_points = [&](const auto* s, auto widen) {
+        int64_t k = 0;
         for (; k + 16 <= rowlen; k += 16)
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
-              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
+              widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
         for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
-      } else {
-        const uint8_t* s = static_cast<const uint8_t*>(a.x) + off;
-        for (; k + 16 <= rowlen; k += 16)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), _mm256_sub_epi16(
-              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k))),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zrow.data() + k))));
-        for (; k < rowlen; ++k) d[k] = static_cast<int16_t>(s[k] - zrow[k]);
-      }
+      };
+      if (a.x_signed)
+        subtract_zero_points(static_cast<const int8_t*>(a.x) + off,
+                             [](__m128i v) { return _mm256_cvtepi8_epi16(v); });
+      else
+        subtract_zero_points(static_cast<const uint8_t*>(a.x) + off,
+                             [](__m128i v) { return _mm256_cvtepu8_epi16(v); });
     }
   });
   const int64_t seg = int64_t{g.kw} * g.cin, s2 = (seg + 1) / 2, k2n = g.kh * s2;
@@ -434,18 +429,8 @@ int64_t mac_loop_avx2(int64_t iters) {
     a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(b5, w0));
     a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(b5, w1));
   }
-  __m256i s = a0;
-  s = _mm256_add_epi32(s, a1);
-  s = _mm256_add_epi32(s, a2);
-  s = _mm256_add_epi32(s, a3);
-  s = _mm256_add_epi32(s, a4);
-  s = _mm256_add_epi32(s, a5);
-  s = _mm256_add_epi32(s, a6);
-  s = _mm256_add_epi32(s, a7);
-  s = _mm256_add_epi32(s, a8);
-  s = _mm256_add_epi32(s, a9);
-  s = _mm256_add_epi32(s, a10);
-  s = _mm256_add_epi32(s, a11);
+  const __m256i s = sum_accumulators([](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); },
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
   volatile int32_t sink = _mm256_extract_epi32(s, 0);
   (void)sink;
   return iters * 12 * 16;

@@ -114,30 +114,9 @@ int64_t mac_loop_avx512(int64_t iters) {
     a22 = _mm512_dpbusd_epi32(a22, u, w0);
     a23 = _mm512_dpbusd_epi32(a23, u, w1);
   }
-  __m512i s = a0;
-  s = _mm512_add_epi32(s, a1);
-  s = _mm512_add_epi32(s, a2);
-  s = _mm512_add_epi32(s, a3);
-  s = _mm512_add_epi32(s, a4);
-  s = _mm512_add_epi32(s, a5);
-  s = _mm512_add_epi32(s, a6);
-  s = _mm512_add_epi32(s, a7);
-  s = _mm512_add_epi32(s, a8);
-  s = _mm512_add_epi32(s, a9);
-  s = _mm512_add_epi32(s, a10);
-  s = _mm512_add_epi32(s, a11);
-  s = _mm512_add_epi32(s, a12);
-  s = _mm512_add_epi32(s, a13);
-  s = _mm512_add_epi32(s, a14);
-  s = _mm512_add_epi32(s, a15);
-  s = _mm512_add_epi32(s, a16);
-  s = _mm512_add_epi32(s, a17);
-  s = _mm512_add_epi32(s, a18);
-  s = _mm512_add_epi32(s, a19);
-  s = _mm512_add_epi32(s, a20);
-  s = _mm512_add_epi32(s, a21);
-  s = _mm512_add_epi32(s, a22);
-  s = _mm512_add_epi32(s, a23);
+  const __m512i s = sum_accumulators([](__m512i x, __m512i y) { return _mm512_add_epi32(x, y); },
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18, a19,
+    a20, a21, a22, a23);
   volatile int32_t sink = _mm512_reduce_add_epi32(s);
   (void)sink;
   return iters * 24 * 64;

@@ -67,18 +67,8 @@ int64_t mac_loop_avxvnni(int64_t iters) {
     a10 = _mm256_dpbusd_avx_epi32(a10, u, w0);
     a11 = _mm256_dpbusd_avx_epi32(a11, u, w1);
   }
-  __m256i s = a0;
-  s = _mm256_add_epi32(s, a1);
-  s = _mm256_add_epi32(s, a2);
-  s = _mm256_add_epi32(s, a3);
-  s = _mm256_add_epi32(s, a4);
-  s = _mm256_add_epi32(s, a5);
-  s = _mm256_add_epi32(s, a6);
-  s = _mm256_add_epi32(s, a7);
-  s = _mm256_add_epi32(s, a8);
-  s = _mm256_add_epi32(s, a9);
-  s = _mm256_add_epi32(s, a10);
-  s = _mm256_add_epi32(s, a11);
+  const __m256i s = sum_accumulators([](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); },
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
   volatile int32_t sink = _mm256_extract_epi32(s, 0);
   (void)sink;
   return iters * 12 * 32;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "onebit/kernels/output_stage.h"
+#include "onebit/kernels/pack_neon.h"
 
 namespace onebit::kernels {
 namespace {
@@ -17,16 +18,6 @@ namespace {
 // per channel by the direction's sign, 64 compare masks packed into a word by pairwise byte adds
 // of the bit weights. float (aarch64): vcvtq_f32_s32 then separate multiply and add. Partial
 // words of bits and channel tails run the scalar writer.
-const uint8_t kBitWeights[8] = {1, 2, 4, 8, 16, 32, 64, 128};
-
-inline uint64_t pack_masks(const uint8x8_t m[8]) {
-  const uint8x8_t bw = vld1_u8(kBitWeights);
-  uint8x8_t h[8];
-  for (int i = 0; i < 8; ++i) h[i] = vand_u8(m[i], bw);
-  const uint8x8_t s01 = vpadd_u8(h[0], h[1]), s23 = vpadd_u8(h[2], h[3]);
-  const uint8x8_t s45 = vpadd_u8(h[4], h[5]), s67 = vpadd_u8(h[6], h[7]);
-  return vget_lane_u64(vreinterpret_u64_u8(vpadd_u8(vpadd_u8(s01, s23), vpadd_u8(s45, s67))), 0);
-}
 
 // 4 channels' bit masks (all ones = bit 1) from y, thresholds and directions.
 inline uint32x4_t bit_masks(int32x4_t y, const int32_t* t, int32x4_t d) {

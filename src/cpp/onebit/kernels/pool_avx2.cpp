@@ -40,29 +40,39 @@ inline __m256i pack_4x_i32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// Adds the 32 int8 at `in`, widened to int32, to the channel accumulators a0..a3 (8 each).
+inline void add_widened(const int8_t* in, __m256i& a0, __m256i& a1, __m256i& a2, __m256i& a3) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
+  a0 = _mm256_add_epi32(a0, _mm256_cvtepi8_epi32(lo));
+  a1 = _mm256_add_epi32(a1, _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  a2 = _mm256_add_epi32(a2, _mm256_cvtepi8_epi32(hi));
+  a3 = _mm256_add_epi32(a3, _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
 }  // namespace
 
 namespace {
 
 // Max pooling over one element type: V holds L elements; combine(acc, t) is the reference's
 // per-element rule (AND for bits, max for int8, acc > t ? acc : t for float = vmaxps(acc, t)).
-struct MaxBits {
-  using T = uint64_t;
-  static constexpr int L = 4;
-  static __m256i init() { return _mm256_set1_epi64x(-1); }
+// Integer element types: 32 bytes of T per __m256i, unaligned loads and stores.
+template <class Elem>
+struct IntLanes {
+  using T = Elem;
+  static constexpr int L = 32 / sizeof(T);
   static __m256i load(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static __m256i combine(__m256i a, __m256i t) { return _mm256_and_si256(a, t); }
   static void store(T* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+};
+struct MaxBits : IntLanes<uint64_t> {
+  static __m256i init() { return _mm256_set1_epi64x(-1); }
+  static __m256i combine(__m256i a, __m256i t) { return _mm256_and_si256(a, t); }
   static T init1() { return ~uint64_t{0}; }
   static T combine1(T a, T t) { return a & t; }
 };
-struct MaxInt8 {
-  using T = int8_t;
-  static constexpr int L = 32;
+struct MaxInt8 : IntLanes<int8_t> {
   static __m256i init() { return _mm256_set1_epi8(-128); }
-  static __m256i load(const T* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static __m256i combine(__m256i a, __m256i t) { return _mm256_max_epi8(a, t); }
-  static void store(T* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static T init1() { return -128; }
   static T combine1(T a, T t) { return std::max(a, t); }
 };
@@ -161,12 +171,7 @@ void avgpool_int8_avx2(const int8_t* x, int8_t* y, const PoolGeom& g, bool cip, 
         for (int i = win.i0; i < win.i1; ++i)
           for (int j = win.j0; j < win.j1; ++j) {
             auto in = static_cast<const int8_t*>(tap_ptr(x, 1, g, n, oy, ox, i, j)) + k;
-            const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
-            const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
-            a0 = _mm256_add_epi32(a0, _mm256_cvtepi8_epi32(lo));
-            a1 = _mm256_add_epi32(a1, _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-            a2 = _mm256_add_epi32(a2, _mm256_cvtepi8_epi32(hi));
-            a3 = _mm256_add_epi32(a3, _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+            add_widened(in, a0, a1, a2, a3);
           }
         const __m256i q = pack_4x_i32_to_i8(avg_round_vec(a0, dv, ddv, rcp),
                                             avg_round_vec(a1, dv, ddv, rcp),
@@ -222,12 +227,7 @@ void gap_sums(const int8_t* x, int32_t* acc, int64_t hw, int64_t c) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t p = 0; p < hw; ++p) {
       const int8_t* in = x + p * c + k;
-      const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
-      const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
-      a0 = _mm256_add_epi32(a0, _mm256_cvtepi8_epi32(lo));
-      a1 = _mm256_add_epi32(a1, _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-      a2 = _mm256_add_epi32(a2, _mm256_cvtepi8_epi32(hi));
-      a3 = _mm256_add_epi32(a3, _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+      add_widened(in, a0, a1, a2, a3);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + k), a0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + k + 8), a1);
