@@ -201,7 +201,7 @@ zoo_run() {
       zoo_passed=$((zoo_passed + 1))
     else
       echo "FAIL zoo $name $net: $isa (exit $rc) $(cmp "$got" "$build/zoo/$net.logits" 2>&1 | head -n 1)"
-      tail -n 3 "$build/$name/$net.out"
+      [ "$rc" = 0 ] || tail -n 3 "$build/$name/$net.out"
       zoo_failed=$((zoo_failed + 1))
     fi
   done
