@@ -179,9 +179,13 @@ zoo_passed=0 zoo_failed=0 zoo_nets=()
 if [ -z "$json_include" ] || ! "$python" -c "import torch, onebit.runtime" 2>/dev/null; then
   echo "SKIP zoo networks: no .venv with torch, nlohmann-json and onebit (run scripts/setup.sh first)"
 else
-  rm -rf "$build/zoo"
+  rm -rf "$build/zoo"; mkdir -p "$build"
   echo "== zoo networks: x86 scalar logits of $zoo_batch seeded images each"
-  mapfile -t zoo_nets < <("$python" "$root/scripts/zoo_reference.py" --out "$build/zoo" --batch "$zoo_batch" | cut -d' ' -f1)
+  if ! "$python" "$root/scripts/zoo_reference.py" --out "$build/zoo" --batch "$zoo_batch" >"$build/zoo.txt"; then
+    echo "FAIL zoo networks: scripts/zoo_reference.py could not write the files"
+    zoo_failed=$((zoo_failed + 1))
+  fi
+  mapfile -t zoo_nets < <(cut -d' ' -f1 "$build/zoo.txt")
 fi
 # zoo_run <target> <qemu command> <sysroot> <onebit-run> <isa>
 zoo_run() {
