@@ -29,6 +29,21 @@ inline void each_output(const PoolGeom& g, int64_t r0, int64_t r1, Fn fn) {
   }
 }
 
+// The channels [k, c) of one output pixel, one at a time: the scalar rule acc = acc > t ? acc : t.
+template <typename T>
+inline void max_tail(const T* x, T* y, const PoolGeom& g, int64_t o, int64_t n, int64_t oy, int64_t ox,
+                     const Window& win, int64_t k, T init) {
+  for (; k < g.c; ++k) {
+    T acc = init;
+    for (int i = win.i0; i < win.i1; ++i)
+      for (int j = win.j0; j < win.j1; ++j) {
+        const T t = tap(x, g, n, oy, ox, i, j)[k];
+        acc = acc > t ? acc : t;
+      }
+    y[o + k] = acc;
+  }
+}
+
 }  // namespace
 
 void maxpool_bits_neon(const uint64_t* x, uint64_t* y, const PoolGeom& g, int64_t r0, int64_t r1) {
@@ -58,15 +73,7 @@ void maxpool_int8_neon(const int8_t* x, int8_t* y, const PoolGeom& g, int64_t r0
         for (int j = win.j0; j < win.j1; ++j) acc = vmaxq_s8(acc, vld1q_s8(tap(x, g, n, oy, ox, i, j) + k));
       vst1q_s8(y + o + k, acc);
     }
-    for (; k < g.c; ++k) {
-      int8_t acc = -128;
-      for (int i = win.i0; i < win.i1; ++i)
-        for (int j = win.j0; j < win.j1; ++j) {
-          const int8_t t = tap(x, g, n, oy, ox, i, j)[k];
-          acc = acc > t ? acc : t;
-        }
-      y[o + k] = acc;
-    }
+    max_tail<int8_t>(x, y, g, o, n, oy, ox, win, k, -128);
   });
 }
 
@@ -137,15 +144,7 @@ void maxpool_f32_neon(const float* x, float* y, const PoolGeom& g, int64_t r0, i
         }
       vst1q_f32(y + o + k, acc);
     }
-    for (; k < g.c; ++k) {
-      float acc = ninf;
-      for (int i = win.i0; i < win.i1; ++i)
-        for (int j = win.j0; j < win.j1; ++j) {
-          const float t = tap(x, g, n, oy, ox, i, j)[k];
-          acc = acc > t ? acc : t;
-        }
-      y[o + k] = acc;
-    }
+    max_tail<float>(x, y, g, o, n, oy, ox, win, k, ninf);
   });
 }
 
