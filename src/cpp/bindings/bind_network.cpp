@@ -27,6 +27,16 @@ namespace {
 
 using namespace onebit::bind;  // the shared argument checks (common.h)
 
+// The int8 convolutions' input: uint8 or int8 of `ndim` dimensions; sets `x_signed` for int8.
+std::vector<int64_t> check_int8_input(const In& x, int ndim, bool& x_signed) {
+  if (x.dtype() == nb::dtype<uint8_t>()) return check<uint8_t>(x, "x", ndim);
+  if (x.dtype() == nb::dtype<int8_t>()) {
+    x_signed = true;
+    return check<int8_t>(x, "x", ndim);
+  }
+  throw std::invalid_argument("x must have dtype uint8 or int8");
+}
+
 void expect_shape(const std::vector<int64_t>& got, const std::vector<int64_t>& want,
                   const char* name) {
   if (got != want)
@@ -279,15 +289,7 @@ void bind_network(nb::module_& m) {
                           std::optional<int> shift, std::optional<In> scale,
                           std::optional<std::string> isa, std::optional<int> threads) {
     onebit::Conv8Args a;
-    std::vector<int64_t> xs;
-    if (x.dtype() == nb::dtype<uint8_t>()) {
-      xs = check<uint8_t>(x, "x", 4);
-    } else if (x.dtype() == nb::dtype<int8_t>()) {
-      xs = check<int8_t>(x, "x", 4);
-      a.x_signed = true;
-    } else {
-      throw std::invalid_argument("x must have dtype uint8 or int8");
-    }
+    const std::vector<int64_t> xs = check_int8_input(x, 4, a.x_signed);
     auto ws = check<int8_t>(weight, "weight", 4);
     if (ws[3] != xs[3])
       throw std::invalid_argument("weight has " + std::to_string(ws[3]) +
@@ -314,15 +316,7 @@ void bind_network(nb::module_& m) {
                          std::optional<In> scale, std::optional<std::string> isa,
                          std::optional<int> threads) {
     onebit::Conv8Args a;
-    std::vector<int64_t> xs;
-    if (x.dtype() == nb::dtype<uint8_t>()) {
-      xs = check<uint8_t>(x, "x", 2);
-    } else if (x.dtype() == nb::dtype<int8_t>()) {
-      xs = check<int8_t>(x, "x", 2);
-      a.x_signed = true;
-    } else {
-      throw std::invalid_argument("x must have dtype uint8 or int8");
-    }
+    const std::vector<int64_t> xs = check_int8_input(x, 2, a.x_signed);
     auto ws = check<int8_t>(weight, "weight", 2);
     if (ws[1] != xs[1])
       throw std::invalid_argument("weight has " + std::to_string(ws[1]) +
@@ -379,15 +373,7 @@ void bind_network(nb::module_& m) {
                                    std::optional<int> threads) {
     onebit::Conv8Args a;
     const onebit::Conv8Prepared& p = *prepared.p;
-    std::vector<int64_t> xs;
-    if (x.dtype() == nb::dtype<uint8_t>()) {
-      xs = check<uint8_t>(x, "x", 4);
-    } else if (x.dtype() == nb::dtype<int8_t>()) {
-      xs = check<int8_t>(x, "x", 4);
-      a.x_signed = true;
-    } else {
-      throw std::invalid_argument("x must have dtype uint8 or int8");
-    }
+    const std::vector<int64_t> xs = check_int8_input(x, 4, a.x_signed);
     if (xs[3] != p.cin)
       throw std::invalid_argument("prepared weights have " + std::to_string(p.cin) +
                                   " input channels, x has " + std::to_string(xs[3]));
