@@ -27,12 +27,9 @@ import torch
 from torch import nn
 
 from onebit.convert.larq.h5file import LarqImportError
+from onebit.nn.quantizers import _sign  # sign with +1 at 0 (docs/format.md §1)
 
 __all__ = ["SwishSign", "SteHeaviside", "resolve"]
-
-
-def _sign(x):
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
 class _SwishSignFn(torch.autograd.Function):
