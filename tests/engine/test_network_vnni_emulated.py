@@ -189,6 +189,7 @@ def test_network_conv8_vnni_logic_under_emulation(tmp_path):
         (SRC / "onebit/kernels/conv8_avxvnni.cpp", ["-mavx2", "-mfma", "-mbmi2", "-mavxvnni"]),
         (SRC / "onebit/kernels/conv8_scalar.cpp", []),
         (SRC / "onebit/conv8.cpp", []),
+        (SRC / "onebit/output.cpp", []),
         (SRC / "onebit/threadpool.cpp", []),
         (SRC / "onebit/isa.cpp", []),
         (SRC / "onebit/kernel_table.cpp", []),

@@ -19,28 +19,6 @@ namespace {
 
 [[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
-void check_stage(const OutputStage& st, int64_t cout) {
-  switch (st.kind) {
-    case OutputKind::int32: return;
-    case OutputKind::bits:
-      if (!st.threshold || !st.direction) fail("output 'bits' needs threshold and direction");
-      for (int64_t c = 0; c < cout; ++c)
-        if (st.direction[c] != 1 && st.direction[c] != -1)
-          fail("direction must hold only +1 or -1 (channel " + std::to_string(c) + " has " +
-               std::to_string(static_cast<int>(st.direction[c])) + ")");
-      return;
-    case OutputKind::int8:
-      if (!st.multiplier || !st.bias) fail("output 'int8' needs multiplier, bias and shift");
-      if (st.shift <= 0 || st.shift >= 32)
-        fail("shift must satisfy 0 < shift < 32, got " + std::to_string(st.shift));
-      return;
-    case OutputKind::f32:
-      if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
-      return;
-  }
-  fail("unknown output kind");
-}
-
 // Uniform entry points for the tables (the kernels proper live in kernels/bconv_<isa>.cpp).
 void plain_scalar(const BConvArgs& a, int threads) {
   BConvArgs b = a;
@@ -153,7 +131,7 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   if (!a.x || (!a.w && !a.prepared) || !a.out) fail("null input, weight or output pointer");
   if (a.weight_mask && a.prepared)
     fail("weight_mask cannot be combined with prepared weights (pass it to prepare_weights instead)");
-  check_stage(a.stage, s.cout);
+  check_output_stage(a.stage, s.cout);
   require_isa(isa);
   isa = kernel_isa(isa);  // avxvnni runs the avx2 binary kernels (the tables' avxvnni rows say so)
   if (const PreparedWeights* p = a.prepared) {

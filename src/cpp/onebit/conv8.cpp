@@ -85,27 +85,6 @@ int64_t accumulator_bound(int64_t k, int64_t maxdiff) {
   return k * maxdiff * 128;
 }
 
-void check_stage(const OutputStage& st, int64_t cout) {
-  switch (st.kind) {
-    case OutputKind::int32: return;
-    case OutputKind::bits:
-      if (!st.threshold || !st.direction) fail("output 'bits' needs threshold and direction");
-      for (int64_t o = 0; o < cout; ++o)
-        if (st.direction[o] != 1 && st.direction[o] != -1)
-          fail("direction values must be +1 or -1");
-      return;
-    case OutputKind::int8:
-      if (!st.multiplier || !st.bias) fail("output 'int8' needs multiplier, bias and shift");
-      if (st.shift < 1 || st.shift > 31)
-        fail("shift must be in [1, 31], got " + std::to_string(st.shift));
-      return;
-    case OutputKind::f32:
-      if (!st.scale || !st.fbias) fail("output 'float' needs scale and bias");
-      return;
-  }
-  fail("unknown output kind");
-}
-
 // The kernel an ISA runs for these zero points: the VNNI kernels need every zu in [0, 255].
 Isa pick_kernel(Isa isa, const int32_t* zp, int64_t cin, bool x_signed) {
   if (isa != Isa::avx512 && isa != Isa::avxvnni) return isa;
@@ -228,7 +207,7 @@ void conv8(const Conv8Args& a, Isa isa, int threads) {
   require_isa(isa);
   const Conv8Geom& g = a.g;
   if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
-  check_stage(a.stage, g.cout);
+  check_output_stage(a.stage, g.cout);
   std::shared_ptr<const Conv8Prepared> local;
   const Conv8Prepared* p = a.prepared;
   if (p) {

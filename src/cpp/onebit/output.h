@@ -32,6 +32,10 @@ inline int output_elem_size(OutputKind kind) {
 }
 
 // Output elements per pixel: cout, or ceil(cout/64) words for bits.
+// std::invalid_argument unless the parameters of `st.kind` are present and valid for `cout`
+// channels (directions +1/-1, 0 < shift < 32).
+void check_output_stage(const OutputStage& st, int64_t cout);
+
 inline int64_t output_per_pixel(OutputKind kind, int64_t cout) {
   return kind == OutputKind::bits ? (cout + 63) / 64 : cout;
 }
