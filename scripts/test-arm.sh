@@ -46,6 +46,19 @@ python="$root/.venv/bin/python"
 json_include=""
 [ -x "$python" ] && json_include=$("$python" -c "import nlohmann_json; print(nlohmann_json.get_include())" 2>/dev/null || true)
 
+# queue <array of objects> <flags> <sources...>: one compile job per source into $jobs_file (the
+# caller's), its object file under $out appended to the named array.
+queue() {
+  local -n into=$1
+  local flags=$2 src obj
+  shift 2
+  for src in "$@"; do
+    obj="$out/$(basename "${src%.cpp}").o"
+    into+=("$obj")
+    printf '%s\0%s\0%s\0' "$src" "$obj" "$flags" >>"$jobs_file"
+  done
+}
+
 # build_and_run <name> <compiler> <qemu command> <sysroot> <core flags> <neon flags, or "none">
 #               <dot-product flags, or "none">
 build_and_run() {
@@ -57,37 +70,16 @@ build_and_run() {
   [ -n "$json_include" ] && net_srcs=("${runtime_sources[@]}")
   [ "$neon_flags" != none ] && defs=(-DONEBIT_HAVE_NEON=1)
   # one compile per translation unit, $jobs at a time
-  local jobs_file="$out/jobs"
+  local jobs_file="$out/jobs" test_objs=()
   : >"$jobs_file"
-  for src in "${srcs[@]}"; do
-    local obj="$out/$(basename "${src%.cpp}").o"
-    objs+=("$obj")
-    printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags" >>"$jobs_file"
-  done
-  local test_obj="$out/kernel_equality.o"
-  printf '%s\0%s\0%s\0' "$root/tests/cpp/kernel_equality.cpp" "$test_obj" "$core_flags" >>"$jobs_file"
-  for src in "${net_srcs[@]}"; do
-    local obj="$out/$(basename "${src%.cpp}").o"
-    net_objs+=("$obj")
-    printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags -I$root/include -I$json_include" >>"$jobs_file"
-  done
-  if [ "$neon_flags" != none ]; then
-    for src in "${neon_sources[@]}"; do
-      local obj="$out/$(basename "${src%.cpp}").o"
-      objs+=("$obj")
-      printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags $neon_flags" >>"$jobs_file"
-    done
-  fi
-  if [ "$dot_flags" != none ]; then
-    for src in "${dot_sources[@]}"; do
-      local obj="$out/$(basename "${src%.cpp}").o"
-      objs+=("$obj")
-      printf '%s\0%s\0%s\0' "$src" "$obj" "$core_flags $dot_flags" >>"$jobs_file"
-    done
-  fi
+  queue objs "$core_flags" "${srcs[@]}"
+  queue test_objs "$core_flags" "$root/tests/cpp/kernel_equality.cpp"
+  queue net_objs "$core_flags -I$root/include -I$json_include" "${net_srcs[@]}"
+  if [ "$neon_flags" != none ]; then queue objs "$core_flags $neon_flags" "${neon_sources[@]}"; fi
+  if [ "$dot_flags" != none ]; then queue objs "$core_flags $dot_flags" "${dot_sources[@]}"; fi
   # shellcheck disable=SC2016
   xargs -0 -n 3 -P "$jobs" sh -c '"$0" $3 '"${common[*]} ${defs[*]:-}"' -c "$1" -o "$2"' "$cxx" <"$jobs_file"
-  "$cxx" "${objs[@]}" "$test_obj" -o "$out/kernel_equality" -pthread
+  "$cxx" "${objs[@]}" "${test_objs[@]}" -o "$out/kernel_equality" -pthread
   rm -f "$out/onebit-run"
   ((${#net_objs[@]})) && "$cxx" "${objs[@]}" "${net_objs[@]}" -o "$out/onebit-run" -pthread
   run_one "$name" "$qemu" "$sysroot" "$out/kernel_equality"
