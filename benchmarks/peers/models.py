@@ -271,6 +271,36 @@ def build(name: str, variant: str, pad_values: float = 1.0, seed: int = 0) -> ke
     return randomize(model, seed)
 
 
+def load_h5(path: str) -> keras.Model:
+    """A Keras / Larq model saved with ``model.save("x.h5")``, for inference.
+
+    Larq's layers and quantizers are registered with Keras when ``larq`` is imported. Larq Zoo's
+    models also name plain functions of theirs as initializers (QuickNet's
+    ``blurpool_initializer``), which Keras cannot deserialize by name; initializers play no part
+    in inference, so the architecture is rebuilt with those replaced by zeros and the saved
+    weights are loaded into it."""
+    import json
+
+    import h5py
+    import larq  # noqa: F401
+
+    def plain(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "function":
+                return {"class_name": "Zeros", "config": {}}
+            return {k: plain(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [plain(v) for v in node]
+        return node
+
+    with h5py.File(path, "r") as f:
+        config = f.attrs["model_config"]
+    config = json.loads(config.decode() if isinstance(config, bytes) else config)
+    model = tf.keras.models.model_from_json(json.dumps(plain(config)))
+    model.load_weights(path)
+    return model
+
+
 def to_lce(model: keras.Model) -> bytes:
     """LCE flatbuffer (float in, float out) via ``larq_compute_engine.convert_keras_model``."""
     import larq_compute_engine as lce

@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+H5_PREFIX = "h5:"  # a --h5 target's name: the prefix and the file's absolute path
 REPO = HERE.parent.parent
 
 ENGINES = ("lce-indirect", "lce-default", "xnnpack-int8", "xnnpack-float", "ort-float")
@@ -138,6 +139,13 @@ class ModelCache:
     def _keras_model(self, name, variant, pad_values, seed):
         import models
 
+        if name.startswith(H5_PREFIX):  # a saved model: its own weights and padding
+            if variant != "binary":
+                raise ValueError(f"{name}: a saved .h5 model runs on the LCE engines only")
+            key = (name,)
+            if key not in self._keras:
+                self._keras[key] = models.load_h5(name[len(H5_PREFIX):])
+            return self._keras[key]
         key = (name, variant, pad_values, seed)
         if key not in self._keras:
             self._keras[key] = models.build(name, variant, pad_values=pad_values, seed=seed)
@@ -146,7 +154,11 @@ class ModelCache:
     def get(self, name: str, fmt: str, pad_values: float, seed: int) -> bytes:
         import models
 
-        tag = f"{name.replace(',', '_').replace('=', '')}-{fmt}-p{pad_values:g}-s{seed}-{self.salt}"
+        if name.startswith(H5_PREFIX):
+            digest = hashlib.sha256(Path(name[len(H5_PREFIX):]).read_bytes()).hexdigest()[:12]
+            tag = f"h5-{digest}-{fmt}-{self.salt}"
+        else:
+            tag = f"{name.replace(',', '_').replace('=', '')}-{fmt}-p{pad_values:g}-s{seed}-{self.salt}"
         path = self.root / f"{tag}.bin" if self.root else None
         if path is not None and path.is_file():
             return path.read_bytes()
@@ -172,7 +184,7 @@ class ModelCache:
     def bitmacs(self, name: str, pad_values: float, seed: int) -> int:
         import models
 
-        if name in models.MODELS:
+        if name in models.MODELS or name.startswith(H5_PREFIX):
             return models.binary_macs(self._keras_model(name, "binary", pad_values, seed))
         return models.parse_layer(name).bitmacs
 
@@ -344,6 +356,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=None,
                     help="'all', 'none' or a comma list of cifar-binarynet, quicknet-small, "
                          "binary-resnet-e18, birealnet18")
+    ap.add_argument("--h5", action="append", default=[], metavar="PATH",
+                    help="a Keras/Larq model saved with model.save (repeatable); timed on the LCE "
+                         "engines with its own weights and pad_values")
     ap.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
                     help=f"comma list from {list(ENGINES)} or 'all' (default: %(default)s)")
     ap.add_argument("--threads", default="1,2", help="comma list (default: %(default)s)")
@@ -407,6 +422,12 @@ def main(argv=None) -> int:
     targets = [("layer", spec.name if (spec.k, spec.s) == (3, 1) else f"{spec.name},k={spec.k},s={spec.s}", spec)
                for spec in layers]
     targets += [("model", name, None) for name in model_names]
+    for path in args.h5:
+        if not Path(path).is_file():
+            _die(f"--h5: no such file: {path}")
+        targets.append(("model", H5_PREFIX + str(Path(path).resolve()), None))
+    if args.h5 and any(not e.startswith("lce-") for e in engines):
+        _die("--h5 models run on the LCE engines only: pass --engines lce-indirect,lce-default")
 
     records, failures = [], []
     for kind, name, spec in targets:
