@@ -22,6 +22,30 @@ constexpr int64_t kMaxBatch = int64_t{1} << 24;
 [[noreturn]] void bad_op(const Op& op, const std::string& msg) {
   throw FormatError("op '" + op.name + "' (" + op_type_name(op.type) + "): " + msg);
 }
+
+// What the engine's kernels cannot run, checked before anything is prepared (so that a model
+// whose raw weights get released is never left half prepared by a FormatError).
+void check_runnable(const Model& m) {
+  for (const Op& op : m.ops) {
+    if (op.type != OpType::bconv2d && op.type != OpType::bdense) continue;
+    if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
+      bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
+                     std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
+                     ", " + std::to_string(op.pw) + "]");
+    if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
+      bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
+                     std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
+  }
+}
+
+// Releases the raw weights of one prepared op (prepared_role tensors, Op::weight, Op::mask).
+void release_raw(Model& m, Op& op) {
+  for (const auto& [role, t] : op.tensors)
+    if (prepared_role(op.type, role)) m.tensors[static_cast<size_t>(t)].storage.reset();
+  op.weight.reset();
+  op.mask.reset();
+  m.raw_released = true;
+}
 }  // namespace
 
 // Fixed per-op parameters, computed once.
@@ -37,29 +61,26 @@ struct Executor::Context {
   std::vector<uint8_t*> ptr;  // per value
 };
 
-Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
-    : model_(std::move(model)), isa_(isa), threads_(threads) {
+Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw)
+    : model_(model), isa_(isa), threads_(threads) {
   if (!model_) throw std::invalid_argument("no model");
   if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("ISA '") + isa_name(isa) + "' is not available on this CPU/build");
-  const Model& m = *model_;
+  if (model->raw_released)
+    throw std::logic_error("the model's raw weights were released by the executor that prepared them: "
+                           "reload them from the file first");
+  check_runnable(*model);
+  Model& m = *model;
   state_.resize(m.ops.size());
   for (size_t i = 0; i < m.ops.size(); ++i) {
-    const Op& op = m.ops[i];
+    Op& op = m.ops[i];
     OpState& st = state_[i];
     auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
     if (!binary && !int8conv) continue;
     if (binary) {
-      if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
-        bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
-                       std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
-                       ", " + std::to_string(op.pw) + "]");
-      if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
-        bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
-                       std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
                                           op.mask.get());
@@ -71,6 +92,7 @@ Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
       st.prepared8 = conv8_prepare(t("weight")->as<int8_t>(), op.out_channels, op.kh, op.kw, op.in_channels, zp,
                                    x_signed, isa_, threads);
     }
+    if (raw == RawWeights::release) release_raw(m, op);
     OutputStage& s = st.stage;
     if (op.stage == Stage::bits) {
       s.kind = OutputKind::bits;

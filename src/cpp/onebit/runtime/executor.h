@@ -1,7 +1,11 @@
 // The graph executor: runs a validated Model (model.h) on the engine's kernels, with no Python
 // in the loop.
 //
-// Built once per (model, ISA, threads): binary weights are prepared for the ISA here, once.
+// Built once per (model, ISA, threads): binary and int8 convolution weights are prepared for the
+// ISA here, once, op by op. With RawWeights::release each op's raw weights are released from the
+// model as soon as its prepared form exists, so the model and its executor hold one copy of the
+// weights (peak: the loaded file plus one op's prepared weights); another ISA then needs the raw
+// weights put back first (reload_weights, loader.h).
 // Buffers are planned per batch size (plan.h: liveness-based reuse, flatten outputs are views of
 // their input's buffer) and held by execution contexts; run() takes a free context (or makes
 // one), so several threads may run one Executor at once: they share the model and the prepared
@@ -22,11 +26,14 @@
 
 namespace onebit::rt {
 
+enum class RawWeights { keep, release };
+
 class Executor {
  public:
   // FormatError for a graph the engine cannot run (e.g. a binary convolution with a different
-  // stride or padding per axis); std::invalid_argument for threads < 1 or an ISA the CPU lacks.
-  Executor(std::shared_ptr<const Model> model, Isa isa, int threads);
+  // stride or padding per axis); std::invalid_argument for threads < 1 or an ISA the CPU lacks;
+  // std::logic_error when the model's raw weights were released (Model::raw_released).
+  Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw = RawWeights::keep);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

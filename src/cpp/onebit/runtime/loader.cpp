@@ -13,6 +13,7 @@
 #include <limits>
 #include <new>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -418,8 +419,8 @@ void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::
 // Validates a file of `size` bytes whose first `prefix_len` bytes are at `prefix` (at least the
 // 8 + N bytes of the length and the header whenever the file holds them) and reads its data
 // section through `read_body`.
-static std::shared_ptr<const Model> load_impl(const uint8_t* prefix, size_t prefix_len, size_t size,
-                                              const ReadBody& read_body) {
+static std::shared_ptr<Model> load_impl(const uint8_t* prefix, size_t prefix_len, size_t size,
+                                        const ReadBody& read_body) {
   const uint8_t* data = prefix;
   if (size < 8)
     fail("file truncated: " + std::to_string(size) + " bytes, the header length alone takes 8");
@@ -444,19 +445,26 @@ static std::shared_ptr<const Model> load_impl(const uint8_t* prefix, size_t pref
   auto entries = tensor_entries(header, body_len);
   std::vector<OpJson> ops_json;
   check_graph(docs.graph, docs.output, *m, ops_json);
+  // fingerprint: the header, then every tensor's offset and bytes in the order they are read
+  const std::hash<std::string_view> hash;
+  uint64_t h = hash(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(8 + n)));
+  auto mix = [&h](uint64_t v) { h = (h ^ v) * 0x100000001B3ull + (h >> 29); };
   tensors(*m, ops_json, entries, [&](int64_t off, int64_t len, uint8_t* dst) {
     read_body(static_cast<int64_t>(8 + n) + off, len, dst);
+    mix(static_cast<uint64_t>(off));
+    mix(hash(std::string_view(reinterpret_cast<const char*>(dst), static_cast<size_t>(len))));
   });
+  m->fingerprint = h;
   return m;
 }
 
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
+std::shared_ptr<Model> load_model(const uint8_t* data, size_t size) {
   return load_impl(data, size, size, [&](int64_t off, int64_t len, uint8_t* dst) {
     std::memcpy(dst, data + off, static_cast<size_t>(len));
   });
 }
 
-std::shared_ptr<const Model> load_model_file(const std::string& path) {
+std::shared_ptr<Model> load_model_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
   struct Closer {
@@ -492,6 +500,22 @@ std::shared_ptr<const Model> load_model_file(const std::string& path) {
   } catch (const FormatError& e) {
     throw FormatError(path + ": " + e.what());
   }
+}
+
+void reload_weights(Model& m, const std::string& path) {
+  if (!m.raw_released) return;
+  std::shared_ptr<Model> fresh = load_model_file(path);
+  if (fresh->fingerprint != m.fingerprint || fresh->ops.size() != m.ops.size() ||
+      fresh->tensors.size() != m.tensors.size())
+    throw IoError("model file '" + path + "' changed since it was opened: open it again");
+  for (size_t i = 0; i < m.ops.size(); ++i) {
+    Op& op = m.ops[i];
+    for (const auto& [role, t] : op.tensors)
+      if (prepared_role(op.type, role)) m.tensors[static_cast<size_t>(t)].storage = fresh->tensors[static_cast<size_t>(t)].storage;
+    op.weight = fresh->ops[i].weight;
+    op.mask = fresh->ops[i].mask;
+  }
+  m.raw_released = false;
 }
 
 }  // namespace onebit::rt

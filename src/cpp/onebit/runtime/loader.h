@@ -28,9 +28,13 @@ constexpr int64_t kMaxTotalElements = int64_t{1} << 28;
 constexpr int64_t kInt16MaxK = 32767;
 
 // Validates the bytes of a model file (FormatError on anything malformed).
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+std::shared_ptr<Model> load_model(const uint8_t* data, size_t size);
 // Reads and validates a file: IoError when it cannot be read, FormatError (prefixed with the
 // path) when it is malformed or larger than kMaxFileBytes.
-std::shared_ptr<const Model> load_model_file(const std::string& path);
+std::shared_ptr<Model> load_model_file(const std::string& path);
+// Puts back the weights an executor released from `m` (Model::raw_released), read again from
+// the file `m` was loaded from: IoError when the file cannot be read or no longer holds the same
+// bytes (Model::fingerprint), FormatError when it is now malformed; `m` is unchanged then.
+void reload_weights(Model& m, const std::string& path);
 
 }  // namespace onebit::rt

@@ -1,6 +1,8 @@
 // A validated .onebit model in memory (docs/format.md §7): metadata, values, ops in execution
-// order, and owned tensor data. Built only by the loader (loader.h), immutable afterwards, and
-// shared read-only by every executor and thread that runs it. No Python.
+// order, and owned tensor data. Built only by the loader (loader.h) and shared read-only by every
+// executor and thread that runs it, with one exception: the weights an executor prepares for its
+// ISA (prepared_role) may be released by it once their prepared form exists (raw_released), and
+// put back by reload_weights (loader.h) before another ISA is prepared. No Python.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -59,6 +61,11 @@ enum class OpType : int {
 };
 const char* op_type_name(OpType t);
 
+// True for the tensor roles an executor copies into an ISA's own layout and then no longer
+// reads: the binary ops' packed weights and masks (weight, weight_mask, weight_word_mask,
+// weight_kept), the int8 convolutions' weight.
+bool prepared_role(OpType t, const std::string& role);
+
 enum class Stage : int { none = 0, bits = 1, int8 = 2, f32 = 3 };
 
 // One op with its attributes decoded (only those of its type are meaningful).
@@ -104,6 +111,10 @@ struct Model {
   std::vector<Op> ops;
   std::vector<Tensor> tensors;
   int64_t file_bytes = 0;
+  // A hash of every byte the loader read (same bytes, same value, within one process).
+  uint64_t fingerprint = 0;
+  // The prepared_role tensors (and Op::weight / Op::mask) were released by an executor.
+  bool raw_released = false;
   int value_index(const std::string& name) const;  // -1 when absent
 };
 
