@@ -109,7 +109,7 @@ PyRuntime open_runtime(const nb::object& src, const std::optional<std::string>& 
                        const std::optional<int>& threads) {
   const onebit::Isa is = pick_isa(isa);
   const int th = pick_threads(threads);
-  // one ISA per Runtime: the executor releases the raw weights it prepared
+  // one ISA per Runtime: the raw weights are released once prepared
   std::shared_ptr<rt::Model> model;
   PyRuntime r;
   if (nb::isinstance<nb::bytes>(src)) {
@@ -122,8 +122,8 @@ PyRuntime open_runtime(const nb::object& src, const std::optional<std::string>& 
   } else {
     const std::string path = nb::cast<std::string>(nb::str(src));
     nb::gil_scoped_release release;
-    model = rt::load_model_file(path);
-    r.exe = std::make_unique<rt::Executor>(model, is, th, rt::RawWeights::release);
+    model = rt::load_model_file(path, true);
+    r.exe = std::make_unique<rt::Executor>(model, is, th, rt::RawWeights::release, path);
   }
   return r;
 }

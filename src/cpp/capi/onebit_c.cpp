@@ -18,8 +18,9 @@
 
 namespace rt = onebit::rt;
 
-// `path`: the file of onebit_open_file, read again when another ISA is prepared (the executor
-// releases the raw weights it prepared); empty for onebit_open_memory, whose model keeps them.
+// `path`: the file of onebit_open_file, whose raw weights are released once prepared and read
+// again from it when another ISA is prepared; empty for onebit_open_memory, whose model keeps
+// them (the caller's buffer may be gone).
 struct onebit_model {
   std::shared_ptr<rt::Model> model;
   std::string path;
@@ -74,7 +75,7 @@ onebit_status open_model(std::shared_ptr<rt::Model> m, std::string path, onebit_
   } catch (const std::exception& e) {
     return set_error(ONEBIT_ERROR_UNSUPPORTED, e.what());
   }
-  h->exe = std::make_unique<rt::Executor>(h->model, isa, onebit::default_num_threads(), raw_weights(*h));
+  h->exe = std::make_unique<rt::Executor>(h->model, isa, onebit::default_num_threads(), raw_weights(*h), h->path);
   *out = h.release();
   return ONEBIT_OK;
 }
@@ -119,7 +120,7 @@ onebit_status onebit_open_file(const char* path, onebit_model** out) {
   if (out) *out = nullptr;
   if (onebit_status s = need(out, "out"); s != ONEBIT_OK) return s;
   if (onebit_status s = need(path, "path"); s != ONEBIT_OK) return s;
-  return guarded([&] { return open_model(rt::load_model_file(path), path, out); });
+  return guarded([&] { return open_model(rt::load_model_file(path, true), path, out); });
 }
 
 onebit_status onebit_open_memory(const void* data, size_t size, onebit_model** out) {
@@ -188,8 +189,9 @@ onebit_status onebit_set_isa(onebit_model* model, const char* isa) {
   return guarded([&] {
     if (v == model->exe->isa()) return ONEBIT_OK;
     // the new executor is built beside the old one, which stays in place when anything fails
-    if (model->model->raw_released) rt::reload_weights(*model->model, model->path);
-    model->exe = std::make_unique<rt::Executor>(model->model, v, model->exe->threads(), raw_weights(*model));
+    // (a file model's weights are read again from its file, op by op)
+    model->exe = std::make_unique<rt::Executor>(model->model, v, model->exe->threads(), raw_weights(*model),
+                                                model->path);
     return ONEBIT_OK;
   });
 }
