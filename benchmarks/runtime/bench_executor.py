@@ -190,8 +190,8 @@ def main(argv=None) -> int:
             print(f"{r['model']:22} {r['ops']:>4} {r[f'base_{stat}_ms']:>9.3f} {r[f'cur_{stat}_ms']:>9.3f} "
                   f"{kern:>9.3f} {run:>10.3f} {r[f'cur_{stat}_ms'] / r[f'base_{stat}_ms']:>8.3f} "
                   f"{r[f'cur_{stat}_ms'] / kern:>8.3f} {run / kern:>8.3f} {str(r['logits_equal']):>6}")
-    print("speedup over the Python loop (medians, ms): old end to end, old op-time sum, new end to end, "
-          "new kernel sum, speedup, bound = old end to end / new kernel sum")
+    print("speedup over the Python loop (medians, ms): its end to end, its op-time sum; Session end to end, "
+          "kernel sum; speedup; bound = Python loop end to end / kernel sum")
     for r in records:
         print(f"{r['model']:22} {r['base_median_ms']:>9.3f} {r['base_kernel_sum_median_ms']:>9.3f} "
               f"{r['cur_median_ms']:>9.3f} {r['kernel_sum_median_ms']:>9.3f} {r['speedup_median']:>7.2f}x "
