@@ -53,7 +53,8 @@ ONEBIT_API const char* onebit_status_name(onebit_status s);
 
 /* Open and validate a model, bound to the best ISA of the CPU (or ONEBIT_ISA) and the default
  * thread count (ONEBIT_NUM_THREADS or all cores). On success *out holds the model; on failure
- * *out is NULL. open_memory copies what it needs: `data` may be freed afterwards. */
+ * *out is NULL. open_memory copies what it needs: `data` may be freed afterwards (its model
+ * keeps the raw weights beside the prepared ones, docs/format.md §8 "Memory"). */
 ONEBIT_API onebit_status onebit_open_file(const char* path, onebit_model** out);
 ONEBIT_API onebit_status onebit_open_memory(const void* data, size_t size, onebit_model** out);
 /* Frees the model (NULL is ignored). */
@@ -72,7 +73,10 @@ ONEBIT_API const char* onebit_class_name(const onebit_model* model, int64_t i);
 ONEBIT_API onebit_status onebit_set_threads(onebit_model* model, int threads);
 ONEBIT_API int onebit_threads(const onebit_model* model);
 /* "scalar", "avx2", "avx512" (x86-64) or "neon" (AArch64): ONEBIT_ERROR_UNSUPPORTED when the CPU
- * or build lacks it. Binary weights are prepared again for the new ISA. */
+ * or build lacks it. Binary and int8 convolution weights are prepared again for the new ISA: a
+ * model opened from a file reads them from that file again (it keeps only the prepared ones),
+ * ONEBIT_ERROR_IO when the file is gone or no longer holds the same bytes; on any failure the
+ * model keeps its ISA and stays usable. */
 ONEBIT_API onebit_status onebit_set_isa(onebit_model* model, const char* isa);
 ONEBIT_API const char* onebit_isa(const onebit_model* model);
 /* ISAs this CPU and build can run, comma-separated, slowest first. */

@@ -7,8 +7,12 @@ and built once under runs/engine-builds/<commit>/), running one warm-up and ``--
 ``Session.run`` calls on one fixed batch, and reporting the median and minimum milliseconds. The
 current build also reports the sum of its kernel times (each op timed inside the executor,
 ``Session.op_times``). onebit-run (plain CMake build, ``--onebit-run``) runs the same batch in the
-same rounds. Every build's logits must be equal bit for bit (checked, recorded). The table gives
-per model the min of the processes' minima and the median of their medians, and cur / base.
+same rounds. Every build's logits must be equal bit for bit (checked, recorded). The baseline also
+reports the sum of its op times (each op timed in Python around its kernel call, its
+``Session.op_times``). The table gives per model the min of the processes' minima and the median
+of their medians, and cur / base; a second table sets the speedup over the baseline beside its
+bound with these kernels, base end to end / the current sum of kernel times (what an executor with
+no overhead at all would reach).
 
     .venv/bin/python benchmarks/runtime/bench_executor.py --baseline a71f34e \\
         --onebit-run build-c/onebit-run --json benchmarks/results/executor.json
@@ -63,6 +67,11 @@ if hasattr(s, "_rt"):  # the C++ executor: each op timed inside it, and the same
     rec["overhead_ratio_median"] = statistics.median(w / k for w, k in zip(walls, sums))
     rec["activation_bytes"] = s.activation_bytes(u.shape[0])
     rec["ops"] = len(s._ops)
+else:  # the Python loop: each op timed in Python around its kernel call (Session.op_times)
+    times = s.op_times(u, int(repeats))
+    sums = [sum(v[i] for v in times.values()) for i in range(int(repeats))]
+    rec["kernel_sum_median_ms"] = statistics.median(sums)
+    rec["kernel_sum_min_ms"] = min(sums)
 json.dump(rec, open(out, "w"))
 """
 
@@ -151,12 +160,17 @@ def main(argv=None) -> int:
             if v:
                 rec[f"{k}_min_ms"] = min(r["min_ms"] for r in v)
                 rec[f"{k}_median_ms"] = statistics.median(r["median_ms"] for r in v)
+        rec["base_kernel_sum_min_ms"] = min(r["kernel_sum_min_ms"] for r in runs["base"])
+        rec["base_kernel_sum_median_ms"] = statistics.median(r["kernel_sum_median_ms"] for r in runs["base"])
         rec["kernel_sum_min_ms"] = min(r["kernel_sum_min_ms"] for r in runs["cur"])
         rec["kernel_sum_median_ms"] = statistics.median(r["kernel_sum_median_ms"] for r in runs["cur"])
         rec["timed_run_median_ms"] = statistics.median(r["timed_run_median_ms"] for r in runs["cur"])
         rec["timed_run_min_ms"] = min(r["timed_run_min_ms"] for r in runs["cur"])
         # end to end (one Session call, Python included) / the sum of that same run's op times
         rec["end_to_end_over_kernels"] = statistics.median(r["overhead_ratio_median"] for r in runs["cur"])
+        # speedup over the Python loop, and its bound with these kernels: zero executor overhead
+        rec["speedup_median"] = rec["base_median_ms"] / rec["cur_median_ms"]
+        rec["speedup_bound_median"] = rec["base_median_ms"] / rec["kernel_sum_median_ms"]
         if runs["onebit-run"]:
             rec["onebit_run_peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs["onebit-run"])
             rec["onebit_run_end_to_end_over_kernels"] = statistics.median(
@@ -176,6 +190,12 @@ def main(argv=None) -> int:
             print(f"{r['model']:22} {r['ops']:>4} {r[f'base_{stat}_ms']:>9.3f} {r[f'cur_{stat}_ms']:>9.3f} "
                   f"{kern:>9.3f} {run:>10.3f} {r[f'cur_{stat}_ms'] / r[f'base_{stat}_ms']:>8.3f} "
                   f"{r[f'cur_{stat}_ms'] / kern:>8.3f} {run / kern:>8.3f} {str(r['logits_equal']):>6}")
+    print("speedup over the Python loop (medians, ms): its end to end, its op-time sum; Session end to end, "
+          "kernel sum; speedup; bound = Python loop end to end / kernel sum")
+    for r in records:
+        print(f"{r['model']:22} {r['base_median_ms']:>9.3f} {r['base_kernel_sum_median_ms']:>9.3f} "
+              f"{r['cur_median_ms']:>9.3f} {r['kernel_sum_median_ms']:>9.3f} {r['speedup_median']:>7.2f}x "
+              f"{r['speedup_bound_median']:>7.2f}x")
     print("one call end to end / the sum of its own op times (median over runs): Session (Python), onebit-run (C API)")
     for r in records:
         print(f"{r['model']:22} {r['end_to_end_over_kernels']:.4f}  ({r['timed_run_median_ms']:.3f} ms "

@@ -2,8 +2,11 @@
 stress harness: every index of every parallel region is run exactly once for random sizes and
 thread counts (1-5, more than the machine's cores included), with spinning (default) and with
 ONEBIT_SPIN_US=0 (sleep at once); an exception thrown by a chunk reaches the caller; two OS
-threads calling parallel_for at the same time are serialized correctly; a parallel_for called
-from inside a chunk (nested) runs inline instead of deadlocking, every index still once."""
+threads calling parallel_for at the same time both get every index once; a parallel_for called
+from inside a chunk (nested) runs inline instead of deadlocking, every index still once; and two
+regions of different calling threads (threads=2 each, as two Sessions run them) are in progress
+at the same time: each region's chunks wait at a latch that only the other region's chunks can
+open, so a pool that runs one region at a time fails this (the wait gives up after 60 s)."""
 from __future__ import annotations
 
 import os
@@ -17,6 +20,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "cpp"
 
 HARNESS = r"""
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
@@ -65,8 +69,40 @@ static long check(unsigned seed, int iters) {
   return bad;
 }
 
+// Two threads each run a region of 2 chunks with threads=2; every chunk marks its region as
+// started, then waits until the other region has started too. Returns the number of chunks
+// that gave up waiting (0 when both regions ran at once).
+static long concurrent_regions(int rounds) {
+  long bad = 0;
+  for (int r = 0; r < rounds; ++r) {
+    std::atomic<int> started[2];
+    std::atomic<long> gave_up{0};
+    for (auto& s : started) s = 0;
+    auto region = [&](int me) {
+      onebit::parallel_for(2, 2, [&](int64_t a, int64_t b) {
+        started[me] += static_cast<int>(b - a);
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (started[1 - me].load() == 0)
+          if (std::chrono::steady_clock::now() > end) {
+            gave_up++;
+            return;
+          } else {
+            std::this_thread::yield();
+          }
+      });
+    };
+    std::thread other([&] { region(1); });
+    region(0);
+    other.join();
+    bad += gave_up.load() + (started[0].load() != 2) + (started[1].load() != 2);
+  }
+  return bad;
+}
+
 int main() {
-  long bad = check(1, 6000);
+  long bad = concurrent_regions(200);
+  std::printf("concurrent=%ld\n", bad);
+  bad += check(1, 6000);
   long bad2 = 0;
   std::thread other([&] { bad2 = check(2, 3000); });  // two callers at once
   bad += check(3, 3000);
@@ -93,4 +129,5 @@ def test_threadpool_runs_every_index_once(tmp_path, spin_us):
         env["ONEBIT_SPIN_US"] = spin_us
     res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, env=env)  # a hang fails
     assert res.returncode == 0, res.stdout + res.stderr
+    assert "concurrent=0" in res.stdout
     assert "bad=0" in res.stdout

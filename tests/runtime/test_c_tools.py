@@ -190,6 +190,62 @@ def test_c_api_status_codes_and_messages(build, model):
     lib.onebit_close(h)
 
 
+def test_c_api_set_isa_reads_the_weights_again(build, model, tmp_path):
+    # a model opened from a file keeps only its prepared weights: set_isa reads the raw ones from
+    # the file again, and refuses (IO, model unchanged and usable) when the file changed or is gone
+    lib = ctypes.CDLL(str(build / "libonebit.so"))
+    for f in ("onebit_last_error", "onebit_isa", "onebit_supported_isas"):
+        getattr(lib, f).restype = ctypes.c_char_p
+    lib.onebit_isa.argtypes = [ctypes.c_void_p]
+    lib.onebit_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_size_t]
+    lib.onebit_set_isa.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.onebit_close.argtypes = [ctypes.c_void_p]
+    lib.onebit_open_memory.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)]
+    isas = lib.onebit_supported_isas().split(b",")
+    if len(isas) < 2:
+        pytest.skip("one ISA only: set_isa cannot change it")
+    path = tmp_path / "m.onebit"
+    data = model.read_bytes()
+    path.write_bytes(data)
+    h = ctypes.c_void_p()
+    assert lib.onebit_open_file(str(path).encode(), ctypes.byref(h)) == 0
+    first = lib.onebit_isa(h)
+    u = np.random.default_rng(5).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
+    expected = Session(data).run(u)
+
+    def run():
+        out = np.zeros((2, 10), np.float32)
+        assert lib.onebit_run(h, u.ctypes.data, 2, out.ctypes.data, out.size) == 0, lib.onebit_last_error()
+        return out
+
+    assert np.array_equal(run(), expected)
+    for isa in isas + [first]:  # every ISA, prepared from the file again each time
+        assert lib.onebit_set_isa(h, isa) == 0, lib.onebit_last_error()
+        assert lib.onebit_isa(h) == isa and np.array_equal(run(), expected)
+    other = isas[0] if isas[0] != first else isas[1]
+    # every tensor's first byte flipped: the file no longer holds the bytes that were validated
+    n = struct.unpack("<Q", data[:8])[0]
+    changed = bytearray(data)
+    for name, e in json.loads(data[8:8 + n]).items():
+        if name != "__metadata__" and e["data_offsets"][1] > e["data_offsets"][0]:
+            changed[8 + n + e["data_offsets"][0]] ^= 1
+    path.write_bytes(bytes(changed))
+    assert lib.onebit_set_isa(h, other) == 2
+    assert b"changed since it was opened" in lib.onebit_last_error()
+    assert lib.onebit_isa(h) == first and np.array_equal(run(), expected)
+    path.unlink()
+    assert lib.onebit_set_isa(h, other) == 2 and b"cannot open model file" in lib.onebit_last_error()
+    assert lib.onebit_isa(h) == first and np.array_equal(run(), expected)
+    lib.onebit_close(h)
+    # open_memory keeps its own copy: the caller's buffer may go, set_isa still works
+    buf = ctypes.create_string_buffer(data, len(data))
+    assert lib.onebit_open_memory(buf, len(data), ctypes.byref(h)) == 0
+    ctypes.memset(buf, 0, len(data))
+    del buf
+    assert lib.onebit_set_isa(h, other) == 0 and np.array_equal(run(), expected)
+    lib.onebit_close(h)
+
+
 def test_fuzzer_small_run(build, tmp_path):
     # the seeded mutation fuzzer of the C++ loader (benchmarks/runtime/fuzz_loader.py runs 100,000
     # inputs under AddressSanitizer); here a few thousand inputs of an ordinary build

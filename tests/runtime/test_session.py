@@ -179,3 +179,16 @@ def test_session_profile_times_every_op_in_cpp(tiny_files):
     assert [p["type"] for p in prof] == [op.type for op in sess.model.ops]
     assert [p["output"] for p in prof] == [sess.model.values[op.output].kind for op in sess.model.ops]
     assert all(p["median_ms"] >= 0 for p in prof) and sum(p["median_ms"] for p in prof) > 0
+
+
+def test_session_from_a_path_needs_the_file_only_while_opening(tmp_path, tiny_files):
+    # the loader releases the raw weights once checked and the executor reads each op's again
+    # just before preparing it: afterwards the Session holds what it runs, the file may go
+    for key, data in tiny_files.items():
+        ref = Session(data)
+        u = np.random.default_rng(8).integers(0, 256, (3,) + ref.input_shape, dtype=np.uint8)
+        path = tmp_path / f"m{key}.onebit"
+        path.write_bytes(data)
+        sess = Session(path, threads=2)
+        path.unlink()
+        assert np.array_equal(sess.run(u), ref.run(u))

@@ -109,7 +109,8 @@ PyRuntime open_runtime(const nb::object& src, const std::optional<std::string>& 
                        const std::optional<int>& threads) {
   const onebit::Isa is = pick_isa(isa);
   const int th = pick_threads(threads);
-  std::shared_ptr<const rt::Model> model;
+  // one ISA per Runtime: the raw weights are released once prepared
+  std::shared_ptr<rt::Model> model;
   PyRuntime r;
   if (nb::isinstance<nb::bytes>(src)) {
     nb::bytes b = nb::cast<nb::bytes>(src);
@@ -117,12 +118,12 @@ PyRuntime open_runtime(const nb::object& src, const std::optional<std::string>& 
     const size_t size = b.size();
     nb::gil_scoped_release release;
     model = rt::load_model(p, size);
-    r.exe = std::make_unique<rt::Executor>(model, is, th);
+    r.exe = std::make_unique<rt::Executor>(model, is, th, rt::RawWeights::release);
   } else {
     const std::string path = nb::cast<std::string>(nb::str(src));
     nb::gil_scoped_release release;
-    model = rt::load_model_file(path);
-    r.exe = std::make_unique<rt::Executor>(model, is, th);
+    model = rt::load_model_file(path, true);
+    r.exe = std::make_unique<rt::Executor>(model, is, th, rt::RawWeights::release, path);
   }
   return r;
 }

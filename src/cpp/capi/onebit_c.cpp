@@ -18,8 +18,12 @@
 
 namespace rt = onebit::rt;
 
+// `path`: the file of onebit_open_file, whose raw weights are released once prepared and read
+// again from it when another ISA is prepared; empty for onebit_open_memory, whose model keeps
+// them (the caller's buffer may be gone).
 struct onebit_model {
-  std::shared_ptr<const rt::Model> model;
+  std::shared_ptr<rt::Model> model;
+  std::string path;
   std::unique_ptr<rt::Executor> exe;
 };
 
@@ -53,20 +57,25 @@ onebit_status guarded(F&& fn) {
   }
 }
 
+rt::RawWeights raw_weights(const onebit_model& h) {
+  return h.path.empty() ? rt::RawWeights::keep : rt::RawWeights::release;
+}
+
 onebit_status need(const void* p, const char* what) {
   return p ? ONEBIT_OK : set_error(ONEBIT_ERROR_ARGUMENT, std::string(what) + " must not be NULL");
 }
 
-onebit_status open_model(std::shared_ptr<const rt::Model> m, onebit_model** out) {
+onebit_status open_model(std::shared_ptr<rt::Model> m, std::string path, onebit_model** out) {
   auto h = std::make_unique<onebit_model>();
   h->model = std::move(m);
+  h->path = std::move(path);
   onebit::Isa isa;
   try {
     isa = onebit::default_isa();  // ONEBIT_ISA may name one the CPU lacks
   } catch (const std::exception& e) {
     return set_error(ONEBIT_ERROR_UNSUPPORTED, e.what());
   }
-  h->exe = std::make_unique<rt::Executor>(h->model, isa, onebit::default_num_threads());
+  h->exe = std::make_unique<rt::Executor>(h->model, isa, onebit::default_num_threads(), raw_weights(*h), h->path);
   *out = h.release();
   return ONEBIT_OK;
 }
@@ -111,14 +120,14 @@ onebit_status onebit_open_file(const char* path, onebit_model** out) {
   if (out) *out = nullptr;
   if (onebit_status s = need(out, "out"); s != ONEBIT_OK) return s;
   if (onebit_status s = need(path, "path"); s != ONEBIT_OK) return s;
-  return guarded([&] { return open_model(rt::load_model_file(path), out); });
+  return guarded([&] { return open_model(rt::load_model_file(path, true), path, out); });
 }
 
 onebit_status onebit_open_memory(const void* data, size_t size, onebit_model** out) {
   if (out) *out = nullptr;
   if (onebit_status s = need(out, "out"); s != ONEBIT_OK) return s;
   if (onebit_status s = need(data, "data"); s != ONEBIT_OK) return s;
-  return guarded([&] { return open_model(rt::load_model(static_cast<const uint8_t*>(data), size), out); });
+  return guarded([&] { return open_model(rt::load_model(static_cast<const uint8_t*>(data), size), "", out); });
 }
 
 void onebit_close(onebit_model* model) { delete model; }
@@ -179,15 +188,10 @@ onebit_status onebit_set_isa(onebit_model* model, const char* isa) {
                                                    onebit_supported_isas() + ")");
   return guarded([&] {
     if (v == model->exe->isa()) return ONEBIT_OK;
-    const onebit::Isa old = model->exe->isa();
-    const int threads = model->exe->threads();
-    model->exe.reset();  // one set of prepared weights at a time
-    try {
-      model->exe = std::make_unique<rt::Executor>(model->model, v, threads);
-    } catch (...) {
-      model->exe = std::make_unique<rt::Executor>(model->model, old, threads);
-      throw;
-    }
+    // the new executor is built beside the old one, which stays in place when anything fails
+    // (a file model's weights are read again from its file, op by op)
+    model->exe = std::make_unique<rt::Executor>(model->model, v, model->exe->threads(), raw_weights(*model),
+                                                model->path);
     return ONEBIT_OK;
   });
 }

@@ -73,23 +73,45 @@ bool spin_until(Pred pred, int us) {
   }
 }
 
-// One parallel region at a time (call_mutex_). A region is its task (task_) and one atomic word
-// state_ = generation << 32 | chunk count << 16 | next unclaimed chunk: a claim is a CAS on
-// that word, so it succeeds only for the generation the claimer has seen and never past that
-// generation's chunk count; a worker that wakes late can never take a chunk of a later region.
-// pending_ counts unfinished chunks; the caller returns when it reaches 0, so task_ (read only
-// after a successful claim) stays valid while any chunk of its region runs.
-//
-// Waiting: workers spin for pool_spin_us() after their last chunk before sleeping on cv_, and
-// the caller spins as long for the last chunk before sleeping on done_cv_; so back-to-back
-// kernels (a network's ops) never pay a futex wake-up. Sleep/wake use the sleepers_ /
-// caller_sleeping_ flags (seq_cst, Dekker style) so a notification is never lost and never
-// sent when nobody sleeps.
 // True on a thread while it runs a chunk of a parallel region (worker or caller): a
-// parallel_for from inside a chunk then runs inline on that thread (the pool holds one region at
-// a time, so waiting for it there would deadlock).
+// parallel_for from inside a chunk then runs inline on that thread (the workers may all be busy
+// with the regions that wait for it).
 thread_local bool t_in_region = false;
 
+// Most workers the pool keeps, whatever the callers ask for together.
+int max_workers() {
+  static const int m = std::max(8, 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  return m;
+}
+
+// One parallel region: its chunks, claimed by fetch_add on `next` (a chunk index >= chunks
+// claims nothing), run by its caller and by up to `helpers` workers.
+struct Job {
+  const std::function<void(int64_t)>* task = nullptr;
+  int64_t chunks = 0;
+  int helpers = 0;
+  int joined = 0;                    // workers that took this job (Pool::mutex_)
+  std::atomic<int64_t> next{0};      // next unclaimed chunk
+  std::atomic<int64_t> pending{0};   // unfinished chunks
+  std::atomic<int> inside{0};        // workers holding a pointer to it (changed under Pool::mutex_)
+};
+
+// Several regions at once: every caller posts its region (a Job on its stack) to jobs_ and runs
+// its chunks itself, and idle workers join posted regions that want more threads; so regions of
+// different calling threads (two Sessions, or one Session run from several threads) run side by
+// side, and each one finishes even when every worker is busy elsewhere (its caller alone runs
+// what nobody else claimed). The pool grows to the helpers the posted regions ask for together
+// (at most max_workers()).
+//
+// Lifetime: a worker joins a job only under mutex_, only while it is listed and has an
+// unclaimed chunk, and counts itself in job.inside until it leaves (under mutex_). The caller
+// returns once every chunk finished and, under mutex_, no worker is inside; it unlists the job
+// then, so no worker touches a Job after its caller returned.
+//
+// Waiting: workers spin for pool_spin_us() on epoch_ (bumped by every post) before sleeping on
+// cv_, and a caller spins as long for its last chunk before sleeping on done_cv_; so
+// back-to-back kernels (a network's ops) never pay a futex wake-up. Posts and leaves happen
+// under mutex_, and sleepers check their condition under it, so no notification is lost.
 class Pool {
  public:
   static Pool& get() {
@@ -107,12 +129,9 @@ class Pool {
     // Up to 4 chunks per thread, claimed dynamically: a thread that starts late (a preempted
     // vCPU) still finds work, and one that finishes early takes more.
     const int64_t chunks = std::min<int64_t>({n, int64_t{4} * threads, int64_t{0xFFFF}});
-    const int helpers = static_cast<int>(std::min<int64_t>(threads, chunks)) - 1;  // workers that may join
-    std::lock_guard<std::mutex> call_lock(call_mutex_);
-    ensure_workers(helpers);
     std::exception_ptr error;
     std::mutex error_mutex;
-    std::function<void(int64_t)> task = [&](int64_t c) {
+    const std::function<void(int64_t)> task = [&](int64_t c) {
       const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
       try {
         fn(begin, end);
@@ -121,97 +140,123 @@ class Pool {
         if (!error) error = std::current_exception();
       }
     };
-    task_ = &task;
-    active_.store(helpers, std::memory_order_relaxed);
-    pending_.store(chunks, std::memory_order_relaxed);
-    const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
-    // publishes task_, active_ and pending_ to every thread that reads this generation
-    state_.store(gen << 32 | static_cast<uint64_t>(chunks) << 16, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      std::lock_guard<std::mutex> g(mutex_);
-      cv_.notify_all();
-    }
+    Job job;
+    job.task = &task;
+    job.chunks = chunks;
+    job.helpers = static_cast<int>(std::min<int64_t>(threads, chunks)) - 1;
+    job.pending.store(chunks, std::memory_order_relaxed);
+    post(job);
     t_in_region = true;
-    work(gen);
+    work(job);
     t_in_region = false;
-    if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; }, pool_spin_us())) {
-      std::unique_lock<std::mutex> lk(mutex_);
-      caller_sleeping_.store(true, std::memory_order_seq_cst);
-      done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_seq_cst) == 0; });
-      caller_sleeping_.store(false, std::memory_order_relaxed);
-    }
+    finish(job);
     if (error) std::rethrow_exception(error);
   }
 
   ~Pool() {
     {
       std::lock_guard<std::mutex> g(mutex_);
-      stop_.store(true);
-      cv_.notify_all();
+      stop_ = true;
+      epoch_.fetch_add(1, std::memory_order_seq_cst);
     }
+    cv_.notify_all();
     for (auto& t : workers_) t.join();
   }
 
  private:
-  void ensure_workers(int count) {
-    while (static_cast<int>(workers_.size()) < count) {
-      const int id = static_cast<int>(workers_.size());
-      const uint64_t gen = state_.load(std::memory_order_relaxed) >> 32;  // before the new one
-      workers_.emplace_back([this, id, gen] { loop(id, gen); });
+  void post(Job& job) {
+    bool wake;
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      jobs_.push_back(&job);
+      wanted_ += job.helpers;
+      const int target = std::min(wanted_, max_workers());
+      while (static_cast<int>(workers_.size()) < target) workers_.emplace_back([this] { loop(); });
+      epoch_.fetch_add(1, std::memory_order_seq_cst);
+      wake = sleepers_ > 0;
+    }
+    if (wake) cv_.notify_all();
+  }
+
+  // Waits until every chunk of `job` finished and no worker is inside it, then unlists it.
+  void finish(Job& job) {
+    auto done = [&] {
+      return job.pending.load(std::memory_order_acquire) == 0 && job.inside.load(std::memory_order_acquire) == 0;
+    };
+    spin_until(done, pool_spin_us());
+    std::unique_lock<std::mutex> lk(mutex_);
+    if (!done()) {
+      ++callers_sleeping_;
+      done_cv_.wait(lk, done);
+      --callers_sleeping_;
+    }
+    jobs_.erase(std::find(jobs_.begin(), jobs_.end(), &job));
+    wanted_ -= job.helpers;
+  }
+
+  // Claims and runs chunks of `job` until none is left.
+  static void work(Job& job) {
+    for (;;) {
+      const int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= job.chunks) return;
+      (*job.task)(c);
+      job.pending.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
-  // Claims and runs chunks of generation `gen` until none is left.
-  void work(uint64_t gen) {
-    for (;;) {
-      uint64_t s = state_.load(std::memory_order_acquire);
-      int64_t c;
-      do {
-        c = static_cast<int64_t>(s & 0xFFFF);
-        if ((s >> 32) != gen || c >= static_cast<int64_t>((s >> 16) & 0xFFFF)) return;
-      } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
-      (*task_)(c);
-      if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-          caller_sleeping_.load(std::memory_order_seq_cst)) {
-        std::lock_guard<std::mutex> g(mutex_);
-        done_cv_.notify_one();
+  // A listed job that wants another worker and has an unclaimed chunk (mutex_ held), or null.
+  Job* take() {
+    for (Job* j : jobs_)
+      if (j->joined < j->helpers && j->next.load(std::memory_order_relaxed) < j->chunks) {
+        ++j->joined;
+        j->inside.fetch_add(1, std::memory_order_relaxed);
+        return j;
       }
-    }
+    return nullptr;
   }
 
-  void loop(int id, uint64_t seen) {
+  void loop() {
     for (;;) {
-      auto fresh = [&] {
-        return stop_.load(std::memory_order_seq_cst) ||
-               (state_.load(std::memory_order_seq_cst) >> 32) != seen;
-      };
+      uint64_t seen;
+      Job* job;
+      {
+        std::lock_guard<std::mutex> g(mutex_);
+        if (stop_) return;
+        seen = epoch_.load(std::memory_order_relaxed);
+        job = take();
+      }
+      if (job) {
+        t_in_region = true;
+        work(*job);
+        t_in_region = false;
+        bool wake;
+        {
+          std::lock_guard<std::mutex> g(mutex_);
+          job->inside.fetch_sub(1, std::memory_order_release);  // the last touch of *job
+          wake = callers_sleeping_ > 0;
+        }
+        if (wake) done_cv_.notify_all();
+        continue;
+      }
+      auto fresh = [&] { return epoch_.load(std::memory_order_acquire) != seen; };
       if (!spin_until(fresh, pool_spin_us())) {
         std::unique_lock<std::mutex> lk(mutex_);
-        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        ++sleepers_;
         cv_.wait(lk, fresh);
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
-      }
-      if (stop_.load(std::memory_order_acquire)) return;
-      seen = state_.load(std::memory_order_acquire) >> 32;
-      if (id < active_.load(std::memory_order_relaxed)) {  // others stay idle
-        t_in_region = true;
-        work(seen);
-        t_in_region = false;
+        --sleepers_;
       }
     }
   }
 
-  std::mutex call_mutex_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards jobs_, workers_, wanted_, sleepers_, callers_sleeping_, stop_, Job::joined
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
-  const std::function<void(int64_t)>* task_ = nullptr;
-  std::atomic<int> active_{0};
-  std::atomic<uint64_t> state_{0};
-  std::atomic<int64_t> pending_{0};
-  std::atomic<int> sleepers_{0};
-  std::atomic<bool> caller_sleeping_{false};
-  std::atomic<bool> stop_{false};
+  std::vector<Job*> jobs_;
+  std::atomic<uint64_t> epoch_{0};  // bumped (under mutex_) by every post and by the destructor
+  int wanted_ = 0;                  // helpers the listed jobs ask for together
+  int sleepers_ = 0;
+  int callers_sleeping_ = 0;
+  bool stop_ = false;
 };
 
 }  // namespace

@@ -2,9 +2,12 @@
 // parallel_for splits [0, n) into up to 4 contiguous chunks per thread, claimed dynamically (a
 // thread that starts late still finds work); results never depend on the thread count or on
 // which thread ran a chunk, because each index is computed by exactly one thread with the same
-// code. Idle workers (and a caller waiting for the last chunk) spin for pool_spin_us()
-// microseconds, yielding the CPU every few microseconds, before sleeping, so the kernels of a
-// network run back to back without a futex wake-up (and a vCPU halt) between them.
+// code. Regions of different calling threads run at the same time (each caller runs its own
+// chunks and idle workers join the regions that want more threads), so two models run from two
+// threads never queue behind each other. Idle workers (and a caller waiting for the last chunk)
+// spin for pool_spin_us() microseconds, yielding the CPU every few microseconds, before
+// sleeping, so the kernels of a network run back to back without a futex wake-up (and a vCPU
+// halt) between them.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,5 +1,6 @@
 #include "onebit/runtime/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -12,16 +13,56 @@
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
 #include "onebit/pool.h"
+#include "onebit/runtime/loader.h"
+#include "onebit/threadpool.h"
 
 namespace onebit::rt {
 
 namespace {
 constexpr size_t kMaxFreeContexts = 4;
 constexpr int64_t kMaxBatch = int64_t{1} << 24;
+// Work units (op_work) a thread should get before an op is split across threads: a fork/join of
+// the pool costs a few microseconds, about what one thread needs for this much work.
+constexpr int64_t kMinWorkPerThread = int64_t{1} << 16;
+
+// Rough cost of one sample of an op, in multiply-accumulates (a binary op: 8 per 64-bit word of
+// its dot products; pooling: one per window tap; element-wise ops: one per element). Only decides
+// how many threads an op gets, never a result.
+int64_t op_work(const Op& op, const Value& x, const Value& y) {
+  const int64_t out = y.elements(), taps = int64_t{op.kh} * op.kw;
+  switch (op.type) {
+    case OpType::conv2d_u8:
+    case OpType::conv2d_i8: return out * taps * op.in_channels;
+    case OpType::conv1x1_f32:
+    case OpType::dense_f32: return out * op.in_channels;
+    case OpType::bconv2d: return out * taps * ((op.in_channels + 63) / 64) * 8;
+    case OpType::bdense: return out * ((op.in_channels + 63) / 64) * 8;
+    case OpType::avgpool2d:
+    case OpType::maxpool2d: return out * taps;
+    case OpType::flatten: return 0;
+    default: return std::max(x.elements(), out);
+  }
+}
 
 [[noreturn]] void bad_op(const Op& op, const std::string& msg) {
   throw FormatError("op '" + op.name + "' (" + op_type_name(op.type) + "): " + msg);
 }
+
+// What the engine's kernels cannot run, checked before anything is prepared (so that a model
+// whose raw weights get released is never left half prepared by a FormatError).
+void check_runnable(const Model& m) {
+  for (const Op& op : m.ops) {
+    if (op.type != OpType::bconv2d && op.type != OpType::bdense) continue;
+    if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
+      bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
+                     std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
+                     ", " + std::to_string(op.pw) + "]");
+    if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
+      bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
+                     std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
+  }
+}
+
 }  // namespace
 
 // Fixed per-op parameters, computed once.
@@ -37,29 +78,36 @@ struct Executor::Context {
   std::vector<uint8_t*> ptr;  // per value
 };
 
-Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
-    : model_(std::move(model)), isa_(isa), threads_(threads) {
+Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw, const std::string& path)
+    : model_(model), isa_(isa), threads_(threads) {
   if (!model_) throw std::invalid_argument("no model");
   if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
   if (!isa_supported(isa))
     throw std::invalid_argument(std::string("ISA '") + isa_name(isa) + "' is not available on this CPU/build");
-  const Model& m = *model_;
+  check_runnable(*model);
+  Model& m = *model;
+  for (const Op& op : m.ops)
+    if (op.released && path.empty())
+      throw std::logic_error("op '" + op.name + "': its raw weights were released and no model file is given to read them again");
   state_.resize(m.ops.size());
+  // largest first: while the last (smallest) op is prepared, every other op holds one copy
+  std::vector<std::pair<int64_t, size_t>> order;
   for (size_t i = 0; i < m.ops.size(); ++i) {
-    const Op& op = m.ops[i];
+    int64_t bytes = 0;
+    for (const auto& [role, t] : m.ops[i].tensors)
+      if (prepared_role(m.ops[i].type, role)) bytes += m.tensors[static_cast<size_t>(t)].nbytes;
+    order.emplace_back(-bytes, i);
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [neg_bytes, i] : order) {
+    Op& op = m.ops[i];
     OpState& st = state_[i];
     auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
     if (!binary && !int8conv) continue;
+    load_op_weights(m, i, path);  // when released
     if (binary) {
-      if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
-        bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
-                       std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
-                       ", " + std::to_string(op.pw) + "]");
-      if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
-        bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
-                       std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
                                           op.mask.get());
@@ -71,6 +119,7 @@ Executor::Executor(std::shared_ptr<const Model> model, Isa isa, int threads)
       st.prepared8 = conv8_prepare(t("weight")->as<int8_t>(), op.out_channels, op.kh, op.kw, op.in_channels, zp,
                                    x_signed, isa_, threads);
     }
+    if (raw == RawWeights::release) release_prepared_weights(m, op);
     OutputStage& s = st.stage;
     if (op.stage == Stage::bits) {
       s.kind = OutputKind::bits;
@@ -197,7 +246,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
   c.ptr[0] = const_cast<uint8_t*>(input);  // read only: no op writes the graph input
   if (op_ms) op_ms->assign(m.ops.size(), 0.0);
   const Isa isa = isa_;
-  const int th = threads_.load();
+  const int threads = threads_.load();
   for (size_t i = 0; i < m.ops.size(); ++i) {
     const Op& op = m.ops[i];
     const OpState& st = state_[i];
@@ -205,7 +254,10 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
     const Value& yv = m.values[static_cast<size_t>(op.output)];
     const void* x = c.ptr[static_cast<size_t>(op.inputs[0])];
     void* y = c.ptr[static_cast<size_t>(op.output)];
-    auto t0 = std::chrono::steady_clock::now();
+    // an op too small to pay for a fork/join runs on the calling thread alone
+    const int th = threads > 1 ? threads_for(n * op_work(op, xv, yv), kMinWorkPerThread, threads) : 1;
+    std::chrono::steady_clock::time_point t0;
+    if (op_ms) t0 = std::chrono::steady_clock::now();
     auto pool_geom = [&](int64_t c_per_pixel) {
       PoolGeom g;
       g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.c = c_per_pixel;
@@ -324,7 +376,6 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
                   op.out_channels, isa, th);
         break;
     }
-    (void)yv;
     if (op_ms)
       (*op_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }

@@ -1,7 +1,13 @@
 // The graph executor: runs a validated Model (model.h) on the engine's kernels, with no Python
 // in the loop.
 //
-// Built once per (model, ISA, threads): binary weights are prepared for the ISA here, once.
+// Built once per (model, ISA, threads): binary and int8 convolution weights are prepared for the
+// ISA here, once, op by op, largest first. An op whose raw weights the model released
+// (Op::released: load_model_file with release_prepared, or an earlier executor) has them read
+// again from the model's file first (load_op_weights); with RawWeights::release each op's raw
+// weights are released again as soon as its prepared form exists. So a model loaded with
+// release_prepared and run with RawWeights::release holds one copy of the weights, and its peak
+// while preparing is that copy plus the smallest prepared op's raw weights.
 // Buffers are planned per batch size (plan.h: liveness-based reuse, flatten outputs are views of
 // their input's buffer) and held by execution contexts; run() takes a free context (or makes
 // one), so several threads may run one Executor at once: they share the model and the prepared
@@ -12,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,11 +29,17 @@
 
 namespace onebit::rt {
 
+enum class RawWeights { keep, release };
+
 class Executor {
  public:
   // FormatError for a graph the engine cannot run (e.g. a binary convolution with a different
-  // stride or padding per axis); std::invalid_argument for threads < 1 or an ISA the CPU lacks.
-  Executor(std::shared_ptr<const Model> model, Isa isa, int threads);
+  // stride or padding per axis); std::invalid_argument for threads < 1 or an ISA the CPU lacks;
+  // `path`: the file the model was loaded from, read again for released weights (IoError when
+  // it cannot be read or changed since; std::logic_error when weights were released and no path
+  // is given).
+  Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw = RawWeights::keep,
+           const std::string& path = "");
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;

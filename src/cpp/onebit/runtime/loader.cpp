@@ -13,6 +13,7 @@
 #include <limits>
 #include <new>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -107,6 +108,31 @@ std::shared_ptr<uint8_t> aligned_bytes(int64_t n) {
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p),
                                   [](uint8_t* q) { ::operator delete(q, std::align_val_t(64)); });
 }
+
+uint64_t bytes_hash(const uint8_t* p, int64_t n) {
+  return std::hash<std::string_view>()(std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n)));
+}
+
+// A model file open for reading; every failure is an IoError naming the path.
+class FileReader {
+ public:
+  explicit FileReader(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "rb")) {
+    if (!f_) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
+  }
+  ~FileReader() { std::fclose(f_); }
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
+  IoError failed(const char* what) const { return IoError("cannot read model file '" + path_ + "': " + what); }
+  std::FILE* get() const { return f_; }
+  void read(int64_t off, int64_t n, uint8_t* dst) const {
+    if (std::fseek(f_, off, SEEK_SET) != 0 || std::fread(dst, 1, static_cast<size_t>(n), f_) != static_cast<size_t>(n))
+      throw failed("short read");
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_;
+};
 
 template <class T>
 T read_le(const uint8_t* p) {
@@ -401,7 +427,9 @@ void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::
     t.shape = e.shape;
     t.nbytes = e.end - e.begin;
     t.storage = aligned_bytes(t.nbytes);
+    t.offset = e.begin;  // in the data section (load_impl adds where that starts)
     if (t.nbytes) read_body(e.begin, t.nbytes, t.storage.get());
+    t.hash = bytes_hash(t.storage.get(), t.nbytes);
     tindex[name] = static_cast<int>(m.tensors.size());
     m.tensors.push_back(std::move(t));
   }
@@ -418,8 +446,8 @@ void tensors(Model& m, const std::vector<OpJson>& ops_json, const std::map<std::
 // Validates a file of `size` bytes whose first `prefix_len` bytes are at `prefix` (at least the
 // 8 + N bytes of the length and the header whenever the file holds them) and reads its data
 // section through `read_body`.
-static std::shared_ptr<const Model> load_impl(const uint8_t* prefix, size_t prefix_len, size_t size,
-                                              const ReadBody& read_body) {
+static std::shared_ptr<Model> load_impl(const uint8_t* prefix, size_t prefix_len, size_t size,
+                                        const ReadBody& read_body) {
   const uint8_t* data = prefix;
   if (size < 8)
     fail("file truncated: " + std::to_string(size) + " bytes, the header length alone takes 8");
@@ -447,23 +475,20 @@ static std::shared_ptr<const Model> load_impl(const uint8_t* prefix, size_t pref
   tensors(*m, ops_json, entries, [&](int64_t off, int64_t len, uint8_t* dst) {
     read_body(static_cast<int64_t>(8 + n) + off, len, dst);
   });
+  for (Tensor& t : m->tensors) t.offset += static_cast<int64_t>(8 + n);
   return m;
 }
 
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
+std::shared_ptr<Model> load_model(const uint8_t* data, size_t size) {
   return load_impl(data, size, size, [&](int64_t off, int64_t len, uint8_t* dst) {
     std::memcpy(dst, data + off, static_cast<size_t>(len));
   });
 }
 
-std::shared_ptr<const Model> load_model_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
-  struct Closer {
-    std::FILE* f;
-    ~Closer() { std::fclose(f); }
-  } closer{f};
-  auto failed = [&](const char* what) { return IoError("cannot read model file '" + path + "': " + what); };
+std::shared_ptr<Model> load_model_file(const std::string& path, bool release_prepared) {
+  FileReader file(path);
+  std::FILE* f = file.get();
+  auto failed = [&](const char* what) { return file.failed(what); };
   if (std::fseek(f, 0, SEEK_END) != 0) throw failed("seek failed");
   const long size = std::ftell(f);
   if (size < 0) throw failed("size unknown");
@@ -482,16 +507,36 @@ std::shared_ptr<const Model> load_model_file(const std::string& path) {
       if (std::fread(prefix.data() + 8, 1, static_cast<size_t>(n), f) != n) throw failed("short read");
     }
   }
+  std::shared_ptr<Model> m;
   try {
-    return load_impl(prefix.data(), prefix.size(), static_cast<size_t>(size),
-                     [&](int64_t off, int64_t len, uint8_t* dst) {
-                       if (std::fseek(f, off, SEEK_SET) != 0 ||
-                           std::fread(dst, 1, static_cast<size_t>(len), f) != static_cast<size_t>(len))
-                         throw failed("short read");
-                     });
+    m = load_impl(prefix.data(), prefix.size(), static_cast<size_t>(size),
+                  [&](int64_t off, int64_t len, uint8_t* dst) { file.read(off, len, dst); });
   } catch (const FormatError& e) {
     throw FormatError(path + ": " + e.what());
   }
+  if (release_prepared)
+    for (Op& op : m->ops) release_prepared_weights(*m, op);
+  return m;
+}
+
+void load_op_weights(Model& m, size_t i, const std::string& path) {
+  Op& op = m.ops.at(i);
+  if (!op.released) return;
+  FileReader file(path);
+  std::map<int, std::shared_ptr<uint8_t>> fresh;
+  for (const auto& [role, t] : op.tensors) {
+    if (!prepared_role(op.type, role)) continue;
+    const Tensor& tensor = m.tensors[static_cast<size_t>(t)];
+    auto bytes = aligned_bytes(tensor.nbytes);
+    if (tensor.nbytes) file.read(tensor.offset, tensor.nbytes, bytes.get());
+    if (bytes_hash(bytes.get(), tensor.nbytes) != tensor.hash)
+      throw IoError("model file '" + path + "' changed since it was opened (tensor " + q(tensor.name) +
+                    "): open it again");
+    fresh[t] = std::move(bytes);
+  }
+  for (auto& [t, bytes] : fresh) m.tensors[static_cast<size_t>(t)].storage = std::move(bytes);
+  check_contents(op, m.tensors);  // the same bytes: rebuilds op.weight / op.mask
+  op.released = false;
 }
 
 }  // namespace onebit::rt

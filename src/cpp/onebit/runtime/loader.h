@@ -28,9 +28,16 @@ constexpr int64_t kMaxTotalElements = int64_t{1} << 28;
 constexpr int64_t kInt16MaxK = 32767;
 
 // Validates the bytes of a model file (FormatError on anything malformed).
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+std::shared_ptr<Model> load_model(const uint8_t* data, size_t size);
 // Reads and validates a file: IoError when it cannot be read, FormatError (prefixed with the
-// path) when it is malformed or larger than kMaxFileBytes.
-std::shared_ptr<const Model> load_model_file(const std::string& path);
+// path) when it is malformed or larger than kMaxFileBytes. With `release_prepared`, the weights
+// an executor prepares (prepared_role) are checked like everything else and then released
+// (Op::released): the executor reads them again, op by op, with load_op_weights, so that the
+// raw and the prepared weights of the whole model are never in memory together.
+std::shared_ptr<Model> load_model_file(const std::string& path, bool release_prepared = false);
+// Reads op i's released prepared_role tensors again from the file `m` was loaded from and
+// rebuilds Op::weight / Op::mask: IoError when the file cannot be read or no longer holds the
+// same bytes there (each tensor's Tensor::hash); op i is unchanged then.
+void load_op_weights(Model& m, size_t i, const std::string& path);
 
 }  // namespace onebit::rt

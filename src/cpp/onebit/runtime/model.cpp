@@ -66,6 +66,25 @@ const Tensor* Op::tensor(const std::vector<Tensor>& all, const char* role) const
   return &all[static_cast<size_t>(it->second)];
 }
 
+bool prepared_role(OpType t, const std::string& role) {
+  if (t == OpType::bconv2d || t == OpType::bdense)
+    return role == "weight" || role == "weight_mask" || role == "weight_word_mask" || role == "weight_kept";
+  return (t == OpType::conv2d_u8 || t == OpType::conv2d_i8) && role == "weight";
+}
+
+void release_prepared_weights(Model& m, Op& op) {
+  bool any = false;
+  for (const auto& [role, t] : op.tensors)
+    if (prepared_role(op.type, role)) {
+      m.tensors[static_cast<size_t>(t)].storage.reset();
+      any = true;
+    }
+  if (!any) return;
+  op.weight.reset();
+  op.mask.reset();
+  op.released = true;
+}
+
 int Model::value_index(const std::string& name) const {
   for (size_t i = 0; i < values.size(); ++i)
     if (values[i].name == name) return static_cast<int>(i);

@@ -1,6 +1,8 @@
 // A validated .onebit model in memory (docs/format.md §7): metadata, values, ops in execution
-// order, and owned tensor data. Built only by the loader (loader.h), immutable afterwards, and
-// shared read-only by every executor and thread that runs it. No Python.
+// order, and owned tensor data. Built only by the loader (loader.h) and shared read-only by every
+// executor and thread that runs it, with one exception: the weights an executor prepares for its
+// ISA (prepared_role) may be released once their prepared form exists (Op::released), and read
+// again from the file (load_op_weights, loader.h) when another ISA is prepared. No Python.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +50,9 @@ struct Tensor {
   DType dtype = DType::u8;
   std::vector<int64_t> shape;
   int64_t nbytes = 0;
-  std::shared_ptr<uint8_t> storage;
+  std::shared_ptr<uint8_t> storage;  // null once released (Op::released)
+  int64_t offset = 0;                // of its bytes in the file
+  uint64_t hash = 0;                 // of its bytes (same bytes, same value, within one process)
   const void* data() const { return storage.get(); }
   template <class T> const T* as() const { return reinterpret_cast<const T*>(storage.get()); }
 };
@@ -58,6 +62,11 @@ enum class OpType : int {
   bconv2d, bdense, maxpool2d, flatten, dense_f32, clamp_f32
 };
 const char* op_type_name(OpType t);
+
+// True for the tensor roles an executor copies into an ISA's own layout and then no longer
+// reads: the binary ops' packed weights and masks (weight, weight_mask, weight_word_mask,
+// weight_kept), the int8 convolutions' weight.
+bool prepared_role(OpType t, const std::string& role);
 
 enum class Stage : int { none = 0, bits = 1, int8 = 2, f32 = 3 };
 
@@ -88,6 +97,9 @@ struct Op {
   // binary ops: the packed weights (and the full mask of a pruned op) in the engine's form: the
   // file's tensors, or expanded from weight_kept / weight_word_mask when it stores compact forms
   std::shared_ptr<const uint64_t> weight, mask;
+  // Its prepared_role tensors (and weight / mask) were released: only an executor that prepared
+  // them, or a copy read again from the file, holds them.
+  bool released = false;
 
   const Tensor* tensor(const std::vector<Tensor>& all, const char* role) const;
 };
@@ -106,5 +118,8 @@ struct Model {
   int64_t file_bytes = 0;
   int value_index(const std::string& name) const;  // -1 when absent
 };
+
+// Releases op's prepared_role tensors, Op::weight and Op::mask (sets Op::released).
+void release_prepared_weights(Model& m, Op& op);
 
 }  // namespace onebit::rt
