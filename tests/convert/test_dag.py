@@ -114,3 +114,32 @@ class _Branchy(nn.Module):
 def test_unsupported_join_or_function_is_named(op, msg):
     with pytest.raises(ConversionError, match=msg):
         cv.to_bytes(_Branchy(op).eval(), input_spec=RAW)
+
+
+class TwoReaders(nn.Module):
+    """A binary conv's output read by two binary convs (its stage: bits, shared) whose outputs
+    are added (float)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv, self.bn = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.b1, self.bn1 = BinaryConv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.b2, self.bn2 = BinaryConv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.b3, self.bn3 = BinaryConv2d(16, 16, 1), nn.BatchNorm2d(16)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(16, 10)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randint(-1, 2, self.conv.weight.shape).float())
+
+    def forward(self, x):
+        a = self.bn1(self.b1(self.bn(self.conv(x))))
+        return self.fc(self.pool(self.bn2(self.b2(a)) + self.bn3(self.b3(a))).flatten(1))
+
+
+def test_value_read_by_binary_layers_only_is_one_bits_stage(tmp_path):
+    sess, got, ref, diffs = _run(tmp_path, TwoReaders())
+    assert max(diffs.values()) == 0.0
+    mf = sess.model
+    assert mf.values["b1"].kind == "bits" and "bitpack" not in [op.type for op in mf.ops]
+    assert sum("b1" in op.inputs for op in mf.ops) == 2
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
