@@ -1,6 +1,7 @@
 """``onebit.convert.export(model, path)``: write a trained model as one ``.onebit`` file.
 
-The file (docs/format.md §7) holds the engine graph built by :mod:`onebit.convert.graph`, the
+The file (docs/format.md §7) holds the engine graph built by :mod:`onebit.convert.dag` (chains
+by :mod:`onebit.convert.graph`), the
 folded and packed tensors, the input spec (uint8 NHWC image, the dataset's normalization and
 the zero points of the first layer), the output spec (float32 logits) and the producer
 versions. Export validates its own output with the runtime loader before writing, so a file
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 import onebit
-from onebit.convert.graph import build
+from onebit.convert.dag import build
 from onebit.runtime import format as fmt
 
 

@@ -575,14 +575,18 @@ def trace(model: nn.Module, input_shape_nchw) -> list:
     return [(n, m, i[0], o) for n, m, i, o in calls]
 
 
-def build(model: nn.Module, input_shape, mean, std):
-    """Convert an eval-mode model to (ops, values, tensors). ``input_shape`` is [H, W, C]."""
+def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None):
+    """Convert an eval-mode model to (ops, values, tensors). ``input_shape`` is [H, W, C].
+
+    With ``builder`` and ``layers`` (``[(name, module, None, None)]``): apply those layers to that
+    builder's current value and return nothing (:mod:`onebit.convert.dag` drives a builder through
+    the nodes of a general graph this way)."""
     from onebit.nn.clip import ClipBlock
     from onebit.nn.layers import is_binary_layer
 
     h, w, c = input_shape
-    calls = trace(model, (1, c, h, w))
-    bld = _Builder(input_shape)
+    calls = trace(model, (1, c, h, w)) if layers is None else layers
+    bld = _Builder(input_shape) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
         # flattening (nn.Flatten or functional) is done by the dense layer that reads the map
@@ -611,6 +615,13 @@ def build(model: nn.Module, input_shape, mean, std):
         else:
             raise ConversionError(f"layer {name!r} of type {type(m).__name__} is not supported by the "
                                   f"converter")
+    if layers is not None:
+        return None
+    return logits(bld)
+
+
+def logits(bld: _Builder):
+    """Finish the graph: the current value, float logits, as (ops, values, tensors)."""
     bld.finalize("f32", "<logits>")
     x = bld.value()
     if len(x.shape) == 3 and x.shape[0] * x.shape[1] == 1:

@@ -1,7 +1,8 @@
 """Which layers of an imported model the ``.onebit`` converter cannot represent, and why.
 
-The converter (:mod:`onebit.convert.graph`) exports chains of onebit layers in its grammar; this
-lists, before it runs, every imported layer that it would refuse, with the reason in Keras
+The converter (:mod:`onebit.convert.dag`, chains by :mod:`onebit.convert.graph`) exports graphs
+of onebit layers joined by additions; this lists, before it runs, every imported layer that it
+would refuse, with the reason in Keras
 terms, so that ``onebit import`` reports all of them at once. A model with no entry still goes
 through the converter, which checks the op order itself.
 """
@@ -28,9 +29,9 @@ def _reason(mod: nn.Module) -> str | None:
         return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
     if isinstance(mod, M.Concatenate):
         return "channel concatenation: the .onebit format has no concatenation op"
-    if isinstance(mod, M.Merge):
-        return (f"{mod.op} of two branches of a Keras graph: the converter exports chains of layers "
-                f"(and onebit's own residual blocks), not general graphs")
+    if isinstance(mod, M.Merge) and mod.op != "add":
+        return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
+                f"only")
     if isinstance(mod, nn.Conv2d) and mod.groups != 1:
         return f"depthwise / grouped convolution (groups={mod.groups}): the .onebit format has no such op"
     if is_binary_layer(mod):
@@ -47,8 +48,6 @@ def _reason(mod: nn.Module) -> str | None:
                 "the first layer (a Rescaling/Normalization right after the input is folded into it)")
     if isinstance(mod, (M.FullPReLU, M.HardSigmoid, M.KerasPad2d)):
         return f"{type(mod).__name__}: no .onebit op"
-    if isinstance(mod, nn.AvgPool2d):
-        return "average pooling inside the network: the converter supports max pooling and a global average pool"
     return None
 
 
