@@ -351,6 +351,33 @@ void bconv_grid() {
   }
 }
 
+// The NEON masked kernel's group layout skips what block and channel pruning remove: a 3x3,
+// 128-channel layer (two words per tap) whose channels 0-7 keep only word 1 of the centre tap,
+// 8-11 nothing, 12-15 everything. Expected: 8-11 listed as pruned channels (y = 0, never
+// computed); groups of 0-7 read one full one-word run in kernel row 1 and nothing else; groups
+// of 12-15 one full run of the whole row (6 words) per kernel row.
+void masked_layout() {
+  if (!isa_supported(Isa::neon)) return;
+  const int64_t cout = 16, taps = 9, W64 = 2;
+  std::vector<uint64_t> m(static_cast<size_t>(cout * taps * W64), 0), w(m.size(), 0);
+  for (int64_t co = 0; co < cout; ++co)
+    for (int64_t i = 0; i < taps * W64; ++i)
+      if ((co < 8 && i == 4 * W64 + 1) || co >= 12) m[static_cast<size_t>(co * taps * W64 + i)] = ~uint64_t{0};
+  const auto p = prepare_bconv_weights(w.data(), cout, 3, 3, 128, Isa::neon, 1, m.data());
+  bool ok = p->ng_dead == std::vector<int32_t>{8, 9, 10, 11} && p->ng_span.size() == 2;
+  for (size_t g = 0; ok && g + 1 < p->ng_first.size(); ++g) {
+    const bool centre_only = p->ng_chan[static_cast<size_t>(p->ng_first[g])] < 8;
+    for (int64_t kh = 0; kh < 3; ++kh) {
+      std::vector<int32_t> segs(p->ng_seg.begin() + 3 * p->ng_rows[g * 3 + kh],
+                                p->ng_seg.begin() + 3 * p->ng_rows[g * 3 + kh + 1]);
+      const std::vector<int32_t> want = centre_only ? (kh == 1 ? std::vector<int32_t>{3, 4, 1} : std::vector<int32_t>{})
+                                                    : std::vector<int32_t>{0, 6, 1};
+      ok = ok && segs == want;
+    }
+  }
+  record(ok, "bconv-masked-layout", Isa::neon, "pruned channels left out, pruned words of a block never read");
+}
+
 void bitpack_grid() {
   Rng r(2);
   const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, NAN, -NAN, INFINITY, -INFINITY, 1e-40f, -1e-40f};
@@ -741,6 +768,7 @@ int main(int argc, char** argv) {
     kernel_table_rows();
     bitpack_grid();
     bconv_grid();
+    masked_layout();
     popcount_grid();
     pool_grid();
     add_grid();
