@@ -36,19 +36,9 @@ step() {  # step <name>: prints the time the previous step took
 }
 
 step "tools"
-need=()
-command -v aarch64-linux-gnu-g++ >/dev/null || need+=(crossbuild-essential-arm64)
-command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-if ((${#need[@]})); then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test-arm-python.sh: ${need[*]} missing and not root; install them with apt-get" >&2
-    exit 2
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+source scripts/arm/install-tools.sh
+install_tools test-arm-python.sh "aarch64-linux-gnu-g++ crossbuild-essential-arm64" "qemu-aarch64 qemu-user" \
+  "debootstrap debootstrap"
 if [ ! -x "$python" ]; then
   echo "test-arm-python.sh: no .venv (run scripts/setup.sh first)" >&2
   exit 2
@@ -81,7 +71,7 @@ fi
 soabi="cpython-${pyver/./}-aarch64-linux-gnu"
 
 step "pip wheel . for aarch64"
-rm -rf "$out"
+rm -rf "$out/wheel" "$out/site" "$out/include"
 mkdir -p "$out/include" "$out/wheel" "$out/site"
 # The tree's Python headers with its aarch64 pyconfig.h in place of Debian's multiarch wrapper.
 cp -r "$tree/usr/include/python$pyver/." "$out/include/"

@@ -21,20 +21,9 @@ build="$root/build-arm"
 targets=${ONEBIT_ARM_TARGETS:-"aarch64 aarch64-nodot armhf armhf-scalar"}
 jobs=${ONEBIT_ARM_JOBS:-2}
 
-need=()
-command -v aarch64-linux-gnu-g++ >/dev/null || need+=(crossbuild-essential-arm64)
-command -v arm-linux-gnueabihf-g++ >/dev/null || need+=(crossbuild-essential-armhf)
-{ command -v qemu-aarch64 >/dev/null && command -v qemu-arm >/dev/null; } || need+=(qemu-user)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test-arm.sh: ${need[*]} missing and not root; install them with apt-get" >&2
-    exit 2
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+source scripts/arm/install-tools.sh
+install_tools test-arm.sh "aarch64-linux-gnu-g++ crossbuild-essential-arm64" \
+  "arm-linux-gnueabihf-g++ crossbuild-essential-armhf" "qemu-aarch64 qemu-user" "qemu-arm qemu-user"
 
 common=(-std=c++17 -O2 -ffp-contract=off -fno-math-errno -I"$root/src/cpp" -Wall -Wno-psabi)
 core_sources=("$root"/src/cpp/onebit/*.cpp "$root"/src/cpp/onebit/kernels/*_scalar.cpp)
