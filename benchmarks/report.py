@@ -547,6 +547,11 @@ def t_arm_mca() -> str:
     llvm = ", ".join(_distinct(r.get("llvm") for r in recs))
     notes = [f"Model assumptions (from the record): {meta['assumptions']}. Compiler {meta['compiler']}, "
              f"llvm-mca {llvm}."] + ([f"Published, 1 thread: {'; '.join(others)}."] if others else [])
+    for n in data.get("networks", []):
+        notes.append(f"**{n['network']}, whole network, 1 thread, {n['board']} ({n['core']}, {n['clock_ghz']:g} GHz), "
+                     f"llvm-mca model: {n['estimated_1thread_ms']:.2f} ms** (binary layers {n['binary_ms']:.2f} ms, "
+                     f"other ops {n['other_ms']:.2f} ms; ops not modelled: {', '.join(n['not_modelled']) or 'none'}). "
+                     f"Network model assumptions (from the record): {meta['network_assumptions']}.")
     prov = [{"commit": meta["commit"], "isa": "neon (llvm-mca model, no ARM hardware)", "threads": 1}]
     return block(table(head, rows) + [""] + notes, [path], prov)
 

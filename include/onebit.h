@@ -81,6 +81,9 @@ ONEBIT_API onebit_status onebit_set_isa(onebit_model* model, const char* isa);
 ONEBIT_API const char* onebit_isa(const onebit_model* model);
 /* ISAs this CPU and build can run, comma-separated, slowest first. */
 ONEBIT_API const char* onebit_supported_isas(void);
+/* Capabilities kernels use within an ISA, comma-separated ("" when none): "neon-dotprod" where an
+ * AArch64 CPU has the Armv8.2 dot product (the NEON int8 convolution then runs SDOT). */
+ONEBIT_API const char* onebit_cpu_features(void);
 
 /* Runs `batch` images: input batch x H x W x C uint8 (the caller's buffer, read only), output
  * batch x classes float32. `output_len` is the number of floats `output` holds: it must be at

@@ -3,7 +3,8 @@
 # (tests/cpp/kernel_equality.cpp) for aarch64 and 32-bit armv7 (armhf, NEON), plus a
 # scalar-only armhf build (an architecture with no SIMD kernels), and runs each under qemu-user;
 # the aarch64 program runs twice, on an emulated CPU with the Armv8.2 dot product and on one
-# without (cortex-a72). Each target also builds onebit-run (runtime, C API, tool) and runs the zoo
+# without (cortex-a72), and the capability report is checked on emulated CPUs with and without
+# it (neon-dotprod on -cpu max and cortex-a76, not on cortex-a72 and cortex-a53). Each target also builds onebit-run (runtime, C API, tool) and runs the zoo
 # network files (random weights, seeded inputs; scripts/zoo_reference.py, x86 side, needs the
 # .venv of scripts/setup.sh, else a SKIP line) and compares their logits with the x86 build's
 # scalar logits byte for byte, one case per network and target.
@@ -20,20 +21,9 @@ build="$root/build-arm"
 targets=${ONEBIT_ARM_TARGETS:-"aarch64 aarch64-nodot armhf armhf-scalar"}
 jobs=${ONEBIT_ARM_JOBS:-2}
 
-need=()
-command -v aarch64-linux-gnu-g++ >/dev/null || need+=(crossbuild-essential-arm64)
-command -v arm-linux-gnueabihf-g++ >/dev/null || need+=(crossbuild-essential-armhf)
-{ command -v qemu-aarch64 >/dev/null && command -v qemu-arm >/dev/null; } || need+=(qemu-user)
-if ((${#need[@]})); then
-  echo "installing ${need[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test-arm.sh: ${need[*]} missing and not root; install them with apt-get" >&2
-    exit 2
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+source scripts/arm/install-tools.sh
+install_tools test-arm.sh "aarch64-linux-gnu-g++ crossbuild-essential-arm64" \
+  "arm-linux-gnueabihf-g++ crossbuild-essential-armhf" "qemu-aarch64 qemu-user" "qemu-arm qemu-user"
 
 common=(-std=c++17 -O2 -ffp-contract=off -fno-math-errno -I"$root/src/cpp" -Wall -Wno-psabi)
 core_sources=("$root"/src/cpp/onebit/*.cpp "$root"/src/cpp/onebit/kernels/*_scalar.cpp)
@@ -163,6 +153,32 @@ if [[ " $targets " == *" aarch64 "* ]]; then
   echo "ONEBIT_ISA on aarch64: $((isa_env_cases - isa_env_failed)) of $isa_env_cases cases as expected"
 fi
 
+# The capability report (cpu_features(), behind onebit.runtime.capabilities()) on emulated CPUs
+# with and without the Armv8.2 dot product: neon-dotprod exactly where HWCAP_ASIMDDP is set.
+caps_failed=0 caps_cases=0
+# caps_check <qemu command> <sysroot> <program> <expected features>
+caps_check() {
+  local want="supported: scalar neon; features: $4" got
+  got=$($1 -L "$2" "$3" --capabilities 2>&1 || true)
+  caps_cases=$((caps_cases + 1))
+  if [ "$got" != "$want" ]; then
+    echo "FAIL capabilities ($1): got '$got', want '$want'"
+    caps_failed=$((caps_failed + 1))
+  fi
+}
+if [[ " $targets " == *" aarch64 "* || " $targets " == *" aarch64-nodot "* ]]; then
+  caps_check "qemu-aarch64 -cpu max" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" neon-dotprod
+  caps_check "qemu-aarch64 -cpu cortex-a76" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" neon-dotprod
+  caps_check "qemu-aarch64 -cpu cortex-a72" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" -
+  caps_check "qemu-aarch64 -cpu cortex-a53" /usr/aarch64-linux-gnu "$build/aarch64/kernel_equality" -
+fi
+if [[ " $targets " == *" armhf "* ]]; then
+  caps_check qemu-arm /usr/arm-linux-gnueabihf "$build/armhf/kernel_equality" -
+fi
+if ((caps_cases)); then
+  echo "capabilities: $((caps_cases - caps_failed)) of $caps_cases emulated CPUs report neon-dotprod as expected"
+fi
+
 # Zoo network files (random weights) with fixed inputs, written with the x86 build's scalar
 # logits by scripts/zoo_reference.py; each target's onebit-run must write the same logits, byte for
 # byte (NEON kernels; scalar on the armhf build without them).
@@ -230,8 +246,8 @@ done
 if [[ " $targets " == *" armhf "* ]]; then
   if [ "$isolation_failed" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
-passed=$((passed + isa_env_cases - isa_env_failed + zoo_passed))
-failed=$((failed + isa_env_failed + zoo_failed))
+passed=$((passed + isa_env_cases - isa_env_failed + caps_cases - caps_failed + zoo_passed))
+failed=$((failed + isa_env_failed + caps_failed + zoo_failed))
 echo "targets: $targets"
 echo "$passed passed, $failed failed"
 [ "$bad" = 0 ] && [ "$failed" = 0 ]

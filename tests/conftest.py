@@ -37,8 +37,8 @@ def datasets_root() -> Path:
     return DATASETS
 
 
-ALL_ISAS = ("scalar", "avx2", "avx512")
-SIMD_ISAS = ("avx2", "avx512")
+ALL_ISAS = ("scalar", "avx2", "avx512", "neon")
+SIMD_ISAS = ("avx2", "avx512", "neon")
 
 
 def isa_or_skip(isa: str) -> str:

@@ -99,6 +99,78 @@ def mca(lines: list[str], cpu: str) -> dict:
             "cnt": sum(1 for s in lines if s.startswith("cnt")), "loads": sum(1 for s in lines if s.startswith("ld"))}
 
 
+def rthroughput(lines: list[str], cpu: str) -> float:
+    """llvm-mca's Block RThroughput (cycles per pass, issue resources only) of a hand-written
+    sequence: the throughput bound of the instructions an op is made of."""
+    with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run(["llvm-mca", "-mtriple=aarch64-linux-gnu", f"-mcpu={cpu}", "-mattr=+dotprod", f.name],
+                       capture_output=True, text=True, check=True)
+    Path(f.name).unlink()
+    return float(re.search(r"Block RThroughput:\s+([\d.]+)", r.stdout).group(1))
+
+
+# Non-binary ops of a network: the instruction each step of the NEON kernel needs at least, as an
+# llvm-mca throughput bound (cycles per instruction, 64 independent copies) and the work one
+# instruction does. A lower bound on those ops' time: no loads, address arithmetic or reductions.
+NON_BINARY = {
+    "conv2d_u8": ("smlal v{d}.4s, v30.4h, v31.4h", 4, "int8 conv without the dot product: 4 MACs per smlal"),
+    "conv2d_u8+dotprod": ("sdot v{d}.4s, v30.16b, v31.16b", 16, "int8 conv with the dot product: 16 MACs per sdot"),
+    "maxpool2d": ("and v{d}.16b, v30.16b, v31.16b", 128, "max pool on bits: 128 bits per AND per window tap"),
+    "dense_f32": ("fmla v{d}.4s, v30.4s, v31.4s", 4, "float dense: 4 multiply-adds per fmla"),
+}
+
+
+def network_estimate(path: Path, cpu: str, ghz: float, px_cycles: dict, dense_rate: float, dram_gbs: float,
+                     dotprod: bool) -> dict:
+    """1-thread time estimate of a network file (ops and shapes from the runtime's loader): binary
+    3x3 stride-1 convolutions at the row region's cycles per output pixel and 8 output channels (every
+    pixel counted with all 9 taps), binary dense layers at `dense_rate` bit-MACs per cycle or their
+    packed weights streamed from DRAM at `dram_gbs`, whichever is slower, the other ops at the
+    throughput bound of their NEON instruction (NON_BINARY). Ops the model does not cover are listed."""
+    from onebit.runtime import format as fmt  # the runtime's loader (no torch)
+
+    m = fmt.load(path)
+    bound = {k: rthroughput([v[0].format(d=d) for d in range(24)], cpu) / 24 for k, v in NON_BINARY.items()}
+    ops, skipped = [], []
+    for op in m.ops:
+        xin, out = m.values[op.inputs[0]].shape, m.values[op.output].shape
+        a = op.attrs
+        if op.type == "bconv2d":
+            kh, kw = a["kernel"]
+            w64 = (a["in_channels"] + 63) // 64
+            if (kh, kw) != (3, 3) or a["stride"] != [1, 1] or w64 not in px_cycles:
+                skipped.append(op.name)
+                continue
+            cyc = out[0] * out[1] * -(-a["out_channels"] // CHANNELS) * px_cycles[w64]
+            ops.append({"op": op.name, "type": op.type, "w64": w64, "cycles": cyc, "basis": f"row region W64={w64}"})
+        elif op.type == "bdense":
+            bits = a["in_features"] * a["out_features"]
+            compute = bits / dense_rate
+            memory = bits / 8 / (dram_gbs * 1e9) * ghz * 1e9
+            ops.append({"op": op.name, "type": op.type, "cycles": max(compute, memory),
+                        "basis": "weights from DRAM" if memory > compute else "row region W64=8 rate"})
+        elif op.type in ("conv2d_u8", "maxpool2d", "dense_f32"):
+            key = "conv2d_u8+dotprod" if op.type == "conv2d_u8" and dotprod else op.type
+            if op.type == "conv2d_u8":
+                work = out[0] * out[1] * a["out_channels"] * a["kernel"][0] * a["kernel"][1] * a["in_channels"]
+            elif op.type == "maxpool2d":
+                work = out[0] * out[1] * out[2] * a["kernel"][0] * a["kernel"][1]  # output bits x window taps
+            else:
+                work = a["in_features"] * a["out_features"]
+            ops.append({"op": op.name, "type": op.type, "cycles": work / NON_BINARY[key][1] * bound[key],
+                        "basis": NON_BINARY[key][2]})
+        elif op.type == "flatten":
+            continue  # a view: no work
+        else:
+            skipped.append(op.name)
+    total = sum(o["cycles"] for o in ops)
+    binary = sum(o["cycles"] for o in ops if o["type"] in ("bconv2d", "bdense"))
+    return {"network": path.stem, "core": cpu, "clock_ghz": ghz, "ops": ops, "not_modelled": skipped,
+            "binary_ms": binary / (ghz * 1e9) * 1e3, "other_ms": (total - binary) / (ghz * 1e9) * 1e3,
+            "estimated_1thread_ms": total / (ghz * 1e9) * 1e3, "dram_gbs_assumed": dram_gbs}
+
+
 def model_name(cpu: str) -> str:
     """A fingerprint of the scheduling model llvm-mca uses for `cpu` (its resource names)."""
     r = subprocess.run(["llvm-mca", "-mtriple=aarch64-linux-gnu", f"-mcpu={cpu}", "-resource-pressure"],
@@ -109,6 +181,11 @@ def model_name(cpu: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="write the records here")
+    ap.add_argument("--network", default="cifar-binarynet",
+                    help="zoo network (benchmarks/make_zoo_models.py, random weights) estimated on the "
+                         "Raspberry Pi 4 core, or a .onebit file; '' for none")
+    ap.add_argument("--dram-gbs", type=float, default=4.0,
+                    help="assumed DRAM bandwidth of one core in GB/s (binary dense weights), not measured")
     args = ap.parse_args(argv)
     for tool in ("aarch64-linux-gnu-g++", "llvm-mca"):
         if not shutil.which(tool):
@@ -116,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     version = subprocess.run(["llvm-mca", "--version"], capture_output=True, text=True).stdout
     version = re.search(r"LLVM version ([\d.]+)", version).group(1)
-    records = []
+    records, px_cycles, dense_rate = [], {}, {}
     print("llvm-mca model (not a measurement) of the NEON binary conv inner loop, one 3x3 output pixel x 8 "
           f"output channels; LLVM {version}")
     print("bound = cnt + add throughput per 128-bit vector (the issue's bound); +eor = with the XOR every "
@@ -139,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             bit_macs = 9 * w64 * 64 * CHANNELS  # one output pixel: 3 rows of 3 taps
             rate = bit_macs / row["cycles_per_iteration"]
             est_ms = LAYER_BIT_MACS[w64] / (rate * ghz * 1e9) * 1e3
+            px_cycles.setdefault(cpu, {})[w64] = row["cycles_per_iteration"]
+            dense_rate[cpu] = rate  # the last (W64 = 8) region: binary dense layers' long rows
             print(f"{cpu:<11} {w64:>3} {LAYERS[w64]:<10} {row['cycles_per_iteration']:>8.1f} {rate:>10.1f} "
                   f"{bound_rate:>7.1f} {rate / bound_rate:>6.0%} {bound_x_rate:>7.1f} {rate / bound_x_rate:>6.0%} "
                   f"{est_ms:>8.2f} @{ghz}")
@@ -147,6 +226,29 @@ def main(argv: list[str] | None = None) -> int:
                             "bit_macs_per_cycle": rate, "bound": bound, "bound_bit_macs_per_cycle": bound_rate,
                             "ratio_to_bound": rate / bound_rate, "bound_with_xor_bit_macs_per_cycle": bound_x_rate,
                             "ratio_to_bound_with_xor": rate / bound_x_rate, "estimated_1thread_ms": est_ms, "llvm": version})
+    networks = []
+    if args.network:
+        path = Path(args.network)
+        tmp = None
+        if path.suffix != ".onebit":
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from make_zoo_models import make  # torch: the zoo network with random weights
+
+            tmp = tempfile.TemporaryDirectory()
+            path = make(args.network, Path(tmp.name))
+        cpu, (board, ghz) = "cortex-a72", CORES["cortex-a72"]
+        est = network_estimate(path, cpu, ghz, px_cycles[cpu], dense_rate[cpu], args.dram_gbs, dotprod=False)
+        est["board"] = board
+        networks.append(est)
+        print(f"\n{est['network']} on {board} ({cpu}, {ghz} GHz, 1 thread), model: "
+              f"{est['estimated_1thread_ms']:.2f} ms (binary layers {est['binary_ms']:.2f} ms, other ops "
+              f"{est['other_ms']:.2f} ms; dense weights from DRAM at an assumed {args.dram_gbs:g} GB/s)")
+        for o in est["ops"]:
+            print(f"  {o['op']:<8} {o['type']:<10} {o['cycles'] / (ghz * 1e6):8.3f} ms  ({o['basis']})")
+        if est["not_modelled"]:
+            print(f"  not modelled: {', '.join(est['not_modelled'])}")
+        if tmp:
+            tmp.cleanup()
     print("\npublished peer figures on real devices (1 thread):")
     for name, value in PEERS:
         print(f"  {name}: {value}")
@@ -163,7 +265,15 @@ def main(argv: list[str] | None = None) -> int:
                 "accumulation, lane widening, final sums) for 8 output channels; L1-resident operands; no "
                 "edges, pointer set-up, output stage, threads or memory traffic beyond the region's loads",
                 "peers": PEERS}
-        Path(args.json).write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
+        meta["network_assumptions"] = (
+            "binary 3x3 convolutions: the row region's cycles per output pixel and 8 output channels, every "
+            "pixel with all 9 taps (edge pixels cost less); binary dense layers: the W64 = 8 region's rate or "
+            f"their packed weights streamed from DRAM at an assumed {args.dram_gbs:g} GB/s, whichever is "
+            "slower; int8 conv, bit max pooling and float dense: llvm-mca's throughput bound of their NEON "
+            "multiply-accumulate (smlal, no dot product on Cortex-A72), AND or fmla alone; output stages "
+            "(thresholds, bit packing), pointer set-up and threads not modelled")
+        Path(args.json).write_text(json.dumps({"meta": meta, "records": records, "networks": networks}, indent=1)
+                                   + "\n")
     return 0
 
 

@@ -12,11 +12,11 @@ namespace onebit::kernels {
 template <int Words>
 void mca_row(const uint64_t* x, const uint64_t* const* w, const uint64_t* const* w1, const uint64_t* const* w2,
              int64_t row_stride, int32_t* out) {
-  Dot<kChannels, false, false> d;
+  Dot<kChannels, false> d;
   asm volatile("// LLVM-MCA-BEGIN row" ::: "memory");
-  d.template run_fixed<Words>(x, w, nullptr);
-  d.template run_fixed<Words>(x + row_stride, w1, nullptr);
-  d.template run_fixed<Words>(x + 2 * row_stride, w2, nullptr);
+  d.template run_fixed<Words, false>(x, w, nullptr);
+  d.template run_fixed<Words, false>(x + row_stride, w1, nullptr);
+  d.template run_fixed<Words, false>(x + 2 * row_stride, w2, nullptr);
   d.totals(out);
   asm volatile("// LLVM-MCA-END" ::: "memory");
 }

@@ -3,7 +3,8 @@
 // boundaries, K around the 16-bit accumulator bound, odd sizes, strides, padding, 1/2/3
 // threads), and the scalar reference with a direct loop of the definition (docs/format.md).
 // Built by scripts/test-arm.sh for each target and run there under emulation; runs the same on
-// any architecture. With --default-isa it only prints the ISA ONEBIT_ISA selects, or the error. Prints one line per failure, the cases run per op and ISA, and a closing
+// any architecture. With --default-isa it only prints the ISA ONEBIT_ISA selects, or the error;
+// with --capabilities only the supported ISAs and CPU features (cpu_features()). Prints one line per failure, the cases run per op and ISA, and a closing
 // line "N passed, N failed". Exit status 1 on any failure.
 #include <algorithm>
 #include <cmath>
@@ -151,18 +152,28 @@ const char* kind_name(OutputKind k) {
   return "?";
 }
 
-// Mask kinds: 0 none, 1 random weights, 2 block (whole 64-channel words of a tap), 3 channel
-// (whole output channels).
+// Mask kinds: 0 none, 1 random weights, 2 word (whole 64-channel words of a tap, per channel),
+// 3 channel (whole output channels), 4 block (the same (tap, word) units pruned in 8 consecutive
+// output channels; the kept units whole or random), 5 all kept.
+const char* mask_name(int kind) {
+  static const char* names[] = {"", "mask-random", "mask-word", "mask-channel", "mask-block", "mask-all"};
+  return names[kind];
+}
 std::vector<uint64_t> make_mask(Rng& r, const BConvShape& s, int kind) {
   const int64_t W64 = s.words(), taps = s.kh * s.kw;
   std::vector<uint64_t> m = packed(r, s.cout * taps, s.cin, 1);
+  std::vector<int> unit(static_cast<size_t>(taps * W64));  // block: 0 pruned, 1 whole, 2 random
   for (int64_t co = 0; co < s.cout; ++co) {
     const bool drop_channel = kind == 3 && (r.next() % 3 == 0);
+    if (kind == 4 && co % 8 == 0)
+      for (int& u : unit) u = static_cast<int>(r.next() % 3);
     for (int64_t t = 0; t < taps; ++t)
       for (int64_t wd = 0; wd < W64; ++wd) {
         uint64_t& v = m[static_cast<size_t>((co * taps + t) * W64 + wd)];
         if (kind == 1) v &= r.next();
         if (kind == 2 && r.next() % 3 == 0) v = 0;
+        if (kind == 4 && unit[static_cast<size_t>(t * W64 + wd)] != 1)
+          v &= unit[static_cast<size_t>(t * W64 + wd)] == 0 ? 0 : r.next();
         if (drop_channel) v = 0;
       }
   }
@@ -189,7 +200,7 @@ void bconv_case(Rng& r, const BConvShape& s, int threads, int fill, int mask_kin
     m = make_mask(r, s, mask_kind);
     for (size_t i = 0; i < w.size(); ++i) w[i] &= m[i];
   }
-  const char* mk = mask_kind == 0 ? "" : mask_kind == 1 ? "mask-random" : mask_kind == 2 ? "mask-block" : "mask-channel";
+  const char* mk = mask_name(mask_kind);
   const std::string op = mask_kind ? "bconv-masked" : (s.h == 1 && s.w == 1 && s.kh == 1 ? "bdense" : "bconv");
   {
     BConvArgs a;
@@ -304,8 +315,8 @@ void bconv_grid() {
       s.cout = 10 + cin % 7;
       bconv_case(r, s, static_cast<int>(n), 0, 0, true);
     }
-  // Pruned layers: random, block and channel masks.
-  for (int mk : {1, 2, 3})
+  // Pruned layers: random, word, channel, block and all-kept masks.
+  for (int mk : {1, 2, 3, 4, 5})
     for (int64_t cin : {63, 64, 65, 130})
       for (int64_t k : {1, 3}) {
         BConvShape s;
@@ -319,12 +330,52 @@ void bconv_grid() {
         s.stride = cin % 2 ? 2 : 1;
         bconv_case(r, s, 1 + static_cast<int>(cin % 3), 0, mk, true);
       }
+  // Block and channel pruning over two 64-channel spans (groups of 8, 4 and 1 channels).
+  for (int mk : {3, 4})
+    for (int64_t cout : {70, 128}) {
+      BConvShape s;
+      s.n = 1;
+      s.h = 5;
+      s.w = 4;
+      s.cin = 192;
+      s.cout = cout;
+      s.kh = s.kw = 3;
+      s.pad = 1;
+      bconv_case(r, s, cout == 70 ? 2 : 3, 0, mk, true);
+    }
   for (int fill : {0, 1}) {  // pruned, K at the accumulator bound
     BConvShape s;
     s.cin = 32768;
     s.cout = 3;
     bconv_case(r, s, 1, fill, 3, false);
   }
+}
+
+// The NEON masked kernel's group layout skips what block and channel pruning remove: a 3x3,
+// 128-channel layer (two words per tap) whose channels 0-7 keep only word 1 of the centre tap,
+// 8-11 nothing, 12-15 everything. Expected: 8-11 listed as pruned channels (y = 0, never
+// computed); groups of 0-7 read one full one-word run in kernel row 1 and nothing else; groups
+// of 12-15 one full run of the whole row (6 words) per kernel row.
+void masked_layout() {
+  if (!isa_supported(Isa::neon)) return;
+  const int64_t cout = 16, taps = 9, W64 = 2;
+  std::vector<uint64_t> m(static_cast<size_t>(cout * taps * W64), 0), w(m.size(), 0);
+  for (int64_t co = 0; co < cout; ++co)
+    for (int64_t i = 0; i < taps * W64; ++i)
+      if ((co < 8 && i == 4 * W64 + 1) || co >= 12) m[static_cast<size_t>(co * taps * W64 + i)] = ~uint64_t{0};
+  const auto p = prepare_bconv_weights(w.data(), cout, 3, 3, 128, Isa::neon, 1, m.data());
+  bool ok = p->ng_dead == std::vector<int32_t>{8, 9, 10, 11} && p->ng_span.size() == 2;
+  for (size_t g = 0; ok && g + 1 < p->ng_first.size(); ++g) {
+    const bool centre_only = p->ng_chan[static_cast<size_t>(p->ng_first[g])] < 8;
+    for (int64_t kh = 0; kh < 3; ++kh) {
+      std::vector<int32_t> segs(p->ng_seg.begin() + 3 * p->ng_rows[g * 3 + kh],
+                                p->ng_seg.begin() + 3 * p->ng_rows[g * 3 + kh + 1]);
+      const std::vector<int32_t> want = centre_only ? (kh == 1 ? std::vector<int32_t>{3, 4, 1} : std::vector<int32_t>{})
+                                                    : std::vector<int32_t>{0, 6, 1};
+      ok = ok && segs == want;
+    }
+  }
+  record(ok, "bconv-masked-layout", Isa::neon, "pruned channels left out, pruned words of a block never read");
 }
 
 void bitpack_grid() {
@@ -604,6 +655,52 @@ void conv8_grid() {
   }
 }
 
+// popcount_peak's loop (popcount_loop, the table row each ISA times) against the definition
+// iters * sum popcount(a[i] XOR b[i]), for the ISAs whose loop computes it (scalar, neon; the x86
+// loops follow their conv kernel's own access pattern): word counts around the 16-bit lane
+// flush (4 * 4092 words) with random and all-differing operands (every lane at its maximum),
+// popcount_peak's rate for the ISA's method, and the errors for bad sizes and methods.
+void popcount_grid() {
+  Rng r(7);
+  std::vector<Isa> isas = {Isa::scalar};
+  for (Isa isa : simd_isas())
+    if (isa == Isa::neon) isas.push_back(isa);
+  for (int64_t words : {0, 4, 8, 12, 256, 1000, 16364, 16368, 16372, 16384, 32768, 65540})
+    for (int fill : {0, 1})
+      for (int64_t iters : {1, 3}) {
+        std::vector<uint64_t> a(static_cast<size_t>(words)), b(static_cast<size_t>(words));
+        uint64_t want = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          a[i] = fill ? ~uint64_t{0} : r.next();
+          b[i] = fill ? 0 : r.next();
+          want += static_cast<uint64_t>(__builtin_popcountll(a[i] ^ b[i]));
+        }
+        want *= static_cast<uint64_t>(iters);
+        for (Isa isa : isas)
+          record(popcount_loop(isa, a.data(), b.data(), words, iters) == want, "popcount-loop", isa,
+                 std::to_string(words) + " words x " + std::to_string(iters) + (fill ? " all differing" : " random"));
+      }
+  for (Isa isa : isas) {
+    const double rate = popcount_peak(isa, 0.002, isa == Isa::neon ? "vcnt" : "builtin");
+    record(rate > 0 && std::isfinite(rate), "popcount-peak", isa, "positive rate: " + std::to_string(rate));
+    bool ok = true;
+    for (int64_t words : {-4, 3, 6}) {
+      try {
+        uint64_t z[8] = {};
+        popcount_loop(isa, z, z, words, 1);
+        ok = false;
+      } catch (const std::invalid_argument&) {
+      }
+    }
+    try {
+      popcount_peak(isa, 0.001, "split");
+      ok = false;
+    } catch (const std::invalid_argument&) {
+    }
+    record(ok, "popcount-peak", isa, "bad word counts and an unknown method rejected");
+  }
+}
+
 // Every op's table has a row (own kernel or named fall-back) for every ISA this CPU supports.
 void kernel_table_rows() {
   for (const KernelTableInfo& t : kernel_tables())
@@ -639,7 +736,22 @@ void isa_errors() {
 
 }  // namespace
 
+// "supported: ISA ...; features: name ..." (features "-" when none): the capability report.
+std::string capability_line() {
+  std::string out = "supported:";
+  for (Isa isa : supported_isas()) out += std::string(" ") + isa_name(isa);
+  out += "; features:";
+  const std::vector<std::string> f = cpu_features();
+  for (const std::string& name : f) out += " " + name;
+  if (f.empty()) out += " -";
+  return out;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--capabilities") == 0) {  // the capability report only
+    std::printf("%s\n", capability_line().c_str());
+    return 0;
+  }
   if (argc > 1 && std::strcmp(argv[1], "--default-isa") == 0) {  // ONEBIT_ISA handling only
     try {
       std::printf("default ISA: %s\n", isa_name(default_isa()));
@@ -649,15 +761,15 @@ int main(int argc, char** argv) {
       return 3;
     }
   }
-  std::printf("supported ISAs:");
-  for (Isa isa : supported_isas()) std::printf(" %s", isa_name(isa));
-  std::printf("; Armv8.2 dot product: %s", cpu_has_neon_dotprod() ? "yes" : "no");
-  std::printf("; default %s\nkernel tables (ISA=kernel it runs):\n%s", isa_name(default_isa()),
+  std::printf("%s; default %s\nkernel tables (ISA=kernel it runs):\n%s", capability_line().c_str(),
+              isa_name(default_isa()),
               describe_kernel_tables().c_str());
   try {
     kernel_table_rows();
     bitpack_grid();
     bconv_grid();
+    masked_layout();
+    popcount_grid();
     pool_grid();
     add_grid();
     dense_f32_grid();

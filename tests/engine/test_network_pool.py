@@ -19,11 +19,10 @@ CHANNELS = (1, 7, 63, 64, 65, 127, 129)
 SIZES = (1, 2, 3, 7, 9, 17)
 
 
-@pytest.fixture(params=("avx2", "avx512"))
-def simd(request):
-    if request.param not in engine.supported_isas():
-        pytest.skip(f"this CPU/build has no {request.param}")
-    return request.param
+@pytest.fixture
+def simd(simd_isa):
+    """Every SIMD ISA (conftest's simd_isa), skipped where the CPU lacks it."""
+    return simd_isa
 
 
 def _cases():

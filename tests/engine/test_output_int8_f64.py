@@ -13,7 +13,7 @@ from onebit.runtime import capabilities, kernels
 
 from _bconv_cases import packed
 
-SIMD = [i for i in ("avx2", "avx512") if i in capabilities()["supported"]]
+SIMD = [i for i in ("avx2", "avx512", "neon") if i in capabilities()["supported"]]
 pytestmark = pytest.mark.skipif(not SIMD, reason="no SIMD ISA on this CPU/build")
 
 

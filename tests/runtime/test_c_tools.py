@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onebit.runtime import Session
+from onebit.runtime import Session, capabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = [f"digit{i}" for i in range(10)]
@@ -85,6 +85,7 @@ def test_onebit_run_equals_session_bit_for_bit(build, model, tmp_path):
         assert np.array_equal(got, want)
         rec = json.loads(r.stdout)
         assert rec["isa"] == isa and rec["threads"] == 2 and rec["batch"] == 5
+        assert rec["cpu_features"] == ",".join(capabilities()["features"])
         assert rec["activation_bytes"] == sess.activation_bytes(5)
         for b in range(5):
             order = sorted(range(10), key=lambda i: (-want[b, i], i))[:5]
@@ -97,7 +98,7 @@ def test_onebit_run_equals_session_bit_for_bit(build, model, tmp_path):
 def test_onebit_run_timing_table_and_json(build, model):
     r = _run(build / "onebit-run", model, "--repeats", 5, "--threads", 1)
     assert r.returncode == 0, r.stderr
-    for key in ("cpu", "isa", "threads", "median", "min", "activations", "peak RSS"):
+    for key in ("cpu", "isa", "features", "threads", "median", "min", "activations", "peak RSS"):
         assert key in r.stdout
     rec = json.loads(_run(build / "onebit-run", model, "--repeats", 5, "--json").stdout)
     assert rec["repeats"] == 5 and 0 < rec["min_ms"] <= rec["median_ms"]

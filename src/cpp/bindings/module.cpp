@@ -28,6 +28,8 @@ NB_MODULE(_engine, m) {
     for (auto isa : onebit::supported_isas()) out.emplace_back(onebit::isa_name(isa));
     return out;
   }, "ISAs this CPU and build can run, from slowest to fastest.");
+  m.def("cpu_features", &onebit::cpu_features,
+        "Capabilities kernels use within an ISA: 'neon-dotprod' (Armv8.2 dot product) where present.");
   m.def("default_isa", [] { return std::string(onebit::isa_name(onebit::default_isa())); },
         "Best ISA, or the one ONEBIT_ISA forces (RuntimeError if the CPU lacks it).");
   m.def("active_isa", [] { return std::string(onebit::isa_name(onebit::active_isa())); });

@@ -198,12 +198,25 @@ onebit_status onebit_set_isa(onebit_model* model, const char* isa) {
 
 const char* onebit_isa(const onebit_model* model) { return model ? onebit::isa_name(model->exe->isa()) : ""; }
 
+namespace {
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string s;
+  for (const std::string& i : items) s += (s.empty() ? "" : ",") + i;
+  return s;
+}
+}  // namespace
+
 const char* onebit_supported_isas(void) {
   static const std::string names = [] {
-    std::string s;
-    for (auto i : onebit::supported_isas()) s += (s.empty() ? "" : ",") + std::string(onebit::isa_name(i));
-    return s;
+    std::vector<std::string> v;
+    for (auto i : onebit::supported_isas()) v.emplace_back(onebit::isa_name(i));
+    return comma_list(v);
   }();
+  return names.c_str();
+}
+
+const char* onebit_cpu_features(void) {
+  static const std::string names = comma_list(onebit::cpu_features());
   return names.c_str();
 }
 

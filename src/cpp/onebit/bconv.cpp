@@ -62,6 +62,30 @@ void masked_avx2(const BConvArgs& a, int threads) {
   kernels::bconv_masked_avx2(b, threads);
 }
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+// The packed weights and mask as they are plus the NEON group layout (which words and channels
+// each group of the NEON masked kernel skips).
+void prepare_masked_neon(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,
+                         int threads) {
+  prepare_masked_packed(w, mask, s, p, threads);
+  kernels::prepare_masked_groups(mask, s, kernels::masked_group_channels_neon(), p);
+}
+void masked_neon(const BConvArgs& a, int threads) {
+  if (a.prepared) {
+    kernels::bconv_masked_neon(a, threads);
+    return;
+  }
+  PreparedWeights local;  // unprepared call: the caller's words and mask, the group layout built now
+  local.masked = true;
+  local.words = std::shared_ptr<uint64_t>(std::shared_ptr<uint64_t>(), const_cast<uint64_t*>(a.w));
+  local.mask = std::shared_ptr<uint64_t>(std::shared_ptr<uint64_t>(), const_cast<uint64_t*>(a.weight_mask));
+  kernels::prepare_masked_groups(a.weight_mask, a.s, kernels::masked_group_channels_neon(), local);
+  BConvArgs b = a;
+  b.prepared = &local;
+  b.weight_mask = nullptr;
+  kernels::bconv_masked_neon(b, threads);
+}
+#endif
 
 using Kernel = void (*)(const BConvArgs&, int);
 using Prepare = void (*)(const uint64_t*, const BConvShape&, PreparedWeights&, int);
@@ -83,12 +107,12 @@ const KernelTable<Prepare> bconv_prepare_table("bconv_prepare", {
 const KernelTable<Kernel> bconv_masked_table("bconv_masked", {
     kernel_row(Isa::scalar, &masked_scalar),
     ONEBIT_AVX2_ROWS(&masked_avx2)
-    ONEBIT_NEON_ROW(&kernels::bconv_masked_neon)  // reads packed words + mask
+    ONEBIT_NEON_ROW(&masked_neon)  // packed words + mask and the group layout
 });
 const KernelTable<MaskedPrepare> bconv_masked_prepare_table("bconv_masked_prepare", {
     kernel_row(Isa::scalar, &prepare_masked_packed),
     ONEBIT_AVX2_ROWS(&kernels::prepare_masked_list)
-    fallback_row(Isa::neon, Isa::scalar),
+    ONEBIT_NEON_ROW(&prepare_masked_neon)
 });
 // popcount_peak's timed loop: the popcount each ISA's conv kernel uses.
 const KernelTable<PopLoop> popcount_loop_table("popcount_loop", {
@@ -201,6 +225,13 @@ std::shared_ptr<uint64_t> aligned_words(size_t n) {
 }
 }  // namespace kernels
 
+uint64_t popcount_loop(Isa isa, const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters) {
+  if (words < 0 || words % 4 != 0) fail("popcount_loop needs a multiple of 4 words, got " + std::to_string(words));
+  if (iters < 0) fail("popcount_loop needs iters >= 0, got " + std::to_string(iters));
+  if (words && (!a || !b)) fail("null operand pointer");
+  return popcount_loop_table.get(kernel_isa(isa))(a, b, words, iters);
+}
+
 double popcount_peak(Isa isa, double seconds, const std::string& method) {
   require_isa(isa);
   isa = kernel_isa(isa);  // avxvnni runs the avx2 binary kernels (the tables' avxvnni rows say so)
@@ -221,14 +252,13 @@ double popcount_peak(Isa isa, double seconds, const std::string& method) {
     av[i] = r;
     bv[i] = r * 0xBF58476D1CE4E5B9ull;
   }
-  const PopLoop pop = popcount_loop_table.get(isa);
   auto loop = [&](int64_t iters) -> uint64_t {
 #if defined(ONEBIT_HAVE_X86)  // the AVX2 alternatives popcount_peak can time
     if (isa == Isa::avx2 && method == "popcnt")
       return kernels::popcount_loop_avx2_popcnt(av.data(), bv.data(), kWords, iters);
     if (isa == Isa::avx2 && method == "lut") return kernels::popcount_loop_avx2_lut(av.data(), bv.data(), kWords, iters);
 #endif
-    return pop(av.data(), bv.data(), kWords, iters);
+    return popcount_loop(isa, av.data(), bv.data(), kWords, iters);
   };
   using clock = std::chrono::steady_clock;
   int64_t iters = 64;

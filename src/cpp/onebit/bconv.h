@@ -67,6 +67,19 @@ struct PreparedWeights {
   // dk_prefix: kept weights - 2 * weight popcount (canonical: popcount(w) = popcount(w AND m));
   // pw_prefix: weight popcount (what the zero words of out-of-bounds taps add to the sums).
   std::vector<int32_t> dk_prefix, pw_prefix;
+  // NEON group layout (`words` and `mask` stay packed; docs/kernels.md, ARM NEON kernels).
+  // Channels whose mask keeps no weight are in no group (y = 0). The others, per 64-channel span
+  // (tasks split Cout at multiples of 64), in order, form groups of the kernel's channel count
+  // (8 on aarch64, 4 on armv7; then 4 and 1 for the span's last channels) sharing each input
+  // vector. Span sp: groups [ng_span[sp], ng_span[sp+1]); its pruned channels
+  // ng_dead[ng_dead_span[sp] .. ng_dead_span[sp+1]). Group g: channels ng_chan[ng_first[g] ..
+  // ng_first[g+1]). Per group and kernel row kh, segments ng_seg[3*i .. 3*i+2] = {begin, end,
+  // full} for i in [ng_rows[g*KH + kh], ng_rows[g*KH + kh + 1]): maximal runs [begin, end) of the
+  // row's words (index kw*W64 + wd) where some channel of the group keeps a weight; full = every
+  // channel keeps every real bit of every word of the run (no AND with the mask). Words outside
+  // every segment are pruned in the whole group and never read. ng_kept: kept weights per
+  // (channel, tap).
+  std::vector<int32_t> ng_span, ng_dead_span, ng_dead, ng_first, ng_chan, ng_rows, ng_seg, ng_kept;
 };
 
 struct BConvArgs {
@@ -114,6 +127,11 @@ void bdense(const uint64_t* x, const uint64_t* w, int64_t n, int64_t in_features
 // conv), "lut" (classic pshufb nibble LUT), "popcnt" (scalar 64-bit POPCNT); avx512: "vpopcntq";
 // neon: "vcnt" (vcntq_u8 + vpadalq_u8 into 16-bit lanes, as the NEON conv).
 double popcount_peak(Isa isa, double seconds, const std::string& method = "");
+// One run of the loop popcount_peak times for `isa` (its default method): `iters` passes over
+// `words` words (>= 0, a multiple of 4) of a and b, returning the total popcount the loop
+// computed (scalar and neon: iters * sum popcount(a[i] XOR b[i]); x86 loops follow their conv
+// kernel's own access pattern). std::invalid_argument on bad sizes or an unsupported ISA.
+uint64_t popcount_loop(Isa isa, const uint64_t* a, const uint64_t* b, int64_t words, int64_t iters);
 
 namespace kernels {
 // Per-ISA entry points (kernels/bconv_<isa>.cpp). Arguments are already validated.
@@ -128,8 +146,14 @@ void bconv_masked_scalar(const BConvArgs& a, int threads);
 // AVX2 list kernel, also for ISA avx512 with a mask; needs a.prepared (built by the dispatcher
 // for unprepared calls).
 void bconv_masked_avx2(const BConvArgs& a, int threads);
-// NEON masked kernel: reads the packed weights and mask (a.w + a.weight_mask, or a.prepared's).
+// NEON masked kernel: reads a.prepared's packed weights and mask and its group layout
+// (`ng_*`, built by prepare_masked_groups; the dispatcher builds it for unprepared calls).
 void bconv_masked_neon(const BConvArgs& a, int threads);
+// Channels per group of the NEON masked kernel (8 on aarch64, 4 on 32-bit ARM).
+int masked_group_channels_neon();
+// Builds the NEON group layout (PreparedWeights' ng_* fields) of a canonical mask for groups of
+// `nc` channels. Core code without ISA flags (bconv_masked.cpp).
+void prepare_masked_groups(const uint64_t* mask, const BConvShape& s, int nc, PreparedWeights& p);
 // Builds the AVX2 list layout (PreparedWeights' list fields) of canonical weights and mask.
 // Core code without ISA flags (bconv_masked.cpp).
 void prepare_masked_list(const uint64_t* w, const uint64_t* mask, const BConvShape& s, PreparedWeights& p,

@@ -142,3 +142,74 @@ void prepare_masked_list(const uint64_t* w, const uint64_t* mask, const BConvSha
 }
 
 }  // namespace onebit::kernels
+
+namespace onebit::kernels {
+
+void prepare_masked_groups(const uint64_t* mask, const BConvShape& s, int nc, PreparedWeights& p) {
+  const int64_t taps = s.kh * s.kw, W64 = s.words(), row_words = s.kw * W64, tws = taps * W64;
+  const int64_t last_bits = s.cin - (W64 - 1) * 64;
+  const uint64_t last_full = last_bits == 64 ? ~uint64_t{0} : (uint64_t{1} << last_bits) - 1;
+  p.ng_kept.assign(static_cast<size_t>(s.cout * taps), 0);
+  std::vector<bool> live(static_cast<size_t>(s.cout), false);
+  for (int64_t co = 0; co < s.cout; ++co)
+    for (int64_t t = 0; t < taps; ++t) {
+      int32_t k = 0;
+      for (int64_t wd = 0; wd < W64; ++wd) k += __builtin_popcountll(mask[co * tws + t * W64 + wd]);
+      p.ng_kept[static_cast<size_t>(co * taps + t)] = k;
+      if (k) live[static_cast<size_t>(co)] = true;
+    }
+  p.ng_span.assign(1, 0);
+  p.ng_dead_span.assign(1, 0);
+  p.ng_dead.clear();
+  p.ng_first.assign(1, 0);
+  p.ng_chan.clear();
+  p.ng_rows.assign(1, 0);
+  p.ng_seg.clear();
+  // One group: its channels, then per kernel row the runs of words some channel keeps.
+  auto add_group = [&](const int32_t* ch, int n) {
+    p.ng_chan.insert(p.ng_chan.end(), ch, ch + n);
+    p.ng_first.push_back(static_cast<int32_t>(p.ng_chan.size()));
+    for (int64_t kh = 0; kh < s.kh; ++kh) {
+      int64_t begin = -1;
+      bool full = true;
+      for (int64_t i = 0; i <= row_words; ++i) {
+        bool any = false, all = true;
+        if (i < row_words) {
+          const uint64_t fullm = i % W64 == W64 - 1 ? last_full : ~uint64_t{0};
+          for (int j = 0; j < n; ++j) {
+            const uint64_t m = mask[ch[j] * tws + kh * row_words + i];
+            any = any || m != 0;
+            all = all && m == fullm;
+          }
+        }
+        if (any && begin < 0) {
+          begin = i;
+          full = true;
+        }
+        if (any) full = full && all;
+        if (!any && begin >= 0) {
+          p.ng_seg.insert(p.ng_seg.end(), {static_cast<int32_t>(begin), static_cast<int32_t>(i), full ? 1 : 0});
+          begin = -1;
+        }
+      }
+      p.ng_rows.push_back(static_cast<int32_t>(p.ng_seg.size() / 3));
+    }
+  };
+  for (int64_t c0 = 0; c0 < s.cout; c0 += 64) {
+    std::vector<int32_t> ch;
+    for (int64_t co = c0; co < std::min(s.cout, c0 + 64); ++co) {
+      if (live[static_cast<size_t>(co)])
+        ch.push_back(static_cast<int32_t>(co));
+      else
+        p.ng_dead.push_back(static_cast<int32_t>(co));
+    }
+    size_t i = 0;
+    for (int size : {nc, 4, 1})
+      for (; size <= nc && i + static_cast<size_t>(size) <= ch.size(); i += static_cast<size_t>(size))
+        add_group(ch.data() + i, size);
+    p.ng_span.push_back(static_cast<int32_t>(p.ng_first.size() - 1));
+    p.ng_dead_span.push_back(static_cast<int32_t>(p.ng_dead.size()));
+  }
+}
+
+}  // namespace onebit::kernels

@@ -57,6 +57,12 @@ bool cpu_has_neon_dotprod() {
 #endif
 }
 
+std::vector<std::string> cpu_features() {
+  std::vector<std::string> out;
+  if (cpu_has_neon_dotprod()) out.emplace_back("neon-dotprod");
+  return out;
+}
+
 bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::scalar: return true;

@@ -27,6 +27,10 @@ inline Isa kernel_isa(Isa isa) { return isa == Isa::avxvnni ? Isa::avx2 : isa; }
 // Armv8.2 dot product (SDOT/UDOT; aarch64 HWCAP_ASIMDDP): the NEON int8 convolution uses it
 // when present (a capability of ISA neon, not an ISA of its own). False off aarch64.
 bool cpu_has_neon_dotprod();
+// Capabilities of this CPU and build that kernels use within an ISA, by name, for
+// capabilities() and the C API: "neon-dotprod" (Armv8.2 dot product, the NEON int8 convolution's
+// SDOT variant). Empty where none applies (every x86 CPU: its variants are ISAs of their own).
+std::vector<std::string> cpu_features();
 
 // Best supported ISA, unless ONEBIT_ISA names one (std::runtime_error if the CPU lacks it).
 Isa default_isa();

@@ -207,11 +207,11 @@ int main(int argc, char** argv) {
     return std::string(n ? n : "class " + std::to_string(i));
   };
   if (as_json) {
-    std::printf("{\"model\": %s, \"cpu\": %s, \"isa\": %s, \"threads\": %d, \"batch\": %lld, "
+    std::printf("{\"model\": %s, \"cpu\": %s, \"isa\": %s, \"cpu_features\": %s, \"threads\": %d, \"batch\": %lld, "
                 "\"input\": [%lld, %lld, %lld], \"classes\": %lld, \"activation_bytes\": %lld, "
                 "\"peak_rss_bytes\": %lld",
                 json_str(model_path).c_str(), json_str(cpu_name()).c_str(), json_str(onebit_isa(m)).c_str(),
-                onebit_threads(m), (long long)batch, (long long)h, (long long)w, (long long)c, (long long)classes,
+                json_str(onebit_cpu_features()).c_str(), onebit_threads(m), (long long)batch, (long long)h, (long long)w, (long long)c, (long long)classes,
                 (long long)act, (long long)peak_rss_bytes());
     if (timing) {
       std::printf(", \"repeats\": %lld, \"median_ms\": %.6f, \"min_ms\": %.6f, \"kernel_sum_median_ms\": %.6f, "
@@ -242,8 +242,10 @@ int main(int argc, char** argv) {
         std::printf("  %10.4f  %lld  %s\n", logits[b * size_t(classes) + size_t(i)], (long long)i, name(i).c_str());
     }
     if (timing) {
-      std::printf("%-10s %s\n%-10s %s\n%-10s %s\n%-10s %d\n%-10s %lld\n", "model", model_path.c_str(), "cpu",
-                  cpu_name().c_str(), "isa", onebit_isa(m), "threads", onebit_threads(m), "batch", (long long)batch);
+      std::printf("%-10s %s\n%-10s %s\n%-10s %s\n%-10s %s\n%-10s %d\n%-10s %lld\n", "model", model_path.c_str(),
+                  "cpu", cpu_name().c_str(), "isa", onebit_isa(m), "features",
+                  *onebit_cpu_features() ? onebit_cpu_features() : "-", "threads", onebit_threads(m), "batch",
+                  (long long)batch);
       std::printf("%-10s %lld (warm-up excluded)\n%-10s %.3f ms\n%-10s %.3f ms\n", "repeats", (long long)repeats,
                   "median", med, "min", ms.front());
       std::printf("%-10s %.3f ms (median over runs of the sum of op times; end to end / kernels %.3f)\n", "kernels",
