@@ -51,7 +51,7 @@ if [ ! -x "$tree/usr/bin/python3" ]; then
   # First stage only (download and unpack, no arm64 code runs); then every downloaded package
   # is unpacked into the tree: enough to run python3 and numpy under qemu-aarch64 -L.
   debootstrap --arch=arm64 --variant=minbase --foreign \
-    --include=python3,python3-dev,python3-numpy,python3-pytest,python3-click,python3-tqdm \
+    --include=python3,python3-dev,python3-numpy,python3-pytest,python3-hypothesis,python3-click,python3-tqdm \
     bookworm "$tree.part" "$mirror" >"$cache/debootstrap.log"
   for deb in "$tree.part"/var/cache/apt/archives/*.deb; do dpkg-deb -x "$deb" "$tree.part"; done
   rm -f "$tree.part"/var/cache/apt/archives/*.deb
