@@ -94,8 +94,8 @@ def test_format_rejects_wrong_magic_and_version(valid_bytes):
     header["__metadata__"]["format"] = "other"
     _expect(join(header, body), "expected 'onebit'")
     header["__metadata__"]["format"] = "onebit"
-    header["__metadata__"]["format_version"] = "2"
-    _expect(join(header, body), "format_version '2' is not supported")
+    header["__metadata__"]["format_version"] = "3"
+    _expect(join(header, body), "format_version '3' is not supported")
     del header["__metadata__"]
     _expect(join(header, body), "__metadata__")
 

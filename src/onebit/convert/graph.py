@@ -80,6 +80,7 @@ class _Builder:
         self.tensors: dict[str, np.ndarray] = {}
         self.cur = "input"
         self.pending: _Pending | None = None
+        self.pad: tuple | None = None  # (name, (top, left), (bottom, right), value) of a padding layer
 
     # -- emitting ---------------------------------------------------------------------------
     def emit(self, name, type_, attrs, tensors, value: Value, inputs=None):
@@ -108,9 +109,8 @@ class _Builder:
         q, s, bias, zp = first_layer(_t(m.weight), None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
-                     stride=_pair(m.stride), padding=_pad(name, m))
-        oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-        ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+                     stride=_pair(m.stride), **self.float_padding(name, m))
+        oh, ow = _conv_out(attrs, h, w)
         # |acc| <= 127 * 255 * kh*kw*cin: the int32 accumulator of the int8 conv never overflows
         self.pending = _Pending(name, "conv2d_u8", attrs, {"weight": q, "zero_point": zp}, s, bias,
                                 127 * 255 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
@@ -139,9 +139,8 @@ class _Builder:
             h, w, cin = x.shape
             kh, kw = m.kernel_size
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
-                         stride=_pair(m.stride), padding=_pad(name, m))
-            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+                         stride=_pair(m.stride), **self.binary_padding(name, m))
+            oh, ow = _conv_out(attrs, h, w)
 
             def layout(v):  # OIHW -> OHWI, packed along Cin
                 return v.transpose(0, 2, 3, 1)
@@ -187,6 +186,55 @@ class _Builder:
                                           f"!= input features {cin}")
                 attrs = dict(in_features=cin, out_features=out)
                 self._binary_pending(name, "bdense", attrs, wq, keep, lambda v: v, a, b, cin, (out,))
+
+    def explicit_pad(self, name, m: nn.ConstantPad2d):
+        """A padding layer (``nn.ZeroPad2d`` / ``nn.ConstantPad2d``): it becomes the padding of
+        the convolution that reads its output (the next layer, else an error)."""
+        left, right, top, bottom = (int(v) for v in m.padding)
+        if min(left, right, top, bottom) < 0:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): negative padding (cropping) is not supported")
+        self.pad = (name, (top, left), (bottom, right), float(m.value))
+
+    def take_pad(self, name, m):
+        """The padding layer right before conv ``name`` (or None); no padding layer may wait
+        for any other kind of layer."""
+        pad, self.pad = self.pad, None
+        if pad is not None and (_pad(name, m) != [0, 0] or getattr(m, "padding_end", None) not in (None, (0, 0))):
+            raise ConversionError(f"layer {pad[0]!r} ({name!r} reads it): a padding layer before a convolution "
+                                  f"that pads as well is not supported (give the convolution padding=0)")
+        return pad
+
+    def float_padding(self, name, m) -> dict:
+        """Padding attributes of an int8 conv: its own symmetric padding, or the padding layer
+        before it, whose value must be a real 0 (the int8 conv pads with the zero point)."""
+        pad = self.take_pad(name, m)
+        if pad is None:
+            return {"padding": _pad(name, m)}
+        if pad[3] != 0.0:
+            raise ConversionError(f"layer {pad[0]!r}: padding with {pad[3]:g} before the float convolution "
+                                  f"{name!r}: the int8 convolution pads with a real 0 only")
+        return _pad_attrs(pad[1], pad[2])
+
+    def binary_padding(self, name, m) -> dict:
+        """Padding attributes of a ``bconv2d`` (docs/format.md §3): the layer's own (symmetric
+        true zero, or its ``pad_value`` / ``padding_end``), or a padding layer before it, whose
+        value the layer binarizes: ``sign(v) = +1`` for ``v >= 0``, so it is one-padding."""
+        pad = self.take_pad(name, m)
+        explicit = m.explicit_padding()
+        if pad is not None:
+            if pad[3] < 0:
+                raise ConversionError(f"layer {pad[0]!r}: padding with {pad[3]:g} before the binary convolution "
+                                      f"{name!r} binarizes to -1: the engine pads with 0 or +1 only")
+            attrs = _pad_attrs(pad[1], pad[2], pad_value=1)
+        elif explicit is not None:
+            attrs = _pad_attrs(explicit[0], explicit[1], pad_value=m.pad_value)
+        else:
+            attrs = {"padding": _pad(name, m)}
+        end = attrs.get("padding_end", attrs["padding"])
+        if attrs["padding"][0] != attrs["padding"][1] or end[0] != end[1]:
+            raise ConversionError(f"layer {name!r}: padding {attrs['padding']} before and {end} after the input: "
+                                  f"the engine's binary convolution pads both axes alike")
+        return attrs
 
     def _binary_pending(self, name, type_, attrs, wq, keep, layout, a, b, k, out_shape):
         """Pack the +-1 weights ``wq`` (and the kept-weight mask ``keep``, or None) in the engine
@@ -386,9 +434,10 @@ class _Builder:
         attrs = dict(in_channels=cin, out_channels=m.out_channels)
         b = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         weight = _t(m.weight)
-        stride, padding = _pair(m.stride), _pad(name, m)
+        stride, pads = _pair(m.stride), self.float_padding(name, m)
+        padding = pads["padding"]
         if pool_fold is not None:
-            if (kh, kw) != (1, 1) or stride != [1, 1] or padding != [0, 0]:
+            if (kh, kw) != (1, 1) or stride != [1, 1] or pads != {"padding": [0, 0]}:
                 raise ConversionError(f"layer {name!r}: only a 1x1 conv folds with the pooling before it")
             kh, kw = pool_fold
             weight = np.repeat(np.repeat(weight, kh, axis=2), kw, axis=3) / (kh * kw)
@@ -396,12 +445,11 @@ class _Builder:
         if x.kind == "int8":
             # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel)
             q, sw = quantize_weights_int8(weight)
-            attrs.update(kernel=[kh, kw], stride=stride, padding=padding)
-            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+            attrs.update(kernel=[kh, kw], stride=stride, **pads)
+            oh, ow = _conv_out(attrs, h, w)
             self.pending = _Pending(name, "conv2d_i8", attrs, {"weight": np.ascontiguousarray(q.transpose(0, 2, 3, 1))},
                                     x.scale * sw, b, 127 * 127 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
-        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and _pad(name, m) == [0, 0]:
+        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and pads == {"padding": [0, 0]}:
             self.pending = _Pending(name, "conv1x1_f32", attrs, {"weight": _t(m.weight)[:, :, 0, 0]},
                                     np.ones(m.out_channels), b, 0, self.cur, (h, w, m.out_channels))
         else:
@@ -498,6 +546,24 @@ def _foldable(pool, x) -> bool:
     return k == s and p == [0, 0] and x.shape[0] % k[0] == 0 and x.shape[1] % k[1] == 0
 
 
+def _pad_attrs(begin, end, pad_value=0) -> dict:
+    """``padding`` (top, left), ``padding_end`` (bottom, right) only where it differs, and
+    ``pad_value`` only when it is 1 and some tap is padded (docs/format.md §7.3)."""
+    attrs = {"padding": [int(begin[0]), int(begin[1])]}
+    if list(end) != attrs["padding"]:
+        attrs["padding_end"] = [int(end[0]), int(end[1])]
+    if pad_value == 1 and max(*begin, *end) > 0:
+        attrs["pad_value"] = 1
+    return attrs
+
+
+def _conv_out(attrs, h, w) -> tuple:
+    """(OH, OW) of a conv op's attributes (``padding`` before, ``padding_end`` after the input)."""
+    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
+    e = attrs.get("padding_end", p)
+    return (output_size(h, k[0], s[0], p[0], padding_end=e[0]), output_size(w, k[1], s[1], p[1], padding_end=e[1]))
+
+
 def _pad(name, m):
     if isinstance(m.padding, str):
         if m.padding == "valid":
@@ -589,6 +655,9 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     bld = _Builder(input_shape) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
+        if bld.pad is not None and not isinstance(m, nn.Conv2d):
+            raise ConversionError(f"layer {bld.pad[0]!r} (padding) feeds {name!r} ({type(m).__name__}): a padding "
+                                  f"layer is supported only right before a convolution (it becomes its padding)")
         # flattening (nn.Flatten or functional) is done by the dense layer that reads the map
         if blocks and isinstance(m, blocks[0]):
             bld.residual_block(name, m)
@@ -610,6 +679,9 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.pool(name, m)
         elif isinstance(m, ClipBlock):
             bld.clip(name, m)
+        elif isinstance(m, nn.ConstantPad2d):
+            bld.explicit_pad(name, m)
+            continue
         elif isinstance(m, SKIP + (nn.Flatten,)):
             continue
         else:
@@ -617,6 +689,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
                                   f"converter")
     if layers is not None:
         return None
+    if bld.pad is not None:
+        raise ConversionError(f"layer {bld.pad[0]!r} (padding) is the last layer: it must feed a convolution")
     return logits(bld)
 
 

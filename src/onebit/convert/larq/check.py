@@ -19,14 +19,11 @@ def _reason(mod: nn.Module) -> str | None:
 
     if isinstance(mod, M.PaddedConv):
         v = mod.pad.value
-        if v != 0.0:
-            return (f"padding with {v:g} (Larq pad_values={v:g}): the .onebit format pads binary "
-                    f"convolutions with a true zero only")
-        left, right, top, bottom = mod.pad.pads
-        return (f"'same' padding of {top}/{bottom} rows and {left}/{right} columns (uneven, Keras puts "
-                f"the extra one at the bottom/right): the .onebit format pads symmetrically")
+        return (f"padding with {v:g} (Larq pad_values={v:g}): the .onebit format pads binary "
+                f"convolutions with a true zero or +1 only")
     if isinstance(mod, M.KerasPool2d):
-        return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
+        return ("pooling with uneven 'same' padding whose windows torch's ceil_mode does not reproduce: "
+                "the .onebit format pads pooling windows symmetrically")
     if isinstance(mod, M.Concatenate):
         return "channel concatenation: the .onebit format has no concatenation op"
     if isinstance(mod, M.Merge) and mod.op != "add":
