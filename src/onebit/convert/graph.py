@@ -10,6 +10,13 @@ Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §
     Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
 
+with the classic order ``producer [BN] [act] pool BN act*`` as well (the BN after the pool folds
+into the producer's stage; a channel whose BN scale is negative turns the max pool into a min
+pool, stored negated and undone by the next binary layer's weights, :func:`onebit.convert.fold.
+pooled_threshold_stage`), and a padding layer (``nn.ZeroPad2d`` / ``nn.ConstantPad2d``) right
+before a convolution becomes its padding: before and after the input (``padding_end``), and, before
+a binary conv, one-padding (``pad_value`` 1: the layer binarizes the padded 0 to +1).
+
 Residual blocks of ``onebit.models.blocks`` (``BinaryResidualBlock``, ``TransitionBlock``) are
 converted as units following the dataflow documented there, and ``AdaptiveAvgPool2d(1)`` becomes a
 global average pool.
@@ -38,7 +45,7 @@ import torch
 from torch import nn
 
 from onebit import bits as _bits
-from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage,
+from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage, pooled_threshold_stage,
                                  quantize_weights_int8, threshold_stage)
 from onebit.runtime.geometry import output_size
 from onebit.runtime.graph import INT16_MAX_K, Op, Value
@@ -63,6 +70,8 @@ class _Pending:
     acts: list = field(default_factory=list)  # (name, module) after the BN
     pools: list = field(default_factory=list)  # (name, module)
     has_bn: bool = False
+    post: tuple | None = None  # (scale, shift) of a BatchNorm after the max pool(s)
+    post_acts: list = field(default_factory=list)  # (name, module) after that BatchNorm
 
 
 def _pair(v):
@@ -81,9 +90,14 @@ class _Builder:
         self.cur = "input"
         self.pending: _Pending | None = None
         self.pad: tuple | None = None  # (name, (top, left), (bottom, right), value) of a padding layer
+        self.flips: dict[str, np.ndarray] = {}  # bits value -> channels stored negated (pool -> BN)
 
     # -- emitting ---------------------------------------------------------------------------
     def emit(self, name, type_, attrs, tensors, value: Value, inputs=None):
+        flipped = [i for i in (inputs or [self.cur]) if i in self.flips]
+        if flipped and type_ not in ("bconv2d", "bdense", "flatten"):
+            raise ConversionError(f"layer {name!r} ({type_}) reads {flipped[0]!r}, a max pool followed by a BatchNorm "
+                                  f"with negative scale (a minimum pool, stored negated): only a binary layer can read it")
         if name in self.values or any(o.name == name for o in self.ops):
             name = f"{name}#{len(self.ops)}"
         roles = {}
@@ -131,6 +145,18 @@ class _Builder:
         a = _t(m.channel_scale()) if m.scale == "channel" else np.ones(wq.shape[0])
         b = _t(m.bias) if m.bias is not None else np.zeros(wq.shape[0])
         wq = wq.detach().cpu().numpy()
+        flip = self.flips.get(self.cur)
+        if flip is not None:
+            # input channels stored negated (a min pool, see fold.pooled_threshold_stage): x*w = (-x)*(-w)
+            if isinstance(m, BinaryConv2d) and m.pad_value == 1 and max(*_pad(name, m), *(m.padding_end or (0, 0))):
+                raise ConversionError(f"layer {name!r}: one-padding cannot follow a max pool + BatchNorm with "
+                                      f"negative scale (its +1 padding would read as -1 in the negated channels)")
+            c = flip.shape[0]
+            wq = wq.copy()
+            if wq.ndim == 4:
+                wq[:, flip] *= -1
+            else:  # dense: features in NCHW flatten order, channel-major
+                wq.reshape(wq.shape[0], c, -1)[:, flip] *= -1
         # pruned (ternary) weights: the 0/1 mask goes through the same permutation as the signs
         keep = None if m.weight_mask is None else m.weight_mask.detach().cpu().numpy() != 0
         if isinstance(m, BinaryConv2d):
@@ -289,6 +315,12 @@ class _Builder:
     # -- what follows a producer --------------------------------------------------------------
     def batchnorm(self, name, m):
         p = self.pending
+        if p is not None and p.pools and p.post is None and not p.post_acts:
+            # the classic order producer -> [BN] [act] -> max pool -> BN, folded after the pool
+            if m.num_features != p.out_shape[-1]:
+                raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
+            p.post = bn_affine(m)
+            return
         if p is None or p.has_bn or p.acts or p.pools:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): BatchNorm must directly "
                                   f"follow a convolution or linear layer")
@@ -301,7 +333,8 @@ class _Builder:
         if self.pending is None:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): activation without a "
                                   f"preceding convolution/linear layer")
-        self.pending.acts.append((name, m))
+        p = self.pending
+        (p.post_acts if p.post is not None else p.acts).append((name, m))
 
     def pool(self, name, m):
         if self.pending is None:
@@ -310,6 +343,9 @@ class _Builder:
         if getattr(m, "dilation", 1) not in (1, (1, 1)) or getattr(m, "return_indices", False):
             raise ConversionError(f"layer {name!r} (MaxPool2d): dilation and return_indices are "
                                   f"not supported")
+        if self.pending.post is not None:
+            raise ConversionError(f"layer {name!r} (MaxPool2d): a second pool after the BatchNorm that follows "
+                                  f"a pool is not supported")
         self.pending.pools.append((name, m))
 
     def flatten(self, name):
@@ -347,7 +383,26 @@ class _Builder:
         attrs = dict(p.attrs)
         tens = dict(p.tensors)
         clamp = None
-        if consumer == "bits":
+        flip = None
+        if p.post is not None and consumer == "bits":
+            t, d, flip = self.pooled_bits(p)
+            attrs["output"] = "bits"
+            tens.update(threshold=t, direction=d)
+            value = Value("bits", p.out_shape)
+            consumer = "pooled-bits"
+        elif p.post is not None:
+            s2, t2 = p.post
+            neg = np.flatnonzero(s2 < 0)
+            if neg.size or p.acts:
+                why = (f"channels {neg[:8].tolist()} have a negative BatchNorm scale (the pool would be a minimum)"
+                       if neg.size else f"activation {p.acts[0][0]!r} lies between the producer and the pool")
+                raise ConversionError(f"{where}: max pool then BatchNorm feeding a {consumer} layer: {why}; "
+                                      f"supported before a sign (binary layer) only")
+            # s2 >= 0: max commutes with z -> s2*z + t2, so the BN folds into the producer
+            p.a, p.b, p.acts = s2 * p.a, s2 * p.b + t2, p.post_acts
+        if consumer == "pooled-bits":
+            pass
+        elif consumer == "bits":
             const_plus = np.zeros(p.a.shape, bool)
             for an, am in p.acts:
                 if isinstance(am, nn.Hardtanh) and am.min_val < 0 <= am.max_val:
@@ -393,6 +448,34 @@ class _Builder:
             self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
+        if flip is not None and flip.any():
+            self.flips[self.cur] = flip
+
+    def pooled_bits(self, p):
+        """Thresholds of producer -> [BN] [hardtanh / ReLU] -> max pool -> BN [hardtanh / ReLU] ->
+        sign, with the channels whose pool becomes a minimum stored negated
+        (:func:`onebit.convert.fold.pooled_threshold_stage`)."""
+        lo, hi = -np.inf, np.inf
+        if len(p.acts) > 1:
+            raise ConversionError(f"layer {p.acts[1][0]!r}: one activation at most between the producer and the pool")
+        for an, am in p.acts:
+            if isinstance(am, nn.Hardtanh):
+                lo, hi = float(am.min_val), float(am.max_val)
+            elif isinstance(am, nn.ReLU):
+                lo = 0.0
+            else:
+                raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a max pool and BatchNorm is not "
+                                      f"supported (hardtanh or ReLU)")
+        plus = None
+        for an, am in p.post_acts:
+            if isinstance(am, nn.Hardtanh) and am.min_val < 0 <= am.max_val:
+                continue  # sign(hardtanh(z)) == sign(z)
+            if isinstance(am, nn.ReLU):
+                plus = np.ones(p.a.shape, bool)  # sign(relu(z)) == +1
+                continue
+            raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a sign is not supported")
+        s2, t2 = p.post
+        return pooled_threshold_stage(p.a, p.b, p.k, s2, t2, lo, hi, plus)
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.

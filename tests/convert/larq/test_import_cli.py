@@ -104,15 +104,42 @@ def test_import_folds_input_scaling_into_the_input_normalization(tmp_path):
     assert corr > 0.9
 
 
-def test_import_refuses_one_padding_naming_the_layer(tmp_path):
+def test_import_exports_one_padding_and_refuses_other_pad_values(tmp_path):
     from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.convert.larq.check import strip_softmax
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
 
     h5 = _chain(tmp_path, pad_values=1.0)
     out = tmp_path / "m.onebit"
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    mf = fmt.load(out)
+    assert mf.metadata["format_version"] == 2
+    assert {op.name.rsplit(".", 1)[-1]: op.attrs.get("pad_value") for op in mf.ops if op.type == "bconv2d"} == {
+        "qconv": 1, "head": None}  # the head: a map-sized bconv2d, no padding
+    m = from_larq(h5)
+    assert m.layers[next(k for k, n in m.keras_names.items() if n == "qconv")].pad_value == 1
+    u8 = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    sess = Session(out)
+    assert max(engine_vs_simulation(sess, simulate(str(out)), u8[:8]).values()) == 0
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert strip_softmax(m)
+    with torch.no_grad():
+        ref = m.forward_nhwc(torch.from_numpy(x).float()).numpy()  # logits
+    got = sess.run(u8)
+    corr = np.corrcoef((ref - ref.mean(1, keepdims=True)).ravel(), (got - got.mean(1, keepdims=True)).ravel())[0, 1]
+    assert corr > 0.9
+
+    h5 = _chain(tmp_path, pad_values=0.5)
+    bad = tmp_path / "half.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(bad)])
     assert r.exit_code != 0
-    assert "layer 'qconv'" in r.output and "pad_values=1" in r.output
-    assert not out.exists()
+    assert "layer 'qconv'" in r.output and "pad_values=0.5" in r.output
+    assert not bad.exists()
 
 
 def test_import_lists_every_layer_of_a_graph_without_equivalent(tmp_path):
@@ -123,9 +150,10 @@ def test_import_lists_every_layer_of_a_graph_without_equivalent(tmp_path):
     h5, _ = residual_model(tmp_path)
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(tmp_path / "r.onebit")])
     assert r.exit_code != 0
-    for name in ("'conv'", "'qconv'", "'cat'"):
-        assert f"layer {name}" in r.output, r.output
+    assert "layer 'cat'" in r.output, r.output
     assert "layer 'add'" not in r.output, r.output  # an add of two branches is exported
+    # uneven "same" padding and one-padding export now: not listed
+    assert "layer 'conv'" not in r.output and "layer 'qconv'" not in r.output, r.output
 
 
 def test_import_bad_file_is_a_clear_error(tmp_path):
