@@ -91,6 +91,7 @@ class _Builder:
         self.pending: _Pending | None = None
         self.pad: tuple | None = None  # (name, (top, left), (bottom, right), value) of a padding layer
         self.flips: dict[str, np.ndarray] = {}  # bits value -> channels stored negated (pool -> BN)
+        self.reshape: tuple | None = None  # (name, (H, W, C)) of an NHWC reshape to [1, 1, H*W*C]
 
     # -- emitting ---------------------------------------------------------------------------
     def emit(self, name, type_, attrs, tensors, value: Value, inputs=None):
@@ -115,12 +116,15 @@ class _Builder:
 
     # -- producers --------------------------------------------------------------------------
     def first_conv(self, name, m: nn.Conv2d, mean, std):
+        """The int8 input layer: a float conv, or a binary-weight conv reading the float image
+        (its quantized weights, sign(w) [* scale], are the float weights)."""
         if self.cur != "input" or self.pending is not None:
-            raise ConversionError(f"layer {name!r} (Conv2d): a float convolution is supported only "
-                                  f"as the first layer (it becomes the int8 input layer)")
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): a float-input convolution is supported "
+                                  f"only as the first layer (it becomes the int8 input layer)")
         _check_conv(name, m)
         h, w, cin = self.value().shape
-        q, s, bias, zp = first_layer(_t(m.weight), None if m.bias is None else _t(m.bias), mean, std)
+        weight = _t(m.quantized_weight()) if hasattr(m, "quantized_weight") else _t(m.weight)
+        q, s, bias, zp = first_layer(weight, None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
                      stride=_pair(m.stride), **self.float_padding(name, m))
@@ -145,6 +149,24 @@ class _Builder:
         a = _t(m.channel_scale()) if m.scale == "channel" else np.ones(wq.shape[0])
         b = _t(m.bias) if m.bias is not None else np.zeros(wq.shape[0])
         wq = wq.detach().cpu().numpy()
+        # pruned (ternary) weights: the 0/1 mask goes through the same permutation as the signs
+        keep = None if m.weight_mask is None else m.weight_mask.detach().cpu().numpy() != 0
+        reshape, self.reshape = self.reshape, None
+        if reshape is not None:  # NHWC reshape to [1, 1, H*W*C] + 1x1 conv = a map-sized conv
+            if len(x.shape) != 3 or reshape[1] != (1, 1, int(np.prod(x.shape))):
+                raise ConversionError(f"layer {reshape[0]!r} (Reshape to {list(reshape[1])}): only a reshape of a "
+                                      f"feature map to [1, 1, H*W*C] read by a 1x1 binary convolution is supported")
+            h, w, c = x.shape
+            if (not isinstance(m, BinaryConv2d) or tuple(m.kernel_size) != (1, 1) or _pair(m.stride) != [1, 1]
+                    or m.explicit_padding() is not None or _pad(name, m) != [0, 0] or m.in_channels != h * w * c):
+                raise ConversionError(f"layer {reshape[0]!r} (Reshape) must feed a 1x1 stride-1 unpadded binary "
+                                      f"convolution over {h * w * c} channels, not {name!r}")
+
+            def nchw(v):  # columns in NHWC order (h*W + w)*C + c -> an OIHW kernel over the map
+                return v.reshape(v.shape[0], h, w, c).transpose(0, 3, 1, 2)
+
+            wq = nchw(wq)
+            keep = None if keep is None else nchw(keep)
         flip = self.flips.get(self.cur)
         if flip is not None:
             # input channels stored negated (a min pool, see fold.pooled_threshold_stage): x*w = (-x)*(-w)
@@ -157,13 +179,11 @@ class _Builder:
                 wq[:, flip] *= -1
             else:  # dense: features in NCHW flatten order, channel-major
                 wq.reshape(wq.shape[0], c, -1)[:, flip] *= -1
-        # pruned (ternary) weights: the 0/1 mask goes through the same permutation as the signs
-        keep = None if m.weight_mask is None else m.weight_mask.detach().cpu().numpy() != 0
         if isinstance(m, BinaryConv2d):
             if len(x.shape) != 3:
                 raise ConversionError(f"layer {name!r} (BinaryConv2d): input is not a feature map")
             h, w, cin = x.shape
-            kh, kw = m.kernel_size
+            kh, kw = wq.shape[2:]
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
                          stride=_pair(m.stride), **self.binary_padding(name, m))
             oh, ow = _conv_out(attrs, h, w)
@@ -213,6 +233,12 @@ class _Builder:
                 attrs = dict(in_features=cin, out_features=out)
                 self._binary_pending(name, "bdense", attrs, wq, keep, lambda v: v, a, b, cin, (out,))
 
+    def nhwc_reshape(self, name, m):
+        """A reshape in NHWC order of an [H, W, C] map to [1, 1, H*W*C] (Keras ``Reshape``),
+        read by a 1x1 binary conv: together a binary dense over the NHWC-flattened map, written
+        as a map-sized ``bconv2d`` whose OHWI weights are the 1x1 conv's columns as they are."""
+        self.reshape = (name, tuple(m.target_shape))  # checked against the map by the binary conv
+
     def explicit_pad(self, name, m: nn.ConstantPad2d):
         """A padding layer (``nn.ZeroPad2d`` / ``nn.ConstantPad2d``): it becomes the padding of
         the convolution that reads its output (the next layer, else an error)."""
@@ -231,9 +257,12 @@ class _Builder:
         return pad
 
     def float_padding(self, name, m) -> dict:
-        """Padding attributes of an int8 conv: its own symmetric padding, or the padding layer
-        before it, whose value must be a real 0 (the int8 conv pads with the zero point)."""
+        """Padding attributes of an int8 conv: its own padding, or the padding layer before
+        it, whose value must be a real 0 (the int8 conv pads with the zero point)."""
         pad = self.take_pad(name, m)
+        explicit = m.explicit_padding() if hasattr(m, "explicit_padding") else None
+        if pad is None and explicit is not None:
+            pad = (name, explicit[0], explicit[1], float(m.pad_value))
         if pad is None:
             return {"padding": _pad(name, m)}
         if pad[3] != 0.0:
@@ -629,6 +658,15 @@ def _foldable(pool, x) -> bool:
     return k == s and p == [0, 0] and x.shape[0] % k[0] == 0 and x.shape[1] % k[1] == 0
 
 
+def _is_nhwc_reshape(m) -> bool:
+    """An imported Keras ``Reshape`` (onebit.convert.larq.modules.Reshape: NHWC order)."""
+    try:
+        from onebit.convert.larq.modules import Reshape
+    except ImportError:  # pragma: no cover - part of onebit
+        return False
+    return isinstance(m, Reshape)
+
+
 def _pad_attrs(begin, end, pad_value=0) -> dict:
     """``padding`` (top, left), ``padding_end`` (bottom, right) only where it differs, and
     ``pad_value`` only when it is 1 and some tap is padded (docs/format.md §7.3)."""
@@ -738,6 +776,9 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     bld = _Builder(input_shape) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
+        if bld.reshape is not None and not is_binary_layer(m):
+            raise ConversionError(f"layer {bld.reshape[0]!r} (Reshape) feeds {name!r} ({type(m).__name__}): "
+                                  f"supported before a 1x1 binary convolution only")
         if bld.pad is not None and not isinstance(m, nn.Conv2d):
             raise ConversionError(f"layer {bld.pad[0]!r} (padding) feeds {name!r} ({type(m).__name__}): a padding "
                                   f"layer is supported only right before a convolution (it becomes its padding)")
@@ -748,6 +789,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.transition_block(name, m)
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             bld.global_pool(name, m)
+        elif is_binary_layer(m) and m.input_precision != 1 and isinstance(m, nn.Conv2d):
+            bld.first_conv(name, m, mean, std)  # binary weights on the float image
         elif is_binary_layer(m):
             bld.binary(name, m)
         elif isinstance(m, nn.Conv2d):
@@ -764,6 +807,9 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.clip(name, m)
         elif isinstance(m, nn.ConstantPad2d):
             bld.explicit_pad(name, m)
+            continue
+        elif _is_nhwc_reshape(m):
+            bld.nhwc_reshape(name, m)
             continue
         elif isinstance(m, SKIP + (nn.Flatten,)):
             continue

@@ -1,6 +1,7 @@
 """Larq Zoo architectures (onebit/convert/larq/zoo, no TensorFlow) with random weights: their
 padding (one-padding, Keras "same" on even inputs) imports as onebit layers that export, and
-XNOR-Net (uneven 11x11 first layer, conv -> max pool -> BN) exports to a file the engine runs
+XNOR-Net and BinaryAlexNet (uneven 11x11 first layer, conv -> max pool -> BN; BinaryAlexNet's
+binary-weight first layer and Reshape + 1x1 conv dense layers) export to files the engine runs
 exactly as the integer simulation."""
 import numpy as np
 import pytest
@@ -57,17 +58,18 @@ def test_zoo_padding_imports_as_exportable_layers(name, monkeypatch):
         assert any(p.ceil_mode for p in pools)
 
 
-def test_zoo_xnornet_exports_and_engine_equals_simulation(monkeypatch):
+@pytest.mark.parametrize("name", ["XNORNet", "BinaryAlexNet"])
+def test_zoo_chain_models_export_and_engine_equals_simulation(name, monkeypatch):
     import onebit.convert as cv
     from onebit.convert.compare import engine_vs_simulation
     from onebit.runtime import Session
 
-    m = random_zoo_model("XNORNet", monkeypatch)
+    m = random_zoo_model(name, monkeypatch)
     assert unsupported(m) == []
     data = cv.to_bytes(m, input_spec=SPEC)
     sess = Session(data, threads=2)
     ops = {op.name: op for op in sess.model.ops}
-    first = next(op for op in ops.values() if op.type == "conv2d_u8")
+    first = next(op for op in ops.values() if op.type == "conv2d_u8")  # 11x11 stride 4 "same" on 224
     assert first.attrs["padding"] == [3, 3] and first.attrs["padding_end"] == [4, 4]
     u = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
     diffs = engine_vs_simulation(sess, cv.simulate(sess.model), u)

@@ -385,9 +385,9 @@ def global_max_pool(ctx):
 def flatten(ctx):
     _channels_last(ctx)
     shape = ctx.shape()
-    if len(shape) == 3 and ctx.flatten_from is None:
+    if len(shape) == 3 and ctx.flatten_from is None and shape[1] * shape[2] > 1:
         return M.NHWCFlatten()
-    return nn.Flatten()
+    return nn.Flatten()  # a 1x1 map: NCHW and NHWC orders are the same
 
 
 def reshape(ctx):
