@@ -71,13 +71,15 @@ std::vector<uint64_t> packed(Rng& r, int64_t rows, int64_t cin, int fill) {
 
 std::string shape_str(const BConvShape& s, int threads, const char* extra) {
   char b[256];
-  std::snprintf(b, sizeof b, "n%lld h%lld w%lld cin%lld cout%lld k%lldx%lld s%lld p%lld t%d %s",
+  std::snprintf(b, sizeof b, "n%lld h%lld w%lld cin%lld cout%lld k%lldx%lld s%lld p%lld+%lld%s t%d %s",
                 (long long)s.n, (long long)s.h, (long long)s.w, (long long)s.cin, (long long)s.cout,
-                (long long)s.kh, (long long)s.kw, (long long)s.stride, (long long)s.pad, threads, extra);
+                (long long)s.kh, (long long)s.kw, (long long)s.stride, (long long)s.pad, (long long)s.pad_end,
+                s.pad_value ? " one" : "", threads, extra);
   return b;
 }
 
-// y by the definition: T*Cin - 2*popcount over in-bounds taps (or kept - 2*popcount(... AND m)).
+// y by the definition: T*Cin - 2*popcount over in-bounds taps (or kept - 2*popcount(... AND m));
+// one-padding: every tap, an out-of-bounds one with input bits 0 (+1).
 std::vector<int32_t> direct_int32(const BConvShape& s, const uint64_t* x, const uint64_t* w, const uint64_t* m) {
   const int64_t W64 = s.words(), OH = s.out_h(), OW = s.out_w();
   std::vector<int32_t> y(static_cast<size_t>(s.n * OH * OW * s.cout));
@@ -89,9 +91,10 @@ std::vector<int32_t> direct_int32(const BConvShape& s, const uint64_t* x, const 
           for (int64_t kh = 0; kh < s.kh; ++kh)
             for (int64_t kw = 0; kw < s.kw; ++kw) {
               const int64_t ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
-              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+              const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
+              if (!inside && s.pad_value == 0) continue;
               for (int64_t wd = 0; wd < W64; ++wd) {
-                const uint64_t xv = x[((n * s.h + ih) * s.w + iw) * W64 + wd];
+                const uint64_t xv = inside ? x[((n * s.h + ih) * s.w + iw) * W64 + wd] : 0;
                 const int64_t wi = ((co * s.kh + kh) * s.kw + kw) * W64 + wd;
                 const uint64_t mv = m ? m[wi] : ~uint64_t{0};
                 const int64_t bits = m ? __builtin_popcountll(mv) : std::min<int64_t>(64, s.cin - wd * 64);
@@ -266,7 +269,7 @@ void bconv_grid() {
       s.kh = k == 0 ? 3 : k == 1 ? 1 : k == 2 ? 5 : 2;
       s.kw = k == 0 ? 3 : k == 1 ? 1 : k == 2 ? 3 : 2;
       s.stride = 1 + (i % 3 == 2);
-      s.pad = (i % 2 && s.kh > 1 && s.kw > 1) ? 1 : 0;
+      s.pad = s.pad_end = (i % 2 && s.kh > 1 && s.kw > 1) ? 1 : 0;
       s.h = std::max(s.h, s.kh - 2 * s.pad);
       s.w = std::max(s.w, s.kw - 2 * s.pad);
       bconv_case(r, s, 1 + static_cast<int>(i % 3), 0, 0, true);
@@ -285,8 +288,28 @@ void bconv_grid() {
           s.cout = 68;
           s.kh = s.kw = 3;
           s.stride = stride;
-          s.pad = pad;
+          s.pad = s.pad_end = pad;
           bconv_case(r, s, threads, 0, 0, true);
+        }
+  // Padding before / after the input (Keras "same": the odd one after) and one-padding (+1),
+  // plain and pruned, around the word edges; 3x3 and 5x5 fast and general paths.
+  for (int value : {0, 1})
+    for (const auto& pe : {std::pair<int, int>{0, 1}, {1, 0}, {1, 2}, {2, 2}, {1, 1}})
+      for (int64_t cin : {63, 64, 65, 129})
+        for (int k : {3, 5}) {
+          BConvShape s;
+          s.n = 1 + cin % 2;
+          s.h = 6 + cin % 3;
+          s.w = 7;
+          s.cin = cin;
+          s.cout = 9 + cin % 4;
+          s.kh = s.kw = k;
+          s.stride = 1 + (k == 3 && pe.first == 0);
+          s.pad = pe.first;
+          s.pad_end = pe.second;
+          s.pad_value = value;
+          bconv_case(r, s, 1 + static_cast<int>(cin % 3), 0, 0, cin == 65);
+          bconv_case(r, s, 2, 0, 1 + static_cast<int>(cin % 3), false);
         }
   // K = KH*KW*Cin around the 16-bit accumulator bound (32767 / 32768), with popcounts at their
   // maximum (x all ones, w all zeros) and random.
@@ -326,7 +349,7 @@ void bconv_grid() {
         s.cin = cin;
         s.cout = 9;
         s.kh = s.kw = k;
-        s.pad = k == 3 ? 1 : 0;
+        s.pad = s.pad_end = k == 3 ? 1 : 0;
         s.stride = cin % 2 ? 2 : 1;
         bconv_case(r, s, 1 + static_cast<int>(cin % 3), 0, mk, true);
       }

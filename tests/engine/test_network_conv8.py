@@ -163,3 +163,28 @@ def test_network_conv8_int8_stage_extremes():
             got = nk.dense_int8(x, wt, output="int8", multiplier=mult, bias=bias, shift=shift,
                                 isa=isa)
             np.testing.assert_array_equal(got, want, err_msg=f"{isa} shift={shift}")
+
+
+@pytest.mark.parametrize("k, s, pads, h, w, cin", [
+    (3, 2, ((0, 0), (1, 1)), 8, 8, 3),       # Keras "same", stride 2, even input: after only
+    (7, 2, ((2, 2), (3, 3)), 12, 14, 3),     # 7x7 stride 2 on an even image
+    (11, 4, ((3, 3), (4, 4)), 20, 20, 3),    # AlexNet / XNOR-Net first layer
+    (3, 1, ((0, 1), (2, 0)), 5, 6, 65),      # per-axis, bigger before than after
+    (1, 1, ((0, 0), (0, 0)), 4, 4, 64),
+], ids=["k3s2-0+1", "k7s2-2+3", "k11s4-3+4", "k3-axes", "k1"])
+def test_network_conv8_padding_before_and_after(k, s, pads, h, w, cin):
+    """Padding before (top, left) and after (bottom, right) the input: every ISA equals the
+    oracle, which pads with the zero point (real 0) on each side as asked."""
+    (ph, pw), (eh, ew) = pads
+    for dt in ("uint8", "int8"):
+        rng, x, wt, zp = _data(k * 100 + h, 2, h, w, cin, 20, k, dt)
+        for output in OUTPUTS:
+            stage = stage_params(rng, 20, output, 20000)
+            want = ref.conv2d_int8(x, wt, s, (ph, pw), zp, output, padding_end=(eh, ew), **stage)
+            assert want.shape[1:3] == ((h + ph + eh - k) // s + 1, (w + pw + ew - k) // s + 1)
+            for isa in engine.supported_isas():
+                got = nk.conv2d_int8(x, wt, stride=s, padding=(ph, pw), padding_end=(eh, ew), zero_point=zp,
+                                     output=output, **stage, isa=isa)
+                np.testing.assert_array_equal(got, want, err_msg=f"{isa} {dt} {output}")
+    with pytest.raises(ValueError, match="padding >= 0"):
+        nk.conv2d_int8(x, wt, stride=s, padding=0, padding_end=-1, zero_point=zp)

@@ -125,7 +125,7 @@ def test_onebit_run_bad_files(build, model, tmp_path):
     data = model.read_bytes()
     cases = {"truncated.onebit": (data[:-10], "truncated|cover|outside"),
              "empty.onebit": (b"", "truncated"),
-             "newer.onebit": (data.replace(b'"format_version":"1"', b'"format_version":"2"'), "format_version '2'"),
+             "newer.onebit": (data.replace(b'"format_version":"1"', b'"format_version":"3"'), "format_version '3'"),
              "missing.onebit": (None, "cannot open model file")}
     for name, (content, match) in cases.items():
         if content is not None:

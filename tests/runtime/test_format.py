@@ -94,8 +94,8 @@ def test_format_rejects_wrong_magic_and_version(valid_bytes):
     header["__metadata__"]["format"] = "other"
     _expect(join(header, body), "expected 'onebit'")
     header["__metadata__"]["format"] = "onebit"
-    header["__metadata__"]["format_version"] = "2"
-    _expect(join(header, body), "format_version '2' is not supported")
+    header["__metadata__"]["format_version"] = "3"
+    _expect(join(header, body), "format_version '3' is not supported")
     del header["__metadata__"]
     _expect(join(header, body), "__metadata__")
 
@@ -412,3 +412,11 @@ def cached_compact(compact_valid_bytes):
 @given(pick=st.integers(0, 10**9), bit=st.integers(0, 63), role=st.sampled_from(["weight", "mask"]))
 def test_format_fuzz_compact_mask_bits_rejected_or_exact(cached_compact, pick, bit, role):
     _flip_rejected_or_exact(_COMPACT[0], "weight_word_mask", role, pick, bit)
+
+
+def test_format_nul_byte_in_the_header_rejected_by_both(valid_bytes):
+    # a raw NUL is invalid JSON anywhere, also in the space padding after the document
+    header_len = struct.unpack("<Q", valid_bytes[:8])[0]
+    data = bytearray(valid_bytes)
+    data[8 + header_len - 1] = 0
+    _expect(bytes(data), "malformed JSON")

@@ -162,8 +162,8 @@ def test_session_rejects_bad_files_with_clear_errors(tmp_path, tiny_files):
     data = tiny_files[True]
     with pytest.raises(FormatError, match="truncated|outside|cover"):
         Session(data[:-7])
-    with pytest.raises(FormatError, match="format_version '2' is not supported"):
-        Session(data.replace(b'"format_version":"1"', b'"format_version":"2"'))
+    with pytest.raises(FormatError, match="format_version '3' is not supported"):
+        Session(data.replace(b'"format_version":"1"', b'"format_version":"3"'))
     (tmp_path / "bad.onebit").write_bytes(data[:50])
     with pytest.raises(FormatError, match="bad.onebit: .*truncated"):
         Session(tmp_path / "bad.onebit")

@@ -277,7 +277,8 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
                       const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
                       const std::optional<int>& shift, const std::optional<AnyArray>& scale,
                       const std::optional<std::string>& isa_name, const std::optional<int>& threads,
-                      const nb::object& out, const std::optional<AnyArray>& weight_mask) {
+                      const nb::object& out, const std::optional<AnyArray>& weight_mask,
+                      const std::optional<int64_t>& padding_end, int pad_value) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 4, "(N, H, W, W64)");
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
@@ -290,10 +291,14 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
   a.s.cin = in_channels; a.s.cout = w.shape[0]; a.s.kh = w.shape[1]; a.s.kw = w.shape[2];
   a.s.stride = stride;
   a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
+  a.s.pad_end = padding_end.value_or(a.s.pad);
+  a.s.pad_value = pad_value;
   if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
   if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_packed must have Cout, KH, KW >= 1");
   if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));
-  if (a.s.pad < 0) fail("padding must be >= 0, got " + std::to_string(a.s.pad));
+  if (a.s.pad < 0 || a.s.pad_end < 0)
+    fail("padding must be >= 0, got " + std::to_string(a.s.pad) + " (padding_end " + std::to_string(a.s.pad_end) + ")");
+  if (pad_value != 0 && pad_value != 1) fail("pad_value must be 0 or 1, got " + std::to_string(pad_value));
   a.x = static_cast<const uint64_t*>(x.data());
   a.w = w.ptr;
   a.prepared = w.prepared;
@@ -304,7 +309,7 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
   a.stage = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, a.s.cout, dir);
   const onebit::Isa isa = pick_isa(isa_name);
   const int nthreads = pick_threads(threads);
-  if (a.s.h + 2 * a.s.pad < a.s.kh || a.s.w + 2 * a.s.pad < a.s.kw)
+  if (a.s.h + a.s.pad + a.s.pad_end < a.s.kh || a.s.w + a.s.pad + a.s.pad_end < a.s.kw)
     fail("kernel " + std::to_string(a.s.kh) + "x" + std::to_string(a.s.kw) + " is larger than the padded input");
   auto [obj, ptr] = stage_result(a.stage, out, {size_t(a.s.n), size_t(a.s.out_h()), size_t(a.s.out_w())}, a.s.cout);
   a.out = ptr;
@@ -398,6 +403,7 @@ void bind_kernels(nb::module_& m) {
         "padding"_a = 0, "output"_a = "int32", "threshold"_a = nb::none(), "direction"_a = nb::none(),
         "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(),
         "isa"_a = nb::none(), "threads"_a = nb::none(), "out"_a = nb::none(), "weight_mask"_a = nb::none(),
+        "padding_end"_a = nb::none(), "pad_value"_a = 0,
         "Binary direct convolution, packed NHWC in, fused output stage out (docs/kernels.md).");
   m.def("bdense", &py_bdense, "x_packed"_a, "w_packed"_a, nb::kw_only(), "in_features"_a, "output"_a = "int32",
         "threshold"_a = nb::none(), "direction"_a = nb::none(), "multiplier"_a = nb::none(),

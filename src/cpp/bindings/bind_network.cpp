@@ -287,7 +287,8 @@ void bind_network(nb::module_& m) {
                           std::optional<In> threshold, std::optional<In> direction,
                           std::optional<In> multiplier, std::optional<In> bias,
                           std::optional<int> shift, std::optional<In> scale,
-                          std::optional<std::string> isa, std::optional<int> threads) {
+                          std::optional<std::string> isa, std::optional<int> threads, int ph_end,
+                          int pw_end) {
     onebit::Conv8Args a;
     const std::vector<int64_t> xs = check_int8_input(x, 4, a.x_signed);
     auto ws = check<int8_t>(weight, "weight", 4);
@@ -297,7 +298,7 @@ void bind_network(nb::module_& m) {
     onebit::Conv8Geom& g = a.g;
     g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = xs[3]; g.cout = ws[0];
     g.kh = static_cast<int>(ws[1]); g.kw = static_cast<int>(ws[2]);
-    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.ph_end = ph_end; g.pw_end = pw_end;
     onebit::conv8_geom_finish(g);
     a.x = x.data();
     a.w = static_cast<const int8_t*>(weight.data());
@@ -307,7 +308,9 @@ void bind_network(nb::module_& m) {
               {g.n, g.oh, g.ow}, pick_isa(isa), threads);
   }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
   nb::arg("pw"), nb::arg("zero_point") = nb::none(), STAGE_ARGS, ISA_ARGS,
-  "int8 convolution: uint8/int8 NHWC x, int8 OHWI weight, int32 accumulation, output stage.");
+  nb::arg("ph_end") = onebit::Conv8Geom::kSymmetric, nb::arg("pw_end") = onebit::Conv8Geom::kSymmetric,
+  "int8 convolution: uint8/int8 NHWC x, int8 OHWI weight, int32 accumulation, output stage "
+  "(ph_end/pw_end: padding after the input, default ph/pw).");
 
   m.def("dense_int8", [](const In& x, const In& weight, Out out, std::optional<In> zero_point,
                          std::string output, std::optional<In> threshold,

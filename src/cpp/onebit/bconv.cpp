@@ -144,13 +144,19 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
   if (s.cin < 1 || s.cout < 1) fail("in_channels and out_channels must be >= 1");
   if (s.kh < 1 || s.kw < 1) fail("kernel size must be >= 1");
   if (s.stride < 1) fail("stride must be >= 1, got " + std::to_string(s.stride));
-  if (s.pad < 0) fail("padding must be >= 0, got " + std::to_string(s.pad));
-  if (s.pad >= s.kh || s.pad >= s.kw)
-    fail("padding " + std::to_string(s.pad) + " must be smaller than the kernel size (" +
-         std::to_string(s.kh) + "x" + std::to_string(s.kw) + ")");
-  if (s.h + 2 * s.pad < s.kh || s.w + 2 * s.pad < s.kw)
+  if (s.pad < 0 || s.pad_end < 0)
+    fail("padding must be >= 0, got " + std::to_string(s.pad) + " before and " + std::to_string(s.pad_end) +
+         " after the input");
+  if (std::max(s.pad, s.pad_end) >= std::min(s.kh, s.kw))
+    fail("padding " + std::to_string(s.pad) +
+         (s.pad_end == s.pad ? "" : " / " + std::to_string(s.pad_end) + " (before / after the input)") +
+         " must be smaller than the kernel size (" + std::to_string(s.kh) + "x" + std::to_string(s.kw) + ")");
+  if (s.pad_value != 0 && s.pad_value != 1)
+    fail("pad_value must be 0 (true zero) or 1 (+1, one-padding), got " + std::to_string(s.pad_value));
+  const int64_t span = s.pad + s.pad_end;
+  if (s.h + span < s.kh || s.w + span < s.kw)
     fail("kernel " + std::to_string(s.kh) + "x" + std::to_string(s.kw) + " is larger than the padded input " +
-         std::to_string(s.h + 2 * s.pad) + "x" + std::to_string(s.w + 2 * s.pad));
+         std::to_string(s.h + span) + "x" + std::to_string(s.w + span));
   if (s.k_bits() > (int64_t{1} << 31) - 1) fail("K = KH*KW*Cin exceeds the int32 accumulator");
   if (!a.x || (!a.w && !a.prepared) || !a.out) fail("null input, weight or output pointer");
   if (a.weight_mask && a.prepared)
@@ -167,10 +173,31 @@ void bconv2d(const BConvArgs& a, Isa isa, int threads) {
            std::to_string(p->kw) + ", " + std::to_string(p->cin) + "-channel) layer, not this one");
   }
   if (a.weight_mask) check_weight_mask(a.w, a.weight_mask, s.cout, s.kh * s.kw, s.cin);
-  if (a.weight_mask || (a.prepared && a.prepared->masked))  // pruned layer
-    bconv_masked_table.get(isa)(a, threads);
-  else
-    bconv_table.get(isa)(a, threads);
+  const bool masked = a.weight_mask || (a.prepared && a.prepared->masked);  // pruned layer
+  const Kernel kernel = masked ? bconv_masked_table.get(isa) : bconv_table.get(isa);
+  if (s.pad_value == 1 && span > 0 && isa != Isa::scalar) {
+    // One-padding: a padded tap is a pixel of +1s, i.e. zero words. The input framed by zero
+    // words, convolved without padding, is exactly the one-padded convolution (docs/format.md
+    // §3), so every SIMD kernel (plain, masked, 3x3 and 1x1 paths) runs it unchanged. The
+    // scalar reference computes it tap by tap instead (kernels/bconv_scalar.cpp).
+    static thread_local std::vector<uint64_t> framed;
+    const int64_t W64 = s.words(), hp = s.h + span, wp = s.w + span;
+    framed.assign(static_cast<size_t>(s.n * hp * wp * W64), 0);
+    for (int64_t r = 0; r < s.n * s.h; ++r) {
+      const int64_t n = r / s.h, y = r % s.h;
+      std::copy(a.x + r * s.w * W64, a.x + (r + 1) * s.w * W64,
+                framed.data() + ((n * hp + y + s.pad) * wp + s.pad) * W64);
+    }
+    BConvArgs b = a;
+    b.x = framed.data();
+    b.s.h = hp;
+    b.s.w = wp;
+    b.s.pad = b.s.pad_end = 0;
+    b.s.pad_value = 0;
+    kernel(b, threads);
+    return;
+  }
+  kernel(a, threads);
 }
 
 std::shared_ptr<const PreparedWeights> prepare_bconv_weights(const uint64_t* w, int64_t cout, int64_t kh,

@@ -2,9 +2,17 @@
 // stage out). Raw pointers only; the dispatcher validates, picks the ISA kernel and threads.
 //
 // Contract (docs/format.md): input (N,H,W,W64) uint64 NHWC packed along channels (bit 1 = -1),
-// weights (Cout,KH,KW,W64) packed along Cin, padding bits 0. TRUE-ZERO spatial padding: taps
-// outside the input are skipped, so with T in-bounds taps at an output position
-//   y = T*Cin - 2 * sum_{in-bounds taps, words} popcount(x XOR w)        in [-T*Cin, T*Cin].
+// weights (Cout,KH,KW,W64) packed along Cin, padding bits 0. Spatial padding: `pad` rows/columns
+// before the input (top, left) and `pad_end` after it (bottom, right; Keras "same" puts the odd
+// one there). Its value (`pad_value`):
+//  - 0, TRUE ZERO: taps outside the input are skipped, so with T in-bounds taps
+//      y = T*Cin - 2 * sum_{in-bounds taps, words} popcount(x XOR w)        in [-T*Cin, T*Cin];
+//  - 1, ONE-PADDING (Larq pad_values=1, LCE's default): a padded tap holds +1 in every channel,
+//    i.e. input bits 0, so it adds Cin - 2*popcount(w) like a real input pixel of all +1 and
+//      y = K - 2 * sum_{all taps, words} popcount(x' XOR w)                in [-K, K]
+//    with x' the input framed by zero words. The SIMD kernels run exactly that (the dispatcher
+//    frames the input, then calls them unpadded); the scalar reference reads a zero word per
+//    out-of-bounds tap.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -18,10 +26,12 @@ namespace onebit {
 
 struct BConvShape {
   int64_t n = 1, h = 1, w = 1, cin = 1, cout = 1;
-  int64_t kh = 1, kw = 1, stride = 1, pad = 0;
+  int64_t kh = 1, kw = 1, stride = 1;
+  int64_t pad = 0, pad_end = 0;  // before (top, left) and after (bottom, right) the input
+  int pad_value = 0;             // 0: true zero, 1: +1 (one-padding)
   int64_t words() const { return (cin + 63) / 64; }            // W64
-  int64_t out_h() const { return (h + 2 * pad - kh) / stride + 1; }
-  int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
+  int64_t out_h() const { return (h + pad + pad_end - kh) / stride + 1; }
+  int64_t out_w() const { return (w + pad + pad_end - kw) / stride + 1; }
   int64_t k_bits() const { return kh * kw * cin; }              // K: |y| <= K
   int64_t out_words() const { return (cout + 63) / 64; }
 };

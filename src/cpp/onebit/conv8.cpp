@@ -160,13 +160,15 @@ void conv8_geom_finish(Conv8Geom& g) {
   if (g.cout < 1) fail("output channels must be >= 1");
   if (g.kh < 1 || g.kw < 1) fail("kernel size must be >= 1");
   if (g.sh < 1 || g.sw < 1) fail("stride must be >= 1");
-  if (g.ph < 0 || g.pw < 0) fail("padding must be >= 0");
-  if (g.h + 2 * g.ph < g.kh || g.w + 2 * g.pw < g.kw)
-    fail("kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
-         " is larger than the padded input " + std::to_string(g.h + 2 * g.ph) + "x" +
-         std::to_string(g.w + 2 * g.pw));
-  g.oh = (g.h + 2 * g.ph - g.kh) / g.sh + 1;
-  g.ow = (g.w + 2 * g.pw - g.kw) / g.sw + 1;
+  if (g.ph_end == Conv8Geom::kSymmetric) g.ph_end = g.ph;
+  if (g.pw_end == Conv8Geom::kSymmetric) g.pw_end = g.pw;
+  if (g.ph < 0 || g.pw < 0 || g.ph_end < 0 || g.pw_end < 0) fail("padding must be >= 0");
+  const int64_t hp = int64_t{g.h} + g.ph + g.ph_end, wp = int64_t{g.w} + g.pw + g.pw_end;
+  if (hp < g.kh || wp < g.kw)
+    fail("kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " is larger than the padded input " +
+         std::to_string(hp) + "x" + std::to_string(wp));
+  g.oh = (hp - g.kh) / g.sh + 1;
+  g.ow = (wp - g.kw) / g.sw + 1;
 }
 
 std::shared_ptr<const Conv8Prepared> conv8_prepare(const int8_t* w, int64_t cout, int kh, int kw,
@@ -206,7 +208,7 @@ void conv8(const Conv8Args& a, Isa isa, int threads) {
   check_threads(threads);
   require_isa(isa);
   const Conv8Geom& g = a.g;
-  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
+  if (g.oh < 1 || g.ow < 1 || g.ph_end < 0 || g.pw_end < 0) fail("geometry not finished");
   check_output_stage(a.stage, g.cout);
   std::shared_ptr<const Conv8Prepared> local;
   const Conv8Prepared* p = a.prepared;

@@ -5,7 +5,8 @@
 // Weights: int8 OHWI (cout, kh, kw, cin). Accumulator, exact in int32 (the dispatcher proves
 // K * max|x - zp| * 128 <= 2^31 - 1 with K = kh*kw*cin, else std::invalid_argument):
 //   y[n,oy,ox,o] = sum over in-bounds taps (i,j) and c of (x[n,iy,ix,c] - zp[c]) * w[o,i,j,c]
-// with iy = oy*sh - ph + i, ix = ox*sw - pw + j (PyTorch geometry, any stride and padding).
+// with iy = oy*sh - ph + i, ix = ox*sw - pw + j (PyTorch geometry, any stride and padding; ph_end /
+// pw_end rows / columns after the input, Keras "same" puts the odd one there).
 // Output stage: OutputStage (onebit/output.h), the same as the binary convolution's.
 //
 // Weights are re-laid out once per ISA by conv8_prepare (what a network does at load time) and
@@ -25,8 +26,10 @@ namespace onebit {
 
 struct Conv8Geom {
   int64_t n = 0, h = 0, w = 0, cin = 0, cout = 0;
-  int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;  // ph, pw: padding before (top, left)
+  int ph_end = kSymmetric, pw_end = kSymmetric;       // after (bottom, right); kSymmetric: = ph, pw
   int64_t oh = 0, ow = 0;
+  static constexpr int kSymmetric = -1;
 };
 
 // Weights of one int8 conv laid out for one ISA's kernel, with the zero points and input

@@ -310,7 +310,7 @@ class _GraphBuilder:
                     self.bld.cur = self._sign_of(v, n.name)
                 self._dispatch(n.name, m)
             elif isinstance(m, nn.Conv2d):
-                if src == INPUT:
+                if src == INPUT or kind == "u8":  # on the image (also behind a padding layer)
                     self._dispatch(n.name, m)  # the int8 input layer
                 else:
                     self.bld.float_conv(n.name, m)

@@ -153,3 +153,46 @@ def first_layer(w: np.ndarray, bias, mean, std):
     b = (np.zeros(w.shape[0]) if bias is None else np.asarray(bias, np.float64)) + corr
     q, s = quantize_weights_int8(wp)
     return np.ascontiguousarray(q.transpose(0, 2, 3, 1)), s, b, zp
+
+
+def pooled_threshold_stage(a, b, k: int, s2, t2, lo: float = -math.inf, hi: float = math.inf,
+                           positive_slope=None):
+    """Producer -> (BN) -> [clamp to [lo, hi]] -> max pool -> BN -> sign (BinaryNet / XNOR-Net's
+    "conv, pool, BN" order) as per-pixel integer thresholds and a per-channel flip.
+
+    With z1 = a*y + b (1), u = clamp(z1, lo, hi) (a hardtanh / ReLU before the pool, or none),
+    the pool takes m = max over the window of u and the BN after it gives z = s2*m + t2; the
+    output is sign(z). Per channel the map F(u) = sign(s2*u + t2) is non-decreasing when s2 >= 0,
+    so sign(z) = max over the window of F(u) (a max pool of the per-pixel bits, the AND of bit 1
+    = -1), and non-increasing when s2 < 0, so sign(z) = min over the window of F(u) (the OR of
+    the bits). The engine pools with AND only: a channel with s2 < 0 is stored **flipped**,
+    G = -F per pixel (bit = NOT F's bit), which is non-decreasing, so the max pool of G gives
+    -sign(z); the consumer, a binary layer, negates its weights of that input channel (x*w =
+    (-x)*(-w)), which restores sign(z) exactly.
+
+    F per pixel: for u inside (lo, hi) F = sign((s2*a)*y + s2*b + t2), the thresholds of
+    :func:`threshold_stage`; with c = -t2/s2 the clamp makes F constant where c lies outside the
+    clamp's range (s2 > 0: +1 if c <= lo, -1 if c > hi; s2 < 0: +1 if c >= hi, -1 if c < lo);
+    s2 = 0: sign(t2). ``positive_slope`` (per channel) forces F = +1 (a ReLU after the BN).
+    Flipping (t, d) complements the bit exactly on integers: (y < t) -> (y > t - 1),
+    (y > t) -> (y < t + 1). Returns (threshold int32, direction int8, flip bool).
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    s2, t2 = np.broadcast_to(np.asarray(s2, np.float64), a.shape), np.broadcast_to(np.asarray(t2, np.float64), a.shape)
+    t, d = threshold_stage(s2 * a, s2 * b + t2, k)
+    t, d = t.astype(np.int64), d.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = -t2 / s2
+    plus = ((s2 > 0) & (c <= lo)) | ((s2 < 0) & (c >= hi))
+    minus = ((s2 > 0) & (c > hi)) | ((s2 < 0) & (c < lo))
+    if positive_slope is not None:
+        plus |= np.asarray(positive_slope, bool)
+        minus &= ~plus
+    t[plus], d[plus] = -k - 1, 1  # bit = (y < -K-1): never, +1
+    t[minus], d[minus] = k + 1, 1  # bit = (y < K+1): always, -1
+    flip = s2 < 0
+    up = flip & (d > 0)
+    down = flip & (d < 0)
+    t[up], d[up] = t[up] - 1, -1
+    t[down], d[down] = t[down] + 1, 1
+    return t.astype(np.int32), d, flip

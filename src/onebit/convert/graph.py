@@ -10,6 +10,13 @@ Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §
     Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
 
+with the classic order ``producer [BN] [act] pool BN act*`` as well (the BN after the pool folds
+into the producer's stage; a channel whose BN scale is negative turns the max pool into a min
+pool, stored negated and undone by the next binary layer's weights, :func:`onebit.convert.fold.
+pooled_threshold_stage`), and a padding layer (``nn.ZeroPad2d`` / ``nn.ConstantPad2d``) right
+before a convolution becomes its padding: before and after the input (``padding_end``), and, before
+a binary conv, one-padding (``pad_value`` 1: the layer binarizes the padded 0 to +1).
+
 Residual blocks of ``onebit.models.blocks`` (``BinaryResidualBlock``, ``TransitionBlock``) are
 converted as units following the dataflow documented there, and ``AdaptiveAvgPool2d(1)`` becomes a
 global average pool.
@@ -38,7 +45,7 @@ import torch
 from torch import nn
 
 from onebit import bits as _bits
-from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage,
+from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage, pooled_threshold_stage,
                                  quantize_weights_int8, threshold_stage)
 from onebit.runtime.geometry import output_size
 from onebit.runtime.graph import INT16_MAX_K, Op, Value
@@ -63,6 +70,8 @@ class _Pending:
     acts: list = field(default_factory=list)  # (name, module) after the BN
     pools: list = field(default_factory=list)  # (name, module)
     has_bn: bool = False
+    post: tuple | None = None  # (scale, shift) of a BatchNorm after the max pool(s)
+    post_acts: list = field(default_factory=list)  # (name, module) after that BatchNorm
 
 
 def _pair(v):
@@ -80,9 +89,16 @@ class _Builder:
         self.tensors: dict[str, np.ndarray] = {}
         self.cur = "input"
         self.pending: _Pending | None = None
+        self.pad: tuple | None = None  # (name, (top, left), (bottom, right), value) of a padding layer
+        self.flips: dict[str, np.ndarray] = {}  # bits value -> channels stored negated (pool -> BN)
+        self.reshape: tuple | None = None  # (name, (H, W, C)) of an NHWC reshape to [1, 1, H*W*C]
 
     # -- emitting ---------------------------------------------------------------------------
     def emit(self, name, type_, attrs, tensors, value: Value, inputs=None):
+        flipped = [i for i in (inputs or [self.cur]) if i in self.flips]
+        if flipped and type_ not in ("bconv2d", "bdense", "flatten"):
+            raise ConversionError(f"layer {name!r} ({type_}) reads {flipped[0]!r}, a max pool followed by a BatchNorm "
+                                  f"with negative scale (a minimum pool, stored negated): only a binary layer can read it")
         if name in self.values or any(o.name == name for o in self.ops):
             name = f"{name}#{len(self.ops)}"
         roles = {}
@@ -100,17 +116,19 @@ class _Builder:
 
     # -- producers --------------------------------------------------------------------------
     def first_conv(self, name, m: nn.Conv2d, mean, std):
+        """The int8 input layer: a float conv, or a binary-weight conv reading the float image
+        (its quantized weights, sign(w) [* scale], are the float weights)."""
         if self.cur != "input" or self.pending is not None:
-            raise ConversionError(f"layer {name!r} (Conv2d): a float convolution is supported only "
-                                  f"as the first layer (it becomes the int8 input layer)")
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): a float-input convolution is supported "
+                                  f"only as the first layer (it becomes the int8 input layer)")
         _check_conv(name, m)
         h, w, cin = self.value().shape
-        q, s, bias, zp = first_layer(_t(m.weight), None if m.bias is None else _t(m.bias), mean, std)
+        weight = _t(m.quantized_weight()) if hasattr(m, "quantized_weight") else _t(m.weight)
+        q, s, bias, zp = first_layer(weight, None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
-                     stride=_pair(m.stride), padding=_pad(name, m))
-        oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-        ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+                     stride=_pair(m.stride), **self.float_padding(name, m))
+        oh, ow = _conv_out(attrs, h, w)
         # |acc| <= 127 * 255 * kh*kw*cin: the int32 accumulator of the int8 conv never overflows
         self.pending = _Pending(name, "conv2d_u8", attrs, {"weight": q, "zero_point": zp}, s, bias,
                                 127 * 255 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
@@ -133,15 +151,42 @@ class _Builder:
         wq = wq.detach().cpu().numpy()
         # pruned (ternary) weights: the 0/1 mask goes through the same permutation as the signs
         keep = None if m.weight_mask is None else m.weight_mask.detach().cpu().numpy() != 0
+        reshape, self.reshape = self.reshape, None
+        if reshape is not None:  # NHWC reshape to [1, 1, H*W*C] + 1x1 conv = a map-sized conv
+            if len(x.shape) != 3 or reshape[1] != (1, 1, int(np.prod(x.shape))):
+                raise ConversionError(f"layer {reshape[0]!r} (Reshape to {list(reshape[1])}): only a reshape of a "
+                                      f"feature map to [1, 1, H*W*C] read by a 1x1 binary convolution is supported")
+            h, w, c = x.shape
+            if (not isinstance(m, BinaryConv2d) or tuple(m.kernel_size) != (1, 1) or _pair(m.stride) != [1, 1]
+                    or m.explicit_padding() is not None or _pad(name, m) != [0, 0] or m.in_channels != h * w * c):
+                raise ConversionError(f"layer {reshape[0]!r} (Reshape) must feed a 1x1 stride-1 unpadded binary "
+                                      f"convolution over {h * w * c} channels, not {name!r}")
+
+            def nchw(v):  # columns in NHWC order (h*W + w)*C + c -> an OIHW kernel over the map
+                return v.reshape(v.shape[0], h, w, c).transpose(0, 3, 1, 2)
+
+            wq = nchw(wq)
+            keep = None if keep is None else nchw(keep)
+        flip = self.flips.get(self.cur)
+        if flip is not None:
+            # input channels stored negated (a min pool, see fold.pooled_threshold_stage): x*w = (-x)*(-w)
+            if isinstance(m, BinaryConv2d) and m.pad_value == 1 and max(*_pad(name, m), *(m.padding_end or (0, 0))):
+                raise ConversionError(f"layer {name!r}: one-padding cannot follow a max pool + BatchNorm with "
+                                      f"negative scale (its +1 padding would read as -1 in the negated channels)")
+            c = flip.shape[0]
+            wq = wq.copy()
+            if wq.ndim == 4:
+                wq[:, flip] *= -1
+            else:  # dense: features in NCHW flatten order, channel-major
+                wq.reshape(wq.shape[0], c, -1)[:, flip] *= -1
         if isinstance(m, BinaryConv2d):
             if len(x.shape) != 3:
                 raise ConversionError(f"layer {name!r} (BinaryConv2d): input is not a feature map")
             h, w, cin = x.shape
-            kh, kw = m.kernel_size
+            kh, kw = wq.shape[2:]
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
-                         stride=_pair(m.stride), padding=_pad(name, m))
-            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+                         stride=_pair(m.stride), **self.binary_padding(name, m))
+            oh, ow = _conv_out(attrs, h, w)
 
             def layout(v):  # OIHW -> OHWI, packed along Cin
                 return v.transpose(0, 2, 3, 1)
@@ -187,6 +232,64 @@ class _Builder:
                                           f"!= input features {cin}")
                 attrs = dict(in_features=cin, out_features=out)
                 self._binary_pending(name, "bdense", attrs, wq, keep, lambda v: v, a, b, cin, (out,))
+
+    def nhwc_reshape(self, name, m):
+        """A reshape in NHWC order of an [H, W, C] map to [1, 1, H*W*C] (Keras ``Reshape``),
+        read by a 1x1 binary conv: together a binary dense over the NHWC-flattened map, written
+        as a map-sized ``bconv2d`` whose OHWI weights are the 1x1 conv's columns as they are."""
+        self.reshape = (name, tuple(m.target_shape))  # checked against the map by the binary conv
+
+    def explicit_pad(self, name, m: nn.ConstantPad2d):
+        """A padding layer (``nn.ZeroPad2d`` / ``nn.ConstantPad2d``): it becomes the padding of
+        the convolution that reads its output (the next layer, else an error)."""
+        left, right, top, bottom = (int(v) for v in m.padding)
+        if min(left, right, top, bottom) < 0:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): negative padding (cropping) is not supported")
+        self.pad = (name, (top, left), (bottom, right), float(m.value))
+
+    def take_pad(self, name, m):
+        """The padding layer right before conv ``name`` (or None); no padding layer may wait
+        for any other kind of layer."""
+        pad, self.pad = self.pad, None
+        if pad is not None and (_pad(name, m) != [0, 0] or getattr(m, "padding_end", None) not in (None, (0, 0))):
+            raise ConversionError(f"layer {pad[0]!r} ({name!r} reads it): a padding layer before a convolution "
+                                  f"that pads as well is not supported (give the convolution padding=0)")
+        return pad
+
+    def float_padding(self, name, m) -> dict:
+        """Padding attributes of an int8 conv: its own padding, or the padding layer before
+        it, whose value must be a real 0 (the int8 conv pads with the zero point)."""
+        pad = self.take_pad(name, m)
+        explicit = m.explicit_padding() if hasattr(m, "explicit_padding") else None
+        if pad is None and explicit is not None:
+            pad = (name, explicit[0], explicit[1], float(m.pad_value))
+        if pad is None:
+            return {"padding": _pad(name, m)}
+        if pad[3] != 0.0:
+            raise ConversionError(f"layer {pad[0]!r}: padding with {pad[3]:g} before the float convolution "
+                                  f"{name!r}: the int8 convolution pads with a real 0 only")
+        return _pad_attrs(pad[1], pad[2])
+
+    def binary_padding(self, name, m) -> dict:
+        """Padding attributes of a ``bconv2d`` (docs/format.md §3): the layer's own (symmetric
+        true zero, or its ``pad_value`` / ``padding_end``), or a padding layer before it, whose
+        value the layer binarizes: ``sign(v) = +1`` for ``v >= 0``, so it is one-padding."""
+        pad = self.take_pad(name, m)
+        explicit = m.explicit_padding()
+        if pad is not None:
+            if pad[3] < 0:
+                raise ConversionError(f"layer {pad[0]!r}: padding with {pad[3]:g} before the binary convolution "
+                                      f"{name!r} binarizes to -1: the engine pads with 0 or +1 only")
+            attrs = _pad_attrs(pad[1], pad[2], pad_value=1)
+        elif explicit is not None:
+            attrs = _pad_attrs(explicit[0], explicit[1], pad_value=m.pad_value)
+        else:
+            attrs = {"padding": _pad(name, m)}
+        end = attrs.get("padding_end", attrs["padding"])
+        if attrs["padding"][0] != attrs["padding"][1] or end[0] != end[1]:
+            raise ConversionError(f"layer {name!r}: padding {attrs['padding']} before and {end} after the input: "
+                                  f"the engine's binary convolution pads both axes alike")
+        return attrs
 
     def _binary_pending(self, name, type_, attrs, wq, keep, layout, a, b, k, out_shape):
         """Pack the +-1 weights ``wq`` (and the kept-weight mask ``keep``, or None) in the engine
@@ -241,6 +344,12 @@ class _Builder:
     # -- what follows a producer --------------------------------------------------------------
     def batchnorm(self, name, m):
         p = self.pending
+        if p is not None and p.pools and p.post is None and not p.post_acts:
+            # the classic order producer -> [BN] [act] -> max pool -> BN, folded after the pool
+            if m.num_features != p.out_shape[-1]:
+                raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
+            p.post = bn_affine(m)
+            return
         if p is None or p.has_bn or p.acts or p.pools:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): BatchNorm must directly "
                                   f"follow a convolution or linear layer")
@@ -253,7 +362,8 @@ class _Builder:
         if self.pending is None:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): activation without a "
                                   f"preceding convolution/linear layer")
-        self.pending.acts.append((name, m))
+        p = self.pending
+        (p.post_acts if p.post is not None else p.acts).append((name, m))
 
     def pool(self, name, m):
         if self.pending is None:
@@ -262,6 +372,9 @@ class _Builder:
         if getattr(m, "dilation", 1) not in (1, (1, 1)) or getattr(m, "return_indices", False):
             raise ConversionError(f"layer {name!r} (MaxPool2d): dilation and return_indices are "
                                   f"not supported")
+        if self.pending.post is not None:
+            raise ConversionError(f"layer {name!r} (MaxPool2d): a second pool after the BatchNorm that follows "
+                                  f"a pool is not supported")
         self.pending.pools.append((name, m))
 
     def flatten(self, name):
@@ -299,7 +412,26 @@ class _Builder:
         attrs = dict(p.attrs)
         tens = dict(p.tensors)
         clamp = None
-        if consumer == "bits":
+        flip = None
+        if p.post is not None and consumer == "bits":
+            t, d, flip = self.pooled_bits(p)
+            attrs["output"] = "bits"
+            tens.update(threshold=t, direction=d)
+            value = Value("bits", p.out_shape)
+            consumer = "pooled-bits"
+        elif p.post is not None:
+            s2, t2 = p.post
+            neg = np.flatnonzero(s2 < 0)
+            if neg.size or p.acts:
+                why = (f"channels {neg[:8].tolist()} have a negative BatchNorm scale (the pool would be a minimum)"
+                       if neg.size else f"activation {p.acts[0][0]!r} lies between the producer and the pool")
+                raise ConversionError(f"{where}: max pool then BatchNorm feeding a {consumer} layer: {why}; "
+                                      f"supported before a sign (binary layer) only")
+            # s2 >= 0: max commutes with z -> s2*z + t2, so the BN folds into the producer
+            p.a, p.b, p.acts = s2 * p.a, s2 * p.b + t2, p.post_acts
+        if consumer == "pooled-bits":
+            pass
+        elif consumer == "bits":
             const_plus = np.zeros(p.a.shape, bool)
             for an, am in p.acts:
                 if isinstance(am, nn.Hardtanh) and am.min_val < 0 <= am.max_val:
@@ -345,6 +477,34 @@ class _Builder:
             self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
+        if flip is not None and flip.any():
+            self.flips[self.cur] = flip
+
+    def pooled_bits(self, p):
+        """Thresholds of producer -> [BN] [hardtanh / ReLU] -> max pool -> BN [hardtanh / ReLU] ->
+        sign, with the channels whose pool becomes a minimum stored negated
+        (:func:`onebit.convert.fold.pooled_threshold_stage`)."""
+        lo, hi = -np.inf, np.inf
+        if len(p.acts) > 1:
+            raise ConversionError(f"layer {p.acts[1][0]!r}: one activation at most between the producer and the pool")
+        for an, am in p.acts:
+            if isinstance(am, nn.Hardtanh):
+                lo, hi = float(am.min_val), float(am.max_val)
+            elif isinstance(am, nn.ReLU):
+                lo = 0.0
+            else:
+                raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a max pool and BatchNorm is not "
+                                      f"supported (hardtanh or ReLU)")
+        plus = None
+        for an, am in p.post_acts:
+            if isinstance(am, nn.Hardtanh) and am.min_val < 0 <= am.max_val:
+                continue  # sign(hardtanh(z)) == sign(z)
+            if isinstance(am, nn.ReLU):
+                plus = np.ones(p.a.shape, bool)  # sign(relu(z)) == +1
+                continue
+            raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a sign is not supported")
+        s2, t2 = p.post
+        return pooled_threshold_stage(p.a, p.b, p.k, s2, t2, lo, hi, plus)
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.
@@ -386,9 +546,10 @@ class _Builder:
         attrs = dict(in_channels=cin, out_channels=m.out_channels)
         b = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         weight = _t(m.weight)
-        stride, padding = _pair(m.stride), _pad(name, m)
+        stride, pads = _pair(m.stride), self.float_padding(name, m)
+        padding = pads["padding"]
         if pool_fold is not None:
-            if (kh, kw) != (1, 1) or stride != [1, 1] or padding != [0, 0]:
+            if (kh, kw) != (1, 1) or stride != [1, 1] or pads != {"padding": [0, 0]}:
                 raise ConversionError(f"layer {name!r}: only a 1x1 conv folds with the pooling before it")
             kh, kw = pool_fold
             weight = np.repeat(np.repeat(weight, kh, axis=2), kw, axis=3) / (kh * kw)
@@ -396,12 +557,11 @@ class _Builder:
         if x.kind == "int8":
             # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel)
             q, sw = quantize_weights_int8(weight)
-            attrs.update(kernel=[kh, kw], stride=stride, padding=padding)
-            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
-            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+            attrs.update(kernel=[kh, kw], stride=stride, **pads)
+            oh, ow = _conv_out(attrs, h, w)
             self.pending = _Pending(name, "conv2d_i8", attrs, {"weight": np.ascontiguousarray(q.transpose(0, 2, 3, 1))},
                                     x.scale * sw, b, 127 * 127 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
-        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and _pad(name, m) == [0, 0]:
+        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and pads == {"padding": [0, 0]}:
             self.pending = _Pending(name, "conv1x1_f32", attrs, {"weight": _t(m.weight)[:, :, 0, 0]},
                                     np.ones(m.out_channels), b, 0, self.cur, (h, w, m.out_channels))
         else:
@@ -498,6 +658,33 @@ def _foldable(pool, x) -> bool:
     return k == s and p == [0, 0] and x.shape[0] % k[0] == 0 and x.shape[1] % k[1] == 0
 
 
+def _is_nhwc_reshape(m) -> bool:
+    """An imported Keras ``Reshape`` (onebit.convert.larq.modules.Reshape: NHWC order)."""
+    try:
+        from onebit.convert.larq.modules import Reshape
+    except ImportError:  # pragma: no cover - part of onebit
+        return False
+    return isinstance(m, Reshape)
+
+
+def _pad_attrs(begin, end, pad_value=0) -> dict:
+    """``padding`` (top, left), ``padding_end`` (bottom, right) only where it differs, and
+    ``pad_value`` only when it is 1 and some tap is padded (docs/format.md §7.3)."""
+    attrs = {"padding": [int(begin[0]), int(begin[1])]}
+    if list(end) != attrs["padding"]:
+        attrs["padding_end"] = [int(end[0]), int(end[1])]
+    if pad_value == 1 and max(*begin, *end) > 0:
+        attrs["pad_value"] = 1
+    return attrs
+
+
+def _conv_out(attrs, h, w) -> tuple:
+    """(OH, OW) of a conv op's attributes (``padding`` before, ``padding_end`` after the input)."""
+    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
+    e = attrs.get("padding_end", p)
+    return (output_size(h, k[0], s[0], p[0], padding_end=e[0]), output_size(w, k[1], s[1], p[1], padding_end=e[1]))
+
+
 def _pad(name, m):
     if isinstance(m.padding, str):
         if m.padding == "valid":
@@ -589,6 +776,12 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     bld = _Builder(input_shape) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
+        if bld.reshape is not None and not is_binary_layer(m):
+            raise ConversionError(f"layer {bld.reshape[0]!r} (Reshape) feeds {name!r} ({type(m).__name__}): "
+                                  f"supported before a 1x1 binary convolution only")
+        if bld.pad is not None and not isinstance(m, nn.Conv2d):
+            raise ConversionError(f"layer {bld.pad[0]!r} (padding) feeds {name!r} ({type(m).__name__}): a padding "
+                                  f"layer is supported only right before a convolution (it becomes its padding)")
         # flattening (nn.Flatten or functional) is done by the dense layer that reads the map
         if blocks and isinstance(m, blocks[0]):
             bld.residual_block(name, m)
@@ -596,6 +789,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.transition_block(name, m)
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             bld.global_pool(name, m)
+        elif is_binary_layer(m) and m.input_precision != 1 and isinstance(m, nn.Conv2d):
+            bld.first_conv(name, m, mean, std)  # binary weights on the float image
         elif is_binary_layer(m):
             bld.binary(name, m)
         elif isinstance(m, nn.Conv2d):
@@ -610,6 +805,12 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.pool(name, m)
         elif isinstance(m, ClipBlock):
             bld.clip(name, m)
+        elif isinstance(m, nn.ConstantPad2d):
+            bld.explicit_pad(name, m)
+            continue
+        elif _is_nhwc_reshape(m):
+            bld.nhwc_reshape(name, m)
+            continue
         elif isinstance(m, SKIP + (nn.Flatten,)):
             continue
         else:
@@ -617,6 +818,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
                                   f"converter")
     if layers is not None:
         return None
+    if bld.pad is not None:
+        raise ConversionError(f"layer {bld.pad[0]!r} (padding) is the last layer: it must feed a convolution")
     return logits(bld)
 
 

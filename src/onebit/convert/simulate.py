@@ -4,8 +4,9 @@
 :class:`IntegerSimulation` module that interprets the *same* graph and folded tensors the
 engine runs, with the engine's arithmetic (docs/format.md §3-5):
 
-- binary conv / dense: ``F.conv2d`` of +-1 values with zero padding — exact integers
-  (true-zero padding: out-of-bounds taps add nothing). A pruned op's weights (``weight_mask``)
+- binary conv / dense: ``F.conv2d`` of +-1 values padded explicitly (``padding`` before the
+  input, ``padding_end`` after it) with 0 (true zero: out-of-bounds taps add nothing) or +1
+  (``pad_value`` 1, one-padding: they add like a pixel of +1s) — exact integers. A pruned op's weights (``weight_mask``)
   are ternary: pruned weights are 0 and add nothing, as in the engine. The convolutions run in float32 when
   every partial sum is an integer below 2^24 in magnitude (then any summation order is exact),
   else in float64 (exact below 2^53);
@@ -103,8 +104,9 @@ class IntegerSimulation(nn.Module):
         w = self._w32.get(op.name) if dt == torch.float32 else self._w[op.name]
         if w is None:
             w = self._w32[op.name] = self._w[op.name].to(torch.float32)
-        y = F.conv2d(x.to(dt), w, stride=a["stride"], padding=a["padding"])
-        return y
+        (ph, pw), (eh, ew) = a["padding"], a.get("padding_end", a["padding"])
+        x = F.pad(x.to(dt), (pw, ew, ph, eh), value=float(a.get("pad_value", 0)))
+        return F.conv2d(x, w, stride=a["stride"])
 
     def _add(self, op, a, b):
         if self.values[op.inputs[0]].kind == "f32":

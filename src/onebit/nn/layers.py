@@ -179,6 +179,13 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
     ``weight_quantizer`` (aliases of :mod:`onebit.nn.quantizers` or callables),
     ``clip_latent`` (clamp latent weights to [-1, 1]) and ``scale`` (None or ``"channel"``).
     ``padding_mode`` must be ``"zeros"`` (the padding the engine implements).
+
+    Padding options of the engine (docs/format.md §3), keyword-only: ``pad_value`` 0 (true zero,
+    padded taps add nothing) or 1 (one-padding, Larq's ``pad_values=1``: the binarized input is
+    padded with +1, so a padded tap adds like an input pixel of +1s); ``padding_end`` (int or
+    (h, w)): rows/columns after the input (bottom, right) where they differ from ``padding``
+    (Keras "same" with stride 2 on an even input pads only after it). With either, the
+    binarized input is padded explicitly, then convolved without padding.
     """
 
     def __init__(
@@ -199,7 +206,11 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
         weight_quantizer="ste_sign",
         clip_latent=True,
         scale=None,
+        pad_value=0,
+        padding_end=None,
     ):
+        if pad_value not in (0, 1) or isinstance(pad_value, bool):
+            raise ValueError(f"pad_value must be 0 (true zero) or 1 (one-padding), got {pad_value!r}")
         if padding_mode != "zeros":
             raise ValueError(
                 f"BinaryConv2d supports padding_mode='zeros' only (true-zero padding after "
@@ -210,6 +221,14 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
             padding_mode, device, dtype,
         )
         self._init_binary(input_quantizer, weight_quantizer, clip_latent, scale)
+        self.pad_value = int(pad_value)
+        self.padding_end = None
+        if padding_end is not None:
+            end = (padding_end, padding_end) if isinstance(padding_end, int) else tuple(int(v) for v in padding_end)
+            if isinstance(self.padding, str) or len(end) != 2 or min(end) < 0:
+                raise ValueError(f"padding_end must be one or two integers >= 0 next to an integer padding, "
+                                 f"got padding={self.padding!r}, padding_end={padding_end!r}")
+            self.padding_end = end
 
     @property
     def accumulator_bound(self) -> int:
@@ -217,15 +236,38 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
         kh, kw = self.kernel_size
         return int(kh * kw * (self.in_channels // self.groups))
 
+    def explicit_padding(self):
+        """((top, left), (bottom, right)) pads when the layer pads explicitly (a ``pad_value`` of
+        1 or a ``padding_end``), else None (``F.conv2d``'s own symmetric zero padding)."""
+        if self.pad_value == 0 and self.padding_end is None:
+            return None
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                return (0, 0), (0, 0)
+            kh, kw = self.kernel_size
+            if kh % 2 == 0 or kw % 2 == 0:
+                raise ValueError(f"padding='same' needs an odd kernel, got {self.kernel_size}")
+            begin = ((kh - 1) // 2, (kw - 1) // 2)
+        else:
+            begin = tuple(self.padding)
+        return begin, self.padding_end if self.padding_end is not None else begin
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # binarize first, then F.conv2d zero-pads: padding contributes exactly 0
-        return F.conv2d(
-            self.input_quantizer(x), self.quantized_weight(), self.bias, self.stride,
-            self.padding, self.dilation, self.groups,
-        )
+        xq = self.input_quantizer(x)
+        pads = self.explicit_padding()
+        if pads is None:  # binarize first, then F.conv2d zero-pads: padding contributes exactly 0
+            return F.conv2d(xq, self.quantized_weight(), self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        (t, left), (b, r) = pads
+        xq = F.pad(xq, (left, r, t, b), value=float(self.pad_value))
+        return F.conv2d(xq, self.quantized_weight(), self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         extra = self._binary_repr()
+        if self.pad_value:
+            extra = ", ".join(filter(None, [extra, f"pad_value={self.pad_value}"]))
+        if self.padding_end is not None:
+            extra = ", ".join(filter(None, [extra, f"padding_end={self.padding_end}"]))
         return super().extra_repr() + (", " + extra if extra else "")
 
 

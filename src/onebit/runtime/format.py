@@ -35,7 +35,8 @@ from onebit.runtime.graph import (KEPT_ROLE, MASK_ROLE, WORD_MASK_ROLE, Op, Valu
 
 FORMAT_NAME = "onebit"
 FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+ONE_PADDING_VERSION = 2  # first version with one-padded binary convolutions (docs/format.md §7.4)
+SUPPORTED_VERSIONS = (1, 2)
 MAX_HEADER_BYTES = 16 << 20  # the JSON header of a real model is a few tens of KiB
 MAX_FILE_BYTES = 1 << 30
 MAX_JSON_DEPTH = 32
@@ -83,6 +84,16 @@ class ModelFile:
 
 # ----------------------------------------------------------------------------- writing
 
+def _one_padded(op: dict) -> bool:
+    return isinstance(op, dict) and isinstance(op.get("attrs"), dict) and op["attrs"].get("pad_value") == 1
+
+
+def file_version(graph: dict) -> int:
+    """The format version a graph needs: 2 when an op pads with +1 (``pad_value`` 1, which a
+    version-1 reader would silently read as true-zero padding), else 1."""
+    return ONE_PADDING_VERSION if any(_one_padded(op) for op in graph.get("ops", [])) else FORMAT_VERSION
+
+
 def dumps(metadata: dict, graph: dict, tensors: dict) -> bytes:
     """Serialize to bytes. ``metadata`` holds producer/input/output; ``graph`` the graph document.
 
@@ -91,7 +102,7 @@ def dumps(metadata: dict, graph: dict, tensors: dict) -> bytes:
     """
     meta = {
         "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(file_version(graph)),
         "producer": _dump_json(metadata["producer"]),
         "input": _dump_json(metadata["input"]),
         "output": _dump_json(metadata["output"]),
@@ -337,6 +348,10 @@ def _graph(graph: dict, docs: dict):
         raise FormatError(f"graph input shape {list(in_val.shape)} differs from metadata {docs['input']['shape']}")
     ops = [op_from_json(i, d) for i, d in enumerate(graph["ops"])]
     values, specs = infer(ops, input_name, in_val, declared)
+    for op in ops:
+        if docs["format_version"] < ONE_PADDING_VERSION and op.attrs.get("pad_value") == 1:
+            raise FormatError(f"op {op.name!r} ({op.type}): pad_value 1 (one-padding) needs format_version "
+                              f"{ONE_PADDING_VERSION}, the file declares {docs['format_version']}")
     if output_name != ops[-1].output or output_name != docs["output"]["name"]:
         raise FormatError(f"graph output {output_name!r} must be the last op's output "
                           f"{ops[-1].output!r} and the metadata output {docs['output']['name']!r}")

@@ -4,13 +4,16 @@ converter share."""
 from __future__ import annotations
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
-    """PyTorch geometry: ``floor((size + 2*padding - kernel) / stride) + 1``.
+def output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False,
+                padding_end: int | None = None) -> int:
+    """PyTorch geometry: ``floor((size + padding + padding_end - kernel) / stride) + 1`` with
+    ``padding`` before the input and ``padding_end`` (default ``padding``) after it.
 
     With ``ceil_mode`` (pooling, docs/format.md §7.3): ceil instead of floor, minus one when that
     last window would start at or after ``size + padding`` (outside the input and its left padding).
     """
+    span = padding + (padding if padding_end is None else padding_end)
     if not ceil_mode:
-        return (size + 2 * padding - kernel) // stride + 1
-    out = -(-(size + 2 * padding - kernel) // stride) + 1
+        return (size + span - kernel) // stride + 1
+    out = -(-(size + span - kernel) // stride) + 1
     return out - 1 if (out - 1) * stride >= size + padding else out

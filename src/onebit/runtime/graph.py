@@ -146,7 +146,10 @@ def _conv_geometry(op, x: Value):
     ph, pw = _pair(op, a, "padding", 0)
     if ph >= kh or pw >= kw:
         _fail(op, f"padding {[ph, pw]} must be smaller than the kernel {[kh, kw]}")
-    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    eh, ew = _pair(op, a, "padding_end", 0) if "padding_end" in a else (ph, pw)  # bottom, right
+    if eh >= kh or ew >= kw:
+        _fail(op, f"padding_end {[eh, ew]} must be smaller than the kernel {[kh, kw]}")
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(w, kw, sw, pw, padding_end=ew)
     if oh < 1 or ow < 1:
         _fail(op, f"kernel {[kh, kw]} with padding {[ph, pw]} does not fit the input {h}x{w}")
     return (oh, ow, cout), (kh, kw, cin, cout)
@@ -168,6 +171,8 @@ def _input(op, xs, *kinds):
 def _spec_bconv2d(op, xs):
     x = _input(op, xs, "bits")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    if "pad_value" in op.attrs:
+        _int(op, op.attrs, "pad_value", 0, 1)  # 0: true zero, 1: +1 (docs/format.md §3)
     k = kh * kw * cin
     bound = _accumulator(op, k, "kh*kw*Cin")
     stage, tens, scale = _stage(op, cout, bound)

@@ -51,13 +51,16 @@ def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_
             direction: np.ndarray | None = None, multiplier: np.ndarray | None = None,
             bias: np.ndarray | None = None, shift: int | None = None, scale: np.ndarray | None = None,
             isa: str | None = None, threads: int | None = None, out: np.ndarray | None = None,
-            weight_mask: np.ndarray | None = None) -> np.ndarray:
+            weight_mask: np.ndarray | None = None, padding_end: int | None = None,
+            pad_value: int = 0) -> np.ndarray:
     """Binary direct convolution with a fused output stage (no im2col).
 
     ``x_packed`` (N, H, W, W64) uint64, ``w_packed`` (Cout, KH, KW, W64) uint64 (or
     :func:`prepare_weights` of it), both packed along ``in_channels``. ``padding``: int
-    (symmetric), "same" ((K-1)//2, odd square K) or "valid".
-    TRUE-ZERO padding: with T in-bounds taps, ``y = T*Cin - 2*popcount(x XOR w)`` over them.
+    (rows/columns before the input, top and left), "same" ((K-1)//2, odd square K) or "valid";
+    ``padding_end``: rows/columns after it (bottom and right; default ``padding``).
+    ``pad_value`` 0, TRUE-ZERO padding: with T in-bounds taps, ``y = T*Cin - 2*popcount(x XOR w)``
+    over them; 1, one-padding: padded taps hold +1 (bit 0), ``y = K - 2*popcount`` over all taps.
     Output (docs/format.md §5), per output channel c:
 
     - ``"int32"``: y itself, (N, OH, OW, Cout) int32;
@@ -76,7 +79,7 @@ def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_
     return engine.bconv2d(x_packed, w_packed, in_channels=in_channels, stride=stride, padding=padding,
                           output=output, threshold=threshold, direction=direction, multiplier=multiplier,
                           bias=bias, shift=shift, scale=scale, isa=isa, threads=threads, out=out,
-                          weight_mask=weight_mask)
+                          weight_mask=weight_mask, padding_end=padding_end, pad_value=pad_value)
 
 
 def bdense(x_packed: np.ndarray, w_packed: np.ndarray | PreparedWeights, *, in_features: int, output: str = "int32",

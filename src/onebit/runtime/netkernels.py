@@ -280,8 +280,11 @@ def _stage_out_shape(lead, cout, output):
 def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_point=0,
                 output: str = "int32", threshold=None, direction=None, multiplier=None,
                 bias=None, shift=None, scale=None, out=None, isa=None,
-                threads=None) -> np.ndarray:
+                threads=None, padding_end=None) -> np.ndarray:
     """int8 convolution (first layer on uint8 images; 1x1 int8 downsample shortcuts).
+
+    ``padding`` (int or (h, w)): rows / columns before the input (top, left); ``padding_end``:
+    after it (bottom, right; default ``padding``; Keras "same" puts the odd one there).
 
     ``x``: (N, H, W, Cin) uint8 or int8; ``weight``: (Cout, KH, KW, Cin) int8 (OHWI);
     ``zero_point``: int or (Cin,) ints in [-255, 255], the value meaning real 0, also used
@@ -301,17 +304,18 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
                          f"and {weight.shape}")
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
-    if min(sh, sw) < 1 or min(ph, pw) < 0:
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end, "padding_end")
+    if min(sh, sw) < 1 or min(ph, pw, eh, ew) < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = output_size(x.shape[1], weight.shape[1], sh, ph)
-    ow = output_size(x.shape[2], weight.shape[2], sw, pw)
+    oh = output_size(x.shape[1], weight.shape[1], sh, ph, padding_end=eh)
+    ow = output_size(x.shape[2], weight.shape[2], sw, pw, padding_end=ew)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {weight.shape[1:3]} does not fit the padded input {x.shape[1:3]}")
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0], oh, ow), weight.shape[0], output)
     out = _out(out, shape, dtype, x, weight)
     engine.conv2d_int8(x, weight, out, sh, sw, ph, pw, _zero_point(zero_point, x.shape[3]),
-                       output, **kw, isa=isa, threads=threads)
+                       output, **kw, isa=isa, threads=threads, ph_end=eh, pw_end=ew)
     return out
 
 

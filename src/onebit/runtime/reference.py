@@ -1,8 +1,8 @@
 """Pure-NumPy oracles of the core engine kernels (no torch): the tests' and converter's ground truth.
 
-Binary convolution is computed the slow, obvious way: unpack the bits to +-1 integers, zero-pad
-(TRUE zero: padded taps contribute nothing, docs/format.md §3) and sum products tap by tap in
-int64. The output stages follow docs/format.md §5 literally:
+Binary convolution is computed the slow, obvious way: unpack the bits to +-1 integers, pad
+(TRUE zero: padded taps contribute nothing, or +1 with one-padding, docs/format.md §3) and sum
+products tap by tap in int64. The output stages follow docs/format.md §5 literally:
 
 - (a) bits:  ``bit = y < t`` where ``d = +1``, ``bit = y > t`` where ``d = -1`` (bit 1 means -1);
 - (b) int8:  ``q = clamp((y*M + B + 2**(S-1)) >> S, -127, 127)`` in int64 (BNN-Clip folding);
@@ -62,20 +62,26 @@ def ternary_weights(w_packed: np.ndarray, in_channels: int, weight_mask: np.ndar
 
 
 def bconv2d_int(x_packed: np.ndarray, w_packed: np.ndarray, in_channels: int, stride: int = 1,
-                padding: int | str = 0, weight_mask: np.ndarray | None = None) -> np.ndarray:
+                padding: int | str = 0, weight_mask: np.ndarray | None = None,
+                padding_end: int | None = None, pad_value: int = 0) -> np.ndarray:
     """Binary conv accumulator ``y`` (int64, NHWC) of packed input and packed OHWI weights.
 
-    ``y[n, oh, ow, co] = sum over in-bounds taps and channels of x * w`` with x, w in {-1, +1};
-    equal to ``T*Cin - 2*popcount(x XOR w)`` over the T in-bounds taps. With ``weight_mask``
-    the pruned weights are 0 (see :func:`ternary_weights`).
+    ``y[n, oh, ow, co] = sum over taps and channels of x * w`` with x, w in {-1, +1} and the
+    padded taps (``padding`` rows/columns before the input, ``padding_end`` after it, default
+    ``padding``) holding ``pad_value``: 0 (true zero: ``T*Cin - 2*popcount(x XOR w)`` over the T
+    in-bounds taps) or +1 (one-padding). With ``weight_mask`` the pruned weights are 0 (see
+    :func:`ternary_weights`).
     """
     cout, kh, kw, _ = w_packed.shape
     pad = _padding(padding, kh, kw)
+    end = pad if padding_end is None else int(padding_end)
+    if pad_value not in (0, 1):
+        raise ValueError(f"pad_value must be 0 or 1, got {pad_value!r}")
     x = bits.unpack(x_packed, in_channels).astype(np.int64)
     w = ternary_weights(w_packed, in_channels, weight_mask)
     n, h, wd, _ = x.shape
-    oh, ow = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))  # true zeros
+    oh, ow = output_size(h, kh, stride, pad, padding_end=end), output_size(wd, kw, stride, pad, padding_end=end)
+    xp = np.pad(x, ((0, 0), (pad, end), (pad, end), (0, 0)), constant_values=pad_value)
     y = np.zeros((n, oh, ow, cout), dtype=np.int64)
     for i in range(kh):
         for j in range(kw):
@@ -135,9 +141,9 @@ def output_stage(y: np.ndarray, output: str = "int32", *, threshold=None, direct
 
 def bconv2d(x_packed: np.ndarray, w_packed: np.ndarray, *, in_channels: int, stride: int = 1,
             padding: int | str = 0, output: str = "int32", weight_mask: np.ndarray | None = None,
-            **stage) -> np.ndarray:
+            padding_end: int | None = None, pad_value: int = 0, **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bconv2d`` (same arguments, same result)."""
-    y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding, weight_mask)
+    y = bconv2d_int(x_packed, w_packed, in_channels, stride, padding, weight_mask, padding_end, pad_value)
     return output_stage(y, output, **stage)
 
 

@@ -149,17 +149,20 @@ def add_float(a, b) -> np.ndarray:
     return (np.asarray(a, np.float32) + np.asarray(b, np.float32)).astype(np.float32)
 
 
-def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", **stage) -> np.ndarray:
-    """int8 conv: the input is padded with its zero point (real 0), then
-    y = sum over taps and channels of (x - zp) * w in int64, then the output stage."""
+def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", padding_end=None,
+                **stage) -> np.ndarray:
+    """int8 conv: the input is padded with its zero point (real 0; ``padding`` before it,
+    ``padding_end`` after it, default ``padding``), then y = sum over taps and channels of
+    (x - zp) * w in int64, then the output stage."""
     x = np.asarray(x)
     w = np.asarray(weight, np.int64)
     n, h, wd, cin = x.shape
     cout, kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
     zp = np.broadcast_to(np.asarray(zero_point, np.int64), (cin,))
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
-    xp = np.broadcast_to(zp, (n, h + 2 * ph, wd + 2 * pw, cin)).copy()
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    xp = np.broadcast_to(zp, (n, h + ph + eh, wd + pw + ew, cin)).copy()
     xp[:, ph:ph + h, pw:pw + wd] = x
     xp -= zp
     y = np.zeros((n, oh, ow, cout), np.int64)

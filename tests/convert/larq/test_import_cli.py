@@ -80,6 +80,67 @@ def test_import_exports_and_engine_follows_the_module(tmp_path):
     assert corr > 0.9
 
 
+def _alexnet_like(tmp_path):
+    """BinaryAlexNet's pattern: a binary-weight QuantConv2D on the float image (stride 2 "same" on
+    an even input: padded after it only), max pool -> BN (gammas of both signs: min pools), a
+    binary conv, max pool -> BN, Reshape to [1, 1, H*W*C] -> 1x1 QuantConv2D (a dense layer over
+    the NHWC map) -> BN -> Flatten of the [1, 1, C] map."""
+    def bn(c):
+        g = RNG.uniform(0.5, 1.5, c) * RNG.choice([-1, 1], c)
+        return [("gamma", g), ("beta", RNG.normal(0, 0.3, c)), ("moving_mean", RNG.normal(0, 0.3, c)),
+                ("moving_variance", RNG.uniform(0.5, 2, c))]
+    L = [K.input_layer("in", (16, 16, 3)),
+         K.layer("QuantConv2D", "first", ["in"], filters=16, kernel_size=[3, 3], strides=[2, 2], padding="same",
+                 use_bias=False, activation="linear", pad_values=0.0, input_quantizer=None,
+                 kernel_quantizer="ste_sign"),
+         K.layer("MaxPooling2D", "pool", ["first"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
+         K.layer("BatchNormalization", "bn", ["pool"], axis=[3], epsilon=1e-3),
+         K.layer("QuantConv2D", "qconv", ["bn"], filters=70, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                 use_bias=False, activation="linear", pad_values=0.0, input_quantizer="ste_sign",
+                 kernel_quantizer="ste_sign"),
+         K.layer("MaxPooling2D", "pool2", ["qconv"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
+         K.layer("BatchNormalization", "bn2", ["pool2"], axis=[3], epsilon=1e-3),
+         K.layer("Reshape", "reshape", ["bn2"], target_shape=[1, 1, 280]),
+         K.layer("QuantConv2D", "fc", ["reshape"], filters=10, kernel_size=[1, 1], strides=[1, 1], padding="valid",
+                 use_bias=False, activation="linear", input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+         K.layer("BatchNormalization", "bn3", ["fc"], axis=[3], epsilon=1e-3),
+         K.layer("Flatten", "flat", ["bn3"])]
+    W = {"first": [("kernel", RNG.normal(0, 1, (3, 3, 3, 16)))], "bn": bn(16),
+         "qconv": [("kernel", RNG.normal(0, 1, (3, 3, 16, 70)))], "bn2": bn(70),
+         "fc": [("kernel", RNG.normal(0, 1, (1, 1, 280, 10)))], "bn3": bn(10)}
+    return K.write(tmp_path / "alex.h5", K.functional(L, "in", "flat"), W)
+
+
+def test_import_binary_first_layer_pool_bn_and_reshape_dense(tmp_path):
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _alexnet_like(tmp_path)
+    out = tmp_path / "alex.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out), "--mean", "0,0,0", "--std",
+                                  ",".join([str(1 / 255)] * 3)])
+    assert r.exit_code == 0, r.output
+    mf = fmt.load(out)
+    types = [op.type for op in mf.ops]
+    assert types[0] == "conv2d_u8" and mf.ops[0].attrs["padding_end"] == [1, 1]
+    fc = next(op for op in mf.ops if op.name.endswith("fc"))
+    assert fc.type == "bconv2d" and fc.attrs["kernel"] == [2, 2]  # the reshape + 1x1 conv
+    u8 = RNG.integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    sess = Session(out)
+    assert max(engine_vs_simulation(sess, simulate(str(out)), u8[:8]).values()) == 0
+    # the model sees the raw pixels (std 1/255) and binary first-layer weights: the int8 first layer
+    # is exact, so the engine's logits equal the imported module's up to float32 rounding
+    m = from_larq(h5)
+    with torch.no_grad():
+        ref = m.forward_nhwc(torch.from_numpy(u8.astype(np.float32))).numpy()
+    got = sess.run(u8)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
 def test_import_folds_input_scaling_into_the_input_normalization(tmp_path):
     from onebit.cli import main
     from onebit.convert.larq import from_larq
@@ -104,15 +165,42 @@ def test_import_folds_input_scaling_into_the_input_normalization(tmp_path):
     assert corr > 0.9
 
 
-def test_import_refuses_one_padding_naming_the_layer(tmp_path):
+def test_import_exports_one_padding_and_refuses_other_pad_values(tmp_path):
     from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.convert.larq.check import strip_softmax
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
 
     h5 = _chain(tmp_path, pad_values=1.0)
     out = tmp_path / "m.onebit"
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    mf = fmt.load(out)
+    assert mf.metadata["format_version"] == 2
+    assert {op.name.rsplit(".", 1)[-1]: op.attrs.get("pad_value") for op in mf.ops if op.type == "bconv2d"} == {
+        "qconv": 1, "head": None}  # the head: a map-sized bconv2d, no padding
+    m = from_larq(h5)
+    assert m.layers[next(k for k, n in m.keras_names.items() if n == "qconv")].pad_value == 1
+    u8 = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    sess = Session(out)
+    assert max(engine_vs_simulation(sess, simulate(str(out)), u8[:8]).values()) == 0
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert strip_softmax(m)
+    with torch.no_grad():
+        ref = m.forward_nhwc(torch.from_numpy(x).float()).numpy()  # logits
+    got = sess.run(u8)
+    corr = np.corrcoef((ref - ref.mean(1, keepdims=True)).ravel(), (got - got.mean(1, keepdims=True)).ravel())[0, 1]
+    assert corr > 0.9
+
+    h5 = _chain(tmp_path, pad_values=0.5)
+    bad = tmp_path / "half.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(bad)])
     assert r.exit_code != 0
-    assert "layer 'qconv'" in r.output and "pad_values=1" in r.output
-    assert not out.exists()
+    assert "layer 'qconv'" in r.output and "pad_values=0.5" in r.output
+    assert not bad.exists()
 
 
 def test_import_lists_every_layer_of_a_graph_without_equivalent(tmp_path):
@@ -123,9 +211,10 @@ def test_import_lists_every_layer_of_a_graph_without_equivalent(tmp_path):
     h5, _ = residual_model(tmp_path)
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(tmp_path / "r.onebit")])
     assert r.exit_code != 0
-    for name in ("'conv'", "'qconv'", "'cat'"):
-        assert f"layer {name}" in r.output, r.output
+    assert "layer 'cat'" in r.output, r.output
     assert "layer 'add'" not in r.output, r.output  # an add of two branches is exported
+    # uneven "same" padding and one-padding export now: not listed
+    assert "layer 'conv'" not in r.output and "layer 'qconv'" not in r.output, r.output
 
 
 def test_import_bad_file_is_a_clear_error(tmp_path):

@@ -6,7 +6,8 @@
 // pass per call; weights: in prepare_weights), so the inner loop needs 2 XOR + 2 pshufb + 2 byte
 // adds per 4 words instead of XOR + shift + 2 AND + 2 pshufb + 2 adds (6 ops, not 8).
 //
-// Zero-padded input: the split pass writes each input row with `pad` zero pixels on both sides,
+// Zero-padded input: the split pass writes each input row with `pad` zero pixels before it and
+// `pad_end` after it,
 // so every tap of every output pixel is a real memory word and the KW taps of a kernel row are
 // KW*W64 contiguous words (one straight run, the same for every pixel of a tile, edge pixels
 // included). A zero word contributes popcount(0 XOR w) = popcount(w); that is subtracted again
@@ -442,7 +443,8 @@ void bconv_avx2(const BConvArgs& a, int threads) {
     relayout(a.w, s, buf, reinterpret_cast<int32_t*>(buf + wwords), threads);
     wt = buf;
   }
-  Ctx c{nullptr, wt, reinterpret_cast<const int32_t*>(wt + wwords), s, W64, s.w + 2 * s.pad, s.out_h(), s.out_w(), 0, 0};
+  Ctx c{nullptr, wt, reinterpret_cast<const int32_t*>(wt + wwords), s, W64, s.w + s.pad + s.pad_end,
+        s.out_h(), s.out_w(), 0, 0};
   // Interior columns [in0, in1): every kw in bounds.
   interior_columns(s, c.in0, c.in1);
   // Split + zero-pad the input: [N][H][WP][W64][lo, hi].

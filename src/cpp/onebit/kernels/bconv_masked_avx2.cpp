@@ -13,7 +13,8 @@
 //   popcount(x XOR w), no mask needed (x and w padding bits are 0);
 // - a "partial" entry ANDs the nibble-split mask: popcount((x XOR w) AND m) per byte =
 //   LUT[(xl ^ wl) & ml] + LUT[(xh ^ wh) & mh] (2 more ops per pixel and 4 channels: 8, not 6).
-// The input is nibble-split once per call into rows with `pad` zero pixels on both sides, so every
+// The input is nibble-split once per call into rows with `pad` zero pixels before and `pad_end`
+// after them, so every
 // tap of the kernel rows in bounds is a real word (zero outside the image) and the inner loop has
 // no edge test. Canonical weights (w AND NOT m = 0) make such a zero word contribute
 // popcount((0 XOR w) AND m) = popcount(w), the same per-tap weight popcount the dense kernel
@@ -50,11 +51,11 @@ inline __m256i nibble_lut() {
 }
 
 struct ListGeo {
-  const uint64_t* x;          // image n, nibble-split, columns zero-padded: [H][W + 2*pad][W64][lo, hi]
+  const uint64_t* x;          // image n, nibble-split, columns zero-padded: [H][WP][W64][lo, hi]
   const PreparedWeights* pw;  // list layout
   const int64_t* off_full;    // per full entry: split-word offset of its (kh, kw, wd) from the
   const int64_t* off_part;    //   receptive field's top-left (padded) pixel
-  int64_t H, W, WP, W64, KH, KW, stride, pad;  // WP = W + 2*pad
+  int64_t H, W, WP, W64, KH, KW, stride, pad;  // WP = pad + W + pad_end
 };
 
 // Final step of a tile: y = kept - 2*pc per channel (pc in the low 32 bits of u64 lanes; pc <= K
@@ -270,9 +271,9 @@ void masked_row(const ListGeo& g, const BConvShape& s, int64_t oh, int64_t c0, i
   }
 }
 
-// Split-word offsets of every entry of one list in the column-padded input (width W + 2*pad).
+// Split-word offsets of every entry of one list in the column-padded input (width pad + W + pad_end).
 const int64_t* entry_offsets(const int64_t* ent, size_t count, const BConvShape& s, Scratch<int64_t>& buf) {
-  const int64_t row = 2 * (s.w + 2 * s.pad) * s.words();  // split words per padded input row
+  const int64_t row = 2 * (s.w + s.pad + s.pad_end) * s.words();  // split words per padded input row
   int64_t* off = buf.get(count);
   for (size_t e = 0; e < count; ++e) off[e] = (ent[e] >> 32) * row + 2 * (ent[e] & 0xFFFFFFFF);
   return off;
@@ -296,8 +297,8 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
   static thread_local Scratch<int64_t> off_full, off_part;
   const int64_t* offf = entry_offsets(pw->ent_full.data(), pw->ent_full.size(), s, off_full);
   const int64_t* offp = entry_offsets(pw->ent_part.data(), pw->ent_part.size(), s, off_part);
-  // Nibble-split input with `pad` zero pixels left and right of every row, one pass.
-  const int64_t WP = s.w + 2 * s.pad, rows = s.n * s.h, prow = 2 * WP * W64;
+  // Nibble-split input with `pad` zero pixels left and `pad_end` right of every row, one pass.
+  const int64_t WP = s.w + s.pad + s.pad_end, rows = s.n * s.h, prow = 2 * WP * W64;
   uint64_t* xs = xbuf.get(static_cast<size_t>(rows * prow));
   parallel_for(rows, threads, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {

@@ -271,7 +271,7 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   // The input, converted once to int16 (x - zp) inside an explicit zero border (zero = real 0,
   // the padding semantics): every tap row of a receptive field is then kw*cin contiguous values,
   // read in place (no per-pixel gather). +16: the odd last pair of a row reads one value past it.
-  const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
+  const int64_t hp = g.h + g.ph + g.ph_end, wpd = g.w + g.pw + g.pw_end;
   const int64_t row_stride = wpd * g.cin, rowlen = g.w * g.cin;
   const int64_t lpad = int64_t{g.pw} * g.cin, rpad = row_stride - lpad - rowlen;
   // Grow-only, kept by the thread: fresh allocations of these sizes cost page faults per call.

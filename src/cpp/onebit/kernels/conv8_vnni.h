@@ -134,8 +134,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   constexpr int64_t L = V::L;
   const Conv8Geom& g = a.g;
   const int64_t seg = int64_t{g.kw} * g.cin;
-  const bool direct = !a.x_signed && g.ph == 0 && g.pw == 0 && seg % 4 == 0;
-  const int64_t hp = g.h + 2 * g.ph, wpd = g.w + 2 * g.pw;
+  const bool direct = !a.x_signed && g.ph == 0 && g.pw == 0 && g.ph_end == 0 && g.pw_end == 0 && seg % 4 == 0;
+  const int64_t hp = g.h + g.ph + g.ph_end, wpd = g.w + g.pw + g.pw_end;
   const int64_t row_stride = wpd * g.cin;
   const uint8_t* img = static_cast<const uint8_t*>(a.x);
   if (!direct) {
@@ -158,10 +158,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
           for (int64_t px = 0; px < wpd; ++px) std::memcpy(d + px * g.cin, zu, g.cin);
           continue;
         }
-        for (int64_t px = 0; px < g.pw; ++px) {
-          std::memcpy(d + px * g.cin, zu, g.cin);
-          std::memcpy(d + lpad + rowlen + px * g.cin, zu, g.cin);
-        }
+        for (int64_t px = 0; px < g.pw; ++px) std::memcpy(d + px * g.cin, zu, g.cin);
+        for (int64_t px = 0; px < g.pw_end; ++px) std::memcpy(d + lpad + rowlen + px * g.cin, zu, g.cin);
         const uint8_t* src = static_cast<const uint8_t*>(a.x) + (n * g.h + iy) * rowlen;
         d += lpad;
         int64_t q = 0;

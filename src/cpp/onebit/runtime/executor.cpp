@@ -53,10 +53,11 @@ int64_t op_work(const Op& op, const Value& x, const Value& y) {
 void check_runnable(const Model& m) {
   for (const Op& op : m.ops) {
     if (op.type != OpType::bconv2d && op.type != OpType::bdense) continue;
-    if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw))
+    if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw || op.ph_end != op.pw_end))
       bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
                      std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
-                     ", " + std::to_string(op.pw) + "]");
+                     ", " + std::to_string(op.pw) + "] padding_end [" + std::to_string(op.ph_end) + ", " +
+                     std::to_string(op.pw_end) + "]");
     if (op.accumulator_bound > 32767 && accumulator_bits(op.accumulator_bound) < 32)
       bad_op(op, "the engine would accumulate K = " + std::to_string(op.accumulator_bound) + " bits in " +
                      std::to_string(accumulator_bits(op.accumulator_bound)) + " bits");
@@ -277,6 +278,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         Conv8Geom& g = a.g;
         g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = op.in_channels; g.cout = op.out_channels;
         g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        g.ph_end = op.ph_end; g.pw_end = op.pw_end;
         conv8_geom_finish(g);
         a.stage = st.stage;
         conv8(a, isa, th);
@@ -318,7 +320,8 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         a.x = static_cast<const uint64_t*>(x);
         a.prepared = st.prepared.get();
         a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
-        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph;
+        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
+        a.s.pad_value = op.pad_value;
         a.stage = st.stage;
         a.out = y;
         bconv2d(a, isa, th);

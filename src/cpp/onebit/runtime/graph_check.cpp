@@ -116,13 +116,17 @@ class OpChecker {
     auto k = pair("kernel", 1), st = pair("stride", 1), p = pair("padding", 0);
     if (p.first >= k.first || p.second >= k.second)
       bad("padding " + list_str({p.first, p.second}) + " must be smaller than the kernel " + list_str({k.first, k.second}));
-    const int64_t oh = conv_out(h, k.first, st.first, p.first, false);
-    const int64_t ow = conv_out(w, k.second, st.second, p.second, false);
+    auto e = attr("padding_end") ? pair("padding_end", 0) : p;  // bottom / right (default: padding)
+    if (e.first >= k.first || e.second >= k.second)
+      bad("padding_end " + list_str({e.first, e.second}) + " must be smaller than the kernel " +
+          list_str({k.first, k.second}));
+    const int64_t oh = floordiv(h + p.first + e.first - k.first, st.first) + 1;
+    const int64_t ow = floordiv(w + p.second + e.second - k.second, st.second) + 1;
     if (oh < 1 || ow < 1)
       bad("kernel " + list_str({k.first, k.second}) + " with padding " + list_str({p.first, p.second}) +
           " does not fit the input " + std::to_string(h) + "x" + std::to_string(w));
     op_.kh = int(k.first); op_.kw = int(k.second); op_.sh = int(st.first); op_.sw = int(st.second);
-    op_.ph = int(p.first); op_.pw = int(p.second);
+    op_.ph = int(p.first); op_.pw = int(p.second); op_.ph_end = int(e.first); op_.pw_end = int(e.second);
     return {oh, ow, op_.out_channels};
   }
 
@@ -245,6 +249,7 @@ class OpChecker {
       case OpType::bconv2d: {
         need(x.kind == Kind::bits, "bits");
         out.shape = conv_geometry(x);
+        op_.pad_value = attr("pad_value") ? int(integer("pad_value", 0, 1)) : 0;  // docs/format.md §3
         const int64_t k = int64_t(op_.kh) * op_.kw * op_.in_channels;
         accumulator(k, "kh*kw*Cin");
         stage(op_.out_channels, tens, out);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <string>
@@ -114,6 +115,11 @@ inline json parse_json(const uint8_t* p, size_t n, const std::string& what) {
   if (depth > kMaxJsonDepth)
     fail(what + ": JSON nested " + std::to_string(depth) + " levels deep (limit " +
          std::to_string(kMaxJsonDepth) + ")");
+  // a raw NUL byte is invalid JSON anywhere, but nlohmann's lexer reads it as the end of the
+  // input (string literals): refuse it first, as Python's json does
+  if (n && std::memchr(p, 0, n))
+    fail(what + ": malformed JSON (a NUL byte at offset " +
+         std::to_string(static_cast<const uint8_t*>(std::memchr(p, 0, n)) - p) + ")");
   try {
     // strict: one document and nothing but whitespace after it; no comments; invalid UTF-8,
     // NaN / Infinity and number overflow are parse errors

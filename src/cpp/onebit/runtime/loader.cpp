@@ -325,9 +325,12 @@ Docs metadata(const json& meta, Model& m) {
     digits = digits && ch >= '0' && ch <= '9';
     if (digits) version = std::min<int64_t>(version * 10 + (ch - '0'), int64_t{1} << 40);
   }
-  if (!digits || version != kFormatVersion)
-    fail("format_version " + q(v) + " is not supported (this onebit reads [" + std::to_string(kFormatVersion) + "])");
-  m.format_version = kFormatVersion;
+  if (!digits || version < kFormatVersion || version > kMaxFormatVersion) {
+    std::string known;
+    for (int i = kFormatVersion; i <= kMaxFormatVersion; ++i) known += (i > kFormatVersion ? ", " : "") + std::to_string(i);
+    fail("format_version " + q(v) + " is not supported (this onebit reads [" + known + "])");
+  }
+  m.format_version = static_cast<int>(version);
   Docs d;
   json* slots[] = {&d.producer, &d.input, &d.output, &d.graph};
   const char* names[] = {"producer", "input", "output", "graph"};
@@ -472,6 +475,10 @@ static std::shared_ptr<Model> load_impl(const uint8_t* prefix, size_t prefix_len
   auto entries = tensor_entries(header, body_len);
   std::vector<OpJson> ops_json;
   check_graph(docs.graph, docs.output, *m, ops_json);
+  for (const Op& op : m->ops)
+    if (op.pad_value == 1 && m->format_version < kOnePaddingVersion)
+      fail("op " + q(op.name) + " (" + op_type_name(op.type) + "): pad_value 1 (one-padding) needs format_version " +
+           std::to_string(kOnePaddingVersion) + ", the file declares " + std::to_string(m->format_version));
   tensors(*m, ops_json, entries, [&](int64_t off, int64_t len, uint8_t* dst) {
     read_body(static_cast<int64_t>(8 + n) + off, len, dst);
   });

@@ -18,7 +18,9 @@
 
 namespace onebit::rt {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 1;       // the oldest version read
+constexpr int kOnePaddingVersion = 2;  // first version with one-padded binary convolutions (format.md §7.4)
+constexpr int kMaxFormatVersion = 2;
 constexpr int64_t kMaxHeaderBytes = int64_t{16} << 20;
 constexpr int64_t kMaxFileBytes = int64_t{1} << 30;
 constexpr int kMaxJsonDepth = 32;

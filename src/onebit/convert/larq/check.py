@@ -14,19 +14,16 @@ from onebit.convert.larq import modules as M
 from onebit.convert.larq.quantizers import SteHeaviside
 
 
-def _reason(mod: nn.Module) -> str | None:
+def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
     from onebit.nn.layers import is_binary_layer
 
     if isinstance(mod, M.PaddedConv):
         v = mod.pad.value
-        if v != 0.0:
-            return (f"padding with {v:g} (Larq pad_values={v:g}): the .onebit format pads binary "
-                    f"convolutions with a true zero only")
-        left, right, top, bottom = mod.pad.pads
-        return (f"'same' padding of {top}/{bottom} rows and {left}/{right} columns (uneven, Keras puts "
-                f"the extra one at the bottom/right): the .onebit format pads symmetrically")
+        return (f"padding with {v:g} (Larq pad_values={v:g}): the .onebit format pads binary "
+                f"convolutions with a true zero or +1 only")
     if isinstance(mod, M.KerasPool2d):
-        return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
+        return ("pooling with uneven 'same' padding whose windows torch's ceil_mode does not reproduce: "
+                "the .onebit format pads pooling windows symmetrically")
     if isinstance(mod, M.Concatenate):
         return "channel concatenation: the .onebit format has no concatenation op"
     if isinstance(mod, M.Merge) and mod.op != "add":
@@ -39,10 +36,14 @@ def _reason(mod: nn.Module) -> str | None:
             q = getattr(mod, role)
             if isinstance(q, SteHeaviside):
                 return f"{role} ste_heaviside ({{0, 1}} levels): the .onebit format stores sign bits (+-1)"
-        if mod.input_precision != 1:
-            return "a binary-weight layer with a float (unquantized) input: the .onebit format has no such op"
-    if isinstance(mod, (M.NHWCFlatten, M.Reshape)):
-        return "a flatten/reshape that does not directly feed a dense layer"
+        if mod.input_precision != 1 and not (reads_input and isinstance(mod, nn.Conv2d)):
+            return ("a binary-weight layer with a float (unquantized) input inside the network: the .onebit "
+                    "format has no such op (as the first layer it becomes the int8 input convolution)")
+    if isinstance(mod, M.NHWCFlatten):
+        return "a flatten that does not directly feed a dense layer"
+    if isinstance(mod, M.Reshape) and (len(mod.target_shape) != 3 or mod.target_shape[:2] != (1, 1)):
+        return (f"reshape to {list(mod.target_shape)}: the converter supports a reshape to [1, 1, C] read by a "
+                f"1x1 binary convolution (a binary dense layer)")
     if isinstance(mod, (M.Rescaling, M.Normalization)):
         return ("input scaling inside the network: the .onebit file normalizes its input once, before "
                 "the first layer (a Rescaling/Normalization right after the input is folded into it)")
@@ -54,10 +55,11 @@ def _reason(mod: nn.Module) -> str | None:
 def unsupported(model: M.KerasGraph) -> list[tuple[str, str]]:
     """``[(Keras layer name, reason)]`` for every layer the converter cannot represent."""
     out = []
+    first = {key for key, ins in model.nodes if ins == [model.input_key]}
     for key, mod in model.layers.items():
         name = model.keras_names.get(key, key)
         for sub in [mod, *mod.modules()]:
-            r = _reason(sub)
+            r = _reason(sub, key in first)
             if r is not None:
                 out.append((name, r))
                 break

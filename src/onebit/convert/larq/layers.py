@@ -17,6 +17,7 @@ from torch import nn
 from onebit.convert.larq import modules as M
 from onebit.convert.larq import quantizers as Q
 from onebit.convert.larq.h5file import LarqImportError
+from onebit.runtime.geometry import output_size
 
 
 class Ctx:
@@ -157,7 +158,11 @@ def _conv(ctx, depthwise: bool, quant: bool):
     pad_value = float(cfg.get("pad_values", 0.0) or 0.0) if quant else 0.0
     pads = _pads(ctx, cfg.get("padding", "valid"), (h, w), k, s, d)
     symmetric = pads[0] == pads[1] and pads[2] == pads[3] and (pad_value == 0.0 or sum(pads) == 0)
-    padding = (pads[0], pads[2]) if symmetric else 0
+    binary = w_kind is not None or in_kind is not None
+    # a binary conv pads its (quantized) input with 0 or +1 itself (BinaryConv2d's pad_value,
+    # padding_end); a float conv with uneven "same" padding reads a ZeroPad2d
+    own = symmetric or (binary and pad_value in (0.0, 1.0))
+    padding = (pads[0], pads[2]) if own else 0
 
     if w_kind is None and in_kind is None:
         conv = nn.Conv2d(cin, cout, k, s, padding, d, groups, bias=use_bias)
@@ -174,13 +179,17 @@ def _conv(ctx, depthwise: bool, quant: bool):
             warnings.simplefilter("ignore")
             conv = BinaryConv2d(cin, cout, k, s, padding, d, groups, bias=use_bias,
                                 input_quantizer=Q.module_for(in_kind, in_cfg), weight_quantizer=wq,
-                                clip_latent=clip, scale=scale)
+                                clip_latent=clip, scale=scale, pad_value=int(pad_value) if own else 0,
+                                padding_end=(pads[1], pads[3]) if own and not symmetric else None)
     with torch.no_grad():
         conv.weight.copy_(_t(weight))
         if bias is not None:
             conv.bias.copy_(_t(bias))
-    if not symmetric:
-        conv = M.PaddedConv(conv, *pads, value=pad_value)
+    if not own:
+        if binary:  # pad_values other than 0 and 1: Larq pads the quantized input with it
+            conv = M.PaddedConv(conv, *pads, value=pad_value)
+        else:
+            conv = nn.Sequential(nn.ZeroPad2d((pads[2], pads[3], pads[0], pads[1])), conv)
     return _with_act(ctx, conv)
 
 
@@ -333,12 +342,18 @@ def _pool(ctx, kind):
     s = ctx.cfg.get("strides")
     s = k if s is None else _pair(s, "strides", ctx)
     pads = _pads(ctx, ctx.cfg.get("padding", "valid"), shape[1:], k, s, (1, 1))
-    if pads[0] == pads[1] and pads[2] == pads[3]:
-        p = (pads[0], pads[2])
-        if kind == "max":
-            return nn.MaxPool2d(k, s, p)
-        return nn.AvgPool2d(k, s, p, count_include_pad=False)
-    return M.KerasPool2d(kind, k, s, *pads)
+    p = (pads[0], pads[2])
+    # uneven "same" (the extra row/column after the input): torch's ceil_mode has the same windows
+    # when it gives Keras' output size, the padding before the input is at most half the window
+    # and the windows' taps past the input are ignored (max) / not counted (average) alike
+    ceil = not (pads[0] == pads[1] and pads[2] == pads[3])
+    if ceil and not all(2 * p[i] <= k[i] and output_size(shape[1 + i], k[i], s[i], p[i], True) ==
+                        output_size(shape[1 + i], k[i], s[i], p[i], padding_end=pads[1 + 2 * i])
+                        for i in (0, 1)):
+        return M.KerasPool2d(kind, k, s, *pads)
+    if kind == "max":
+        return nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    return nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=False)
 
 
 def max_pool(ctx):
@@ -370,9 +385,9 @@ def global_max_pool(ctx):
 def flatten(ctx):
     _channels_last(ctx)
     shape = ctx.shape()
-    if len(shape) == 3 and ctx.flatten_from is None:
+    if len(shape) == 3 and ctx.flatten_from is None and shape[1] * shape[2] > 1:
         return M.NHWCFlatten()
-    return nn.Flatten()
+    return nn.Flatten()  # a 1x1 map: NCHW and NHWC orders are the same
 
 
 def reshape(ctx):
@@ -396,7 +411,7 @@ def zero_padding(ctx):
         (t, b), (left, r) = p
     else:
         raise ctx.err(f"padding {p!r} is not understood")
-    return M.KerasPad2d(t, b, left, r, 0.0)
+    return nn.ZeroPad2d((left, r, t, b))
 
 
 def dropout(ctx):
