@@ -16,7 +16,7 @@ from onebit.runtime.reference import output_stage
 __all__ = [
     "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float", "add_int8",
-    "add_float", "conv2d_int8", "dense_int8", "dense_float", "round_half_up_div",
+    "add_float", "conv2d_int8", "dwconv2d_int8", "dense_int8", "dense_float", "round_half_up_div",
 ]
 
 
@@ -165,6 +165,23 @@ def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", **
     y = np.zeros((n, oh, ow, cout), np.int64)
     for i, j, tap in _windows(xp, (kh, kw), (sh, sw), oh, ow):
         y += tap @ w[:, i, j, :].T
+    return output_stage(y, output, **stage)
+
+
+def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", **stage) -> np.ndarray:
+    """int8 depthwise conv (weight (KH, KW, C)): zero padding (real 0),
+    y[c] = sum over taps of x[c] * w[i, j, c] in int64, then the output stage."""
+    x = np.asarray(x, np.int64)
+    w = np.asarray(weight, np.int64)
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), np.int64)
+    xp[:, ph:ph + h, pw:pw + wd] = x
+    y = np.zeros((n, oh, ow, c), np.int64)
+    for i, j, tap in _windows(xp, (kh, kw), (sh, sw), oh, ow):
+        y += tap * w[i, j]
     return output_stage(y, output, **stage)
 
 
