@@ -8,6 +8,7 @@ between — other than flatten — would be invisible, so it is an error naming 
 Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §7.3):
 
     Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
+    (a depthwise Conv2d, groups = channels, may follow a ClipBlock: int8 in, a producer like the others)
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
 
 Residual blocks of ``onebit.models.blocks`` (``BinaryResidualBlock``, ``TransitionBlock``) are
@@ -52,7 +53,7 @@ class _Pending:
     """A producer whose output stage is not decided yet (its consumer is not seen yet)."""
 
     name: str
-    type: str  # conv2d_u8 | bconv2d | bdense | dense_f32
+    type: str  # conv2d_u8 | conv2d_i8 | dwconv2d_i8 | bconv2d | bdense | dense_f32 | conv1x1_f32
     attrs: dict
     tensors: dict  # role -> np.ndarray (weights; stage tensors are added on finalize)
     a: np.ndarray  # z = a*y + b per output channel (float64)
@@ -408,6 +409,36 @@ class _Builder:
             raise ConversionError(f"layer {name!r} (Conv2d): a float conv on {x.kind} input is supported "
                                   f"on int8 input, or as a 1x1 stride-1 conv on float input")
 
+    def depthwise(self, name, m: nn.Conv2d):
+        """A depthwise ``nn.Conv2d`` (``groups = in_channels = out_channels``) reading an int8
+        tensor: ``dwconv2d_i8`` with int8 weights per channel, ``conv(q * s_x) = s_x * s_w[c] *
+        sum q_w * q``; BN and the output stage fold as for the int8 convolution."""
+        c = m.in_channels
+        if m.groups != c or m.out_channels != c or _pair(m.dilation) != [1, 1] or m.padding_mode != "zeros":
+            raise ConversionError(f"layer {name!r} (Conv2d): grouped convolutions are supported only as "
+                                  f"depthwise convolutions (groups = in_channels = out_channels, depth "
+                                  f"multiplier 1) without dilation, with zero padding; got groups={m.groups}, "
+                                  f"{m.in_channels} -> {m.out_channels} channels")
+        self.finalize("f32", name)
+        x = self.value()
+        if x.kind != "int8" or len(x.shape) != 3:
+            raise ConversionError(f"layer {name!r} (depthwise Conv2d): its input is {x.kind} "
+                                  f"{list(x.shape)}; the engine's depthwise convolution reads an int8 "
+                                  f"feature map (put a ClipBlock before it)")
+        h, w, cin = x.shape
+        if cin != c:
+            raise ConversionError(f"layer {name!r}: {c} channels, its input has {cin}")
+        kh, kw = m.kernel_size
+        q, sw = quantize_weights_int8(_t(m.weight))  # (C, 1, KH, KW) -> (KH, KW, C)
+        attrs = dict(in_channels=c, out_channels=c, kernel=[kh, kw], stride=_pair(m.stride),
+                     padding=_pad(name, m))
+        oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+        ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+        b = _t(m.bias) if m.bias is not None else np.zeros(c)
+        self.pending = _Pending(name, "dwconv2d_i8", attrs,
+                                {"weight": np.ascontiguousarray(q[:, 0].transpose(1, 2, 0))},
+                                x.scale * sw, b, 127 * 127 * kh * kw, self.cur, (oh, ow, c))
+
     def stage_to(self, name, clip):
         """Finalize the pending producer: int8 through ``clip`` (a ClipBlock) or float (Identity)."""
         from onebit.nn.clip import ClipBlock
@@ -598,6 +629,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.global_pool(name, m)
         elif is_binary_layer(m):
             bld.binary(name, m)
+        elif isinstance(m, nn.Conv2d) and m.groups != 1:
+            bld.depthwise(name, m)
         elif isinstance(m, nn.Conv2d):
             bld.first_conv(name, m, mean, std)
         elif isinstance(m, nn.Linear):

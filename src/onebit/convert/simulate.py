@@ -9,6 +9,7 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   are ternary: pruned weights are 0 and add nothing, as in the engine. The convolutions run in float32 when
   every partial sum is an integer below 2^24 in magnitude (then any summation order is exact),
   else in float64 (exact below 2^53);
+- the int8 depthwise conv: ``F.conv2d(..., groups=C)`` of int8 values with zero padding (exact);
 - the uint8 input conv: ``acc = conv(u - zp, q)`` (exact integers, see above) where the
   padding is ``u = zp`` (0 after the shift);
 - stage (a) ``bit = y < t`` (d = +1) / ``y > t`` (d = -1); stage (b) int64
@@ -65,6 +66,8 @@ class IntegerSimulation(nn.Module):
                 bound = 255 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
             elif op.type == "conv2d_i8":
                 bound = 127 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
+            elif op.type == "dwconv2d_i8":
+                bound = 128 * 127 * a_["kernel"][0] * a_["kernel"][1]
             else:
                 bound = None
             if bound is not None:
@@ -80,6 +83,9 @@ class IntegerSimulation(nn.Module):
             elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
                 self._w[op.name] = torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
+            elif op.type == "dwconv2d_i8":  # (KH, KW, C) -> (C, 1, KH, KW), groups = C
+                q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
+                self._w[op.name] = torch.from_numpy(q).permute(2, 0, 1).unsqueeze(1).contiguous()
 
     def to_uint8(self, x) -> torch.Tensor:
         """uint8 NHWC as given; float NCHW normalized ``(u/255 - mean)/std`` mapped back to uint8
@@ -103,8 +109,8 @@ class IntegerSimulation(nn.Module):
         w = self._w32.get(op.name) if dt == torch.float32 else self._w[op.name]
         if w is None:
             w = self._w32[op.name] = self._w[op.name].to(torch.float32)
-        y = F.conv2d(x.to(dt), w, stride=a["stride"], padding=a["padding"])
-        return y
+        groups = a["in_channels"] if op.type == "dwconv2d_i8" else 1
+        return F.conv2d(x.to(dt), w, stride=a["stride"], padding=a["padding"], groups=groups)
 
     def _add(self, op, a, b):
         if self.values[op.inputs[0]].kind == "f32":
@@ -133,7 +139,7 @@ class IntegerSimulation(nn.Module):
             zp = self._tensor(op, "zero_point").to(torch.float32).view(1, -1, 1, 1)
             y = self._conv(op, x - zp)
             return self._stage(op, y)
-        if op.type in ("bconv2d", "conv2d_i8"):  # zero padding: true zero / int8 zero point 0
+        if op.type in ("bconv2d", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
             y = self._conv(op, x)
             return self._stage(op, y)
         if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel

@@ -12,6 +12,7 @@
 #include "onebit/bitpack.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
+#include "onebit/dwconv8.h"
 #include "onebit/pool.h"
 #include "onebit/runtime/loader.h"
 #include "onebit/threadpool.h"
@@ -69,7 +70,7 @@ void check_runnable(const Model& m) {
 struct Executor::OpState {
   std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
-  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8
+  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
 struct Executor::Context {
@@ -105,9 +106,11 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
-    if (!binary && !int8conv) continue;
+    if (!binary && !int8conv && op.type != OpType::dwconv2d_i8) continue;
     load_op_weights(m, i, path);  // when released
-    if (binary) {
+    if (op.type == OpType::dwconv2d_i8) {
+      dwconv8_bound(op.kh, op.kw);  // weights are read as stored (kh, kw, c)
+    } else if (binary) {
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
                                           op.mask.get());
@@ -280,6 +283,19 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         conv8_geom_finish(g);
         a.stage = st.stage;
         conv8(a, isa, th);
+        break;
+      }
+      case OpType::dwconv2d_i8: {
+        DwConv8Args a;
+        a.x = static_cast<const int8_t*>(x);
+        a.w = op.tensor(m.tensors, "weight")->as<int8_t>();
+        a.y = y;
+        Conv8Geom& g = a.g;
+        g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = g.cout = op.in_channels;
+        g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        dwconv8_geom_finish(g);
+        a.stage = st.stage;
+        dwconv8(a, isa, th);
         break;
       }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
