@@ -22,6 +22,7 @@
 #include "onebit/isa.h"
 #include "onebit/kernel_table.h"
 #include "onebit/add.h"
+#include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
 #include "onebit/dwconv8.h"
@@ -768,6 +769,26 @@ void dwconv8_grid() {
     }
 }
 
+// Channel concatenation of packed bits (the same code on every ISA): against the bit-by-bit
+// definition at aligned and unaligned offsets, padding bits of the result 0.
+void concat_bits_grid() {
+  Rng r(8);
+  for (int64_t ca : {1, 6, 63, 64, 65, 128, 130})
+    for (int64_t cb : {1, 58, 64, 70, 129}) {
+      const int64_t pixels = 3, wa = (ca + 63) / 64, wb = (cb + 63) / 64, wy = (ca + cb + 63) / 64;
+      const std::vector<uint64_t> a = packed(r, pixels, ca, 0), b = packed(r, pixels, cb, 0);
+      std::vector<uint64_t> y(static_cast<size_t>(pixels * wy), ~uint64_t{0}), want(y.size(), 0);
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t c = 0; c < ca + cb; ++c) {
+          const uint64_t bit = c < ca ? a[p * wa + c / 64] >> (c % 64) & 1 : b[p * wb + (c - ca) / 64] >> ((c - ca) % 64) & 1;
+          want[p * wy + c / 64] |= bit << (c % 64);
+        }
+      concat_bits(a.data(), b.data(), y.data(), pixels, ca, cb, 1 + static_cast<int>(ca % 3));
+      record(y == want, "concat-bits", Isa::scalar,
+             "ca" + std::to_string(ca) + " cb" + std::to_string(cb));
+    }
+}
+
 // Every op's table has a row (own kernel or named fall-back) for every ISA this CPU supports.
 void kernel_table_rows() {
   for (const KernelTableInfo& t : kernel_tables())
@@ -842,6 +863,7 @@ int main(int argc, char** argv) {
     dense_f32_grid();
     conv8_grid();
     dwconv8_grid();
+    concat_bits_grid();
     isa_errors();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

@@ -15,7 +15,8 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
 - stage (a) ``bit = y < t`` (d = +1) / ``y > t`` (d = -1); stage (b) int64
   ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)`` (arithmetic shift); stage (c)
   ``float32(y) * scale + bias`` (two roundings, no FMA);
-- max pooling on +-1 / int8 / float32 values with ignored padding; flatten in NHWC order;
+- max pooling on +-1 / int8 / float32 values with ignored padding; flatten in NHWC order; channel
+  concatenation (``torch.cat`` along the channels, exact for every kind);
 - the float layers in the engine's documented float32 operation order, so that they too are
   bit-exact: ``dense_f32`` and ``conv1x1_f32`` as the ``dense_float`` contract
   (src/cpp/onebit/densef.h: eight partial sums over ``i % 8``, products rounded, no FMA,
@@ -99,6 +100,8 @@ class IntegerSimulation(nn.Module):
         for op in self.ops:
             if op.type == "add":
                 env[op.output] = self._add(op, env[op.inputs[0]], env[op.inputs[1]])
+            elif op.type == "concat":  # channels of the first input, then of the second (exact)
+                env[op.output] = torch.cat([env[op.inputs[0]], env[op.inputs[1]]], dim=1)
             else:
                 env[op.output] = self._run(op, env[op.inputs[0]])
         out = env[self.file.output_name]

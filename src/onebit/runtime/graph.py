@@ -352,6 +352,17 @@ def _spec_global_avgpool(op, xs):
     return Value("f32", (c,)), {}
 
 
+def _spec_concat(op, xs):
+    a, b = xs
+    if a.kind != b.kind or a.kind == "u8" or len(a.shape) != 3 or len(b.shape) != 3 or a.shape[:2] != b.shape[:2]:
+        _fail(op, f"inputs must be two int8, two float32 or two bits feature maps [H, W, C] of one H and W, "
+                  f"got {a.kind} {list(a.shape)} and {b.kind} {list(b.shape)}")
+    if a.kind == "int8" and a.scale != b.scale:
+        _fail(op, f"int8 inputs must have one scale, got {a.scale!r} and {b.scale!r} "
+                  f"(the converter requantizes one of them first)")
+    return Value(a.kind, (a.shape[0], a.shape[1], a.shape[2] + b.shape[2]), a.scale), {}
+
+
 def _spec_add(op, xs):
     a, b = xs
     if a.kind != b.kind or a.kind not in ("int8", "f32") or tuple(a.shape) != tuple(b.shape):
@@ -374,6 +385,7 @@ SPECS = {
     "avgpool2d": _spec_avgpool2d,
     "global_avgpool": _spec_global_avgpool,
     "add": _spec_add,
+    "concat": _spec_concat,
     "bitpack": _spec_bitpack,
     "dequantize": _spec_dequantize,
     "conv2d_u8": _spec_conv2d_u8,
@@ -432,7 +444,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"conv2d_i8": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

@@ -10,6 +10,7 @@
 
 #include "onebit/add.h"
 #include "onebit/bitpack.h"
+#include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
 #include "onebit/dwconv8.h"
@@ -327,6 +328,18 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
                    op.ma, op.mb, op.shift, isa, th);
         else
           add_f32(static_cast<const float*>(x), static_cast<const float*>(b), static_cast<float*>(y), count, isa, th);
+        break;
+      }
+      case OpType::concat: {
+        const void* b = c.ptr[static_cast<size_t>(op.inputs[1])];
+        const Value& bv = m.values[static_cast<size_t>(op.inputs[1])];
+        const int64_t pixels = n * xv.shape[0] * xv.shape[1];
+        if (xv.kind == Kind::bits)
+          concat_bits(static_cast<const uint64_t*>(x), static_cast<const uint64_t*>(b), static_cast<uint64_t*>(y),
+                      pixels, xv.shape[2], bv.shape[2], th);
+        else
+          concat_bytes(x, b, y, pixels, xv.sample_bytes() / (xv.shape[0] * xv.shape[1]),
+                       bv.sample_bytes() / (bv.shape[0] * bv.shape[1]), th);
         break;
       }
       case OpType::bconv2d: {

@@ -20,6 +20,7 @@ const OpTypeInfo kOpTypes[] = {
     {"bdense", OpType::bdense, 1},
     {"bitpack", OpType::bitpack, 1},
     {"clamp_f32", OpType::clamp_f32, 1},
+    {"concat", OpType::concat, 2},
     {"conv1x1_f32", OpType::conv1x1_f32, 1},
     {"conv2d_i8", OpType::conv2d_i8, 1},
     {"conv2d_u8", OpType::conv2d_u8, 1},
@@ -343,6 +344,19 @@ class OpChecker {
         need(x.kind == Kind::int8 || x.kind == Kind::f32, "int8 or float32");
         auto s = spatial(x);
         out.kind = Kind::f32; out.shape = {s[2]};
+        break;
+      }
+      case OpType::concat: {
+        const Value& b = *xs[1];
+        if (x.kind != b.kind || x.kind == Kind::u8 || x.shape.size() != 3 || b.shape.size() != 3 ||
+            x.shape[0] != b.shape[0] || x.shape[1] != b.shape[1])
+          bad(std::string("inputs must be two int8, two float32 or two bits feature maps [H, W, C] of one H and W, got ") +
+              kind_name(x.kind) + " " + list_str(x.shape) + " and " + kind_name(b.kind) + " " + list_str(b.shape));
+        if (x.kind == Kind::int8 && x.scale != b.scale)
+          bad("int8 inputs must have one scale, got " + repr(json(x.scale)) + " and " + repr(json(b.scale)) +
+              " (the converter requantizes one of them first)");
+        out = x;
+        out.shape = {x.shape[0], x.shape[1], x.shape[2] + b.shape[2]};
         break;
       }
       case OpType::add: {

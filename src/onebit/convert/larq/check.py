@@ -28,12 +28,16 @@ def _reason(mod: nn.Module) -> str | None:
     if isinstance(mod, M.KerasPool2d):
         return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
     if isinstance(mod, M.Concatenate):
-        return "channel concatenation: the .onebit format has no concatenation op"
+        return ("channel concatenation of branches of a Keras graph: the .onebit format has a concat op, but "
+                "the converter's graph export joins branches by addition only")
     if isinstance(mod, M.Merge) and mod.op != "add":
         return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
                 f"only")
     if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-        return f"depthwise / grouped convolution (groups={mod.groups}): the .onebit format has no such op"
+        if mod.groups == mod.in_channels == mod.out_channels:
+            return ("depthwise convolution of float data: the engine's depthwise op (dwconv2d_i8) reads an "
+                    "int8 feature map whose scale a clip block defines, and an imported Keras model has none")
+        return f"grouped convolution (groups={mod.groups}): the .onebit format has depthwise convolutions only"
     if is_binary_layer(mod):
         for role in ("input_quantizer", "weight_quantizer"):
             q = getattr(mod, role)
