@@ -195,10 +195,10 @@ def is_chain(nodes: list[Node], out: int) -> bool:
 class _GraphBuilder:
     """Drives the chain converter's builder through the nodes of a general graph."""
 
-    def __init__(self, nodes, out, input_shape, mean, std):
+    def __init__(self, nodes, out, input_shape, mean, std, float_boundary=False):
         self.nodes, self.out = nodes, out
         self.input_shape, self.mean, self.std = input_shape, mean, std
-        self.bld = chain._Builder(input_shape)
+        self.bld = chain._Builder(input_shape, float_boundary)
         self.state: dict[int, object] = {INPUT: "input"}  # engine value name, or a chain._Pending
         self.alias: dict[int, int] = {}
         for i, n in enumerate(nodes):  # pass-through nodes (dropout, flatten) read their input's value
@@ -381,11 +381,11 @@ def _is_concat_module(m) -> bool:
     return isinstance(m, Concatenate)
 
 
-def build(model: nn.Module, input_shape, mean, std):
+def build(model: nn.Module, input_shape, mean, std, float_boundary: bool = False):
     """Convert an eval-mode model (chain or general graph) to (ops, values, tensors).
-    ``input_shape`` is [H, W, C]."""
+    ``input_shape`` is [H, W, C]; ``float_boundary``: the first convolution in float32."""
     h, w, c = input_shape
     nodes, out = trace_graph(model, (1, c, h, w))
     if is_chain(nodes, out):
-        return chain.build(model, input_shape, mean, std)
-    return _GraphBuilder(nodes, out, input_shape, mean, std).run()
+        return chain.build(model, input_shape, mean, std, float_boundary=float_boundary)
+    return _GraphBuilder(nodes, out, input_shape, mean, std, float_boundary).run()

@@ -75,7 +75,8 @@ def _t(x) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, input_shape):
+    def __init__(self, input_shape, float_boundary=False):
+        self.float_boundary = float_boundary
         self.ops: list[Op] = []
         self.values: dict[str, Value] = {"input": Value("u8", tuple(input_shape))}
         self.tensors: dict[str, np.ndarray] = {}
@@ -106,6 +107,20 @@ class _Builder:
                                   f"as the first layer (it becomes the int8 input layer)")
         _check_conv(name, m)
         h, w, cin = self.value().shape
+        if self.float_boundary:
+            # float32 on the normalized image: x = float32(u) * (1 / (255 std)) + (-mean / std)
+            kh, kw = m.kernel_size
+            attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
+                         stride=_pair(m.stride), padding=_pad(name, m))
+            oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+            ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+            mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+            tens = {"weight": _t(m.weight).transpose(0, 2, 3, 1),
+                    "in_scale": (1.0 / (255.0 * std)).astype(np.float32), "in_offset": (-mean / std).astype(np.float32)}
+            b = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
+            self.pending = _Pending(name, "conv2d_f32", attrs, tens, np.ones(m.out_channels), b, 0, self.cur,
+                                    (oh, ow, m.out_channels))
+            return
         q, s, bias, zp = first_layer(_t(m.weight), None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
@@ -288,6 +303,18 @@ class _Builder:
             return
         self.pending = None
         where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
+        if p.type == "conv2d_f32":  # float first layer: BN folded, then clamp, pools, sign
+            if consumer == "int8":
+                raise ConversionError(f"{where}: a float first layer feeding a ClipBlock is not supported")
+            w = p.tensors["weight"]
+            tens = dict(p.tensors, weight=(p.a[:, None, None, None] * w).astype(np.float32), bias=p.b.astype(np.float32))
+            self.emit(p.name, p.type, p.attrs, tens, Value("f32", p.out_shape))
+            clamp = self._float_clamp(p)
+            if clamp is not None:
+                self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+            for pn, pm in p.pools:
+                self.pool_op(pn, pm, "maxpool2d")
+            return
         if p.type in ("dense_f32", "conv1x1_f32"):
             if consumer != "f32" or p.acts or p.pools:
                 raise ConversionError(f"{where}: a float layer must feed a float consumer directly "
@@ -328,16 +355,7 @@ class _Builder:
             tens.update(multiplier=m_, bias=b_)
             value = Value("int8", p.out_shape, scale)
         else:
-            for an, am in p.acts:
-                if isinstance(am, nn.Hardtanh):
-                    clamp = (float(am.min_val), float(am.max_val))
-                elif isinstance(am, nn.ReLU):
-                    clamp = (0.0, F32_MAX)
-                else:
-                    raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
-                                          f"is not supported")
-                if len(p.acts) > 1:
-                    raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
+            clamp = self._float_clamp(p)
             attrs["output"] = "f32"
             tens.update(scale=p.a.astype(np.float32), bias=p.b.astype(np.float32))
             value = Value("f32", p.out_shape)
@@ -346,6 +364,22 @@ class _Builder:
             self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
+
+    @staticmethod
+    def _float_clamp(p):
+        """(min, max) of the one Hardtanh / ReLU after a producer with a float output, or None."""
+        clamp = None
+        for an, am in p.acts:
+            if isinstance(am, nn.Hardtanh):
+                clamp = (float(am.min_val), float(am.max_val))
+            elif isinstance(am, nn.ReLU):
+                clamp = (0.0, F32_MAX)
+            else:
+                raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
+                                      f"is not supported")
+            if len(p.acts) > 1:
+                raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
+        return clamp
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.
@@ -606,18 +640,19 @@ def trace(model: nn.Module, input_shape_nchw) -> list:
     return [(n, m, i[0], o) for n, m, i, o in calls]
 
 
-def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None):
+def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None, float_boundary: bool = False):
     """Convert an eval-mode model to (ops, values, tensors). ``input_shape`` is [H, W, C].
 
     With ``builder`` and ``layers`` (``[(name, module, None, None)]``): apply those layers to that
     builder's current value and return nothing (:mod:`onebit.convert.dag` drives a builder through
-    the nodes of a general graph this way)."""
+    the nodes of a general graph this way). ``float_boundary``: the first convolution in float32
+    (``conv2d_f32``) instead of int8."""
     from onebit.nn.clip import ClipBlock
     from onebit.nn.layers import is_binary_layer
 
     h, w, c = input_shape
     calls = trace(model, (1, c, h, w)) if layers is None else layers
-    bld = _Builder(input_shape) if builder is None else builder
+    bld = _Builder(input_shape, float_boundary) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
         # flattening (nn.Flatten or functional) is done by the dense layer that reads the map

@@ -21,6 +21,7 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   bit-exact: ``dense_f32`` and ``conv1x1_f32`` as the ``dense_float`` contract
   (src/cpp/onebit/densef.h: eight partial sums over ``i % 8``, products rounded, no FMA,
   combined ``((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))``, then ``+ bias``; :func:`dense_f32`),
+  ``conv2d_f32`` as ``dense_f32`` over each pixel's taps in (i, j, c) order (:func:`conv2d_f32`),
   float average pooling and global average pooling as taps summed in row-major order from
   +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
   :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each).
@@ -133,6 +134,13 @@ class IntegerSimulation(nn.Module):
         q = torch.floor((2 * s + d) / (2 * d))
         return q.clamp(-127, 127).to(torch.float32)
 
+    def _normalized(self, op, x):
+        """conv2d_f32's input: float32, or the uint8 image as float32(u) * in_scale + in_offset."""
+        if "in_scale" not in op.tensors:
+            return x.to(torch.float32)
+        shape = (1, -1, 1, 1)
+        return (x.to(torch.float32) * self._tensor(op, "in_scale").view(shape)) + self._tensor(op, "in_offset").view(shape)
+
     def _tensor(self, op, role):
         return self._t[op.tensors[role]]
 
@@ -145,6 +153,9 @@ class IntegerSimulation(nn.Module):
         if op.type in ("bconv2d", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
             y = self._conv(op, x)
             return self._stage(op, y)
+        if op.type == "conv2d_f32":
+            return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
+                              a["stride"], a["padding"])
         if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
             n, c, h, wd = x.shape
@@ -226,6 +237,21 @@ def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 
         s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
         out[r0:r0 + rows] = s + b
     return out
+
+
+def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+    """float32 convolution in the engine's order (``conv2d_f32``): every output pixel's taps in
+    (i, j, c) order, padded taps 0.0, summed as :func:`dense_f32` with the weights (Cout, KH, KW,
+    Cin) flattened alike. ``x`` NCHW float32; returns NCHW."""
+    n, c, h, wd = x.shape
+    cout, kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    xp = F.pad(x.to(torch.float32), (pw, pw, ph, ph))
+    taps = [xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    patches = torch.stack(taps, 1).permute(0, 3, 4, 1, 2).reshape(n * oh * ow, kh * kw * c)
+    y = dense_f32(patches, w.reshape(cout, -1), b)
+    return y.reshape(n, oh, ow, cout).permute(0, 3, 1, 2)
 
 
 def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:

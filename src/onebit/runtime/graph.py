@@ -329,6 +329,17 @@ def _spec_dwconv2d_i8(op, xs):
     return Value(stage, out_shape, scale), tens
 
 
+def _spec_conv2d_f32(op, xs):
+    (x,) = xs
+    if x.kind not in ("f32", "u8"):
+        _fail(op, f"input must be float32 or the uint8 image, got {x.kind}")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    tens = {"weight": ("float32", (cout, kh, kw, cin)), "bias": ("float32", (cout,))}
+    if x.kind == "u8":
+        tens.update(in_scale=("float32", (cin,)), in_offset=("float32", (cin,)))
+    return Value("f32", out_shape), tens
+
+
 def _spec_conv1x1_f32(op, xs):
     x = _input(op, xs, "f32")
     h, w, cin = _spatial(op, x)
@@ -382,6 +393,7 @@ def _spec_add(op, xs):
 SPECS = {
     "conv2d_i8": _spec_conv2d_i8,
     "conv1x1_f32": _spec_conv1x1_f32,
+    "conv2d_f32": _spec_conv2d_f32,
     "avgpool2d": _spec_avgpool2d,
     "global_avgpool": _spec_global_avgpool,
     "add": _spec_add,
@@ -444,7 +456,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"conv2d_i8": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

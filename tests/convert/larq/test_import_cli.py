@@ -135,3 +135,34 @@ def test_import_bad_file_is_a_clear_error(tmp_path):
     p.write_bytes(b"\x00" * 64)
     r = CliRunner().invoke(main, ["import", str(p), "-o", str(tmp_path / "x.onebit")])
     assert r.exit_code != 0 and "not an HDF5 file" in r.output
+
+
+def test_import_float_boundary_follows_the_module_closer(tmp_path):
+    """--float-boundary: the first conv is conv2d_f32 on the normalized image; the engine equals the
+    simulation and follows the imported module closer than the default int8 first layer."""
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _chain(tmp_path, softmax=False)
+    outs = {}
+    for flag in ([], ["--float-boundary"]):
+        out = tmp_path / f"m{len(flag)}.onebit"
+        r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out), *flag])
+        assert r.exit_code == 0, r.output
+        outs[bool(flag)] = out
+    assert fmt.load(outs[True]).ops[0].type == "conv2d_f32"
+    assert fmt.load(outs[False]).ops[0].type == "conv2d_u8"
+    u8 = RNG.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        want = from_larq(h5).forward_nhwc(torch.from_numpy(x).float()).double().numpy()
+    err = {}
+    for fb, out in outs.items():
+        sess = Session(out)
+        engine_vs_simulation(sess, simulate(str(out)), u8[:8])
+        err[fb] = np.abs(sess.run(u8) - want).mean()
+    assert err[True] < err[False], err

@@ -299,6 +299,41 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         dwconv8(a, isa, th);
         break;
       }
+      case OpType::conv2d_f32: {  // im2col (taps in (i, j, c) order, padded taps 0.0) + the dense kernel
+        const int64_t h = xv.shape[0], w = xv.shape[1], cin = op.in_channels;
+        const int64_t oh = yv.shape[0], ow = yv.shape[1], k = int64_t{op.kh} * op.kw * cin;
+        std::vector<float> img;  // the uint8 image normalized: float32(u) * in_scale[c] + in_offset[c]
+        const float* xf = static_cast<const float*>(x);
+        if (xv.kind == Kind::u8) {
+          const float* sc = op.tensor(m.tensors, "in_scale")->as<float>();
+          const float* of = op.tensor(m.tensors, "in_offset")->as<float>();
+          const uint8_t* u = static_cast<const uint8_t*>(x);
+          img.resize(static_cast<size_t>(n * h * w * cin));
+          for (size_t q = 0; q < img.size(); ++q) {
+            const float prod = static_cast<float>(u[q]) * sc[q % static_cast<size_t>(cin)];
+            img[q] = prod + of[q % static_cast<size_t>(cin)];
+          }
+          xf = img.data();
+        }
+        std::vector<float> patches(static_cast<size_t>(n * oh * ow * k), 0.0f);
+        for (int64_t r = 0; r < n * oh * ow; ++r) {
+          const int64_t b = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
+          float* pr = patches.data() + r * k;
+          for (int i = 0; i < op.kh; ++i) {
+            const int64_t iy = oy * op.sh - op.ph + i;
+            if (iy < 0 || iy >= h) continue;
+            for (int j = 0; j < op.kw; ++j) {
+              const int64_t ix = ox * op.sw - op.pw + j;
+              if (ix < 0 || ix >= w) continue;
+              std::memcpy(pr + (int64_t{i} * op.kw + j) * cin, xf + ((b * h + iy) * w + ix) * cin,
+                          static_cast<size_t>(cin) * sizeof(float));
+            }
+          }
+        }
+        dense_f32(patches.data(), op.tensor(m.tensors, "weight")->as<float>(), op.tensor(m.tensors, "bias")->as<float>(),
+                  static_cast<float*>(y), n * oh * ow, k, op.out_channels, isa, th);
+        break;
+      }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
         dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
                   op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y),

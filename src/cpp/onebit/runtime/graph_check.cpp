@@ -22,6 +22,7 @@ const OpTypeInfo kOpTypes[] = {
     {"clamp_f32", OpType::clamp_f32, 1},
     {"concat", OpType::concat, 2},
     {"conv1x1_f32", OpType::conv1x1_f32, 1},
+    {"conv2d_f32", OpType::conv2d_f32, 1},
     {"conv2d_i8", OpType::conv2d_i8, 1},
     {"conv2d_u8", OpType::conv2d_u8, 1},
     {"dense_f32", OpType::dense_f32, 1},
@@ -320,6 +321,18 @@ class OpChecker {
         need(x.kind == Kind::int8 || x.kind == Kind::f32, "int8 or float32");
         out.kind = Kind::bits; out.shape = x.shape;
         break;
+      case OpType::conv2d_f32: {
+        need(x.kind == Kind::f32 || x.kind == Kind::u8, "float32 or the uint8 image");
+        out.shape = conv_geometry(x);
+        out.kind = Kind::f32;
+        tens["weight"] = {DType::f32, {op_.out_channels, op_.kh, op_.kw, op_.in_channels}};
+        tens["bias"] = {DType::f32, {op_.out_channels}};
+        if (x.kind == Kind::u8) {
+          tens["in_scale"] = {DType::f32, {op_.in_channels}};
+          tens["in_offset"] = {DType::f32, {op_.in_channels}};
+        }
+        break;
+      }
       case OpType::conv1x1_f32: {
         need(x.kind == Kind::f32, "float32");
         auto s = spatial(x);
