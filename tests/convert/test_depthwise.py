@@ -82,10 +82,6 @@ def test_depthwise_stride1_odd_channels_engine_equals_simulation(isa):
 
 def test_depthwise_conversion_errors():
     m = _model("bits")
-    m[2] = nn.Identity()  # no clip block: the depthwise conv would read float data
-    with pytest.raises(ConversionError, match="int8 feature map"):
-        cv.to_bytes(m, input_spec=SPEC)
-    m = _model("bits")
     m[3] = nn.Conv2d(40, 40, 3, stride=2, padding=1, groups=8, bias=False)  # grouped, not depthwise
     with pytest.raises(ConversionError, match="depthwise"):
         cv.to_bytes(m, input_spec=SPEC)
@@ -93,6 +89,26 @@ def test_depthwise_conversion_errors():
     m[3] = nn.Conv2d(40, 40, 3, stride=2, padding=2, dilation=2, groups=40, bias=False)
     with pytest.raises(ConversionError, match="dilation"):
         cv.to_bytes(m, input_spec=SPEC)
+
+
+@pytest.mark.parametrize("float_boundary", [False, True])
+def test_depthwise_on_float_data_engine_equals_simulation(float_boundary, isa):
+    """Without a clip block the depthwise conv reads float32 (the first layer's float stage, or the
+    float first layer of the float-boundary mode): dwconv2d_f32, BN folded into its weights."""
+    m = _model("bits")
+    m[2] = nn.Hardtanh()
+    data = cv.to_bytes(m, input_spec=SPEC, float_boundary=float_boundary)
+    mf = fmt.loads(data)
+    assert [op.type for op in mf.ops].count("dwconv2d_f32") == 1
+    sess = Session(data, isa=isa, threads=2)
+    u = np.random.default_rng(6).integers(0, 256, (2,) + sess.input_shape, dtype=np.uint8)
+    engine_vs_simulation(sess, cv.simulate(sess.model), u)
+    if float_boundary:  # up to the depthwise conv's BN the engine is the float model to rounding
+        x = (torch.from_numpy(u).permute(0, 3, 1, 2).double() / 255 - 0.45) / 0.25
+        with torch.no_grad():
+            want = m[:5](x.float()).double()
+        got = torch.from_numpy(sess.run_values(u)[next(op.output for op in mf.ops if op.type == "dwconv2d_f32")])
+        assert (got.permute(0, 3, 1, 2).double() - want).abs().max() <= 1e-5 * want.abs().max()
 
 
 def _split(data):

@@ -769,6 +769,47 @@ void dwconv8_grid() {
     }
 }
 
+// float32 depthwise convolution: every SIMD kernel equals the scalar one bit for bit (taps in
+// row-major order, product then sum, no FMA), channels around the 4 / 8 / 16 lanes, stride 1 / 2.
+void dwconv_f32_grid() {
+  Rng r(9);
+  int64_t i = 0;
+  for (int64_t c : {1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 64})
+    for (int geo = 0; geo < 2; ++geo, ++i) {
+      Conv8Geom g;
+      g.n = 1 + i % 2;
+      g.h = 4 + i % 5;
+      g.w = 3 + (i * 3) % 7;
+      g.cin = g.cout = c;
+      g.kh = g.kw = 3;
+      g.sh = g.sw = 1 + geo;
+      g.ph = g.pw = 1;
+      dwconv8_geom_finish(g);
+      std::vector<float> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(9 * c)),
+          b(static_cast<size_t>(c));
+      for (auto* v : {&x, &w, &b})
+        for (auto& f : *v) f = tricky_float(r);
+      DwConvF32Args a;
+      a.x = x.data();
+      a.w = w.data();
+      a.bias = b.data();
+      a.g = g;
+      std::vector<float> ref(static_cast<size_t>(g.n * g.oh * g.ow * c), 1.0f), got(ref.size(), 2.0f);
+      const int threads = 1 + static_cast<int>(c % 3);
+      a.y = ref.data();
+      dwconv_f32(a, Isa::scalar, threads);
+      char what[96];
+      std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld s%d t%d", (long long)g.n, (long long)g.h,
+                    (long long)g.w, (long long)c, g.sh, threads);
+      for (Isa isa : simd_isas()) {
+        std::fill(got.begin(), got.end(), 2.0f);
+        a.y = got.data();
+        dwconv_f32(a, isa, threads);
+        record(same_bytes(got, ref), "dwconv-f32", isa, what);
+      }
+    }
+}
+
 // Channel concatenation of packed bits (the same code on every ISA): against the bit-by-bit
 // definition at aligned and unaligned offsets, padding bits of the result 0.
 void concat_bits_grid() {
@@ -863,6 +904,7 @@ int main(int argc, char** argv) {
     dense_f32_grid();
     conv8_grid();
     dwconv8_grid();
+    dwconv_f32_grid();
     concat_bits_grid();
     isa_errors();
   } catch (const std::exception& e) {

@@ -107,3 +107,37 @@ def test_dwconv8_accumulator_bound_refused():
     x = np.zeros((1, 400, 400, 1), np.int8)
     with pytest.raises(ValueError, match="overflow"):
         nk.dwconv2d_int8(x, np.zeros((363, 363, 1), np.int8))
+
+
+def _tricky_floats(rng, shape):
+    """Normal values with a spread of magnitudes, some exact zeros and negative zeros."""
+    v = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape)).astype(np.float32)
+    v[rng.random(shape) < 0.05] = 0.0
+    v[rng.random(shape) < 0.05] = -0.0
+    return v
+
+
+@pytest.mark.parametrize("c,h,w,k,s,p,output", [c for c in _cases() if c.values[-1] == "float"] +
+                         [pytest.param(c, 7, 6, 3, 2, 1, "float", id=f"c{c}-7x6-k3-s2-p1") for c in (4, 8, 9, 16, 17)])
+def test_dwconv_float_equals_oracle_bitwise_on_every_isa(c, h, w, k, s, p, output):
+    rng = np.random.default_rng(c * 7 + h)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = _tricky_floats(rng, (2, h, w, c))
+    wt = _tricky_floats(rng, (kh, kw, c))
+    b = _tricky_floats(rng, (c,))
+    want = ref.dwconv2d_float(x, wt, b, s, p)
+    for isa in engine.supported_isas():
+        for threads in (1, 2):
+            got = nk.dwconv2d_float(x, wt, b, stride=s, padding=p, isa=isa, threads=threads)
+            assert got.tobytes() == want.tobytes(), f"{isa} threads={threads}"
+
+
+def test_dwconv_float_bad_input_is_a_clear_error():
+    x = np.zeros((1, 5, 5, 8), np.float32)
+    w = np.zeros((3, 3, 8), np.float32)
+    with pytest.raises(ValueError, match="float32|dtype"):
+        nk.dwconv2d_float(x.astype(np.float64), w, np.zeros(8, np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        nk.dwconv2d_float(x, w, np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="channels"):
+        nk.dwconv2d_float(x, np.zeros((3, 3, 4), np.float32), np.zeros(8, np.float32))

@@ -347,6 +347,33 @@ void bind_network(nb::module_& m) {
   nb::arg("pw"), STAGE_ARGS, ISA_ARGS,
   "int8 depthwise convolution: int8 NHWC x, int8 (KH, KW, C) weight, int32 accumulation, output stage.");
 
+  m.def("dwconv2d_float", [](const In& x, const In& weight, const In& bias, Out out, int sh, int sw, int ph,
+                             int pw, std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::DwConvF32Args a;
+    auto xs = check<float>(x, "x", 4);
+    auto ws = check<float>(weight, "weight", 3);
+    if (ws[2] != xs[3])
+      throw std::invalid_argument("weight has " + std::to_string(ws[2]) + " channels (KH, KW, C), x has " +
+                                  std::to_string(xs[3]));
+    onebit::Conv8Geom& g = a.g;
+    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
+    g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
+    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+    onebit::dwconv8_geom_finish(g);
+    expect_shape(check<float>(bias, "bias", 1), {g.cin}, "bias");
+    expect_shape(check<float>(out, "out", 4), {g.n, g.oh, g.ow, g.cin}, "out");
+    a.x = static_cast<const float*>(x.data());
+    a.w = static_cast<const float*>(weight.data());
+    a.bias = static_cast<const float*>(bias.data());
+    a.y = static_cast<float*>(out.data());
+    const onebit::Isa is = pick_isa(isa);
+    const int th = pick_threads(threads);
+    nb::gil_scoped_release release;
+    onebit::dwconv_f32(a, is, th);
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
+  nb::arg("pw"), ISA_ARGS,
+  "float32 depthwise convolution: NHWC x, (KH, KW, C) weight, (C,) bias; taps in row-major order, no FMA.");
+
   m.def("dense_int8", [](const In& x, const In& weight, Out out, std::optional<In> zero_point,
                          std::string output, std::optional<In> threshold,
                          std::optional<In> direction, std::optional<In> multiplier,

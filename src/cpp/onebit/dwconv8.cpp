@@ -17,6 +17,8 @@ namespace {
 
 // avxvnni runs the AVX2 kernel (vpdpbusd brings nothing to one multiply per channel and tap).
 ONEBIT_AVX2_AVX512_TABLE(dwconv8, ONEBIT_NEON_ROW);
+// 32-bit NEON flushes denormals to zero: it runs the scalar float kernel (ONEBIT_NEON64_ROW).
+ONEBIT_AVX2_AVX512_TABLE(dwconv_f32, ONEBIT_NEON64_ROW);
 
 }  // namespace
 
@@ -52,6 +54,17 @@ void dwconv8(const DwConv8Args& a, Isa isa, int threads) {
   if (!a.x || !a.w || !a.y) fail("null input, weight or output pointer");
   if (g.n == 0) return;
   dwconv8_table.get(isa)(a, threads);
+}
+
+void dwconv_f32(const DwConvF32Args& a, Isa isa, int threads) {
+  check_threads(threads);
+  require_isa(isa);
+  const Conv8Geom& g = a.g;
+  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
+  if (g.cin != g.cout) fail("input and output channels must be equal");
+  if (!a.x || !a.w || !a.bias || !a.y) fail("null input, weight, bias or output pointer");
+  if (g.n == 0) return;
+  dwconv_f32_table.get(isa)(a, threads);
 }
 
 }  // namespace onebit

@@ -38,4 +38,17 @@ int64_t dwconv8_bound(int kh, int kw);
 // runs the ISA's kernel.
 void dwconv8(const DwConv8Args& args, Isa isa, int threads);
 
+// float32 depthwise convolution (the float-boundary and float-data form of the same layer):
+//   y[n,oy,ox,c] = acc + bias[c], acc = +0.0, then acc = acc + float32(x * w[i,j,c]) for the
+// in-bounds taps in row-major (i, j) order (product rounded, then the sum; no FMA). Every ISA
+// performs exactly these float operations, so the result is the same bit for bit.
+struct DwConvF32Args {
+  const float* x = nullptr;     // (n, h, w, c)
+  const float* w = nullptr;     // (kh, kw, c)
+  const float* bias = nullptr;  // (c,)
+  float* y = nullptr;           // (n, oh, ow, c)
+  Conv8Geom g;                  // cin == cout == c, finished by dwconv8_geom_finish
+};
+void dwconv_f32(const DwConvF32Args& args, Isa isa, int threads);
+
 }  // namespace onebit

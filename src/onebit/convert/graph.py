@@ -8,7 +8,8 @@ between — other than flatten — would be invisible, so it is an error naming 
 Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §7.3):
 
     Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
-    (a depthwise Conv2d, groups = channels, may follow a ClipBlock: int8 in, a producer like the others)
+    (a depthwise Conv2d, groups = channels, reads int8 (after a ClipBlock) or float32 data: a producer
+    like the others, dwconv2d_i8 or dwconv2d_f32)
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
 
 Residual blocks of ``onebit.models.blocks`` (``BinaryResidualBlock``, ``TransitionBlock``) are
@@ -303,11 +304,12 @@ class _Builder:
             return
         self.pending = None
         where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
-        if p.type == "conv2d_f32":  # float first layer: BN folded, then clamp, pools, sign
+        if p.type in ("conv2d_f32", "dwconv2d_f32"):  # float convs: BN folded, then clamp, pools, sign
             if consumer == "int8":
-                raise ConversionError(f"{where}: a float first layer feeding a ClipBlock is not supported")
-            w = p.tensors["weight"]
-            tens = dict(p.tensors, weight=(p.a[:, None, None, None] * w).astype(np.float32), bias=p.b.astype(np.float32))
+                raise ConversionError(f"{where}: a float convolution feeding a ClipBlock is not supported")
+            w = p.tensors["weight"]  # BN scales output channels: axis 0 (OHWI) or the last (KH, KW, C)
+            w = p.a[:, None, None, None] * w if p.type == "conv2d_f32" else w * p.a
+            tens = dict(p.tensors, weight=w.astype(np.float32), bias=p.b.astype(np.float32))
             self.emit(p.name, p.type, p.attrs, tens, Value("f32", p.out_shape))
             clamp = self._float_clamp(p)
             if clamp is not None:
@@ -455,20 +457,24 @@ class _Builder:
                                   f"{m.in_channels} -> {m.out_channels} channels")
         self.finalize("f32", name)
         x = self.value()
-        if x.kind != "int8" or len(x.shape) != 3:
+        if x.kind not in ("int8", "f32") or len(x.shape) != 3:
             raise ConversionError(f"layer {name!r} (depthwise Conv2d): its input is {x.kind} "
                                   f"{list(x.shape)}; the engine's depthwise convolution reads an int8 "
-                                  f"feature map (put a ClipBlock before it)")
+                                  f"or float32 feature map")
         h, w, cin = x.shape
         if cin != c:
             raise ConversionError(f"layer {name!r}: {c} channels, its input has {cin}")
         kh, kw = m.kernel_size
-        q, sw = quantize_weights_int8(_t(m.weight))  # (C, 1, KH, KW) -> (KH, KW, C)
         attrs = dict(in_channels=c, out_channels=c, kernel=[kh, kw], stride=_pair(m.stride),
                      padding=_pad(name, m))
         oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
         ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
         b = _t(m.bias) if m.bias is not None else np.zeros(c)
+        if x.kind == "f32":  # float data (float shortcuts, float boundary): float weights
+            self.pending = _Pending(name, "dwconv2d_f32", attrs, {"weight": _t(m.weight)[:, 0].transpose(1, 2, 0)},
+                                    np.ones(c), b, 0, self.cur, (oh, ow, c))
+            return
+        q, sw = quantize_weights_int8(_t(m.weight))  # (C, 1, KH, KW) -> (KH, KW, C)
         self.pending = _Pending(name, "dwconv2d_i8", attrs,
                                 {"weight": np.ascontiguousarray(q[:, 0].transpose(1, 2, 0))},
                                 x.scale * sw, b, 127 * 127 * kh * kw, self.cur, (oh, ow, c))

@@ -21,6 +21,7 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   bit-exact: ``dense_f32`` and ``conv1x1_f32`` as the ``dense_float`` contract
   (src/cpp/onebit/densef.h: eight partial sums over ``i % 8``, products rounded, no FMA,
   combined ``((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))``, then ``+ bias``; :func:`dense_f32`),
+  ``dwconv2d_f32`` tap by tap in row-major order (:func:`dwconv2d_f32`),
   ``conv2d_f32`` as ``dense_f32`` over each pixel's taps in (i, j, c) order (:func:`conv2d_f32`),
   float average pooling and global average pooling as taps summed in row-major order from
   +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
@@ -153,6 +154,8 @@ class IntegerSimulation(nn.Module):
         if op.type in ("bconv2d", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
             y = self._conv(op, x)
             return self._stage(op, y)
+        if op.type == "dwconv2d_f32":
+            return dwconv2d_f32(x, self._tensor(op, "weight"), self._tensor(op, "bias"), a["stride"], a["padding"])
         if op.type == "conv2d_f32":
             return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
                               a["stride"], a["padding"])
@@ -237,6 +240,19 @@ def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 
         s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
         out[r0:r0 + rows] = s + b
     return out
+
+
+def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+    """float32 depthwise convolution in the engine's order (``dwconv2d_f32``): ``acc = +0.0``, then
+    ``acc = acc + x * w[i, j]`` (product rounded, then the sum) over the taps in row-major order,
+    then ``acc + bias``; padded taps are skipped (adding their +-0 products changes no sum that
+    starts at +0.0). ``x`` NCHW float32, ``w`` (KH, KW, C); returns NCHW."""
+    acc = None
+    kh, kw, c = w.shape
+    for k, tap in enumerate(_window_taps(x.to(torch.float32), (kh, kw), stride, padding, False, 0.0)):
+        prod = tap * w[k // kw, k % kw].view(1, c, 1, 1)
+        acc = torch.zeros_like(prod) + prod if acc is None else acc + prod
+    return acc + b.view(1, c, 1, 1)
 
 
 def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:

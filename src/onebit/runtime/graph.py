@@ -318,12 +318,15 @@ def _spec_conv2d_i8(op, xs):
 
 
 def _spec_dwconv2d_i8(op, xs):
-    x = _input(op, xs, "int8")
+    f32 = op.type == "dwconv2d_f32"
+    x = _input(op, xs, "f32" if f32 else "int8")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
     if cout != cin:
         _fail(op, f"a depthwise convolution keeps the channels: out_channels = {cout} but in_channels = {cin}")
     if kh * kw * 128 * 128 > 2**31 - 1:
         _fail(op, f"kernel {[kh, kw]} can overflow the int32 accumulator (kh*kw*128*128 > 2^31 - 1)")
+    if f32:
+        return Value("f32", out_shape), {"weight": ("float32", (kh, kw, cin)), "bias": ("float32", (cin,))}
     stage, tens, scale = _stage(op, cout, None)
     tens["weight"] = ("int8", (kh, kw, cin))
     return Value(stage, out_shape, scale), tens
@@ -402,6 +405,7 @@ SPECS = {
     "dequantize": _spec_dequantize,
     "conv2d_u8": _spec_conv2d_u8,
     "dwconv2d_i8": _spec_dwconv2d_i8,
+    "dwconv2d_f32": _spec_dwconv2d_i8,
     "bconv2d": _spec_bconv2d,
     "bdense": _spec_bdense,
     "maxpool2d": _spec_maxpool2d,
@@ -456,7 +460,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

@@ -15,7 +15,7 @@ void dwconv8_avx512(const DwConv8Args& a, int threads) {
   const int16_t* w16 = dw_weights(a, ld, wbuf);
   const StagePrep sp = prepare_stage(a.stage, c, dwconv8_bound(a.g.kh, a.g.kw));
   dw_rows(a, ld, threads,
-          [&](const int8_t* const* xs, const int64_t* taps, int nt, int32_t* d) {
+          [&](const int8_t* const* xs, const int64_t* taps, int nt, int32_t* d, int64_t, int64_t) {
             for (int64_t cb = 0; cb < c; cb += 32) {
               const __mmask32 m = c - cb >= 32 ? ~__mmask32{0} : (__mmask32{1} << (c - cb)) - 1;
               __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
@@ -29,8 +29,8 @@ void dwconv8_avx512(const DwConv8Args& a, int threads) {
               _mm512_storeu_si512(d + cb + 16, acc1);
             }
           },
-          [&](const int32_t* dots, int64_t pix0) {
-            write_stage_avx2(a.stage, sp, dots, ld, a.g.ow, pix0, 0, c, c, a.y);
+          [&](const int32_t* dots, int64_t r) {
+            write_stage_avx2(a.stage, sp, dots, ld, a.g.ow, r * a.g.ow, 0, c, c, a.y);
           });
 }
 

@@ -40,12 +40,12 @@ void dwconv8_neon(const DwConv8Args& a, int threads) {
     vst1q_s32(d + cb + 12, s3);
   };
   dw_rows(a, ld, threads,
-          [&](const int8_t* const* xs, const int64_t* taps, int nt, int32_t* d) {
+          [&](const int8_t* const* xs, const int64_t* taps, int nt, int32_t* d, int64_t, int64_t) {
             for (int64_t cb = 0; cb < full; cb += 16) block(xs, taps, nt, cb, d, false);
             if (full < c) block(xs, taps, nt, full, d, true);
           },
-          [&](const int32_t* dots, int64_t pix0) {
-            write_stage_neon(a.stage, dots, ld, a.g.ow, pix0, 0, c, c, a.y);
+          [&](const int32_t* dots, int64_t r) {
+            write_stage_neon(a.stage, dots, ld, a.g.ow, r * a.g.ow, 0, c, c, a.y);
           });
 }
 

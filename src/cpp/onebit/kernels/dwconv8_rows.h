@@ -1,9 +1,11 @@
-// The row loop every SIMD depthwise kernel shares (internal linkage: each ISA unit compiles its
-// own copy with its own flags). Per output row: for each output pixel, the in-bounds taps (input
-// pixel offset, tap index), then the ISA's pixel function fills the pixel's ld int32 sums
-// (channels padded to the ISA's block), then the ISA's output stage writes the row.
+// The row loop every SIMD depthwise kernel (int8 and float) shares (internal linkage: each ISA
+// unit compiles its own copy with its own flags). Per output row: for each output pixel, the
+// in-bounds taps in row-major order (input pixel, tap index), then the ISA's pixel function
+// (int8: fills the pixel's ld int32 sums in a row buffer; float: writes the pixel's outputs),
+// then the row function (int8: the output stage of the row).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "onebit/kernels/dwconv8_kernels.h"
 #include "onebit/kernels/scratch.h"
@@ -12,20 +14,22 @@
 namespace onebit::kernels {
 namespace {
 
-// pixel(const int8_t* const* xs, const int64_t* taps, int ntaps, int32_t* dots): xs[t] points at
-// the input pixel of in-bounds tap t (channel 0), taps[t] is its index i*kw + j.
-// stage(const int32_t* dots, int64_t pix0): writes the row's ow pixels from dots (stride ld).
-template <class PixelFn, class StageFn>
-void dw_rows(const DwConv8Args& a, int64_t ld, int threads, PixelFn pixel, StageFn stage) {
+// pixel(const T* const* xs, const int64_t* taps, int nt, int32_t* dots, int64_t r, int64_t ox):
+// xs[t] points at the input pixel of in-bounds tap t (channel 0), taps[t] is its index i*kw + j;
+// dots is the row buffer of ld int32 per pixel (ld = 0: none). row(const int32_t* dots, int64_t r)
+// runs after the row's ow pixels (r = n*oh + oy).
+template <class Args, class PixelFn, class RowFn>
+void dw_rows(const Args& a, int64_t ld, int threads, PixelFn pixel, RowFn row) {
+  using T = std::remove_const_t<std::remove_pointer_t<decltype(a.x)>>;
   const Conv8Geom& g = a.g;
   const int64_t c = g.cin, ktaps = int64_t{g.kh} * g.kw;
   parallel_for(g.n * g.oh, threads_for(g.n * g.oh * g.ow * c * ktaps, kDwMinWork, threads),
                [&](int64_t r0, int64_t r1) {
     static thread_local Scratch<int32_t> dots_buf;
-    static thread_local Scratch<const int8_t*> xs_buf;
+    static thread_local Scratch<const T*> xs_buf;
     static thread_local Scratch<int64_t> taps_buf;
     int32_t* dots = dots_buf.get(static_cast<size_t>(g.ow * ld + 64));
-    const int8_t** xs = xs_buf.get(static_cast<size_t>(ktaps));
+    const T** xs = xs_buf.get(static_cast<size_t>(ktaps));
     int64_t* taps = taps_buf.get(static_cast<size_t>(ktaps));
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
@@ -41,16 +45,16 @@ void dw_rows(const DwConv8Args& a, int64_t ld, int threads, PixelFn pixel, Stage
             taps[nt++] = int64_t{i} * g.kw + j;
           }
         }
-        pixel(xs, taps, nt, dots + ox * ld);
+        pixel(xs, taps, nt, dots + ox * ld, r, ox);
       }
-      stage(dots, r * g.ow);
+      row(dots, r);
     }
   });
 }
 
 // The weights (kh, kw, c) widened to T with each tap's channels zero padded to ld.
-template <class T>
-const T* dw_weights(const DwConv8Args& a, int64_t ld, Scratch<T>& buf) {
+template <class T, class Args>
+const T* dw_weights(const Args& a, int64_t ld, Scratch<T>& buf) {
   const int64_t c = a.g.cin, ktaps = int64_t{a.g.kh} * a.g.kw;
   T* w = buf.assign(static_cast<size_t>(ktaps * ld), T{0});
   for (int64_t t = 0; t < ktaps; ++t)

@@ -35,4 +35,30 @@ void dwconv8_scalar(const DwConv8Args& a, int threads) {
   });
 }
 
+void dwconv_f32_scalar(const DwConvF32Args& a, int threads) {
+  const Conv8Geom& g = a.g;
+  const int64_t c = g.cin;
+  parallel_for(g.n * g.oh, threads_for(g.n * g.oh * g.ow * c * g.kh * g.kw, kDwMinWork, threads),
+               [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / g.oh, oy = r % g.oh;
+      for (int64_t ox = 0; ox < g.ow; ++ox)
+        for (int64_t ch = 0; ch < c; ++ch) {
+          float acc = 0.0f;
+          for (int i = 0; i < g.kh; ++i) {
+            const int64_t iy = oy * g.sh - g.ph + i;
+            if (iy < 0 || iy >= g.h) continue;
+            for (int j = 0; j < g.kw; ++j) {
+              const int64_t ix = ox * g.sw - g.pw + j;
+              if (ix < 0 || ix >= g.w) continue;
+              const float prod = a.x[((n * g.h + iy) * g.w + ix) * c + ch] * a.w[(i * g.kw + j) * c + ch];
+              acc = acc + prod;
+            }
+          }
+          a.y[(r * g.ow + ox) * c + ch] = acc + a.bias[ch];
+        }
+    }
+  });
+}
+
 }  // namespace onebit::kernels

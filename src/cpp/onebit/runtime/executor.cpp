@@ -286,15 +286,27 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         conv8(a, isa, th);
         break;
       }
-      case OpType::dwconv2d_i8: {
+      case OpType::dwconv2d_i8:
+      case OpType::dwconv2d_f32: {
+        Conv8Geom g;
+        g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = g.cout = op.in_channels;
+        g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        dwconv8_geom_finish(g);
+        if (op.type == OpType::dwconv2d_f32) {
+          DwConvF32Args a;
+          a.x = static_cast<const float*>(x);
+          a.w = op.tensor(m.tensors, "weight")->as<float>();
+          a.bias = op.tensor(m.tensors, "bias")->as<float>();
+          a.y = static_cast<float*>(y);
+          a.g = g;
+          dwconv_f32(a, isa, th);
+          break;
+        }
         DwConv8Args a;
         a.x = static_cast<const int8_t*>(x);
         a.w = op.tensor(m.tensors, "weight")->as<int8_t>();
         a.y = y;
-        Conv8Geom& g = a.g;
-        g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = g.cout = op.in_channels;
-        g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
-        dwconv8_geom_finish(g);
+        a.g = g;
         a.stage = st.stage;
         dwconv8(a, isa, th);
         break;

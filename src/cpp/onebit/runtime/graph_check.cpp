@@ -26,6 +26,7 @@ const OpTypeInfo kOpTypes[] = {
     {"conv2d_i8", OpType::conv2d_i8, 1},
     {"conv2d_u8", OpType::conv2d_u8, 1},
     {"dense_f32", OpType::dense_f32, 1},
+    {"dwconv2d_f32", OpType::dwconv2d_f32, 1},
     {"dwconv2d_i8", OpType::dwconv2d_i8, 1},
     {"dequantize", OpType::dequantize, 1},
     {"flatten", OpType::flatten, 1},
@@ -273,16 +274,25 @@ class OpChecker {
         if (op_.type == OpType::conv2d_u8) tens["zero_point"] = {DType::i32, {op_.in_channels}};
         break;
       }
-      case OpType::dwconv2d_i8: {
-        need(x.kind == Kind::int8, "int8");
+      case OpType::dwconv2d_i8:
+      case OpType::dwconv2d_f32: {
+        const bool f32 = op_.type == OpType::dwconv2d_f32;
+        if (f32) need(x.kind == Kind::f32, "float32");
+        else need(x.kind == Kind::int8, "int8");
         out.shape = conv_geometry(x);
         if (op_.out_channels != op_.in_channels)
           bad("a depthwise convolution keeps the channels: out_channels = " + std::to_string(op_.out_channels) +
               " but in_channels = " + std::to_string(op_.in_channels));
         if (int64_t{op_.kh} * op_.kw * 128 * 128 > INT32_MAX)
           bad("kernel " + list_str({op_.kh, op_.kw}) + " can overflow the int32 accumulator (kh*kw*128*128 > 2^31 - 1)");
-        stage(op_.out_channels, tens, out);
-        tens["weight"] = {DType::i8, {op_.kh, op_.kw, op_.in_channels}};
+        if (f32) {
+          out.kind = Kind::f32;
+          tens["weight"] = {DType::f32, {op_.kh, op_.kw, op_.in_channels}};
+          tens["bias"] = {DType::f32, {op_.in_channels}};
+        } else {
+          stage(op_.out_channels, tens, out);
+          tens["weight"] = {DType::i8, {op_.kh, op_.kw, op_.in_channels}};
+        }
         break;
       }
       case OpType::maxpool2d:

@@ -33,10 +33,7 @@ def _reason(mod: nn.Module) -> str | None:
     if isinstance(mod, M.Merge) and mod.op != "add":
         return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
                 f"only")
-    if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-        if mod.groups == mod.in_channels == mod.out_channels:
-            return ("depthwise convolution of float data: the engine's depthwise op (dwconv2d_i8) reads an "
-                    "int8 feature map whose scale a clip block defines, and an imported Keras model has none")
+    if isinstance(mod, nn.Conv2d) and mod.groups != 1 and not mod.groups == mod.in_channels == mod.out_channels:
         return f"grouped convolution (groups={mod.groups}): the .onebit format has depthwise convolutions only"
     if is_binary_layer(mod):
         for role in ("input_quantizer", "weight_quantizer"):
