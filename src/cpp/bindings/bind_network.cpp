@@ -173,6 +173,22 @@ void run_conv8(onebit::Conv8Args& a, Out& out,
              [&](int th) { onebit::conv8(a, is, th); });
 }
 
+// The finished geometry of a depthwise call: x (N, H, W, C) and weight (KH, KW, C) of type T.
+template <class T>
+onebit::Conv8Geom dw_geom(const In& x, const In& weight, int sh, int sw, int ph, int pw) {
+  auto xs = check<T>(x, "x", 4);
+  auto ws = check<T>(weight, "weight", 3);
+  if (ws[2] != xs[3])
+    throw std::invalid_argument("weight has " + std::to_string(ws[2]) + " channels (KH, KW, C), x has " +
+                                std::to_string(xs[3]));
+  onebit::Conv8Geom g;
+  g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
+  g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
+  g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+  onebit::dwconv8_geom_finish(g);
+  return g;
+}
+
 struct PyConv8Prepared {
   std::shared_ptr<const onebit::Conv8Prepared> p;
 };
@@ -328,16 +344,7 @@ void bind_network(nb::module_& m) {
                             std::optional<In> bias, std::optional<int> shift, std::optional<In> scale,
                             std::optional<std::string> isa, std::optional<int> threads) {
     onebit::DwConv8Args a;
-    auto xs = check<int8_t>(x, "x", 4);
-    auto ws = check<int8_t>(weight, "weight", 3);
-    if (ws[2] != xs[3])
-      throw std::invalid_argument("weight has " + std::to_string(ws[2]) + " channels (KH, KW, C), x has " +
-                                  std::to_string(xs[3]));
-    onebit::Conv8Geom& g = a.g;
-    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
-    g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
-    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
-    onebit::dwconv8_geom_finish(g);
+    const onebit::Conv8Geom& g = a.g = dw_geom<int8_t>(x, weight, sh, sw, ph, pw);
     a.x = static_cast<const int8_t*>(x.data());
     a.w = static_cast<const int8_t*>(weight.data());
     const onebit::Isa is = pick_isa(isa);
@@ -350,16 +357,7 @@ void bind_network(nb::module_& m) {
   m.def("dwconv2d_float", [](const In& x, const In& weight, const In& bias, Out out, int sh, int sw, int ph,
                              int pw, std::optional<std::string> isa, std::optional<int> threads) {
     onebit::DwConvF32Args a;
-    auto xs = check<float>(x, "x", 4);
-    auto ws = check<float>(weight, "weight", 3);
-    if (ws[2] != xs[3])
-      throw std::invalid_argument("weight has " + std::to_string(ws[2]) + " channels (KH, KW, C), x has " +
-                                  std::to_string(xs[3]));
-    onebit::Conv8Geom& g = a.g;
-    g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
-    g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
-    g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
-    onebit::dwconv8_geom_finish(g);
+    const onebit::Conv8Geom& g = a.g = dw_geom<float>(x, weight, sh, sw, ph, pw);
     expect_shape(check<float>(bias, "bias", 1), {g.cin}, "bias");
     expect_shape(check<float>(out, "out", 4), {g.n, g.oh, g.ow, g.cin}, "out");
     a.x = static_cast<const float*>(x.data());

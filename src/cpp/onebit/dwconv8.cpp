@@ -20,6 +20,16 @@ ONEBIT_AVX2_AVX512_TABLE(dwconv8, ONEBIT_NEON_ROW);
 // 32-bit NEON flushes denormals to zero: it runs the scalar float kernel (ONEBIT_NEON64_ROW).
 ONEBIT_AVX2_AVX512_TABLE(dwconv_f32, ONEBIT_NEON64_ROW);
 
+// The checks both depthwise ops make of a call (ISA, threads, a finished geometry, pointers).
+void check_call(const Conv8Geom& g, bool pointers_ok, Isa isa, int threads) {
+  check_threads(threads);
+  require_isa(isa);
+  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
+  if (g.cin != g.cout) fail("input and output channels must be equal");
+  dwconv8_bound(g.kh, g.kw);
+  if (!pointers_ok) fail("null input, weight, bias or output pointer");
+}
+
 }  // namespace
 
 int64_t dwconv8_bound(int kh, int kw) {
@@ -44,26 +54,15 @@ void dwconv8_geom_finish(Conv8Geom& g) {
 }
 
 void dwconv8(const DwConv8Args& a, Isa isa, int threads) {
-  check_threads(threads);
-  require_isa(isa);
-  const Conv8Geom& g = a.g;
-  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
-  if (g.cin != g.cout) fail("input and output channels must be equal");
-  dwconv8_bound(g.kh, g.kw);
-  check_output_stage(a.stage, g.cout);
-  if (!a.x || !a.w || !a.y) fail("null input, weight or output pointer");
-  if (g.n == 0) return;
+  check_call(a.g, a.x && a.w && a.y, isa, threads);
+  check_output_stage(a.stage, a.g.cout);
+  if (a.g.n == 0) return;
   dwconv8_table.get(isa)(a, threads);
 }
 
 void dwconv_f32(const DwConvF32Args& a, Isa isa, int threads) {
-  check_threads(threads);
-  require_isa(isa);
-  const Conv8Geom& g = a.g;
-  if (g.oh < 1 || g.ow < 1) fail("geometry not finished");
-  if (g.cin != g.cout) fail("input and output channels must be equal");
-  if (!a.x || !a.w || !a.bias || !a.y) fail("null input, weight, bias or output pointer");
-  if (g.n == 0) return;
+  check_call(a.g, a.x && a.w && a.bias && a.y, isa, threads);
+  if (a.g.n == 0) return;
   dwconv_f32_table.get(isa)(a, threads);
 }
 

@@ -315,16 +315,8 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     return out
 
 
-def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, output: str = "int32",
-                  threshold=None, direction=None, multiplier=None, bias=None, shift=None,
-                  scale=None, out=None, isa=None, threads=None) -> np.ndarray:
-    """int8 depthwise convolution (depth multiplier 1): one KxK filter per channel.
-
-    ``x``: (N, H, W, C) int8 whose 0 is real 0 (the padding value); ``weight``: (KH, KW, C)
-    int8. Exact int32 accumulation ``y[c] = sum_{in-bounds taps} x[c] * w[i, j, c]``, then the
-    output stage of :func:`conv2d_int8`.
-    """
-    _array(x, "x"), _array(weight, "weight")
+def _dw_geometry(x, weight, stride, padding):
+    """((sh, sw), (ph, pw), (oh, ow)) of a depthwise call: x NHWC, weight (KH, KW, C)."""
     if x.ndim != 4 or weight.ndim != 3:
         raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
                          f"{x.shape} and {weight.shape}")
@@ -336,6 +328,20 @@ def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, out
     ow = output_size(x.shape[2], weight.shape[1], sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {weight.shape[:2]} does not fit the padded input {x.shape[1:3]}")
+    return (sh, sw), (ph, pw), (oh, ow)
+
+
+def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, output: str = "int32",
+                  threshold=None, direction=None, multiplier=None, bias=None, shift=None,
+                  scale=None, out=None, isa=None, threads=None) -> np.ndarray:
+    """int8 depthwise convolution (depth multiplier 1): one KxK filter per channel.
+
+    ``x``: (N, H, W, C) int8 whose 0 is real 0 (the padding value); ``weight``: (KH, KW, C)
+    int8. Exact int32 accumulation ``y[c] = sum_{in-bounds taps} x[c] * w[i, j, c]``, then the
+    output stage of :func:`conv2d_int8`.
+    """
+    _array(x, "x"), _array(weight, "weight")
+    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0], oh, ow), x.shape[3], output)
     out = _out(out, shape, dtype, x, weight)
@@ -350,17 +356,7 @@ def dwconv2d_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, strid
     float32(x * w)`` over the in-bounds taps in row-major order (no FMA), then ``acc + bias``: the
     same floats on every ISA."""
     _array(x, "x"), _array(weight, "weight"), _array(bias, "bias")
-    if x.ndim != 4 or weight.ndim != 3:
-        raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
-                         f"{x.shape} and {weight.shape}")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    if min(sh, sw) < 1 or min(ph, pw) < 0:
-        raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = output_size(x.shape[1], weight.shape[0], sh, ph)
-    ow = output_size(x.shape[2], weight.shape[1], sw, pw)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"kernel {weight.shape[:2]} does not fit the padded input {x.shape[1:3]}")
+    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
     out = _out(out, (x.shape[0], oh, ow, x.shape[3]), np.float32, x, weight, bias)
     engine.dwconv2d_float(x, weight, bias, out, sh, sw, ph, pw, isa=isa, threads=threads)
     return out
