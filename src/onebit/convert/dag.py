@@ -25,12 +25,15 @@ of them at once:
 
 Joins. ``add`` of two int8 values followed by a clip block is the int8 add (both operands
 requantized onto the clip's grid in fixed point, as in onebit's residual blocks); otherwise the
-operands are float32 (an int8 operand is dequantized) and the add is the float add. No new op
-is needed: the graph uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
+operands are float32 (an int8 operand is dequantized) and the add is the float add. The graph
+uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
 ``bitpack`` for binary layers, ``clamp_f32`` for ReLU / hardtanh, ``maxpool2d`` / ``avgpool2d``,
 ``conv1x1_f32`` or ``conv2d_i8`` for float convolutions, ``dense_f32``, ``global_avgpool``.
-What cannot be represented (a BatchNorm on a shared or joined value, a concatenation, another
-torch function between layers) is a :class:`ConversionError` naming the layer and why.
+A channel concatenation (Keras ``Concatenate``, ``torch.cat`` along the channels) is the
+``concat`` op: two int8 values on one grid stay int8, two bits values stay bits, otherwise the
+operands are float32 (int8 ones dequantized). What cannot be represented (a BatchNorm on a shared
+or joined value, another torch function between layers) is a :class:`ConversionError` naming the
+layer and why.
 """
 from __future__ import annotations
 
@@ -267,8 +270,7 @@ class _GraphBuilder:
             elif n.kind == "add" or (n.kind == "layer" and _is_add_module(n.module)):
                 self.join_add(i, n)
             elif n.kind == "concat" or (n.kind == "layer" and _is_concat_module(n.module)):
-                raise ConversionError(f"layer {n.name!r} (concatenation of {len(n.inputs)} branches): the "
-                                      f".onebit format has no concatenation op")
+                self.join_concat(i, n)
             elif n.kind == "layer":
                 raise ConversionError(f"layer {n.name!r} ({type(n.module).__name__}) takes {len(n.inputs)} "
                                       f"inputs: not supported")
@@ -367,6 +369,39 @@ class _GraphBuilder:
                 ops.append(v)
             self.bld.add(n.name, ops[0], ops[1], nn.Identity())
         self.state[i] = self.bld.cur
+
+
+    def join_concat(self, i: int, n: Node):
+        """Channel concatenation (``concat``), left to right: of two int8 values on one grid (one
+        scale) as int8, of two bits values as bits, else of float32 values (an int8 operand is
+        dequantized: values on different int8 grids are joined in float32, never re-rounded)."""
+        if n.module is not None and n.module.dim not in (1, -3):
+            raise ConversionError(f"layer {n.name!r}: concatenation along dimension {n.module.dim}; the "
+                                  f"channel dimension (1 of NCHW) is supported")
+        cur = self.value(n.inputs[0])
+        for k, src in enumerate(n.inputs[1:]):
+            a, b = cur, self.value(src)
+            va, vb = self.bld.values[a], self.bld.values[b]
+            if len(va.shape) != 3 or len(vb.shape) != 3 or tuple(va.shape[:2]) != tuple(vb.shape[:2]):
+                raise ConversionError(f"layer {n.name!r}: concatenates values of shapes {list(va.shape)} and "
+                                      f"{list(vb.shape)} (HWC); feature maps of one height and width are supported")
+            same_grid = va.kind == vb.kind == "int8" and va.scale == vb.scale
+            if not same_grid and not va.kind == vb.kind == "bits":
+                ops = []
+                for v, x in ((a, va), (b, vb)):
+                    if x.kind == "int8":
+                        self.bld.cur = v
+                        v = self.bld.emit(f"{n.name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
+                    elif x.kind != "f32":
+                        raise ConversionError(f"layer {n.name!r}: concatenates {va.kind} and {vb.kind} values; "
+                                              f"two int8, two bits or real (int8 / float32) values are supported")
+                    ops.append(v)
+                a, b = ops
+                va, vb = self.bld.values[a], self.bld.values[b]
+            out = Value(va.kind, (va.shape[0], va.shape[1], va.shape[2] + vb.shape[2]), va.scale)
+            cur = self.bld.emit(n.name if k == len(n.inputs) - 2 else f"{n.name}.{k}", "concat", {}, {}, out,
+                                inputs=[a, b])
+        self.state[i] = cur
 
 
 def _is_add_module(m) -> bool:

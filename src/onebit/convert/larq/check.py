@@ -27,9 +27,8 @@ def _reason(mod: nn.Module) -> str | None:
                 f"the extra one at the bottom/right): the .onebit format pads symmetrically")
     if isinstance(mod, M.KerasPool2d):
         return "pooling with uneven 'same' padding: the .onebit format pads symmetrically"
-    if isinstance(mod, M.Concatenate):
-        return ("channel concatenation of branches of a Keras graph: the .onebit format has a concat op, but "
-                "the converter's graph export joins branches by addition only")
+    if isinstance(mod, M.Concatenate) and mod.dim not in (1, -3):
+        return f"concatenation along dimension {mod.dim} (NCHW): the .onebit format concatenates channels"
     if isinstance(mod, M.Merge) and mod.op != "add":
         return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
                 f"only")
