@@ -358,18 +358,24 @@ class _GraphBuilder:
             self.bld.add(n.name, a, b, self.nodes[clip].module)
             self.absorbed[clip] = i
         else:
-            ops = []
-            for v, x in ((a, va), (b, vb)):
-                if x.kind == "int8":
-                    self.bld.cur = v
-                    v = self.bld.emit(f"{n.name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
-                elif x.kind != "f32":
-                    raise ConversionError(f"layer {n.name!r}: an operand is {x.kind}; int8 or float operands "
-                                          f"are supported")
-                ops.append(v)
+            ops = self._float_operands(n.name, a, b)
             self.bld.add(n.name, ops[0], ops[1], nn.Identity())
         self.state[i] = self.bld.cur
 
+
+    def _float_operands(self, name, *vals):
+        """The values as float32 (an int8 value dequantized; float32 as it is; bits refused)."""
+        ops = []
+        for v in vals:
+            x = self.bld.values[v]
+            if x.kind == "int8":
+                self.bld.cur = v
+                v = self.bld.emit(f"{name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
+            elif x.kind != "f32":
+                raise ConversionError(f"layer {name!r}: an operand is {x.kind}; int8 or float operands "
+                                      f"are supported")
+            ops.append(v)
+        return ops
 
     def join_concat(self, i: int, n: Node):
         """Channel concatenation (``concat``), left to right: of two int8 values on one grid (one
@@ -387,16 +393,7 @@ class _GraphBuilder:
                                       f"{list(vb.shape)} (HWC); feature maps of one height and width are supported")
             same_grid = va.kind == vb.kind == "int8" and va.scale == vb.scale
             if not same_grid and not va.kind == vb.kind == "bits":
-                ops = []
-                for v, x in ((a, va), (b, vb)):
-                    if x.kind == "int8":
-                        self.bld.cur = v
-                        v = self.bld.emit(f"{n.name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
-                    elif x.kind != "f32":
-                        raise ConversionError(f"layer {n.name!r}: concatenates {va.kind} and {vb.kind} values; "
-                                              f"two int8, two bits or real (int8 / float32) values are supported")
-                    ops.append(v)
-                a, b = ops
+                a, b = self._float_operands(n.name, a, b)
                 va, vb = self.bld.values[a], self.bld.values[b]
             out = Value(va.kind, (va.shape[0], va.shape[1], va.shape[2] + vb.shape[2]), va.scale)
             cur = self.bld.emit(n.name if k == len(n.inputs) - 2 else f"{n.name}.{k}", "concat", {}, {}, out,
