@@ -22,8 +22,10 @@
 #include "onebit/isa.h"
 #include "onebit/kernel_table.h"
 #include "onebit/add.h"
+#include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
+#include "onebit/dwconv8.h"
 #include "onebit/pool.h"
 
 using namespace onebit;
@@ -724,6 +726,133 @@ void popcount_grid() {
   }
 }
 
+// int8 depthwise convolution: channels around the 16 / 32 / 64 blocks, odd sizes, stride 1 / 2,
+// padding, extreme products (x = -128, w = -128 / 127), every output stage; the scalar kernel
+// against a direct loop of the definition, every SIMD kernel against the scalar one.
+void dwconv8_grid() {
+  Rng r(7);
+  int64_t i = 0;
+  for (int64_t c : {1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129})
+    for (int geo = 0; geo < 3; ++geo, ++i) {
+      Conv8Geom g;
+      g.n = 1 + i % 2;
+      g.h = 3 + i % 7;
+      g.w = 2 + (i * 5) % 9;
+      g.cin = g.cout = c;
+      g.kh = g.kw = geo == 2 ? 1 : 3;
+      g.sh = g.sw = 1 + geo % 2;
+      g.ph = g.pw = geo == 2 ? 0 : 1;
+      dwconv8_geom_finish(g);
+      const bool extreme = i % 5 == 0;
+      std::vector<int8_t> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(g.kh * g.kw * c));
+      for (auto& v : x) v = extreme ? -128 : static_cast<int8_t>(r.next());
+      for (size_t k = 0; k < w.size(); ++k) w[k] = extreme ? (k % 2 ? 127 : -128) : static_cast<int8_t>(r.next());
+      // the definition, int64
+      std::vector<int32_t> direct(static_cast<size_t>(g.n * g.oh * g.ow * c));
+      for (int64_t n = 0; n < g.n; ++n)
+        for (int64_t oy = 0; oy < g.oh; ++oy)
+          for (int64_t ox = 0; ox < g.ow; ++ox)
+            for (int64_t ch = 0; ch < c; ++ch) {
+              int64_t s = 0;
+              for (int ki = 0; ki < g.kh; ++ki)
+                for (int kj = 0; kj < g.kw; ++kj) {
+                  const int64_t iy = oy * g.sh - g.ph + ki, ix = ox * g.sw - g.pw + kj;
+                  if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
+                    s += int64_t{x[static_cast<size_t>(((n * g.h + iy) * g.w + ix) * c + ch)]} *
+                         w[static_cast<size_t>((ki * g.kw + kj) * c + ch)];
+                }
+              direct[static_cast<size_t>(((n * g.oh + oy) * g.ow + ox) * c + ch)] = static_cast<int32_t>(s);
+            }
+      for (int kind = 0; kind < 4; ++kind) {
+        DwConv8Args a;
+        a.x = x.data();
+        a.w = w.data();
+        a.g = g;
+        Stage st = make_stage(r, static_cast<OutputKind>(kind), c, 9 * 128 * 128);
+        a.stage = st.st;
+        const size_t esz = kind == 1 ? 8 : kind == 2 ? 1 : 4;
+        const size_t bytes = static_cast<size_t>(g.n * g.oh * g.ow * output_per_pixel(a.stage.kind, c)) * esz;
+        std::vector<unsigned char> ref(bytes, 1), got(bytes, 2);
+        const int threads = 1 + static_cast<int>((c + kind) % 3);
+        a.y = ref.data();
+        dwconv8(a, Isa::scalar, threads);
+        char what[160];
+        std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld k%d s%d p%d %s%s t%d", (long long)g.n,
+                      (long long)g.h, (long long)g.w, (long long)c, g.kh, g.sh, g.ph,
+                      kind_name(static_cast<OutputKind>(kind)), extreme ? " extreme" : "", threads);
+        if (kind == 0)
+          record(std::memcmp(ref.data(), direct.data(), bytes) == 0, "dwconv8-definition", Isa::scalar, what);
+        for (Isa isa : simd_isas()) {
+          a.y = got.data();
+          std::fill(got.begin(), got.end(), 2);
+          dwconv8(a, isa, threads);
+          record(got == ref, "dwconv8", isa, what);
+        }
+      }
+    }
+}
+
+// float32 depthwise convolution: every SIMD kernel equals the scalar one bit for bit (taps in
+// row-major order, product then sum, no FMA), channels around the 4 / 8 / 16 lanes, stride 1 / 2.
+void dwconv_f32_grid() {
+  Rng r(9);
+  int64_t i = 0;
+  for (int64_t c : {1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 64})
+    for (int geo = 0; geo < 2; ++geo, ++i) {
+      Conv8Geom g;
+      g.n = 1 + i % 2;
+      g.h = 4 + i % 5;
+      g.w = 3 + (i * 3) % 7;
+      g.cin = g.cout = c;
+      g.kh = g.kw = 3;
+      g.sh = g.sw = 1 + geo;
+      g.ph = g.pw = 1;
+      dwconv8_geom_finish(g);
+      std::vector<float> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(9 * c)),
+          b(static_cast<size_t>(c));
+      for (auto* v : {&x, &w, &b})
+        for (auto& f : *v) f = tricky_float(r);
+      DwConvF32Args a;
+      a.x = x.data();
+      a.w = w.data();
+      a.bias = b.data();
+      a.g = g;
+      std::vector<float> ref(static_cast<size_t>(g.n * g.oh * g.ow * c), 1.0f), got(ref.size(), 2.0f);
+      const int threads = 1 + static_cast<int>(c % 3);
+      a.y = ref.data();
+      dwconv_f32(a, Isa::scalar, threads);
+      char what[96];
+      std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld s%d t%d", (long long)g.n, (long long)g.h,
+                    (long long)g.w, (long long)c, g.sh, threads);
+      for (Isa isa : simd_isas()) {
+        std::fill(got.begin(), got.end(), 2.0f);
+        a.y = got.data();
+        dwconv_f32(a, isa, threads);
+        record(same_bytes(got, ref), "dwconv-f32", isa, what);
+      }
+    }
+}
+
+// Channel concatenation of packed bits (the same code on every ISA): against the bit-by-bit
+// definition at aligned and unaligned offsets, padding bits of the result 0.
+void concat_bits_grid() {
+  Rng r(8);
+  for (int64_t ca : {1, 6, 63, 64, 65, 128, 130})
+    for (int64_t cb : {1, 58, 64, 70, 129}) {
+      const int64_t pixels = 3, wa = (ca + 63) / 64, wb = (cb + 63) / 64, wy = (ca + cb + 63) / 64;
+      const std::vector<uint64_t> a = packed(r, pixels, ca, 0), b = packed(r, pixels, cb, 0);
+      std::vector<uint64_t> y(static_cast<size_t>(pixels * wy), ~uint64_t{0}), want(y.size(), 0);
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t c = 0; c < ca + cb; ++c) {
+          const uint64_t bit = c < ca ? a[p * wa + c / 64] >> (c % 64) & 1 : b[p * wb + (c - ca) / 64] >> ((c - ca) % 64) & 1;
+          want[p * wy + c / 64] |= bit << (c % 64);
+        }
+      concat_bits(a.data(), b.data(), y.data(), pixels, ca, cb, 1 + static_cast<int>(ca % 3));
+      record(y == want, "concat-bits", Isa::scalar,
+             "ca" + std::to_string(ca) + " cb" + std::to_string(cb));
+    }
+}
+
 // Every op's table has a row (own kernel or named fall-back) for every ISA this CPU supports.
 void kernel_table_rows() {
   for (const KernelTableInfo& t : kernel_tables())
@@ -797,6 +926,9 @@ int main(int argc, char** argv) {
     add_grid();
     dense_f32_grid();
     conv8_grid();
+    dwconv8_grid();
+    dwconv_f32_grid();
+    concat_bits_grid();
     isa_errors();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

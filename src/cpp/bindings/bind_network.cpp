@@ -17,6 +17,7 @@
 #include "onebit/add.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
+#include "onebit/dwconv8.h"
 #include "onebit/isa.h"
 #include "onebit/pool.h"
 #include "common.h"
@@ -99,14 +100,15 @@ std::vector<int32_t> zero_points(const std::optional<In>& zero_point, int64_t ci
   return zp;
 }
 
-// Shared by conv2d_int8, conv2d_int8_prepared and dense_int8: stage parameters, output checks,
-// run (zero points already in `a`, or in a.prepared).
-void run_conv8(onebit::Conv8Args& a, Out& out,
-               const std::string& output, const std::optional<In>& threshold,
-               const std::optional<In>& direction, const std::optional<In>& multiplier,
-               const std::optional<In>& bias, const std::optional<int>& shift,
-               const std::optional<In>& scale, const std::vector<int64_t>& out_lead,
-               onebit::Isa is, const std::optional<int>& threads) {
+// Shared by conv2d_int8, conv2d_int8_prepared, dense_int8 and dwconv2d_int8: stage parameters,
+// output checks, then run(threads) without the GIL (Args: Conv8Args or DwConv8Args).
+template <class Args, class Run>
+void run_staged(Args& a, Out& out,
+                const std::string& output, const std::optional<In>& threshold,
+                const std::optional<In>& direction, const std::optional<In>& multiplier,
+                const std::optional<In>& bias, const std::optional<int>& shift,
+                const std::optional<In>& scale, const std::vector<int64_t>& out_lead,
+                const std::optional<int>& threads, Run run) {
   const onebit::Conv8Geom& g = a.g;
   onebit::OutputStage& st = a.stage;
   st.kind = parse_output(output);
@@ -157,7 +159,34 @@ void run_conv8(onebit::Conv8Args& a, Out& out,
   a.y = out.data();
   const int th = pick_threads(threads);
   nb::gil_scoped_release release;
-  onebit::conv8(a, is, th);
+  run(th);
+}
+
+// run_staged for the int8 convolutions (zero points already in `a`, or in a.prepared).
+void run_conv8(onebit::Conv8Args& a, Out& out,
+               const std::string& output, const std::optional<In>& threshold,
+               const std::optional<In>& direction, const std::optional<In>& multiplier,
+               const std::optional<In>& bias, const std::optional<int>& shift,
+               const std::optional<In>& scale, const std::vector<int64_t>& out_lead,
+               onebit::Isa is, const std::optional<int>& threads) {
+  run_staged(a, out, output, threshold, direction, multiplier, bias, shift, scale, out_lead, threads,
+             [&](int th) { onebit::conv8(a, is, th); });
+}
+
+// The finished geometry of a depthwise call: x (N, H, W, C) and weight (KH, KW, C) of type T.
+template <class T>
+onebit::Conv8Geom dw_geom(const In& x, const In& weight, int sh, int sw, int ph, int pw) {
+  auto xs = check<T>(x, "x", 4);
+  auto ws = check<T>(weight, "weight", 3);
+  if (ws[2] != xs[3])
+    throw std::invalid_argument("weight has " + std::to_string(ws[2]) + " channels (KH, KW, C), x has " +
+                                std::to_string(xs[3]));
+  onebit::Conv8Geom g;
+  g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
+  g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
+  g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+  onebit::dwconv8_geom_finish(g);
+  return g;
 }
 
 struct PyConv8Prepared {
@@ -311,6 +340,40 @@ void bind_network(nb::module_& m) {
   nb::arg("ph_end") = onebit::Conv8Geom::kSymmetric, nb::arg("pw_end") = onebit::Conv8Geom::kSymmetric,
   "int8 convolution: uint8/int8 NHWC x, int8 OHWI weight, int32 accumulation, output stage "
   "(ph_end/pw_end: padding after the input, default ph/pw).");
+
+  m.def("dwconv2d_int8", [](const In& x, const In& weight, Out out, int sh, int sw, int ph, int pw,
+                            std::string output, std::optional<In> threshold,
+                            std::optional<In> direction, std::optional<In> multiplier,
+                            std::optional<In> bias, std::optional<int> shift, std::optional<In> scale,
+                            std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::DwConv8Args a;
+    const onebit::Conv8Geom& g = a.g = dw_geom<int8_t>(x, weight, sh, sw, ph, pw);
+    a.x = static_cast<const int8_t*>(x.data());
+    a.w = static_cast<const int8_t*>(weight.data());
+    const onebit::Isa is = pick_isa(isa);
+    run_staged(a, out, output, threshold, direction, multiplier, bias, shift, scale, {g.n, g.oh, g.ow}, threads,
+               [&](int th) { onebit::dwconv8(a, is, th); });
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
+  nb::arg("pw"), STAGE_ARGS, ISA_ARGS,
+  "int8 depthwise convolution: int8 NHWC x, int8 (KH, KW, C) weight, int32 accumulation, output stage.");
+
+  m.def("dwconv2d_float", [](const In& x, const In& weight, const In& bias, Out out, int sh, int sw, int ph,
+                             int pw, std::optional<std::string> isa, std::optional<int> threads) {
+    onebit::DwConvF32Args a;
+    const onebit::Conv8Geom& g = a.g = dw_geom<float>(x, weight, sh, sw, ph, pw);
+    expect_shape(check<float>(bias, "bias", 1), {g.cin}, "bias");
+    expect_shape(check<float>(out, "out", 4), {g.n, g.oh, g.ow, g.cin}, "out");
+    a.x = static_cast<const float*>(x.data());
+    a.w = static_cast<const float*>(weight.data());
+    a.bias = static_cast<const float*>(bias.data());
+    a.y = static_cast<float*>(out.data());
+    const onebit::Isa is = pick_isa(isa);
+    const int th = pick_threads(threads);
+    nb::gil_scoped_release release;
+    onebit::dwconv_f32(a, is, th);
+  }, nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
+  nb::arg("pw"), ISA_ARGS,
+  "float32 depthwise convolution: NHWC x, (KH, KW, C) weight, (C,) bias; taps in row-major order, no FMA.");
 
   m.def("dense_int8", [](const In& x, const In& weight, Out out, std::optional<In> zero_point,
                          std::string output, std::optional<In> threshold,

@@ -30,8 +30,11 @@ import click
 @click.option("--qat-checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Also save the fine-tuned model as a checkpoint (same keys as the input, plus 'qat').")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads (QAT).")
+@click.option("--float-boundary", is_flag=True,
+              help="Run the first convolution in float32 on the normalized image (not int8): the engine "
+                   "then follows the float model to float32 rounding up to the first sign.")
 def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch_size, qat_distill,
-            qat_train_binary, qat_checkpoint, threads):
+            qat_train_binary, qat_checkpoint, threads, float_boundary):
     """Convert CHECKPOINT (from `onebit train`) to a .onebit model file (docs/format.md §7).
 
     With --qat-steps N the model is first fine-tuned for N steps so that it computes what the
@@ -55,7 +58,7 @@ def command(checkpoint, output, dataset, json_path, qat_steps, qat_lr, qat_batch
                          qat_checkpoint, threads)
         elif qat_checkpoint:
             raise click.UsageError("--qat-checkpoint needs --qat-steps N (N >= 1)")
-        path = export(model, output, dataset=ds)
+        path = export(model, output, dataset=ds, float_boundary=float_boundary)
     except (ConversionError, OnebitError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     from onebit.runtime import opstats

@@ -36,7 +36,10 @@ def _floats(ctx, param, value):
               help="Per-channel mean of the input normalization x = (u/255 - mean)/std "
                    "[default: ImageNet's, as Larq Zoo's preprocess_input].")
 @click.option("--std", callback=_floats, default=None, help="Per-channel std (see --mean).")
-def command(model, output, pt_path, larq_zoo, match, identity_lambdas, mean, std):
+@click.option("--float-boundary", is_flag=True,
+              help="Run the first convolution in float32 on the normalized image (not int8), so that the "
+                   "engine follows Keras' float forward to float32 rounding up to the first sign.")
+def command(model, output, pt_path, larq_zoo, match, identity_lambdas, mean, std, float_boundary):
     """Import MODEL (a Keras 2 / Larq .h5 file) and export it to the .onebit format.
 
     The model is rebuilt from onebit.nn layers without TensorFlow. Layers that the .onebit
@@ -89,7 +92,7 @@ def command(model, output, pt_path, larq_zoo, match, identity_lambdas, mean, std
     spec = {"shape": shape, "mean": list(mean), "std": list(std), "dataset": None,
             "num_classes": out_dim, "class_names": None}
     try:
-        export(m, output, input_spec=spec)
+        export(m, output, input_spec=spec, float_boundary=float_boundary)
     except (ConversionError, ValueError) as e:
         raise click.ClickException(f"cannot export {model} to .onebit: {e}") from e
     click.echo(f"wrote {output}")

@@ -25,12 +25,15 @@ of them at once:
 
 Joins. ``add`` of two int8 values followed by a clip block is the int8 add (both operands
 requantized onto the clip's grid in fixed point, as in onebit's residual blocks); otherwise the
-operands are float32 (an int8 operand is dequantized) and the add is the float add. No new op
-is needed: the graph uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
+operands are float32 (an int8 operand is dequantized) and the add is the float add. The graph
+uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
 ``bitpack`` for binary layers, ``clamp_f32`` for ReLU / hardtanh, ``maxpool2d`` / ``avgpool2d``,
 ``conv1x1_f32`` or ``conv2d_i8`` for float convolutions, ``dense_f32``, ``global_avgpool``.
-What cannot be represented (a BatchNorm on a shared or joined value, a concatenation, another
-torch function between layers) is a :class:`ConversionError` naming the layer and why.
+A channel concatenation (Keras ``Concatenate``, ``torch.cat`` along the channels) is the
+``concat`` op: two int8 values on one grid stay int8, two bits values stay bits, otherwise the
+operands are float32 (int8 ones dequantized). What cannot be represented (a BatchNorm on a shared
+or joined value, another torch function between layers) is a :class:`ConversionError` naming the
+layer and why.
 """
 from __future__ import annotations
 
@@ -195,10 +198,10 @@ def is_chain(nodes: list[Node], out: int) -> bool:
 class _GraphBuilder:
     """Drives the chain converter's builder through the nodes of a general graph."""
 
-    def __init__(self, nodes, out, input_shape, mean, std):
+    def __init__(self, nodes, out, input_shape, mean, std, float_boundary=False):
         self.nodes, self.out = nodes, out
         self.input_shape, self.mean, self.std = input_shape, mean, std
-        self.bld = chain._Builder(input_shape)
+        self.bld = chain._Builder(input_shape, float_boundary)
         self.state: dict[int, object] = {INPUT: "input"}  # engine value name, or a chain._Pending
         self.alias: dict[int, int] = {}
         for i, n in enumerate(nodes):  # pass-through nodes (dropout, flatten) read their input's value
@@ -267,8 +270,7 @@ class _GraphBuilder:
             elif n.kind == "add" or (n.kind == "layer" and _is_add_module(n.module)):
                 self.join_add(i, n)
             elif n.kind == "concat" or (n.kind == "layer" and _is_concat_module(n.module)):
-                raise ConversionError(f"layer {n.name!r} (concatenation of {len(n.inputs)} branches): the "
-                                      f".onebit format has no concatenation op")
+                self.join_concat(i, n)
             elif n.kind == "layer":
                 raise ConversionError(f"layer {n.name!r} ({type(n.module).__name__}) takes {len(n.inputs)} "
                                       f"inputs: not supported")
@@ -356,17 +358,47 @@ class _GraphBuilder:
             self.bld.add(n.name, a, b, self.nodes[clip].module)
             self.absorbed[clip] = i
         else:
-            ops = []
-            for v, x in ((a, va), (b, vb)):
-                if x.kind == "int8":
-                    self.bld.cur = v
-                    v = self.bld.emit(f"{n.name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
-                elif x.kind != "f32":
-                    raise ConversionError(f"layer {n.name!r}: an operand is {x.kind}; int8 or float operands "
-                                          f"are supported")
-                ops.append(v)
+            ops = self._float_operands(n.name, a, b)
             self.bld.add(n.name, ops[0], ops[1], nn.Identity())
         self.state[i] = self.bld.cur
+
+
+    def _float_operands(self, name, *vals):
+        """The values as float32 (an int8 value dequantized; float32 as it is; bits refused)."""
+        ops = []
+        for v in vals:
+            x = self.bld.values[v]
+            if x.kind == "int8":
+                self.bld.cur = v
+                v = self.bld.emit(f"{name}.dequantize", "dequantize", {}, {}, Value("f32", x.shape))
+            elif x.kind != "f32":
+                raise ConversionError(f"layer {name!r}: an operand is {x.kind}; int8 or float operands "
+                                      f"are supported")
+            ops.append(v)
+        return ops
+
+    def join_concat(self, i: int, n: Node):
+        """Channel concatenation (``concat``), left to right: of two int8 values on one grid (one
+        scale) as int8, of two bits values as bits, else of float32 values (an int8 operand is
+        dequantized: values on different int8 grids are joined in float32, never re-rounded)."""
+        if n.module is not None and n.module.dim not in (1, -3):
+            raise ConversionError(f"layer {n.name!r}: concatenation along dimension {n.module.dim}; the "
+                                  f"channel dimension (1 of NCHW) is supported")
+        cur = self.value(n.inputs[0])
+        for k, src in enumerate(n.inputs[1:]):
+            a, b = cur, self.value(src)
+            va, vb = self.bld.values[a], self.bld.values[b]
+            if len(va.shape) != 3 or len(vb.shape) != 3 or tuple(va.shape[:2]) != tuple(vb.shape[:2]):
+                raise ConversionError(f"layer {n.name!r}: concatenates values of shapes {list(va.shape)} and "
+                                      f"{list(vb.shape)} (HWC); feature maps of one height and width are supported")
+            same_grid = va.kind == vb.kind == "int8" and va.scale == vb.scale
+            if not same_grid and not va.kind == vb.kind == "bits":
+                a, b = self._float_operands(n.name, a, b)
+                va, vb = self.bld.values[a], self.bld.values[b]
+            out = Value(va.kind, (va.shape[0], va.shape[1], va.shape[2] + vb.shape[2]), va.scale)
+            cur = self.bld.emit(n.name if k == len(n.inputs) - 2 else f"{n.name}.{k}", "concat", {}, {}, out,
+                                inputs=[a, b])
+        self.state[i] = cur
 
 
 def _is_add_module(m) -> bool:
@@ -381,11 +413,11 @@ def _is_concat_module(m) -> bool:
     return isinstance(m, Concatenate)
 
 
-def build(model: nn.Module, input_shape, mean, std):
+def build(model: nn.Module, input_shape, mean, std, float_boundary: bool = False):
     """Convert an eval-mode model (chain or general graph) to (ops, values, tensors).
-    ``input_shape`` is [H, W, C]."""
+    ``input_shape`` is [H, W, C]; ``float_boundary``: the first convolution in float32."""
     h, w, c = input_shape
     nodes, out = trace_graph(model, (1, c, h, w))
     if is_chain(nodes, out):
-        return chain.build(model, input_shape, mean, std)
-    return _GraphBuilder(nodes, out, input_shape, mean, std).run()
+        return chain.build(model, input_shape, mean, std, float_boundary=float_boundary)
+    return _GraphBuilder(nodes, out, input_shape, mean, std, float_boundary).run()

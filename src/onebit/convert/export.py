@@ -36,12 +36,17 @@ def input_spec_for(model: nn.Module, dataset: str | None = None, input_size: int
             "num_classes": int(ds.num_classes), "class_names": list(ds.class_names)}
 
 
-def to_bytes(model: nn.Module, *, input_spec: dict | None = None, dataset: str | None = None) -> bytes:
-    """Convert and serialize (the model is not modified: a deep copy is put in eval mode)."""
+def to_bytes(model: nn.Module, *, input_spec: dict | None = None, dataset: str | None = None,
+             float_boundary: bool = False) -> bytes:
+    """Convert and serialize (the model is not modified: a deep copy is put in eval mode).
+
+    ``float_boundary``: the first convolution runs in float32 (``conv2d_f32`` on the normalized
+    image) instead of int8, so that the engine follows the float model to float32 rounding up to
+    the first sign (float shortcuts and the float head are float32 in both modes)."""
     spec = input_spec or input_spec_for(model, dataset)
     m = copy.deepcopy(model).cpu().eval()
     shape = [int(v) for v in spec["shape"]]
-    ops, values, tensors = build(m, shape, spec["mean"], spec["std"])
+    ops, values, tensors = build(m, shape, spec["mean"], spec["std"], float_boundary=float_boundary)
     out = ops[-1].output
     graph = {"input": "input", "output": out, "values": {k: v.to_json() for k, v in values.items()},
              "ops": [op.to_json() for op in ops]}
@@ -62,14 +67,16 @@ def to_bytes(model: nn.Module, *, input_spec: dict | None = None, dataset: str |
     return data
 
 
-def export(model: nn.Module, path, *, input_spec: dict | None = None, dataset: str | None = None) -> str:
+def export(model: nn.Module, path, *, input_spec: dict | None = None, dataset: str | None = None,
+           float_boundary: bool = False) -> str:
     """Convert ``model`` and write ``path``; returns the path.
 
     ``input_spec`` (optional) overrides the dataset-derived spec:
     ``{"shape": [H, W, C], "mean": [...], "std": [...], "dataset": name}``.
+    ``float_boundary``: see :func:`to_bytes`.
     Raises :class:`onebit.convert.ConversionError` naming an unsupported layer and its type.
     """
-    data = to_bytes(model, input_spec=input_spec, dataset=dataset)
+    data = to_bytes(model, input_spec=input_spec, dataset=dataset, float_boundary=float_boundary)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:

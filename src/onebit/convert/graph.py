@@ -8,6 +8,8 @@ between — other than flatten — would be invisible, so it is an error naming 
 Layer grammar (the conversion-friendly order of the model zoo, docs/format.md §7.3):
 
     Conv2d [BN] act* pool* [ClipBlock] -> { BinaryConv2d | BinaryLinear } [BN] act* pool* [ClipBlock] -> ...
+    (a depthwise Conv2d, groups = channels, reads int8 (after a ClipBlock) or float32 data: a producer
+    like the others, dwconv2d_i8 or dwconv2d_f32)
     ... -> [Flatten] Linear [BN1d]           (float head)  or  ... BinaryLinear [BN1d]  (binary head)
 
 with the classic order ``producer [BN] [act] pool BN act*`` as well (the BN after the pool folds
@@ -59,7 +61,7 @@ class _Pending:
     """A producer whose output stage is not decided yet (its consumer is not seen yet)."""
 
     name: str
-    type: str  # conv2d_u8 | bconv2d | bdense | dense_f32
+    type: str  # conv2d_u8 | conv2d_i8 | dwconv2d_i8 | bconv2d | bdense | dense_f32 | conv1x1_f32
     attrs: dict
     tensors: dict  # role -> np.ndarray (weights; stage tensors are added on finalize)
     a: np.ndarray  # z = a*y + b per output channel (float64)
@@ -83,7 +85,8 @@ def _t(x) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, input_shape):
+    def __init__(self, input_shape, float_boundary=False):
+        self.float_boundary = float_boundary
         self.ops: list[Op] = []
         self.values: dict[str, Value] = {"input": Value("u8", tuple(input_shape))}
         self.tensors: dict[str, np.ndarray] = {}
@@ -124,6 +127,24 @@ class _Builder:
         _check_conv(name, m)
         h, w, cin = self.value().shape
         weight = _t(m.quantized_weight()) if hasattr(m, "quantized_weight") else _t(m.weight)
+        if self.float_boundary:
+            # float32 on the normalized image: x = float32(u) * (1 / (255 std)) + (-mean / std)
+            kh, kw = m.kernel_size
+            attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
+                         stride=_pair(m.stride), **self.float_padding(name, m))
+            if attrs.get("padding_end", attrs["padding"]) != attrs["padding"]:
+                raise ConversionError(f"layer {name!r}: the float32 input layer (float boundary) pads "
+                                      f"symmetrically, got padding {attrs['padding']} before and "
+                                      f"{attrs['padding_end']} after the input")
+            attrs.pop("padding_end", None)
+            oh, ow = _conv_out(attrs, h, w)
+            mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+            tens = {"weight": weight.transpose(0, 2, 3, 1),
+                    "in_scale": (1.0 / (255.0 * std)).astype(np.float32), "in_offset": (-mean / std).astype(np.float32)}
+            b = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
+            self.pending = _Pending(name, "conv2d_f32", attrs, tens, np.ones(m.out_channels), b, 0, self.cur,
+                                    (oh, ow, m.out_channels))
+            return
         q, s, bias, zp = first_layer(weight, None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
@@ -400,6 +421,19 @@ class _Builder:
             return
         self.pending = None
         where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
+        if p.type in ("conv2d_f32", "dwconv2d_f32"):  # float convs: BN folded, then clamp, pools, sign
+            if consumer == "int8":
+                raise ConversionError(f"{where}: a float convolution feeding a ClipBlock is not supported")
+            w = p.tensors["weight"]  # BN scales output channels: axis 0 (OHWI) or the last (KH, KW, C)
+            w = p.a[:, None, None, None] * w if p.type == "conv2d_f32" else w * p.a
+            tens = dict(p.tensors, weight=w.astype(np.float32), bias=p.b.astype(np.float32))
+            self.emit(p.name, p.type, p.attrs, tens, Value("f32", p.out_shape))
+            clamp = self._float_clamp(p)
+            if clamp is not None:
+                self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+            for pn, pm in p.pools:
+                self.pool_op(pn, pm, "maxpool2d")
+            return
         if p.type in ("dense_f32", "conv1x1_f32"):
             if consumer != "f32" or p.acts or p.pools:
                 raise ConversionError(f"{where}: a float layer must feed a float consumer directly "
@@ -459,16 +493,7 @@ class _Builder:
             tens.update(multiplier=m_, bias=b_)
             value = Value("int8", p.out_shape, scale)
         else:
-            for an, am in p.acts:
-                if isinstance(am, nn.Hardtanh):
-                    clamp = (float(am.min_val), float(am.max_val))
-                elif isinstance(am, nn.ReLU):
-                    clamp = (0.0, F32_MAX)
-                else:
-                    raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
-                                          f"is not supported")
-                if len(p.acts) > 1:
-                    raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
+            clamp = self._float_clamp(p)
             attrs["output"] = "f32"
             tens.update(scale=p.a.astype(np.float32), bias=p.b.astype(np.float32))
             value = Value("f32", p.out_shape)
@@ -505,6 +530,22 @@ class _Builder:
             raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a sign is not supported")
         s2, t2 = p.post
         return pooled_threshold_stage(p.a, p.b, p.k, s2, t2, lo, hi, plus)
+
+    @staticmethod
+    def _float_clamp(p):
+        """(min, max) of the one Hardtanh / ReLU after a producer with a float output, or None."""
+        clamp = None
+        for an, am in p.acts:
+            if isinstance(am, nn.Hardtanh):
+                clamp = (float(am.min_val), float(am.max_val))
+            elif isinstance(am, nn.ReLU):
+                clamp = (0.0, F32_MAX)
+            else:
+                raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
+                                      f"is not supported")
+            if len(p.acts) > 1:
+                raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
+        return clamp
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.
@@ -567,6 +608,43 @@ class _Builder:
         else:
             raise ConversionError(f"layer {name!r} (Conv2d): a float conv on {x.kind} input is supported "
                                   f"on int8 input, or as a 1x1 stride-1 conv on float input")
+
+    def depthwise(self, name, m: nn.Conv2d):
+        """A depthwise ``nn.Conv2d`` (``groups = in_channels = out_channels``) reading an int8
+        tensor: ``dwconv2d_i8`` with int8 weights per channel, ``conv(q * s_x) = s_x * s_w[c] *
+        sum q_w * q``; BN and the output stage fold as for the int8 convolution."""
+        c = m.in_channels
+        if m.groups != c or m.out_channels != c or _pair(m.dilation) != [1, 1] or m.padding_mode != "zeros":
+            raise ConversionError(f"layer {name!r} (Conv2d): grouped convolutions are supported only as "
+                                  f"depthwise convolutions (groups = in_channels = out_channels, depth "
+                                  f"multiplier 1) without dilation, with zero padding; got groups={m.groups}, "
+                                  f"{m.in_channels} -> {m.out_channels} channels")
+        self.finalize("f32", name)
+        x = self.value()
+        if x.kind not in ("int8", "f32") or len(x.shape) != 3:
+            raise ConversionError(f"layer {name!r} (depthwise Conv2d): its input is {x.kind} "
+                                  f"{list(x.shape)}; the engine's depthwise convolution reads an int8 "
+                                  f"or float32 feature map")
+        h, w, cin = x.shape
+        if cin != c:
+            raise ConversionError(f"layer {name!r}: {c} channels, its input has {cin}")
+        kh, kw = m.kernel_size
+        attrs = dict(in_channels=c, out_channels=c, kernel=[kh, kw], stride=_pair(m.stride),
+                     **self.float_padding(name, m))
+        if attrs.pop("padding_end", attrs["padding"]) != attrs["padding"]:
+            raise ConversionError(f"layer {name!r} (depthwise Conv2d): the engine's depthwise convolution "
+                                  f"pads symmetrically; this layer pads {attrs['padding']} before the input "
+                                  f"and differently after it (uneven 'same' padding)")
+        oh, ow = _conv_out(attrs, h, w)
+        b = _t(m.bias) if m.bias is not None else np.zeros(c)
+        if x.kind == "f32":  # float data (float shortcuts, float boundary): float weights
+            self.pending = _Pending(name, "dwconv2d_f32", attrs, {"weight": _t(m.weight)[:, 0].transpose(1, 2, 0)},
+                                    np.ones(c), b, 0, self.cur, (oh, ow, c))
+            return
+        q, sw = quantize_weights_int8(_t(m.weight))  # (C, 1, KH, KW) -> (KH, KW, C)
+        self.pending = _Pending(name, "dwconv2d_i8", attrs,
+                                {"weight": np.ascontiguousarray(q[:, 0].transpose(1, 2, 0))},
+                                x.scale * sw, b, 127 * 127 * kh * kw, self.cur, (oh, ow, c))
 
     def stage_to(self, name, clip):
         """Finalize the pending producer: int8 through ``clip`` (a ClipBlock) or float (Identity)."""
@@ -762,18 +840,19 @@ def trace(model: nn.Module, input_shape_nchw) -> list:
     return [(n, m, i[0], o) for n, m, i, o in calls]
 
 
-def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None):
+def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None, float_boundary: bool = False):
     """Convert an eval-mode model to (ops, values, tensors). ``input_shape`` is [H, W, C].
 
     With ``builder`` and ``layers`` (``[(name, module, None, None)]``): apply those layers to that
     builder's current value and return nothing (:mod:`onebit.convert.dag` drives a builder through
-    the nodes of a general graph this way)."""
+    the nodes of a general graph this way). ``float_boundary``: the first convolution in float32
+    (``conv2d_f32``) instead of int8."""
     from onebit.nn.clip import ClipBlock
     from onebit.nn.layers import is_binary_layer
 
     h, w, c = input_shape
     calls = trace(model, (1, c, h, w)) if layers is None else layers
-    bld = _Builder(input_shape) if builder is None else builder
+    bld = _Builder(input_shape, float_boundary) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
         if bld.reshape is not None and not is_binary_layer(m):
@@ -793,6 +872,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.first_conv(name, m, mean, std)  # binary weights on the float image
         elif is_binary_layer(m):
             bld.binary(name, m)
+        elif isinstance(m, nn.Conv2d) and m.groups != 1:
+            bld.depthwise(name, m)
         elif isinstance(m, nn.Conv2d):
             bld.first_conv(name, m, mean, std)
         elif isinstance(m, nn.Linear):

@@ -10,16 +10,20 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   are ternary: pruned weights are 0 and add nothing, as in the engine. The convolutions run in float32 when
   every partial sum is an integer below 2^24 in magnitude (then any summation order is exact),
   else in float64 (exact below 2^53);
+- the int8 depthwise conv: ``F.conv2d(..., groups=C)`` of int8 values with zero padding (exact);
 - the uint8 input conv: ``acc = conv(u - zp, q)`` (exact integers, see above) where the
   padding is ``u = zp`` (0 after the shift);
 - stage (a) ``bit = y < t`` (d = +1) / ``y > t`` (d = -1); stage (b) int64
   ``clamp((y*M + B + 2^(S-1)) >> S, -127, 127)`` (arithmetic shift); stage (c)
   ``float32(y) * scale + bias`` (two roundings, no FMA);
-- max pooling on +-1 / int8 / float32 values with ignored padding; flatten in NHWC order;
+- max pooling on +-1 / int8 / float32 values with ignored padding; flatten in NHWC order; channel
+  concatenation (``torch.cat`` along the channels, exact for every kind);
 - the float layers in the engine's documented float32 operation order, so that they too are
   bit-exact: ``dense_f32`` and ``conv1x1_f32`` as the ``dense_float`` contract
   (src/cpp/onebit/densef.h: eight partial sums over ``i % 8``, products rounded, no FMA,
   combined ``((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7))``, then ``+ bias``; :func:`dense_f32`),
+  ``dwconv2d_f32`` tap by tap in row-major order (:func:`dwconv2d_f32`),
+  ``conv2d_f32`` as ``dense_f32`` over each pixel's taps in (i, j, c) order (:func:`conv2d_f32`),
   float average pooling and global average pooling as taps summed in row-major order from
   +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
   :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each).
@@ -66,6 +70,8 @@ class IntegerSimulation(nn.Module):
                 bound = 255 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
             elif op.type == "conv2d_i8":
                 bound = 127 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
+            elif op.type == "dwconv2d_i8":
+                bound = 128 * 127 * a_["kernel"][0] * a_["kernel"][1]
             else:
                 bound = None
             if bound is not None:
@@ -81,6 +87,9 @@ class IntegerSimulation(nn.Module):
             elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
                 self._w[op.name] = torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
+            elif op.type == "dwconv2d_i8":  # (KH, KW, C) -> (C, 1, KH, KW), groups = C
+                q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
+                self._w[op.name] = torch.from_numpy(q).permute(2, 0, 1).unsqueeze(1).contiguous()
 
     def to_uint8(self, x) -> torch.Tensor:
         """uint8 NHWC as given; float NCHW normalized ``(u/255 - mean)/std`` mapped back to uint8
@@ -94,6 +103,8 @@ class IntegerSimulation(nn.Module):
         for op in self.ops:
             if op.type == "add":
                 env[op.output] = self._add(op, env[op.inputs[0]], env[op.inputs[1]])
+            elif op.type == "concat":  # channels of the first input, then of the second (exact)
+                env[op.output] = torch.cat([env[op.inputs[0]], env[op.inputs[1]]], dim=1)
             else:
                 env[op.output] = self._run(op, env[op.inputs[0]])
         out = env[self.file.output_name]
@@ -106,7 +117,8 @@ class IntegerSimulation(nn.Module):
             w = self._w32[op.name] = self._w[op.name].to(torch.float32)
         (ph, pw), (eh, ew) = a["padding"], a.get("padding_end", a["padding"])
         x = F.pad(x.to(dt), (pw, ew, ph, eh), value=float(a.get("pad_value", 0)))
-        return F.conv2d(x, w, stride=a["stride"])
+        groups = a["in_channels"] if op.type == "dwconv2d_i8" else 1
+        return F.conv2d(x, w, stride=a["stride"], groups=groups)
 
     def _add(self, op, a, b):
         if self.values[op.inputs[0]].kind == "f32":
@@ -126,6 +138,13 @@ class IntegerSimulation(nn.Module):
         q = torch.floor((2 * s + d) / (2 * d))
         return q.clamp(-127, 127).to(torch.float32)
 
+    def _normalized(self, op, x):
+        """conv2d_f32's input: float32, or the uint8 image as float32(u) * in_scale + in_offset."""
+        if "in_scale" not in op.tensors:
+            return x.to(torch.float32)
+        shape = (1, -1, 1, 1)
+        return (x.to(torch.float32) * self._tensor(op, "in_scale").view(shape)) + self._tensor(op, "in_offset").view(shape)
+
     def _tensor(self, op, role):
         return self._t[op.tensors[role]]
 
@@ -135,9 +154,14 @@ class IntegerSimulation(nn.Module):
             zp = self._tensor(op, "zero_point").to(torch.float32).view(1, -1, 1, 1)
             y = self._conv(op, x - zp)
             return self._stage(op, y)
-        if op.type in ("bconv2d", "conv2d_i8"):  # zero padding: true zero / int8 zero point 0
+        if op.type in ("bconv2d", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
             y = self._conv(op, x)
             return self._stage(op, y)
+        if op.type == "dwconv2d_f32":
+            return dwconv2d_f32(x, self._tensor(op, "weight"), self._tensor(op, "bias"), a["stride"], a["padding"])
+        if op.type == "conv2d_f32":
+            return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
+                              a["stride"], a["padding"])
         if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
             n, c, h, wd = x.shape
@@ -219,6 +243,34 @@ def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 
         s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
         out[r0:r0 + rows] = s + b
     return out
+
+
+def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+    """float32 depthwise convolution in the engine's order (``dwconv2d_f32``): ``acc = +0.0``, then
+    ``acc = acc + x * w[i, j]`` (product rounded, then the sum) over the taps in row-major order,
+    then ``acc + bias``; padded taps are skipped (adding their +-0 products changes no sum that
+    starts at +0.0). ``x`` NCHW float32, ``w`` (KH, KW, C); returns NCHW."""
+    acc = None
+    kh, kw, c = w.shape
+    for k, tap in enumerate(_window_taps(x.to(torch.float32), (kh, kw), stride, padding, False, 0.0)):
+        prod = tap * w[k // kw, k % kw].view(1, c, 1, 1)
+        acc = torch.zeros_like(prod) + prod if acc is None else acc + prod
+    return acc + b.view(1, c, 1, 1)
+
+
+def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+    """float32 convolution in the engine's order (``conv2d_f32``): every output pixel's taps in
+    (i, j, c) order, padded taps 0.0, summed as :func:`dense_f32` with the weights (Cout, KH, KW,
+    Cin) flattened alike. ``x`` NCHW float32; returns NCHW."""
+    n, c, h, wd = x.shape
+    cout, kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    xp = F.pad(x.to(torch.float32), (pw, pw, ph, ph))
+    taps = [xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    patches = torch.stack(taps, 1).permute(0, 3, 4, 1, 2).reshape(n * oh * ow, kh * kw * c)
+    y = dense_f32(patches, w.reshape(cout, -1), b)
+    return y.reshape(n, oh, ow, cout).permute(0, 3, 1, 2)
 
 
 def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:

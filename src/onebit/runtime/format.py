@@ -413,13 +413,13 @@ def _check_contents(op: Op, x: Value, t: dict):
 
     if "direction" in t and not np.isin(t["direction"], (-1, 1)).all():
         bad("direction values must be +1 or -1")
-    for role in ("scale", "bias", "weight"):
+    for role in ("scale", "bias", "weight", "in_scale", "in_offset"):
         a = t.get(role)
         if a is not None and a.dtype == np.float32 and not np.isfinite(a).all():
             bad(f"tensor {role!r} has non-finite values")
     if "zero_point" in t and ((t["zero_point"] < 0) | (t["zero_point"] > 255)).any():
         bad("zero_point values must lie in [0, 255]")
-    if op.type in ("conv2d_u8", "conv2d_i8") and (t["weight"] == -128).any():
+    if op.type in ("conv2d_u8", "conv2d_i8", "dwconv2d_i8") and (t["weight"] == -128).any():
         bad("int8 weights must lie on the symmetric grid [-127, 127]")
     if op.type in ("bconv2d", "bdense"):
         return _check_binary(op, t, bad)

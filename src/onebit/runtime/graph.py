@@ -322,6 +322,32 @@ def _spec_conv2d_i8(op, xs):
     return Value(stage, out_shape, scale), tens
 
 
+def _spec_dwconv2d_i8(op, xs):
+    f32 = op.type == "dwconv2d_f32"
+    x = _input(op, xs, "f32" if f32 else "int8")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    if cout != cin:
+        _fail(op, f"a depthwise convolution keeps the channels: out_channels = {cout} but in_channels = {cin}")
+    if kh * kw * 128 * 128 > 2**31 - 1:
+        _fail(op, f"kernel {[kh, kw]} can overflow the int32 accumulator (kh*kw*128*128 > 2^31 - 1)")
+    if f32:
+        return Value("f32", out_shape), {"weight": ("float32", (kh, kw, cin)), "bias": ("float32", (cin,))}
+    stage, tens, scale = _stage(op, cout, None)
+    tens["weight"] = ("int8", (kh, kw, cin))
+    return Value(stage, out_shape, scale), tens
+
+
+def _spec_conv2d_f32(op, xs):
+    (x,) = xs
+    if x.kind not in ("f32", "u8"):
+        _fail(op, f"input must be float32 or the uint8 image, got {x.kind}")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    tens = {"weight": ("float32", (cout, kh, kw, cin)), "bias": ("float32", (cout,))}
+    if x.kind == "u8":
+        tens.update(in_scale=("float32", (cin,)), in_offset=("float32", (cin,)))
+    return Value("f32", out_shape), tens
+
+
 def _spec_conv1x1_f32(op, xs):
     x = _input(op, xs, "f32")
     h, w, cin = _spatial(op, x)
@@ -345,6 +371,17 @@ def _spec_global_avgpool(op, xs):
     return Value("f32", (c,)), {}
 
 
+def _spec_concat(op, xs):
+    a, b = xs
+    if a.kind != b.kind or a.kind == "u8" or len(a.shape) != 3 or len(b.shape) != 3 or a.shape[:2] != b.shape[:2]:
+        _fail(op, f"inputs must be two int8, two float32 or two bits feature maps [H, W, C] of one H and W, "
+                  f"got {a.kind} {list(a.shape)} and {b.kind} {list(b.shape)}")
+    if a.kind == "int8" and a.scale != b.scale:
+        _fail(op, f"int8 inputs must have one scale, got {a.scale!r} and {b.scale!r} "
+                  f"(the converter requantizes one of them first)")
+    return Value(a.kind, (a.shape[0], a.shape[1], a.shape[2] + b.shape[2]), a.scale), {}
+
+
 def _spec_add(op, xs):
     a, b = xs
     if a.kind != b.kind or a.kind not in ("int8", "f32") or tuple(a.shape) != tuple(b.shape):
@@ -364,12 +401,16 @@ def _spec_add(op, xs):
 SPECS = {
     "conv2d_i8": _spec_conv2d_i8,
     "conv1x1_f32": _spec_conv1x1_f32,
+    "conv2d_f32": _spec_conv2d_f32,
     "avgpool2d": _spec_avgpool2d,
     "global_avgpool": _spec_global_avgpool,
     "add": _spec_add,
+    "concat": _spec_concat,
     "bitpack": _spec_bitpack,
     "dequantize": _spec_dequantize,
     "conv2d_u8": _spec_conv2d_u8,
+    "dwconv2d_i8": _spec_dwconv2d_i8,
+    "dwconv2d_f32": _spec_dwconv2d_i8,
     "bconv2d": _spec_bconv2d,
     "bdense": _spec_bdense,
     "maxpool2d": _spec_maxpool2d,
@@ -424,7 +465,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"conv2d_i8": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

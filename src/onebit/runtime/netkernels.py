@@ -28,7 +28,7 @@ from onebit.runtime.geometry import output_size
 __all__ = [
     "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float",
-    "add_int8", "add_float", "add_int8_params", "conv2d_int8", "dense_int8", "dense_float",
+    "add_int8", "add_float", "add_int8_params", "conv2d_int8", "dwconv2d_int8", "dwconv2d_float", "dense_int8", "dense_float",
 ]
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -316,6 +316,53 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     out = _out(out, shape, dtype, x, weight)
     engine.conv2d_int8(x, weight, out, sh, sw, ph, pw, _zero_point(zero_point, x.shape[3]),
                        output, **kw, isa=isa, threads=threads, ph_end=eh, pw_end=ew)
+    return out
+
+
+def _dw_geometry(x, weight, stride, padding):
+    """((sh, sw), (ph, pw), (oh, ow)) of a depthwise call: x NHWC, weight (KH, KW, C)."""
+    if x.ndim != 4 or weight.ndim != 3:
+        raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
+                         f"{x.shape} and {weight.shape}")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    if min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError("stride must be >= 1 and padding >= 0")
+    oh = output_size(x.shape[1], weight.shape[0], sh, ph)
+    ow = output_size(x.shape[2], weight.shape[1], sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"kernel {weight.shape[:2]} does not fit the padded input {x.shape[1:3]}")
+    return (sh, sw), (ph, pw), (oh, ow)
+
+
+def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, output: str = "int32",
+                  threshold=None, direction=None, multiplier=None, bias=None, shift=None,
+                  scale=None, out=None, isa=None, threads=None) -> np.ndarray:
+    """int8 depthwise convolution (depth multiplier 1): one KxK filter per channel.
+
+    ``x``: (N, H, W, C) int8 whose 0 is real 0 (the padding value); ``weight``: (KH, KW, C)
+    int8. Exact int32 accumulation ``y[c] = sum_{in-bounds taps} x[c] * w[i, j, c]``, then the
+    output stage of :func:`conv2d_int8`.
+    """
+    _array(x, "x"), _array(weight, "weight")
+    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
+    kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
+    shape, dtype = _stage_out_shape((x.shape[0], oh, ow), x.shape[3], output)
+    out = _out(out, shape, dtype, x, weight)
+    engine.dwconv2d_int8(x, weight, out, sh, sw, ph, pw, output, **kw, isa=isa, threads=threads)
+    return out
+
+
+def dwconv2d_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, stride=1, padding=0, out=None,
+                   isa=None, threads=None) -> np.ndarray:
+    """float32 depthwise convolution (depth multiplier 1), zero padding: ``x`` (N, H, W, C),
+    ``weight`` (KH, KW, C), ``bias`` (C,). Per output: ``acc = +0.0``, then ``acc = acc +
+    float32(x * w)`` over the in-bounds taps in row-major order (no FMA), then ``acc + bias``: the
+    same floats on every ISA."""
+    _array(x, "x"), _array(weight, "weight"), _array(bias, "bias")
+    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
+    out = _out(out, (x.shape[0], oh, ow, x.shape[3]), np.float32, x, weight, bias)
+    engine.dwconv2d_float(x, weight, bias, out, sh, sw, ph, pw, isa=isa, threads=threads)
     return out
 
 

@@ -16,7 +16,7 @@ from onebit.runtime.reference import output_stage
 __all__ = [
     "maxpool2d_bits", "maxpool2d_int8", "maxpool2d_float", "avgpool2d_int8", "avgpool2d_float",
     "global_avgpool_int8", "global_avgpool_int8_float", "global_avgpool_float", "add_int8",
-    "add_float", "conv2d_int8", "dense_int8", "dense_float", "round_half_up_div",
+    "add_float", "conv2d_int8", "dwconv2d_int8", "dwconv2d_float", "dense_int8", "dense_float", "round_half_up_div",
 ]
 
 
@@ -169,6 +169,46 @@ def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", pa
     for i, j, tap in _windows(xp, (kh, kw), (sh, sw), oh, ow):
         y += tap @ w[:, i, j, :].T
     return output_stage(y, output, **stage)
+
+
+def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", **stage) -> np.ndarray:
+    """int8 depthwise conv (weight (KH, KW, C)): zero padding (real 0),
+    y[c] = sum over taps of x[c] * w[i, j, c] in int64, then the output stage."""
+    x = np.asarray(x, np.int64)
+    w = np.asarray(weight, np.int64)
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), np.int64)
+    xp[:, ph:ph + h, pw:pw + wd] = x
+    y = np.zeros((n, oh, ow, c), np.int64)
+    for i, j, tap in _windows(xp, (kh, kw), (sh, sw), oh, ow):
+        y += tap * w[i, j]
+    return output_stage(y, output, **stage)
+
+
+def dwconv2d_float(x, weight, bias, stride=1, padding=0) -> np.ndarray:
+    """float32 depthwise conv in the engine's order: acc = +0.0, acc = acc + float32(x * w) over the
+    in-bounds taps in row-major order (padded taps skipped), then acc + bias."""
+    x = np.asarray(x, np.float32)
+    w = np.asarray(weight, np.float32)
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    y = np.zeros((n, oh, ow, c), np.float32)
+    for oy in range(oh):
+        for ox in range(ow):
+            acc = np.zeros((n, c), np.float32)
+            for i in range(kh):
+                iy = oy * sh - ph + i
+                for j in range(kw):
+                    ix = ox * sw - pw + j
+                    if 0 <= iy < h and 0 <= ix < wd:
+                        acc = acc + x[:, iy, ix, :] * w[i, j]
+            y[:, oy, ox, :] = acc + np.asarray(bias, np.float32)
+    return y
 
 
 def dense_int8(x, weight, zero_point=0, output="int32", **stage) -> np.ndarray:

@@ -162,7 +162,33 @@ def test_batchnorm_on_a_shared_value_is_refused_by_name(tmp_path):
         cv.to_bytes(from_larq(h5), input_spec=spec)
 
 
-def test_concatenation_is_refused_by_name(tmp_path):
-    h5 = _graph_with(tmp_path, [K.layer("Concatenate", "cat", ["add1", "bn1"], axis=-1)], "cat", {}, head_in=16)
-    with pytest.raises(ConversionError, match=r"'cat' \(concatenation of 2 branches\)"):
+def test_concatenation_exports_and_engine_follows_the_module(tmp_path):
+    """BinaryDenseNet's dataflow: a block's input concatenated with its new features (float32,
+    concat op), read by the next binary conv (one bitpack of the concatenation)."""
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _graph_with(tmp_path, [K.layer("Concatenate", "cat", ["add1", "bn1"], axis=-1),
+                                _qconv("q2", "cat", 8, 3, 1, "same"),
+                                K.layer("BatchNormalization", "bn2", ["q2"], axis=[3], epsilon=1e-3)],
+                     "bn2", {"q2": [("kernel", RNG.normal(0, 1, (3, 3, 16, 8)))], "bn2": _bn(8)})
+    spec = dict(RAW, shape=[8, 8, 3])
+    m = from_larq(h5)
+    out = cv.export(m, tmp_path / "cat.onebit", input_spec=spec)
+    mf = fmt.load(out)
+    cat = [op for op in mf.ops if op.type == "concat"]
+    assert len(cat) == 1 and mf.values[cat[0].output].shape == (8, 8, 16)
+    sess = Session(out)
+    u = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    engine_vs_simulation(sess, cv.simulate(out), u[:8])
+    with torch.no_grad():
+        want = m.forward_nhwc(torch.from_numpy(u.astype(np.float32))).double().numpy()
+    got = sess.run(u)
+    corr = np.corrcoef((want - want.mean(0)).ravel(), (got - got.mean(0)).ravel())[0, 1]
+    assert corr > 0.9, corr
+
+
+def test_concatenation_along_another_axis_is_refused_by_name(tmp_path):
+    h5 = _graph_with(tmp_path, [K.layer("Concatenate", "cat", ["add1", "bn1"], axis=1)], "cat", {})
+    with pytest.raises(ConversionError, match=r"'cat'.*dimension"):
         cv.to_bytes(from_larq(h5), input_spec=dict(RAW, shape=[8, 8, 3]))

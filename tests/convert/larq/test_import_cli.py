@@ -211,10 +211,9 @@ def test_import_lists_every_layer_of_a_graph_without_equivalent(tmp_path):
     h5, _ = residual_model(tmp_path)
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(tmp_path / "r.onebit")])
     assert r.exit_code != 0
-    assert "layer 'cat'" in r.output, r.output
-    assert "layer 'add'" not in r.output, r.output  # an add of two branches is exported
-    # uneven "same" padding and one-padding export now: not listed
-    assert "layer 'conv'" not in r.output and "layer 'qconv'" not in r.output, r.output
+    # uneven "same" padding, one-padding, adds and channel concatenations of two branches export
+    for name in ("'conv'", "'qconv'", "'add'", "'cat'"):
+        assert f"layer {name}" not in r.output, r.output
 
 
 def test_import_bad_file_is_a_clear_error(tmp_path):
@@ -224,3 +223,94 @@ def test_import_bad_file_is_a_clear_error(tmp_path):
     p.write_bytes(b"\x00" * 64)
     r = CliRunner().invoke(main, ["import", str(p), "-o", str(tmp_path / "x.onebit")])
     assert r.exit_code != 0 and "not an HDF5 file" in r.output
+
+
+def test_import_float_boundary_follows_the_module_closer(tmp_path):
+    """--float-boundary: the first conv is conv2d_f32 on the normalized image; the engine equals the
+    simulation and follows the imported module closer than the default int8 first layer."""
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _chain(tmp_path, softmax=False)
+    outs = {}
+    for flag in ([], ["--float-boundary"]):
+        out = tmp_path / f"m{len(flag)}.onebit"
+        r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out), *flag])
+        assert r.exit_code == 0, r.output
+        outs[bool(flag)] = out
+    assert fmt.load(outs[True]).ops[0].type == "conv2d_f32"
+    assert fmt.load(outs[False]).ops[0].type == "conv2d_u8"
+    u8 = RNG.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        want = from_larq(h5).forward_nhwc(torch.from_numpy(x).float()).double().numpy()
+    err = {}
+    for fb, out in outs.items():
+        sess = Session(out)
+        engine_vs_simulation(sess, simulate(str(out)), u8[:8])
+        err[fb] = np.abs(sess.run(u8) - want).mean()
+    assert err[True] < err[False], err
+
+
+def _stem(tmp_path, multiplier=1):
+    """QuickNet's stem as a chain: Conv2D (stride 2) -> BN -> ReLU -> DepthwiseConv2D 3x3 stride 2
+    -> BN -> QuantConv2D -> BN -> Flatten -> QuantDense -> BN (odd sizes: symmetric 'same' pads)."""
+    c = 8
+    L = [K.input_layer("in", (17, 17, 3)),
+         K.layer("Conv2D", "conv", ["in"], filters=c, kernel_size=[3, 3], strides=[2, 2], padding="same",
+                 use_bias=False, activation="linear"),
+         K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3),
+         K.layer("Activation", "relu", ["bn"], activation="relu"),
+         K.layer("DepthwiseConv2D", "dw", ["relu"], kernel_size=[3, 3], strides=[2, 2], padding="same",
+                 depth_multiplier=multiplier, use_bias=False, activation="linear"),
+         K.layer("BatchNormalization", "bn_dw", ["dw"], axis=[3], epsilon=1e-3),
+         K.layer("QuantConv2D", "qconv", ["bn_dw"], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                 use_bias=False, activation="linear", pad_values=0.0, input_quantizer="ste_sign",
+                 kernel_quantizer="ste_sign"),
+         K.layer("BatchNormalization", "bn2", ["qconv"], axis=[3], epsilon=1e-3),
+         K.layer("Flatten", "flat", ["bn2"]),
+         K.layer("QuantDense", "head", ["flat"], units=10, use_bias=False, activation="linear",
+                 input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+         K.layer("BatchNormalization", "bn3", ["head"], axis=[1], epsilon=1e-3)]
+    W = {"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, c)))], "bn": _bn(c),
+         "dw": [("depthwise_kernel", RNG.normal(0, 0.5, (3, 3, c, multiplier)))], "bn_dw": _bn(c * multiplier),
+         "qconv": [("kernel", RNG.normal(0, 1, (3, 3, c * multiplier, 16)))], "bn2": _bn(16),
+         "head": [("kernel", RNG.normal(0, 1, (5 * 5 * 16, 10)))], "bn3": _bn(10)}
+    return K.write(tmp_path / "stem.h5", K.functional(L, "in", "bn3"), W)
+
+
+@pytest.mark.parametrize("float_boundary", [False, True])
+def test_import_depthwise_stem_exports_and_engine_follows_the_module(tmp_path, float_boundary):
+    from onebit.cli import main
+    from onebit.convert import simulate
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.convert.larq import from_larq
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    h5 = _stem(tmp_path)
+    out = tmp_path / "stem.onebit"
+    r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)] + (["--float-boundary"] if float_boundary else []))
+    assert r.exit_code == 0, r.output
+    types = [op.type for op in fmt.load(out).ops]
+    assert "dwconv2d_f32" in types and types[0] == ("conv2d_f32" if float_boundary else "conv2d_u8")
+    u8 = RNG.integers(0, 256, (32, 17, 17, 3), dtype=np.uint8)
+    x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        want = from_larq(h5).forward_nhwc(torch.from_numpy(x).float()).double().numpy()
+    sess = Session(out)
+    engine_vs_simulation(sess, simulate(str(out)), u8[:8])
+    got = sess.run(u8)
+    corr = np.corrcoef((want - want.mean(0)).ravel(), (got - got.mean(0)).ravel())[0, 1]
+    assert corr > (0.99 if float_boundary else 0.9), corr
+
+
+def test_import_depth_multiplier_refused_naming_the_layer(tmp_path):
+    from onebit.cli import main
+
+    r = CliRunner().invoke(main, ["import", str(_stem(tmp_path, multiplier=2)), "-o", str(tmp_path / "x.onebit")])
+    assert r.exit_code != 0 and "'dw'" in r.output and "groups" in r.output, r.output

@@ -10,8 +10,10 @@
 
 #include "onebit/add.h"
 #include "onebit/bitpack.h"
+#include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
+#include "onebit/dwconv8.h"
 #include "onebit/pool.h"
 #include "onebit/runtime/loader.h"
 #include "onebit/threadpool.h"
@@ -70,7 +72,7 @@ void check_runnable(const Model& m) {
 struct Executor::OpState {
   std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
-  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8
+  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
 struct Executor::Context {
@@ -106,9 +108,11 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
-    if (!binary && !int8conv) continue;
+    if (!binary && !int8conv && op.type != OpType::dwconv2d_i8) continue;
     load_op_weights(m, i, path);  // when released
-    if (binary) {
+    if (op.type == OpType::dwconv2d_i8) {
+      dwconv8_bound(op.kh, op.kw);  // weights are read as stored (kh, kw, c)
+    } else if (binary) {
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
                                           op.mask.get());
@@ -284,6 +288,66 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         conv8(a, isa, th);
         break;
       }
+      case OpType::dwconv2d_i8:
+      case OpType::dwconv2d_f32: {
+        Conv8Geom g;
+        g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = g.cout = op.in_channels;
+        g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        dwconv8_geom_finish(g);
+        if (op.type == OpType::dwconv2d_f32) {
+          DwConvF32Args a;
+          a.x = static_cast<const float*>(x);
+          a.w = op.tensor(m.tensors, "weight")->as<float>();
+          a.bias = op.tensor(m.tensors, "bias")->as<float>();
+          a.y = static_cast<float*>(y);
+          a.g = g;
+          dwconv_f32(a, isa, th);
+          break;
+        }
+        DwConv8Args a;
+        a.x = static_cast<const int8_t*>(x);
+        a.w = op.tensor(m.tensors, "weight")->as<int8_t>();
+        a.y = y;
+        a.g = g;
+        a.stage = st.stage;
+        dwconv8(a, isa, th);
+        break;
+      }
+      case OpType::conv2d_f32: {  // im2col (taps in (i, j, c) order, padded taps 0.0) + the dense kernel
+        const int64_t h = xv.shape[0], w = xv.shape[1], cin = op.in_channels;
+        const int64_t oh = yv.shape[0], ow = yv.shape[1], k = int64_t{op.kh} * op.kw * cin;
+        std::vector<float> img;  // the uint8 image normalized: float32(u) * in_scale[c] + in_offset[c]
+        const float* xf = static_cast<const float*>(x);
+        if (xv.kind == Kind::u8) {
+          const float* sc = op.tensor(m.tensors, "in_scale")->as<float>();
+          const float* of = op.tensor(m.tensors, "in_offset")->as<float>();
+          const uint8_t* u = static_cast<const uint8_t*>(x);
+          img.resize(static_cast<size_t>(n * h * w * cin));
+          for (size_t q = 0; q < img.size(); ++q) {
+            const float prod = static_cast<float>(u[q]) * sc[q % static_cast<size_t>(cin)];
+            img[q] = prod + of[q % static_cast<size_t>(cin)];
+          }
+          xf = img.data();
+        }
+        std::vector<float> patches(static_cast<size_t>(n * oh * ow * k), 0.0f);
+        for (int64_t r = 0; r < n * oh * ow; ++r) {
+          const int64_t b = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
+          float* pr = patches.data() + r * k;
+          for (int i = 0; i < op.kh; ++i) {
+            const int64_t iy = oy * op.sh - op.ph + i;
+            if (iy < 0 || iy >= h) continue;
+            for (int j = 0; j < op.kw; ++j) {
+              const int64_t ix = ox * op.sw - op.pw + j;
+              if (ix < 0 || ix >= w) continue;
+              std::memcpy(pr + (int64_t{i} * op.kw + j) * cin, xf + ((b * h + iy) * w + ix) * cin,
+                          static_cast<size_t>(cin) * sizeof(float));
+            }
+          }
+        }
+        dense_f32(patches.data(), op.tensor(m.tensors, "weight")->as<float>(), op.tensor(m.tensors, "bias")->as<float>(),
+                  static_cast<float*>(y), n * oh * ow, k, op.out_channels, isa, th);
+        break;
+      }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
         dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
                   op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y),
@@ -313,6 +377,18 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
                    op.ma, op.mb, op.shift, isa, th);
         else
           add_f32(static_cast<const float*>(x), static_cast<const float*>(b), static_cast<float*>(y), count, isa, th);
+        break;
+      }
+      case OpType::concat: {
+        const void* b = c.ptr[static_cast<size_t>(op.inputs[1])];
+        const Value& bv = m.values[static_cast<size_t>(op.inputs[1])];
+        const int64_t pixels = n * xv.shape[0] * xv.shape[1];
+        if (xv.kind == Kind::bits)
+          concat_bits(static_cast<const uint64_t*>(x), static_cast<const uint64_t*>(b), static_cast<uint64_t*>(y),
+                      pixels, xv.shape[2], bv.shape[2], th);
+        else
+          concat_bytes(x, b, y, pixels, xv.sample_bytes() / (xv.shape[0] * xv.shape[1]),
+                       bv.sample_bytes() / (bv.shape[0] * bv.shape[1]), th);
         break;
       }
       case OpType::bconv2d: {

@@ -20,10 +20,14 @@ const OpTypeInfo kOpTypes[] = {
     {"bdense", OpType::bdense, 1},
     {"bitpack", OpType::bitpack, 1},
     {"clamp_f32", OpType::clamp_f32, 1},
+    {"concat", OpType::concat, 2},
     {"conv1x1_f32", OpType::conv1x1_f32, 1},
+    {"conv2d_f32", OpType::conv2d_f32, 1},
     {"conv2d_i8", OpType::conv2d_i8, 1},
     {"conv2d_u8", OpType::conv2d_u8, 1},
     {"dense_f32", OpType::dense_f32, 1},
+    {"dwconv2d_f32", OpType::dwconv2d_f32, 1},
+    {"dwconv2d_i8", OpType::dwconv2d_i8, 1},
     {"dequantize", OpType::dequantize, 1},
     {"flatten", OpType::flatten, 1},
     {"global_avgpool", OpType::global_avgpool, 1},
@@ -275,6 +279,27 @@ class OpChecker {
         if (op_.type == OpType::conv2d_u8) tens["zero_point"] = {DType::i32, {op_.in_channels}};
         break;
       }
+      case OpType::dwconv2d_i8:
+      case OpType::dwconv2d_f32: {
+        const bool f32 = op_.type == OpType::dwconv2d_f32;
+        if (f32) need(x.kind == Kind::f32, "float32");
+        else need(x.kind == Kind::int8, "int8");
+        out.shape = conv_geometry(x);
+        if (op_.out_channels != op_.in_channels)
+          bad("a depthwise convolution keeps the channels: out_channels = " + std::to_string(op_.out_channels) +
+              " but in_channels = " + std::to_string(op_.in_channels));
+        if (int64_t{op_.kh} * op_.kw * 128 * 128 > INT32_MAX)
+          bad("kernel " + list_str({op_.kh, op_.kw}) + " can overflow the int32 accumulator (kh*kw*128*128 > 2^31 - 1)");
+        if (f32) {
+          out.kind = Kind::f32;
+          tens["weight"] = {DType::f32, {op_.kh, op_.kw, op_.in_channels}};
+          tens["bias"] = {DType::f32, {op_.in_channels}};
+        } else {
+          stage(op_.out_channels, tens, out);
+          tens["weight"] = {DType::i8, {op_.kh, op_.kw, op_.in_channels}};
+        }
+        break;
+      }
       case OpType::maxpool2d:
         need(x.kind == Kind::bits || x.kind == Kind::int8 || x.kind == Kind::f32, "bits, int8 or float32");
         out = pool_window(x);
@@ -311,6 +336,18 @@ class OpChecker {
         need(x.kind == Kind::int8 || x.kind == Kind::f32, "int8 or float32");
         out.kind = Kind::bits; out.shape = x.shape;
         break;
+      case OpType::conv2d_f32: {
+        need(x.kind == Kind::f32 || x.kind == Kind::u8, "float32 or the uint8 image");
+        out.shape = conv_geometry(x);
+        out.kind = Kind::f32;
+        tens["weight"] = {DType::f32, {op_.out_channels, op_.kh, op_.kw, op_.in_channels}};
+        tens["bias"] = {DType::f32, {op_.out_channels}};
+        if (x.kind == Kind::u8) {
+          tens["in_scale"] = {DType::f32, {op_.in_channels}};
+          tens["in_offset"] = {DType::f32, {op_.in_channels}};
+        }
+        break;
+      }
       case OpType::conv1x1_f32: {
         need(x.kind == Kind::f32, "float32");
         auto s = spatial(x);
@@ -335,6 +372,19 @@ class OpChecker {
         need(x.kind == Kind::int8 || x.kind == Kind::f32, "int8 or float32");
         auto s = spatial(x);
         out.kind = Kind::f32; out.shape = {s[2]};
+        break;
+      }
+      case OpType::concat: {
+        const Value& b = *xs[1];
+        if (x.kind != b.kind || x.kind == Kind::u8 || x.shape.size() != 3 || b.shape.size() != 3 ||
+            x.shape[0] != b.shape[0] || x.shape[1] != b.shape[1])
+          bad(std::string("inputs must be two int8, two float32 or two bits feature maps [H, W, C] of one H and W, got ") +
+              kind_name(x.kind) + " " + list_str(x.shape) + " and " + kind_name(b.kind) + " " + list_str(b.shape));
+        if (x.kind == Kind::int8 && x.scale != b.scale)
+          bad("int8 inputs must have one scale, got " + repr(json(x.scale)) + " and " + repr(json(b.scale)) +
+              " (the converter requantizes one of them first)");
+        out = x;
+        out.shape = {x.shape[0], x.shape[1], x.shape[2] + b.shape[2]};
         break;
       }
       case OpType::add: {

@@ -24,13 +24,13 @@ def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
     if isinstance(mod, M.KerasPool2d):
         return ("pooling with uneven 'same' padding whose windows torch's ceil_mode does not reproduce: "
                 "the .onebit format pads pooling windows symmetrically")
-    if isinstance(mod, M.Concatenate):
-        return "channel concatenation: the .onebit format has no concatenation op"
+    if isinstance(mod, M.Concatenate) and mod.dim not in (1, -3):
+        return f"concatenation along dimension {mod.dim} (NCHW): the .onebit format concatenates channels"
     if isinstance(mod, M.Merge) and mod.op != "add":
         return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
                 f"only")
-    if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-        return f"depthwise / grouped convolution (groups={mod.groups}): the .onebit format has no such op"
+    if isinstance(mod, nn.Conv2d) and mod.groups != 1 and not mod.groups == mod.in_channels == mod.out_channels:
+        return f"grouped convolution (groups={mod.groups}): the .onebit format has depthwise convolutions only"
     if is_binary_layer(mod):
         for role in ("input_quantizer", "weight_quantizer"):
             q = getattr(mod, role)
