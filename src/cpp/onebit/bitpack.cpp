@@ -36,6 +36,8 @@ void bitpack_f32(const float* x, int64_t pixels, int64_t channels, uint64_t* out
   run(x, pixels, channels, out, threads, bitpack_f32_table.get(isa));
 }
 
+BitpackI8Kernel bitpack_i8_kernel(Isa isa) { return bitpack_i8_table.get(isa); }
+
 void bitpack_i8(const int8_t* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads) {
   check(pixels, channels);
   run(x, pixels, channels, out, threads, bitpack_i8_table.get(isa));
