@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import onebit.convert as cv
+from onebit.runtime import format as fmt
 from conftest import REPO, isa_or_skip
 from onebit.runtime import Session
 from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, tiny_model
@@ -74,6 +75,29 @@ def test_fusion_zoo_equals_unfused(name, clip, isa_name, tmp_path_factory, monke
         assert {"bconv2d", "conv2d_i8"} <= hosts  # binary and int8 convs both host fused ops
         if name == "birealnet18":  # the shortcut conv runs after the block's binary conv
             assert {types[fused.fused_ops[a]] for a in adds} == {"bconv2d", "conv2d_i8"}
+
+
+def _with_add_multipliers(path, ma: int, mb: int, shift: int) -> bytes:
+    """The file with every int8 add's fixed point replaced (unequal, signed operand scales)."""
+    mf = fmt.load(path)
+    for op in mf.ops:
+        if op.type == "add" and "ma" in op.attrs:
+            op.attrs.update(ma=ma, mb=mb, shift=shift)
+    graph = {"input": mf.input_name, "output": mf.output_name,
+             "values": {k: v.to_json() for k, v in mf.values.items()}, "ops": [op.to_json() for op in mf.ops]}
+    return fmt.dumps({k: mf.metadata[k] for k in ("producer", "input", "output")}, graph, mf.tensors)
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("name", RESIDUAL_CLIP)
+def test_fusion_unequal_add_scales_equal_unfused(name, isa_name, tmp_path_factory, monkeypatch):
+    """The add's operands in either order (the fused conv is its first or second input), with
+    different, signed multipliers and saturation: the operand mapping of the fused add counts."""
+    isa = isa_or_skip(isa_name)
+    data = _with_add_multipliers(_zoo_file(name, True, tmp_path_factory), 5_000_001, -3_000_000, 22)
+    plain, fused = _pair(data, isa, 2, monkeypatch)
+    assert {op.name for op in fused.model.ops if op.type == "add"} <= set(fused.fused_ops)
+    _assert_same_logits(plain, fused, 1)
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
