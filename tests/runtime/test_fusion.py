@@ -12,7 +12,7 @@ import onebit.convert as cv
 from onebit.runtime import format as fmt
 from conftest import REPO, isa_or_skip
 from onebit.runtime import Session
-from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, tiny_model
+from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, pruned, tiny_model
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import make_zoo_models  # noqa: E402
@@ -108,6 +108,29 @@ def test_fusion_tiny_equals_unfused(which, isa_name, monkeypatch):
         plain, fused = _pair(_tiny(which), isa, threads, monkeypatch)
         for seed in range(3):
             _assert_same_logits(plain, fused, 3, seed)
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("granularity", ["weight", "word"])
+def test_fusion_pruned_residual_equals_unfused(granularity, isa_name, monkeypatch):
+    """Pruned binary convs (the masked kernels) with int8 adds and bitpacks fused after them."""
+    import onebit.models as om
+    from onebit.models import randomize_bn
+
+    isa = isa_or_skip(isa_name)
+    key = ("pruned", granularity)
+    if key not in _files:
+        torch.manual_seed(0)
+        m = om.create("quicknet-small", width=0.25, stem="imagenet", input_size=64, clip_block=True)
+        randomize_bn(m, 0, input_shape=m.input_shape)
+        m = pruned(m.eval(), granularity, 0.4, input_size=m.input_shape)
+        spec = {"dataset": "random", "shape": [64, 64, 3], "mean": [0.45] * 3, "std": [0.25] * 3}
+        _files[key] = cv.to_bytes(m, input_spec=spec)
+    for threads in (1, 2):
+        plain, fused = _pair(_files[key], isa, threads, monkeypatch)
+        assert any(t == "add" for t in (op.type for op in fused.model.ops if op.name in fused.fused_ops))
+        for seed in range(2):
+            _assert_same_logits(plain, fused, 2, seed)
 
 
 def test_fusion_profile_reports_fused_ops_in_their_host(tmp_path_factory, monkeypatch):
