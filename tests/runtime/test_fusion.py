@@ -3,6 +3,7 @@ conv before them: src/cpp/onebit/runtime/fusion.h, docs/format.md §5 (d), (e)) 
 unfused graph bit for bit: every zoo network as ``benchmarks/make_zoo_models.py`` writes it
 (plain and ``--clip``) and the tiny fixtures, on every ISA this CPU has, 1 and 2 threads."""
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +11,11 @@ import torch
 
 import onebit.convert as cv
 from onebit.runtime import format as fmt
-from conftest import REPO, isa_or_skip
 from onebit.runtime import Session
+from onebit.runtime.engine import engine
 from tiny_models import MNIST_SPEC, RAW_SPEC, exact_model, pruned, tiny_model
 
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import make_zoo_models  # noqa: E402
 
 ISAS = ("scalar", "avx2", "avxvnni", "avx512", "neon")
@@ -22,6 +23,12 @@ ZOO = [(name, clip) for name in make_zoo_models.MODELS for clip in (False, True)
 RESIDUAL_CLIP = ("quicknet-small", "birealnet18")  # int8 adds between blocks
 
 _files: dict = {}
+
+
+def isa_or_skip(isa: str) -> str:
+    if isa not in engine.supported_isas():
+        pytest.skip(f"this CPU/build has no {isa} (supported: {', '.join(engine.supported_isas())})")
+    return isa
 
 
 def _zoo_file(name: str, clip: bool, tmp_path_factory):
