@@ -1,12 +1,9 @@
 // Checks of the output stage's parameters, shared by the binary and the int8 convolution
-// dispatchers, and the ops fused after an int8 stage (StageTail).
+// dispatchers, and the ops fused after an int8 stage (StageTail; built by stage_tail.cpp).
 #include "onebit/output.h"
 
 #include <stdexcept>
 #include <string>
-
-#include "onebit/add.h"
-#include "onebit/bitpack.h"
 
 namespace onebit {
 
@@ -39,26 +36,6 @@ void check_output_stage(const OutputStage& st, int64_t cout) {
       return;
   }
   fail("unknown output kind");
-}
-
-StageTail make_stage_tail(Isa isa, const int8_t* residual, int32_t m_out, int32_t m_res, int shift,
-                          uint64_t* packed) {
-  StageTail t;
-  if (residual) {
-    if (shift < 1 || shift > 31)
-      fail("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
-    add_int8_reduce(m_out, m_res, shift);
-    t.residual = residual;
-    t.m_out = m_out;
-    t.m_res = m_res;
-    t.shift = shift;
-    t.add = add_int8_kernel(isa);
-  }
-  if (packed) {
-    t.packed = packed;
-    t.pack = bitpack_i8_kernel(isa);
-  }
-  return t;
 }
 
 void apply_stage_tail(const OutputStage& st, int64_t npix, int64_t pix0, int64_t c0, int64_t c1,
