@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,10 +49,24 @@ COMMON = ["-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-DONEBIT
 AVX2 = ["-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mpopcnt", "-mlzcnt", "-mf16c"]
 AVX512 = AVX2 + ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vpopcntdq",
                  "-mavx512vnni"]
-UNITS = ["conv8.cpp", "pool.cpp", "densef.cpp", "threadpool.cpp", "isa.cpp",
-         "kernels/conv8_scalar.cpp", "kernels/conv8_avx2.cpp", "kernels/conv8_avx512.cpp",
-         "kernels/pool_scalar.cpp", "kernels/pool_avx2.cpp",
-         "kernels/densef_scalar.cpp", "kernels/densef_avx2.cpp"]
+AVXVNNI = AVX2 + ["-mavxvnni"]
+# The x86 source groups of a tree's CMakeLists.txt (file(GLOB ONEBIT_<GROUP>_SOURCES ...)) and
+# their flags; each tree compiles its own list, so base and current may differ in files.
+GROUP_FLAGS = {"CORE": [], "SCALAR": [], "AVX2": AVX2, "AVX512": AVX512, "AVXVNNI": AVXVNNI}
+
+
+def units(root: Path) -> list[tuple[Path, list[str]]]:
+    """(source file, ISA flags) of the engine core and x86 kernels, as ``root/CMakeLists.txt``
+    globs them (the runtime, bindings and ARM groups are left out)."""
+    text = (root / "CMakeLists.txt").read_text()
+    out = []
+    for group, pattern in re.findall(r"file\(GLOB ONEBIT_(\w+)_SOURCES CONFIGURE_DEPENDS (\S+)\)", text):
+        if group in GROUP_FLAGS:
+            out += [(f, GROUP_FLAGS[group]) for f in sorted(root.glob(pattern))]
+    if not out:
+        raise SystemExit(f"no engine sources found through {root / 'CMakeLists.txt'}")
+    return out
+
 
 # (case, label, threads list, gap_us)
 CASES = [
@@ -83,15 +98,14 @@ def build(baseline: str, cxx: str, workdir: Path) -> Path:
     """Compile the baseline and current engine units + shims + main into one executable."""
     base_src = workdir / "base"
     base_src.mkdir()
-    extract_commit(baseline, base_src, "src/cpp")
-    trees = {"base": base_src / "src" / "cpp", "cur": REPO_ROOT / "src" / "cpp"}
+    extract_commit(baseline, base_src, "src/cpp", "CMakeLists.txt")
+    trees = {"base": base_src, "cur": REPO_ROOT}
     jobs = []
-    for variant, tree in trees.items():
-        ns = [f"-Donebit=onebit_{variant}", f"-I{tree}"]
-        for unit in UNITS:
-            flags = AVX512 if unit.endswith("_avx512.cpp") else AVX2 if unit.endswith("_avx2.cpp") else []
-            obj = workdir / f"{variant}_{unit.replace('/', '_')}.o"
-            jobs.append([cxx, *COMMON, *ns, *flags, "-c", str(tree / "onebit" / unit), "-o", str(obj)])
+    for variant, root in trees.items():
+        ns = [f"-Donebit=onebit_{variant}", f"-I{root / 'src' / 'cpp'}"]
+        for src, flags in units(root):
+            obj = workdir / f"{variant}_{src.relative_to(root).as_posix().replace('/', '_')}.o"
+            jobs.append([cxx, *COMMON, *ns, *flags, "-c", str(src), "-o", str(obj)])
         jobs.append([cxx, *COMMON, *ns, f"-DVARIANT={variant}", "-c", str(HERE / "shim.cpp"),
                      "-o", str(workdir / f"{variant}_shim.o")])
     jobs.append([cxx, *COMMON, "-c", str(HERE / "main.cpp"), "-o", str(workdir / "main.o")])

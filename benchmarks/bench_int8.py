@@ -1,12 +1,16 @@
-"""Where whole BNN-Clip networks spend their time, per ISA and thread count, for two builds side
-by side: the per-op profile (``Session.op_times``) summed by category (binary conv, int8 convs,
-int8 first layer, int8 add, the rest), total / binary-conv ratio, and each int8 conv's rate
-against the same machine's int8 multiply-add peak (``int8_mac_peak``, like ``popcount_peak``).
+"""Where whole BNN-Clip networks spend their time, per ISA and thread count, for the working
+tree with and without fusion (and optionally a baseline build) side by side: the per-op profile
+(``Session.op_times``) summed by category (binary conv, int8 convs, int8 first layer, int8 add,
+bitpack, the rest; a fused op counts in the conv that runs it), total / binary-conv ratio, and
+each int8 conv's rate against the same machine's int8 multiply-add peak (``int8_mac_peak``, like
+``popcount_peak``).
 
-The baseline commit's tree (Python package and engine, built once under
-``runs/engine-builds/<commit>/``) and the working tree's run in fresh processes that alternate
-base, cur, base, cur ... (``--rounds``), so both see the same machine load; ISAs a build lacks
-are skipped for it. Every record holds CPU, ISA, threads, commit and ``os.getloadavg()``.
+Versions: ``cur`` (the working tree, fused: int8 adds and bitpacks inside the conv before them),
+``unfused`` (the same build with ``ONEBIT_FUSION=0``; ``cur`` sets ``ONEBIT_FUSION=1``) and, with ``--baseline``, ``base`` (that
+commit's tree: Python package and engine, built once under ``runs/engine-builds/<commit>/``).
+They run in fresh processes that alternate base, unfused, cur, base ... (``--rounds``), so all
+see the same machine load; ISAs a build lacks are skipped for it. Every record holds CPU, ISA,
+threads, commit, ``os.getloadavg()`` and the per-op medians (``ops_ms``).
 
     .venv/bin/python benchmarks/make_zoo_models.py --out runs/zoo --clip
     .venv/bin/python benchmarks/bench_int8.py --baseline a71f34e \\
@@ -29,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import REPO_ROOT, extract_commit, machine, write_json  # noqa: E402
 from bench_bconv_versions import BUILDS, build_baseline, uptime  # noqa: E402
 
-CATEGORIES = ("binary", "int8 conv", "first layer", "add", "other")
+CATEGORIES = ("binary", "int8 conv", "first layer", "add", "bitpack", "other")
 
 # argv: engine .so (or "-" for the installed one), package root (or "-"), JSON job; prints JSON.
 WORKER = r"""
@@ -77,7 +81,8 @@ for model in job["models"]:
                                      f"{s.model.values[op.inputs[0]].shape[0]}px")
                 ops.append(info)
             out.append({"model": os.path.basename(model), "isa": isa, "threads": th, "ops": ops,
-                        "int8_mac_peak": peak, "loadavg": os.getloadavg()})
+                        "int8_mac_peak": peak, "loadavg": os.getloadavg(),
+                        "fused_ops": len(getattr(s, "fused_ops", {}))})
 print(json.dumps(out))
 """
 
@@ -90,8 +95,8 @@ def category(op: dict) -> str:
         return "first layer"
     if t == "conv2d_i8":
         return "int8 conv"
-    if t == "add":
-        return "add"
+    if t in ("add", "bitpack"):
+        return t
     return "other"
 
 
@@ -106,9 +111,11 @@ def base_tree(commit: str) -> Path:
     return dest / "src"
 
 
-def run_worker(so: str, root: str, job: dict) -> list[dict]:
+def run_worker(so: str, root: str, job: dict, extra_env: dict) -> list[dict]:
     env = dict(os.environ)
     env.pop("ONEBIT_ISA", None)
+    env.pop("ONEBIT_FUSION", None)
+    env.update(extra_env)
     res = subprocess.run([sys.executable, "-c", WORKER, so, root, json.dumps(job)],
                          capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -121,8 +128,11 @@ def summarize(runs: list[dict]) -> dict:
     acc: dict[tuple, dict[str, list[float]]] = {}
     convs: dict[tuple, dict[str, list[float]]] = {}
     peaks: dict[tuple, list[float]] = {}
+    per_op: dict[tuple, dict[str, list[float]]] = {}
     for r in runs:
         key = (r["model"], r["isa"], r["threads"])
+        for op in r["ops"]:
+            per_op.setdefault(key, {}).setdefault(op["op"], []).append(op["median_ms"])
         if r.get("int8_mac_peak"):
             peaks.setdefault(key, []).append(r["int8_mac_peak"])
         sums = {c: 0.0 for c in CATEGORIES}
@@ -138,7 +148,8 @@ def summarize(runs: list[dict]) -> dict:
             acc.setdefault(key, {}).setdefault(c, []).append(v)
     return {k: ({c: statistics.median(v) for c, v in d.items()},
                 {n: statistics.median(v) for n, v in convs.get(k, {}).items()},
-                statistics.median(peaks[k]) if k in peaks else None) for k, d in acc.items()}
+                statistics.median(peaks[k]) if k in peaks else None,
+                {n: statistics.median(v) for n, v in per_op[k].items()}) for k, d in acc.items()}
 
 
 def main(argv=None) -> int:
@@ -155,15 +166,15 @@ def main(argv=None) -> int:
     job = {"models": [str(Path(m).resolve()) for m in a.model], "isas": a.isas.split(","),
            "threads": [int(t) for t in a.threads.split(",")], "repeats": a.repeats,
            "peak_seconds": a.peak_seconds}
-    builds = {"cur": ("-", "-")}
+    builds = {"unfused": ("-", "-", {"ONEBIT_FUSION": "0"}), "cur": ("-", "-", {"ONEBIT_FUSION": "1"})}
     if a.baseline:
-        builds = {"base": (str(build_baseline(a.baseline)), str(base_tree(a.baseline))), **builds}
+        builds = {"base": (str(build_baseline(a.baseline)), str(base_tree(a.baseline)), {}), **builds}
     up0 = uptime()
     print(up0, flush=True)
     runs: dict[str, list[dict]] = {v: [] for v in builds}
     for _ in range(a.rounds):
-        for version, (so, root) in builds.items():
-            runs[version] += run_worker(so, root, job)
+        for version, (so, root, env) in builds.items():
+            runs[version] += run_worker(so, root, job, env)
     up1 = uptime()
     info = machine()
     summ = {v: summarize(r) for v, r in runs.items()}
@@ -171,19 +182,20 @@ def main(argv=None) -> int:
     print(f"\n{info['cpu']}, commit {info['commit']}, baseline {a.baseline or '-'}; "
           f"median over {a.rounds} processes of the sum of op medians (ms); 'min' columns: "
           f"sums of op minima (on a busy machine a long op's median can include preemptions)")
-    hdr = (f"{'model':24} {'isa':8} {'thr':>3} {'ver':4} {'total':>8} {'binary':>8} {'int8cv':>8} "
-           f"{'first':>8} {'add':>7} {'other':>7} {'tot/bin':>7} {'min tot':>8} {'min bin':>8} {'min t/b':>7}")
+    hdr = (f"{'model':24} {'isa':8} {'thr':>3} {'ver':7} {'total':>8} {'binary':>8} {'int8cv':>8} "
+           f"{'first':>8} {'add':>7} {'bitpack':>7} {'other':>7} {'tot/bin':>7} {'min tot':>8} {'min bin':>8} {'min t/b':>7}")
     print(hdr)
     keys = sorted({k for s in summ.values() for k in s}, key=lambda k: (k[0], job["isas"].index(k[1]), k[2]))
     for key in keys:
         for version in builds:
             if key not in summ[version]:
-                print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:4} (ISA not in this build)")
+                print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:7} (ISA not in this build)")
                 continue
-            cats, convs, peak = summ[version][key]
+            cats, convs, peak, ops_ms = summ[version][key]
             ratio = cats["total"] / cats["binary"] if cats["binary"] else float("nan")
-            print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:4} {cats['total']:8.3f} {cats['binary']:8.3f} "
-                  f"{cats['int8 conv']:8.3f} {cats['first layer']:8.3f} {cats['add']:7.3f} {cats['other']:7.3f} {ratio:7.2f} "
+            print(f"{key[0]:24} {key[1]:8} {key[2]:3d} {version:7} {cats['total']:8.3f} {cats['binary']:8.3f} "
+                  f"{cats['int8 conv']:8.3f} {cats['first layer']:8.3f} {cats['add']:7.3f} {cats['bitpack']:7.3f} "
+                  f"{cats['other']:7.3f} {ratio:7.2f} "
                   f"{cats['total (min)']:8.3f} {cats['binary (min)']:8.3f} {cats['total (min)'] / cats['binary (min)']:7.2f}")
             conv_rows = []
             for name, ms in convs.items():
@@ -196,6 +208,8 @@ def main(argv=None) -> int:
                             "categories_ms": cats, "total_over_binary": ratio,
                             "total_over_binary_min": cats["total (min)"] / cats["binary (min)"], "int8_convs": conv_rows,
                             "int8_mac_peak": peak, "uptime_before": up0, "uptime_after": up1,
+                            "ops_ms": ops_ms, "fused_ops": max(r["fused_ops"] for r in runs[version]
+                                                               if (r["model"], r["isa"], r["threads"]) == key),
                             "loadavg": [r["loadavg"] for r in runs[version]
                                         if (r["model"], r["isa"], r["threads"]) == key],
                             "baseline": a.baseline})

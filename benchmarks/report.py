@@ -470,8 +470,9 @@ def _mm(r: dict, key: str) -> str:
 def t_int8_networks() -> str:
     recs = load(INT8_PATH)
     get = {(_model(r), r["isa"], r["threads"], r["version"]): r for r in recs}
-    base = ", ".join(_distinct(r.get("baseline") for r in recs))
+    base = ", ".join(_distinct(r.get("baseline") for r in recs if r["version"] == "base"))
     threads = sorted({r["threads"] for r in recs})
+    cats = ("int8 conv", "first layer", "add", "bitpack", "other")
 
     def ratio(r: dict | None) -> str:
         return "-" if r is None else f"{r['total_over_binary']:.2f} ({r['total_over_binary_min']:.2f})"
@@ -479,24 +480,34 @@ def t_int8_networks() -> str:
     def total(r: dict | None) -> str:
         return "-" if r is None else _mm(r, "total")
 
+    def cat(r: dict | None, k: str) -> str:
+        v = None if r is None else r["categories_ms"].get(k)
+        return "-" if not v else ms(v)
+
+    def speedup(one: dict | None, more: dict | None) -> str:
+        if one is None or more is None:
+            return "-"
+        c1, c2 = one["categories_ms"], more["categories_ms"]
+        return f"{c1['total'] / c2['total']:.2f} ({c1['total (min)'] / c2['total (min)']:.2f})"
+
     rows = []
     for model in _distinct(_model(r) for r in recs):
         for isa in [i for i in INT8_ISAS if any(k[:2] == (model, i) for k in get)]:
             r = get[(model, isa, threads[0], "cur")]
-            c = r["categories_ms"]
-            cat = [ms(c[k]) if c[k] > 0 else "-" for k in ("int8 conv", "first layer", "add", "other")]
+            u = get.get((model, isa, threads[0], "unfused"))
             more = [get.get((model, isa, t, "cur")) for t in threads[1:]]
-            bases = [get.get((model, isa, t, "base")) for t in threads]
-            rows.append([model, isa, total(r), _mm(r, "binary")] + cat + [ratio(r)]
-                        + [x for m in more for x in (total(m), ratio(m))]
-                        + ([x for b in bases for x in (total(b), ratio(b))] if any(bases)
-                           else ["not in that build", "-"] * len(bases)))
+            bases = [get.get((model, isa, t, "base")) for t in threads] if base else []
+            rows.append([model, isa, total(r), _mm(r, "binary")] + [cat(r, k) for k in cats] + [ratio(r)]
+                        + [total(u), cat(u, "add"), cat(u, "bitpack"), ratio(u)]
+                        + [x for m in more for x in (total(m), ratio(m), speedup(r, m))]
+                        + [x for b in bases for x in (total(b), ratio(b))])
     one = f"{threads[0]} thread{'s' if threads[0] > 1 else ''}"
     head = (["model", "ISA", f"{one}: total ms", "binary conv ms", "int8 convs", "int8 first layer", "int8 add",
-             "other", "total / binary"]
-            + [x for t in threads[1:] for x in (f"{t} threads: total ms", "total / binary")]
-            + [x for t in threads for x in (f"base ({base}) {t} thread{'s' if t > 1 else ''}: total ms",
-                                            "total / binary")])
+             "bitpack", "other", "total / binary", f"unfused {one}: total ms", "int8 add", "bitpack",
+             "total / binary"]
+            + [x for t in threads[1:] for x in (f"{t} threads: total ms", "total / binary", f"{one} / {t} threads")]
+            + ([x for t in threads for x in (f"base ({base}) {t} thread{'s' if t > 1 else ''}: total ms",
+                                             "total / binary")] if base else []))
     return block(table(head, rows), [INT8_PATH], recs)
 
 

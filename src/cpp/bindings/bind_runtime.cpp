@@ -170,6 +170,8 @@ void bind_runtime(nb::module_& m) {
                                   std::string(rt::kind_name(r.m().values[size_t(op.output)].kind))));
         return l;
       }, "[(op name, op type, output kind)] in execution order.")
+      .def_prop_ro("fused_into", [](const PyRuntime& r) { return r.exe->fused_into(); },
+                   "Per op: the index of the op whose output stage runs it (fusion), or -1.")
       .def("run", [](PyRuntime& r, const In& x) { return r.run(x, nullptr); }, nb::arg("x"),
            "Logits (N, classes) float32 of a uint8 (N, H, W, C) batch; the GIL is released.")
       .def("run_timed", [](PyRuntime& r, const In& x) {

@@ -21,11 +21,13 @@ ONEBIT_AVX2_TABLE(add_f32, ONEBIT_NEON64_ROW);
 constexpr int64_t kBlock = 4096;  // elements per parallel work item
 constexpr int64_t kMinPerThread = 32768;  // elements: a few microseconds, about a fork/join
 
+}  // namespace
+
 // Removes the common power of two of ma, mb and 2^(shift-1): with ma = 2^k ma', mb = 2^k mb',
 // a*ma + b*mb + 2^(shift-1) = 2^k (a*ma' + b*mb' + 2^(shift-k-1)), so the floor division by
 // 2^shift equals the division of the bracket by 2^(shift-k): the same q for every a, b, with
 // smaller operands (equal scales, ma = mb = 2^shift, become ma = mb = 2, shift 1: int16 lanes).
-void reduce_multipliers(int32_t& ma, int32_t& mb, int& shift) {
+void add_int8_reduce(int32_t& ma, int32_t& mb, int& shift) {
   int k = shift - 1;
   for (int32_t m : {ma, mb})
     if (m != 0) k = std::min(k, __builtin_ctz(static_cast<uint32_t>(m)));
@@ -34,7 +36,7 @@ void reduce_multipliers(int32_t& ma, int32_t& mb, int& shift) {
   shift -= k;
 }
 
-}  // namespace
+AddInt8Kernel add_int8_kernel(Isa isa) { return add_int8_table.get(isa); }
 
 void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_t ma, int32_t mb,
               int shift, Isa isa, int threads) {
@@ -42,7 +44,7 @@ void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_
   if (count < 0) throw std::invalid_argument("negative element count");
   if (shift < 1 || shift > 31)
     throw std::invalid_argument("int8 add: shift must be in [1, 31], got " + std::to_string(shift));
-  reduce_multipliers(ma, mb, shift);
+  add_int8_reduce(ma, mb, shift);
   const auto fn = add_int8_table.get(isa);
   const int64_t blocks = (count + kBlock - 1) / kBlock;
   parallel_for(blocks, threads_for(count, kMinPerThread, threads), [&](int64_t b0, int64_t b1) {

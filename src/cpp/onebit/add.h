@@ -15,6 +15,14 @@ namespace onebit {
 void add_int8(const int8_t* a, const int8_t* b, int8_t* y, int64_t count, int32_t ma, int32_t mb,
               int shift, Isa isa, int threads);
 
+// The int8 add's kernel for `isa` (elements [i0, i1); multipliers reduced by
+// add_int8_reduce) and the reduction add_int8 applies before calling it: the common power of two
+// of ma, mb and 2^(shift-1) removed, the same q for every a, b with smaller operands.
+using AddInt8Kernel = void (*)(const int8_t* a, const int8_t* b, int8_t* y, int32_t ma, int32_t mb,
+                               int shift, int64_t i0, int64_t i1);
+AddInt8Kernel add_int8_kernel(Isa isa);
+void add_int8_reduce(int32_t& ma, int32_t& mb, int& shift);
+
 // float32 elementwise y = a + b (one rounding; identical on every ISA).
 void add_f32(const float* a, const float* b, float* y, int64_t count, Isa isa, int threads);
 

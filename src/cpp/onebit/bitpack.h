@@ -12,6 +12,10 @@ namespace onebit {
 void bitpack_f32(const float* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads);
 void bitpack_i8(const int8_t* x, int64_t pixels, int64_t channels, uint64_t* out, Isa isa, int threads);
 
+// The int8 row kernel of `isa`'s table row: packs pixels [p0, p1) of x (pixels x c) into out.
+using BitpackI8Kernel = void (*)(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);
+BitpackI8Kernel bitpack_i8_kernel(Isa isa);
+
 namespace kernels {
 // Per-ISA row kernels: pack pixels [p0, p1).
 void bitpack_f32_scalar(const float* x, int64_t p0, int64_t p1, int64_t c, uint64_t* out);

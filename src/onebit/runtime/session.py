@@ -57,6 +57,9 @@ class Session:
         self.std = np.asarray(self._rt.std, np.float64)
         self.num_classes = int(self._rt.num_classes)
         self._ops = list(self._rt.ops)  # (name, type, output kind)
+        self.fused_ops = {self._ops[i][0]: self._ops[h][0] for i, h in enumerate(self._rt.fused_into) if h >= 0}
+        """``{op name: name of the conv whose output stage runs it}``: the int8 adds and bitpacks
+        the executor fuses (only with ``ONEBIT_FUSION=1`` at load; default: none); same results as unfused."""
         self._model = None
 
     @property
@@ -111,9 +114,11 @@ class Session:
 
     def profile(self, x, repeats: int = 20) -> list[dict]:
         """Median milliseconds of each op on input ``x`` (measured in C++, buffers reused as in
-        :meth:`run`)."""
+        :meth:`run`); a fused op (``fused_into``: the op that runs it) counts 0 ms, its time is
+        in its host's."""
         times = self.op_times(x, repeats)
-        return [{"op": name, "type": typ, "output": kind, "median_ms": statistics.median(times[name])}
+        return [{"op": name, "type": typ, "output": kind, "median_ms": statistics.median(times[name]),
+                 "fused_into": self.fused_ops.get(name)}
                 for name, typ, kind in self._ops]
 
     def op_times(self, x, repeats: int = 20, warmup: int = 1) -> dict[str, list[float]]:

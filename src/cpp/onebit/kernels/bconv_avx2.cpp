@@ -487,6 +487,7 @@ void bconv_avx2(const BConvArgs& a, int threads) {
         const int64_t c0 = ci * chunk, c1 = std::min(s.cout, c0 + chunk);
         pointwise(s, a.x, xs, wt, q0, q1, c0, c1, dots, ld);
         write_stage_avx2(a.stage, sp, dots, ld, q1 - q0, q0, c0, c1, s.cout, a.out);
+        apply_stage_tail(a.stage, q1 - q0, q0, c0, c1, s.cout, a.out);
       }
     });
     return;
@@ -503,6 +504,7 @@ void bconv_avx2(const BConvArgs& a, int threads) {
       const int64_t c0 = ci * chunk, c1 = std::min(s.cout, c0 + chunk);
       run_band(c, n, oh0, oh1, c0, c1, dots, ld);
       write_stage_avx2(a.stage, sp, dots, ld, (oh1 - oh0) * c.OW, (n * c.OH + oh0) * c.OW, c0, c1, s.cout, a.out);
+      apply_stage_tail(a.stage, (oh1 - oh0) * c.OW, (n * c.OH + oh0) * c.OW, c0, c1, s.cout, a.out);
     }
   });
 }

@@ -136,6 +136,7 @@ void bconv_avx512(const BConvArgs& a, int threads) {
       const Geo g{a.x + n * s.h * s.w * s.words(), wt, s.h, s.w, s.words(), s.kh, s.kw, s.stride, s.pad, s.cin};
       conv_row(g, s, oh, c0, c1, dots.data(), ld);
       write_stage_avx2(a.stage, sp, dots.data(), ld, OW, row * OW, c0, c1, s.cout, a.out);
+      apply_stage_tail(a.stage, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }

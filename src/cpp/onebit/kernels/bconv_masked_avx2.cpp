@@ -325,6 +325,7 @@ void bconv_masked_avx2(const BConvArgs& a, int threads) {
       const ListGeo g{xs + n * s.h * prow, pw, offf, offp, s.h, s.w, WP, W64, s.kh, s.kw, s.stride, s.pad};
       masked_row(g, s, oh, c0, c1, dots, ld);
       write_stage_avx2(a.stage, sp, dots, ld, OW, row * OW, c0, c1, s.cout, a.out);
+      apply_stage_tail(a.stage, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }

@@ -298,6 +298,7 @@ void run(const BConvArgs& a, int threads) {
           conv_row<false>(a, w, n, oh, c0, c1, dots.data());
       }
       write_stage_neon(a.stage, dots.data(), c1 - c0, OW, row * OW, c0, c1, s.cout, a.out);
+      apply_stage_tail(a.stage, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }

@@ -83,6 +83,7 @@ void run(const BConvArgs& a, int threads) {
       else
         conv_row<Masked, int32_t>(a, n, oh, c0, c1, zeros.data(), dots.data());
       write_stage_scalar(a.stage, dots.data(), c1 - c0, OW, row * OW, c0, c1, s.cout, a.out);
+      apply_stage_tail(a.stage, OW, row * OW, c0, c1, s.cout, a.out);
     }
   });
 }

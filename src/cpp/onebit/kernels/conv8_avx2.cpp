@@ -396,6 +396,7 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
           ox += p;
         }
       }
+      apply_stage_tail(st, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
     }
   });
 }

@@ -80,6 +80,7 @@ void each_pixel(const Conv8Args& a, int64_t patch_len, int threads, Fill fill, D
         fill(patch.data(), n, oy, ox);
         dots(patch.data(), acc.data());
         write_stage_neon(a.stage, acc.data(), g.cout, 1, r * g.ow + ox, 0, g.cout, g.cout, a.y);
+        apply_stage_tail(a.stage, 1, r * g.ow + ox, 0, g.cout, g.cout, a.y);
       }
     }
   });

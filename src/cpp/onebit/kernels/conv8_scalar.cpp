@@ -36,6 +36,7 @@ void conv8_scalar(const Conv8Args& a, int threads) {
           acc[o] = s;
         }
         write_stage_scalar(a.stage, acc.data(), g.cout, 1, r * g.ow + ox, 0, g.cout, g.cout, a.y);
+        apply_stage_tail(a.stage, 1, r * g.ow + ox, 0, g.cout, g.cout, a.y);
       }
     }
   });

@@ -236,10 +236,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
       }
       const bool fast =
           yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
-      if (wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, static_cast<int8_t*>(a.y)))
-        continue;
-      write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
-                       a.y);
+      if (!(wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, static_cast<int8_t*>(a.y))))
+        write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
+                         a.y);
+      apply_stage_tail(a.stage, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
     }
   });
 }

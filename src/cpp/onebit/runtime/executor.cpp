@@ -77,11 +77,12 @@ struct Executor::OpState {
 
 struct Executor::Context {
   const Plan* plan = nullptr;
+  const Fusion* fusion = nullptr;  // the graph the plan is for
   std::shared_ptr<uint8_t> arena;
   std::vector<uint8_t*> ptr;  // per value
 };
 
-Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw, const std::string& path)
+Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeights raw, const std::string& path, bool fuse)
     : model_(model), isa_(isa), threads_(threads) {
   if (!model_) throw std::invalid_argument("no model");
   if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
@@ -92,6 +93,8 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
   for (const Op& op : m.ops)
     if (op.released && path.empty())
       throw std::logic_error("op '" + op.name + "': its raw weights were released and no model file is given to read them again");
+  fusion_ = plan_fusion(m, fuse);
+  unfused_ = plan_fusion(m, false);
   state_.resize(m.ops.size());
   // largest first: while the last (smallest) op is prepared, every other op holds one copy
   std::vector<std::pair<int64_t, size_t>> order;
@@ -161,7 +164,7 @@ const Plan& Executor::plan(int64_t n, bool share) {
       p = used ? std::next(p) : plans_.erase(p);
     }
   }
-  auto p = std::make_unique<Plan>(make_plan(*model_, n, share));
+  auto p = std::make_unique<Plan>(make_plan(*model_, n, share, share ? fusion_ : unfused_));
   const Plan& ref = *p;
   plans_[key] = std::move(p);
   return ref;
@@ -189,6 +192,7 @@ std::unique_ptr<Executor::Context> Executor::acquire(int64_t n, bool share) {
     p = &plan(n, share);
   }
   c->plan = p;
+  c->fusion = share ? &fusion_ : &unfused_;
   const size_t bytes = static_cast<size_t>(std::max<int64_t>(p->arena_bytes, 64));
   void* mem = ::operator new(bytes, std::align_val_t(64));
   std::memset(mem, 0, bytes);
@@ -252,13 +256,36 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
   if (op_ms) op_ms->assign(m.ops.size(), 0.0);
   const Isa isa = isa_;
   const int threads = threads_.load();
+  const Fusion& f = *c.fusion;
   for (size_t i = 0; i < m.ops.size(); ++i) {
+    if (f.host[i] >= 0) continue;  // runs inside op f.host[i]'s output stage
     const Op& op = m.ops[i];
     const OpState& st = state_[i];
     const Value& xv = m.values[static_cast<size_t>(op.inputs[0])];
     const Value& yv = m.values[static_cast<size_t>(op.output)];
     const void* x = c.ptr[static_cast<size_t>(op.inputs[0])];
-    void* y = c.ptr[static_cast<size_t>(op.output)];
+    void* y = c.ptr[static_cast<size_t>(f.int8_output(m, i))];  // op.output unless an add is fused
+    // The ops fused after this conv's int8 stage, with this context's buffers.
+    StageTail tail;
+    OutputStage stage = st.stage;
+    if (f.add_into[i] >= 0 || f.pack_into[i] >= 0) {
+      const int res = f.residual(m, i);
+      int32_t m_out = 0, m_res = 0;
+      int shift = 0;
+      if (res >= 0) {
+        const Op& add = m.ops[static_cast<size_t>(f.add_into[i])];
+        const bool first = add.inputs[0] == op.output;
+        m_out = first ? add.ma : add.mb;
+        m_res = first ? add.mb : add.ma;
+        shift = add.shift;
+      }
+      uint64_t* packed = f.pack_into[i] >= 0
+                             ? reinterpret_cast<uint64_t*>(c.ptr[static_cast<size_t>(m.ops[static_cast<size_t>(f.pack_into[i])].output)])
+                             : nullptr;
+      tail = make_stage_tail(isa, res >= 0 ? reinterpret_cast<const int8_t*>(c.ptr[static_cast<size_t>(res)]) : nullptr,
+                             m_out, m_res, shift, packed);
+      stage.tail = &tail;
+    }
     // an op too small to pay for a fork/join runs on the calling thread alone
     const int th = threads > 1 ? threads_for(n * op_work(op, xv, yv), kMinWorkPerThread, threads) : 1;
     std::chrono::steady_clock::time_point t0;
@@ -284,7 +311,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
         g.ph_end = op.ph_end; g.pw_end = op.pw_end;
         conv8_geom_finish(g);
-        a.stage = st.stage;
+        a.stage = stage;
         conv8(a, isa, th);
         break;
       }
@@ -398,7 +425,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
         a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
         a.s.pad_value = op.pad_value;
-        a.stage = st.stage;
+        a.stage = stage;
         a.out = y;
         bconv2d(a, isa, th);
         break;

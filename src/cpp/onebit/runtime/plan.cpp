@@ -4,7 +4,7 @@
 
 namespace onebit::rt {
 
-Plan make_plan(const Model& m, int64_t n, bool share) {
+Plan make_plan(const Model& m, int64_t n, bool share, const Fusion& f) {
   const size_t nv = m.values.size(), nops = m.ops.size();
   std::vector<int> base(nv);  // the value whose buffer holds each value (flatten: its input's)
   for (size_t v = 0; v < nv; ++v) base[v] = static_cast<int>(v);
@@ -12,7 +12,7 @@ Plan make_plan(const Model& m, int64_t n, bool share) {
     if (op.type == OpType::flatten) base[static_cast<size_t>(op.output)] = base[static_cast<size_t>(op.inputs[0])];
   std::vector<int64_t> last(nv, -1);  // last op reading each base value
   for (size_t i = 0; i < nops; ++i)
-    for (int v : m.ops[i].inputs) last[static_cast<size_t>(base[static_cast<size_t>(v)])] = static_cast<int64_t>(i);
+    for (int v : f.reads(m, i)) last[static_cast<size_t>(base[static_cast<size_t>(v)])] = static_cast<int64_t>(i);
   last[static_cast<size_t>(base[static_cast<size_t>(m.ops.back().output)])] = static_cast<int64_t>(nops);
 
   Plan p;
@@ -22,8 +22,7 @@ Plan make_plan(const Model& m, int64_t n, bool share) {
   std::vector<int> free;                      // free slots
   std::vector<std::pair<int, int>> live;      // (base value, slot)
   for (size_t i = 0; i < nops; ++i) {
-    const Op& op = m.ops[i];
-    if (op.type == OpType::flatten) continue;
+    if (m.ops[i].type == OpType::flatten) continue;
     if (share) {
       std::vector<std::pair<int, int>> still;
       for (const auto& [v, s] : live) {
@@ -32,31 +31,33 @@ Plan make_plan(const Model& m, int64_t n, bool share) {
       }
       live.swap(still);
     }
-    const int64_t need = n * m.values[static_cast<size_t>(op.output)].sample_bytes();
-    int pick = -1;
-    for (size_t k = 0; k < free.size(); ++k) {  // smallest free slot that fits
-      const int s = free[k];
-      if (p.slot_bytes[static_cast<size_t>(s)] >= need &&
-          (pick < 0 || p.slot_bytes[static_cast<size_t>(s)] < p.slot_bytes[static_cast<size_t>(free[static_cast<size_t>(pick)])]))
-        pick = static_cast<int>(k);
-    }
-    if (pick < 0 && !free.empty()) {  // none fits: grow the largest free slot
-      pick = 0;
-      for (size_t k = 1; k < free.size(); ++k)
-        if (p.slot_bytes[static_cast<size_t>(free[k])] > p.slot_bytes[static_cast<size_t>(free[static_cast<size_t>(pick)])])
+    for (int out : f.writes(m, i)) {
+      const int64_t need = n * m.values[static_cast<size_t>(out)].sample_bytes();
+      int pick = -1;
+      for (size_t k = 0; k < free.size(); ++k) {  // smallest free slot that fits
+        const int s = free[k];
+        if (p.slot_bytes[static_cast<size_t>(s)] >= need &&
+            (pick < 0 || p.slot_bytes[static_cast<size_t>(s)] < p.slot_bytes[static_cast<size_t>(free[static_cast<size_t>(pick)])]))
           pick = static_cast<int>(k);
+      }
+      if (pick < 0 && !free.empty()) {  // none fits: grow the largest free slot
+        pick = 0;
+        for (size_t k = 1; k < free.size(); ++k)
+          if (p.slot_bytes[static_cast<size_t>(free[k])] > p.slot_bytes[static_cast<size_t>(free[static_cast<size_t>(pick)])])
+            pick = static_cast<int>(k);
+      }
+      int s;
+      if (pick >= 0) {
+        s = free[static_cast<size_t>(pick)];
+        free.erase(free.begin() + pick);
+        p.slot_bytes[static_cast<size_t>(s)] = std::max(p.slot_bytes[static_cast<size_t>(s)], need);
+      } else {
+        s = static_cast<int>(p.slot_bytes.size());
+        p.slot_bytes.push_back(need);
+      }
+      p.slot[static_cast<size_t>(out)] = s;
+      live.emplace_back(out, s);
     }
-    int s;
-    if (pick >= 0) {
-      s = free[static_cast<size_t>(pick)];
-      free.erase(free.begin() + pick);
-      p.slot_bytes[static_cast<size_t>(s)] = std::max(p.slot_bytes[static_cast<size_t>(s)], need);
-    } else {
-      s = static_cast<int>(p.slot_bytes.size());
-      p.slot_bytes.push_back(need);
-    }
-    p.slot[static_cast<size_t>(op.output)] = s;
-    live.emplace_back(op.output, s);
   }
   for (size_t v = 0; v < nv; ++v)
     if (base[v] != static_cast<int>(v)) p.slot[v] = p.slot[static_cast<size_t>(base[v])];

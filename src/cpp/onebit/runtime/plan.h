@@ -2,11 +2,15 @@
 // returns to the free list once every reader of its value has run (liveness over the op list),
 // and a later value takes the smallest free slot that fits (or grows the largest one), so the
 // arena holds the peak of the live values, not their sum. flatten outputs are views of their
-// input's slot; the graph input is the caller's buffer and never a slot.
+// input's slot; the graph input is the caller's buffer and never a slot. With fusion
+// (fusion.h), an op's reads and writes are those of the fused graph: a conv holds the slots of
+// what it stores (its fused add's output, its fused bitpack's), values it no longer stores get
+// none (slot -1), and a fused op reads nothing.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "onebit/runtime/fusion.h"
 #include "onebit/runtime/model.h"
 
 namespace onebit::rt {
@@ -20,7 +24,8 @@ struct Plan {
   int64_t arena_bytes = 0;
 };
 
-// Plans batch n; with share = false every value keeps its own slot (for run_values).
-Plan make_plan(const Model& m, int64_t n, bool share);
+// Plans batch n of the graph fused as `f`; with share = false every value keeps its own slot
+// (for run_values).
+Plan make_plan(const Model& m, int64_t n, bool share, const Fusion& f);
 
 }  // namespace onebit::rt
