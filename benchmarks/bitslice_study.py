@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _records import machine  # noqa: E402
+from report import input_label  # noqa: E402
 
 VARIANTS = ("int8", 8, 6, 4, 2)
 BUDGETS = {  # per dataset: model, width, training images, epochs, batch, lr
@@ -129,6 +130,39 @@ def _time_variants(paths: dict, repeats: int, rounds: int, threads: int) -> dict
     return out
 
 
+def _plot(ds: str, rows: list, path: Path) -> Path:
+    """Engine test accuracy and batch-1 latency per input variant (the int8 baseline dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = next(r for r in rows if r["input_bits"] is None)
+    var = [r for r in rows if r["input_bits"] is not None]
+    labels = [input_label(r, short=True) for r in var]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
+    a1.bar(labels, [100 * r["engine_test_accuracy"] for r in var], color="C0")
+    a1.axhline(100 * base["engine_test_accuracy"], color="k", ls="--", lw=1, label="int8 first layer")
+    lo = min(100 * r["engine_test_accuracy"] for r in rows)
+    a1.set_ylim(max(0, lo - 5), 100 * max(r["engine_test_accuracy"] for r in rows) + 2)
+    a1.set_ylabel("engine test accuracy (%)")
+    a1.legend(fontsize=7)
+    a2.bar(labels, [r["median_ms"] for r in var], color="C1", label="whole network")
+    a2.bar(labels, [r["first_layer_median_ms"] for r in var], color="C3", label="input layer")
+    a2.axhline(base["median_ms"], color="k", ls="--", lw=1, label="int8 baseline, whole network")
+    a2.set_ylabel("batch-1 latency (ms, median)")
+    a2.legend(fontsize=7)
+    for a in (a1, a2):
+        a.tick_params(axis="x", labelsize=7)
+        a.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"{ds}: bit-plane input vs int8 first layer")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def cmd_measure(args):
     import os
 
@@ -186,6 +220,7 @@ def cmd_measure(args):
         for name in names:
             d["rows"].append({**info[name], **timing[name]})
         d["seconds"] = time.perf_counter() - t0
+        d["plot"] = str(_plot(ds, d["rows"], plots / f"{ds}_accuracy_latency.png"))
         rec["datasets"][ds] = d
     rec["loadavg_end"] = list(os.getloadavg())
     Path(args.json).write_text(json.dumps(rec, indent=1, default=str) + "\n")
