@@ -1,11 +1,11 @@
-"""The tables of docs/results.md and docs/robustness.md, generated from the committed JSON records.
+"""The tables of docs/results.md, docs/robustness.md and docs/bitslice.md, generated from the committed JSON records.
 
     python benchmarks/report.py              # print every table
-    python benchmarks/report.py --write      # rewrite the tables on both pages
+    python benchmarks/report.py --write      # rewrite the tables on every page
     python benchmarks/report.py --check      # exit 1 if a table on a page differs
 
 A table on a page stands between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a
-key of the page's tables (``PAGES``: ``TABLES``, ``ROBUSTNESS_TABLES``). Each table ends with a line naming its records (linked) and the machine they
+key of the page's tables (``PAGES``: ``TABLES``, ``ROBUSTNESS_TABLES``, ``BITSLICE_TABLES``). Each table ends with a line naming its records (linked) and the machine they
 record: CPU, cores, ISA, threads, commit and the 1-minute load average. Plain Python (no onebit,
 no NumPy), so the page can be checked anywhere.
 """
@@ -607,6 +607,74 @@ def t_robustness(path: str) -> str:
     return block(table(head, rows) + [""] + notes, [path], [prov])
 
 
+# ---- CBNN bit-slice input (docs/bitslice.md) ----------------------------------------------------
+
+def input_label(r: dict, short: bool = False) -> str:
+    """The input variant of a bit-slice study row (``short``: for plot axes)."""
+    b = r["input_bits"]
+    if b is None:
+        return "int8" if short else "int8 first layer (baseline)"
+    if isinstance(b, int):
+        return f"{b} planes/colour" if short else f"{b} planes per colour"
+    return f"chosen ({len(b)} planes)" if short else f"chosen by `prune --method bitslice` ({len(b)} planes)"
+
+
+def _input_cost(fl: dict) -> str:
+    if fl["macs_int8"]:
+        return f"{fl['macs_int8'] / 1e6:.2f} M int8 MACs"
+    return f"{fl['bit_macs'] / 1e6:.2f} M bit-MACs ({fl['weight_bits']} weight planes)"
+
+
+def t_bitslice(path: str) -> str:
+    rec = load(path)[0]
+    (ds, d), = rec["datasets"].items()
+    rows = d["rows"]
+    base = next(r for r in rows if r["input_bits"] is None)
+    head = ["input", "engine test accuracy", "vs int8 (points)", "input layer cost", "input layer weights (bytes)",
+            "input layer ms", "network ms (vs int8)", "file bytes (vs int8)"]
+    out = []
+    for r in rows:
+        acc = r["engine_test_accuracy"]
+        out.append([input_label(r), pct(acc), f"{100 * (acc - base['engine_test_accuracy']):+.2f}",
+                    _input_cost(r["first_layer"]), f"{r['first_layer']['weight_bytes']:,}",
+                    ms(r["first_layer_median_ms"]), f"{ms(r['median_ms'])} ({r['median_ms'] / base['median_ms']:.2f}x)",
+                    f"{r['file_bytes']:,} ({r['file_bytes'] / base['file_bytes']:.2f}x)"])
+    b = d["budget"]
+    notes = [f"Training budget (every row the same): {b['model']} width {b['width']}, {b['epochs']} epochs on the "
+             f"first {b['limit_train']:,} training images of {ds}, batch {b['batch_size']}, Adam lr {b['lr']}, seed 0, "
+             f"one torch thread, CPU. Accuracies: the engine on the whole test split ({base['test_images']:,} images). "
+             f"Latency: batch 1, {rec['threads']} thread(s), ISA {rec['isa']}, median of {base['samples']} runs "
+             f"(sum of the executor's op times), the files interleaved in one process."]
+    pr = d.get("prune")
+    if pr:
+        s, p_ = pr["sensitivity"], pr["pruned"]
+        top = ", ".join(f"c{q // 8}b{q % 8}" for q in reversed(s["order"][-3:]))
+        bud = pr["budget"]
+        notes.append(f"Plane choice (8-plane model, budget {100 * pr['max_loss']:g} point(s) of validation accuracy, "
+                     f"{s['seeds']} random draws per measurement on {bud['val_size']:,} held-out training images): "
+                     f"keeps {len(p_['planes'])} of {len(s['planes'])} planes ({p_['planes_text']}); most sensitive "
+                     f"planes {top}; then {bud['finetune_epochs']:g} epoch(s) of fine-tuning on "
+                     f"{bud['limit_train']:,} images (lr {bud['lr']}), which the other rows did not get.")
+    ok = [r for r in rows if r["input_bits"] is not None
+          and base["engine_test_accuracy"] - r["engine_test_accuracy"] <= 0.01]
+    if ok:
+        best = min(ok, key=lambda r: r["file_bytes"])
+        notes.append(f"Within 1 point of the int8 baseline: {', '.join(input_label(r) for r in ok)}; the smallest "
+                     f"file among them is {best['file_bytes'] / base['file_bytes']:.2f}x the baseline's, its network "
+                     f"{best['median_ms'] / base['median_ms']:.2f}x the baseline's latency.")
+    else:
+        notes.append("No bit-plane variant is within 1 point of the int8 baseline at this budget.")
+    prov = {k: rec.get(k) for k in ("cpu", "cores", "commit", "isa", "threads")}
+    prov["loadavg"] = [rec["loadavg_start"], rec["loadavg_end"]]
+    return block(table(head, out) + [""] + notes, [path], [prov])
+
+
+BITSLICE_TABLES = {
+    "bitslice-mnist": lambda: t_bitslice(f"{RESULTS}/bitslice/bitslice_mnist.json"),
+    "bitslice-cifar10": lambda: t_bitslice(f"{RESULTS}/bitslice/bitslice_cifar10.json"),
+}
+
+
 ROBUSTNESS_TABLES = {
     "robustness-mnist-small": lambda: t_robustness(f"{RESULTS}/robustness_mnist_small.json"),
     "robustness-cifar-binarynet": lambda: t_robustness(f"{RESULTS}/robustness_cifar_binarynet.json"),
@@ -635,7 +703,8 @@ TABLES = {
 }
 
 
-PAGES = {PAGE: TABLES, ROBUSTNESS_PAGE: ROBUSTNESS_TABLES}
+BITSLICE_PAGE = REPO / "docs" / "bitslice.md"
+PAGES = {PAGE: TABLES, ROBUSTNESS_PAGE: ROBUSTNESS_TABLES, BITSLICE_PAGE: BITSLICE_TABLES}
 
 
 def render(page: str, tables: dict = TABLES) -> str:
@@ -658,7 +727,7 @@ def differences(page: str, tables: dict = TABLES) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the tables on both pages")
+    mode.add_argument("--write", action="store_true", help="rewrite the tables on every page")
     mode.add_argument("--check", action="store_true", help="exit 1 if a table on a page differs")
     args = ap.parse_args(argv)
     if args.write:

@@ -62,3 +62,12 @@ def test_robustness_page_tables_equal_the_records(report):
     names = [m.group(1) for m in report.MARKER.finditer(page)]
     assert sorted(names) == sorted(report.ROBUSTNESS_TABLES)
     assert report.differences(page, report.ROBUSTNESS_TABLES) == [], "run: python benchmarks/report.py --write"
+
+
+def test_bitslice_page_tables_equal_the_records(report):
+    page = report.BITSLICE_PAGE.read_text()
+    names = [m.group(1) for m in report.MARKER.finditer(page)]
+    assert sorted(names) == sorted(report.BITSLICE_TABLES)
+    assert report.differences(page, report.BITSLICE_TABLES) == [], "run: python benchmarks/report.py --write"
+    links = re.findall(r"\]\(\.\./([^)]+)\)", page)
+    assert [p for p in links if not (REPO / p).is_file()] == []

@@ -19,6 +19,7 @@
 
 #include "onebit/bconv.h"
 #include "onebit/bitpack.h"
+#include "onebit/bplanes.h"
 #include "onebit/isa.h"
 #include "onebit/kernel_table.h"
 #include "onebit/add.h"
@@ -850,6 +851,68 @@ void concat_bits_grid() {
       concat_bits(a.data(), b.data(), y.data(), pixels, ca, cb, 1 + static_cast<int>(ca % 3));
       record(y == want, "concat-bits", Isa::scalar,
              "ca" + std::to_string(ca) + " cb" + std::to_string(cb));
+// Bit-plane first layer: bitplanes against its definition, bconv2d_planes against the sum of
+// 2^j-weighted scalar binary convs, and every other ISA against scalar, bit for bit.
+void bplanes_grid() {
+  Rng r(7);
+  for (int64_t c : {1, 3, 9})
+    for (int64_t np : {1, 7, 24, 64, 65}) {
+      if (np > 8 * c) continue;
+      const int64_t pixels = 13, words = (np + 63) / 64;
+      std::vector<uint8_t> u(static_cast<size_t>(pixels * c));
+      for (auto& v : u) v = static_cast<uint8_t>(r.range(0, 255));
+      std::vector<int32_t> planes;
+      for (int64_t i = 0; i < np; ++i) planes.push_back(static_cast<int32_t>(i * (8 * c) / np));
+      std::vector<uint64_t> ref(static_cast<size_t>(pixels * words));
+      bitplanes(u.data(), pixels, c, planes.data(), np, ref.data(), Isa::scalar, 1);
+      bool def_ok = true;
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t i = 0; i < words * 64; ++i) {
+          const bool bit = (ref[static_cast<size_t>(p * words + i / 64)] >> (i % 64)) & 1;
+          const bool want = i < np && !((u[static_cast<size_t>(p * c + planes[size_t(i)] / 8)] >> (planes[size_t(i)] % 8)) & 1);
+          if (bit != want) def_ok = false;
+        }
+      char what[64];
+      std::snprintf(what, sizeof what, "channels %lld planes %lld", (long long)c, (long long)np);
+      record(def_ok, "bitplanes", Isa::scalar, std::string(what) + " vs definition");
+      for (Isa isa : simd_isas()) {
+        std::vector<uint64_t> got(ref.size(), 0x5A5A);
+        bitplanes(u.data(), pixels, c, planes.data(), np, got.data(), isa, 2);
+        record(got == ref, "bitplanes", isa, what);
+      }
+    }
+  for (int bits : {1, 3, 8})
+    for (int64_t cin : {8, 24, 65}) {
+      BConvShape s;
+      s.n = 2; s.h = 6; s.w = 7; s.cin = cin; s.cout = 9; s.kh = 3; s.kw = 3; s.stride = 1 + (cin % 2); s.pad = 1;
+      const std::vector<uint64_t> x = packed(r, s.n * s.h * s.w, cin, 0);
+      const std::vector<uint64_t> w = packed(r, bits * s.cout * s.kh * s.kw, cin, 0);
+      const size_t outs = static_cast<size_t>(s.n * s.out_h() * s.out_w() * s.cout);
+      BConvArgs a;
+      a.x = x.data(); a.w = w.data(); a.s = s;
+      std::vector<int32_t> ref(outs);
+      a.out = ref.data();
+      bconv2d_planes(a, bits, Isa::scalar, 1);
+      std::vector<int64_t> sum(outs, 0);  // definition: sum_j 2^j * (binary conv of weight plane j)
+      for (int j = 0; j < bits; ++j) {
+        std::vector<int32_t> y(outs);
+        BConvArgs b = a;
+        b.w = w.data() + static_cast<size_t>(j * s.cout * s.kh * s.kw * s.words());
+        b.out = y.data();
+        bconv2d(b, Isa::scalar, 1);
+        for (size_t i = 0; i < outs; ++i) sum[i] += int64_t{y[i]} << j;
+      }
+      bool def_ok = true;
+      for (size_t i = 0; i < outs; ++i) def_ok = def_ok && sum[i] == ref[i];
+      char what[64];
+      std::snprintf(what, sizeof what, "M %d cin %lld", bits, (long long)cin);
+      record(def_ok, "bconv2d-planes", Isa::scalar, std::string(what) + " vs definition");
+      for (Isa isa : simd_isas()) {
+        std::vector<int32_t> got(outs, 0x5A5A);
+        a.out = got.data();
+        bconv2d_planes(a, bits, isa, 2);
+        record(got == ref, "bconv2d-planes", isa, what);
+      }
     }
 }
 
@@ -929,6 +992,7 @@ int main(int argc, char** argv) {
     dwconv8_grid();
     dwconv_f32_grid();
     concat_bits_grid();
+    bplanes_grid();
     isa_errors();
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

@@ -19,6 +19,7 @@
 
 #include "onebit/bconv.h"
 #include "onebit/bitpack.h"
+#include "onebit/bplanes.h"
 #include "onebit/isa.h"
 #include "onebit/threadpool.h"
 #include "common.h"
@@ -318,6 +319,72 @@ nb::object py_bconv2d(const AnyArray& x, const nb::object& w_obj, int64_t in_cha
   return obj;
 }
 
+nb::object py_bitplanes(const AnyArray& u, const AnyArray& planes, const std::optional<std::string>& isa_name,
+                        const std::optional<int>& threads) {
+  check_array<uint8_t>("u", u, "uint8");
+  check_array<int32_t>("planes", planes, "int32");
+  if (u.ndim() < 1) fail("u must have at least one axis (channels last)");
+  check_ndim("planes", planes, 1, "(P,)");
+  const int64_t c = static_cast<int64_t>(u.shape(u.ndim() - 1)), np_ = static_cast<int64_t>(planes.shape(0));
+  if (c < 1 || np_ < 1) fail("bitplanes needs at least one channel and one plane");
+  int64_t pixels = 1;
+  std::vector<size_t> shape;
+  for (size_t i = 0; i + 1 < u.ndim(); ++i) {
+    pixels *= static_cast<int64_t>(u.shape(i));
+    shape.push_back(u.shape(i));
+  }
+  shape.push_back(static_cast<size_t>((np_ + 63) / 64));
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  auto [obj, ptr] = result_array<uint64_t>(nb::none(), shape, "uint64");
+  nb::gil_scoped_release release;
+  onebit::bitplanes(static_cast<const uint8_t*>(u.data()), pixels, c, static_cast<const int32_t*>(planes.data()), np_,
+                    static_cast<uint64_t*>(ptr), isa, nthreads);
+  return obj;
+}
+
+nb::object py_bconv2d_planes(const AnyArray& x, const AnyArray& w, int64_t in_channels, int64_t stride,
+                             const std::variant<int64_t, std::string>& padding, const std::string& output,
+                             const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
+                             const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
+                             const std::optional<int>& shift, const std::optional<AnyArray>& scale,
+                             const std::optional<std::string>& isa_name, const std::optional<int>& threads) {
+  check_array<uint64_t>("x_packed", x, "uint64");
+  check_ndim("x_packed", x, 4, "(N, H, W, W64)");
+  check_array<uint64_t>("w_planes", w, "uint64");
+  check_ndim("w_planes", w, 5, "(M, Cout, KH, KW, W64)");
+  if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
+  const int64_t w64 = (in_channels + 63) / 64;
+  check_words("x_packed", static_cast<int64_t>(x.shape(3)), "pixel", "in_channels", in_channels);
+  check_words("w_planes", static_cast<int64_t>(w.shape(4)), "tap", "in_channels", in_channels);
+  const int bits = static_cast<int>(w.shape(0));
+  if (bits < 1 || bits > 8) fail("w_planes must hold 1 to 8 weight planes, got " + std::to_string(bits));
+  onebit::BConvArgs a;
+  a.s.n = x.shape(0); a.s.h = x.shape(1); a.s.w = x.shape(2);
+  a.s.cin = in_channels; a.s.cout = w.shape(1); a.s.kh = w.shape(2); a.s.kw = w.shape(3);
+  a.s.stride = stride;
+  a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
+  if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
+  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_planes must have Cout, KH, KW >= 1");
+  if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));
+  if (a.s.pad < 0) fail("padding must be >= 0, got " + std::to_string(a.s.pad));
+  if (a.s.h + 2 * a.s.pad < a.s.kh || a.s.w + 2 * a.s.pad < a.s.kw)
+    fail("kernel " + std::to_string(a.s.kh) + "x" + std::to_string(a.s.kw) + " is larger than the padded input");
+  a.x = static_cast<const uint64_t*>(x.data());
+  a.w = static_cast<const uint64_t*>(w.data());
+  check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, w64, in_channels);
+  check_padding_bits("w_planes", a.w, bits * a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
+  std::vector<int8_t> dir;
+  a.stage = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, a.s.cout, dir);
+  const onebit::Isa isa = pick_isa(isa_name);
+  const int nthreads = pick_threads(threads);
+  auto [obj, ptr] = stage_result(a.stage, nb::none(), {size_t(a.s.n), size_t(a.s.out_h()), size_t(a.s.out_w())}, a.s.cout);
+  a.out = ptr;
+  nb::gil_scoped_release release;
+  onebit::bconv2d_planes(a, bits, isa, nthreads);
+  return obj;
+}
+
 nb::object py_bdense(const AnyArray& x, const nb::object& w_obj, int64_t in_features, const std::string& output,
                      const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
                      const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
@@ -410,6 +477,13 @@ void bind_kernels(nb::module_& m) {
         "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(), "isa"_a = nb::none(),
         "threads"_a = nb::none(), "out"_a = nb::none(), "weight_mask"_a = nb::none(),
         "Binary fully connected layer, packed (N, W64) x (Cout, W64), fused output stage out.");
+  m.def("bitplanes", &py_bitplanes, "u"_a, "planes"_a, nb::kw_only(), "isa"_a = nb::none(), "threads"_a = nb::none(),
+        "CBNN bit planes of uint8 pixels (..., C) -> packed (..., ceil(P/64)) uint64; planes: int32 ids c*8+b.");
+  m.def("bconv2d_planes", &py_bconv2d_planes, "x_packed"_a, "w_planes"_a, nb::kw_only(), "in_channels"_a,
+        "stride"_a = 1, "padding"_a = 0, "output"_a = "int32", "threshold"_a = nb::none(), "direction"_a = nb::none(),
+        "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(),
+        "isa"_a = nb::none(), "threads"_a = nb::none(),
+        "Binary conv with multi-bit weights: M +-1 weight planes (M, Cout, KH, KW, W64), plane j worth 2^j.");
   m.def("accumulator_bits", [](int64_t k) {
     if (k < 1) fail("K must be >= 1");
     return onebit::accumulator_bits(k);

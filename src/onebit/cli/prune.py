@@ -19,8 +19,15 @@ def _target(value: str) -> float:
 
 @click.command()
 @click.argument("ckpt", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(["latent", "flip", "random"]), default="latent", show_default=True,
-              help="Score: latent-weight magnitude, weight-flip frequency, or random.")
+@click.option("--method", type=click.Choice(["latent", "flip", "random", "bitslice"]), default="latent",
+              show_default=True,
+              help="Score: latent-weight magnitude, weight-flip frequency, or random; bitslice: prune the input "
+                   "bit planes of a model trained with --input-bits (CBNN, see --max-loss).")
+@click.option("--max-loss", type=click.FloatRange(0, 100, max_open=True), default=1.0, show_default=True,
+              help="--method bitslice: accuracy budget in points; the least sensitive planes are pruned while "
+                   "their cumulative validation loss stays within it.")
+@click.option("--noise-seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="--method bitslice: random +-1 draws per sensitivity measurement.")
 @click.option("--granularity", type=click.Choice(["weight", "word", "block", "channel"]), default="weight",
               show_default=True, help="Unstructured weights, 64-channel packed words, blocks of 8 output "
                                       "channels x one word x one tap (the engine's AVX2 tile), or whole filters.")
@@ -63,10 +70,14 @@ def _target(value: str) -> float:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch.set_num_threads.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(ckpt, method, granularity, channel_multiple, target, sensitivity, solver, allocation, finetune_epochs,
+def command(ckpt, method, max_loss, noise_seeds, granularity, channel_multiple, target, sensitivity, solver, allocation, finetune_epochs,
             iterations, out, json_path, plot_dir, lr, batch_size, flip_steps, flip_threshold, flip_order, val_size,
             limit_train, limit_test, max_ratio, seed, threads, quiet):
     """Prune the binary layers of checkpoint CKPT so it needs TARGET fewer binary ops.
+
+    With --method bitslice, the input bit planes of a bit-plane model are pruned instead (CBNN,
+    Li and Ren): per-plane and cumulative sensitivity on validation data, the planes kept for
+    the --max-loss budget, the first layer shrunk, then the optional fine-tune.
 
     The float first layer and float classifier are never pruned. Binary ops are bit-MACs of
     the binary layers (batch 1), the convention of `onebit summary`.
@@ -76,11 +87,14 @@ def command(ckpt, method, granularity, channel_multiple, target, sensitivity, so
     from onebit.prune.pipeline import prune_checkpoint
     from onebit.table import format_table
 
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if method == "bitslice":
+        return _bitslice(ckpt, max_loss / 100, noise_seeds, finetune_epochs, out, json_path, plot_dir, lr,
+                         batch_size, val_size, limit_train, limit_test, seed, quiet)
     if channel_multiple > 1 and granularity != "channel":
         raise click.UsageError(f"--channel-multiple {channel_multiple} needs --granularity channel "
                                f"(it sets kept output channel counts), not {granularity!r}")
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
         rec = prune_checkpoint(
             ckpt, method=method, granularity=granularity, target=_target(target), sensitivity=sensitivity,
@@ -100,9 +114,41 @@ def command(ckpt, method, granularity, channel_multiple, target, sensitivity, so
     click.echo(f"test accuracy {b['test_accuracy']:.4f} -> {p['test_accuracy']:.4f} "
                f"(before fine-tune {p['test_accuracy_before_finetune']:.4f})  seconds {rec['seconds']:.1f}")
     click.echo(f"checkpoint: {out}")
+    _write_json(rec, json_path)
+    for path in rec.get("plots", []):
+        click.echo(f"plot: {path}")
+
+
+def _write_json(rec, json_path):
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(rec, indent=2, default=str) + "\n")
         click.echo(f"json: {json_path}")
+
+
+def _bitslice(ckpt, max_loss, seeds, finetune_epochs, out, json_path, plot_dir, lr, batch_size, val_size,
+              limit_train, limit_test, seed, quiet):
+    from onebit.prune.bitslice import prune_checkpoint_bitslice
+    from onebit.table import format_table
+
+    try:
+        rec = prune_checkpoint_bitslice(
+            ckpt, max_loss=max_loss, seeds=seeds, finetune_epochs=finetune_epochs, out=out, lr=lr,
+            batch_size=batch_size, val_size=val_size, limit_train=limit_train, limit_test=limit_test, seed=seed,
+            plot_dir=plot_dir, progress=not quiet)
+    except (OnebitError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    s = rec["sensitivity"]
+    cum = dict(zip(s["order"], [s["baseline"] - a for a in s["cumulative"]]))  # order[:i+1] randomized
+    rows = [{"plane": p, "channel": p // 8, "bit": p % 8, "drop": s["baseline"] - a,
+             "cumulative_drop": cum.get(p), "kept": p in rec["pruned"]["planes"]}
+            for p, a in zip(s["planes"], s["accuracy"])]
+    click.echo(format_table(rows, floatfmt={"drop": ".4f", "cumulative_drop": ".4f"}))
+    b, p = rec["baseline"], rec["pruned"]
+    click.echo(f"planes {len(b['planes'])} -> {len(p['planes'])} ({p['planes_text']}), budget {max_loss:.2%}")
+    click.echo(f"test accuracy {b['test_accuracy']:.4f} -> {p['test_accuracy']:.4f} "
+               f"(before fine-tune {p['test_accuracy_before_finetune']:.4f})  seconds {rec['seconds']:.1f}")
+    click.echo(f"checkpoint: {out}")
+    _write_json(rec, json_path)
     for path in rec.get("plots", []):
         click.echo(f"plot: {path}")

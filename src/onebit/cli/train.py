@@ -27,6 +27,9 @@ def _epoch_rows(history):
 @click.option("--clip-block", is_flag=True, help="Insert BNN-Clip blocks (int8 data between blocks).")
 @click.option("--float-twin", is_flag=True, help="Same architecture with float layers.")
 @click.option("--stem", default=None, help="Stem variant for residual models (e.g. cifar, imagenet).")
+@click.option("--input-bits", default=None,
+              help="CBNN bit-plane input: K (the K most significant planes per colour) or a "
+                   "comma-separated list of plane ids c*8+b (b=0 the LSB).")
 @click.option("--device", default="auto", show_default=True,
               help="auto (cuda when available, else cpu), cpu, cuda or cuda:N.")
 @click.option("--resident/--streamed", default=None,
@@ -63,7 +66,7 @@ def _epoch_rows(history):
               help="L2 on float weights only (never on binary latent weights).")
 @click.option("--no-augment", is_flag=True, help="Disable training augmentation.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, float_twin, stem, device,
+def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, float_twin, stem, input_bits, device,
             resident, bf16, channels_last, compile_, init, budget_s, nondeterministic, seed, json_path, resume, limit_train, limit_test, size, threads, stop_after, warmup, label_smoothing,
             weight_decay, no_augment, quiet):
     """Train MODEL (a name from onebit.models.list_models()) on a dataset.
@@ -81,9 +84,16 @@ def command(model, dataset, epochs, batch_size, lr, out, width, clip_block, floa
         # the budget counts from the start of the command: imports are part of the wall clock
         budget_s = max(1e-3, budget_s - (process_seconds() or 0.0))
     try:
+        if input_bits is not None:
+            from onebit.bitplanes import parse_input_bits
+
+            try:
+                input_bits = parse_input_bits(input_bits)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="--input-bits") from e
         config = TrainConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
                              out=out, width=width, clip_block=clip_block, float_twin=float_twin,
-                             stem=stem, device=device, seed=seed, json_path=json_path, resume=resume,
+                             stem=stem, input_bits=input_bits, device=device, seed=seed, json_path=json_path, resume=resume,
                              limit_train=limit_train, limit_test=limit_test, size=size, threads=threads, stop_after=stop_after,
                              warmup=warmup, label_smoothing=label_smoothing, weight_decay=weight_decay,
                              augment=not no_augment, progress=not quiet, resident=resident, bf16=bf16,

@@ -126,6 +126,26 @@ def quantize_weights_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, s
 
 
+#: Weight bits of a first layer over bit planes (``bconv2d_planes``): odd integers in [-255, 255],
+#: 256 levels like int8.
+PLANE_WEIGHT_BITS = 8
+
+
+def quantize_weights_odd(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel odd-integer grid: w[o] ~= v[o] * s[o] with v odd in [-(2^M-1), 2^M-1],
+    s[o] = max|w[o]| / (2^M - 1); v is the nearest odd integer, 2*round((w/s - 1)/2) + 1 (a grid
+    without 0: each v is a sum of M +-1 weight planes, ``onebit.bitplanes.odd_weight_planes``).
+    An all-zero channel gets s = 0 (v = 1): the folded stage sees a constant channel.
+    Axis 0 is the output channel."""
+    w = np.asarray(w, np.float64)
+    top = (1 << bits) - 1
+    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    s = amax / top
+    r = w / np.where(amax > 0, s, 1.0).reshape((-1,) + (1,) * (w.ndim - 1))
+    v = np.clip(2 * np.round((r - 1) / 2) + 1, -top, top).astype(np.int64)
+    return v, s
+
+
 def first_layer(w: np.ndarray, bias, mean, std):
     """Fold the input normalization into the first float conv and quantize it (uint8 input).
 

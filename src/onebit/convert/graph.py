@@ -47,8 +47,10 @@ import torch
 from torch import nn
 
 from onebit import bits as _bits
-from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage, pooled_threshold_stage,
-                                 quantize_weights_int8, threshold_stage)
+from onebit.bitplanes import odd_weight_planes
+from onebit.convert.fold import (PLANE_WEIGHT_BITS, ConversionError, bn_affine, first_layer, int8_stage,
+                                 pooled_threshold_stage, quantize_weights_int8, quantize_weights_odd,
+                                 threshold_stage)
 from onebit.runtime.geometry import output_size
 from onebit.runtime.graph import INT16_MAX_K, Op, Value
 
@@ -118,9 +120,51 @@ class _Builder:
         return self.values[self.cur]
 
     # -- producers --------------------------------------------------------------------------
+    def bit_planes(self, name, m, mean, std):
+        """CBNN input transform (``onebit.nn.BitPlanes``) -> ``bitplanes`` op on the uint8 image."""
+        if self.cur != "input" or self.pending is not None:
+            raise ConversionError(f"layer {name!r} (BitPlanes): bit planes are taken of the input image only")
+        h, w, c = self.value().shape
+        if m.channels != c:
+            raise ConversionError(f"layer {name!r} (BitPlanes): {m.channels} channels, the input has {c}")
+        # the planes are of the pixels u the file's normalization maps back to: it must be the model's
+        if not (np.allclose(_t(m.mean), mean, rtol=0, atol=1e-6) and np.allclose(_t(m.std), std, rtol=0, atol=1e-6)):
+            raise ConversionError(f"layer {name!r} (BitPlanes): its normalization mean={_t(m.mean).tolist()} "
+                                  f"std={_t(m.std).tolist()} differs from the input's mean={list(mean)} "
+                                  f"std={list(std)}")
+        self.emit(name, "bitplanes", {"planes": [int(p) for p in m.planes]}, {},
+                  Value("bits", (h, w, len(m.planes))))
+
+    def planes_conv(self, name, m: nn.Conv2d):
+        """The float conv over +-1 bit planes -> ``bconv2d_planes`` (odd ``PLANE_WEIGHT_BITS``-bit
+        weights, :func:`onebit.convert.fold.quantize_weights_odd`)."""
+        _check_conv(name, m)
+        h, w, cin = self.value().shape
+        if m.in_channels != cin:
+            raise ConversionError(f"layer {name!r} (Conv2d): {m.in_channels} input channels, the bit "
+                                  f"planes are {cin}")
+        bits_ = PLANE_WEIGHT_BITS
+        v, s = quantize_weights_odd(_t(m.weight), bits_)
+        planes = odd_weight_planes(v.transpose(0, 2, 3, 1), bits_)  # (M, Cout, KH, KW, Cin)
+        kh, kw = m.kernel_size
+        k = ((1 << bits_) - 1) * kh * kw * cin
+        attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw], stride=_pair(m.stride),
+                     padding=_pad(name, m), weight_bits=bits_, accumulator_bound=k,
+                     accumulator_bits=16 if k <= INT16_MAX_K else 32)
+        oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
+        ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
+        bias = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
+        # conv(planes)[o] = s[o] * y[o] + bias[o], y the exact integer sum of odd weights x +-1
+        self.pending = _Pending(name, "bconv2d_planes", attrs, {"weight": _bits.pack(planes)}, s, bias, k,
+                                self.cur, (oh, ow, m.out_channels))
+
     def first_conv(self, name, m: nn.Conv2d, mean, std):
         """The int8 input layer: a float conv, or a binary-weight conv reading the float image
-        (its quantized weights, sign(w) [* scale], are the float weights)."""
+        (its quantized weights, sign(w) [* scale], are the float weights); after a ``bitplanes``
+        op, the conv over the planes (:meth:`planes_conv`)."""
+        if self.cur != "input" and self.pending is None and self.ops and self.ops[-1].type == "bitplanes" \
+                and self.ops[-1].output == self.cur:
+            return self.planes_conv(name, m)
         if self.cur != "input" or self.pending is not None:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): a float-input convolution is supported "
                                   f"only as the first layer (it becomes the int8 input layer)")
@@ -849,6 +893,7 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     (``conv2d_f32``) instead of int8."""
     from onebit.nn.clip import ClipBlock
     from onebit.nn.layers import is_binary_layer
+    from onebit.nn.planes import BitPlanes
 
     h, w, c = input_shape
     calls = trace(model, (1, c, h, w)) if layers is None else layers
@@ -872,6 +917,8 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.first_conv(name, m, mean, std)  # binary weights on the float image
         elif is_binary_layer(m):
             bld.binary(name, m)
+        elif isinstance(m, BitPlanes):
+            bld.bit_planes(name, m, mean, std)
         elif isinstance(m, nn.Conv2d) and m.groups != 1:
             bld.depthwise(name, m)
         elif isinstance(m, nn.Conv2d):

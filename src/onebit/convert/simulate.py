@@ -64,7 +64,7 @@ class IntegerSimulation(nn.Module):
         for op in self.ops:
             # |any partial sum| <= bound: float32 is exact for integers up to 2^24
             a_ = op.attrs
-            if op.type in ("bconv2d", "bdense"):
+            if op.type in ("bconv2d", "bdense", "bconv2d_planes"):
                 bound = a_["accumulator_bound"]
             elif op.type == "conv2d_u8":
                 bound = 255 * 127 * a_["kernel"][0] * a_["kernel"][1] * a_["in_channels"]
@@ -84,6 +84,11 @@ class IntegerSimulation(nn.Module):
                     w *= bits.unpack(mask, cin) < 0
                 w = torch.from_numpy(w)
                 self._w[op.name] = w.permute(0, 3, 1, 2).contiguous() if op.type == "bconv2d" else w
+            elif op.type == "bconv2d_planes":  # odd integer weights sum_j 2^j s_j
+                from onebit.bitplanes import weight_from_planes
+
+                w = weight_from_planes(bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_channels"]))
+                self._w[op.name] = torch.from_numpy(w.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
             elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)
                 self._w[op.name] = torch.from_numpy(q).permute(0, 3, 1, 2).contiguous()
@@ -154,7 +159,11 @@ class IntegerSimulation(nn.Module):
             zp = self._tensor(op, "zero_point").to(torch.float32).view(1, -1, 1, 1)
             y = self._conv(op, x - zp)
             return self._stage(op, y)
-        if op.type in ("bconv2d", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
+        if op.type == "bitplanes":  # u8 (as float) -> +-1 planes, +1 where the bit is 1
+            from onebit.nn.planes import pixel_planes
+
+            return pixel_planes(x, a["planes"])
+        if op.type in ("bconv2d", "bconv2d_planes", "conv2d_i8", "dwconv2d_i8"):  # zero padding: true zero / int8 0
             y = self._conv(op, x)
             return self._stage(op, y)
         if op.type == "dwconv2d_f32":

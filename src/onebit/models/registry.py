@@ -54,6 +54,7 @@ def create(
     float_twin: bool = False,
     input_size: int | None = None,
     stem: str | None = None,
+    input_bits=None,
 ) -> nn.Module:
     """Build a registered model.
 
@@ -67,6 +68,9 @@ def create(
             the binary model binarizes its input (a comparison baseline).
         input_size: spatial input size (square); default per model (28, 32, 64 or 224).
         stem: ``"cifar"`` or ``"imagenet"`` for the residual networks (None elsewhere).
+        input_bits: CBNN bit-plane input (:mod:`onebit.models.planes`): an int K keeps the K most
+            significant bit planes of each colour, a list keeps those plane ids (``c * 8 + b``,
+            b = 0 the LSB); None (default) reads the image itself.
 
     The model carries ``onebit_config`` (``create(**model.onebit_config)`` rebuilds it),
     ``dataset_hint`` (the dataset it is meant for) and ``input_shape`` ``(C, H, W)``.
@@ -86,6 +90,10 @@ def create(
         width=float(width), num_classes=num_classes, clip_block=bool(clip_block),
         float_twin=bool(float_twin), input_size=input_size, stem=stem,
     )
+    if input_bits is not None:
+        from onebit.models.planes import with_input_planes
+
+        model = with_input_planes(model, input_bits, name)
     model.onebit_config = {
         "name": name,
         "width": float(width),
@@ -95,4 +103,7 @@ def create(
         "input_size": int(model.input_shape[-1]),
         "stem": getattr(model, "stem_type", None),
     }
+    if input_bits is not None:
+        model.onebit_config["input_bits"] = (
+            int(input_bits) if isinstance(input_bits, int) else list(model.planes.planes))
     return model

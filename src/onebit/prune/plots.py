@@ -27,6 +27,30 @@ def plot_sensitivity(curves, path) -> Path:
     return _save(fig, path)
 
 
+def plot_plane_sensitivity(sens, channels: int, max_loss: float, path) -> Path:
+    """CBNN bit-level sensitivity: accuracy drop per input bit plane (bars, grouped by colour,
+    LSB to MSB) and the cumulative drop with the least sensitive planes randomized together,
+    against the budget ``max_loss``."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    drop = [100 * d for d in sens.drop()]
+    labels = [f"c{p // 8}b{p % 8}" if channels > 1 else f"b{p % 8}" for p in sens.planes]
+    a1.bar(range(len(drop)), drop, color=[f"C{p // 8}" for p in sens.planes])
+    a1.set_xticks(range(len(drop)), labels, rotation=90, fontsize=7)
+    a1.set_ylabel("validation accuracy drop (points)")
+    a1.set_title(f"one plane randomized (mean of {sens.seeds} seeds)")
+    a1.grid(alpha=0.3, axis="y")
+    k = list(range(1, len(sens.cumulative) + 1))
+    a2.plot(k, [100 * (sens.baseline - a) for a in sens.cumulative], marker="o", ms=3)
+    a2.axhline(100 * max_loss, color="gray", ls="--", lw=1, label=f"budget {100 * max_loss:g} points")
+    a2.set_xlabel("planes randomized (least sensitive first)")
+    a2.set_ylabel("validation accuracy drop (points)")
+    a2.set_title("cumulative")
+    a2.grid(alpha=0.3)
+    a2.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_pareto(points: list[dict], path, baseline: dict | None = None) -> Path:
     """Accuracy vs binary ops. ``points``: dicts with ``method``, ``granularity``, ``bops``,
     ``accuracy`` (fraction); ``baseline``: ``{"bops", "accuracy"}`` (accuracy may be a list

@@ -423,7 +423,16 @@ def _check_contents(op: Op, x: Value, t: dict):
         bad("int8 weights must lie on the symmetric grid [-127, 127]")
     if op.type in ("bconv2d", "bdense"):
         return _check_binary(op, t, bad)
+    if op.type == "bconv2d_planes":
+        _check_padding_bits(t["weight"], op.attrs["in_channels"], "packed weights", bad)
     return None
+
+
+def _check_padding_bits(w: np.ndarray, cin: int, what: str, bad):
+    """Channel padding bits (channels ``cin`` .. of the last word of each row) must be 0."""
+    rem = cin % 64
+    if rem and (w[..., -1] >> np.uint64(rem)).any():
+        bad(f"{what} have non-zero channel padding bits (channels {cin}..)")
 
 
 def _check_binary(op: Op, t: dict, bad):
@@ -452,8 +461,7 @@ def _check_binary(op: Op, t: dict, bad):
         w = unpack_kept(wk, m)
     else:
         w = t["weight"]
-        if rem and (w[..., -1] & pad_mask).any():
-            bad(f"packed weights have non-zero channel padding bits (channels {cin}..)")
+        _check_padding_bits(w, cin, "packed weights", bad)
         if m is not None and (w & ~m).any():
             n = int(np.count_nonzero(w & ~m))
             bad(f"weight bits under pruned positions must be 0 (canonical form): {n} packed "

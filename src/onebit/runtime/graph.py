@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from onebit.bitplanes import MAX_WEIGHT_BITS, PLANE_BITS
 from onebit.bits import num_words
 from onebit.errors import FormatError
 from onebit.runtime.geometry import output_size
@@ -262,6 +263,38 @@ def _spec_conv2d_u8(op, xs):
     return Value(stage, out_shape, scale), tens
 
 
+def _spec_bitplanes(op, xs):
+    """u8 image [H, W, C] -> bits [H, W, P]: the CBNN bit planes listed in ``planes`` (plane id
+    c*8 + b, b = 0 the LSB, sorted and unique; plane +1 where bit b of channel c is 1)."""
+    (x,) = xs
+    if x.kind != "u8":
+        _fail(op, f"input must be the uint8 image, got {x.kind}")
+    h, w, c = _spatial(op, x)
+    planes = op.attrs.get("planes")
+    if not (isinstance(planes, list) and planes
+            and all(isinstance(p, int) and not isinstance(p, bool) for p in planes)):
+        _fail(op, f"attribute 'planes' must be a non-empty list of plane ids, got {planes!r}")
+    if not all(0 <= p < PLANE_BITS * c for p in planes):
+        _fail(op, f"plane ids {planes} outside [0, {PLANE_BITS * c - 1}] (a {c}-channel image has "
+                  f"{PLANE_BITS * c} bit planes)")
+    if any(b <= a for a, b in zip(planes, planes[1:])):
+        _fail(op, f"plane ids {planes} must be strictly increasing")
+    return Value("bits", (h, w, len(planes))), {}
+
+
+def _spec_bconv2d_planes(op, xs):
+    """Binary conv with multi-bit weights: ``weight_bits`` M planes of +-1 weights, plane j
+    weighted 2^j (odd integer weights in [-(2^M-1), 2^M-1]); ``y = sum_j 2^j * y_j``."""
+    x = _input(op, xs, "bits")
+    out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
+    m = _int(op, op.attrs, "weight_bits", 1, MAX_WEIGHT_BITS)
+    k = ((1 << m) - 1) * kh * kw * cin
+    bound = _accumulator(op, k, "(2^weight_bits - 1)*kh*kw*Cin")
+    stage, tens, scale = _stage(op, cout, bound)
+    tens["weight"] = ("uint64", (m, cout, kh, kw, num_words(cin)))
+    return Value(stage, out_shape, scale), tens
+
+
 def _spec_maxpool2d(op, xs):
     x = _input(op, xs, "bits", "int8", "f32")
     h, w, c = _spatial(op, x)
@@ -412,6 +445,8 @@ SPECS = {
     "dwconv2d_i8": _spec_dwconv2d_i8,
     "dwconv2d_f32": _spec_dwconv2d_i8,
     "bconv2d": _spec_bconv2d,
+    "bitplanes": _spec_bitplanes,
+    "bconv2d_planes": _spec_bconv2d_planes,
     "bdense": _spec_bdense,
     "maxpool2d": _spec_maxpool2d,
     "flatten": _spec_flatten,
@@ -465,7 +500,7 @@ def op_from_json(i: int, d) -> Op:
     return Op(d["name"], d["type"], list(d["inputs"]), d["output"], dict(d["attrs"]), dict(d["tensors"]))
 
 
-ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
+ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bitplanes": 1, "bconv2d_planes": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
          "dense_f32": 1, "clamp_f32": 1}
 
 

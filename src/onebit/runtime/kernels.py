@@ -14,7 +14,7 @@ import numpy as np
 
 from onebit.runtime.engine import engine
 
-__all__ = ["bitpack", "bconv2d", "bdense", "prepare_weights", "PreparedWeights", "accumulator_bits",
+__all__ = ["bitpack", "bconv2d", "bdense", "bitplanes", "bconv2d_planes", "prepare_weights", "PreparedWeights", "accumulator_bits",
            "popcount_peak", "int8_mac_peak"]
 
 PreparedWeights = engine.PreparedWeights
@@ -121,3 +121,24 @@ def int8_mac_peak(isa: str | None = None, seconds: float = 0.2) -> float:
     ``seconds``; take the best of several on a busy machine.
     """
     return engine.int8_mac_peak(isa=isa, seconds=seconds)
+
+
+def bitplanes(u: np.ndarray, planes, *, isa: str | None = None, threads: int | None = None) -> np.ndarray:
+    """CBNN bit planes: uint8 ``(..., C)`` -> packed uint64 ``(..., ceil(P/64))``; plane ``i`` is
+    plane id ``planes[i] = c*8 + b`` (b = 0 the LSB), +1 where bit b of channel c is 1.
+    Equals ``onebit.runtime.reference.bitplanes``."""
+    return engine.bitplanes(u, np.ascontiguousarray(planes, dtype=np.int32), isa=isa, threads=threads)
+
+
+def bconv2d_planes(x_packed: np.ndarray, w_planes: np.ndarray, *, in_channels: int, stride: int = 1,
+                   padding: int | str = 0, output: str = "int32", threshold: np.ndarray | None = None,
+                   direction: np.ndarray | None = None, multiplier: np.ndarray | None = None,
+                   bias: np.ndarray | None = None, shift: int | None = None, scale: np.ndarray | None = None,
+                   isa: str | None = None, threads: int | None = None) -> np.ndarray:
+    """Binary conv with multi-bit weights: ``w_planes`` (M, Cout, KH, KW, W64) uint64 holds M
+    planes of +-1 weights, plane j worth 2^j; ``y = sum_j 2^j * y_j`` with ``y_j`` the
+    :func:`bconv2d` accumulator of plane j, then the output stage of :func:`bconv2d`."""
+    return engine.bconv2d_planes(x_packed, w_planes, in_channels=in_channels, stride=stride, padding=padding,
+                                 output=output, threshold=threshold, direction=direction,
+                                 multiplier=multiplier, bias=bias, shift=shift, scale=scale, isa=isa,
+                                 threads=threads)

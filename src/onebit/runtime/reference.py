@@ -28,6 +28,8 @@ __all__ = [
     "output_stage",
     "bconv2d",
     "bdense",
+    "bitplanes",
+    "bconv2d_planes",
 ]
 
 
@@ -151,3 +153,20 @@ def bdense(x_packed: np.ndarray, w_packed: np.ndarray, *, in_features: int, outp
            weight_mask: np.ndarray | None = None, **stage) -> np.ndarray:
     """Oracle of ``onebit.runtime.kernels.bdense`` (same arguments, same result)."""
     return output_stage(bdense_int(x_packed, w_packed, in_features, weight_mask), output, **stage)
+
+
+def bitplanes(u: np.ndarray, planes) -> np.ndarray:
+    """Oracle of ``onebit.runtime.kernels.bitplanes``: uint8 NHWC -> packed +-1 bit planes
+    (:func:`onebit.bitplanes.bit_planes`, plane +1 where the bit is 1, packed per docs/format.md §2)."""
+    from onebit.bitplanes import bit_planes
+
+    return bits.pack(bit_planes(u, planes))
+
+
+def bconv2d_planes(x_packed: np.ndarray, w_planes: np.ndarray, *, in_channels: int, stride: int = 1,
+                   padding: int | str = 0, output: str = "int32", **stage) -> np.ndarray:
+    """Oracle of ``onebit.runtime.kernels.bconv2d_planes``: weight planes ``(M, Cout, KH, KW, W64)``,
+    ``y = sum_j 2^j * bconv2d_int(x, w_planes[j])`` (odd integer weights on +-1 inputs)."""
+    y = sum(bconv2d_int(x_packed, w_planes[j], in_channels, stride, padding) << j
+            for j in range(w_planes.shape[0]))
+    return output_stage(y, output, **stage)

@@ -45,6 +45,7 @@ class TrainConfig:
     clip_block: bool = False
     float_twin: bool = False
     stem: str | None = None
+    input_bits: Any = None
     device: str = "auto"
     seed: int = 0
     json_path: str | None = None

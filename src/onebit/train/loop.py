@@ -94,10 +94,20 @@ def build_model(config: TrainConfig, num_classes: int, input_size: int) -> torch
                           "clip_block": config.clip_block, "float_twin": config.float_twin}
     if config.stem is not None:
         kw["stem"] = config.stem
+    if config.input_bits is not None:
+        kw["input_bits"] = config.input_bits
     try:
-        return onebit.models.create(config.model, **kw)
+        model = onebit.models.create(config.model, **kw)
     except KeyError as e:  # onebit.models.UnknownModelError lists the known names
         raise TrainConfigError(str(e)) from e
+    except ValueError as e:  # an input_bits the model cannot take
+        raise TrainConfigError(str(e)) from e
+    if config.input_bits is not None:  # the planes of the pixels this dataset's normalization gives
+        import onebit.data
+
+        ds = onebit.data.info(config.dataset, config.size)
+        model.planes.set_normalization(ds.mean, ds.std)
+    return model
 
 
 def make_train_loader(config: TrainConfig, ctx: ddp.DistContext):

@@ -10,6 +10,7 @@
 
 #include "onebit/add.h"
 #include "onebit/bitpack.h"
+#include "onebit/bplanes.h"
 #include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
@@ -54,6 +55,10 @@ int64_t op_work(const Op& op, const Value& x, const Value& y) {
 // whose raw weights get released is never left half prepared by a FormatError).
 void check_runnable(const Model& m) {
   for (const Op& op : m.ops) {
+    if (op.type == OpType::bconv2d_planes && (op.sh != op.sw || op.ph != op.pw))
+      bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
+                     std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
+                     ", " + std::to_string(op.pw) + "]");
     if (op.type != OpType::bconv2d && op.type != OpType::bdense) continue;
     if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw || op.ph_end != op.pw_end))
       bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
@@ -70,9 +75,9 @@ void check_runnable(const Model& m) {
 
 // Fixed per-op parameters, computed once.
 struct Executor::OpState {
-  std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
+  std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense / bconv2d_planes
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
-  OutputStage stage;                                  // bconv2d / bdense / conv2d_u8 / conv2d_i8 / dwconv2d_i8
+  OutputStage stage;                                  // the producers above and conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
 struct Executor::Context {
@@ -111,10 +116,14 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     auto t = [&](const char* role) { return op.tensor(m.tensors, role); };
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
-    if (!binary && !int8conv && op.type != OpType::dwconv2d_i8) continue;
+    const bool planes = op.type == OpType::bconv2d_planes;
+    if (!binary && !int8conv && !planes && op.type != OpType::dwconv2d_i8) continue;
     load_op_weights(m, i, path);  // when released
     if (op.type == OpType::dwconv2d_i8) {
       dwconv8_bound(op.kh, op.kw);  // weights are read as stored (kh, kw, c)
+    } else if (planes) {
+      st.prepared = prepare_bconv_planes_weights(op.weight.get(), op.weight_bits, op.out_channels, op.kh, op.kw,
+                                                 op.in_channels, isa_, threads);
     } else if (binary) {
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
@@ -428,6 +437,21 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         a.stage = stage;
         a.out = y;
         bconv2d(a, isa, th);
+        break;
+      }
+      case OpType::bitplanes:
+        bitplanes(static_cast<const uint8_t*>(x), n * xv.shape[0] * xv.shape[1], xv.shape[2], op.planes.data(),
+                  static_cast<int64_t>(op.planes.size()), static_cast<uint64_t*>(y), isa, th);
+        break;
+      case OpType::bconv2d_planes: {
+        BConvArgs a;
+        a.x = static_cast<const uint64_t*>(x);
+        a.prepared = st.prepared.get();
+        a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
+        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph;
+        a.stage = st.stage;
+        a.out = y;
+        bconv2d_planes(a, op.weight_bits, isa, th);
         break;
       }
       case OpType::bdense:

@@ -17,6 +17,8 @@ const OpTypeInfo kOpTypes[] = {
     {"add", OpType::add, 2},
     {"avgpool2d", OpType::avgpool2d, 1},
     {"bconv2d", OpType::bconv2d, 1},
+    {"bconv2d_planes", OpType::bconv2d_planes, 1},
+    {"bitplanes", OpType::bitplanes, 1},
     {"bdense", OpType::bdense, 1},
     {"bitpack", OpType::bitpack, 1},
     {"clamp_f32", OpType::clamp_f32, 1},
@@ -258,6 +260,43 @@ class OpChecker {
         accumulator(k, "kh*kw*Cin");
         stage(op_.out_channels, tens, out);
         weight_spec(tens, {op_.out_channels, op_.kh, op_.kw, num_words(op_.in_channels)}, k);
+        break;
+      }
+      case OpType::bitplanes: {
+        need(x.kind == Kind::u8, "the uint8 image");
+        auto s = spatial(x);
+        const json* v = attr("planes");
+        bool ok = v && v->is_array() && !v->empty();
+        if (ok)
+          for (const auto& e : *v) ok = ok && is_int(e);
+        if (!ok) bad("attribute 'planes' must be a non-empty list of plane ids, got " + (v ? repr(*v) : "None"));
+        std::vector<int64_t> ids;
+        bool in_range = true;
+        for (const auto& e : *v) {
+          int64_t id = 0;
+          in_range = as_int(e, id) && id >= 0 && id < 8 * s[2] && in_range;
+          ids.push_back(id);
+        }
+        if (!in_range)
+          bad("plane ids " + repr(*v) + " outside [0, " + std::to_string(8 * s[2] - 1) + "] (a " + std::to_string(s[2]) +
+              "-channel image has " + std::to_string(8 * s[2]) + " bit planes)");
+        for (size_t i = 1; i < ids.size(); ++i)
+          if (ids[i] <= ids[i - 1]) bad("plane ids " + repr(*v) + " must be strictly increasing");
+        op_.planes.assign(ids.begin(), ids.end());
+        op_.in_channels = s[2];
+        op_.out_channels = static_cast<int64_t>(ids.size());
+        out.kind = Kind::bits;
+        out.shape = {s[0], s[1], op_.out_channels};
+        break;
+      }
+      case OpType::bconv2d_planes: {
+        need(x.kind == Kind::bits, "bits");
+        out.shape = conv_geometry(x);
+        op_.weight_bits = int(integer("weight_bits", 1, 8));
+        const int64_t k = ((int64_t{1} << op_.weight_bits) - 1) * op_.kh * op_.kw * op_.in_channels;
+        accumulator(k, "(2^weight_bits - 1)*kh*kw*Cin");
+        stage(op_.out_channels, tens, out);
+        tens["weight"] = {DType::u64, {op_.weight_bits, op_.out_channels, op_.kh, op_.kw, num_words(op_.in_channels)}};
         break;
       }
       case OpType::bdense: {

@@ -302,6 +302,17 @@ void check_contents(Op& op, const std::vector<Tensor>& all) {
       if (p[i] == -128) c.bad("int8 weights must lie on the symmetric grid [-127, 127]");
   }
   if (op.type == OpType::bconv2d || op.type == OpType::bdense) check_binary(c, op, all);
+  if (op.type == OpType::bconv2d_planes) {
+    const Tensor* w = op.tensor(all, "weight");
+    const int64_t w64 = num_words(op.in_channels), rem = op.in_channels % 64;
+    const int64_t rows = w->nbytes / 8 / w64;
+    const uint64_t* wp = w->as<uint64_t>();
+    if (rem)
+      for (int64_t r = 0; r < rows; ++r)
+        if (wp[r * w64 + w64 - 1] >> rem)
+          c.bad("packed weights have non-zero channel padding bits (channels " + std::to_string(op.in_channels) + "..)");
+    op.weight = std::shared_ptr<const uint64_t>(w->storage, wp);
+  }
 }
 
 // ------------------------------------------------------------------------------- metadata

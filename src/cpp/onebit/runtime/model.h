@@ -59,7 +59,8 @@ struct Tensor {
 
 enum class OpType : int {
   conv2d_u8, conv2d_i8, conv1x1_f32, avgpool2d, global_avgpool, add, bitpack, dequantize,
-  bconv2d, bdense, maxpool2d, flatten, dense_f32, clamp_f32, dwconv2d_i8, concat, conv2d_f32, dwconv2d_f32
+  bconv2d, bdense, maxpool2d, flatten, dense_f32, clamp_f32, dwconv2d_i8, concat, conv2d_f32, dwconv2d_f32,
+  bitplanes, bconv2d_planes
 };
 const char* op_type_name(OpType t);
 
@@ -90,6 +91,9 @@ struct Op {
   int64_t accumulator_bound = 0;
   int accumulator_bits = 0;
   int64_t kept_weights = -1;
+  // bitplanes: plane ids c*8 + b; bconv2d_planes: weight planes M
+  std::vector<int32_t> planes;
+  int weight_bits = 0;
   // int8 add
   int32_t ma = 0, mb = 0;
   // clamp
