@@ -851,6 +851,9 @@ void concat_bits_grid() {
       concat_bits(a.data(), b.data(), y.data(), pixels, ca, cb, 1 + static_cast<int>(ca % 3));
       record(y == want, "concat-bits", Isa::scalar,
              "ca" + std::to_string(ca) + " cb" + std::to_string(cb));
+    }
+}
+
 // Bit-plane first layer: bitplanes against its definition, bconv2d_planes against the sum of
 // 2^j-weighted scalar binary convs, and every other ISA against scalar, bit for bit.
 void bplanes_grid() {
