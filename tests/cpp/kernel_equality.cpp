@@ -887,7 +887,7 @@ void bplanes_grid() {
   for (int bits : {1, 3, 8})
     for (int64_t cin : {8, 24, 65}) {
       BConvShape s;
-      s.n = 2; s.h = 6; s.w = 7; s.cin = cin; s.cout = 9; s.kh = 3; s.kw = 3; s.stride = 1 + (cin % 2); s.pad = 1;
+      s.n = 2; s.h = 6; s.w = 7; s.cin = cin; s.cout = 9; s.kh = 3; s.kw = 3; s.stride = 1 + (cin % 2); s.pad = 1; s.pad_end = 1;
       const std::vector<uint64_t> x = packed(r, s.n * s.h * s.w, cin, 0);
       const std::vector<uint64_t> w = packed(r, bits * s.cout * s.kh * s.kw, cin, 0);
       const size_t outs = static_cast<size_t>(s.n * s.out_h() * s.out_w() * s.cout);

@@ -364,6 +364,7 @@ nb::object py_bconv2d_planes(const AnyArray& x, const AnyArray& w, int64_t in_ch
   a.s.cin = in_channels; a.s.cout = w.shape(1); a.s.kh = w.shape(2); a.s.kw = w.shape(3);
   a.s.stride = stride;
   a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
+  a.s.pad_end = a.s.pad;
   if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
   if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_planes must have Cout, KH, KW >= 1");
   if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));

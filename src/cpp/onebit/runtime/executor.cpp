@@ -55,10 +55,12 @@ int64_t op_work(const Op& op, const Value& x, const Value& y) {
 // whose raw weights get released is never left half prepared by a FormatError).
 void check_runnable(const Model& m) {
   for (const Op& op : m.ops) {
-    if (op.type == OpType::bconv2d_planes && (op.sh != op.sw || op.ph != op.pw))
-      bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
-                     std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" + std::to_string(op.ph) +
-                     ", " + std::to_string(op.pw) + "]");
+    if (op.type == OpType::bconv2d_planes &&
+        (op.sh != op.sw || op.ph != op.pw || op.ph_end != op.ph || op.pw_end != op.pw))
+      bad_op(op, "the engine's bit-plane convolution needs the same stride and symmetric padding on both axes, "
+                 "got stride [" + std::to_string(op.sh) + ", " + std::to_string(op.sw) + "] padding [" +
+                     std::to_string(op.ph) + ", " + std::to_string(op.pw) + "] padding_end [" +
+                     std::to_string(op.ph_end) + ", " + std::to_string(op.pw_end) + "]");
     if (op.type != OpType::bconv2d && op.type != OpType::bdense) continue;
     if (op.type == OpType::bconv2d && (op.sh != op.sw || op.ph != op.pw || op.ph_end != op.pw_end))
       bad_op(op, "the engine's binary convolution needs the same stride and padding on both axes, got stride [" +
@@ -448,7 +450,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         a.x = static_cast<const uint64_t*>(x);
         a.prepared = st.prepared.get();
         a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
-        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph;
+        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
         a.stage = st.stage;
         a.out = y;
         bconv2d_planes(a, op.weight_bits, isa, th);
