@@ -57,7 +57,7 @@ print(json.dumps(out))
 
 def export(h5: Path, dest: Path) -> str | None:
     """Import + export with onebit's CLI; None on success, else the CLI's error (its last lines)."""
-    r = subprocess.run([sys.executable, "-m", "onebit", "import", str(h5), "-o", str(dest)],
+    r = subprocess.run([sys.executable, "-c", "from onebit.cli import main; main()", "import", str(h5), "-o", str(dest)],
                        capture_output=True, text=True)
     if r.returncode == 0 and dest.is_file():
         return None

@@ -275,28 +275,38 @@ def load_h5(path: str) -> keras.Model:
     """A Keras / Larq model saved with ``model.save("x.h5")``, for inference.
 
     Larq's layers and quantizers are registered with Keras when ``larq`` is imported. Larq Zoo's
-    models also name plain functions of theirs as initializers (QuickNet's
-    ``blurpool_initializer``), which Keras cannot deserialize by name; initializers play no part
-    in inference, so the architecture is rebuilt with those replaced by zeros and the saved
-    weights are loaded into it."""
+    models also name plain functions of theirs: as initializers (QuickNet's
+    ``blurpool_initializer``), which Keras cannot deserialize by name and which play no part in
+    inference, so they are replaced by zeros; elsewhere (XNOR-Net's weight quantizer) they are
+    given to Keras by name. The saved weights are then loaded into the rebuilt architecture."""
+    import importlib
+    import inspect
     import json
+    import pkgutil
 
     import h5py
     import larq  # noqa: F401
+    import larq_zoo
 
-    def plain(node):
+    def plain(node, key=""):
         if isinstance(node, dict):
-            if node.get("class_name") == "function":
+            if node.get("class_name") == "function" and key.endswith("initializer"):
                 return {"class_name": "Zeros", "config": {}}
-            return {k: plain(v) for k, v in node.items()}
+            return {k: plain(v, k) for k, v in node.items()}
         if isinstance(node, list):
-            return [plain(v) for v in node]
+            return [plain(v, key) for v in node]
         return node
 
     with h5py.File(path, "r") as f:
         config = f.attrs["model_config"]
     config = json.loads(config.decode() if isinstance(config, bytes) else config)
-    model = tf.keras.models.model_from_json(json.dumps(plain(config)))
+    functions = {}  # other functions (XNOR-Net's weight quantizer) are Larq Zoo's own, by name
+    for info in pkgutil.walk_packages(larq_zoo.__path__, "larq_zoo."):
+        if ".tests" not in info.name and not info.name.endswith("_test"):
+            mod = importlib.import_module(info.name)
+            functions.update({n: f for n, f in vars(mod).items()
+                              if inspect.isfunction(f) and f.__module__ == mod.__name__})
+    model = tf.keras.models.model_from_json(json.dumps(plain(config)), custom_objects=functions)
     model.load_weights(path)
     return model
 
