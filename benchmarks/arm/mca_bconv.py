@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     records, px_cycles, dense_rate = [], {}, {}
     print("llvm-mca model (not a measurement) of the NEON binary conv inner loop, one 3x3 output pixel x 8 "
           f"output channels; LLVM {version}")
-    print("bound = cnt + add throughput per 128-bit vector (the issue's bound); +eor = with the XOR every "
+    print("bound = cnt + add throughput per 128-bit vector (the bound the ratio column uses); +eor = with the XOR every "
           "binary dot product needs")
     print(f"{'core':<11} {'W64':>3} {'layer':<10} {'cyc/px':>8} {'bitMAC/cyc':>10} {'bound':>7} {'ratio':>6} "
           f"{'+eor':>7} {'ratio':>6} {'est. ms @GHz':>13}")
