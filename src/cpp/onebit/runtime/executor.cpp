@@ -73,6 +73,21 @@ void check_runnable(const Model& m) {
   }
 }
 
+// The binary conv kernels' arguments (bconv2d, and bconv2d_planes, whose pad_value is 0) for one
+// run of `op` on `n` samples of `xv` at `x`.
+BConvArgs bconv_args(const Op& op, const PreparedWeights* prepared, const Value& xv, int64_t n, const void* x,
+                     const OutputStage& stage, void* y) {
+  BConvArgs a;
+  a.x = static_cast<const uint64_t*>(x);
+  a.prepared = prepared;
+  a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
+  a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
+  a.s.pad_value = op.pad_value;
+  a.stage = stage;
+  a.out = y;
+  return a;
+}
+
 }  // namespace
 
 // Fixed per-op parameters, computed once.
@@ -429,33 +444,16 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
                        bv.sample_bytes() / (bv.shape[0] * bv.shape[1]), th);
         break;
       }
-      case OpType::bconv2d: {
-        BConvArgs a;
-        a.x = static_cast<const uint64_t*>(x);
-        a.prepared = st.prepared.get();
-        a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
-        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
-        a.s.pad_value = op.pad_value;
-        a.stage = stage;
-        a.out = y;
-        bconv2d(a, isa, th);
+      case OpType::bconv2d:
+        bconv2d(bconv_args(op, st.prepared.get(), xv, n, x, stage, y), isa, th);
         break;
-      }
       case OpType::bitplanes:
         bitplanes(static_cast<const uint8_t*>(x), n * xv.shape[0] * xv.shape[1], xv.shape[2], op.planes.data(),
                   static_cast<int64_t>(op.planes.size()), static_cast<uint64_t*>(y), isa, th);
         break;
-      case OpType::bconv2d_planes: {
-        BConvArgs a;
-        a.x = static_cast<const uint64_t*>(x);
-        a.prepared = st.prepared.get();
-        a.s.n = n; a.s.h = xv.shape[0]; a.s.w = xv.shape[1]; a.s.cin = op.in_channels; a.s.cout = op.out_channels;
-        a.s.kh = op.kh; a.s.kw = op.kw; a.s.stride = op.sh; a.s.pad = op.ph; a.s.pad_end = op.ph_end;
-        a.stage = st.stage;
-        a.out = y;
-        bconv2d_planes(a, op.weight_bits, isa, th);
+      case OpType::bconv2d_planes:
+        bconv2d_planes(bconv_args(op, st.prepared.get(), xv, n, x, st.stage, y), op.weight_bits, isa, th);
         break;
-      }
       case OpType::bdense:
         bdense(static_cast<const uint64_t*>(x), nullptr, n, op.in_channels, op.out_channels, st.stage, y, isa, th,
                st.prepared.get(), nullptr);
