@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ PEERS_PY = REPO_ROOT / ".peers-venv" / "bin" / "python"
 WORKER = r"""
 import json, os, statistics, sys
 import numpy as np
+from onebit.bench.layers import LayerSpec
 from onebit.runtime import Session
 from onebit.runtime.engine import engine as e
 job = json.loads(sys.argv[1])
@@ -54,21 +54,12 @@ for model in job["models"]:
             ih, iw, cin = s.model.values[op.inputs[0]].shape[:3]
             cout = wt.shape[0]
             out.append({"model": os.path.basename(model), "op": op.name, "isa": isa,
-                        "shape": f"{ih}x{iw}x{cin}-{cout},k={wt.shape[1]},s={op.attrs['stride'][0]}",
+                        # run_peers.py's name of the same layer (k=3, s=1 left out)
+                        "shape": LayerSpec(ih, iw, cin, cout, wt.shape[1], op.attrs["stride"][0]).label,
                         "median_ms": statistics.median(times[op.name]), "min_ms": min(times[op.name]),
                         "loadavg": os.getloadavg()[0]})
 print(json.dumps(out))
 """
-
-
-def shape_key(spec: str) -> tuple[int, ...]:
-    """(H, W, Cin, Cout, k, s) of a ``HxWxCin-Cout[,k=K][,s=S]`` spec (k=3, s=1 when left out, as
-    in ``run_peers.py``, whose records name a layer without the defaults)."""
-    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)-(\d+)((?:,[ks]=\d+)*)", spec)
-    if not m:
-        raise ValueError(f"bad layer spec {spec!r}")
-    opts = dict(o.split("=") for o in m.group(5).split(",") if o)
-    return (*(int(g) for g in m.groups()[:4]), int(opts.get("k", 3)), int(opts.get("s", 1)))
 
 
 def onebit_round(models: list[str], isas: list[str], repeats: int) -> list[dict]:
@@ -106,7 +97,7 @@ def main(argv=None) -> int:
     isas = [s for s in a.isas.split(",") if s]
 
     ours: dict[tuple, list[dict]] = {}
-    theirs: dict[tuple, list[dict]] = {}
+    theirs: dict[str, list[dict]] = {}
     shapes: list[str] = []
     for i in range(a.rounds):
         for r in onebit_round(a.model, isas, a.repeats):
@@ -114,7 +105,7 @@ def main(argv=None) -> int:
             if r["shape"] not in shapes:
                 shapes.append(r["shape"])
         for r in xnnpack_round(shapes, a.repeats):
-            theirs.setdefault(shape_key(r["layer"]), []).append(r)
+            theirs.setdefault(r["layer"], []).append(r)
         print(f"round {i + 1}/{a.rounds} done", file=sys.stderr)
 
     def med(rs, field):
@@ -122,7 +113,7 @@ def main(argv=None) -> int:
 
     records = []
     for (model, op, shape, isa), rs in ours.items():
-        x = theirs.get(shape_key(shape), [])
+        x = theirs.get(shape, [])
         rec = {**machine(), "model": model, "op": op, "shape": shape, "isa": isa, "threads": 1,
                "onebit_median_ms": med(rs, "median_ms"), "onebit_min_ms": min(r["min_ms"] for r in rs),
                "xnnpack_median_ms": med(x, "median_ms") if x else None,
