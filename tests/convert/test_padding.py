@@ -67,6 +67,29 @@ def test_padding_simulation_equals_float_and_engine(pad_layer, isa):
     assert set(diffs) == set(sess.model.values) - {"input"}
 
 
+@pytest.mark.parametrize("pad_layer", [False, True], ids=["pad_value", "zeropad-layer"])
+def test_padding_float_boundary_first_conv_padded_after(pad_layer, isa):
+    # the float32 input layer (conv2d_f32) pads after the input only (Keras "same", stride 2, even
+    # input): the engine equals the simulation value by value, and the first layer the float module's
+    m = padded_model(1, pad_layer)
+    data = cv.to_bytes(m, input_spec=RAW_SPEC, float_boundary=True)
+    _, graph = _graph(data)
+    first = graph["ops"][0]
+    assert first["type"] == "conv2d_f32" and first["attrs"]["padding"] == [0, 0]
+    assert first["attrs"]["padding_end"] == [1, 1]
+    sim = cv.simulate(fmt.loads(data))
+    u = np.random.default_rng(4).integers(0, 256, (5, 12, 12, 2), dtype=np.uint8)
+    _, env = sim(torch.from_numpy(u), return_values=True)
+    with torch.no_grad():
+        want = m[:3](torch.from_numpy(u).permute(0, 3, 1, 2).float())  # pad, conv, BN
+    got = env[graph["ops"][0]["output"]]
+    assert got.shape == want.shape == (5, 9, 6, 6)
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+    sess = Session(data, isa=isa, threads=2)
+    diffs = engine_vs_simulation(sess, sim, u)
+    assert set(diffs) == set(sess.model.values) - {"input"}
+
+
 def test_padding_one_padding_changes_the_result():
     # the same weights with true-zero padding give other signs at the border: the attribute counts
     m = padded_model(2)

@@ -176,11 +176,6 @@ class _Builder:
             kh, kw = m.kernel_size
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
                          stride=_pair(m.stride), **self.float_padding(name, m))
-            if attrs.get("padding_end", attrs["padding"]) != attrs["padding"]:
-                raise ConversionError(f"layer {name!r}: the float32 input layer (float boundary) pads "
-                                      f"symmetrically, got padding {attrs['padding']} before and "
-                                      f"{attrs['padding_end']} after the input")
-            attrs.pop("padding_end", None)
             oh, ow = _conv_out(attrs, h, w)
             mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
             tens = {"weight": weight.transpose(0, 2, 3, 1),

@@ -170,7 +170,7 @@ class IntegerSimulation(nn.Module):
             return dwconv2d_f32(x, self._tensor(op, "weight"), self._tensor(op, "bias"), a["stride"], a["padding"])
         if op.type == "conv2d_f32":
             return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
-                              a["stride"], a["padding"])
+                              a["stride"], a["padding"], a.get("padding_end"))
         if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
             n, c, h, wd = x.shape
@@ -267,15 +267,17 @@ def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padd
     return acc + b.view(1, c, 1, 1)
 
 
-def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding, padding_end=None) -> torch.Tensor:
     """float32 convolution in the engine's order (``conv2d_f32``): every output pixel's taps in
-    (i, j, c) order, padded taps 0.0, summed as :func:`dense_f32` with the weights (Cout, KH, KW,
-    Cin) flattened alike. ``x`` NCHW float32; returns NCHW."""
+    (i, j, c) order, padded taps 0.0 (``padding`` before the input, ``padding_end`` after it,
+    default ``padding``), summed as :func:`dense_f32` with the weights (Cout, KH, KW, Cin)
+    flattened alike. ``x`` NCHW float32; returns NCHW."""
     n, c, h, wd = x.shape
     cout, kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = stride, padding
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
-    xp = F.pad(x.to(torch.float32), (pw, pw, ph, ph))
+    eh, ew = padding if padding_end is None else padding_end
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    xp = F.pad(x.to(torch.float32), (pw, ew, ph, eh))
     taps = [xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
     patches = torch.stack(taps, 1).permute(0, 3, 4, 1, 2).reshape(n * oh * ow, kh * kw * c)
     y = dense_f32(patches, w.reshape(cout, -1), b)
