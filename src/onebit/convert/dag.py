@@ -31,8 +31,11 @@ uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
 ``conv1x1_f32`` or ``conv2d_i8`` for float convolutions, ``dense_f32``, ``global_avgpool``.
 A channel concatenation (Keras ``Concatenate``, ``torch.cat`` along the channels) is the
 ``concat`` op: two int8 values on one grid stay int8, two bits values stay bits, otherwise the
-operands are float32 (int8 ones dequantized). What cannot be represented (a BatchNorm on a shared
-or joined value, another torch function between layers) is a :class:`ConversionError` naming the
+operands are float32 (int8 ones dequantized). A BatchNorm on a shared or joined value (Keras
+DenseNets normalize each concatenation before its binary convolution) is its own op, the
+per-channel affine map ``affine_f32`` on the float32 value (int8 dequantized); its binary readers
+then read its sign through a ``bitpack``. What cannot be represented (a clip block on a shared or
+joined value, another torch function between layers) is a :class:`ConversionError` naming the
 layer and why.
 """
 from __future__ import annotations
@@ -45,7 +48,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from onebit.convert import graph as chain
-from onebit.convert.fold import ConversionError
+from onebit.convert.fold import ConversionError, bn_affine
 from onebit.runtime.graph import Value
 
 INPUT = -1  # node index of the model input
@@ -320,6 +323,10 @@ class _GraphBuilder:
                 self.bld.pool_op(n.name, m, "avgpool2d" if isinstance(m, nn.AvgPool2d) else "maxpool2d")
             elif isinstance(m, _ACTS):
                 self.clamp(n.name, m, kind)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and kind in ("int8", "f32"):
+                if kind == "int8":
+                    self.bld.cur = self._float_operands(n.name, v)[0]
+                self.bld.affine(n.name, *bn_affine(m))
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, ClipBlock)):
                 why = (f"it is shared by {len(self.consumers[self.resolve(src)])} layers"
                        if len(self.consumers[self.resolve(src)]) > 1 else

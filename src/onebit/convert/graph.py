@@ -76,6 +76,7 @@ class _Pending:
     has_bn: bool = False
     post: tuple | None = None  # (scale, shift) of a BatchNorm after the max pool(s)
     post_acts: list = field(default_factory=list)  # (name, module) after that BatchNorm
+    post_name: str = ""  # the name of that BatchNorm
 
 
 def _pair(v):
@@ -408,7 +409,7 @@ class _Builder:
             # the classic order producer -> [BN] [act] -> max pool -> BN, folded after the pool
             if m.num_features != p.out_shape[-1]:
                 raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
-            p.post = bn_affine(m)
+            p.post, p.post_name = bn_affine(m), name
             return
         if p is None or p.has_bn or p.acts or p.pools:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): BatchNorm must directly "
@@ -467,11 +468,7 @@ class _Builder:
             w = p.a[:, None, None, None] * w if p.type == "conv2d_f32" else w * p.a
             tens = dict(p.tensors, weight=w.astype(np.float32), bias=p.b.astype(np.float32))
             self.emit(p.name, p.type, p.attrs, tens, Value("f32", p.out_shape))
-            clamp = self._float_clamp(p)
-            if clamp is not None:
-                self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
-            for pn, pm in p.pools:
-                self.pool_op(pn, pm, "maxpool2d")
+            self._float_tail(p, p.post)
             return
         if p.type in ("dense_f32", "conv1x1_f32"):
             if consumer != "f32" or p.acts or p.pools:
@@ -484,8 +481,8 @@ class _Builder:
             return
         attrs = dict(p.attrs)
         tens = dict(p.tensors)
-        clamp = None
         flip = None
+        post = None  # the BatchNorm after the pool, as its own op (affine_f32) after the float stage
         if p.post is not None and consumer == "bits":
             t, d, flip = self.pooled_bits(p)
             attrs["output"] = "bits"
@@ -495,13 +492,15 @@ class _Builder:
         elif p.post is not None:
             s2, t2 = p.post
             neg = np.flatnonzero(s2 < 0)
-            if neg.size or p.acts:
+            if (neg.size or p.acts) and consumer != "f32":
                 why = (f"channels {neg[:8].tolist()} have a negative BatchNorm scale (the pool would be a minimum)"
                        if neg.size else f"activation {p.acts[0][0]!r} lies between the producer and the pool")
                 raise ConversionError(f"{where}: max pool then BatchNorm feeding a {consumer} layer: {why}; "
-                                      f"supported before a sign (binary layer) only")
-            # s2 >= 0: max commutes with z -> s2*z + t2, so the BN folds into the producer
-            p.a, p.b, p.acts = s2 * p.a, s2 * p.b + t2, p.post_acts
+                                      f"supported before a sign (binary layer) or a float layer")
+            if neg.size or p.acts:
+                post = p.post  # the pool runs on the float stage, then the BN (affine_f32)
+            else:  # s2 >= 0: max commutes with z -> s2*z + t2, so the BN folds into the producer
+                p.a, p.b, p.acts = s2 * p.a, s2 * p.b + t2, p.post_acts
         if consumer == "pooled-bits":
             pass
         elif consumer == "bits":
@@ -532,13 +531,13 @@ class _Builder:
             tens.update(multiplier=m_, bias=b_)
             value = Value("int8", p.out_shape, scale)
         else:
-            clamp = self._float_clamp(p)
             attrs["output"] = "f32"
             tens.update(scale=p.a.astype(np.float32), bias=p.b.astype(np.float32))
             value = Value("f32", p.out_shape)
         self.emit(p.name, p.type, attrs, tens, value)
-        if clamp is not None:
-            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, value)
+        if value.kind == "f32":
+            self._float_tail(p, post)
+            return
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
         if flip is not None and flip.any():
@@ -570,11 +569,39 @@ class _Builder:
         s2, t2 = p.post
         return pooled_threshold_stage(p.a, p.b, p.k, s2, t2, lo, hi, plus)
 
+    def _float_tail(self, p, post):
+        """What follows a float output stage: its activation (``clamp_f32``), its max pools, and
+        ``post`` = (scale, shift) of a BatchNorm after the pools that did not fold into the stage
+        (``affine_f32``) with the activation after that BatchNorm."""
+        clamp = self._float_clamp(p.acts)
+        if clamp is not None:
+            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+        for pn, pm in p.pools:
+            self.pool_op(pn, pm, "maxpool2d")
+        if post is None:
+            return
+        self.affine(p.post_name, *post)
+        clamp = self._float_clamp(p.post_acts)
+        if clamp is not None:
+            self.emit(f"{p.post_acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+
+    def affine(self, name, scale, shift):
+        """A per-channel affine map ``scale[c] * x + shift[c]`` on the current float32 value (a
+        BatchNorm that folds into no producer's output stage): ``affine_f32``."""
+        x = self.value()
+        if x.kind != "f32":
+            raise ConversionError(f"layer {name!r} (BatchNorm): a per-channel affine map on {x.kind} values; "
+                                  f"float32 values are supported")
+        if len(scale) != x.shape[-1]:
+            raise ConversionError(f"layer {name!r}: {len(scale)} features, its input has {x.shape[-1]} channels")
+        self.emit(name, "affine_f32", {}, {"scale": np.asarray(scale, np.float32), "bias": np.asarray(shift, np.float32)},
+                  Value("f32", x.shape))
+
     @staticmethod
-    def _float_clamp(p):
-        """(min, max) of the one Hardtanh / ReLU after a producer with a float output, or None."""
+    def _float_clamp(acts):
+        """(min, max) of the one Hardtanh / ReLU in ``acts`` (before a float layer), or None."""
         clamp = None
-        for an, am in p.acts:
+        for an, am in acts:
             if isinstance(am, nn.Hardtanh):
                 clamp = (float(am.min_val), float(am.max_val))
             elif isinstance(am, nn.ReLU):
@@ -582,7 +609,7 @@ class _Builder:
             else:
                 raise ConversionError(f"layer {an!r} ({type(am).__name__}) before a float layer "
                                       f"is not supported")
-            if len(p.acts) > 1:
+            if len(acts) > 1:
                 raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
         return clamp
 

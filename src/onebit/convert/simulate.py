@@ -26,7 +26,8 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   ``conv2d_f32`` as ``dense_f32`` over each pixel's taps in (i, j, c) order (:func:`conv2d_f32`),
   float average pooling and global average pooling as taps summed in row-major order from
   +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
-  :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each).
+  :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each), the
+  per-channel ``affine_f32`` (product rounded, then the sum).
 Activations are kept NCHW: bits as float32 +-1, int8 as float32 integers (exact).
 """
 from __future__ import annotations
@@ -197,6 +198,10 @@ class IntegerSimulation(nn.Module):
             return torch.where(x < 0, -1.0, 1.0)
         if op.type == "dequantize":  # float32(q) * float32(scale), one rounding
             return x.to(torch.float32) * torch.tensor(self.values[op.inputs[0]].scale, dtype=torch.float32)
+        if op.type == "affine_f32":  # per channel, float32: product rounded, then the sum
+            shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
+            x = x.to(torch.float32) * self._tensor(op, "scale").view(shape)
+            return x + self._tensor(op, "bias").view(shape)
         if op.type == "clamp_f32":
             return x.clamp(torch.tensor(a["min"], dtype=torch.float32), torch.tensor(a["max"], dtype=torch.float32))
         if op.type == "dense_f32":

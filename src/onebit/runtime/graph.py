@@ -337,6 +337,12 @@ def _spec_clamp_f32(op, xs):
     return Value("f32", x.shape), {}
 
 
+def _spec_affine_f32(op, xs):
+    x = _input(op, xs, "f32")
+    c = x.shape[-1]
+    return Value("f32", x.shape), {"scale": ("float32", (c,)), "bias": ("float32", (c,))}
+
+
 def _spec_dequantize(op, xs):
     x = _input(op, xs, "int8")
     return Value("f32", x.shape), {}
@@ -452,6 +458,7 @@ SPECS = {
     "flatten": _spec_flatten,
     "dense_f32": _spec_dense_f32,
     "clamp_f32": _spec_clamp_f32,
+    "affine_f32": _spec_affine_f32,
 }
 
 
@@ -501,7 +508,7 @@ def op_from_json(i: int, d) -> Op:
 
 
 ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bitplanes": 1, "bconv2d_planes": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
-         "dense_f32": 1, "clamp_f32": 1}
+         "dense_f32": 1, "clamp_f32": 1, "affine_f32": 1}
 
 
 def infer(ops: list, input_name: str, input_value: Value, declared: dict | None = None):

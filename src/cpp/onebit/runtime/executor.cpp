@@ -485,6 +485,20 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         for (int64_t k = 0; k < count; ++k) yf[k] = static_cast<float>(xi[k]) * s;
         break;
       }
+      case OpType::affine_f32: {  // per channel (the last axis): x * scale[c] + bias[c], two roundings
+        const float* sc = op.tensor(m.tensors, "scale")->as<float>();
+        const float* bi = op.tensor(m.tensors, "bias")->as<float>();
+        const float* xf = static_cast<const float*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t c = xv.shape.back(), pixels = n * (xv.elements() / c);
+        for (int64_t p = 0; p < pixels; ++p) {
+          for (int64_t k = 0; k < c; ++k) {
+            const float v = xf[p * c + k] * sc[k];  // -ffp-contract=off: no fused multiply-add
+            yf[p * c + k] = v + bi[k];
+          }
+        }
+        break;
+      }
       case OpType::clamp_f32: {  // NumPy's clip: min(max(x, lo), hi), NaN propagates
         const float lo = static_cast<float>(op.min), hi = static_cast<float>(op.max);
         const float* xf = static_cast<const float*>(x);

@@ -15,6 +15,7 @@ struct OpTypeInfo {
 };
 const OpTypeInfo kOpTypes[] = {
     {"add", OpType::add, 2},
+    {"affine_f32", OpType::affine_f32, 1},
     {"avgpool2d", OpType::avgpool2d, 1},
     {"bconv2d", OpType::bconv2d, 1},
     {"bconv2d_planes", OpType::bconv2d_planes, 1},
@@ -365,6 +366,14 @@ class OpChecker {
         if (!(lo < hi)) bad("min " + repr(*attr("min")) + " must be smaller than max " + repr(*attr("max")));
         op_.min = lo; op_.max = hi;
         out.kind = Kind::f32; out.shape = x.shape;
+        break;
+      }
+      case OpType::affine_f32: {
+        need(x.kind == Kind::f32, "float32");
+        const int64_t c = x.shape.back();
+        out.kind = Kind::f32; out.shape = x.shape;
+        tens["scale"] = {DType::f32, {c}};
+        tens["bias"] = {DType::f32, {c}};
         break;
       }
       case OpType::dequantize:
