@@ -243,6 +243,8 @@ class _Builder:
         if isinstance(m, BinaryConv2d):
             if len(x.shape) != 3:
                 raise ConversionError(f"layer {name!r} (BinaryConv2d): input is not a feature map")
+            if _pair(m.dilation) != [1, 1]:
+                wq, keep = dilate_kernel(wq, keep, _pair(m.dilation))
             h, w, cin = x.shape
             kh, kw = wq.shape[2:]
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
@@ -829,27 +831,42 @@ def _conv_out(attrs, h, w) -> tuple:
     return (output_size(h, k[0], s[0], p[0], padding_end=e[0]), output_size(w, k[1], s[1], p[1], padding_end=e[1]))
 
 
+def dilate_kernel(wq: np.ndarray, keep, dilation):
+    """A dilated convolution as the undilated one of its spread kernel: the OIHW weights ``wq``
+    (+-1) placed at taps ``(i*dh, j*dw)`` of a ``((KH-1)*dh + 1) x ((KW-1)*dw + 1)`` kernel whose
+    other taps are pruned (weight +1 under a mask 0: they add exactly 0, docs/format.md §7.3
+    "Pruned binary ops"). Returns (weights, kept mask); exact at every stride and padding."""
+    dh, dw = dilation
+    o, i, kh, kw = wq.shape
+    w2 = np.ones((o, i, (kh - 1) * dh + 1, (kw - 1) * dw + 1), wq.dtype)
+    k2 = np.zeros(w2.shape, bool)
+    w2[:, :, ::dh, ::dw] = wq
+    k2[:, :, ::dh, ::dw] = True if keep is None else keep
+    return w2, k2
+
+
 def _pad(name, m):
     if isinstance(m.padding, str):
         if m.padding == "valid":
             return [0, 0]
-        kh, kw = m.kernel_size
+        d = _pair(getattr(m, "dilation", 1))
+        kh, kw = [(k - 1) * dd + 1 for k, dd in zip(m.kernel_size, d)]
         if kh % 2 == 0 or kw % 2 == 0:
             raise ConversionError(f"layer {name!r}: padding='same' needs an odd kernel, got {m.kernel_size}")
         return [(kh - 1) // 2, (kw - 1) // 2]
     return _pair(m.padding)
 
 
-def _check_conv(name, m):
-    if m.groups != 1 or _pair(m.dilation) != [1, 1] or m.padding_mode != "zeros":
-        raise ConversionError(f"layer {name!r} ({type(m).__name__}): groups, dilation and "
+def _check_conv(name, m, dilation: bool = False):
+    if m.groups != 1 or (_pair(m.dilation) != [1, 1] and not dilation) or m.padding_mode != "zeros":
+        raise ConversionError(f"layer {name!r} ({type(m).__name__}): groups, {'' if dilation else 'dilation '}and "
                               f"non-zero padding modes are not supported")
 
 
 def _check_binary(name, m):
     kind = type(m).__name__
     if hasattr(m, "groups"):
-        _check_conv(name, m)
+        _check_conv(name, m, dilation=True)  # a dilated kernel is written as a pruned one (dilate_kernel)
     if m.input_precision != 1 or m.weight_precision != 1:
         raise ConversionError(f"layer {name!r} ({kind}): input and weight quantizers must be "
                               f"1-bit sign quantizers (got {m.input_precision}/{m.weight_precision} bits)")
