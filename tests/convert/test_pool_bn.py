@@ -85,12 +85,29 @@ def test_pool_bn_positive_scale_feeds_a_float_head(isa):
     engine_vs_simulation(Session(data, isa=isa, threads=1), sim, u)
 
 
-def test_pool_bn_errors():
+def test_pool_bn_negative_scale_feeds_a_float_head(isa):
+    """A BN with a negative scale after the pool does not commute with it: before a float layer
+    the pool runs on the binary conv's float stage and the BN is its own ``affine_f32`` op."""
     m, post = pool_bn_model(2, "hardtanh", head="float")
     with torch.no_grad():
         post[1].weight[3] = -1.0
+    data = cv.to_bytes(m, input_spec=RAW_SPEC)
+    assert [op.type for op in fmt.loads(data).ops].count("affine_f32") == 1
+    sim = cv.simulate(fmt.loads(data))
+    assert_simulation_equals_float(sim, m, 32)
+    u = np.random.default_rng(1).integers(0, 256, (3, 12, 12, 2), dtype=np.uint8)
+    assert max(engine_vs_simulation(Session(data, isa=isa, threads=1), sim, u).values()) == 0.0
+
+
+def test_pool_bn_errors():
+    from onebit.nn import ClipBlock
+
+    m, post = pool_bn_model(2, "hardtanh", head="float")
+    with torch.no_grad():
+        post[1].weight[3] = -1.0
+    clipped = nn.Sequential(*list(m)[:-2], ClipBlock(2.0), *list(m)[-2:]).eval()
     with pytest.raises(ConversionError, match=r"channels \[3\] have a negative BatchNorm scale"):
-        cv.to_bytes(m, input_spec=RAW_SPEC)
+        cv.to_bytes(clipped, input_spec=RAW_SPEC)
     # a one-padded binary conv cannot read negated channels
     m, _ = pool_bn_model(3)
     m[6].pad_value = 1

@@ -144,22 +144,35 @@ def _graph_with(tmp_path, extra_layers, out, weights_extra, head_in=8):
     return K.write(tmp_path / "g.h5", K.functional(L, "in", "head"), W)
 
 
-def test_batchnorm_on_an_add_is_refused_by_name(tmp_path):
+def _affine_graph_follows_the_module(tmp_path, h5, n_affine):
+    """Engine == simulation, and the engine follows the module's input-dependent logits."""
+    from onebit.runtime import Session
+    from onebit.runtime import format as fmt
+
+    m = from_larq(h5)
+    spec = dict(RAW, shape=[8, 8, 3])
+    out = cv.export(m, tmp_path / "affine.onebit", input_spec=spec, float_boundary=True)
+    assert [op.type for op in fmt.load(out).ops].count("affine_f32") == n_affine
+    sess = Session(out)
+    u = RNG.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
+    assert max(engine_vs_simulation(sess, cv.simulate(out), u[:8]).values()) == 0.0
+    with torch.no_grad():
+        want = m.forward_nhwc(torch.from_numpy(u.astype(np.float32))).double().numpy()
+    got = sess.run(u)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_batchnorm_on_an_add_is_an_affine_op(tmp_path):
     h5 = _graph_with(tmp_path, [K.layer("BatchNormalization", "bn_after_add", ["add1"], axis=[3], epsilon=1e-3)],
                      "bn_after_add", {"bn_after_add": _bn(8)})
-    spec = dict(RAW, shape=[8, 8, 3])
-    with pytest.raises(ConversionError, match=r"'bn_after_add' \(BatchNorm2d\) on the output of 'add1'.*not a "
-                                              r"convolution or linear layer"):
-        cv.to_bytes(from_larq(h5), input_spec=spec)
+    _affine_graph_follows_the_module(tmp_path, h5, 1)
 
 
-def test_batchnorm_on_a_shared_value_is_refused_by_name(tmp_path):
+def test_batchnorms_on_a_shared_value_are_affine_ops(tmp_path):
     h5 = _graph_with(tmp_path, [K.layer("BatchNormalization", "bn_shared", ["q1"], axis=[3], epsilon=1e-3),
                                 K.layer("Add", "add2", ["bn_shared", "add1"])],
                      "add2", {"bn_shared": _bn(8)})
-    spec = dict(RAW, shape=[8, 8, 3])
-    with pytest.raises(ConversionError, match=r"'bn1' \(BatchNorm2d\) on the output of 'q1': it is shared by 2 layers"):
-        cv.to_bytes(from_larq(h5), input_spec=spec)
+    _affine_graph_follows_the_module(tmp_path, h5, 2)
 
 
 def test_concatenation_exports_and_engine_follows_the_module(tmp_path):
