@@ -18,6 +18,8 @@ from onebit.runtime import Session
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import Op, Value
 
+from file_edits import both_reject, edit_graph
+
 H, W, C = 6, 5, 70  # 70 + 70 bits: three words per pixel, the second input at bit offset 70
 
 
@@ -102,22 +104,7 @@ def test_concat_is_the_channel_concatenation(concat_bytes):
 
 
 def _edit(data, fn):
-    n = struct.unpack("<Q", data[:8])[0]
-    header, body = json.loads(data[8:8 + n]), data[8 + n:]
-    graph = json.loads(header["__metadata__"]["graph"])
-    fn(graph)
-    header["__metadata__"]["graph"] = json.dumps(graph)
-    hb = json.dumps(header).encode()
-    return struct.pack("<Q", len(hb)) + hb + body
-
-
-def _both_reject(data, match):
-    from onebit.runtime.engine import engine
-
-    with pytest.raises(FormatError, match=match):
-        fmt.loads(data)
-    with pytest.raises(FormatError, match=match):
-        engine.validate_model(data)
+    return edit_graph(data, lambda graph, header: fn(graph))
 
 
 def _op(graph, name):
@@ -128,19 +115,19 @@ def test_concat_malformed_rejected_by_both_loaders(concat_bytes):
     def scales(g):  # the dwconv's int8 output on another grid than the conv's
         _op(g, "b")["attrs"]["out_scale"] = 0.07
         g["values"]["b"]["scale"] = 0.07
-    _both_reject(_edit(concat_bytes, scales), "one scale")
+    both_reject(_edit(concat_bytes, scales), "one scale")
 
     def kinds(g):  # float32 next to bits
         _op(g, "e")["inputs"] = ["cf", "pb"]
-    _both_reject(_edit(concat_bytes, kinds), "two int8, two float32 or two bits")
+    both_reject(_edit(concat_bytes, kinds), "two int8, two float32 or two bits")
 
     def arity(g):
         _op(g, "c")["inputs"] = ["a"]
-    _both_reject(_edit(concat_bytes, arity), "input")
+    both_reject(_edit(concat_bytes, arity), "input")
 
     def declared(g):
         g["values"]["c"]["shape"] = [H, W, C]
-    _both_reject(_edit(concat_bytes, declared), "declared value")
+    both_reject(_edit(concat_bytes, declared), "declared value")
 
 
 def test_concat_simulation_is_torch_cat(concat_bytes):

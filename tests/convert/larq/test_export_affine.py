@@ -4,9 +4,6 @@ concatenation before a max pool) and BinaryResNetE18's stem (conv -> BN -> ReLU 
 shared by a binary conv and an add). Written as Keras ``.h5`` files with h5py: engine == integer
 simulation bit for bit on every ISA, the float-boundary engine == the imported float module to
 float32 rounding; both loaders reject malformed ``affine_f32`` ops alike."""
-import json
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -15,9 +12,9 @@ from torch import nn
 pytest.importorskip("h5py")
 
 import larq_h5_writer as K  # noqa: E402
+from file_edits import both_reject, edit_graph  # noqa: E402
 
 import onebit.convert as cv  # noqa: E402
-from onebit import FormatError  # noqa: E402
 from onebit.convert.compare import engine_vs_simulation  # noqa: E402
 from onebit.convert.larq import from_larq  # noqa: E402
 from onebit.runtime import Session  # noqa: E402
@@ -198,48 +195,25 @@ def _module_logits_torch(m, u):
 
 # -- malformed affine_f32 ops --------------------------------------------------------------------
 
-def _split(data):
-    n = struct.unpack("<Q", data[:8])[0]
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
-def _join(header, body):
-    hb = json.dumps(header).encode()
-    return struct.pack("<Q", len(hb)) + hb + body
-
-
-def _both_reject(data, match):
-    from onebit.runtime.engine import engine
-
-    with pytest.raises(FormatError, match=match):
-        fmt.loads(data)
-    with pytest.raises(FormatError, match=match):
-        engine.validate_model(data)
-
-
 def test_malformed_affine_ops_rejected_by_both_loaders(tmp_path):
     data = cv.to_bytes(from_larq(e18_like(tmp_path)), input_spec=SPEC)
 
     def edited(fn):
-        header, body = _split(data)
-        graph = json.loads(header["__metadata__"]["graph"])
-        op = next(o for o in graph["ops"] if o["type"] == "affine_f32")
-        fn(op, graph, header)
-        header["__metadata__"]["graph"] = json.dumps(graph)
-        return _join(header, body)
+        return edit_graph(data, lambda graph, header: fn(next(o for o in graph["ops"] if o["type"] == "affine_f32"),
+                                                         graph, header))
 
     def scale_shape(op, graph, header):
         header[op["tensors"]["scale"]]["shape"] = [4, 4]
-    _both_reject(edited(scale_shape), "scale")
+    both_reject(edited(scale_shape), "scale")
 
     def missing_bias(op, graph, header):
         del op["tensors"]["bias"]
-    _both_reject(edited(missing_bias), "bias")
+    both_reject(edited(missing_bias), "bias")
 
     def image_input(op, graph, header):  # the uint8 image is not float32
         op["inputs"] = [graph["input"]]
-    _both_reject(edited(image_input), "float32")
+    both_reject(edited(image_input), "float32")
 
     def scale_dtype(op, graph, header):  # same bytes, read as int32
         header[op["tensors"]["scale"]]["dtype"] = "I32"
-    _both_reject(edited(scale_dtype), "scale")
+    both_reject(edited(scale_dtype), "scale")

@@ -1,0 +1,40 @@
+"""Edit a ``.onebit`` file's header (docs/format.md §7.1) for the malformed-file tests, and check
+that both loaders (Python ``onebit.runtime.format``, C++ engine) reject the result alike."""
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from onebit import FormatError
+
+
+def split(data: bytes):
+    """(header dict, data section bytes)."""
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def join(header: dict, body: bytes) -> bytes:
+    hb = json.dumps(header).encode()
+    return struct.pack("<Q", len(hb)) + hb + bytes(body)
+
+
+def edit_graph(data: bytes, fn) -> bytes:
+    """The file with ``fn(graph, header)`` applied to its graph (parsed) and header."""
+    header, body = split(data)
+    graph = json.loads(header["__metadata__"]["graph"])
+    fn(graph, header)
+    header["__metadata__"]["graph"] = json.dumps(graph)
+    return join(header, body)
+
+
+def both_reject(data: bytes, match: str):
+    from onebit.runtime import format as fmt
+    from onebit.runtime.engine import engine
+
+    with pytest.raises(FormatError, match=match):
+        fmt.loads(data)
+    with pytest.raises(FormatError, match=match):
+        engine.validate_model(data)
