@@ -10,6 +10,8 @@ export is recorded with the converter's reason, never left out.
     .peers-venv/bin/python benchmarks/peers/larq_zoo_reference.py --out /tmp/larq-ref --images 64
     .venv/bin/python benchmarks/peers/larq_models.py --ref /tmp/larq-ref --rounds 3 \\
         --json benchmarks/peers/results/larq_models.json
+    .venv/bin/python benchmarks/peers/larq_models.py --ref /tmp/larq-ref --only QuickNet,QuickNetSmall \\
+        --update --json benchmarks/peers/results/larq_models.json   # these models' rows replaced, others kept
 
 Each record: ``model``, ``engine`` (onebit | lce-indirect | lce-default), ``threads``,
 ``median_ms`` / ``min_ms`` (median / min over the rounds of each round's median / min),
@@ -96,7 +98,11 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--json", help="write the records here")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the records of the other models already in --json (this run's models replaced)")
     a = ap.parse_args(argv)
+    if a.update and not a.json:
+        ap.error("--update needs --json")
     if a.rounds < 1 or a.repeats < 1:
         ap.error("--rounds and --repeats must be >= 1")
     if not PEERS_PY.exists():
@@ -164,7 +170,10 @@ def main(argv=None) -> int:
         if "export_error" in r:
             print(f"{r['model']:22} not exported: {r['export_error'].splitlines()[-1][:90]}")
     if a.json:
-        write_json(records, a.json)
+        kept = []
+        if a.update and Path(a.json).is_file():
+            kept = [r for r in json.loads(Path(a.json).read_text()) if r.get("model") not in h5s]
+        write_json(kept + records, a.json)
     return 0
 
 

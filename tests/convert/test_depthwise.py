@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 import onebit.convert as cv
-from onebit import FormatError
 from onebit.convert import ConversionError
 from onebit.convert.compare import engine_vs_simulation
 from onebit.models import randomize_bn
 from onebit.nn import BinaryConv2d, ClipBlock
 from onebit.runtime import Session
 from onebit.runtime import format as fmt
+
+from format_edit import both_reject, edit_op, join, split
 
 SPEC = {"dataset": "random", "shape": [13, 11, 3], "mean": [0.45] * 3, "std": [0.25] * 3}
 
@@ -111,57 +112,72 @@ def test_depthwise_on_float_data_engine_equals_simulation(float_boundary, isa):
         assert (got.permute(0, 3, 1, 2).double() - want).abs().max() <= 1e-5 * want.abs().max()
 
 
-def _split(data):
-    import struct
-
-    n = struct.unpack("<Q", data[:8])[0]
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
-def _join(header, body):
-    import struct
-
-    hb = json.dumps(header).encode()
-    return struct.pack("<Q", len(hb)) + hb + body
-
-
-def _edit_op(data, fn):
-    header, body = _split(data)
-    graph = json.loads(header["__metadata__"]["graph"])
-    op = next(o for o in graph["ops"] if o["type"] == "dwconv2d_i8")
-    fn(op, graph, header)
-    header["__metadata__"]["graph"] = json.dumps(graph)
-    return _join(header, body)
-
-
-def _both_reject(data, match):
-    from onebit.runtime.engine import engine
-
-    with pytest.raises(FormatError, match=match):
-        fmt.loads(data)
-    with pytest.raises(FormatError, match=match):
-        engine.validate_model(data)
-
-
 def test_depthwise_malformed_ops_rejected_by_both_loaders():
     data = cv.to_bytes(_model("bits"), input_spec=SPEC)
 
     def channels(op, graph, header):
         op["attrs"]["out_channels"] = 20
-    _both_reject(_edit_op(data, channels), "keeps the channels")
+    both_reject(edit_op(data, "dwconv2d_i8", channels), "keeps the channels")
 
     def kind(op, graph, header):  # the depthwise op reading the uint8 image
         op["inputs"] = [graph["input"]]
-    _both_reject(_edit_op(data, kind), "int8")
+    both_reject(edit_op(data, "dwconv2d_i8", kind), "int8")
 
     def weight_shape(op, graph, header):
         header[op["tensors"]["weight"]]["shape"] = [40, 3, 3]
-    _both_reject(_edit_op(data, weight_shape), "weight")
+    both_reject(edit_op(data, "dwconv2d_i8", weight_shape), "weight")
 
-    header, body = _split(data)
+    header, body = split(data)
     graph = json.loads(header["__metadata__"]["graph"])
     op = next(o for o in graph["ops"] if o["type"] == "dwconv2d_i8")
     b, _ = header[op["tensors"]["weight"]]["data_offsets"]
     body = bytearray(body)
     body[b] = 0x80  # -128: off the symmetric grid
-    _both_reject(_join(header, bytes(body)), r"\[-127, 127\]")
+    both_reject(join(header, bytes(body)), r"\[-127, 127\]")
+
+
+def _uneven_model(seed: int = 0) -> nn.Sequential:
+    """Keras "same" with stride 2 on an even map: a ZeroPad2d (0 before, 1 after the input) before a
+    depthwise conv without padding, reading float data (first layer's float stage)."""
+    torch.manual_seed(seed)
+    c = 24
+    m = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.Hardtanh(),
+                      nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(c, c, 3, stride=2, groups=c, bias=False),
+                      nn.BatchNorm2d(c), nn.Hardtanh(), BinaryConv2d(c, 16, 3, padding=1, bias=False),
+                      nn.BatchNorm2d(16), nn.Flatten(), nn.Linear(16 * 6 * 5, 10))
+    randomize_bn(m, seed, input_shape=(3, 12, 10))
+    return m.eval()
+
+
+@pytest.mark.parametrize("float_boundary", [False, True])
+def test_depthwise_uneven_padding_engine_equals_simulation(float_boundary, isa):
+    """``padding_end`` on dwconv2d_f32: the op pads 0 before and 1 after the input; the engine equals
+    the simulation on every ISA, and (float boundary) the float model up to the depthwise BN."""
+    spec = dict(SPEC, shape=[12, 10, 3])
+    m = _uneven_model()
+    data = cv.to_bytes(m, input_spec=spec, float_boundary=float_boundary)
+    mf = fmt.loads(data)
+    dw = next(op for op in mf.ops if op.type == "dwconv2d_f32")
+    assert dw.attrs["padding"] == [0, 0] and dw.attrs["padding_end"] == [1, 1]
+    assert mf.values[dw.output].shape == (6, 5, 24)
+    sess = Session(data, isa=isa, threads=2)
+    u = np.random.default_rng(7).integers(0, 256, (3,) + sess.input_shape, dtype=np.uint8)
+    engine_vs_simulation(sess, cv.simulate(sess.model), u)
+    if float_boundary:
+        x = (torch.from_numpy(u).permute(0, 3, 1, 2).double() / 255 - 0.45) / 0.25
+        with torch.no_grad():
+            want = m[:6](x.float()).double()
+        got = torch.from_numpy(sess.run_values(u)[dw.output]).permute(0, 3, 1, 2).double()
+        assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+def test_depthwise_padding_end_checked_by_both_loaders():
+    data = cv.to_bytes(_uneven_model(), input_spec=dict(SPEC, shape=[12, 10, 3]))
+
+    def too_large(op, graph, header):
+        op["attrs"]["padding_end"] = [3, 1]
+    both_reject(edit_op(data, "dwconv2d_f32", too_large), "padding_end")
+
+    def symmetric(op, graph, header):  # the declared output no longer matches the geometry
+        del op["attrs"]["padding_end"]
+    both_reject(edit_op(data, "dwconv2d_f32", symmetric), r"declared value .* but the op produces")

@@ -727,22 +727,31 @@ void popcount_grid() {
   }
 }
 
+// The depthwise grids' geometries: 3x3 stride 1 / 2 padding 1, 1x1, and Keras "same" with stride
+// 2 (0 before, 1 after the input: uneven padding, `padding_end`) on both axes or one.
+void dw_geometry(Conv8Geom& g, int geo) {
+  g.kh = g.kw = geo == 2 ? 1 : 3;
+  g.sh = g.sw = geo == 1 || geo >= 3 ? 2 : 1;
+  g.ph = g.pw = geo == 2 || geo == 3 ? 0 : 1;
+  if (geo == 3) g.ph_end = g.pw_end = 1;  // before 0, after 1
+  if (geo == 4) { g.ph = 0; g.ph_end = 1; g.pw_end = 2; }  // rows 0 / 1, columns 1 / 2
+}
+
 // int8 depthwise convolution: channels around the 16 / 32 / 64 blocks, odd sizes, stride 1 / 2,
-// padding, extreme products (x = -128, w = -128 / 127), every output stage; the scalar kernel
-// against a direct loop of the definition, every SIMD kernel against the scalar one.
+// padding (symmetric and uneven), extreme products (x = -128, w = -128 / 127), every output
+// stage; the scalar kernel against a direct loop of the definition, every SIMD kernel against the
+// scalar one.
 void dwconv8_grid() {
   Rng r(7);
   int64_t i = 0;
   for (int64_t c : {1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129})
-    for (int geo = 0; geo < 3; ++geo, ++i) {
+    for (int geo = 0; geo < 5; ++geo, ++i) {
       Conv8Geom g;
       g.n = 1 + i % 2;
       g.h = 3 + i % 7;
       g.w = 2 + (i * 5) % 9;
       g.cin = g.cout = c;
-      g.kh = g.kw = geo == 2 ? 1 : 3;
-      g.sh = g.sw = 1 + geo % 2;
-      g.ph = g.pw = geo == 2 ? 0 : 1;
+      dw_geometry(g, geo);
       dwconv8_geom_finish(g);
       const bool extreme = i % 5 == 0;
       std::vector<int8_t> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(g.kh * g.kw * c));
@@ -778,8 +787,8 @@ void dwconv8_grid() {
         a.y = ref.data();
         dwconv8(a, Isa::scalar, threads);
         char what[160];
-        std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld k%d s%d p%d %s%s t%d", (long long)g.n,
-                      (long long)g.h, (long long)g.w, (long long)c, g.kh, g.sh, g.ph,
+        std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld k%d s%d p%d,%d e%d,%d %s%s t%d", (long long)g.n,
+                      (long long)g.h, (long long)g.w, (long long)c, g.kh, g.sh, g.ph, g.pw, g.ph_end, g.pw_end,
                       kind_name(static_cast<OutputKind>(kind)), extreme ? " extreme" : "", threads);
         if (kind == 0)
           record(std::memcmp(ref.data(), direct.data(), bytes) == 0, "dwconv8-definition", Isa::scalar, what);
@@ -794,22 +803,22 @@ void dwconv8_grid() {
 }
 
 // float32 depthwise convolution: every SIMD kernel equals the scalar one bit for bit (taps in
-// row-major order, product then sum, no FMA), channels around the 4 / 8 / 16 lanes, stride 1 / 2.
+// row-major order, product then sum, no FMA), channels around the 4 / 8 / 16 lanes, stride 1 / 2,
+// symmetric and uneven padding.
 void dwconv_f32_grid() {
   Rng r(9);
   int64_t i = 0;
   for (int64_t c : {1, 3, 4, 7, 8, 9, 15, 16, 17, 33, 64})
-    for (int geo = 0; geo < 2; ++geo, ++i) {
+    for (int geo : {0, 1, 3, 4}) {
+      ++i;
       Conv8Geom g;
       g.n = 1 + i % 2;
       g.h = 4 + i % 5;
       g.w = 3 + (i * 3) % 7;
       g.cin = g.cout = c;
-      g.kh = g.kw = 3;
-      g.sh = g.sw = 1 + geo;
-      g.ph = g.pw = 1;
+      dw_geometry(g, geo);
       dwconv8_geom_finish(g);
-      std::vector<float> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(9 * c)),
+      std::vector<float> x(static_cast<size_t>(g.n * g.h * g.w * c)), w(static_cast<size_t>(g.kh * g.kw * c)),
           b(static_cast<size_t>(c));
       for (auto* v : {&x, &w, &b})
         for (auto& f : *v) f = tricky_float(r);
@@ -822,9 +831,9 @@ void dwconv_f32_grid() {
       const int threads = 1 + static_cast<int>(c % 3);
       a.y = ref.data();
       dwconv_f32(a, Isa::scalar, threads);
-      char what[96];
-      std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld s%d t%d", (long long)g.n, (long long)g.h,
-                    (long long)g.w, (long long)c, g.sh, threads);
+      char what[128];
+      std::snprintf(what, sizeof what, "n%lld h%lld w%lld c%lld s%d p%d,%d e%d,%d t%d", (long long)g.n, (long long)g.h,
+                    (long long)g.w, (long long)c, g.sh, g.ph, g.pw, g.ph_end, g.pw_end, threads);
       for (Isa isa : simd_isas()) {
         std::fill(got.begin(), got.end(), 2.0f);
         a.y = got.data();

@@ -132,6 +132,49 @@ def test_dwconv_float_equals_oracle_bitwise_on_every_isa(c, h, w, k, s, p, outpu
             assert got.tobytes() == want.tobytes(), f"{isa} threads={threads}"
 
 
+# Keras "same" with stride 2: the odd padding row / column after the input (padding_end), on
+# both axes or one, around the channel blocks and on inputs where the last window is all padding
+_UNEVEN = [pytest.param(c, h, w, k, s, p, e, id=f"c{c}-{h}x{w}-k{k}-s{s}-p{p}-e{e}")
+           for c, (h, w), (k, s, p, e) in zip(
+               (1, 15, 16, 17, 31, 33, 64, 65, 129, 8),
+               itertools.cycle([(8, 8), (7, 6), (2, 3), (16, 9), (1, 4)]),
+               itertools.cycle([(3, 2, (0, 0), (1, 1)), (3, 2, (0, 1), (1, 2)), (3, 1, (1, 0), (0, 2)),
+                                (5, 2, (1, 2), (2, 1)), ((3, 1), 2, (0, 0), (2, 0))]))]
+
+
+@pytest.mark.parametrize("c,h,w,k,s,p,e", _UNEVEN)
+def test_dwconv_uneven_padding_equals_oracle_on_every_isa(c, h, w, k, s, p, e):
+    """int8 (every output stage) and float32: every ISA equals the oracle bit for bit."""
+    rng, x, wt = _data(c * 13 + h, 2, h, w, c, k)
+    for output in OUTPUTS:
+        stage = stage_params(rng, c, output, 128 * 128 * 25)
+        want = ref.dwconv2d_int8(x, wt, s, p, output, padding_end=e, **stage)
+        for isa in engine.supported_isas():
+            got = nk.dwconv2d_int8(x, wt, stride=s, padding=p, padding_end=e, output=output, **stage, isa=isa,
+                                   threads=2)
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} {output}")
+    xf, wf = _tricky_floats(rng, x.shape), _tricky_floats(rng, wt.shape)
+    b = _tricky_floats(rng, (c,))
+    want = ref.dwconv2d_float(xf, wf, b, s, p, padding_end=e)
+    for isa in engine.supported_isas():
+        got = nk.dwconv2d_float(xf, wf, b, stride=s, padding=p, padding_end=e, isa=isa, threads=2)
+        assert got.tobytes() == want.tobytes(), isa
+
+
+def test_dwconv_uneven_padding_equals_torch():
+    """The definition: PyTorch's grouped convolution on the input zero padded 0 before, 1 after."""
+    torch = pytest.importorskip("torch")
+    _, x, wt = _data(11, 2, 8, 10, 24, 3)
+    xp = torch.nn.functional.pad(torch.from_numpy(x).permute(0, 3, 1, 2).double(), (0, 1, 0, 1))
+    want = torch.nn.functional.conv2d(xp, torch.from_numpy(wt).permute(2, 0, 1).unsqueeze(1).double(),
+                                      stride=2, groups=24)
+    got = nk.dwconv2d_int8(x, wt, stride=2, padding=0, padding_end=1)
+    assert got.shape == (2, 4, 5, 24)
+    np.testing.assert_array_equal(got, want.permute(0, 2, 3, 1).numpy().astype(np.int32))
+    with pytest.raises(ValueError, match="padding"):
+        nk.dwconv2d_int8(x, wt, padding_end=-1)
+
+
 def test_dwconv_float_bad_input_is_a_clear_error():
     x = np.zeros((1, 5, 5, 8), np.float32)
     w = np.zeros((3, 3, 8), np.float32)

@@ -175,7 +175,7 @@ void run_conv8(onebit::Conv8Args& a, Out& out,
 
 // The finished geometry of a depthwise call: x (N, H, W, C) and weight (KH, KW, C) of type T.
 template <class T>
-onebit::Conv8Geom dw_geom(const In& x, const In& weight, int sh, int sw, int ph, int pw) {
+onebit::Conv8Geom dw_geom(const In& x, const In& weight, int sh, int sw, int ph, int pw, int ph_end, int pw_end) {
   auto xs = check<T>(x, "x", 4);
   auto ws = check<T>(weight, "weight", 3);
   if (ws[2] != xs[3])
@@ -184,7 +184,7 @@ onebit::Conv8Geom dw_geom(const In& x, const In& weight, int sh, int sw, int ph,
   onebit::Conv8Geom g;
   g.n = xs[0]; g.h = xs[1]; g.w = xs[2]; g.cin = g.cout = xs[3];
   g.kh = static_cast<int>(ws[0]); g.kw = static_cast<int>(ws[1]);
-  g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw;
+  g.sh = sh; g.sw = sw; g.ph = ph; g.pw = pw; g.ph_end = ph_end; g.pw_end = pw_end;
   onebit::dwconv8_geom_finish(g);
   return g;
 }
@@ -345,9 +345,10 @@ void bind_network(nb::module_& m) {
                             std::string output, std::optional<In> threshold,
                             std::optional<In> direction, std::optional<In> multiplier,
                             std::optional<In> bias, std::optional<int> shift, std::optional<In> scale,
-                            std::optional<std::string> isa, std::optional<int> threads) {
+                            std::optional<std::string> isa, std::optional<int> threads, int ph_end,
+                            int pw_end) {
     onebit::DwConv8Args a;
-    const onebit::Conv8Geom& g = a.g = dw_geom<int8_t>(x, weight, sh, sw, ph, pw);
+    const onebit::Conv8Geom& g = a.g = dw_geom<int8_t>(x, weight, sh, sw, ph, pw, ph_end, pw_end);
     a.x = static_cast<const int8_t*>(x.data());
     a.w = static_cast<const int8_t*>(weight.data());
     const onebit::Isa is = pick_isa(isa);
@@ -355,12 +356,15 @@ void bind_network(nb::module_& m) {
                [&](int th) { onebit::dwconv8(a, is, th); });
   }, nb::arg("x"), nb::arg("weight"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
   nb::arg("pw"), STAGE_ARGS, ISA_ARGS,
-  "int8 depthwise convolution: int8 NHWC x, int8 (KH, KW, C) weight, int32 accumulation, output stage.");
+  nb::arg("ph_end") = onebit::Conv8Geom::kSymmetric, nb::arg("pw_end") = onebit::Conv8Geom::kSymmetric,
+  "int8 depthwise convolution: int8 NHWC x, int8 (KH, KW, C) weight, int32 accumulation, output stage "
+  "(ph_end/pw_end: padding after the input, default ph/pw).");
 
   m.def("dwconv2d_float", [](const In& x, const In& weight, const In& bias, Out out, int sh, int sw, int ph,
-                             int pw, std::optional<std::string> isa, std::optional<int> threads) {
+                             int pw, std::optional<std::string> isa, std::optional<int> threads, int ph_end,
+                             int pw_end) {
     onebit::DwConvF32Args a;
-    const onebit::Conv8Geom& g = a.g = dw_geom<float>(x, weight, sh, sw, ph, pw);
+    const onebit::Conv8Geom& g = a.g = dw_geom<float>(x, weight, sh, sw, ph, pw, ph_end, pw_end);
     expect_shape(check<float>(bias, "bias", 1), {g.cin}, "bias");
     expect_shape(check<float>(out, "out", 4), {g.n, g.oh, g.ow, g.cin}, "out");
     a.x = static_cast<const float*>(x.data());
@@ -373,7 +377,9 @@ void bind_network(nb::module_& m) {
     onebit::dwconv_f32(a, is, th);
   }, nb::arg("x"), nb::arg("weight"), nb::arg("bias"), nb::arg("out"), nb::arg("sh"), nb::arg("sw"), nb::arg("ph"),
   nb::arg("pw"), ISA_ARGS,
-  "float32 depthwise convolution: NHWC x, (KH, KW, C) weight, (C,) bias; taps in row-major order, no FMA.");
+  nb::arg("ph_end") = onebit::Conv8Geom::kSymmetric, nb::arg("pw_end") = onebit::Conv8Geom::kSymmetric,
+  "float32 depthwise convolution: NHWC x, (KH, KW, C) weight, (C,) bias; taps in row-major order, no FMA "
+  "(ph_end/pw_end: padding after the input, default ph/pw).");
 
   m.def("dense_int8", [](const In& x, const In& weight, Out out, std::optional<In> zero_point,
                          std::string output, std::optional<In> threshold,

@@ -314,6 +314,8 @@ class _GraphBuilder:
                 if kind in ("int8", "f32"):
                     self.bld.cur = self._sign_of(v, n.name)
                 self._dispatch(n.name, m)
+            elif isinstance(m, nn.Conv2d) and m.groups != 1:
+                self._dispatch(n.name, m)  # depthwise: dwconv2d_i8 / dwconv2d_f32 on the value's kind
             elif isinstance(m, nn.Conv2d):
                 if src == INPUT or kind == "u8":  # on the image (also behind a padding layer)
                     self._dispatch(n.name, m)  # the int8 input layer

@@ -77,6 +77,7 @@ class _Pending:
     post: tuple | None = None  # (scale, shift) of a BatchNorm after the max pool(s)
     post_acts: list = field(default_factory=list)  # (name, module) after that BatchNorm
     post_name: str = ""  # the name of that BatchNorm
+    act_bn: tuple | None = None  # (name, scale, shift) of a BatchNorm after the activation (no pool)
 
 
 def _pair(v):
@@ -413,6 +414,13 @@ class _Builder:
                 raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
             p.post, p.post_name = bn_affine(m), name
             return
+        if p is not None and p.acts and not p.pools and p.act_bn is None:
+            # producer [BN] act BN (QuickNet's residual blocks): a per-channel clamp in the float
+            # stage (:meth:`_act_bn_clamp`)
+            if m.num_features != p.out_shape[-1]:
+                raise ConversionError(f"layer {name!r}: {m.num_features} features, the producer has {p.out_shape[-1]}")
+            p.act_bn = (name, *bn_affine(m))
+            return
         if p is None or p.has_bn or p.acts or p.pools:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): BatchNorm must directly "
                                   f"follow a convolution or linear layer")
@@ -426,6 +434,9 @@ class _Builder:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): activation without a "
                                   f"preceding convolution/linear layer")
         p = self.pending
+        if p.act_bn is not None:
+            raise ConversionError(f"layer {name!r} ({type(m).__name__}): an activation after the BatchNorm "
+                                  f"{p.act_bn[0]!r} that follows an activation is not supported")
         (p.post_acts if p.post is not None else p.acts).append((name, m))
 
     def pool(self, name, m):
@@ -438,6 +449,9 @@ class _Builder:
         if self.pending.post is not None:
             raise ConversionError(f"layer {name!r} (MaxPool2d): a second pool after the BatchNorm that follows "
                                   f"a pool is not supported")
+        if self.pending.act_bn is not None:
+            raise ConversionError(f"layer {name!r} (MaxPool2d): a pool after the BatchNorm {self.pending.act_bn[0]!r} "
+                                  f"that follows an activation is not supported")
         self.pending.pools.append((name, m))
 
     def flatten(self, name):
@@ -463,14 +477,18 @@ class _Builder:
             return
         self.pending = None
         where = f"layer {p.name!r} ({p.type}) feeding {consumer_name!r}"
+        if p.act_bn is not None and consumer != "f32":
+            raise ConversionError(f"{where}: activation then BatchNorm {p.act_bn[0]!r} feeding a {consumer} "
+                                  f"layer: supported before a float layer or an addition only")
         if p.type in ("conv2d_f32", "dwconv2d_f32"):  # float convs: BN folded, then clamp, pools, sign
             if consumer == "int8":
                 raise ConversionError(f"{where}: a float convolution feeding a ClipBlock is not supported")
+            clamp = self._float_clamp(p)
             w = p.tensors["weight"]  # BN scales output channels: axis 0 (OHWI) or the last (KH, KW, C)
             w = p.a[:, None, None, None] * w if p.type == "conv2d_f32" else w * p.a
             tens = dict(p.tensors, weight=w.astype(np.float32), bias=p.b.astype(np.float32))
             self.emit(p.name, p.type, p.attrs, tens, Value("f32", p.out_shape))
-            self._float_tail(p, p.post)
+            self._float_tail(p, clamp, p.post)
             return
         if p.type in ("dense_f32", "conv1x1_f32"):
             if consumer != "f32" or p.acts or p.pools:
@@ -533,12 +551,13 @@ class _Builder:
             tens.update(multiplier=m_, bias=b_)
             value = Value("int8", p.out_shape, scale)
         else:
+            clamp = self._float_clamp(p)
             attrs["output"] = "f32"
             tens.update(scale=p.a.astype(np.float32), bias=p.b.astype(np.float32))
             value = Value("f32", p.out_shape)
         self.emit(p.name, p.type, attrs, tens, value)
         if value.kind == "f32":
-            self._float_tail(p, post)
+            self._float_tail(p, clamp, post)
             return
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
@@ -571,19 +590,17 @@ class _Builder:
         s2, t2 = p.post
         return pooled_threshold_stage(p.a, p.b, p.k, s2, t2, lo, hi, plus)
 
-    def _float_tail(self, p, post):
-        """What follows a float output stage: its activation (``clamp_f32``), its max pools, and
-        ``post`` = (scale, shift) of a BatchNorm after the pools that did not fold into the stage
-        (``affine_f32``) with the activation after that BatchNorm."""
-        clamp = self._float_clamp(p.acts)
-        if clamp is not None:
-            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+    def _float_tail(self, p, clamp, post):
+        """What follows a float output stage: its activation (``clamp``, from :meth:`_float_clamp`),
+        its max pools, and ``post`` = (scale, shift) of a BatchNorm after the pools that did not fold
+        into the stage (``affine_f32``) with the activation after that BatchNorm."""
+        self._emit_clamp(p, clamp)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
         if post is None:
             return
         self.affine(p.post_name, *post)
-        clamp = self._float_clamp(p.post_acts)
+        clamp = self._act_clamp(p.post_acts)
         if clamp is not None:
             self.emit(f"{p.post_acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
 
@@ -600,7 +617,7 @@ class _Builder:
                   Value("f32", x.shape))
 
     @staticmethod
-    def _float_clamp(acts):
+    def _act_clamp(acts):
         """(min, max) of the one Hardtanh / ReLU in ``acts`` (before a float layer), or None."""
         clamp = None
         for an, am in acts:
@@ -614,6 +631,24 @@ class _Builder:
             if len(acts) > 1:
                 raise ConversionError(f"layer {an!r}: one activation at most before a float layer")
         return clamp
+
+    def _float_clamp(self, p):
+        """The clamp after a producer with a float output: (min, max) of its one Hardtanh / ReLU,
+        or None; with a BatchNorm after it (``p.act_bn``): per-channel bounds (arrays), the
+        BatchNorm folded into ``p.a``, ``p.b`` (:func:`_act_bn_clamp`)."""
+        clamp = self._act_clamp(p.acts)
+        return clamp if p.act_bn is None else _act_bn_clamp(p, clamp)
+
+    def _emit_clamp(self, p, clamp):
+        """The ``clamp_f32`` after a float stage: scalar bounds as attributes, per-channel bounds
+        (an activation then a BatchNorm) as the tensors ``lower`` / ``upper``."""
+        if clamp is None:
+            return
+        lo, hi = clamp
+        if np.ndim(lo) == 0:
+            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": lo, "max": hi}, {}, self.value())
+        else:
+            self.emit(f"{p.act_bn[0]}", "clamp_f32", {}, {"lower": lo, "upper": hi}, self.value())
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.
@@ -699,10 +734,6 @@ class _Builder:
         kh, kw = m.kernel_size
         attrs = dict(in_channels=c, out_channels=c, kernel=[kh, kw], stride=_pair(m.stride),
                      **self.float_padding(name, m))
-        if attrs.pop("padding_end", attrs["padding"]) != attrs["padding"]:
-            raise ConversionError(f"layer {name!r} (depthwise Conv2d): the engine's depthwise convolution "
-                                  f"pads symmetrically; this layer pads {attrs['padding']} before the input "
-                                  f"and differently after it (uneven 'same' padding)")
         oh, ow = _conv_out(attrs, h, w)
         b = _t(m.bias) if m.bias is not None else np.zeros(c)
         if x.kind == "f32":  # float data (float shortcuts, float boundary): float weights
@@ -811,6 +842,22 @@ def _is_nhwc_reshape(m) -> bool:
     except ImportError:  # pragma: no cover - part of onebit
         return False
     return isinstance(m, Reshape)
+
+
+def _act_bn_clamp(p: _Pending, clamp) -> tuple:
+    """Fold the BatchNorm ``(s, t)`` that follows the activation ``clamp(z, lo, hi)`` of a float
+    stage: ``s * clamp(z, lo, hi) + t == clamp(s*z + t, s*lo + t, s*hi + t)`` for ``s >= 0`` and
+    ``clamp(s*z + t, s*hi + t, s*lo + t)`` for ``s < 0`` (``t`` alone for ``s == 0``). The stage
+    becomes ``s*z + t`` (``p.a``, ``p.b`` scaled); returns the per-channel float32 bounds (an
+    unbounded side is +-F32_MAX)."""
+    _, s, t = p.act_bn
+    lo, hi = clamp
+    with np.errstate(over="ignore", invalid="ignore"):
+        a, b = s * lo + t, s * hi + t
+    lower = np.where(s > 0, a, np.where(s < 0, b, t))
+    upper = np.where(s > 0, b, np.where(s < 0, a, t))
+    p.a, p.b = s * p.a, s * p.b + t
+    return (np.clip(lower, -F32_MAX, F32_MAX).astype(np.float32), np.clip(upper, -F32_MAX, F32_MAX).astype(np.float32))
 
 
 def _pad_attrs(begin, end, pad_value=0) -> dict:

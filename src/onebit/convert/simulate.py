@@ -168,7 +168,8 @@ class IntegerSimulation(nn.Module):
             y = self._conv(op, x)
             return self._stage(op, y)
         if op.type == "dwconv2d_f32":
-            return dwconv2d_f32(x, self._tensor(op, "weight"), self._tensor(op, "bias"), a["stride"], a["padding"])
+            return dwconv2d_f32(x, self._tensor(op, "weight"), self._tensor(op, "bias"), a["stride"], a["padding"],
+                                a.get("padding_end"))
         if op.type == "conv2d_f32":
             return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
                               a["stride"], a["padding"], a.get("padding_end"))
@@ -203,6 +204,9 @@ class IntegerSimulation(nn.Module):
             x = x.to(torch.float32) * self._tensor(op, "scale").view(shape)
             return x + self._tensor(op, "bias").view(shape)
         if op.type == "clamp_f32":
+            if "lower" in op.tensors:  # per channel: dimension 1 of NCHW / (N, C)
+                shape = (1, -1) + (1,) * (x.dim() - 2)
+                return x.clamp(self._tensor(op, "lower").view(shape), self._tensor(op, "upper").view(shape))
             return x.clamp(torch.tensor(a["min"], dtype=torch.float32), torch.tensor(a["max"], dtype=torch.float32))
         if op.type == "dense_f32":
             return dense_f32(x.to(torch.float32), self._tensor(op, "weight"), self._tensor(op, "bias"))
@@ -259,14 +263,26 @@ def dense_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, block: int = 1 
     return out
 
 
-def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding) -> torch.Tensor:
+def _conv_taps(x, k, stride, padding, padding_end):
+    """The (i, j) taps of every convolution window in row-major order: strided views of the input
+    zero padded ``padding`` before (top, left) and ``padding_end`` after it (default ``padding``)."""
+    (kh, kw), (sh, sw), (ph, pw) = k, stride, padding
+    eh, ew = padding if padding_end is None else padding_end
+    h, wd = x.shape[-2:]
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    xp = F.pad(x, (pw, ew, ph, eh))
+    return [xp[..., i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+
+
+def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding, padding_end=None) -> torch.Tensor:
     """float32 depthwise convolution in the engine's order (``dwconv2d_f32``): ``acc = +0.0``, then
     ``acc = acc + x * w[i, j]`` (product rounded, then the sum) over the taps in row-major order,
-    then ``acc + bias``; padded taps are skipped (adding their +-0 products changes no sum that
-    starts at +0.0). ``x`` NCHW float32, ``w`` (KH, KW, C); returns NCHW."""
+    then ``acc + bias``; padded taps (``padding`` before, ``padding_end`` after the input) are
+    skipped (adding their +-0 products changes no sum that starts at +0.0). ``x`` NCHW float32,
+    ``w`` (KH, KW, C); returns NCHW."""
     acc = None
     kh, kw, c = w.shape
-    for k, tap in enumerate(_window_taps(x.to(torch.float32), (kh, kw), stride, padding, False, 0.0)):
+    for k, tap in enumerate(_conv_taps(x.to(torch.float32), (kh, kw), stride, padding, padding_end)):
         prod = tap * w[k // kw, k % kw].view(1, c, 1, 1)
         acc = torch.zeros_like(prod) + prod if acc is None else acc + prod
     return acc + b.view(1, c, 1, 1)
@@ -274,16 +290,13 @@ def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padd
 
 def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding, padding_end=None) -> torch.Tensor:
     """float32 convolution in the engine's order (``conv2d_f32``): every output pixel's taps in
-    (i, j, c) order, padded taps 0.0 (``padding`` before the input, ``padding_end`` after it,
-    default ``padding``), summed as :func:`dense_f32` with the weights (Cout, KH, KW, Cin)
-    flattened alike. ``x`` NCHW float32; returns NCHW."""
-    n, c, h, wd = x.shape
+    (i, j, c) order, padded taps 0.0 (``padding`` before, ``padding_end`` after the input), summed
+    as :func:`dense_f32` with the weights (Cout, KH, KW, Cin) flattened alike. ``x`` NCHW float32;
+    returns NCHW."""
+    n, c = x.shape[:2]
     cout, kh, kw, _ = w.shape
-    (sh, sw), (ph, pw) = stride, padding
-    eh, ew = padding if padding_end is None else padding_end
-    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
-    xp = F.pad(x.to(torch.float32), (pw, ew, ph, eh))
-    taps = [xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    taps = _conv_taps(x.to(torch.float32), (kh, kw), stride, padding, padding_end)
+    oh, ow = taps[0].shape[-2:]
     patches = torch.stack(taps, 1).permute(0, 3, 4, 1, 2).reshape(n * oh * ow, kh * kw * c)
     y = dense_f32(patches, w.reshape(cout, -1), b)
     return y.reshape(n, oh, ow, cout).permute(0, 3, 1, 2)

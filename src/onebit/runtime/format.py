@@ -413,10 +413,14 @@ def _check_contents(op: Op, x: Value, t: dict):
 
     if "direction" in t and not np.isin(t["direction"], (-1, 1)).all():
         bad("direction values must be +1 or -1")
-    for role in ("scale", "bias", "weight", "in_scale", "in_offset"):
+    for role in ("scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper"):
         a = t.get(role)
         if a is not None and a.dtype == np.float32 and not np.isfinite(a).all():
             bad(f"tensor {role!r} has non-finite values")
+    if "lower" in t:  # clamp_f32 per channel
+        over = np.flatnonzero(~(t["lower"] <= t["upper"]))
+        if over.size:
+            bad(f"tensor 'lower' exceeds 'upper' at channel {int(over[0])}")
     if "zero_point" in t and ((t["zero_point"] < 0) | (t["zero_point"] > 255)).any():
         bad("zero_point values must lie in [0, 255]")
     if op.type in ("conv2d_u8", "conv2d_i8", "dwconv2d_i8") and (t["weight"] == -128).any():

@@ -331,6 +331,12 @@ def _spec_dense_f32(op, xs):
 
 def _spec_clamp_f32(op, xs):
     x = _input(op, xs, "f32")
+    if "lower" in op.tensors or "upper" in op.tensors:  # per channel (the last axis): tensors, no attributes
+        if "min" in op.attrs or "max" in op.attrs:
+            _fail(op, "per-channel bounds (tensors 'lower', 'upper') and the attributes 'min' / 'max' "
+                      "exclude each other")
+        c = x.shape[-1]
+        return Value("f32", x.shape), {"lower": ("float32", (c,)), "upper": ("float32", (c,))}
     lo, hi = _float(op, op.attrs, "min"), _float(op, op.attrs, "max")
     if not lo < hi:
         _fail(op, f"min {lo} must be smaller than max {hi}")

@@ -319,50 +319,53 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     return out
 
 
-def _dw_geometry(x, weight, stride, padding):
-    """((sh, sw), (ph, pw), (oh, ow)) of a depthwise call: x NHWC, weight (KH, KW, C)."""
+def _dw_geometry(x, weight, stride, padding, padding_end):
+    """((sh, sw), (ph, pw), (eh, ew), (oh, ow)) of a depthwise call: x NHWC, weight (KH, KW, C)."""
     if x.ndim != 4 or weight.ndim != 3:
         raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
                          f"{x.shape} and {weight.shape}")
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
-    if min(sh, sw) < 1 or min(ph, pw) < 0:
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end, "padding_end")
+    if min(sh, sw) < 1 or min(ph, pw, eh, ew) < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = output_size(x.shape[1], weight.shape[0], sh, ph)
-    ow = output_size(x.shape[2], weight.shape[1], sw, pw)
+    oh = output_size(x.shape[1], weight.shape[0], sh, ph, padding_end=eh)
+    ow = output_size(x.shape[2], weight.shape[1], sw, pw, padding_end=ew)
     if oh < 1 or ow < 1:
         raise ValueError(f"kernel {weight.shape[:2]} does not fit the padded input {x.shape[1:3]}")
-    return (sh, sw), (ph, pw), (oh, ow)
+    return (sh, sw), (ph, pw), (eh, ew), (oh, ow)
 
 
 def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, output: str = "int32",
                   threshold=None, direction=None, multiplier=None, bias=None, shift=None,
-                  scale=None, out=None, isa=None, threads=None) -> np.ndarray:
+                  scale=None, out=None, isa=None, threads=None, padding_end=None) -> np.ndarray:
     """int8 depthwise convolution (depth multiplier 1): one KxK filter per channel.
 
     ``x``: (N, H, W, C) int8 whose 0 is real 0 (the padding value); ``weight``: (KH, KW, C)
     int8. Exact int32 accumulation ``y[c] = sum_{in-bounds taps} x[c] * w[i, j, c]``, then the
-    output stage of :func:`conv2d_int8`.
+    output stage of :func:`conv2d_int8`. ``padding`` before the input (top, left),
+    ``padding_end`` after it (bottom, right; default ``padding``).
     """
     _array(x, "x"), _array(weight, "weight")
-    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _dw_geometry(x, weight, stride, padding, padding_end)
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0], oh, ow), x.shape[3], output)
     out = _out(out, shape, dtype, x, weight)
-    engine.dwconv2d_int8(x, weight, out, sh, sw, ph, pw, output, **kw, isa=isa, threads=threads)
+    engine.dwconv2d_int8(x, weight, out, sh, sw, ph, pw, output, **kw, isa=isa, threads=threads, ph_end=eh,
+                         pw_end=ew)
     return out
 
 
 def dwconv2d_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, stride=1, padding=0, out=None,
-                   isa=None, threads=None) -> np.ndarray:
+                   isa=None, threads=None, padding_end=None) -> np.ndarray:
     """float32 depthwise convolution (depth multiplier 1), zero padding: ``x`` (N, H, W, C),
     ``weight`` (KH, KW, C), ``bias`` (C,). Per output: ``acc = +0.0``, then ``acc = acc +
     float32(x * w)`` over the in-bounds taps in row-major order (no FMA), then ``acc + bias``: the
-    same floats on every ISA."""
+    same floats on every ISA. ``padding_end``: padding after the input (default ``padding``)."""
     _array(x, "x"), _array(weight, "weight"), _array(bias, "bias")
-    (sh, sw), (ph, pw), (oh, ow) = _dw_geometry(x, weight, stride, padding)
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _dw_geometry(x, weight, stride, padding, padding_end)
     out = _out(out, (x.shape[0], oh, ow, x.shape[3]), np.float32, x, weight, bias)
-    engine.dwconv2d_float(x, weight, bias, out, sh, sw, ph, pw, isa=isa, threads=threads)
+    engine.dwconv2d_float(x, weight, bias, out, sh, sw, ph, pw, isa=isa, threads=threads, ph_end=eh, pw_end=ew)
     return out
 
 

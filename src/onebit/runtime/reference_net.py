@@ -171,16 +171,18 @@ def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", pa
     return output_stage(y, output, **stage)
 
 
-def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", **stage) -> np.ndarray:
-    """int8 depthwise conv (weight (KH, KW, C)): zero padding (real 0),
-    y[c] = sum over taps of x[c] * w[i, j, c] in int64, then the output stage."""
+def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", padding_end=None, **stage) -> np.ndarray:
+    """int8 depthwise conv (weight (KH, KW, C)): zero padding (real 0; ``padding`` before the
+    input, ``padding_end`` after it, default ``padding``), y[c] = sum over taps of
+    x[c] * w[i, j, c] in int64, then the output stage."""
     x = np.asarray(x, np.int64)
     w = np.asarray(weight, np.int64)
     n, h, wd, c = x.shape
     kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
-    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), np.int64)
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    xp = np.zeros((n, h + ph + eh, wd + pw + ew, c), np.int64)
     xp[:, ph:ph + h, pw:pw + wd] = x
     y = np.zeros((n, oh, ow, c), np.int64)
     for i, j, tap in _windows(xp, (kh, kw), (sh, sw), oh, ow):
@@ -188,15 +190,17 @@ def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", **stage) -> np
     return output_stage(y, output, **stage)
 
 
-def dwconv2d_float(x, weight, bias, stride=1, padding=0) -> np.ndarray:
+def dwconv2d_float(x, weight, bias, stride=1, padding=0, padding_end=None) -> np.ndarray:
     """float32 depthwise conv in the engine's order: acc = +0.0, acc = acc + float32(x * w) over the
-    in-bounds taps in row-major order (padded taps skipped), then acc + bias."""
+    in-bounds taps in row-major order (padded taps skipped; ``padding_end`` after the input,
+    default ``padding``), then acc + bias."""
     x = np.asarray(x, np.float32)
     w = np.asarray(weight, np.float32)
     n, h, wd, c = x.shape
     kh, kw, _ = w.shape
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    oh, ow = output_size(h, kh, sh, ph), output_size(wd, kw, sw, pw)
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
     y = np.zeros((n, oh, ow, c), np.float32)
     for oy in range(oh):
         for ox in range(ow):

@@ -346,6 +346,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         Conv8Geom g;
         g.n = n; g.h = xv.shape[0]; g.w = xv.shape[1]; g.cin = g.cout = op.in_channels;
         g.kh = op.kh; g.kw = op.kw; g.sh = op.sh; g.sw = op.sw; g.ph = op.ph; g.pw = op.pw;
+        g.ph_end = op.ph_end; g.pw_end = op.pw_end;
         dwconv8_geom_finish(g);
         if (op.type == OpType::dwconv2d_f32) {
           DwConvF32Args a;
@@ -500,14 +501,20 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         break;
       }
       case OpType::clamp_f32: {  // NumPy's clip: min(max(x, lo), hi), NaN propagates
-        const float lo = static_cast<float>(op.min), hi = static_cast<float>(op.max);
+        // bounds: the attributes, or per channel (the last axis) the tensors lower / upper
+        const Tensor* lt = op.tensor(m.tensors, "lower");
+        const float lo0 = static_cast<float>(op.min), hi0 = static_cast<float>(op.max);
+        const float* lo = lt ? lt->as<float>() : &lo0;
+        const float* hi = lt ? op.tensor(m.tensors, "upper")->as<float>() : &hi0;
+        const int64_t c = lt ? xv.shape.back() : 1;
         const float* xf = static_cast<const float*>(x);
         float* yf = static_cast<float*>(y);
         const int64_t count = n * xv.elements();
         for (int64_t k = 0; k < count; ++k) {
+          const int64_t ch = k % c;
           float v = xf[k];
-          if (!std::isnan(v)) v = v > lo ? v : lo;
-          if (!std::isnan(v)) v = v < hi ? v : hi;
+          if (!std::isnan(v)) v = v > lo[ch] ? v : lo[ch];
+          if (!std::isnan(v)) v = v < hi[ch] ? v : hi[ch];
           yf[k] = v;
         }
         break;

@@ -362,9 +362,16 @@ class OpChecker {
       }
       case OpType::clamp_f32: {
         need(x.kind == Kind::f32, "float32");
-        const double lo = number("min"), hi = number("max");
-        if (!(lo < hi)) bad("min " + repr(*attr("min")) + " must be smaller than max " + repr(*attr("max")));
-        op_.min = lo; op_.max = hi;
+        if (has_role("lower") || has_role("upper")) {  // per channel (the last axis): tensors, no attributes
+          if (attr("min") || attr("max"))
+            bad("per-channel bounds (tensors 'lower', 'upper') and the attributes 'min' / 'max' exclude each other");
+          tens["lower"] = {DType::f32, {x.shape.back()}};
+          tens["upper"] = {DType::f32, {x.shape.back()}};
+        } else {
+          const double lo = number("min"), hi = number("max");
+          if (!(lo < hi)) bad("min " + repr(*attr("min")) + " must be smaller than max " + repr(*attr("max")));
+          op_.min = lo; op_.max = hi;
+        }
         out.kind = Kind::f32; out.shape = x.shape;
         break;
       }

@@ -282,7 +282,7 @@ void check_contents(Op& op, const std::vector<Tensor>& all) {
     for (int64_t i = 0; i < d->nbytes; ++i)
       if (p[i] != 1 && p[i] != -1) c.bad("direction values must be +1 or -1");
   }
-  for (const char* role : {"scale", "bias", "weight", "in_scale", "in_offset"}) {
+  for (const char* role : {"scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper"}) {
     const Tensor* t = op.tensor(all, role);
     if (t && t->dtype == DType::f32) {
       const float* p = t->as<float>();
@@ -294,6 +294,11 @@ void check_contents(Op& op, const std::vector<Tensor>& all) {
     const int32_t* p = z->as<int32_t>();
     for (int64_t i = 0; i < z->nbytes / 4; ++i)
       if (p[i] < 0 || p[i] > 255) c.bad("zero_point values must lie in [0, 255]");
+  }
+  if (const Tensor* lo = op.tensor(all, "lower")) {  // clamp_f32 per channel
+    const float *l = lo->as<float>(), *u = op.tensor(all, "upper")->as<float>();
+    for (int64_t i = 0; i < lo->nbytes / 4; ++i)
+      if (!(l[i] <= u[i])) c.bad("tensor 'lower' exceeds 'upper' at channel " + std::to_string(i));
   }
   if (op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8 || op.type == OpType::dwconv2d_i8) {
     const Tensor* w = op.tensor(all, "weight");
