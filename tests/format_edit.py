@@ -19,14 +19,19 @@ def join(header, body) -> bytes:
     return struct.pack("<Q", len(hb)) + hb + body
 
 
-def edit_op(data: bytes, op_type: str, fn) -> bytes:
-    """``fn(op, graph, header)`` edits the first op of ``op_type`` in place."""
+def edit_graph(data: bytes, fn) -> bytes:
+    """``fn(graph, header)`` edits the parsed graph and the header in place."""
     header, body = split(data)
     graph = json.loads(header["__metadata__"]["graph"])
-    op = next(o for o in graph["ops"] if o["type"] == op_type)
-    fn(op, graph, header)
+    fn(graph, header)
     header["__metadata__"]["graph"] = json.dumps(graph)
     return join(header, body)
+
+
+def edit_op(data: bytes, op_type: str, fn) -> bytes:
+    """``fn(op, graph, header)`` edits the first op of ``op_type`` in place."""
+    return edit_graph(data, lambda graph, header: fn(next(o for o in graph["ops"] if o["type"] == op_type),
+                                                     graph, header))
 
 
 def both_reject(data: bytes, match: str) -> None:

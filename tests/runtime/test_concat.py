@@ -4,21 +4,18 @@ input, then the second's; bits at word-unaligned offsets with zero padding bits)
 loaders reject malformed concats with the same error."""
 from __future__ import annotations
 
-import json
-import struct
-
 import numpy as np
 import pytest
 import torch
 
 import onebit.convert as cv
-from onebit import FormatError, bits
+from onebit import bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.runtime import Session
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import Op, Value
 
-from file_edits import both_reject, edit_graph
+from format_edit import both_reject, edit_graph
 
 H, W, C = 6, 5, 70  # 70 + 70 bits: three words per pixel, the second input at bit offset 70
 

@@ -12,7 +12,7 @@ from torch import nn
 pytest.importorskip("h5py")
 
 import larq_h5_writer as K  # noqa: E402
-from file_edits import both_reject, edit_graph  # noqa: E402
+from format_edit import both_reject, edit_op  # noqa: E402
 
 import onebit.convert as cv  # noqa: E402
 from onebit.convert.compare import engine_vs_simulation  # noqa: E402
@@ -199,8 +199,7 @@ def test_malformed_affine_ops_rejected_by_both_loaders(tmp_path):
     data = cv.to_bytes(from_larq(e18_like(tmp_path)), input_spec=SPEC)
 
     def edited(fn):
-        return edit_graph(data, lambda graph, header: fn(next(o for o in graph["ops"] if o["type"] == "affine_f32"),
-                                                         graph, header))
+        return edit_op(data, "affine_f32", fn)
 
     def scale_shape(op, graph, header):
         header[op["tensors"]["scale"]]["shape"] = [4, 4]
