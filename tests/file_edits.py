@@ -30,6 +30,13 @@ def edit_graph(data: bytes, fn) -> bytes:
     return join(header, body)
 
 
+def edit_op(data: bytes, op_type: str, fn) -> bytes:
+    """The file with ``fn(op, graph, header)`` applied to its first op of type ``op_type``."""
+    def edit(graph, header):
+        fn(next(o for o in graph["ops"] if o["type"] == op_type), graph, header)
+    return edit_graph(data, edit)
+
+
 def both_reject(data: bytes, match: str):
     from onebit.runtime import format as fmt
     from onebit.runtime.engine import engine
