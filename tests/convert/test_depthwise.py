@@ -19,7 +19,7 @@ from onebit.nn import BinaryConv2d, ClipBlock
 from onebit.runtime import Session
 from onebit.runtime import format as fmt
 
-from format_edit import both_reject, edit_op, join, split
+from file_edits import both_reject, edit_op, join, split
 
 SPEC = {"dataset": "random", "shape": [13, 11, 3], "mean": [0.45] * 3, "std": [0.25] * 3}
 

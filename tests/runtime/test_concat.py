@@ -15,7 +15,7 @@ from onebit.runtime import Session
 from onebit.runtime import format as fmt
 from onebit.runtime.graph import Op, Value
 
-from format_edit import both_reject, edit_graph
+from file_edits import both_reject, edit_graph
 
 H, W, C = 6, 5, 70  # 70 + 70 bits: three words per pixel, the second input at bit offset 70
 

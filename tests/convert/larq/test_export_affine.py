@@ -12,7 +12,7 @@ from torch import nn
 pytest.importorskip("h5py")
 
 import larq_h5_writer as K  # noqa: E402
-from format_edit import both_reject, edit_op  # noqa: E402
+from file_edits import both_reject, edit_op  # noqa: E402
 
 import onebit.convert as cv  # noqa: E402
 from onebit.convert.compare import engine_vs_simulation  # noqa: E402

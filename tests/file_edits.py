@@ -1,6 +1,5 @@
-"""Edit a ``.onebit`` file's header for loader tests: split it into (header, body) and join it
-back, edit one op of the graph, and check that both loaders (Python ``onebit.runtime.format``
-and the C++ loader) reject the result with the same message."""
+"""Edit a ``.onebit`` file's header (docs/format.md §7.1) for the malformed-file tests, and check
+that both loaders (Python ``onebit.runtime.format``, C++ engine) reject the result alike."""
 from __future__ import annotations
 
 import json
@@ -8,19 +7,22 @@ import struct
 
 import pytest
 
+from onebit import FormatError
+
 
 def split(data: bytes):
+    """(header dict, data section bytes)."""
     n = struct.unpack("<Q", data[:8])[0]
     return json.loads(data[8:8 + n]), data[8 + n:]
 
 
-def join(header, body) -> bytes:
+def join(header: dict, body: bytes) -> bytes:
     hb = json.dumps(header).encode()
-    return struct.pack("<Q", len(hb)) + hb + body
+    return struct.pack("<Q", len(hb)) + hb + bytes(body)
 
 
 def edit_graph(data: bytes, fn) -> bytes:
-    """``fn(graph, header)`` edits the parsed graph and the header in place."""
+    """The file with ``fn(graph, header)`` applied to its graph (parsed) and header."""
     header, body = split(data)
     graph = json.loads(header["__metadata__"]["graph"])
     fn(graph, header)
@@ -29,13 +31,13 @@ def edit_graph(data: bytes, fn) -> bytes:
 
 
 def edit_op(data: bytes, op_type: str, fn) -> bytes:
-    """``fn(op, graph, header)`` edits the first op of ``op_type`` in place."""
-    return edit_graph(data, lambda graph, header: fn(next(o for o in graph["ops"] if o["type"] == op_type),
-                                                     graph, header))
+    """The file with ``fn(op, graph, header)`` applied to its first op of type ``op_type``."""
+    def edit(graph, header):
+        fn(next(o for o in graph["ops"] if o["type"] == op_type), graph, header)
+    return edit_graph(data, edit)
 
 
-def both_reject(data: bytes, match: str) -> None:
-    from onebit import FormatError
+def both_reject(data: bytes, match: str):
     from onebit.runtime import format as fmt
     from onebit.runtime.engine import engine
 
