@@ -222,6 +222,11 @@ def run_all(ref: Path, names, manifest: dict, u8: np.ndarray, tmp: Path, a, out:
                 p.unlink()
         out["models"].append(rec)
         out["loadavg"].append(list(os.getloadavg()))
+        isas = {r[m]["isa"] for r in out["models"] for m in ("float_boundary", "integer") if "isa" in r.get(m, {})}
+        out["isa"] = ", ".join(sorted(isas)) or None
+        out["torch_imported"] = "torch" in sys.modules
+        if a.json_path:  # after every model: a long run's record holds the models done so far
+            write_json([out], a.json_path)
 
 
 
@@ -257,12 +262,7 @@ def main(argv=None) -> int:
         run_all(ref, names, manifest, u8, tmp, a, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    isas = {r[m]["isa"] for r in out["models"] for m in ("float_boundary", "integer") if "isa" in r.get(m, {})}
-    out["isa"] = ", ".join(sorted(isas)) or None
-    out["torch_imported"] = "torch" in sys.modules
     print(f"CPU {out['cpu']}; ISA {out['isa']}; {a.threads} thread(s); {len(u8)} images; commit {out['commit']}")
-    if a.json_path:
-        write_json([out], a.json_path)
     return 0
 
 

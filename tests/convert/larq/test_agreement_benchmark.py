@@ -21,38 +21,24 @@ BENCH = REPO / "benchmarks" / "peers" / "larq_agreement.py"
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
-def _bn(rng, c):
-    return [("gamma", rng.uniform(0.5, 1.5, c)), ("beta", rng.normal(0, 0.3, c)),
-            ("moving_mean", rng.normal(0, 0.3, c)), ("moving_variance", rng.uniform(0.5, 2, c))]
-
-
 def _model(path, seed, prelu=False):
     """Conv2D 3x3 stride 2 'same' on 16x16 (padded after the input only) -> BN [-> PReLU per
-    element: no .onebit op] -> QuantConv2D (ste_sign, one-padding) -> BN -> MaxPool -> Flatten ->
-    QuantDense -> BN."""
+    element: no .onebit op] -> the writer's binary tail (QuantConv2D with one-padding, BN, MaxPool,
+    Flatten, QuantDense, BN)."""
     rng = np.random.default_rng(seed)
     L = [K.input_layer("in", (16, 16, 3)),
          K.layer("Conv2D", "conv", ["in"], filters=16, kernel_size=[3, 3], strides=[2, 2], padding="same",
                  use_bias=True, activation="linear"),
          K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3)]
-    W = {"conv": [("kernel", rng.normal(0, 0.5, (3, 3, 3, 16))), ("bias", rng.normal(0, 0.1, 16))], "bn": _bn(rng, 16)}
+    W = {"conv": [("kernel", rng.normal(0, 0.5, (3, 3, 3, 16))), ("bias", rng.normal(0, 0.1, 16))],
+         "bn": K.bn_weights(rng, 16)}
     last = "bn"
     if prelu:
         L.append(K.layer("PReLU", "prelu", ["bn"], shared_axes=None))
         W["prelu"] = [("alpha", rng.uniform(0, 0.3, (8, 8, 16)))]
         last = "prelu"
-    L += [K.layer("QuantConv2D", "qconv", [last], filters=32, kernel_size=[3, 3], strides=[1, 1], padding="same",
-                  use_bias=False, activation="linear", pad_values=1.0, input_quantizer="ste_sign",
-                  kernel_quantizer="ste_sign"),
-          K.layer("BatchNormalization", "bn2", ["qconv"], axis=[3], epsilon=1e-3),
-          K.layer("MaxPooling2D", "pool", ["bn2"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
-          K.layer("Flatten", "flat", ["pool"]),
-          K.layer("QuantDense", "head", ["flat"], units=10, use_bias=False, activation="linear",
-                  input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
-          K.layer("BatchNormalization", "bn3", ["head"], axis=[1], epsilon=1e-3)]
-    W.update({"qconv": [("kernel", rng.normal(0, 1, (3, 3, 16, 32)))], "bn2": _bn(rng, 32),
-              "head": [("kernel", rng.normal(0, 1, (4 * 4 * 32, 10)))], "bn3": _bn(rng, 10)})
-    return K.write(path, K.functional(L, "in", "bn3"), W)
+    tail, tw = K.binary_tail(last, rng, 8, 16, pad_values=1.0)
+    return K.write(path, K.functional(L + tail, "in", "bn3"), {**W, **tw})
 
 
 @pytest.fixture(scope="module")
