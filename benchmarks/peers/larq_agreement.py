@@ -116,8 +116,12 @@ def layer_walk(sess, u8: np.ndarray, ref_layers: dict, graph: dict, depart: floa
         got = got.reshape(got.shape[0], -1) if got.ndim == 2 else got
         # a sign reads its input's Larq layer; other values the layer of their own op
         src = op.inputs[0] if v.kind == "bits" and op.type == "bitpack" else op.output
+        cands = _candidates(src, graph)
+        # signs are the sign of the end of the folded chain (the value the next binary layer reads;
+        # a binary output stage before a pool thresholds the BatchNorm that Larq applies after it)
+        cands = cands[-1:] if v.kind == "bits" else cands
         best = None
-        for cand in _candidates(src, graph):
+        for cand in cands:
             if cand not in ref_layers or ref_layers[cand].size != got.size:
                 continue
             r = ref_layers[cand].astype(np.float64).reshape(got.shape)
