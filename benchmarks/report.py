@@ -1,11 +1,12 @@
-"""The tables of docs/results.md, docs/robustness.md and docs/bitslice.md, generated from the committed JSON records.
+"""The tables of docs/results.md, docs/robustness.md, docs/bitslice.md and docs/larq.md, generated from the committed JSON records.
 
     python benchmarks/report.py              # print every table
     python benchmarks/report.py --write      # rewrite the tables on every page
     python benchmarks/report.py --check      # exit 1 if a table on a page differs
 
 A table on a page stands between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a
-key of the page's tables (``PAGES``: ``TABLES``, ``ROBUSTNESS_TABLES``, ``BITSLICE_TABLES``). Each table ends with a line naming its records (linked) and the machine they
+key of the page's tables (``PAGES``: ``TABLES``, ``ROBUSTNESS_TABLES``, ``BITSLICE_TABLES``,
+``LARQ_TABLES``). Each table ends with a line naming its records (linked) and the machine they
 record: CPU, cores, ISA, threads, commit and the 1-minute load average. Plain Python (no onebit,
 no NumPy), so the page can be checked anywhere.
 """
@@ -401,6 +402,143 @@ def t_peers() -> str:
     return block(lines, paths + opt_paths, [r for p in paths for r in load(p)] + [r for rs in opts.values() for r in rs])
 
 
+# ---- Larq models (docs/larq.md) ----------------------------------------------------------------------
+
+def _one_line(text: str, limit: int = 240) -> str:
+    """An error message as one table cell: one line, pipes escaped, cut at ``limit`` characters."""
+    t = " ".join(str(text).split()).replace("|", "\\|")
+    return t if len(t) <= limit else t[:limit - 3] + "..."
+
+
+def _g(x: float) -> str:
+    return f"{x:.2g}"
+
+
+def t_larq_export() -> str:
+    path = f"{PEERS}/larq_export.json"
+    rec = load(path)[0]
+    rows = []
+    for r in rec["models"]:
+        if "import" in r:
+            rows.append([r["model"], "no", "no", _one_line(r["import"])])
+            continue
+        why = [f"{len(ls)} layer(s) ({', '.join(ls[:2])}{', ...' if len(ls) > 2 else ''}): {_one_line(reason)}"
+               for reason, ls in r["unsupported"].items()]
+        ok = r["converter"] == "ok"
+        rows.append([r["model"], "yes", "yes" if ok else "no",
+                     "; ".join(why) if why else ("" if ok else _one_line(r["converter"]))])
+    notes = [f"Input {'x'.join(map(str, rec['input_shape']))}; seeded random weights (seed {rec['seed']}); "
+             f"\"no\": the first layer the converter refuses, or every layer without a .onebit equivalent."]
+    return block(table(["model", "imports", "exports", "why not"], rows) + [""] + notes, [path], [rec])
+
+
+def t_larq_import() -> str:
+    path = f"{PEERS}/larq_import.json"
+    rec = load(path)[0]
+    rows = []
+    for r in rec["models"]:
+        if not r.get("imported"):
+            rows.append([r["model"], "-", "-", "-", "-", "-", "-", _one_line(r.get("error", ""))])
+            continue
+        rows.append([r["model"], _g(r["rel_diff"]), pct(r["images_within_tolerance"]), _g(r["median_image_rel_diff"]),
+                     f"{r['correlation']:.6f}", pct(r["centered_top1_agreement"]),
+                     _g(r["layer_max_rel_diff"]) if "layer_max_rel_diff" in r else "-",
+                     f"{r['distinct_top1']} / {r['distinct_centered_top1']}"])
+    head = ["model", "max abs diff / logit scale", "images within tolerance", "median image rel diff",
+            "centered correlation", "centered top-1 agreement", "layer by layer: max rel diff",
+            "Larq's classes raw / centered (or why not imported)"]
+    ref = rec["reference"]
+    notes = [f"{ref['images']} Imagenette validation images; Larq {ref['larq']}, Larq Zoo {ref['larq_zoo']}, "
+             f"TensorFlow {ref['tensorflow']}; torch {rec['torch']} on the imported module."]
+    prov = {"cpu": rec["cpu"], "commit": rec["commit"], "loadavg": rec["loadavg"]}
+    return block(table(head, rows) + [""] + notes, [path], [prov])
+
+
+def _mode_cells(m: dict, keys) -> list[str]:
+    if "export_error" in m:
+        return ["not exported"] + ["-"] * (len(keys) - 1)
+    return [fmt(m[k]) for k, fmt in keys]
+
+
+FB_KEYS = (("rel_diff", _g), ("images_within_tolerance", pct), ("median_image_rel_diff", _g),
+           ("correlation", lambda x: f"{x:.6f}"), ("centered_top1_agreement", pct))
+INT_KEYS = (("top1_agreement", pct), ("centered_top1_agreement", pct), ("correlation", lambda x: f"{x:.5f}"))
+
+
+def t_larq_agreement() -> str:
+    path = f"{PEERS}/larq_agreement.json"
+    rec = load(path)[0]
+    rows, notes = [], []
+    for r in rec["models"]:
+        if "error" in r:
+            rows.append([r["model"]] + ["-"] * 9)
+            notes.append(f"- {r['model']}: {_one_line(r['error'])}")
+            continue
+        rows.append([r["model"]] + _mode_cells(r["float_boundary"], FB_KEYS) + _mode_cells(r["integer"], INT_KEYS)
+                    + [f"{r['distinct_top1']} / {r['distinct_centered_top1']}"])
+        errs = {label: r[mode]["export_error"] for mode, label in (("float_boundary", "--float-boundary"),
+                                                                  ("integer", "default")) if "export_error" in r[mode]}
+        if len(errs) == 2 and len(set(errs.values())) == 1:
+            errs = {"both modes": next(iter(errs.values()))}
+        notes += [f"- {r['model']} ({label}): {_one_line(e)}" for label, e in errs.items()]
+    head = ["model", "float boundary: max abs diff / logit scale", "images within tolerance",
+            "median image rel diff", "centered correlation", "centered top-1", "integer: raw top-1",
+            "centered top-1", "centered correlation", "Larq's classes raw / centered"]
+    ref = rec["reference"]
+    lines = table(head, rows) + ["", f"{rec['images']} Imagenette validation images; the engine in "
+                                     f"{rec['threads']} thread(s), in a process "
+                                     f"{'with' if rec['torch_imported'] else 'without'} torch; tolerance "
+                                     f"{rec['tolerance']:g} x the logit scale; Larq {ref['larq']}, "
+                                     f"Larq Zoo {ref['larq_zoo']}, TensorFlow {ref['tensorflow']}."]
+    if notes:
+        lines += ["", "Not exported (the CLI's message):", ""] + notes
+    return block(lines, [path], [rec])
+
+
+def t_larq_signs() -> str:
+    """Where the engine first departs from Larq, per model and mode that misses its target: the
+    signs on the first image, in execution order."""
+    path = f"{PEERS}/larq_agreement.json"
+    rec = load(path)[0]
+    rows = []
+    for r in rec["models"]:
+        for mode in ("float_boundary", "integer"):
+            walk = r.get(mode, {}).get("layers")
+            if not walk:
+                continue
+            signs = [w for w in walk if "flips" in w]
+            flip = next((i for i, w in enumerate(walk) if w.get("flips")), len(walk))
+            before = [w["rel_diff"] for w in walk[:flip] if "flips" not in w]
+            # the first three signs, the first that differs from Larq's, and the last
+            first = next((i for i, w in enumerate(signs) if w["flips"]), 0)
+            for i, j in enumerate(sorted({0, 1, 2, first, len(signs) - 1} & set(range(len(signs))))):
+                w = signs[j]
+                rows.append([r["model"] if i == 0 else "", mode.replace("_", " ") if i == 0 else "",
+                             (_g(max(before)) if before else "-") if i == 0 else "", f"`{w['value']}` (`{w['layer']}`)",
+                             f"{w['flips']} of {w['of']} ({100 * w['flips'] / w['of']:.2f}%)", _g(w["flip_max_rel"])])
+    head = ["model", "mode", "max rel diff before the first flip", "sign (Larq layer it reads)", "signs flipped",
+            "largest Larq magnitude at a flip / the tensor's largest"]
+    return block(table(head, rows), [path], [rec])
+
+
+def t_larq_lce() -> str:
+    path = f"{PEERS}/larq_models.json"
+    recs = load(path)
+    get = {(r["model"], r.get("engine"), r["threads"]): r for r in recs if "median_ms" in r}
+    speed = {(r["model"], r["threads"]): r["speedup"] for r in recs if "speedup" in r}
+    rows = []
+    for model, th in sorted({(m, t) for m, _, t in get}, key=lambda k: (_distinct(r["model"] for r in recs).index(k[0]), k[1])):
+        rows.append([model, th, med_min(get.get((model, "onebit", th)))]
+                    + [med_min(get.get((model, e, th))) for e in ("lce-indirect", "lce-default")]
+                    + [f"{speed[(model, th)]:.1f}x" if (model, th) in speed else "-"])
+    notes = [f"- {r['model']}: not exported ({_one_line(r['export_error'].splitlines()[-1])})"
+             for r in recs if "export_error" in r]
+    head = ["model", "threads", "onebit median (min) ms", "LCE indirect BGEMM median (min) ms",
+            "LCE default median (min) ms", "LCE's best median / onebit's"]
+    lines = table(head, rows) + ([""] + notes if notes else [])
+    return block(lines, [path], [r for r in recs if "median_ms" in r])
+
+
 # ---- C++ runtime: executor, loader fuzzing, footprint ----------------------------------------------
 
 def _mib(b: int) -> str:
@@ -694,7 +832,6 @@ TABLES = {
     "qat": t_qat,
     "training": t_training,
     "pruning": t_pruning,
-    "peers": t_peers,
     "executor": t_executor,
     "fuzz-loader": t_fuzz_loader,
     "int8-networks": t_int8_networks,
@@ -703,8 +840,19 @@ TABLES = {
 }
 
 
+LARQ_TABLES = {
+    "peers": t_peers,
+    "larq-export": t_larq_export,
+    "larq-import": t_larq_import,
+    "larq-agreement": t_larq_agreement,
+    "larq-signs": t_larq_signs,
+    "larq-lce": t_larq_lce,
+}
+
+
 BITSLICE_PAGE = REPO / "docs" / "bitslice.md"
-PAGES = {PAGE: TABLES, ROBUSTNESS_PAGE: ROBUSTNESS_TABLES, BITSLICE_PAGE: BITSLICE_TABLES}
+LARQ_PAGE = REPO / "docs" / "larq.md"
+PAGES = {PAGE: TABLES, ROBUSTNESS_PAGE: ROBUSTNESS_TABLES, BITSLICE_PAGE: BITSLICE_TABLES, LARQ_PAGE: LARQ_TABLES}
 
 
 def render(page: str, tables: dict = TABLES) -> str:

@@ -1,5 +1,6 @@
-"""docs/results.md: every table on the page is what benchmarks/report.py prints from the
-committed JSON records, every record it links exists, and the page stays a page (< 500 lines)."""
+"""docs/results.md (and docs/robustness.md, docs/bitslice.md, docs/larq.md): every table on the
+page is what benchmarks/report.py prints from the committed JSON records, every record it links
+exists, and the page stays a page (< 500 lines)."""
 from __future__ import annotations
 
 import importlib.util
@@ -64,10 +65,29 @@ def test_robustness_page_tables_equal_the_records(report):
     assert report.differences(page, report.ROBUSTNESS_TABLES) == [], "run: python benchmarks/report.py --write"
 
 
-def test_bitslice_page_tables_equal_the_records(report):
-    page = report.BITSLICE_PAGE.read_text()
+def _page_equals_its_records(report, path, tables):
+    page = path.read_text()
     names = [m.group(1) for m in report.MARKER.finditer(page)]
-    assert sorted(names) == sorted(report.BITSLICE_TABLES)
-    assert report.differences(page, report.BITSLICE_TABLES) == [], "run: python benchmarks/report.py --write"
+    assert sorted(names) == sorted(tables)
+    assert report.differences(page, tables) == [], "run: python benchmarks/report.py --write"
     links = re.findall(r"\]\(\.\./([^)]+)\)", page)
-    assert [p for p in links if not (REPO / p).is_file()] == []
+    assert links and [p for p in links if not (REPO / p).is_file()] == []
+
+
+def test_bitslice_page_tables_equal_the_records(report):
+    _page_equals_its_records(report, report.BITSLICE_PAGE, report.BITSLICE_TABLES)
+
+
+def test_larq_page_tables_equal_the_records(report):
+    _page_equals_its_records(report, report.LARQ_PAGE, report.LARQ_TABLES)
+
+
+def test_larq_page_lists_every_model_of_the_agreement_record(report):
+    # a model the engine cannot run (not exported, or not built by Larq) keeps its row and its reason
+    rec = report.load(f"{report.PEERS}/larq_agreement.json")[0]
+    text = report.t_larq_agreement()
+    for m in rec["models"]:
+        assert f"| {m['model']} |" in text
+        for mode in ("float_boundary", "integer"):
+            if "export_error" in m.get(mode, {}):
+                assert f"- {m['model']} (" in text

@@ -57,10 +57,11 @@ print(json.dumps(out))
 """
 
 
-def export(h5: Path, dest: Path) -> str | None:
-    """Import + export with onebit's CLI; None on success, else the CLI's error (its last lines)."""
-    r = subprocess.run([sys.executable, "-c", "from onebit.cli import main; main()", "import", str(h5), "-o", str(dest)],
-                       capture_output=True, text=True)
+def export(h5: Path, dest: Path, *flags: str) -> str | None:
+    """Import + export with onebit's CLI (``flags``: more options of ``onebit import``); None on
+    success, else the CLI's error (its last lines)."""
+    r = subprocess.run([sys.executable, "-c", "from onebit.cli import main; main()", "import", str(h5), "-o", str(dest),
+                        *flags], capture_output=True, text=True)
     if r.returncode == 0 and dest.is_file():
         return None
     return (r.stderr.strip() or r.stdout.strip())[-1500:] or f"exit status {r.returncode}"

@@ -118,3 +118,26 @@ def test_pool_bn_errors():
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3))
     with pytest.raises(ConversionError, match="second pool"):
         cv.to_bytes(bad.eval(), input_spec=RAW_SPEC)
+
+
+@pytest.mark.parametrize("act", ["hardtanh", "relu", "none"])
+def test_pool_bn_float_boundary_first_layer(act, isa):
+    # the float32 first layer (conv2d_f32) -> [act] -> pool, then the BN after the pool in float32
+    # (affine_f32, either sign of scale) before the sign reads it: BinaryAlexNet's and XNOR-Net's
+    # stems with --float-boundary
+    m, post = pool_bn_model(5, act)
+    assert (post[0].weight < 0).any() and (post[0].weight > 0).any()
+    data = cv.to_bytes(m, input_spec=RAW_SPEC, float_boundary=True)
+    mf = fmt.loads(data)
+    types = [op.type for op in mf.ops]
+    assert types[0] == "conv2d_f32" and types[types.index("maxpool2d") + 1] == "affine_f32"
+    sim = cv.simulate(mf)
+    u = torch.randint(0, 256, (16, 12, 12, 2), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    _, env = sim(u, return_values=True)
+    bn = next(op for op in mf.ops if op.type == "affine_f32")
+    with torch.no_grad():
+        want = m[:list(m).index(post[0]) + 1](u.permute(0, 3, 1, 2).float())  # up to the BN after the pool
+    assert (env[bn.output] - want).abs().max() <= 1e-5 * want.abs().max()
+    assert_simulation_equals_float(sim, m, 32)
+    sess = Session(data, isa=isa, threads=2)
+    assert set(engine_vs_simulation(sess, sim, u.numpy()[:4])) == set(mf.values) - {"input"}

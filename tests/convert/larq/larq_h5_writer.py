@@ -32,6 +32,30 @@ def sequential(layers, name="sequential"):
     return {"class_name": "Sequential", "config": {"name": name, "layers": layers}}
 
 
+def bn_weights(rng, c):
+    """Random non-degenerate BatchNormalization weights of ``c`` channels, in Keras' order."""
+    return [("gamma", rng.uniform(0.5, 1.5, c)), ("beta", rng.normal(0, 0.3, c)),
+            ("moving_mean", rng.normal(0, 0.3, c)), ("moving_variance", rng.uniform(0.5, 2, c))]
+
+
+def binary_tail(src, rng, hw, cin, pad_values=0.0):
+    """QuantConv2D 3x3 'same' (ste_sign, 32 filters, ``pad_values``) -> BN -> MaxPool 2 -> Flatten ->
+    QuantDense 10 -> BN (named ``bn3``), reading layer ``src`` (``hw`` x ``hw`` x ``cin``): the
+    config entries and their weights, drawn from ``rng``."""
+    layers = [layer("QuantConv2D", "qconv", [src], filters=32, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                    use_bias=False, activation="linear", pad_values=pad_values, input_quantizer="ste_sign",
+                    kernel_quantizer="ste_sign"),
+              layer("BatchNormalization", "bn2", ["qconv"], axis=[3], epsilon=1e-3),
+              layer("MaxPooling2D", "pool", ["bn2"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
+              layer("Flatten", "flat", ["pool"]),
+              layer("QuantDense", "head", ["flat"], units=10, use_bias=False, activation="linear",
+                    input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+              layer("BatchNormalization", "bn3", ["head"], axis=[1], epsilon=1e-3)]
+    weights = {"qconv": [("kernel", rng.normal(0, 1, (3, 3, cin, 32)))], "bn2": bn_weights(rng, 32),
+               "head": [("kernel", rng.normal(0, 1, ((hw // 2) ** 2 * 32, 10)))], "bn3": bn_weights(rng, 10)}
+    return layers, weights
+
+
 def write(path, config, weights, *, weights_only=False, layer_order=None):
     """``weights``: {layer: [(short name, array), ...]} in Keras' weight order. Layers without
     weights are listed too (Keras lists every layer); ``config=None`` with ``weights_only``."""

@@ -13,8 +13,7 @@ RNG = np.random.default_rng(1)
 
 
 def _bn(c):
-    return [("gamma", RNG.uniform(0.5, 1.5, c)), ("beta", RNG.normal(0, 0.3, c)),
-            ("moving_mean", RNG.normal(0, 0.3, c)), ("moving_variance", RNG.uniform(0.5, 2, c))]
+    return K.bn_weights(RNG, c)
 
 
 def _chain(tmp_path, pad_values=0.0, softmax=True, scaling=False):
@@ -31,23 +30,16 @@ def _chain(tmp_path, pad_values=0.0, softmax=True, scaling=False):
         first = "norm"
     L += [K.layer("Conv2D", "conv", [first], filters=16, kernel_size=[3, 3], strides=[1, 1], padding="same",
                  use_bias=True, activation="linear"),
-         K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3),
-         K.layer("QuantConv2D", "qconv", ["bn"], filters=32, kernel_size=[3, 3], strides=[1, 1], padding="same",
-                 use_bias=False, activation="linear", pad_values=pad_values, input_quantizer="ste_sign",
-                 kernel_quantizer="ste_sign"),
-         K.layer("BatchNormalization", "bn2", ["qconv"], axis=[3], epsilon=1e-3),
-         K.layer("MaxPooling2D", "pool", ["bn2"], pool_size=[2, 2], strides=[2, 2], padding="valid"),
-         K.layer("Flatten", "flat", ["pool"]),
-         K.layer("QuantDense", "head", ["flat"], units=10, use_bias=False, activation="linear",
-                 input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
-         K.layer("BatchNormalization", "bn3", ["head"], axis=[1], epsilon=1e-3)]
+          K.layer("BatchNormalization", "bn", ["conv"], axis=[3], epsilon=1e-3)]
+    W.update({"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, 16))), ("bias", RNG.normal(0, 0.1, 16))],
+              "bn": _bn(16)})
+    tail, tw = K.binary_tail("bn", RNG, 8, 16, pad_values)
+    L += tail
+    W.update(tw)
     out = "bn3"
     if softmax:
         L.append(K.layer("Activation", "probs", ["bn3"], activation="softmax"))
         out = "probs"
-    W.update({"conv": [("kernel", RNG.normal(0, 0.5, (3, 3, 3, 16))), ("bias", RNG.normal(0, 0.1, 16))],
-         "bn": _bn(16), "qconv": [("kernel", RNG.normal(0, 1, (3, 3, 16, 32)))], "bn2": _bn(32),
-         "head": [("kernel", RNG.normal(0, 1, (4 * 4 * 32, 10)))], "bn3": _bn(10)})
     return K.write(tmp_path / "chain.h5", K.functional(L, "in", out), W)
 
 
