@@ -90,10 +90,15 @@ def _first_layer(mf) -> dict:
         macs = oh * ow * a["out_channels"] * a["kernel"][0] * a["kernel"][1] * a["in_channels"]
         if op.type == "conv2d_u8":
             out["macs_int8"] += macs
-        else:  # M binary convs over the packed planes: bit-MACs
-            out["bit_macs"] += macs * a["weight_bits"]
-            out["weight_bits"] = a["weight_bits"]
-            out["words_per_tap"] = math.ceil(a["in_channels"] / 64)
+        else:  # M binary dot products per output: bit-MACs, and the 64-bit words they take
+            m = a["weight_bits"]
+            out["bit_macs"] += macs * m
+            out["weight_bits"] = m
+            out["weight_layout"] = a.get("weight_layout", "taps")
+            kh, kw, cin = a["kernel"][0], a["kernel"][1], a["in_channels"]
+            words = math.ceil(kh * kw * cin / 64) if out["weight_layout"] == "window" else kh * kw * math.ceil(cin / 64)
+            out["words_per_window"] = words
+            out["word_ops"] = oh * ow * a["out_channels"] * m * words
     return out
 
 

@@ -760,7 +760,8 @@ def input_label(r: dict, short: bool = False) -> str:
 def _input_cost(fl: dict) -> str:
     if fl["macs_int8"]:
         return f"{fl['macs_int8'] / 1e6:.2f} M int8 MACs"
-    return f"{fl['bit_macs'] / 1e6:.2f} M bit-MACs ({fl['weight_bits']} weight planes)"
+    words = f", {fl['word_ops'] / 1e6:.2f} M words" if "word_ops" in fl else ""
+    return f"{fl['bit_macs'] / 1e6:.2f} M bit-MACs{words} ({fl['weight_bits']} weight planes)"
 
 
 def t_bitslice(path: str) -> str:

@@ -25,7 +25,8 @@ import numpy as np
 PLANE_BITS = 8  # bit planes per uint8 channel
 
 __all__ = ["PLANE_BITS", "plane_ids", "parse_input_bits", "top_planes", "describe_planes", "bit_planes",
-           "odd_weight_planes", "weight_from_planes", "MAX_WEIGHT_BITS"]
+           "odd_weight_planes", "weight_from_planes", "MAX_WEIGHT_BITS", "WEIGHT_LAYOUTS", "pack_window_weights",
+           "taps_weights", "planes_weight_values"]
 
 #: Largest weight width of ``bconv2d_planes`` (int8-like weights: M <= 8).
 MAX_WEIGHT_BITS = 8
@@ -114,3 +115,33 @@ def weight_from_planes(planes: np.ndarray) -> np.ndarray:
     """Inverse of :func:`odd_weight_planes`: ``sum_j 2^j * planes[j]`` (int64)."""
     planes = np.asarray(planes, dtype=np.int64)
     return sum((planes[j] << j) for j in range(planes.shape[0]))
+
+
+#: Stored layouts of ``bconv2d_planes`` weights (docs/format.md, ``weight_layout``).
+WEIGHT_LAYOUTS = ("taps", "window")
+
+
+def pack_window_weights(planes: np.ndarray) -> np.ndarray:
+    """+-1 weight planes ``(M, Cout, KH, KW, Cin)`` -> the "window" layout ``(M, Cout,
+    ceil(KH*KW*Cin/64))`` uint64: bit ``t*Cin + c`` of a row is tap ``t = i*KW + j``, channel c."""
+    from onebit import bits
+
+    planes = np.asarray(planes)
+    return bits.pack(planes.reshape(planes.shape[0], planes.shape[1], -1))
+
+
+def taps_weights(w: np.ndarray, layout: str, kernel, cin: int) -> np.ndarray:
+    """Stored ``bconv2d_planes`` weights in either layout -> +-1 int8 planes ``(M, Cout, KH, KW, Cin)``."""
+    from onebit import bits
+
+    kh, kw = kernel
+    if layout == "window":
+        return bits.unpack(w, kh * kw * cin).reshape(w.shape[0], w.shape[1], kh, kw, cin)
+    if layout == "taps":
+        return bits.unpack(w, cin)
+    raise ValueError(f"weight_layout must be one of {WEIGHT_LAYOUTS}, got {layout!r}")
+
+
+def planes_weight_values(w: np.ndarray, layout: str, kernel, cin: int) -> np.ndarray:
+    """The odd integer weights ``(Cout, KH, KW, Cin)`` (int64) of stored ``bconv2d_planes`` weights."""
+    return weight_from_planes(taps_weights(w, layout, kernel, cin))

@@ -894,7 +894,7 @@ void bplanes_grid() {
       }
     }
   for (int bits : {1, 3, 8})
-    for (int64_t cin : {8, 24, 65}) {
+    for (int64_t cin : {1, 7, 8, 24, 65, 250}) {
       BConvShape s;
       s.n = 2; s.h = 6; s.w = 7; s.cin = cin; s.cout = 9; s.kh = 3; s.kw = 3; s.stride = 1 + (cin % 2); s.pad = 1; s.pad_end = 1;
       const std::vector<uint64_t> x = packed(r, s.n * s.h * s.w, cin, 0);
@@ -904,7 +904,8 @@ void bplanes_grid() {
       a.x = x.data(); a.w = w.data(); a.s = s;
       std::vector<int32_t> ref(outs);
       a.out = ref.data();
-      bconv2d_planes(a, bits, Isa::scalar, 1);
+      const auto pw = prepare_planes_weights(w.data(), false, bits, s.cout, s.kh, s.kw, cin);
+      bconv2d_planes(a, *pw, Isa::scalar, 1);
       std::vector<int64_t> sum(outs, 0);  // definition: sum_j 2^j * (binary conv of weight plane j)
       for (int j = 0; j < bits; ++j) {
         std::vector<int32_t> y(outs);
@@ -922,7 +923,7 @@ void bplanes_grid() {
       for (Isa isa : simd_isas()) {
         std::vector<int32_t> got(outs, 0x5A5A);
         a.out = got.data();
-        bconv2d_planes(a, bits, isa, 2);
+        bconv2d_planes(a, *pw, isa, 2);
         record(got == ref, "bconv2d-planes", isa, what);
       }
     }

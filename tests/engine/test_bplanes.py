@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from onebit import bits
-from onebit.bitplanes import odd_weight_planes
+from onebit.bitplanes import odd_weight_planes, pack_window_weights
 from onebit.runtime import kernels, reference
 
 from _bconv_cases import OUTPUTS, stage_params
@@ -24,10 +24,14 @@ def test_bplanes_bitplanes_equal_reference(isa, channels, planes):
     assert got.dtype == np.uint64 and np.array_equal(got, reference.bitplanes(u, planes))
 
 
-def _weights(rng, m, cout, k, cin):
+def _planes(rng, m, cout, k, cin):
     top = (1 << m) - 1
     v = np.clip(2 * rng.integers(-(top + 1) // 2, (top + 1) // 2 + 1, (cout, k, k, cin)) + 1, -top, top)
-    return bits.pack(odd_weight_planes(v, m))
+    return odd_weight_planes(v, m)
+
+
+def _weights(rng, m, cout, k, cin):
+    return bits.pack(_planes(rng, m, cout, k, cin))
 
 
 CONV_CASES = [  # (n, h, w, cin, cout, k, stride, padding, weight bits)
@@ -49,6 +53,38 @@ def test_bplanes_conv_equals_reference(isa, case, output):
         got = kernels.bconv2d_planes(x, wp, in_channels=cin, stride=s, padding=p, output=output, isa=isa,
                                      threads=threads, **stage)
         assert got.dtype == ref.dtype and np.array_equal(got, ref)
+
+
+WINDOW_CASES = CONV_CASES + [  # windows of 9, 63 (one word), 64, 65 bits, and past 31 words (2,250 bits)
+    (1, 5, 6, 1, 8, 3, 1, 1, 8), (1, 6, 5, 7, 9, 3, 2, 1, 4), (2, 4, 4, 64, 3, 1, 1, 0, 2),
+    (1, 4, 5, 13, 5, 5, 1, 2, 3), (1, 5, 5, 250, 10, 3, 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: "n{}_{}x{}x{}-{}_k{}_s{}_p{}_m{}".format(*c))
+def test_bplanes_window_layout_equals_taps_layout(isa, case):
+    n, h, w, cin, cout, k, s, p, m = case
+    rng = np.random.default_rng(cin * 7 + cout)
+    x = bits.pack(rng.standard_normal((n, h, w, cin)).astype(np.float32))
+    planes = _planes(rng, m, cout, k, cin)
+    taps, window = bits.pack(planes), pack_window_weights(planes)
+    assert window.shape == (m, cout, -(-k * k * cin // 64))
+    ref = reference.bconv2d_planes(x, taps, in_channels=cin, stride=s, padding=p)
+    assert np.array_equal(reference.bconv2d_planes(x, window, in_channels=cin, stride=s, padding=p, kernel=k), ref)
+    for threads in (1, 2):
+        for wt, kw in ((window, dict(kernel=k)), (taps, {})):
+            got = kernels.bconv2d_planes(x, wt, in_channels=cin, stride=s, padding=p, isa=isa, threads=threads, **kw)
+            assert np.array_equal(got, ref)
+
+
+def test_bplanes_window_layout_needs_kernel_and_clean_padding():
+    x = np.zeros((1, 3, 3, 1), np.uint64)
+    with pytest.raises(ValueError, match="kernel"):
+        kernels.bconv2d_planes(x, np.zeros((2, 2, 2), np.uint64), in_channels=8)
+    with pytest.raises(ValueError, match="words per window"):
+        kernels.bconv2d_planes(x, np.zeros((2, 2, 1), np.uint64), in_channels=8, kernel=3)
+    with pytest.raises(ValueError, match="padding bits"):
+        kernels.bconv2d_planes(x, np.full((2, 2, 2), 1 << 9, np.uint64), in_channels=8, kernel=3)
 
 
 def test_bplanes_conv_is_the_sum_of_weighted_binary_convs(isa):

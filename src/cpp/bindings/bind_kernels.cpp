@@ -344,37 +344,48 @@ nb::object py_bitplanes(const AnyArray& u, const AnyArray& planes, const std::op
 }
 
 nb::object py_bconv2d_planes(const AnyArray& x, const AnyArray& w, int64_t in_channels, int64_t stride,
-                             const std::variant<int64_t, std::string>& padding, const std::string& output,
-                             const std::optional<AnyArray>& threshold, const std::optional<AnyArray>& direction,
-                             const std::optional<AnyArray>& multiplier, const std::optional<AnyArray>& bias,
-                             const std::optional<int>& shift, const std::optional<AnyArray>& scale,
-                             const std::optional<std::string>& isa_name, const std::optional<int>& threads) {
+                             const std::variant<int64_t, std::string>& padding, const std::optional<int64_t>& kernel,
+                             const std::string& output, const std::optional<AnyArray>& threshold,
+                             const std::optional<AnyArray>& direction, const std::optional<AnyArray>& multiplier,
+                             const std::optional<AnyArray>& bias, const std::optional<int>& shift,
+                             const std::optional<AnyArray>& scale, const std::optional<std::string>& isa_name,
+                             const std::optional<int>& threads) {
   check_array<uint64_t>("x_packed", x, "uint64");
   check_ndim("x_packed", x, 4, "(N, H, W, W64)");
   check_array<uint64_t>("w_planes", w, "uint64");
-  check_ndim("w_planes", w, 5, "(M, Cout, KH, KW, W64)");
+  const bool window = w.ndim() == 3;  // (M, Cout, ceil(KH*KW*Cin/64)); else (M, Cout, KH, KW, W64)
+  if (window && !kernel) fail("w_planes in the window layout (M, Cout, WW) needs kernel=K");
+  if (!window) check_ndim("w_planes", w, 5, "(M, Cout, KH, KW, W64) or (M, Cout, ceil(KH*KW*Cin/64))");
   if (in_channels < 1) fail("in_channels must be >= 1, got " + std::to_string(in_channels));
-  const int64_t w64 = (in_channels + 63) / 64;
   check_words("x_packed", static_cast<int64_t>(x.shape(3)), "pixel", "in_channels", in_channels);
-  check_words("w_planes", static_cast<int64_t>(w.shape(4)), "tap", "in_channels", in_channels);
   const int bits = static_cast<int>(w.shape(0));
   if (bits < 1 || bits > 8) fail("w_planes must hold 1 to 8 weight planes, got " + std::to_string(bits));
   onebit::BConvArgs a;
   a.s.n = x.shape(0); a.s.h = x.shape(1); a.s.w = x.shape(2);
-  a.s.cin = in_channels; a.s.cout = w.shape(1); a.s.kh = w.shape(2); a.s.kw = w.shape(3);
+  a.s.cin = in_channels; a.s.cout = w.shape(1);
+  a.s.kh = window ? *kernel : static_cast<int64_t>(w.shape(2));
+  a.s.kw = window ? *kernel : static_cast<int64_t>(w.shape(3));
+  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_planes must have Cout, KH, KW >= 1");
+  if (window)
+    check_words("w_planes", static_cast<int64_t>(w.shape(2)), "window", "kernel*kernel*in_channels",
+                a.s.kh * a.s.kw * in_channels);
+  else
+    check_words("w_planes", static_cast<int64_t>(w.shape(4)), "tap", "in_channels", in_channels);
   a.s.stride = stride;
   a.s.pad = parse_padding(padding, a.s.kh, a.s.kw);
   a.s.pad_end = a.s.pad;
   if (a.s.n < 1 || a.s.h < 1 || a.s.w < 1) fail("x_packed must have N, H, W >= 1, got shape " + shape_str(x));
-  if (a.s.cout < 1 || a.s.kh < 1 || a.s.kw < 1) fail("w_planes must have Cout, KH, KW >= 1");
   if (stride < 1) fail("stride must be >= 1, got " + std::to_string(stride));
   if (a.s.pad < 0) fail("padding must be >= 0, got " + std::to_string(a.s.pad));
   if (a.s.h + 2 * a.s.pad < a.s.kh || a.s.w + 2 * a.s.pad < a.s.kw)
     fail("kernel " + std::to_string(a.s.kh) + "x" + std::to_string(a.s.kw) + " is larger than the padded input");
   a.x = static_cast<const uint64_t*>(x.data());
-  a.w = static_cast<const uint64_t*>(w.data());
-  check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, w64, in_channels);
-  check_padding_bits("w_planes", a.w, bits * a.s.cout * a.s.kh * a.s.kw, w64, in_channels);
+  const uint64_t* wp = static_cast<const uint64_t*>(w.data());
+  check_padding_bits("x_packed", a.x, a.s.n * a.s.h * a.s.w, (in_channels + 63) / 64, in_channels);
+  if (window)
+    check_padding_bits("w_planes", wp, bits * a.s.cout, (a.s.k_bits() + 63) / 64, a.s.k_bits());
+  else
+    check_padding_bits("w_planes", wp, bits * a.s.cout * a.s.kh * a.s.kw, (in_channels + 63) / 64, in_channels);
   std::vector<int8_t> dir;
   a.stage = make_stage(StageArgs{output, threshold, direction, multiplier, bias, scale, shift}, a.s.cout, dir);
   const onebit::Isa isa = pick_isa(isa_name);
@@ -382,7 +393,8 @@ nb::object py_bconv2d_planes(const AnyArray& x, const AnyArray& w, int64_t in_ch
   auto [obj, ptr] = stage_result(a.stage, nb::none(), {size_t(a.s.n), size_t(a.s.out_h()), size_t(a.s.out_w())}, a.s.cout);
   a.out = ptr;
   nb::gil_scoped_release release;
-  onebit::bconv2d_planes(a, bits, isa, nthreads);
+  const auto prepared = onebit::prepare_planes_weights(wp, window, bits, a.s.cout, a.s.kh, a.s.kw, in_channels);
+  onebit::bconv2d_planes(a, *prepared, isa, nthreads);
   return obj;
 }
 
@@ -481,10 +493,11 @@ void bind_kernels(nb::module_& m) {
   m.def("bitplanes", &py_bitplanes, "u"_a, "planes"_a, nb::kw_only(), "isa"_a = nb::none(), "threads"_a = nb::none(),
         "CBNN bit planes of uint8 pixels (..., C) -> packed (..., ceil(P/64)) uint64; planes: int32 ids c*8+b.");
   m.def("bconv2d_planes", &py_bconv2d_planes, "x_packed"_a, "w_planes"_a, nb::kw_only(), "in_channels"_a,
-        "stride"_a = 1, "padding"_a = 0, "output"_a = "int32", "threshold"_a = nb::none(), "direction"_a = nb::none(),
-        "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(), "scale"_a = nb::none(),
-        "isa"_a = nb::none(), "threads"_a = nb::none(),
-        "Binary conv with multi-bit weights: M +-1 weight planes (M, Cout, KH, KW, W64), plane j worth 2^j.");
+        "stride"_a = 1, "padding"_a = 0, "kernel"_a = nb::none(), "output"_a = "int32", "threshold"_a = nb::none(),
+        "direction"_a = nb::none(), "multiplier"_a = nb::none(), "bias"_a = nb::none(), "shift"_a = nb::none(),
+        "scale"_a = nb::none(), "isa"_a = nb::none(), "threads"_a = nb::none(),
+        "Binary conv with multi-bit weights: M +-1 weight planes, plane j worth 2^j, (M, Cout, KH, KW, W64) or "
+        "window layout (M, Cout, ceil(KH*KW*Cin/64)) with kernel=K.");
   m.def("accumulator_bits", [](int64_t k) {
     if (k < 1) fail("K must be >= 1");
     return onebit::accumulator_bits(k);

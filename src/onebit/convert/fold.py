@@ -146,6 +146,20 @@ def quantize_weights_odd(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
     return v, s
 
 
+def odd_weight_bits(w: np.ndarray, rtol: float = 1e-5) -> int:
+    """The fewest weight planes M whose odd grid (:func:`quantize_weights_odd`) holds every weight:
+    the smallest M in [1, PLANE_WEIGHT_BITS] with ``|w - s[o] v| <= rtol * max|w[o]|`` for every
+    weight (weights trained on a grid of 2^M levels, up to float rounding), else
+    ``PLANE_WEIGHT_BITS`` (the rounding then is that of the 8-bit grid). Axis 0 is the output channel."""
+    w = np.asarray(w, np.float64)
+    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1).reshape((-1,) + (1,) * (w.ndim - 1))
+    for m in range(1, PLANE_WEIGHT_BITS):
+        v, s = quantize_weights_odd(w, m)
+        if np.all(np.abs(w - v * s.reshape(amax.shape)) <= rtol * amax):
+            return m
+    return PLANE_WEIGHT_BITS
+
+
 def first_layer(w: np.ndarray, bias, mean, std):
     """Fold the input normalization into the first float conv and quantize it (uint8 input).
 

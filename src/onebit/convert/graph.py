@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from onebit import bits as _bits
-from onebit.bitplanes import odd_weight_planes
-from onebit.convert.fold import (PLANE_WEIGHT_BITS, ConversionError, bn_affine, first_layer, int8_stage,
+from onebit.bitplanes import odd_weight_planes, pack_window_weights
+from onebit.convert.fold import (ConversionError, bn_affine, first_layer, int8_stage, odd_weight_bits,
                                  pooled_threshold_stage, quantize_weights_int8, quantize_weights_odd,
                                  threshold_stage)
 from onebit.runtime.geometry import output_size
@@ -138,26 +138,26 @@ class _Builder:
                   Value("bits", (h, w, len(m.planes))))
 
     def planes_conv(self, name, m: nn.Conv2d):
-        """The float conv over +-1 bit planes -> ``bconv2d_planes`` (odd ``PLANE_WEIGHT_BITS``-bit
-        weights, :func:`onebit.convert.fold.quantize_weights_odd`)."""
+        """The float conv over +-1 bit planes -> ``bconv2d_planes`` (odd M-bit
+        weights, M from :func:`onebit.convert.fold.odd_weight_bits`)."""
         _check_conv(name, m)
         h, w, cin = self.value().shape
         if m.in_channels != cin:
             raise ConversionError(f"layer {name!r} (Conv2d): {m.in_channels} input channels, the bit "
                                   f"planes are {cin}")
-        bits_ = PLANE_WEIGHT_BITS
+        bits_ = odd_weight_bits(_t(m.weight))  # fewer planes only where the weights lie on their grid
         v, s = quantize_weights_odd(_t(m.weight), bits_)
         planes = odd_weight_planes(v.transpose(0, 2, 3, 1), bits_)  # (M, Cout, KH, KW, Cin)
         kh, kw = m.kernel_size
         k = ((1 << bits_) - 1) * kh * kw * cin
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw], stride=_pair(m.stride),
-                     padding=_pad(name, m), weight_bits=bits_, accumulator_bound=k,
+                     padding=_pad(name, m), weight_bits=bits_, weight_layout="window", accumulator_bound=k,
                      accumulator_bits=16 if k <= INT16_MAX_K else 32)
         oh = output_size(h, kh, attrs["stride"][0], attrs["padding"][0])
         ow = output_size(w, kw, attrs["stride"][1], attrs["padding"][1])
         bias = _t(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         # conv(planes)[o] = s[o] * y[o] + bias[o], y the exact integer sum of odd weights x +-1
-        self.pending = _Pending(name, "bconv2d_planes", attrs, {"weight": _bits.pack(planes)}, s, bias, k,
+        self.pending = _Pending(name, "bconv2d_planes", attrs, {"weight": pack_window_weights(planes)}, s, bias, k,
                                 self.cur, (oh, ow, m.out_channels))
 
     def first_conv(self, name, m: nn.Conv2d, mean, std):

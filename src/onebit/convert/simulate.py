@@ -86,9 +86,10 @@ class IntegerSimulation(nn.Module):
                 w = torch.from_numpy(w)
                 self._w[op.name] = w.permute(0, 3, 1, 2).contiguous() if op.type == "bconv2d" else w
             elif op.type == "bconv2d_planes":  # odd integer weights sum_j 2^j s_j
-                from onebit.bitplanes import weight_from_planes
+                from onebit.bitplanes import planes_weight_values
 
-                w = weight_from_planes(bits.unpack(model_file.tensors[op.tensors["weight"]], op.attrs["in_channels"]))
+                w = planes_weight_values(model_file.tensors[op.tensors["weight"]], a_.get("weight_layout", "taps"),
+                                         a_["kernel"], a_["in_channels"])
                 self._w[op.name] = torch.from_numpy(w.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
             elif op.type in ("conv2d_u8", "conv2d_i8"):
                 q = model_file.tensors[op.tensors["weight"]].astype(np.float64)

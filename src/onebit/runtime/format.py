@@ -428,7 +428,13 @@ def _check_contents(op: Op, x: Value, t: dict):
     if op.type in ("bconv2d", "bdense"):
         return _check_binary(op, t, bad)
     if op.type == "bconv2d_planes":
-        _check_padding_bits(t["weight"], op.attrs["in_channels"], "packed weights", bad)
+        a = op.attrs
+        if a.get("weight_layout", "taps") == "window":  # rows of KH*KW*Cin bits
+            k = a["kernel"][0] * a["kernel"][1] * a["in_channels"]
+            if k % 64 and (t["weight"][..., -1] >> np.uint64(k % 64)).any():
+                bad(f"window weights have non-zero padding bits (bits {k}.. of a row)")
+        else:
+            _check_padding_bits(t["weight"], a["in_channels"], "packed weights", bad)
     return None
 
 

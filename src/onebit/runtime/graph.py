@@ -291,7 +291,13 @@ def _spec_bconv2d_planes(op, xs):
     k = ((1 << m) - 1) * kh * kw * cin
     bound = _accumulator(op, k, "(2^weight_bits - 1)*kh*kw*Cin")
     stage, tens, scale = _stage(op, cout, bound)
-    tens["weight"] = ("uint64", (m, cout, kh, kw, num_words(cin)))
+    layout = op.attrs.get("weight_layout", "taps")  # docs/format.md "Bit-plane input"
+    if layout == "window":
+        tens["weight"] = ("uint64", (m, cout, num_words(kh * kw * cin)))
+    elif layout == "taps":
+        tens["weight"] = ("uint64", (m, cout, kh, kw, num_words(cin)))
+    else:
+        _fail(op, f"attribute 'weight_layout' must be 'taps' or 'window', got {layout!r}")
     return Value(stage, out_shape, scale), tens
 
 

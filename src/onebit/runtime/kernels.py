@@ -131,14 +131,16 @@ def bitplanes(u: np.ndarray, planes, *, isa: str | None = None, threads: int | N
 
 
 def bconv2d_planes(x_packed: np.ndarray, w_planes: np.ndarray, *, in_channels: int, stride: int = 1,
-                   padding: int | str = 0, output: str = "int32", threshold: np.ndarray | None = None,
-                   direction: np.ndarray | None = None, multiplier: np.ndarray | None = None,
-                   bias: np.ndarray | None = None, shift: int | None = None, scale: np.ndarray | None = None,
-                   isa: str | None = None, threads: int | None = None) -> np.ndarray:
-    """Binary conv with multi-bit weights: ``w_planes`` (M, Cout, KH, KW, W64) uint64 holds M
-    planes of +-1 weights, plane j worth 2^j; ``y = sum_j 2^j * y_j`` with ``y_j`` the
-    :func:`bconv2d` accumulator of plane j, then the output stage of :func:`bconv2d`."""
+                   padding: int | str = 0, kernel: int | None = None, output: str = "int32",
+                   threshold: np.ndarray | None = None, direction: np.ndarray | None = None,
+                   multiplier: np.ndarray | None = None, bias: np.ndarray | None = None, shift: int | None = None,
+                   scale: np.ndarray | None = None, isa: str | None = None, threads: int | None = None) -> np.ndarray:
+    """Binary conv with multi-bit weights: ``w_planes`` uint64 holds M planes of +-1 weights, plane
+    j worth 2^j, in the "taps" layout (M, Cout, KH, KW, W64) or the "window" layout (M, Cout,
+    ceil(KH*KW*Cin/64)) with ``kernel`` = K (docs/format.md, ``bconv2d_planes``);
+    ``y = sum_j 2^j * y_j`` with ``y_j`` the :func:`bconv2d` accumulator of plane j, then the
+    output stage of :func:`bconv2d`."""
     return engine.bconv2d_planes(x_packed, w_planes, in_channels=in_channels, stride=stride, padding=padding,
-                                 output=output, threshold=threshold, direction=direction,
+                                 kernel=kernel, output=output, threshold=threshold, direction=direction,
                                  multiplier=multiplier, bias=bias, shift=shift, scale=scale, isa=isa,
                                  threads=threads)

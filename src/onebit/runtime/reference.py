@@ -164,9 +164,15 @@ def bitplanes(u: np.ndarray, planes) -> np.ndarray:
 
 
 def bconv2d_planes(x_packed: np.ndarray, w_planes: np.ndarray, *, in_channels: int, stride: int = 1,
-                   padding: int | str = 0, output: str = "int32", **stage) -> np.ndarray:
-    """Oracle of ``onebit.runtime.kernels.bconv2d_planes``: weight planes ``(M, Cout, KH, KW, W64)``,
+                   padding: int | str = 0, kernel: int | None = None, output: str = "int32",
+                   **stage) -> np.ndarray:
+    """Oracle of ``onebit.runtime.kernels.bconv2d_planes``: weight planes ``(M, Cout, KH, KW, W64)``
+    (or the window layout ``(M, Cout, ceil(KH*KW*Cin/64))`` with ``kernel``),
     ``y = sum_j 2^j * bconv2d_int(x, w_planes[j])`` (odd integer weights on +-1 inputs)."""
+    if w_planes.ndim == 3:
+        from onebit.bitplanes import taps_weights
+
+        w_planes = bits.pack(taps_weights(w_planes, "window", (kernel, kernel), in_channels))
     y = sum(bconv2d_int(x_packed, w_planes[j], in_channels, stride, padding) << j
             for j in range(w_planes.shape[0]))
     return output_stage(y, output, **stage)

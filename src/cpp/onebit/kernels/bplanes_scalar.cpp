@@ -1,6 +1,6 @@
-// Scalar kernels of the bit-plane first layer (bplanes.h): the executable spec.
+// Scalar kernels of the bit-plane first layer (bplanes.h, bplanes_kernels.h): the executable spec.
 #include "onebit/bplanes.h"
-#include "onebit/kernels/output_stage.h"
+#include "onebit/kernels/bplanes_kernels.h"
 #include "onebit/kernels/scratch.h"
 
 namespace onebit::kernels {
@@ -8,6 +8,24 @@ namespace onebit::kernels {
 void bitplanes_scalar(const uint8_t* u, int64_t p0, int64_t p1, int64_t channels, const int32_t* planes,
                       int64_t nplanes, uint64_t* out) {
   const int64_t words = (nplanes + 63) / 64;
+  if (words == 1 && p1 - p0 >= 256) {
+    // one word per pixel: per colour channel, a table of the word's bits for each byte value;
+    // the pixel's word is the OR over its channels
+    static thread_local Scratch<uint64_t> tab;
+    uint64_t* t = tab.get(static_cast<size_t>(channels * 256));
+    for (int64_t k = 0; k < channels * 256; ++k) t[k] = 0;
+    for (int64_t i = 0; i < nplanes; ++i) {
+      uint64_t* tc = t + (planes[i] >> 3) * 256;
+      for (int v = 0; v < 256; ++v) tc[v] |= static_cast<uint64_t>(((v >> (planes[i] & 7)) & 1) ^ 1) << i;
+    }
+    for (int64_t p = p0; p < p1; ++p) {
+      const uint8_t* px = u + p * channels;
+      uint64_t word = 0;
+      for (int64_t c = 0; c < channels; ++c) word |= t[c * 256 + px[c]];
+      out[p] = word;
+    }
+    return;
+  }
   for (int64_t p = p0; p < p1; ++p) {
     const uint8_t* px = u + p * channels;
     uint64_t* o = out + p * words;
@@ -24,17 +42,23 @@ void bitplanes_scalar(const uint8_t* u, int64_t p0, int64_t p1, int64_t channels
   }
 }
 
-void planes_combine_scalar(const int32_t* acc, int64_t npix, int64_t cout, int bits, const OutputStage& st,
-                           int64_t pix0, void* out) {
-  static thread_local Scratch<int32_t> ybuf;
-  int32_t* y = ybuf.get(static_cast<size_t>(cout));
+void planes_dot_scalar(const uint64_t* xw, const uint64_t* mw, const int32_t* nv, int64_t npix, int64_t ww,
+                       const uint64_t* w, int64_t blocks, int bits, int32_t* y) {
+  const int64_t top = (int64_t{1} << bits) - 1;
   for (int64_t p = 0; p < npix; ++p) {
-    const int32_t* a = acc + p * bits * cout;
-    for (int64_t o = 0; o < cout; ++o) y[o] = a[o];
-    // y = sum_j 2^j * y_j (|y| <= (2^M - 1) * K: no overflow for bounds the loader accepts)
-    for (int j = 1; j < bits; ++j)
-      for (int64_t o = 0; o < cout; ++o) y[o] += a[j * cout + o] * (int32_t{1} << j);
-    write_stage_scalar(st, y, cout, 1, pix0 + p, 0, cout, cout, out);
+    const uint64_t* x = xw + p * ww;
+    const uint64_t* m = mw + p * ww;
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int lane = 0; lane < 8; ++lane) {
+        int64_t sum = 0;  // sum_j 2^j * popcount_j
+        for (int j = 0; j < bits; ++j) {
+          const uint64_t* wj = w + (b * bits + j) * ww * 8 + lane;
+          int64_t c = 0;
+          for (int64_t i = 0; i < ww; ++i) c += __builtin_popcountll((x[i] ^ wj[i * 8]) & m[i]);
+          sum += c << j;
+        }
+        y[p * blocks * 8 + b * 8 + lane] = static_cast<int32_t>(top * nv[p] - 2 * sum);
+      }
   }
 }
 

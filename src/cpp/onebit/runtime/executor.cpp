@@ -92,7 +92,8 @@ BConvArgs bconv_args(const Op& op, const PreparedWeights* prepared, const Value&
 
 // Fixed per-op parameters, computed once.
 struct Executor::OpState {
-  std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense / bconv2d_planes
+  std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
+  std::shared_ptr<const PlanesWeights> planes;        // bconv2d_planes
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
   OutputStage stage;                                  // the producers above and conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
@@ -139,8 +140,8 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     if (op.type == OpType::dwconv2d_i8) {
       dwconv8_bound(op.kh, op.kw);  // weights are read as stored (kh, kw, c)
     } else if (planes) {
-      st.prepared = prepare_bconv_planes_weights(op.weight.get(), op.weight_bits, op.out_channels, op.kh, op.kw,
-                                                 op.in_channels, isa_, threads);
+      st.planes = prepare_planes_weights(op.weight.get(), op.window_layout, op.weight_bits, op.out_channels, op.kh,
+                                         op.kw, op.in_channels);
     } else if (binary) {
       const int64_t kh = op.type == OpType::bconv2d ? op.kh : 1, kw = op.type == OpType::bconv2d ? op.kw : 1;
       st.prepared = prepare_bconv_weights(op.weight.get(), op.out_channels, kh, kw, op.in_channels, isa_, threads,
@@ -453,7 +454,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
                   static_cast<int64_t>(op.planes.size()), static_cast<uint64_t*>(y), isa, th);
         break;
       case OpType::bconv2d_planes:
-        bconv2d_planes(bconv_args(op, st.prepared.get(), xv, n, x, st.stage, y), op.weight_bits, isa, th);
+        bconv2d_planes(bconv_args(op, nullptr, xv, n, x, st.stage, y), *st.planes, isa, th);
         break;
       case OpType::bdense:
         bdense(static_cast<const uint64_t*>(x), nullptr, n, op.in_channels, op.out_channels, st.stage, y, isa, th,

@@ -297,7 +297,15 @@ class OpChecker {
         const int64_t k = ((int64_t{1} << op_.weight_bits) - 1) * op_.kh * op_.kw * op_.in_channels;
         accumulator(k, "(2^weight_bits - 1)*kh*kw*Cin");
         stage(op_.out_channels, tens, out);
-        tens["weight"] = {DType::u64, {op_.weight_bits, op_.out_channels, op_.kh, op_.kw, num_words(op_.in_channels)}};
+        const json* lay = attr("weight_layout");  // docs/format.md "Bit-plane input"
+        const std::string layout = lay ? (lay->is_string() ? lay->get<std::string>() : "?") : "taps";
+        if (layout != "taps" && layout != "window")
+          bad("attribute 'weight_layout' must be 'taps' or 'window', got " + repr(*lay));
+        op_.window_layout = layout == "window";
+        if (op_.window_layout)
+          tens["weight"] = {DType::u64, {op_.weight_bits, op_.out_channels, num_words(op_.kh * op_.kw * op_.in_channels)}};
+        else
+          tens["weight"] = {DType::u64, {op_.weight_bits, op_.out_channels, op_.kh, op_.kw, num_words(op_.in_channels)}};
         break;
       }
       case OpType::bdense: {

@@ -309,13 +309,17 @@ void check_contents(Op& op, const std::vector<Tensor>& all) {
   if (op.type == OpType::bconv2d || op.type == OpType::bdense) check_binary(c, op, all);
   if (op.type == OpType::bconv2d_planes) {
     const Tensor* w = op.tensor(all, "weight");
-    const int64_t w64 = num_words(op.in_channels), rem = op.in_channels % 64;
+    // rows of Cin bits ("taps") or of KH*KW*Cin bits ("window"), padding bits 0
+    const int64_t bits = op.window_layout ? op.kh * op.kw * op.in_channels : op.in_channels;
+    const int64_t w64 = num_words(bits), rem = bits % 64;
     const int64_t rows = w->nbytes / 8 / w64;
     const uint64_t* wp = w->as<uint64_t>();
     if (rem)
       for (int64_t r = 0; r < rows; ++r)
         if (wp[r * w64 + w64 - 1] >> rem)
-          c.bad("packed weights have non-zero channel padding bits (channels " + std::to_string(op.in_channels) + "..)");
+          c.bad(op.window_layout
+                    ? "window weights have non-zero padding bits (bits " + std::to_string(bits) + ".. of a row)"
+                    : "packed weights have non-zero channel padding bits (channels " + std::to_string(op.in_channels) + "..)");
     op.weight = std::shared_ptr<const uint64_t>(w->storage, wp);
   }
 }

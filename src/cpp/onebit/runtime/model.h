@@ -94,6 +94,7 @@ struct Op {
   // bitplanes: plane ids c*8 + b; bconv2d_planes: weight planes M
   std::vector<int32_t> planes;
   int weight_bits = 0;
+  bool window_layout = false;  // bconv2d_planes weight_layout "window" (else "taps")
   // int8 add
   int32_t ma = 0, mb = 0;
   // clamp
