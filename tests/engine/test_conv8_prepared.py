@@ -183,3 +183,37 @@ def test_int8_mac_peak_positive_per_isa():
         assert engine.int8_mac_peak(isa, 0.01) > 0
     with pytest.raises(ValueError):
         engine.int8_mac_peak("scalar", 0)
+
+
+@pytest.mark.parametrize("shift", [1, 12, 23, 26, 31])
+def test_conv8_prepared_int8_stage_saturation_window(shift):
+    """int8 output whose y*M leaves int32 (the zoo's M ~ 2^S / 2^k): y is clamped per channel to
+    the window outside which the output saturates, then the int32 formula runs. Outputs spread
+    over [-127, 127] with exact ties, plus M = 0, M = +-(2^31 - 1), -2^31 and biases at the int32
+    ends (windows that do not fit: the other exact paths); all equal the scalar reference."""
+    rng = np.random.default_rng(shift + 100)
+    cin, cout = 19, 40
+    x = rng.integers(-128, 128, (2, 9, 11, cin), dtype=np.int8)
+    x[0, ::4] = rng.choice(np.array([-128, 127], np.int8), x[0, ::4].shape)
+    wt = rng.integers(-128, 128, (cout, 3, 3, cin), dtype=np.int8)
+    ys = 3 * 3 * cin * 128 * 40  # about the spread of y
+    m = (rng.uniform(-300, 300, cout) * 2.0**shift / ys).round()
+    m = np.clip(m, -(2**31), 2**31 - 1).astype(np.int64)
+    m[:8] = [0, 2 ** (shift - 1), -(2 ** (shift - 1)), 2**31 - 1, -(2**31), -(2**31) + 1, 1, -1]
+    b = rng.integers(-(2**shift) * 60, 2**shift * 60, cout).clip(-(2**31), 2**31 - 1)
+    b[8:12] = [2**31 - 1, -(2**31), 2**31 - 1, -(2**31)]
+    stage = {"multiplier": m.astype(np.int32), "bias": b.astype(np.int32), "shift": shift}
+    zp = np.zeros(cin, np.int32)
+    for s, p in (((1, 1), (1, 1)), ((2, 2), (0, 0))):
+        want = _scalar(x, wt, zp, s, p, "int8", stage)
+        if shift >= 12:
+            assert np.unique(want).size > 100  # not just saturated outputs
+        for isa in engine.supported_isas():
+            got = _run_prepared(x, wt, zp, s, p, "int8", stage, isa)
+            np.testing.assert_array_equal(got, want, err_msg=isa)
+        # every channel's window fits when the extremes are left out
+        sub = {k: (v[12:] if k != "shift" else v) for k, v in stage.items()}
+        want = _scalar(x, wt[12:], zp, s, p, "int8", sub)
+        for isa in engine.supported_isas():
+            got = _run_prepared(x, wt[12:], zp, s, p, "int8", sub, isa)
+            np.testing.assert_array_equal(got, want, err_msg=f"{isa} windows only")

@@ -95,6 +95,9 @@ struct TileCtx {
   // an exact integer, the scaling by 2^-S exact, floor() the arithmetic shift); else int64
   // emulation.
   const double *md = nullptr, *bd = nullptr;
+  // int8 with a saturation window (StagePrep::int8_win): y clamped to [wlo, whi] per channel,
+  // then the 32-bit path with wb = B + 2^(S-1) (mod 2^32) on every tile.
+  const int32_t *wlo = nullptr, *whi = nullptr, *wb = nullptr;
 };
 
 inline __m256i bcast_pair(const int16_t* p) {  // one 32-bit load broadcast (vbroadcastss)
@@ -176,15 +179,29 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
     const __m256i rnd = _mm256_set1_epi64x(int64_t{1} << (c.shift - 1));
     const __m256i bias_out = _mm256_set1_epi64x(int64_t{1} << (63 - c.shift));
     const __m256i m0 = ld(c.mul + c0), m1 = ld(c.mul + c0 + 8);
-    const __m256i b0 = ld(c.bias + c0), b1 = ld(c.bias + c0 + 8);
-    __m256i amax = _mm256_setzero_si256();
+    __m256i b0 = ld(c.bias + c0), b1 = ld(c.bias + c0 + 8);
+    bool fast = true;
+    __m256i rnd32 = _mm256_set1_epi32(int32_t{1} << (c.shift - 1));
+    if (c.wlo) {
+      const __m256i l0 = ld(c.wlo + c0), l1 = ld(c.wlo + c0 + 8);
+      const __m256i h0 = ld(c.whi + c0), h1 = ld(c.whi + c0 + 8);
 #pragma GCC unroll 6
-    for (int p = 0; p < P; ++p)
-      amax = _mm256_max_epi32(amax, _mm256_max_epi32(_mm256_abs_epi32(acc[p][0]),
-                                                     _mm256_abs_epi32(acc[p][1])));
-    const bool fast = _mm256_testz_si256(
-        _mm256_cmpgt_epi32(amax, _mm256_set1_epi32(c.ymax32[c0 / 16])), _mm256_set1_epi32(-1));
-    const __m256i rnd32 = _mm256_set1_epi32(int32_t{1} << (c.shift - 1));
+      for (int p = 0; p < P; ++p) {
+        acc[p][0] = _mm256_min_epi32(_mm256_max_epi32(acc[p][0], l0), h0);
+        acc[p][1] = _mm256_min_epi32(_mm256_max_epi32(acc[p][1], l1), h1);
+      }
+      b0 = ld(c.wb + c0);
+      b1 = ld(c.wb + c0 + 8);
+      rnd32 = _mm256_setzero_si256();
+    } else {
+      __m256i amax = _mm256_setzero_si256();
+#pragma GCC unroll 6
+      for (int p = 0; p < P; ++p)
+        amax = _mm256_max_epi32(amax, _mm256_max_epi32(_mm256_abs_epi32(acc[p][0]),
+                                                       _mm256_abs_epi32(acc[p][1])));
+      fast = _mm256_testz_si256(
+          _mm256_cmpgt_epi32(amax, _mm256_set1_epi32(c.ymax32[c0 / 16])), _mm256_set1_epi32(-1));
+    }
     const __m256d inv = _mm256_set1_pd(1.0 / static_cast<double>(int64_t{1} << c.shift));
     const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
 #pragma GCC unroll 6
@@ -324,6 +341,8 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
   c.words = (g.cout + 63) / 64;
   c.out_px = conv8_out_per_pixel(g, st.kind);
   std::vector<int32_t> thr, dirneg, mul, bias, ymax32;
+  // int8: the saturation window (arrays padded to a multiple of 64 >= cpad)
+  const StagePrep sp = st.kind == OutputKind::int8 ? prepare_stage(st, g.cout, p.ybound) : StagePrep{};
   Scratch<double> md, bd;
   std::vector<float> scale, fbias;
   switch (st.kind) {
@@ -337,6 +356,11 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
     }
     case OutputKind::int8:
       c.mul = pad16(st.multiplier, g.cout, cpad, 0, mul);
+      if (sp.int8_win) {
+        c.wlo = sp.lo.data();
+        c.whi = sp.hi.data();
+        c.wb = sp.b.data();
+      }
       c.bias = pad16(st.bias, g.cout, cpad, 0, bias);
       c.shift = st.shift;
       ymax32.assign(static_cast<size_t>(cbn), -1);

@@ -6,37 +6,46 @@ namespace onebit::kernels {
 
 namespace {
 
-// The exact int8 stage q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64 lanes
-// (vpmullq, vpsraq): |y*M| <= 2^62 and |B + 2^(S-1)| < 2^32, so nothing wraps; equal to
-// stage_int8 (output_stage.h) for every y.
+// The exact int8 stage q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64 lanes, 16
+// channels per step: vpmuldq of the even and the odd int32 lanes (|y*M| <= 2^62), + B + 2^(S-1)
+// (|.| < 2^32), vpsraq, clamp, the odd results blended back into the odd int32 lanes; nothing
+// wraps, so it equals stage_int8 (output_stage.h) for every y.
 class Int8Stage512 {
  public:
+  static constexpr bool kFast = true;  // as fast as the int32 path: no per-row range test
   Int8Stage512(const OutputStage* st, int64_t cout) : st_(st), cout_(cout) {
     if (!st) return;
-    m_.assign(static_cast<size_t>(cout), 0);
-    b_.assign(static_cast<size_t>(cout), 0);
+    const int64_t n = (cout + 15) / 16 * 16;
+    m_.assign(static_cast<size_t>(n), 0);
+    be_.assign(static_cast<size_t>(n / 2), 0);
+    bo_.assign(static_cast<size_t>(n / 2), 0);
     for (int64_t c = 0; c < cout; ++c) {
       m_[c] = st->multiplier[c];
-      b_[c] = int64_t{st->bias[c]} + (int64_t{1} << (st->shift - 1));
+      (c % 2 ? bo_ : be_)[c / 2] = int64_t{st->bias[c]} + (int64_t{1} << (st->shift - 1));
     }
   }
-  // Writes npix pixels (rows of ld accumulators) from flat pixel pix0 on; true when done.
+  // Writes npix pixels (rows of ld >= round_up(cout, 16) accumulators) from flat pixel pix0 on.
   bool run(const int32_t* rb, int64_t ld, int64_t npix, int64_t pix0, int8_t* out) const {
     const __m128i sh = _mm_cvtsi32_si128(st_->shift);
     const __m512i lo = _mm512_set1_epi64(-127), hi = _mm512_set1_epi64(127);
     for (int64_t p = 0; p < npix; ++p) {
       const int32_t* y = rb + p * ld;
       int8_t* o = out + (pix0 + p) * cout_;
-      int64_t c = 0;
-      for (; c + 8 <= cout_; c += 8) {
-        const __m512i y64 =
-            _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
-        __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(y64, _mm512_loadu_si512(m_.data() + c)),
-                                     _mm512_loadu_si512(b_.data() + c));
-        t = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(t, sh), lo), hi);
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm512_cvtepi64_epi8(t));
+      for (int64_t c = 0; c < cout_; c += 16) {
+        const __m512i yv = _mm512_loadu_si512(y + c), mv = _mm512_loadu_si512(m_.data() + c);
+        __m512i e = _mm512_add_epi64(_mm512_mul_epi32(yv, mv), _mm512_loadu_si512(be_.data() + c / 2));
+        __m512i d = _mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_srli_epi64(yv, 32), _mm512_srli_epi64(mv, 32)),
+            _mm512_loadu_si512(bo_.data() + c / 2));
+        e = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(e, sh), lo), hi);
+        d = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(d, sh), lo), hi);
+        const __m128i q = _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(d, 32)));
+        const int64_t valid = cout_ - c;
+        if (valid >= 16)
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + c), q);
+        else
+          _mm_mask_storeu_epi8(o + c, static_cast<__mmask16>((1u << valid) - 1), q);
       }
-      for (; c < cout_; ++c) o[c] = stage_int8(y[c], st_->multiplier[c], st_->bias[c], st_->shift);
     }
     return true;
   }
@@ -44,7 +53,8 @@ class Int8Stage512 {
  private:
   const OutputStage* st_;
   int64_t cout_;
-  Scratch<int64_t> m_, b_;
+  Scratch<int32_t> m_;
+  Scratch<int64_t> be_, bo_;
 };
 
 struct V512 {
@@ -65,6 +75,20 @@ struct V512 {
   static reg dp(reg acc, reg u, reg w) { return _mm512_dpbusd_epi32(acc, u, w); }
   static void store_sub(int32_t* d, reg acc, reg c) {
     _mm512_storeu_si512(d, _mm512_sub_epi32(acc, c));
+  }
+  static reg sub(reg a, reg b) { return _mm512_sub_epi32(a, b); }
+  // the fused int8 stage on clamped y (VnniCtx): int32 lanes, then 16 int8
+  static reg requant(reg y, reg lo, reg hi, reg m, reg b, __m128i sh) {
+    y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
+    const reg v = _mm512_sra_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, m), b), sh);
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  }
+  static void store_q8(int8_t* d, reg v, int64_t valid) {
+    const __m128i q = _mm512_cvtepi32_epi8(v);
+    if (valid >= 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
+    else
+      _mm_mask_storeu_epi8(d, static_cast<__mmask16>((1u << valid) - 1), q);
   }
 };
 

@@ -8,6 +8,7 @@ namespace {
 
 // No int64 vector multiply without AVX-512: the wide int8 stage stays write_stage_avx2's.
 struct NoInt8Stage {
+  static constexpr bool kFast = false;
   NoInt8Stage(const OutputStage*, int64_t) {}
   bool run(const int32_t*, int64_t, int64_t, int64_t, int8_t*) const { return false; }
 };
@@ -34,6 +35,24 @@ struct V256 {
   static reg dp(reg acc, reg u, reg w) { return _mm256_dpbusd_avx_epi32(acc, u, w); }
   static void store_sub(int32_t* d, reg acc, reg c) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm256_sub_epi32(acc, c));
+  }
+  static reg sub(reg a, reg b) { return _mm256_sub_epi32(a, b); }
+  // the fused int8 stage on clamped y (VnniCtx): int32 lanes, then 8 int8
+  static reg requant(reg y, reg lo, reg hi, reg m, reg b, __m128i sh) {
+    y = _mm256_min_epi32(_mm256_max_epi32(y, lo), hi);
+    const reg v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y, m), b), sh);
+    return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+  }
+  static void store_q8(int8_t* d, reg v, int64_t valid) {
+    const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    const __m128i q = _mm_packs_epi16(p16, p16);
+    if (valid >= 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d), q);
+    } else {
+      alignas(16) int8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
+      std::memcpy(d, tmp, static_cast<size_t>(valid));
+    }
   }
 };
 

@@ -39,12 +39,22 @@ struct VnniCtx {
   int kh = 0;
   int64_t s4 = 0;          // quads per tap row
   int64_t wblock = 0;      // weight bytes per block of L channels (kh * s4 * 4 * L)
+  // Fused int8 stage (tiles with F = true): per channel y clamped to [lo, hi] (the saturation
+  // window, or the int32 range when no intermediate can leave int32), then
+  // q = clamp((y*M + b) >> S, -127, 127) in int32 lanes, b = B + 2^(S-1) mod 2^32; written to
+  // the int8 output row (cout values per pixel) directly, no int32 row buffer.
+  const int32_t *lo = nullptr, *hi = nullptr, *m = nullptr, *b = nullptr;
+  const int32_t* corr = nullptr;  // the zero-point correction per channel (padded)
+  int shift = 0;
+  int64_t cout = 0;
 };
 
-// P pixels x NB channel vectors; acc[p * ld + b * L + lane] = y (corrected).
-template <class V, int P, int NB>
+// P pixels x NB channel vectors of channels [c0, c0 + NB * L): y (corrected) to
+// out[p * ld + b * L + lane] (int32), or with F the fused int8 stage to out[p * c.cout + c0 + ...]
+// (int8; lanes past cout not written).
+template <class V, int P, int NB, bool F>
 __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, const int8_t* wp,
-                                         const int32_t* corr, int32_t* acc, int64_t ld) {
+                                         int64_t c0, void* out, int64_t ld) {
   typename V::reg s[P][NB];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p)
@@ -68,30 +78,46 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
       }
     }
   }
+  if constexpr (F) {
+    const __m128i sh = _mm_cvtsi32_si128(c.shift);
 #pragma GCC unroll 4
-  for (int b = 0; b < NB; ++b) {
-    const typename V::reg cv = V::load32(corr + b * V::L);
+    for (int b = 0; b < NB; ++b) {
+      const int64_t ch = c0 + b * V::L;
+      const typename V::reg cv = V::load32(c.corr + ch), lo = V::load32(c.lo + ch),
+                            hi = V::load32(c.hi + ch), m = V::load32(c.m + ch),
+                            bb = V::load32(c.b + ch);
+      const int64_t valid = c.cout - ch;
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) V::store_sub(acc + p * ld + b * V::L, s[p][b], cv);
+      for (int p = 0; p < P; ++p)
+        V::store_q8(static_cast<int8_t*>(out) + p * c.cout + ch,
+                    V::requant(V::sub(s[p][b], cv), lo, hi, m, bb, sh), valid);
+    }
+  } else {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const typename V::reg cv = V::load32(c.corr + c0 + b * V::L);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)
+        V::store_sub(static_cast<int32_t*>(out) + p * ld + b * V::L, s[p][b], cv);
+    }
   }
 }
 
 template <class V>
-using VnniFn = void (*)(const VnniCtx&, const uint8_t*, const int8_t*, const int32_t*, int32_t*,
-                        int64_t);
+using VnniFn = void (*)(const VnniCtx&, const uint8_t*, const int8_t*, int64_t, void*, int64_t);
 
 // Tile functions for NB vectors and P = 1 .. V::pmax(NB) pixels: table[P - 1].
-template <class V, int NB, int... I>
+template <class V, int NB, bool F, int... I>
 constexpr std::array<VnniFn<V>, sizeof...(I)> vnni_table(std::integer_sequence<int, I...>) {
-  return {vnni_tile<V, I + 1, NB>...};
+  return {vnni_tile<V, I + 1, NB, F>...};
 }
 
-template <class V>
+template <class V, bool F>
 struct VnniTables {
-  static constexpr auto t1 = vnni_table<V, 1>(std::make_integer_sequence<int, V::pmax(1)>{});
-  static constexpr auto t2 = vnni_table<V, 2>(std::make_integer_sequence<int, V::pmax(2)>{});
-  static constexpr auto t3 = vnni_table<V, 3>(std::make_integer_sequence<int, V::pmax(3)>{});
-  static constexpr auto t4 = vnni_table<V, 4>(std::make_integer_sequence<int, V::pmax(4)>{});
+  static constexpr auto t1 = vnni_table<V, 1, F>(std::make_integer_sequence<int, V::pmax(1)>{});
+  static constexpr auto t2 = vnni_table<V, 2, F>(std::make_integer_sequence<int, V::pmax(2)>{});
+  static constexpr auto t3 = vnni_table<V, 3, F>(std::make_integer_sequence<int, V::pmax(3)>{});
+  static constexpr auto t4 = vnni_table<V, 4, F>(std::make_integer_sequence<int, V::pmax(4)>{});
   static VnniFn<V> get(int nb, int p) {
     if constexpr (V::NBMAX >= 4) {
       if (nb == 4) return t4[p - 1];
@@ -186,8 +212,11 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   // with large multipliers it rules out the int32 path. A row whose accumulators all satisfy
   // |y| <= yfast, yfast = (2^31 - 1 - max|B| - 2^(S-1)) / max|M|, takes it (sp_fast): then
   // y*M + B + 2^(S-1) cannot leave int32 and the int32 formula equals the int64 one exactly.
+  // (With a saturation window, sp.int8_win, every row takes the int32 path on clamped y.)
+  // AVX-512's exact int64 stage costs about as much as the int32 one: no per-row test there.
+  const bool fused = a.stage.kind == OutputKind::int8 && (sp.int8_fast || sp.int8_win);
   int64_t yfast = -1;
-  if (a.stage.kind == OutputKind::int8 && !sp.int8_fast) {
+  if (a.stage.kind == OutputKind::int8 && !fused && !V::Int8Stage::kFast) {
     int64_t mmax = 0, bmax = 0;
     for (int64_t o = 0; o < g.cout; ++o) {
       mmax = std::max<int64_t>(mmax, std::abs(int64_t{a.stage.multiplier[o]}));
@@ -199,7 +228,24 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const StagePrep sp_fast = yfast >= 0 ? prepare_stage(a.stage, g.cout, yfast) : StagePrep{};
   // Rows that need the exact wide int8 path: V::Int8Stage (int64 lanes where the ISA has them,
   // AVX-512), else write_stage_avx2's float64 / scalar path.
-  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !sp.int8_fast;
+  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !fused;
+  Scratch<int32_t> no_lo, no_hi;  // int8_fast: no clamp
+  if (fused) {
+    c.cout = g.cout;
+    c.shift = a.stage.shift;
+    c.m = sp.m.data();
+    c.b = sp.b.data();
+    if (sp.int8_win) {
+      c.lo = sp.lo.data();
+      c.hi = sp.hi.data();
+    } else {
+      no_lo.assign(static_cast<size_t>(round_up(g.cout, 64)), INT32_MIN);
+      no_hi.assign(static_cast<size_t>(round_up(g.cout, 64)), INT32_MAX);
+      c.lo = no_lo.data();
+      c.hi = no_hi.data();
+    }
+  }
+  c.corr = pw.corr.data();
   const typename V::Int8Stage wide(wide_int8 ? &a.stage : nullptr, g.cout);
   // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
@@ -214,8 +260,9 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int th = threads_for(rows * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
     Scratch<int32_t> rowbuf;
-    rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
-    int32_t* rb = &rowbuf[0];
+    if (!fused) rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
+    int32_t* rb = fused ? nullptr : &rowbuf[0];
+    int8_t* const y8 = static_cast<int8_t*>(a.y);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       const uint8_t* row = img + (n * hp + oy * g.sh) * row_stride;
@@ -223,22 +270,27 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         const int64_t b0 = gi * V::NBMAX;
         const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
         const int8_t* wg = pw.w8.data() + b0 * c.wblock;
-        const int32_t* cg = pw.corr.data() + b0 * L;
         const int* tiles = nb == nbfull ? tiles_full : tiles_tail;
         const int nt = nb == nbfull ? nt_full : nt_tail;
         const int pmax = V::pmax(nb);
         int64_t ox = 0;
         for (int k = 0; nt ? k < nt : ox < g.ow; ++k) {
           const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, g.ow - ox));
-          VnniTables<V>::get(nb, np)(c, row + ox * c.ps, wg, cg, rb + ox * ld + b0 * L, ld);
+          if (fused)
+            VnniTables<V, true>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L,
+                                             y8 + (r * g.ow + ox) * g.cout, 0);
+          else
+            VnniTables<V, false>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L, rb + ox * ld + b0 * L, ld);
           ox += np;
         }
       }
-      const bool fast =
-          yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
-      if (!(wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, static_cast<int8_t*>(a.y))))
-        write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout, g.cout,
-                         a.y);
+      if (!fused) {
+        const bool fast =
+            yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
+        if (!(wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, y8)))
+          write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout,
+                           g.cout, a.y);
+      }
       apply_stage_tail(a.stage, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
     }
   });

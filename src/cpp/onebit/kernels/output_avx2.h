@@ -4,6 +4,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -22,10 +24,48 @@ struct StagePrep {
   // (see write_stage_avx2); int8: M, B + 2^(S-1)
   Scratch<int32_t> d, u, m, b;
   bool int8_fast = false;               // |y*M + B + 2^(S-1)| < 2^31 for every |y| <= K
+  // Else, int8: per channel a window [lo, hi] of y outside which the output saturates (see
+  // int8_window); y clamped to it keeps y*M + B + 2^(S-1) inside int32, so the int32 formula on
+  // the clamped y equals the int64 one on y.
+  bool int8_win = false;
+  Scratch<int32_t> lo, hi;
   bool int8_f64 = false;  // else: |y*M| + |B + 2^(S-1)| < 2^53, exact in float64 lanes
   Scratch<double> md, bd;            // int8 (float64 path): M and B + 2^(S-1) as doubles
   Scratch<float> scale, bias;
 };
+
+// The int8 stage q(y) = clamp(floor((y*M + B + 2^(S-1)) / 2^S), -127, 127) is monotone in y.
+// Finds lo <= hi within [-K, K] such that q(y) = q(lo) for every y < lo, q(y) = q(hi) for every
+// y > hi (both saturated, -127 or 127), and t(y) = y*M + B + 2^(S-1) fits int32 on [lo, hi]
+// (t is monotone, so checking both ends suffices): then q(y) = q32(clamp(y, lo, hi)), the int32
+// formula. The ends come from float64 estimates, then are checked exactly in int64; false when a
+// check fails (the caller keeps its other paths).
+inline bool int8_window(int32_t m, int32_t b, int s, int64_t k, int32_t& lo_out, int32_t& hi_out) {
+  const int64_t round = int64_t{1} << (s - 1);
+  const auto t = [&](int64_t y) { return y * m + b + round; };
+  const auto q = [&](int64_t y) { return stage_int8(static_cast<int32_t>(y), m, b, s); };
+  int64_t lo = -k, hi = k;
+  if (m == 0) {
+    lo = hi = 0;
+  } else {
+    // t >= 127*2^S saturates at 127, t <= -126*2^S - 1 at -127; one step of slack each side
+    const double up = static_cast<double>((int64_t{127} << s) - b - round);
+    const double dn = static_cast<double>(-(int64_t{126} << s) - 1 - b - round);
+    const double yu = up / m, yd = dn / m;  // m > 0: yd < yu; m < 0: yu < yd
+    const double ylo = (m > 0 ? std::floor(yd) : std::floor(yu)) - 1;
+    const double yhi = (m > 0 ? std::ceil(yu) : std::ceil(yd)) + 1;
+    if (ylo > static_cast<double>(-k)) lo = static_cast<int64_t>(std::min<double>(ylo, static_cast<double>(k)));
+    if (yhi < static_cast<double>(k)) hi = static_cast<int64_t>(std::max<double>(yhi, static_cast<double>(-k)));
+  }
+  if (lo > hi) return false;
+  const int64_t i32min = std::numeric_limits<int32_t>::min(), i32max = std::numeric_limits<int32_t>::max();
+  if (t(lo) < i32min || t(lo) > i32max || t(hi) < i32min || t(hi) > i32max) return false;
+  if (lo > -k && q(lo) != (m > 0 ? -127 : 127)) return false;
+  if (hi < k && q(hi) != (m > 0 ? 127 : -127)) return false;
+  lo_out = static_cast<int32_t>(lo);
+  hi_out = static_cast<int32_t>(hi);
+  return true;
+}
 
 inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bits) {
   StagePrep p;
@@ -57,6 +97,17 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
       p.b[c] = static_cast<int32_t>(b + round > std::numeric_limits<int32_t>::max() ? 0 : b + round);
     }
     p.int8_fast = worst <= std::numeric_limits<int32_t>::max();
+    if (!p.int8_fast) {
+      p.lo.assign(n, 0);
+      p.hi.assign(n, 0);
+      p.int8_win = true;
+      for (int64_t c = 0; c < cout && p.int8_win; ++c) {
+        p.int8_win = int8_window(st.multiplier[c], st.bias[c], st.shift, k_bits, p.lo[c], p.hi[c]);
+        // b + round mod 2^32: the clamped sum is a true int32, so wrapping here cancels
+        p.b[c] = static_cast<int32_t>(static_cast<uint32_t>(int64_t{st.bias[c]} + round));
+      }
+      if (p.int8_win) return p;
+    }
     // Otherwise (a converter that keeps ~27-bit multipliers, e.g. BNN-Clip blocks) the exact
     // formula in float64 lanes: y*M and the sum with B + 2^(S-1) are integers below 2^53, so
     // every step is exact, v * 2^-S is an exact power-of-two scaling and floor() is the
@@ -85,7 +136,7 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
 inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const int32_t* dots,
                              int64_t ld, int64_t npix, int64_t pix0, int64_t c0, int64_t c1,
                              int64_t cout, void* out) {
-  if (st.kind == OutputKind::int8 && !sp.int8_fast && !sp.int8_f64) {
+  if (st.kind == OutputKind::int8 && !sp.int8_fast && !sp.int8_win && !sp.int8_f64) {
     write_stage_scalar(st, dots, ld, npix, pix0, c0, c1, cout, out);
     return;
   }
@@ -140,6 +191,19 @@ inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const i
           for (; c < vec_end; c += 8) {
             const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
             const __m128i p16 = _mm_packs_epi32(half(_mm256_castsi256_si128(yv), c), half(_mm256_extracti128_si256(yv, 1), c + 4));
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
+          }
+        }
+        if (sp.int8_win) {
+          for (; c < vec_end; c += 8) {
+            __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+            yv = _mm256_min_epi32(_mm256_max_epi32(yv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.lo.data() + c))),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.hi.data() + c)));
+            const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.m.data() + c));
+            const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.b.data() + c));
+            __m256i v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(yv, mv), bv), sh);
+            v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+            const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
             _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
           }
         }
