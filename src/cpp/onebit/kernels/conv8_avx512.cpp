@@ -61,6 +61,7 @@ struct V512 {
   using reg = __m512i;
   static constexpr int L = 16;
   static constexpr int NBMAX = 4;
+  static constexpr bool kFuse = true;  // room for the fused int8 stage's registers
   using Int8Stage = Int8Stage512;
   // Pixels per tile for nb channel vectors: 24 accumulators at most (of 32 registers).
   static constexpr int pmax(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : nb == 2 ? 12 : 16; }
@@ -81,10 +82,10 @@ struct V512 {
   static reg requant(reg y, reg lo, reg hi, reg m, reg b, __m128i sh) {
     y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
     const reg v = _mm512_sra_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, m), b), sh);
-    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+    return _mm512_max_epi32(v, _mm512_set1_epi32(-127));  // store_q8 saturates at 127
   }
   static void store_q8(int8_t* d, reg v, int64_t valid) {
-    const __m128i q = _mm512_cvtepi32_epi8(v);
+    const __m128i q = _mm512_cvtsepi32_epi8(v);
     if (valid >= 16)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
     else

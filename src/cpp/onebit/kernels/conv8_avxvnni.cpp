@@ -17,6 +17,9 @@ struct V256 {
   using reg = __m256i;
   static constexpr int L = 8;
   static constexpr int NBMAX = 2;
+  // The fused int8 stage's 5 per-channel vectors do not fit beside 12 accumulators in 16
+  // registers (measured slower): the row buffer and write_stage_avx2 instead.
+  static constexpr bool kFuse = false;
   using Int8Stage = NoInt8Stage;
   // Pixels per tile for nb channel vectors: 12 accumulators at most (of 16 registers).
   static constexpr int pmax(int nb) { return nb >= 2 ? 6 : 12; }

@@ -214,9 +214,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   // y*M + B + 2^(S-1) cannot leave int32 and the int32 formula equals the int64 one exactly.
   // (With a saturation window, sp.int8_win, every row takes the int32 path on clamped y.)
   // AVX-512's exact int64 stage costs about as much as the int32 one: no per-row test there.
-  const bool fused = a.stage.kind == OutputKind::int8 && (sp.int8_fast || sp.int8_win);
+  const bool int32_ok = sp.int8_fast || sp.int8_win;  // the int32 stage is exact on every row
+  const bool fused = V::kFuse && a.stage.kind == OutputKind::int8 && int32_ok;
   int64_t yfast = -1;
-  if (a.stage.kind == OutputKind::int8 && !fused && !V::Int8Stage::kFast) {
+  if (a.stage.kind == OutputKind::int8 && !int32_ok && !V::Int8Stage::kFast) {
     int64_t mmax = 0, bmax = 0;
     for (int64_t o = 0; o < g.cout; ++o) {
       mmax = std::max<int64_t>(mmax, std::abs(int64_t{a.stage.multiplier[o]}));
@@ -228,7 +229,7 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const StagePrep sp_fast = yfast >= 0 ? prepare_stage(a.stage, g.cout, yfast) : StagePrep{};
   // Rows that need the exact wide int8 path: V::Int8Stage (int64 lanes where the ISA has them,
   // AVX-512), else write_stage_avx2's float64 / scalar path.
-  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !fused;
+  const bool wide_int8 = a.stage.kind == OutputKind::int8 && !int32_ok;
   Scratch<int32_t> no_lo, no_hi;  // int8_fast: no clamp
   if (fused) {
     c.cout = g.cout;
@@ -276,7 +277,7 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         int64_t ox = 0;
         for (int k = 0; nt ? k < nt : ox < g.ow; ++k) {
           const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, g.ow - ox));
-          if (fused)
+          if (V::kFuse && fused)
             VnniTables<V, true>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L,
                                              y8 + (r * g.ow + ox) * g.cout, 0);
           else

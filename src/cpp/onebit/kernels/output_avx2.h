@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <new>
+#include <vector>
 
 #include "onebit/kernels/bconv_common.h"
 #include "onebit/kernels/output_stage.h"
@@ -67,6 +69,43 @@ inline bool int8_window(int32_t m, int32_t b, int s, int64_t k, int32_t& lo_out,
   return true;
 }
 
+// int8_window for channels [0, cout) into lo[], hi[]; false when one channel has none. A layer
+// runs with the same stage on every call, so the last results are kept per thread (a small
+// ring), found again by comparing the parameters themselves (never by address alone).
+inline bool int8_windows(const OutputStage& st, int64_t cout, int64_t k, int32_t* lo, int32_t* hi) {
+  struct Entry {
+    std::vector<int32_t> m, b, lo, hi;
+    int shift = 0;
+    int64_t k = -1;
+    bool ok = false;
+  };
+  static thread_local std::vector<Entry> ring(32);
+  static thread_local size_t next = 0;
+  const size_t bytes = static_cast<size_t>(cout) * sizeof(int32_t);
+  for (const Entry& e : ring) {
+    if (e.k == k && e.shift == st.shift && static_cast<int64_t>(e.m.size()) == cout &&
+        std::memcmp(e.m.data(), st.multiplier, bytes) == 0 && std::memcmp(e.b.data(), st.bias, bytes) == 0) {
+      if (e.ok) {
+        std::memcpy(lo, e.lo.data(), bytes);
+        std::memcpy(hi, e.hi.data(), bytes);
+      }
+      return e.ok;
+    }
+  }
+  Entry& e = ring[next++ % ring.size()];
+  e.m.assign(st.multiplier, st.multiplier + cout);
+  e.b.assign(st.bias, st.bias + cout);
+  e.shift = st.shift;
+  e.k = k;
+  e.ok = true;
+  for (int64_t c = 0; c < cout && e.ok; ++c) e.ok = int8_window(st.multiplier[c], st.bias[c], st.shift, k, lo[c], hi[c]);
+  if (e.ok) {
+    e.lo.assign(lo, lo + cout);
+    e.hi.assign(hi, hi + cout);
+  }
+  return e.ok;
+}
+
 inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bits) {
   StagePrep p;
   const size_t n = static_cast<size_t>(round_up(cout, 64));
@@ -97,15 +136,13 @@ inline StagePrep prepare_stage(const OutputStage& st, int64_t cout, int64_t k_bi
       p.b[c] = static_cast<int32_t>(b + round > std::numeric_limits<int32_t>::max() ? 0 : b + round);
     }
     p.int8_fast = worst <= std::numeric_limits<int32_t>::max();
-    if (!p.int8_fast) {
+    // a window needs 127 * 2^S (the span of t that does not saturate) inside int32
+    if (!p.int8_fast && (int64_t{127} << st.shift) < std::numeric_limits<int32_t>::max()) {
       p.lo.assign(n, 0);
       p.hi.assign(n, 0);
-      p.int8_win = true;
-      for (int64_t c = 0; c < cout && p.int8_win; ++c) {
-        p.int8_win = int8_window(st.multiplier[c], st.bias[c], st.shift, k_bits, p.lo[c], p.hi[c]);
-        // b + round mod 2^32: the clamped sum is a true int32, so wrapping here cancels
+      p.int8_win = int8_windows(st, cout, k_bits, p.lo.data(), p.hi.data());
+      for (int64_t c = 0; c < cout && p.int8_win; ++c)  // mod 2^32: the clamped sum is int32
         p.b[c] = static_cast<int32_t>(static_cast<uint32_t>(int64_t{st.bias[c]} + round));
-      }
       if (p.int8_win) return p;
     }
     // Otherwise (a converter that keeps ~27-bit multipliers, e.g. BNN-Clip blocks) the exact
