@@ -56,11 +56,12 @@ ZOO_SHAPES = [
     ((2, 2), (2, 2), (0, 0), 14, 10, np.int8, 64),   # 2x2 stride-2 shortcut (pool folded in)
     ((1, 1), (1, 1), (0, 0), 9, 7, np.int8, 32),     # 1x1 transition conv
     ((1, 1), (2, 2), (0, 0), 9, 8, np.int8, 16),     # 1x1 stride-2 shortcut
+    ((1, 1), (1, 1), (0, 0), 7, 7, np.int8, 40),     # 1x1 on 7-pixel rows (folded into longer)
 ]
 
 
 @pytest.mark.parametrize("output", OUTPUTS)
-@pytest.mark.parametrize("shape", ZOO_SHAPES, ids=["stem7", "stem3", "short2x2", "trans1x1", "short1x1s2"])
+@pytest.mark.parametrize("shape", ZOO_SHAPES, ids=["stem7", "stem3", "short2x2", "trans1x1", "short1x1s2", "trans1x1x7"])
 @pytest.mark.parametrize("extreme", [False, True], ids=["random", "extreme"])
 def test_conv8_prepared_zoo_shapes_equal_scalar(simd, shape, output, extreme):
     k, s, p, h, w, dt, cin = shape

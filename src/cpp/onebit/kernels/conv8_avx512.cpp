@@ -61,7 +61,6 @@ struct V512 {
   using reg = __m512i;
   static constexpr int L = 16;
   static constexpr int NBMAX = 4;
-  static constexpr bool kFuse = true;  // room for the fused int8 stage's registers
   using Int8Stage = Int8Stage512;
   // Pixels per tile for nb channel vectors: 24 accumulators at most (of 32 registers).
   static constexpr int pmax(int nb) { return nb >= 4 ? 6 : nb == 3 ? 8 : nb == 2 ? 12 : 16; }

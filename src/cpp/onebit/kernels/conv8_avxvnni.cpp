@@ -17,9 +17,6 @@ struct V256 {
   using reg = __m256i;
   static constexpr int L = 8;
   static constexpr int NBMAX = 2;
-  // The fused int8 stage's 5 per-channel vectors do not fit beside 12 accumulators in 16
-  // registers (measured slower): the row buffer and write_stage_avx2 instead.
-  static constexpr bool kFuse = false;
   using Int8Stage = NoInt8Stage;
   // Pixels per tile for nb channel vectors: 12 accumulators at most (of 16 registers).
   static constexpr int pmax(int nb) { return nb >= 2 ? 6 : 12; }
@@ -44,7 +41,7 @@ struct V256 {
   static reg requant(reg y, reg lo, reg hi, reg m, reg b, __m128i sh) {
     y = _mm256_min_epi32(_mm256_max_epi32(y, lo), hi);
     const reg v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(y, m), b), sh);
-    return _mm256_min_epi32(_mm256_max_epi32(v, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+    return _mm256_max_epi32(v, _mm256_set1_epi32(-127));  // store_q8's packs saturate at 127
   }
   static void store_q8(int8_t* d, reg v, int64_t valid) {
     const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

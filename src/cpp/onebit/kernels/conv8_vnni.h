@@ -79,19 +79,19 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
     }
   }
   if constexpr (F) {
+    // pixel by pixel: the per-channel vectors are reloaded (L1) rather than held beside the
+    // accumulators, which leaves AVX-VNNI's 16 registers enough
     const __m128i sh = _mm_cvtsi32_si128(c.shift);
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) {
-      const int64_t ch = c0 + b * V::L;
-      const typename V::reg cv = V::load32(c.corr + ch), lo = V::load32(c.lo + ch),
-                            hi = V::load32(c.hi + ch), m = V::load32(c.m + ch),
-                            bb = V::load32(c.b + ch);
-      const int64_t valid = c.cout - ch;
 #pragma GCC unroll 16
-      for (int p = 0; p < P; ++p)
+    for (int p = 0; p < P; ++p)
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) {
+        const int64_t ch = c0 + b * V::L;
         V::store_q8(static_cast<int8_t*>(out) + p * c.cout + ch,
-                    V::requant(V::sub(s[p][b], cv), lo, hi, m, bb, sh), valid);
-    }
+                    V::requant(V::sub(s[p][b], V::load32(c.corr + ch)), V::load32(c.lo + ch),
+                               V::load32(c.hi + ch), V::load32(c.m + ch), V::load32(c.b + ch), sh),
+                    c.cout - ch);
+      }
   } else {
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) {
@@ -215,7 +215,7 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   // (With a saturation window, sp.int8_win, every row takes the int32 path on clamped y.)
   // AVX-512's exact int64 stage costs about as much as the int32 one: no per-row test there.
   const bool int32_ok = sp.int8_fast || sp.int8_win;  // the int32 stage is exact on every row
-  const bool fused = V::kFuse && a.stage.kind == OutputKind::int8 && int32_ok;
+  const bool fused = a.stage.kind == OutputKind::int8 && int32_ok;
   int64_t yfast = -1;
   if (a.stage.kind == OutputKind::int8 && !int32_ok && !V::Int8Stage::kFast) {
     int64_t mmax = 0, bmax = 0;
@@ -248,24 +248,38 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   }
   c.corr = pw.corr.data();
   const typename V::Int8Stage wide(wide_int8 ? &a.stage : nullptr, g.cout);
+  // A 1x1 stride-1 conv without padding reads and writes whole rows contiguously: `fold`
+  // consecutive output rows are then run as one row of ow * fold pixels, so that short rows (7 or
+  // 14 pixels) still fill the tiles (P accumulator chains per weight vector hide vpdpbusd's
+  // latency only when P is near pmax).
+  int64_t fold = 1;
+  if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && hp == g.h && wpd == g.w) {
+    // the smallest divisor of the row count giving >= 24 pixels (4 tiles), at most 128
+    for (int64_t f = 1; f <= g.n * g.oh && g.ow * f <= 128; ++f) {
+      if ((g.n * g.oh) % f) continue;
+      fold = f;
+      if (g.ow * f >= 24) break;
+    }
+  }
+  const int64_t ow = g.ow * fold;  // pixels per (folded) row
   // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
   const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
   const int nbtail = static_cast<int>(cbn - (ngroups - 1) * V::NBMAX);
   int tiles_full[128], tiles_tail[128];
-  const int nt_full = balanced_tiles(g.ow, V::pmax(nbfull), tiles_full, 128);
-  const int nt_tail = balanced_tiles(g.ow, V::pmax(nbtail), tiles_tail, 128);
+  const int nt_full = balanced_tiles(ow, V::pmax(nbfull), tiles_full, 128);
+  const int nt_tail = balanced_tiles(ow, V::pmax(nbtail), tiles_tail, 128);
   // Work items are output rows; a thread gets at least ~0.5M multiply-adds (a few microseconds),
   // so the small convs of a network's tail run without a fork/join.
-  const int64_t rows = g.n * g.oh;
-  const int th = threads_for(rows * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
+  const int64_t rows = g.n * g.oh / fold;
+  const int th = threads_for(rows * ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
     Scratch<int32_t> rowbuf;
-    if (!fused) rowbuf.assign(static_cast<size_t>(g.ow * ld), 0);
+    if (!fused) rowbuf.assign(static_cast<size_t>(ow * ld), 0);
     int32_t* rb = fused ? nullptr : &rowbuf[0];
     int8_t* const y8 = static_cast<int8_t*>(a.y);
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / g.oh, oy = r % g.oh;
+      const int64_t n = r * fold / g.oh, oy = r * fold % g.oh;
       const uint8_t* row = img + (n * hp + oy * g.sh) * row_stride;
       for (int64_t gi = 0; gi < ngroups; ++gi) {
         const int64_t b0 = gi * V::NBMAX;
@@ -275,11 +289,11 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         const int nt = nb == nbfull ? nt_full : nt_tail;
         const int pmax = V::pmax(nb);
         int64_t ox = 0;
-        for (int k = 0; nt ? k < nt : ox < g.ow; ++k) {
-          const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, g.ow - ox));
-          if (V::kFuse && fused)
+        for (int k = 0; nt ? k < nt : ox < ow; ++k) {
+          const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, ow - ox));
+          if (fused)
             VnniTables<V, true>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L,
-                                             y8 + (r * g.ow + ox) * g.cout, 0);
+                                             y8 + (r * ow + ox) * g.cout, 0);
           else
             VnniTables<V, false>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L, rb + ox * ld + b0 * L, ld);
           ox += np;
@@ -287,12 +301,12 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
       }
       if (!fused) {
         const bool fast =
-            yfast >= 0 && row_absmax(rb, ld, g.ow, g.cout) <= static_cast<uint32_t>(yfast);
-        if (!(wide_int8 && !fast && wide.run(rb, ld, g.ow, r * g.ow, y8)))
-          write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, g.ow, r * g.ow, 0, g.cout,
+            yfast >= 0 && row_absmax(rb, ld, ow, g.cout) <= static_cast<uint32_t>(yfast);
+        if (!(wide_int8 && !fast && wide.run(rb, ld, ow, r * ow, y8)))
+          write_stage_avx2(a.stage, fast ? sp_fast : sp, rb, ld, ow, r * ow, 0, g.cout,
                            g.cout, a.y);
       }
-      apply_stage_tail(a.stage, g.ow, r * g.ow, 0, g.cout, g.cout, a.y);
+      apply_stage_tail(a.stage, ow, r * ow, 0, g.cout, g.cout, a.y);
     }
   });
 }

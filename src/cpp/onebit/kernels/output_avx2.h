@@ -62,8 +62,8 @@ inline bool int8_window(int32_t m, int32_t b, int s, int64_t k, int32_t& lo_out,
   if (lo > hi) return false;
   const int64_t i32min = std::numeric_limits<int32_t>::min(), i32max = std::numeric_limits<int32_t>::max();
   if (t(lo) < i32min || t(lo) > i32max || t(hi) < i32min || t(hi) > i32max) return false;
-  if (lo > -k && q(lo) != (m > 0 ? -127 : 127)) return false;
-  if (hi < k && q(hi) != (m > 0 ? 127 : -127)) return false;
+  if (m != 0 && lo > -k && q(lo) != (m > 0 ? -127 : 127)) return false;  // m = 0: q is constant
+  if (m != 0 && hi < k && q(hi) != (m > 0 ? 127 : -127)) return false;
   lo_out = static_cast<int32_t>(lo);
   hi_out = static_cast<int32_t>(hi);
   return true;
