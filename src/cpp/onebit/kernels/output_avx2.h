@@ -231,21 +231,11 @@ inline void write_stage_avx2(const OutputStage& st, const StagePrep& sp, const i
             _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
           }
         }
-        if (sp.int8_win) {
-          for (; c < vec_end; c += 8) {
-            __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+        for (; c < vec_end; c += 8) {  // int32 lanes (int8_fast; int8_win on y clamped to its window)
+          __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+          if (sp.int8_win)
             yv = _mm256_min_epi32(_mm256_max_epi32(yv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.lo.data() + c))),
                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.hi.data() + c)));
-            const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.m.data() + c));
-            const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.b.data() + c));
-            __m256i v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(yv, mv), bv), sh);
-            v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-            const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-            _mm_storel_epi64(reinterpret_cast<__m128i*>(o + c), _mm_packs_epi16(p16, p16));
-          }
-        }
-        for (; c < vec_end; c += 8) {
-          const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
           const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.m.data() + c));
           const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp.b.data() + c));
           __m256i v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(yv, mv), bv), sh);
