@@ -44,22 +44,36 @@ struct emu_m512i { int32_t v[16]; };
 #define _mm512_add_epi32 emu_add_epi32
 #define _mm512_dpbusd_epi32 emu_dpbusd_epi32
 #define _mm512_reduce_add_epi32 emu_reduce_add_epi32
-#undef _mm512_cvtepi32_epi64
-#undef _mm512_mullo_epi64
 #undef _mm512_add_epi64
 #undef _mm512_min_epi64
 #undef _mm512_max_epi64
 #undef _mm512_sra_epi64
 #undef _mm512_set1_epi64
-#undef _mm512_cvtepi64_epi8
-#define _mm512_cvtepi32_epi64 emu_cvtepi32_epi64
-#define _mm512_mullo_epi64 emu_mullo_epi64
+#undef _mm512_mul_epi32
+#undef _mm512_srli_epi64
+#undef _mm512_slli_epi64
+#undef _mm512_mask_blend_epi32
+#undef _mm512_cvtepi32_epi8
+#undef _mm512_cvtsepi32_epi8
+#undef _mm512_min_epi32
+#undef _mm512_max_epi32
+#undef _mm512_mullo_epi32
+#undef _mm512_sra_epi32
 #define _mm512_add_epi64 emu_add_epi64
 #define _mm512_min_epi64 emu_min_epi64
 #define _mm512_max_epi64 emu_max_epi64
 #define _mm512_sra_epi64 emu_sra_epi64
 #define _mm512_set1_epi64 emu_set1_epi64
-#define _mm512_cvtepi64_epi8 emu_cvtepi64_epi8
+#define _mm512_mul_epi32 emu_mul_epi32
+#define _mm512_srli_epi64 emu_srli_epi64
+#define _mm512_slli_epi64 emu_slli_epi64
+#define _mm512_mask_blend_epi32 emu_mask_blend_epi32
+#define _mm512_cvtepi32_epi8 emu_cvtepi32_epi8
+#define _mm512_cvtsepi32_epi8 emu_cvtsepi32_epi8
+#define _mm512_min_epi32 emu_min_epi32
+#define _mm512_max_epi32 emu_max_epi32
+#define _mm512_mullo_epi32 emu_mullo_epi32
+#define _mm512_sra_epi32 emu_sra_epi32
 inline emu_m512i emu_setzero() { emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = 0; return r; }
 inline emu_m512i emu_loadu(const void* p) { emu_m512i r; std::memcpy(r.v, p, 64); return r; }
 inline void emu_storeu(void* p, emu_m512i a) { std::memcpy(p, a.v, 64); }
@@ -84,21 +98,43 @@ struct emu_q { int64_t q[8]; };
 inline emu_q emu_get_q(emu_m512i a) { emu_q r; std::memcpy(r.q, a.v, 64); return r; }
 inline emu_m512i emu_put_q(emu_q a) { emu_m512i r; std::memcpy(r.v, a.q, 64); return r; }
 inline emu_m512i emu_set1_epi64(long long x) { emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = x; return emu_put_q(r); }
-inline emu_m512i emu_cvtepi32_epi64(__m256i a) {
-  int32_t v[8]; std::memcpy(v, &a, 32); emu_q r; for (int i = 0; i < 8; ++i) r.q[i] = v[i]; return emu_put_q(r);
-}
 #define EMU_Q2(name, expr) inline emu_m512i name(emu_m512i a_, emu_m512i b_) { \
   emu_q a = emu_get_q(a_), b = emu_get_q(b_), r; for (int i = 0; i < 8; ++i) r.q[i] = (expr); return emu_put_q(r); }
-EMU_Q2(emu_mullo_epi64, (int64_t)((uint64_t)a.q[i] * (uint64_t)b.q[i]))
 EMU_Q2(emu_add_epi64, (int64_t)((uint64_t)a.q[i] + (uint64_t)b.q[i]))
 EMU_Q2(emu_min_epi64, a.q[i] < b.q[i] ? a.q[i] : b.q[i])
 EMU_Q2(emu_max_epi64, a.q[i] > b.q[i] ? a.q[i] : b.q[i])
+EMU_Q2(emu_mul_epi32, (int64_t)(int32_t)a.q[i] * (int32_t)b.q[i])  // the low dwords, signed
 inline emu_m512i emu_sra_epi64(emu_m512i a_, __m128i c) {
   emu_q a = emu_get_q(a_); int64_t n; std::memcpy(&n, &c, 8); if (n > 63) n = 63;
   for (int i = 0; i < 8; ++i) a.q[i] >>= n; return emu_put_q(a);
 }
-inline __m128i emu_cvtepi64_epi8(emu_m512i a_) {
-  emu_q a = emu_get_q(a_); int8_t b[16] = {}; for (int i = 0; i < 8; ++i) b[i] = (int8_t)a.q[i];
+inline emu_m512i emu_srli_epi64(emu_m512i a_, unsigned n) {
+  emu_q a = emu_get_q(a_); for (int i = 0; i < 8; ++i) a.q[i] = n > 63 ? 0 : (int64_t)((uint64_t)a.q[i] >> n);
+  return emu_put_q(a);
+}
+inline emu_m512i emu_slli_epi64(emu_m512i a_, unsigned n) {
+  emu_q a = emu_get_q(a_); for (int i = 0; i < 8; ++i) a.q[i] = n > 63 ? 0 : (int64_t)((uint64_t)a.q[i] << n);
+  return emu_put_q(a);
+}
+#define EMU_D2(name, expr) inline emu_m512i name(emu_m512i a, emu_m512i b) { \
+  emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = (expr); return r; }
+EMU_D2(emu_min_epi32, a.v[i] < b.v[i] ? a.v[i] : b.v[i])
+EMU_D2(emu_max_epi32, a.v[i] > b.v[i] ? a.v[i] : b.v[i])
+EMU_D2(emu_mullo_epi32, (int32_t)((uint32_t)a.v[i] * (uint32_t)b.v[i]))
+inline emu_m512i emu_mask_blend_epi32(unsigned k, emu_m512i a, emu_m512i b) {
+  emu_m512i r; for (int i = 0; i < 16; ++i) r.v[i] = (k >> i) & 1 ? b.v[i] : a.v[i]; return r;
+}
+inline emu_m512i emu_sra_epi32(emu_m512i a, __m128i c) {
+  int64_t n; std::memcpy(&n, &c, 8); if (n > 31) n = 31;
+  for (int i = 0; i < 16; ++i) a.v[i] >>= n; return a;
+}
+inline __m128i emu_cvtepi32_epi8(emu_m512i a) {  // truncation
+  int8_t b[16]; for (int i = 0; i < 16; ++i) b[i] = (int8_t)a.v[i];
+  __m128i r; std::memcpy(&r, b, 16); return r;
+}
+inline __m128i emu_cvtsepi32_epi8(emu_m512i a) {  // signed saturation
+  int8_t b[16];
+  for (int i = 0; i < 16; ++i) b[i] = (int8_t)(a.v[i] > 127 ? 127 : a.v[i] < -128 ? -128 : a.v[i]);
   __m128i r; std::memcpy(&r, b, 16); return r;
 }
 inline emu_m512i emu_dpbusd_epi32(emu_m512i src, emu_m512i a, emu_m512i b) {
@@ -144,12 +180,15 @@ int main() {
     std::vector<int32_t> t(g.cout), m(g.cout), b(g.cout);
     std::vector<int8_t> d(g.cout);
     std::vector<float> sc(g.cout), fb(g.cout);
+    // shift 16: the int32 stage on y clamped to each channel's window; 26 (y*M past int32 and
+    // no window): the exact int64 stage
+    const int shift = (it / 4) % 2 ? 26 : 16;
     for (int o = 0; o < g.cout; ++o) {
-      t[o] = ri(-50000, 50000); d[o] = ri(0, 1) ? 1 : -1; m[o] = ri(-5000, 5000);
+      t[o] = ri(-50000, 50000); d[o] = ri(0, 1) ? 1 : -1; m[o] = ri(-5000, 5000) * (shift == 26 ? 256 : 1);
       b[o] = ri(-100000, 100000); sc[o] = ri(-100, 100) * 0.001f; fb[o] = ri(-100, 100) * 0.1f;
     }
     a.stage.threshold = t.data(); a.stage.direction = d.data(); a.stage.multiplier = m.data();
-    a.stage.bias = b.data(); a.stage.shift = 16; a.stage.scale = sc.data(); a.stage.fbias = fb.data();
+    a.stage.bias = b.data(); a.stage.shift = shift; a.stage.scale = sc.data(); a.stage.fbias = fb.data();
     const size_t bytes = g.n * g.oh * g.ow * conv8_out_per_pixel(g, a.stage.kind) *
                          output_elem_size(a.stage.kind);
     std::vector<char> y1(bytes), y2(bytes, 0x55);
