@@ -23,6 +23,7 @@
 #include <array>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 #include <cstring>
 #include <new>
 
@@ -49,11 +50,13 @@ struct VnniCtx {
   int64_t cout = 0;
 };
 
-// P pixels x NB channel vectors of channels [c0, c0 + NB * L): y (corrected) to
+// P pixels (receptive fields from px[p], their top-left taps in the padded image; consecutive
+// output pixels, possibly of several rows) x NB channel vectors of channels [c0, c0 + NB * L):
+// y (corrected) to
 // out[p * ld + b * L + lane] (int32), or with F the fused int8 stage to out[p * c.cout + c0 + ...]
 // (int8; lanes past cout not written).
 template <class V, int P, int NB, bool F>
-__attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, const int8_t* wp,
+__attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* const* px, const int8_t* wp,
                                          int64_t c0, void* out, int64_t ld) {
   typename V::reg s[P][NB];
 #pragma GCC unroll 16
@@ -63,7 +66,7 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
   for (int i = 0; i < c.kh; ++i) {
     const uint8_t* rp[P];
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) rp[p] = px0 + i * c.row_stride + p * c.ps;
+    for (int p = 0; p < P; ++p) rp[p] = px[p] + i * c.row_stride;
     const int8_t* wi = wp + i * c.s4 * 4 * V::L;
 #pragma GCC unroll 1
     for (int64_t t = 0; t < c.s4; ++t) {
@@ -104,7 +107,7 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* px0, c
 }
 
 template <class V>
-using VnniFn = void (*)(const VnniCtx&, const uint8_t*, const int8_t*, int64_t, void*, int64_t);
+using VnniFn = void (*)(const VnniCtx&, const uint8_t* const*, const int8_t*, int64_t, void*, int64_t);
 
 // Tile functions for NB vectors and P = 1 .. V::pmax(NB) pixels: table[P - 1].
 template <class V, int NB, bool F, int... I>
@@ -248,20 +251,21 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   }
   c.corr = pw.corr.data();
   const typename V::Int8Stage wide(wide_int8 ? &a.stage : nullptr, g.cout);
-  // A 1x1 stride-1 conv without padding reads and writes whole rows contiguously: `fold`
-  // consecutive output rows are then run as one row of ow * fold pixels, so that short rows (7 or
-  // 14 pixels) still fill the tiles (P accumulator chains per weight vector hide vpdpbusd's
-  // latency only when P is near pmax).
+  // Work items are chunks of `fold` consecutive output rows, their pixels tiled as one run (a
+  // tile's pixels may lie on different rows: each has its own receptive-field pointer), so that
+  // short rows (7 or 14 pixels) still fill the tiles: P accumulator chains per weight vector hide
+  // vpdpbusd's latency only when P is near pmax. fold: the smallest divisor of the row count
+  // giving >= 24 pixels (4 tiles), at most 128, leaving a chunk for each thread. A thread gets
+  // at least ~0.5M multiply-adds (a few microseconds), so the small convs of a network's tail run
+  // without a fork/join.
+  const int th = threads_for(g.n * g.oh * g.ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
   int64_t fold = 1;
-  if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && hp == g.h && wpd == g.w) {
-    // the smallest divisor of the row count giving >= 24 pixels (4 tiles), at most 128
-    for (int64_t f = 1; f <= g.n * g.oh && g.ow * f <= 128; ++f) {
-      if ((g.n * g.oh) % f) continue;
-      fold = f;
-      if (g.ow * f >= 24) break;
-    }
+  for (int64_t f = 1; f <= g.n * g.oh / th && g.ow * f <= 128; ++f) {
+    if ((g.n * g.oh) % f) continue;
+    fold = f;
+    if (g.ow * f >= 24) break;
   }
-  const int64_t ow = g.ow * fold;  // pixels per (folded) row
+  const int64_t ow = g.ow * fold;  // pixels per chunk
   // Channel groups of NBMAX blocks (the last one may have fewer), each with its row tiles.
   const int64_t ngroups = (cbn + V::NBMAX - 1) / V::NBMAX;
   const int nbfull = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn));
@@ -269,18 +273,19 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   int tiles_full[128], tiles_tail[128];
   const int nt_full = balanced_tiles(ow, V::pmax(nbfull), tiles_full, 128);
   const int nt_tail = balanced_tiles(ow, V::pmax(nbtail), tiles_tail, 128);
-  // Work items are output rows; a thread gets at least ~0.5M multiply-adds (a few microseconds),
-  // so the small convs of a network's tail run without a fork/join.
-  const int64_t rows = g.n * g.oh / fold;
-  const int th = threads_for(rows * ow * g.cout * g.kh * seg, int64_t{1} << 19, threads);
+  const int64_t rows = g.n * g.oh / fold;  // chunks
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
     Scratch<int32_t> rowbuf;
     if (!fused) rowbuf.assign(static_cast<size_t>(ow * ld), 0);
     int32_t* rb = fused ? nullptr : &rowbuf[0];
     int8_t* const y8 = static_cast<int8_t*>(a.y);
+    std::vector<const uint8_t*> px(static_cast<size_t>(ow));
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r * fold / g.oh, oy = r * fold % g.oh;
-      const uint8_t* row = img + (n * hp + oy * g.sh) * row_stride;
+      for (int64_t j = 0; j < fold; ++j) {  // the chunk's receptive fields
+        const int64_t rr = r * fold + j, n = rr / g.oh, oy = rr % g.oh;
+        const uint8_t* const row = img + (n * hp + oy * g.sh) * row_stride;
+        for (int64_t ox = 0; ox < g.ow; ++ox) px[j * g.ow + ox] = row + ox * c.ps;
+      }
       for (int64_t gi = 0; gi < ngroups; ++gi) {
         const int64_t b0 = gi * V::NBMAX;
         const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
@@ -292,10 +297,10 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
         for (int k = 0; nt ? k < nt : ox < ow; ++k) {
           const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, ow - ox));
           if (fused)
-            VnniTables<V, true>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L,
+            VnniTables<V, true>::get(nb, np)(c, &px[ox], wg, b0 * L,
                                              y8 + (r * ow + ox) * g.cout, 0);
           else
-            VnniTables<V, false>::get(nb, np)(c, row + ox * c.ps, wg, b0 * L, rb + ox * ld + b0 * L, ld);
+            VnniTables<V, false>::get(nb, np)(c, &px[ox], wg, b0 * L, rb + ox * ld + b0 * L, ld);
           ox += np;
         }
       }
