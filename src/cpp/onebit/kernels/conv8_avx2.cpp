@@ -225,13 +225,7 @@ __attribute__((noinline)) void tile(const TileCtx& c, const int16_t* px0, const 
       const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
       const __m128i q = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
       int8_t* d = static_cast<int8_t*>(out) + p * c.out_px + c0;
-      if (valid >= 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
-      } else {
-        alignas(16) int8_t tmp[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
-        std::memcpy(d, tmp, static_cast<size_t>(valid));
-      }
+      store_bytes16(d, q, valid);
     }
   }
 }

@@ -6,17 +6,6 @@ namespace onebit::kernels {
 
 namespace {
 
-// The first min(valid, 16) bytes of q to d.
-inline void store16(int8_t* d, __m128i q, int64_t valid) {
-  if (valid >= 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
-    std::memcpy(d, tmp, static_cast<size_t>(valid));
-  }
-}
-
 // The exact int8 stage q = clamp((y*M + B + 2^(S-1)) >> S, -127, 127) in int64 lanes, 16
 // channels per step: vpmuldq of the even and the odd int32 lanes (|y*M| <= 2^62), + B + 2^(S-1)
 // (|.| < 2^32), vpsraq, clamp, the odd results blended back into the odd int32 lanes; nothing
@@ -51,7 +40,7 @@ class Int8Stage512 {
         e = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(e, sh), lo), hi);
         d = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(d, sh), lo), hi);
         const __m128i q = _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(0xAAAA, e, _mm512_slli_epi64(d, 32)));
-        store16(o + c, q, cout_ - c);
+        store_bytes16(o + c, q, cout_ - c);
       }
     }
     return true;
@@ -90,7 +79,7 @@ struct V512 {
     const reg v = _mm512_sra_epi32(_mm512_add_epi32(_mm512_mullo_epi32(y, m), b), sh);
     return _mm512_max_epi32(v, _mm512_set1_epi32(-127));  // store_q8 saturates at 127
   }
-  static void store_q8(int8_t* d, reg v, int64_t valid) { store16(d, _mm512_cvtsepi32_epi8(v), valid); }
+  static void store_q8(int8_t* d, reg v, int64_t valid) { store_bytes16(d, _mm512_cvtsepi32_epi8(v), valid); }
 };
 
 }  // namespace

@@ -46,13 +46,10 @@ struct V256 {
   static void store_q8(int8_t* d, reg v, int64_t valid) {
     const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     const __m128i q = _mm_packs_epi16(p16, p16);
-    if (valid >= 8) {
+    if (valid >= 8)
       _mm_storel_epi64(reinterpret_cast<__m128i*>(d), q);
-    } else {
-      alignas(16) int8_t tmp[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
-      std::memcpy(d, tmp, static_cast<size_t>(valid));
-    }
+    else
+      store_bytes16(d, q, valid);
   }
 };
 

@@ -20,6 +20,17 @@
 namespace onebit::kernels {
 namespace {
 
+// The first min(n, 16) bytes of q to d.
+inline void store_bytes16(int8_t* d, __m128i q, int64_t n) {
+  if (n >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), q);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q);
+    std::memcpy(d, tmp, static_cast<size_t>(n));
+  }
+}
+
 // Per-call parameters widened / padded for vector loads (channel count rounded up to 64).
 struct StagePrep {
   // bits: d (+-1, 1 for padding channels) and u = clamp(d*t, -K, K+1) - 1: bit = NOT(d*y > u)
