@@ -724,14 +724,26 @@ def t_robustness(path: str) -> str:
     pby = {r["flips"]: r for r in prog["rows"]} if prog else {}
     flips = sorted(set(rnd["flips"]) | set(pby))
     trials = max(len(r.get("trials", [])) for r in rnd["rows"])
+    twin_r, twin_p = rnd.get("twin"), (prog or {}).get("twin")
+    tby = {r["flips"]: r for r in twin_r["rows"]} if twin_r else {}
+    tpby = {r["flips"]: r for r in twin_p["rows"]} if twin_p else {}
+    flips = sorted(set(flips) | set(tby) | set(tpby))
     head = ["flips"] + [f"random {k} ({rnd['sites'][k]['bits']:,} bits)" for k in kinds]
+    if twin_r:
+        head.append(f"random int8 twin ({twin_r['sites']['int8']['bits']:,} bits)")
     if prog:
         head.append("progressive binary")
+    if twin_p:
+        head.append("progressive int8 twin")
     rows = []
     for n in flips:
         row = [f"{n:,}"] + [_flip_cell(by.get((k, n))) for k in kinds]
+        if twin_r:
+            row.append(_flip_cell(tby.get(n)))
         if prog:
             row.append(_flip_cell(pby.get(n)))
+        if twin_p:
+            row.append(_flip_cell(tpby.get(n)))
         rows.append(row)
     tr = rec["training"]
     width = f" width {tr['width']}," if "width" in tr else ""
@@ -739,6 +751,13 @@ def t_robustness(path: str) -> str:
              f"{100 * rnd['clean_accuracy']:.2f}% on {rnd['images']:,} test images with no flip; random: mean "
              f"(min-max) of {trials} seeded trials (seed {rnd['seed']}); a blank cell: more flips than bits, or "
              f"not run."]
+    if twin_r:
+        tt = rec["twin_training"]
+        notes.append(f"int8 twin: the float twin ({tt['epochs']} epoch(s), the same recipe; PyTorch accuracy "
+                     f"{100 * twin_r['float_accuracy']:.2f}% on the same images) with every conv and dense weight "
+                     f"quantized to int8 per output channel: {100 * twin_r['clean_accuracy']:.2f}% with no flip; "
+                     f"all its int8 weight bits are flipped (the same counts, seeds and attack batch), evaluated "
+                     f"in PyTorch.")
     m = dict(rec["machine"])
     prov = {"cpu": m.get("cpu"), "cores": m.get("cores"), "commit": m.get("commit"),
             "threads": rec.get("torch_threads"), "loadavg": [rec["load_avg_before"], rec["load_avg_after"]]}

@@ -44,53 +44,93 @@ def _loss(model, x, y) -> float:
     return float(F.cross_entropy(model(x), y))
 
 
+class BinaryWeights:
+    """What the search flips in a BNN: one binary weight ``b = sign(w)`` per flip, by negating
+    its latent weight. A candidate is a flat index into the layer's weight.
+
+    Every flip target offers ``kind``, ``layers`` (name, module with a ``weight`` parameter whose
+    gradient the search computes), ``propose`` (the not yet flipped candidate of one layer with
+    the largest first-order loss increase, or None), ``flip`` (its own inverse), ``describe``."""
+
+    kind = "binary"
+
+    def __init__(self, model: torch.nn.Module):
+        self.layers = binary_layers(model)
+        if not self.layers:
+            raise RobustnessError("the model has no binary layers: nothing for the bit search to flip")
+        self.done = {name: torch.zeros(m.weight.numel(), dtype=torch.bool) for name, m in self.layers}
+
+    def propose(self, name: str, m: torch.nn.Module):
+        w = m.weight.detach().reshape(-1)
+        g = m.weight.grad
+        if g is None:
+            return None
+        b = torch.where(w >= 0, 1.0, -1.0)
+        gain = (g.detach().reshape(-1) * (-2.0 * b)).clone()
+        excluded = self.done[name] | (w == 0)
+        if m.weight_mask is not None:
+            excluded |= m.weight_mask.detach().reshape(-1) == 0
+        gain[excluded] = -torch.inf
+        idx = int(torch.argmax(gain))
+        return idx if torch.isfinite(gain[idx]) else None
+
+    def flip(self, name: str, m: torch.nn.Module, idx: int) -> None:
+        _negate(m, idx)
+
+    def mark(self, name: str, idx: int) -> None:
+        self.done[name][idx] = True
+
+    def describe(self, name: str, m: torch.nn.Module, idx: int) -> dict:
+        return {"layer": name, "index": idx,
+                "position": [int(v) for v in np.unravel_index(idx, tuple(m.weight.shape))]}
+
+
 def search(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_flips: int,
-           progress=None) -> list[dict]:
+           progress=None, target=None) -> list[dict]:
     """``n_flips`` steps of the progressive bit search; ``model`` is modified in place.
 
-    Returns one record per flip: ``layer``, ``index`` (flat index into the layer's weight),
-    ``position`` (the weight index tuple) and ``loss`` (on the attack batch after the flip)."""
-    layers = binary_layers(model)
-    if not layers:
-        raise RobustnessError("the model has no binary layers: nothing for the bit search to flip")
+    ``target`` says which bits are flipped (default :class:`BinaryWeights` of ``model``; the
+    int8 weights of a quantized float model: :class:`onebit.robustness.int8_twin.Int8Weights`).
+    Returns one record per flip: the target's description of the flipped bit (binary: ``layer``,
+    ``index``, the flat index into the layer's weight, ``position``, the weight index tuple) and
+    ``loss`` (on the attack batch after the flip)."""
+    target = BinaryWeights(model) if target is None else target
     model.eval()
-    done = {name: torch.zeros(m.weight.numel(), dtype=torch.bool) for name, m in layers}
     record = []
     for step in range(n_flips):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         best = None
-        for name, m in layers:
-            w = m.weight.detach().reshape(-1)
-            g = m.weight.grad
-            if g is None:
+        for name, m in target.layers:
+            cand = target.propose(name, m)
+            if cand is None:
                 continue
-            b = torch.where(w >= 0, 1.0, -1.0)
-            gain = (g.detach().reshape(-1) * (-2.0 * b)).clone()
-            excluded = done[name] | (w == 0)
-            if m.weight_mask is not None:
-                excluded |= m.weight_mask.detach().reshape(-1) == 0
-            gain[excluded] = -torch.inf
-            idx = int(torch.argmax(gain))
-            if not torch.isfinite(gain[idx]):
-                continue
-            _negate(m, idx)
+            target.flip(name, m, cand)
             loss = _loss(model, x, y)
-            _negate(m, idx)
-            if best is None or loss > best[2]:
-                best = (name, idx, loss)
+            target.flip(name, m, cand)
+            if best is None or loss > best[3]:
+                best = (name, m, cand, loss)
         if best is None:
-            raise RobustnessError(f"no binary weight left to flip after {step} flips")
-        name, idx, loss = best
-        _negate(dict(layers)[name], idx)
-        done[name][idx] = True
-        shape = tuple(dict(layers)[name].weight.shape)
-        record.append({"layer": name, "index": idx, "position": [int(v) for v in np.unravel_index(idx, shape)],
-                       "loss": loss})
+            raise RobustnessError(f"no {target.kind} bit left to flip after {step} flips")
+        name, m, cand, loss = best
+        target.flip(name, m, cand)
+        target.mark(name, cand)
+        record.append({**target.describe(name, m, cand), "loss": loss})
         if progress is not None:
             progress(1)
     model.zero_grad(set_to_none=True)
     return record
+
+
+def attack_batch(dataset: str, n: int, seed: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attacker's batch: ``n`` training images of a seeded draw (sorted), normalized."""
+    from onebit.data import load, normalize
+
+    images, labels = load(dataset, "train", size=size) if size else load(dataset, "train")
+    pick = np.sort(np.random.default_rng(seed).choice(len(labels), size=min(n, len(labels)), replace=False))
+    x = torch.from_numpy(normalize(np.asarray(images[pick]), dataset, size))
+    y = torch.from_numpy(np.asarray(labels[pick], dtype=np.int64))
+    return x, y
 
 
 def apply(model: torch.nn.Module, flips: list[dict]) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Table rows and the accuracy-vs-flips plot of a robustness record."""
+"""Table rows and the accuracy-vs-flips plots of a robustness record (and its int8 twin's)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +14,38 @@ def table_rows(record: dict) -> list[dict]:
     return rows
 
 
+def _curves(ax, record: dict, label: str = "", **style) -> None:
+    """One line per kind of ``record`` (range of trials shaded)."""
+    clean = 100 * record["clean_accuracy"]
+    for kind in dict.fromkeys(r["kind"] for r in record["rows"]):
+        rows = [r for r in record["rows"] if r["kind"] == kind]
+        xs = [0] + [r["flips"] for r in rows]
+        line, = ax.plot(xs, [clean] + [100 * r["accuracy"] for r in rows], marker="o", ms=3,
+                        label=f"{label}{kind} ({record['sites'][kind]['bits']:,} bits)", **style)
+        ax.fill_between(xs, [clean] + [100 * r["min"] for r in rows], [clean] + [100 * r["max"] for r in rows],
+                        alpha=0.2, color=line.get_color())
+
+
+def _panel(ax, record: dict, title: str) -> None:
+    _curves(ax, record, "BNN " if "twin" in record else "")
+    if "twin" in record:
+        _curves(ax, record["twin"], "int8 twin ", color="black", ls="--")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("bits flipped")
+    ax.set_ylabel(f"{record['dataset']} test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def plot(record: dict, path) -> Path:
-    """Accuracy (%) vs number of flips, one line per kind (range of trials shaded)."""
+    """Accuracy (%) vs number of flips, one line per kind; with the int8 twin's line if the
+    record has one (``record["twin"]``)."""
+    return plot_panels([record], path, [f"{Path(record['model']).name}: {record['mode']} bit flips"])
+
+
+def plot_panels(records: list[dict], path, titles: list[str]) -> Path:
+    """:func:`plot` of several records (e.g. random and progressive), side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,21 +53,9 @@ def plot(record: dict, path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    clean = 100 * record["clean_accuracy"]
-    for kind in dict.fromkeys(r["kind"] for r in record["rows"]):
-        rows = [r for r in record["rows"] if r["kind"] == kind]
-        xs = [0] + [r["flips"] for r in rows]
-        ax.plot(xs, [clean] + [100 * r["accuracy"] for r in rows], marker="o", ms=3,
-                label=f"{kind} ({record['sites'][kind]['bits']} bits)")
-        ax.fill_between(xs, [clean] + [100 * r["min"] for r in rows], [clean] + [100 * r["max"] for r in rows],
-                        alpha=0.2)
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("bits flipped")
-    ax.set_ylabel(f"{record['dataset']} test accuracy (%), engine")
-    ax.set_title(f"{Path(record['model']).name}: {record['mode']} bit flips")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(records), figsize=(6 * len(records), 4), dpi=120, squeeze=False)
+    for ax, rec, title in zip(axes[0], records, titles):
+        _panel(ax, rec, title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

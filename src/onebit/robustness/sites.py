@@ -89,6 +89,14 @@ def _channel_bits(shape: tuple, cin: int) -> np.ndarray:
     return valid
 
 
+def int8_bits(weights: np.ndarray) -> np.ndarray:
+    """The flippable bits of int8 weights (two's complement, bit ``8 * i + b`` of weight ``i``):
+    every bit but those whose flip gives -128, outside the symmetric grid [-127, 127]."""
+    w = np.ascontiguousarray(weights, dtype=np.int8).reshape(-1).view(np.uint8)
+    flipped = w[:, None] ^ (np.uint8(1) << np.arange(8, dtype=np.uint8))[None, :]
+    return np.flatnonzero(flipped != 0x80)
+
+
 def find_sites(data: bytes, kind: str, model: fmt.ModelFile | None = None) -> Sites:
     """Every flippable bit of ``kind`` in the model file ``data`` (validated first)."""
     if kind not in KINDS:
@@ -115,9 +123,7 @@ def find_sites(data: bytes, kind: str, model: fmt.ModelFile | None = None) -> Si
             bits = np.arange(32 * model.tensors[name].size, dtype=np.int64)
         elif kind == "int8" and op.type in ("conv2d_u8", "conv2d_i8"):
             name, role = op.tensors["weight"], "weight"
-            w = model.tensors[name].reshape(-1).view(np.uint8)
-            flipped = w[:, None] ^ (np.uint8(1) << np.arange(8, dtype=np.uint8))[None, :]
-            bits = np.flatnonzero(flipped != 0x80)  # never onto -128
+            bits = int8_bits(model.tensors[name])
         else:
             continue
         out.append(TensorSites(op.name, name, role, entries[name][2], bits.astype(np.int64)))
@@ -136,12 +142,29 @@ def draw(sites: Sites, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(sites.count, size=n, replace=False)
 
 
+def random_order(sites: Sites, n: int, seed: int, trial: int, stream: int = 0) -> np.ndarray:
+    """The site order of one random trial: distinct sites, uniform, seeded by ``(seed, trial,
+    stream)``; int8 draws 64 spare sites for the flips :func:`flip_bits` has to skip."""
+    check_count(sites, n)
+    rng = np.random.default_rng([seed, trial, stream])
+    extra = 64 if sites.kind == "int8" else 0
+    return rng.choice(sites.count, size=min(sites.count, n + extra), replace=False)
+
+
 def apply_flips(data: bytes, sites: Sites, order: np.ndarray, n: int) -> tuple[bytes, dict]:
+    """Flip the first ``n`` valid sites of ``order`` (site numbers) in a copy of the model file
+    ``data`` (:func:`flip_bits`); the result is read back through the loader's checks."""
+    out, info = flip_bits(data, sites, order, n)
+    fmt.loads(out)  # every flipped model goes through the loader's checks
+    return out, info
+
+
+def flip_bits(data: bytes, sites: Sites, order: np.ndarray, n: int) -> tuple[bytes, dict]:
     """Flip the first ``n`` valid sites of ``order`` (site numbers) in a copy of ``data``.
 
-    Returns the new bytes (checked by the loader) and ``{"flipped", "redrawn"}``; ``redrawn``
-    counts int8 sites skipped because, after an earlier flip in the same weight, they would
-    give -128. Raises RobustnessError when ``order`` runs out first."""
+    Returns the new bytes and ``{"flipped", "redrawn"}``; ``redrawn`` counts int8 sites
+    skipped because, after an earlier flip in the same weight, they would give -128. Raises
+    RobustnessError when ``order`` runs out first."""
     check_count(sites, n)
     buf = bytearray(data)
     done, skipped = 0, 0
@@ -158,9 +181,7 @@ def apply_flips(data: bytes, sites: Sites, order: np.ndarray, n: int) -> tuple[b
         done += 1
     if done < n:
         raise RobustnessError(f"only {done} of {n} {sites.kind} flips could be placed")
-    out = bytes(buf)
-    fmt.loads(out)  # every flipped model goes through the loader's checks
-    return out, {"flipped": done, "redrawn": skipped}
+    return bytes(buf), {"flipped": done, "redrawn": skipped}
 
 
 def diff_bits(a: bytes, b: bytes, sites: Sites) -> list[tuple[int, int]]:

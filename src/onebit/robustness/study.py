@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from onebit.robustness.sites import KINDS, RobustnessError, apply_flips, check_count, find_sites
+from onebit.robustness.sites import KINDS, RobustnessError, apply_flips, check_count, find_sites, random_order
 
 MODES = ("random", "progressive")
 
@@ -50,17 +50,22 @@ def parse_flips(text) -> list[int]:
     return sorted(set(out))
 
 
-def _test_data(dataset: str, model, limit: int | None):
+def test_split(dataset: str, limit: int | None, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` (default all) test images (uint8 NHWC) and labels of ``dataset``."""
     from onebit.data import load
 
-    shape = tuple(model.input_spec["shape"])
-    size = shape[0] if dataset == "imagenette" else None
     images, labels = load(dataset, "test", size=size) if size else load(dataset, "test")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    return np.asarray(images), np.asarray(labels)
+
+
+def _test_data(dataset: str, model, limit: int | None):
+    shape = tuple(model.input_spec["shape"])
+    images, labels = test_split(dataset, limit, shape[0] if dataset == "imagenette" else None)
     if tuple(images.shape[1:]) != shape:
         raise RobustnessError(f"{dataset} images are {tuple(images.shape[1:])}, the model expects {shape} (NHWC)")
-    return np.asarray(images), np.asarray(labels)
+    return images, labels
 
 
 def _accuracy(data: bytes, images, labels, threads, isa) -> float:
@@ -116,9 +121,7 @@ def study(model_path, dataset: str, flips, mode: str = "random", kinds=("binary"
             accs = {n: [] for n in flips}
             redrawn = {n: [] for n in flips}
             for t in range(trials):
-                rng = np.random.default_rng([seed, t, ki])
-                extra = 64 if k == "int8" else 0
-                order = rng.choice(s.count, size=min(s.count, flips[-1] + extra), replace=False)
+                order = random_order(s, flips[-1], seed, t, ki)
                 for n in flips:
                     flipped, info = apply_flips(data, s, order, n)
                     accs[n].append(_accuracy(flipped, images, labels, threads, isa))
@@ -147,7 +150,6 @@ def _progressive(data, model, sites, dataset, flips, seed, checkpoint, attack_ba
     import torch
 
     from onebit.convert.export import to_bytes
-    from onebit.data import load, normalize
     from onebit.prune.checkpoint import load_checkpoint
     from onebit.robustness import progressive as pbs
 
@@ -161,11 +163,7 @@ def _progressive(data, model, sites, dataset, flips, seed, checkpoint, attack_ba
     if sites.count == 0:
         raise RobustnessError("the model has no binary bits to flip")
     size = tuple(model.input_spec["shape"])[0] if dataset == "imagenette" else None
-    tr_images, tr_labels = load(dataset, "train", size=size) if size else load(dataset, "train")
-    pick = np.sort(np.random.default_rng(seed).choice(len(tr_labels), size=min(attack_batch, len(tr_labels)),
-                                                       replace=False))
-    x = torch.from_numpy(normalize(np.asarray(tr_images[pick]), dataset, size))
-    y = torch.from_numpy(np.asarray(tr_labels[pick], dtype=np.int64))
+    x, y = pbs.attack_batch(dataset, attack_batch, seed, size)
     searched = pbs.search(net, x, y, flips[-1], progress=progress)
     # the search modified net in place: rebuild the clean model to apply prefixes of the record
     net, _ = load_checkpoint(checkpoint)
