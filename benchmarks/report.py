@@ -758,10 +758,12 @@ def t_robustness(path: str) -> str:
                      f"quantized to int8 per output channel: {100 * twin_r['clean_accuracy']:.2f}% with no flip; "
                      f"all its int8 weight bits are flipped (the same counts, seeds and attack batch), evaluated "
                      f"in PyTorch.")
-    m = dict(rec["machine"])
-    prov = {"cpu": m.get("cpu"), "cores": m.get("cores"), "commit": m.get("commit"),
-            "threads": rec.get("torch_threads"), "loadavg": [rec["load_avg_before"], rec["load_avg_after"]]}
-    return block(table(head, rows) + [""] + notes, [path], [prov])
+    provs = []
+    for run in [rec] + ([rec["twin_run"]] if "twin_run" in rec else []):
+        m = dict(run["machine"])
+        provs.append({"cpu": m.get("cpu"), "cores": m.get("cores"), "commit": m.get("commit"),
+                      "threads": run.get("torch_threads"), "loadavg": [run["load_avg_before"], run["load_avg_after"]]})
+    return block(table(head, rows) + [""] + notes, [path], provs)
 
 
 # ---- CBNN bit-slice input (docs/bitslice.md) ----------------------------------------------------
