@@ -755,9 +755,9 @@ def t_robustness(path: str) -> str:
         tt = rec["twin_training"]
         notes.append(f"int8 twin: the float twin ({tt['epochs']} epoch(s), the same recipe; PyTorch accuracy "
                      f"{100 * twin_r['float_accuracy']:.2f}% on the same images) with every conv and dense weight "
-                     f"quantized to int8 per output channel: {100 * twin_r['clean_accuracy']:.2f}% with no flip; "
-                     f"all its int8 weight bits are flipped (the same counts, seeds and attack batch), evaluated "
-                     f"in PyTorch.")
+                     f"quantized to int8 per output channel: {100 * twin_r['clean_accuracy']:.2f}% with no flip; the "
+                     f"flips fall on any bit of its int8 weights (the same counts, seeds and attack batch as the "
+                     f"BNN's), evaluated in PyTorch.")
     provs = []
     for run in [rec] + ([rec["twin_run"]] if "twin_run" in rec else []):
         m = dict(run["machine"])

@@ -14,22 +14,22 @@ def table_rows(record: dict) -> list[dict]:
     return rows
 
 
-def _curves(ax, record: dict, label: str = "", **style) -> None:
-    """One line per kind of ``record`` (range of trials shaded)."""
+def _curves(ax, record: dict, label: str = "{kind}", **style) -> None:
+    """One line per kind of ``record`` (range of trials shaded), labelled ``label``."""
     clean = 100 * record["clean_accuracy"]
     for kind in dict.fromkeys(r["kind"] for r in record["rows"]):
         rows = [r for r in record["rows"] if r["kind"] == kind]
         xs = [0] + [r["flips"] for r in rows]
         line, = ax.plot(xs, [clean] + [100 * r["accuracy"] for r in rows], marker="o", ms=3,
-                        label=f"{label}{kind} ({record['sites'][kind]['bits']:,} bits)", **style)
+                        label=f"{label.format(kind=kind)} ({record['sites'][kind]['bits']:,} bits)", **style)
         ax.fill_between(xs, [clean] + [100 * r["min"] for r in rows], [clean] + [100 * r["max"] for r in rows],
                         alpha=0.2, color=line.get_color())
 
 
 def _panel(ax, record: dict, title: str) -> None:
-    _curves(ax, record, "BNN " if "twin" in record else "")
+    _curves(ax, record, "BNN {kind}" if "twin" in record else "{kind}")
     if "twin" in record:
-        _curves(ax, record["twin"], "int8 twin ", color="black", ls="--")
+        _curves(ax, record["twin"], "int8 twin, all weights", color="black", ls="--")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("bits flipped")
     ax.set_ylabel(f"{record['dataset']} test accuracy (%)")
