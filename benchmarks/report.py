@@ -757,7 +757,7 @@ def t_robustness(path: str) -> str:
                      f"{100 * twin_r['float_accuracy']:.2f}% on the same images) with every conv and dense weight "
                      f"quantized to int8 per output channel: {100 * twin_r['clean_accuracy']:.2f}% with no flip; the "
                      f"flips fall on any bit of its int8 weights (the same counts, seeds and attack batch as the "
-                     f"BNN's), evaluated in PyTorch.")
+                     f"BNN's; random: {twin_r['trials']} trial(s)), evaluated in PyTorch.")
     provs = []
     for run in [rec] + ([rec["twin_run"]] if "twin_run" in rec else []):
         m = dict(run["machine"])

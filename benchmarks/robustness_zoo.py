@@ -16,7 +16,8 @@ load, training record, the studies) and the plots next to it.
 and attack batch on the same test images (``onebit.robustness.int8_twin``, in PyTorch); one
 more plot, both modes side by side. ``--add-twin``: the twin's studies only, added to the
 existing record ``--out`` (its model, recipe, counts, seeds and test images; the twin's own
-machine, commit and load are recorded under ``twin_run``).
+machine, commit and load are recorded under ``twin_run``; ``--trials`` below the record's
+keeps its first trials: the same draws).
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def add_twin(args, record: dict, work: Path, bnn_checkpoint=None) -> None:
     limit = rnd["images"]
     # the counts of the BNN's binary weights (8 bits per int8 weight: the twin has more bits)
     rnd["twin"] = twin_study(twin_ckpt, args.dataset, rnd["flips"], mode="random", seed=rnd["seed"],
-                             trials=rnd["trials"], limit=limit, threads=args.threads, bnn_checkpoint=bnn_checkpoint)
+                             trials=min(args.trials, rnd["trials"]), limit=limit, threads=args.threads, bnn_checkpoint=bnn_checkpoint)
     prog["twin"] = twin_study(twin_ckpt, args.dataset, prog["flips"], mode="progressive", seed=prog["seed"],
                               attack_batch=prog["search"]["attack_batch"], limit=limit, threads=args.threads,
                               bnn_checkpoint=bnn_checkpoint)

@@ -144,10 +144,11 @@ def draw(sites: Sites, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def random_order(sites: Sites, n: int, seed: int, trial: int, stream: int = 0) -> np.ndarray:
     """The site order of one random trial: distinct sites, uniform, seeded by ``(seed, trial,
-    stream)``; int8 draws 64 spare sites for the flips :func:`flip_bits` has to skip."""
+    stream)``; int8 draws spare sites for the flips :func:`flip_bits` has to skip (64, or 1% of
+    ``n`` beyond 6,400 flips: two flips in one weight grow with ``n^2 / weights``)."""
     check_count(sites, n)
     rng = np.random.default_rng([seed, trial, stream])
-    extra = 64 if sites.kind == "int8" else 0
+    extra = max(64, n // 100) if sites.kind == "int8" else 0
     return rng.choice(sites.count, size=min(sites.count, n + extra), replace=False)
 
 
