@@ -507,16 +507,20 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         const float lo0 = static_cast<float>(op.min), hi0 = static_cast<float>(op.max);
         const float* lo = lt ? lt->as<float>() : &lo0;
         const float* hi = lt ? op.tensor(m.tensors, "upper")->as<float>() : &hi0;
-        const int64_t c = lt ? xv.shape.back() : 1;
         const float* xf = static_cast<const float*>(x);
         float* yf = static_cast<float*>(y);
         const int64_t count = n * xv.elements();
-        for (int64_t k = 0; k < count; ++k) {
-          const int64_t ch = k % c;
-          float v = xf[k];
-          if (!std::isnan(v)) v = v > lo[ch] ? v : lo[ch];
-          if (!std::isnan(v)) v = v < hi[ch] ? v : hi[ch];
-          yf[k] = v;
+        // One comparison per bound (vectorizable): a NaN fails both and is kept.
+        const auto clip = [](float v, float l, float h) {
+          v = !(v <= l) ? v : l;
+          return !(v >= h) ? v : h;
+        };
+        if (!lt) {
+          for (int64_t k = 0; k < count; ++k) yf[k] = clip(xf[k], lo0, hi0);
+        } else {  // pixel by pixel, channel k's bounds
+          const int64_t c = xv.shape.back();
+          for (int64_t p = 0; p < count; p += c)
+            for (int64_t k = 0; k < c; ++k) yf[p + k] = clip(xf[p + k], lo[k], hi[k]);
         }
         break;
       }
