@@ -594,7 +594,8 @@ class _Builder:
         """What follows a float output stage: its activation (``clamp``, from :meth:`_float_clamp`),
         its max pools, and ``post`` = (scale, shift) of a BatchNorm after the pools that did not fold
         into the stage (``affine_f32``) with the activation after that BatchNorm."""
-        self._emit_clamp(p, clamp)
+        if clamp is not None:  # named after its activation, or the BatchNorm folded into its bounds
+            self._emit_clamp(p.acts[0][0] if np.ndim(clamp[0]) == 0 else p.act_bn[0], clamp)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
         if post is None:
@@ -602,7 +603,7 @@ class _Builder:
         self.affine(p.post_name, *post)
         clamp = self._act_clamp(p.post_acts)
         if clamp is not None:
-            self.emit(f"{p.post_acts[0][0]}", "clamp_f32", {"min": clamp[0], "max": clamp[1]}, {}, self.value())
+            self._emit_clamp(p.post_acts[0][0], clamp)
 
     def affine(self, name, scale, shift):
         """A per-channel affine map ``scale[c] * x + shift[c]`` on the current float32 value (a
@@ -639,16 +640,14 @@ class _Builder:
         clamp = self._act_clamp(p.acts)
         return clamp if p.act_bn is None else _act_bn_clamp(p, clamp)
 
-    def _emit_clamp(self, p, clamp):
-        """The ``clamp_f32`` after a float stage: scalar bounds as attributes, per-channel bounds
-        (an activation then a BatchNorm) as the tensors ``lower`` / ``upper``."""
-        if clamp is None:
-            return
+    def _emit_clamp(self, name, clamp):
+        """A ``clamp_f32`` op ``name`` on the current float value: scalar bounds as attributes,
+        per-channel bounds (an activation then a BatchNorm) as the tensors ``lower`` / ``upper``."""
         lo, hi = clamp
         if np.ndim(lo) == 0:
-            self.emit(f"{p.acts[0][0]}", "clamp_f32", {"min": lo, "max": hi}, {}, self.value())
+            self.emit(name, "clamp_f32", {"min": lo, "max": hi}, {}, self.value())
         else:
-            self.emit(f"{p.act_bn[0]}", "clamp_f32", {}, {"lower": lo, "upper": hi}, self.value())
+            self.emit(name, "clamp_f32", {}, {"lower": lo, "upper": hi}, self.value())
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.

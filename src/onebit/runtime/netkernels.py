@@ -302,15 +302,7 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(f"x must be NHWC and weight OHWI (4 dimensions each), got {x.shape} "
                          f"and {weight.shape}")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end, "padding_end")
-    if min(sh, sw) < 1 or min(ph, pw, eh, ew) < 0:
-        raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = output_size(x.shape[1], weight.shape[1], sh, ph, padding_end=eh)
-    ow = output_size(x.shape[2], weight.shape[2], sw, pw, padding_end=ew)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"kernel {weight.shape[1:3]} does not fit the padded input {x.shape[1:3]}")
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _conv_geometry(x, weight.shape[1:3], stride, padding, padding_end)
     kw = _stage_kwargs(output, threshold, direction, multiplier, bias, shift, scale)
     shape, dtype = _stage_out_shape((x.shape[0], oh, ow), weight.shape[0], output)
     out = _out(out, shape, dtype, x, weight)
@@ -319,21 +311,28 @@ def conv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, zero_
     return out
 
 
-def _dw_geometry(x, weight, stride, padding, padding_end):
-    """((sh, sw), (ph, pw), (eh, ew), (oh, ow)) of a depthwise call: x NHWC, weight (KH, KW, C)."""
-    if x.ndim != 4 or weight.ndim != 3:
-        raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
-                         f"{x.shape} and {weight.shape}")
+def _conv_geometry(x, kernel, stride, padding, padding_end):
+    """((sh, sw), (ph, pw), (eh, ew), (oh, ow)) of a convolution of the NHWC ``x`` with a
+    ``kernel`` = (KH, KW) window: ``padding`` before the input, ``padding_end`` after it (default
+    ``padding``), checked."""
     sh, sw = _pair(stride, "stride")
     ph, pw = _pair(padding, "padding")
     eh, ew = (ph, pw) if padding_end is None else _pair(padding_end, "padding_end")
     if min(sh, sw) < 1 or min(ph, pw, eh, ew) < 0:
         raise ValueError("stride must be >= 1 and padding >= 0")
-    oh = output_size(x.shape[1], weight.shape[0], sh, ph, padding_end=eh)
-    ow = output_size(x.shape[2], weight.shape[1], sw, pw, padding_end=ew)
+    oh = output_size(x.shape[1], kernel[0], sh, ph, padding_end=eh)
+    ow = output_size(x.shape[2], kernel[1], sw, pw, padding_end=ew)
     if oh < 1 or ow < 1:
-        raise ValueError(f"kernel {weight.shape[:2]} does not fit the padded input {x.shape[1:3]}")
+        raise ValueError(f"kernel {tuple(kernel)} does not fit the padded input {x.shape[1:3]}")
     return (sh, sw), (ph, pw), (eh, ew), (oh, ow)
+
+
+def _dw_geometry(x, weight, stride, padding, padding_end):
+    """:func:`_conv_geometry` of a depthwise call: x NHWC, weight (KH, KW, C)."""
+    if x.ndim != 4 or weight.ndim != 3:
+        raise ValueError(f"x must be NHWC (4 dimensions) and weight (KH, KW, C) (3 dimensions), got "
+                         f"{x.shape} and {weight.shape}")
+    return _conv_geometry(x, weight.shape[:2], stride, padding, padding_end)
 
 
 def dwconv2d_int8(x: np.ndarray, weight: np.ndarray, *, stride=1, padding=0, output: str = "int32",

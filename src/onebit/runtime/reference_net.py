@@ -149,6 +149,15 @@ def add_float(a, b) -> np.ndarray:
     return (np.asarray(a, np.float32) + np.asarray(b, np.float32)).astype(np.float32)
 
 
+def _geometry(h, wd, kh, kw, stride, padding, padding_end):
+    """((sh, sw), (ph, pw), (eh, ew), (oh, ow)) of a KHxKW convolution of an HxW input:
+    ``padding`` before it, ``padding_end`` after it (default ``padding``)."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
+    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    return (sh, sw), (ph, pw), (eh, ew), (oh, ow)
+
+
 def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", padding_end=None,
                 **stage) -> np.ndarray:
     """int8 conv: the input is padded with its zero point (real 0; ``padding`` before it,
@@ -158,10 +167,8 @@ def conv2d_int8(x, weight, stride=1, padding=0, zero_point=0, output="int32", pa
     w = np.asarray(weight, np.int64)
     n, h, wd, cin = x.shape
     cout, kh, kw, _ = w.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _geometry(h, wd, kh, kw, stride, padding, padding_end)
     zp = np.broadcast_to(np.asarray(zero_point, np.int64), (cin,))
-    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
     xp = np.broadcast_to(zp, (n, h + ph + eh, wd + pw + ew, cin)).copy()
     xp[:, ph:ph + h, pw:pw + wd] = x
     xp -= zp
@@ -179,9 +186,7 @@ def dwconv2d_int8(x, weight, stride=1, padding=0, output="int32", padding_end=No
     w = np.asarray(weight, np.int64)
     n, h, wd, c = x.shape
     kh, kw, _ = w.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
-    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _geometry(h, wd, kh, kw, stride, padding, padding_end)
     xp = np.zeros((n, h + ph + eh, wd + pw + ew, c), np.int64)
     xp[:, ph:ph + h, pw:pw + wd] = x
     y = np.zeros((n, oh, ow, c), np.int64)
@@ -198,9 +203,7 @@ def dwconv2d_float(x, weight, bias, stride=1, padding=0, padding_end=None) -> np
     w = np.asarray(weight, np.float32)
     n, h, wd, c = x.shape
     kh, kw, _ = w.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
-    eh, ew = (ph, pw) if padding_end is None else _pair(padding_end)
-    oh, ow = output_size(h, kh, sh, ph, padding_end=eh), output_size(wd, kw, sw, pw, padding_end=ew)
+    (sh, sw), (ph, pw), (eh, ew), (oh, ow) = _geometry(h, wd, kh, kw, stride, padding, padding_end)
     y = np.zeros((n, oh, ow, c), np.float32)
     for oy in range(oh):
         for ox in range(ow):
