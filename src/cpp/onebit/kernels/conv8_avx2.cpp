@@ -420,39 +420,38 @@ void conv8_avx2(const Conv8Args& a, const Conv8Prepared& p, int threads) {
 }
 
 int64_t mac_loop_avx2(int64_t iters) {
-  // The kernel's inner step: vpmaddwd of a broadcast int16 pair (one per pixel) with int16
-  // weights, vpaddd; 12
-  // independent accumulators (6 pixels x 2 vectors), 16 multiply-adds each, in named variables
-  // with distinct start values (GCC keeps an array of them in memory; equal ones would merge);
-  // the asm keeps the products inside the loop.
-  __m256i w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(-5);
-  __m256i b0 = _mm256_set1_epi16(7), b1 = _mm256_set1_epi16(8), b2 = _mm256_set1_epi16(9),
-          b3 = _mm256_set1_epi16(10), b4 = _mm256_set1_epi16(11), b5 = _mm256_set1_epi16(12);
-  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2),
-          a3 = _mm256_set1_epi32(3), a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5),
-          a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7), a8 = _mm256_set1_epi32(8),
-          a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
-  for (int64_t it = 0; it < iters; ++it) {
-    asm volatile("" : "+x"(w0), "+x"(w1), "+x"(b0), "+x"(b1), "+x"(b2), "+x"(b3), "+x"(b4),
-                 "+x"(b5));
-    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b0, w0));
-    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b0, w1));
-    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(b1, w0));
-    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(b1, w1));
-    a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(b2, w0));
-    a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(b2, w1));
-    a6 = _mm256_add_epi32(a6, _mm256_madd_epi16(b3, w0));
-    a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(b3, w1));
-    a8 = _mm256_add_epi32(a8, _mm256_madd_epi16(b4, w0));
-    a9 = _mm256_add_epi32(a9, _mm256_madd_epi16(b4, w1));
-    a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(b5, w0));
-    a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(b5, w1));
-  }
-  const __m256i s = sum_accumulators([](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); },
-    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
-  volatile int32_t sink = _mm256_extract_epi32(s, 0);
-  (void)sink;
-  return iters * 12 * 16;
+  // The kernel's inner step: vpmaddwd of a broadcast int16 pair with int16 weights, then vpaddd
+  // into one of 6 independent accumulators (ymm9-ymm14; products in ymm3-ymm8), 16 multiply-adds
+  // each; in asm so that everything stays in registers (see mac_loop_avx512).
+  if (iters <= 0) return 0;
+  const __m256i w0 = _mm256_set1_epi16(3), w1 = _mm256_set1_epi16(-5), u = _mm256_set1_epi16(7);
+  int64_t n = iters;
+  asm volatile(
+      "vpxor %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vpxor %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vpxor %%ymm11, %%ymm11, %%ymm11\n\t"
+      "vpxor %%ymm12, %%ymm12, %%ymm12\n\t"
+      "vpxor %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vpxor %%ymm14, %%ymm14, %%ymm14\n\t"
+      "1:\n\t"
+      "vpmaddwd %[w0], %[u], %%ymm3\n\t"
+      "vpmaddwd %[w1], %[u], %%ymm4\n\t"
+      "vpmaddwd %[w0], %[u], %%ymm5\n\t"
+      "vpmaddwd %[w1], %[u], %%ymm6\n\t"
+      "vpmaddwd %[w0], %[u], %%ymm7\n\t"
+      "vpmaddwd %[w1], %[u], %%ymm8\n\t"
+      "vpaddd %%ymm3, %%ymm9, %%ymm9\n\t"
+      "vpaddd %%ymm4, %%ymm10, %%ymm10\n\t"
+      "vpaddd %%ymm5, %%ymm11, %%ymm11\n\t"
+      "vpaddd %%ymm6, %%ymm12, %%ymm12\n\t"
+      "vpaddd %%ymm7, %%ymm13, %%ymm13\n\t"
+      "vpaddd %%ymm8, %%ymm14, %%ymm14\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      : [n] "+r"(n)
+      : [u] "x"(u), [w0] "x"(w0), [w1] "x"(w1)
+      : "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "cc");
+  return iters * 6 * 16;
 }
 
 }  // namespace onebit::kernels

@@ -60,33 +60,43 @@ void conv8_avxvnni(const Conv8Args& a, const Conv8Prepared& p, int threads) {
 }
 
 int64_t mac_loop_avxvnni(int64_t iters) {
-  // The kernel's inner step: vpdpbusd ymm; 12 independent accumulators (6 pixels x 2 vectors),
-  // 32 multiply-adds each, in named variables with distinct
-  // start values (GCC keeps an array of them in memory; equal ones would merge).
-  __m256i w0 = _mm256_set1_epi8(3), w1 = _mm256_set1_epi8(-5), u = _mm256_set1_epi8(7);
-  __m256i a0 = _mm256_set1_epi32(0), a1 = _mm256_set1_epi32(1), a2 = _mm256_set1_epi32(2),
-          a3 = _mm256_set1_epi32(3), a4 = _mm256_set1_epi32(4), a5 = _mm256_set1_epi32(5),
-          a6 = _mm256_set1_epi32(6), a7 = _mm256_set1_epi32(7), a8 = _mm256_set1_epi32(8),
-          a9 = _mm256_set1_epi32(9), a10 = _mm256_set1_epi32(10), a11 = _mm256_set1_epi32(11);
-  for (int64_t it = 0; it < iters; ++it) {
-    asm volatile("" : "+x"(w0), "+x"(w1), "+x"(u));
-    a0 = _mm256_dpbusd_avx_epi32(a0, u, w0);
-    a1 = _mm256_dpbusd_avx_epi32(a1, u, w1);
-    a2 = _mm256_dpbusd_avx_epi32(a2, u, w0);
-    a3 = _mm256_dpbusd_avx_epi32(a3, u, w1);
-    a4 = _mm256_dpbusd_avx_epi32(a4, u, w0);
-    a5 = _mm256_dpbusd_avx_epi32(a5, u, w1);
-    a6 = _mm256_dpbusd_avx_epi32(a6, u, w0);
-    a7 = _mm256_dpbusd_avx_epi32(a7, u, w1);
-    a8 = _mm256_dpbusd_avx_epi32(a8, u, w0);
-    a9 = _mm256_dpbusd_avx_epi32(a9, u, w1);
-    a10 = _mm256_dpbusd_avx_epi32(a10, u, w0);
-    a11 = _mm256_dpbusd_avx_epi32(a11, u, w1);
-  }
-  const __m256i s = sum_accumulators([](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); },
-    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11);
-  volatile int32_t sink = _mm256_extract_epi32(s, 0);
-  (void)sink;
+  // The kernel's inner step: vpdpbusd ymm, on 12 independent accumulators (ymm4-ymm15; 6 pixels
+  // x 2 vectors), 32 multiply-adds each; in asm so that they stay in registers (see
+  // mac_loop_avx512).
+  if (iters <= 0) return 0;
+  const __m256i w0 = _mm256_set1_epi8(3), w1 = _mm256_set1_epi8(-5), u = _mm256_set1_epi8(7);
+  int64_t n = iters;
+  asm volatile(
+      "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vpxor %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vpxor %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vpxor %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vpxor %%ymm8, %%ymm8, %%ymm8\n\t"
+      "vpxor %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vpxor %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vpxor %%ymm11, %%ymm11, %%ymm11\n\t"
+      "vpxor %%ymm12, %%ymm12, %%ymm12\n\t"
+      "vpxor %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vpxor %%ymm14, %%ymm14, %%ymm14\n\t"
+      "vpxor %%ymm15, %%ymm15, %%ymm15\n\t"
+      "1:\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm4\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm5\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm6\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm7\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm8\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm9\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm10\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm11\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm12\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm13\n\t"
+      "%{vex%} vpdpbusd %[w0], %[u], %%ymm14\n\t"
+      "%{vex%} vpdpbusd %[w1], %[u], %%ymm15\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      : [n] "+r"(n)
+      : [u] "x"(u), [w0] "x"(w0), [w1] "x"(w1)
+      : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
   return iters * 12 * 32;
 }
 

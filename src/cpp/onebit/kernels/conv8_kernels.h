@@ -29,12 +29,4 @@ int64_t mac_loop_avxvnni(int64_t iters);
 int64_t mac_loop_avx512(int64_t iters);
 #endif
 
-// The end of the SIMD mac_loop_* timing loops: the accumulators summed in order with `add` (the
-// ISA's int32 lane add), so that every accumulator's chain stays live.
-template <class V, class Add, class... Rest>
-inline V sum_accumulators(Add add, V s, Rest... rest) {
-  ((s = add(s, rest)), ...);
-  return s;
-}
-
 }  // namespace onebit::kernels

@@ -84,16 +84,22 @@ __attribute__((noinline)) void vnni_tile(const VnniCtx& c, const uint8_t* const*
   if constexpr (F) {
     // pixel by pixel: the per-channel vectors are reloaded (L1) rather than held beside the
     // accumulators, which leaves AVX-VNNI's 16 registers enough
+    // (the context's fields are read once into locals: the int8 stores may alias anything, so
+    // the compiler would reload every pointer from `c` after each store)
     const __m128i sh = _mm_cvtsi32_si128(c.shift);
+    const int32_t *const corr = c.corr + c0, *const lo = c.lo + c0, *const hi = c.hi + c0,
+                  *const m = c.m + c0, *const bias = c.b + c0;
+    const int64_t cout = c.cout, valid = c.cout - c0;
+    int8_t* const o = static_cast<int8_t*>(out) + c0;
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
       for (int b = 0; b < NB; ++b) {
-        const int64_t ch = c0 + b * V::L;
-        V::store_q8(static_cast<int8_t*>(out) + p * c.cout + ch,
-                    V::requant(V::sub(s[p][b], V::load32(c.corr + ch)), V::load32(c.lo + ch),
-                               V::load32(c.hi + ch), V::load32(c.m + ch), V::load32(c.b + ch), sh),
-                    c.cout - ch);
+        const int64_t k = b * V::L;
+        V::store_q8(o + p * cout + k,
+                    V::requant(V::sub(s[p][b], V::load32(corr + k)), V::load32(lo + k),
+                               V::load32(hi + k), V::load32(m + k), V::load32(bias + k), sh),
+                    valid - k);
       }
   } else {
 #pragma GCC unroll 4
