@@ -110,8 +110,18 @@ def layer_walk(sess, u8: np.ndarray, ref_layers: dict, graph: dict, depart: floa
     order; the first value whose relative difference exceeds ``depart`` (or whose signs differ)."""
     eng = sess.run_values(u8)
     rows, first = [], None
+    readers = {}
+    for op in sess.model.ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op)
     for op in sess.model.ops:
         v = sess.model.values[op.output]
+        rd = readers.get(op.output, [])
+        if len(rd) == 1 and rd[0].type == "clamp_f32" and "lower" in rd[0].tensors:
+            # a per-channel clamp is an activation followed by a BatchNorm, whose scale and shift
+            # the producer's output stage applies first: its output is BN(x) before the
+            # activation, which Larq never computes (its next layer is the activation of x)
+            continue
         got = _real(sess, op.output, eng[op.output])
         got = got.reshape(got.shape[0], -1) if got.ndim == 2 else got
         # a sign reads its input's Larq layer; other values the layer of their own op

@@ -10,7 +10,9 @@ from onebit.convert.simulate import avgpool_f32, dense_f32, global_avgpool_f32
 from onebit.runtime import netkernels as nk
 
 
-@pytest.mark.parametrize("p, n, o", [(5, 1, 3), (7, 8, 4), (3, 13, 9), (64, 130, 17), (2, 512, 10)])
+# p >= 4 rows: AVX-512's outer-product kernel (row tails of 1-3, outputs across 16 / 64)
+@pytest.mark.parametrize("p, n, o", [(5, 1, 3), (7, 8, 4), (3, 13, 9), (64, 130, 17), (2, 512, 10),
+                                     (4, 1, 1), (9, 33, 65), (70, 257, 130), (6, 960, 64), (13, 7, 16)])
 def test_simulate_dense_f32_equals_engine(isa, p, n, o):
     g = torch.Generator().manual_seed(n * 31 + o)
     # magnitudes spread over 2^-10..2^10 so that the summation order matters
@@ -44,3 +46,27 @@ def test_simulate_global_avgpool_f32_equals_engine(isa):
     out = global_avgpool_f32(x)
     ref = nk.global_avgpool_float(np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy()), isa=isa)
     assert np.array_equal(out.numpy(), ref)
+
+
+@pytest.mark.parametrize("pixels, c", [(0, 3), (1, 1), (5, 15), (9, 16), (40, 17), (300, 100), (3000, 64)])
+def test_affine_float_equals_numpy_float32(isa, pixels, c):
+    """x * scale + bias in float32 with two roundings (NumPy's float32 ops), NaN and infinities
+    included, every ISA and thread count."""
+    rng = np.random.default_rng(pixels * 7 + c)
+    x = (rng.standard_normal((pixels, c)) * 2.0 ** rng.integers(-20, 21, (pixels, c))).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-40], np.float32)
+    x.flat[: min(x.size, specials.size)] = specials[: min(x.size, specials.size)]
+    scale = rng.standard_normal(c).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    want = (x * scale) + bias
+    for threads in (1, 2, 3):
+        got = nk.affine_float(x, scale, bias, isa=isa, threads=threads)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_affine_float_rejects_bad_shapes():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="scale"):
+        nk.affine_float(x, np.zeros(2, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="pixels, channels"):
+        nk.affine_float(np.zeros(3, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32))

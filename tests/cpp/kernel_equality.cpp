@@ -23,6 +23,7 @@
 #include "onebit/isa.h"
 #include "onebit/kernel_table.h"
 #include "onebit/add.h"
+#include "onebit/affine.h"
 #include "onebit/concat.h"
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
@@ -582,11 +583,35 @@ void add_grid() {
     }
 }
 
+void affine_grid() {
+  Rng r(11);
+  for (int64_t c : {1, 7, 8, 9, 15, 16, 17, 33, 64, 100})
+    for (int64_t pixels : {0, 1, 3, 50, 2000}) {
+      const int threads = 1 + static_cast<int>((c + pixels) % 3);
+      std::vector<float> x(static_cast<size_t>(pixels * c)), sc(static_cast<size_t>(c)), bi(sc.size());
+      for (float& v : x) v = tricky_float(r);
+      for (size_t k = 0; k < sc.size(); ++k) {
+        sc[k] = k % 5 == 0 ? tricky_float(r) : static_cast<float>(r.range(-1000, 1000)) * 1e-3f;
+        bi[k] = k % 7 == 0 ? tricky_float(r) : static_cast<float>(r.range(-1000, 1000)) * 1e-2f;
+      }
+      char what[64];
+      std::snprintf(what, sizeof what, "pixels %lld c %lld t%d", (long long)pixels, (long long)c, threads);
+      for (Isa isa : simd_isas()) {
+        std::vector<float> y0(x.size(), 1.0f), y1(x.size(), 2.0f);
+        affine_f32(x.data(), sc.data(), bi.data(), y0.data(), pixels, c, Isa::scalar, threads);
+        affine_f32(x.data(), sc.data(), bi.data(), y1.data(), pixels, c, isa, threads);
+        record(same_bytes(y0, y1), "affine-f32", isa, what);
+      }
+    }
+}
+
 void dense_f32_grid() {
   Rng r(5);
+  // n >= kDenseF32ManyRows takes AVX-512's outer-product kernel: row tails of 1-3, output tails
+  // inside and across its 16-lane vectors and 64-output blocks
   for (int64_t in : {1, 3, 4, 7, 8, 9, 16, 33, 100, 257})
-    for (int64_t out : {1, 3, 4, 5, 10})
-      for (int64_t n : {1, 2, 5}) {
+    for (int64_t out : {1, 3, 4, 5, 10, 16, 17, 63, 64, 65, 130})
+      for (int64_t n : {1, 2, 5, 9, 70}) {
         const int threads = 1 + static_cast<int>((in + out + n) % 3);
         std::vector<float> x(static_cast<size_t>(n * in)), w(static_cast<size_t>(out * in)), b(static_cast<size_t>(out));
         for (float& v : x) v = tricky_float(r);
@@ -1001,6 +1026,7 @@ int main(int argc, char** argv) {
     pool_grid();
     add_grid();
     dense_f32_grid();
+    affine_grid();
     conv8_grid();
     dwconv8_grid();
     dwconv_f32_grid();

@@ -16,6 +16,7 @@
 
 #include "onebit/add.h"
 #include "onebit/conv8.h"
+#include "onebit/affine.h"
 #include "onebit/densef.h"
 #include "onebit/dwconv8.h"
 #include "onebit/isa.h"
@@ -486,4 +487,18 @@ void bind_network(nb::module_& m) {
                       b, static_cast<float*>(out.data()), xs[0], xs[1], ws[0], is, th);
   }, nb::arg("x"), nb::arg("weight"), nb::arg("bias").none(), nb::arg("out"), ISA_ARGS,
   "float32 dense x @ weight.T + bias with the fixed 8-lane summation order of onebit/densef.h.");
+
+  m.def("affine_float", [](const In& x, const In& scale, const In& bias, Out out, std::optional<std::string> isa,
+                           std::optional<int> threads) {
+    auto xs = check<float>(x, "x", 2);
+    const float* sc = vec_param<float>(scale, "scale", xs[1]);
+    const float* b = vec_param<float>(bias, "bias", xs[1]);
+    expect_shape(check<float>(out, "out", 2), {xs[0], xs[1]}, "out");
+    auto is = pick_isa(isa);
+    int th = pick_threads(threads);
+    nb::gil_scoped_release rel;
+    onebit::affine_f32(static_cast<const float*>(x.data()), sc, b, static_cast<float*>(out.data()), xs[0], xs[1],
+                       is, th);
+  }, nb::arg("x"), nb::arg("scale"), nb::arg("bias"), nb::arg("out"), ISA_ARGS,
+  "float32 per-channel x * scale + bias (two roundings) over (pixels, channels), onebit/affine.h.");
 }

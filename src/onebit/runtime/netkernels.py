@@ -401,3 +401,15 @@ def dense_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
     out = _out(out, (x.shape[0], weight.shape[0]), np.float32, x, weight)
     engine.dense_float(x, weight, bias, out, isa=isa, threads=threads)
     return out
+
+
+def affine_float(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *, out=None, isa=None,
+                 threads=None) -> np.ndarray:
+    """float32 per-channel affine map ``float32(x * scale) + bias`` over (pixels, channels):
+    the product rounded, then the sum (no FMA), identical on every ISA (the ``affine_f32`` op)."""
+    _array(x, "x"), _array(scale, "scale"), _array(bias, "bias")
+    if x.ndim != 2:
+        raise ValueError(f"x must be (pixels, channels), got shape {x.shape}")
+    out = _out(out, x.shape, np.float32, x, scale)
+    engine.affine_float(x, scale, bias, out, isa=isa, threads=threads)
+    return out

@@ -96,7 +96,8 @@ int64_t mac_loop_avxvnni(int64_t iters) {
       "jnz 1b\n\t"
       : [n] "+r"(n)
       : [u] "x"(u), [w0] "x"(w0), [w1] "x"(w1)
-      : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+      : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",
+        "xmm14", "xmm15", "cc");
   return iters * 12 * 32;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "onebit/add.h"
+#include "onebit/affine.h"
 #include "onebit/bitpack.h"
 #include "onebit/bplanes.h"
 #include "onebit/concat.h"
@@ -95,6 +96,7 @@ struct Executor::OpState {
   std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
   std::shared_ptr<const PlanesWeights> planes;        // bconv2d_planes
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
+  std::shared_ptr<const DenseF32Prepared> preparedf;  // conv1x1_f32 / conv2d_f32 (AVX-512: W^T)
   OutputStage stage;                                  // the producers above and conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
@@ -135,6 +137,11 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     const bool binary = op.type == OpType::bconv2d || op.type == OpType::bdense;
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
     const bool planes = op.type == OpType::bconv2d_planes;
+    if (op.type == OpType::conv1x1_f32 || op.type == OpType::conv2d_f32) {  // raw weights kept
+      const int64_t k = op.type == OpType::conv2d_f32 ? int64_t{op.kh} * op.kw * op.in_channels : op.in_channels;
+      st.preparedf = dense_f32_prepare(t("weight")->as<float>(), k, op.out_channels, isa_);
+      continue;
+    }
     if (!binary && !int8conv && !planes && op.type != OpType::dwconv2d_i8) continue;
     load_op_weights(m, i, path);  // when released
     if (op.type == OpType::dwconv2d_i8) {
@@ -400,13 +407,13 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
           }
         }
         dense_f32(patches.data(), op.tensor(m.tensors, "weight")->as<float>(), op.tensor(m.tensors, "bias")->as<float>(),
-                  static_cast<float*>(y), n * oh * ow, k, op.out_channels, isa, th);
+                  static_cast<float*>(y), n * oh * ow, k, op.out_channels, isa, th, st.preparedf.get());
         break;
       }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
         dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
                   op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y),
-                  n * xv.shape[0] * xv.shape[1], op.in_channels, op.out_channels, isa, th);
+                  n * xv.shape[0] * xv.shape[1], op.in_channels, op.out_channels, isa, th, st.preparedf.get());
         break;
       case OpType::avgpool2d: {
         const PoolGeom g = pool_geom(xv.shape[2]);
@@ -488,17 +495,10 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         break;
       }
       case OpType::affine_f32: {  // per channel (the last axis): x * scale[c] + bias[c], two roundings
-        const float* sc = op.tensor(m.tensors, "scale")->as<float>();
-        const float* bi = op.tensor(m.tensors, "bias")->as<float>();
-        const float* xf = static_cast<const float*>(x);
-        float* yf = static_cast<float*>(y);
-        const int64_t c = xv.shape.back(), pixels = n * (xv.elements() / c);
-        for (int64_t p = 0; p < pixels; ++p) {
-          for (int64_t k = 0; k < c; ++k) {
-            const float v = xf[p * c + k] * sc[k];  // -ffp-contract=off: no fused multiply-add
-            yf[p * c + k] = v + bi[k];
-          }
-        }
+        const int64_t c = xv.shape.back();
+        affine_f32(static_cast<const float*>(x), op.tensor(m.tensors, "scale")->as<float>(),
+                   op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y), n * (xv.elements() / c), c,
+                   isa, th);
         break;
       }
       case OpType::clamp_f32: {  // NumPy's clip: min(max(x, lo), hi), NaN propagates
