@@ -26,7 +26,10 @@ of them at once:
 Joins. ``add`` of two int8 values followed by a clip block is the int8 add (both operands
 requantized onto the clip's grid in fixed point, as in onebit's residual blocks); otherwise the
 operands are float32 (an int8 operand is dequantized) and the add is the float add. The graph
-uses the ops of docs/format.md §7.3. Layers on a joined or shared value:
+uses the ops of docs/format.md §7.3. A multiplication (Keras ``Multiply``) of a value by a
+per-channel vector (Real-to-Binary Net's gate: global average pool -> dense ReLU -> dense sigmoid ->
+reshape to [1, 1, C]) is ``mul_channels_f32`` on float32 operands; a sigmoid is ``sigmoid_f32``, a
+PReLU ``prelu_f32``. Layers on a joined or shared value:
 ``bitpack`` for binary layers, ``clamp_f32`` for ReLU / hardtanh, ``maxpool2d`` / ``avgpool2d``,
 ``conv1x1_f32`` or ``conv2d_i8`` for float convolutions, ``dense_f32``, ``global_avgpool``.
 A channel concatenation (Keras ``Concatenate``, ``torch.cat`` along the channels) is the
@@ -274,6 +277,8 @@ class _GraphBuilder:
                 self.join_add(i, n)
             elif n.kind == "concat" or (n.kind == "layer" and _is_concat_module(n.module)):
                 self.join_concat(i, n)
+            elif n.kind == "layer" and _is_mul_module(n.module):
+                self.join_mul(i, n)
             elif n.kind == "layer":
                 raise ConversionError(f"layer {n.name!r} ({type(n.module).__name__}) takes {len(n.inputs)} "
                                       f"inputs: not supported")
@@ -297,11 +302,13 @@ class _GraphBuilder:
         from onebit.nn.layers import is_binary_layer
 
         m, src = n.module, n.inputs[0]
+        if self._gate_reshape(i, n):
+            return
         p = self._sole_pending(src, i)
         continues = isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.PReLU, ClipBlock) + _ACTS) \
             or is_binary_layer(m) or isinstance(m, (nn.Linear, nn.AdaptiveAvgPool2d) + chain._blocks())
-        if p is not None and p.type in ("dense_f32", "conv1x1_f32") and is_binary_layer(m):
-            p = None  # a float layer's output reaches a binary layer through a bitpack
+        if p is not None and p.type in ("dense_f32", "conv1x1_f32") and (is_binary_layer(m) or isinstance(m, _ACTS)):
+            p = None  # a float layer's output reaches a binary layer through a bitpack, an activation as its own op
         if p is not None and continues:
             # the chain converter's own case: a producer with one consumer
             self.bld.pending, self.bld.cur = p, p.in_value
@@ -325,6 +332,16 @@ class _GraphBuilder:
                 self.bld.pool_op(n.name, m, "avgpool2d" if isinstance(m, nn.AvgPool2d) else "maxpool2d")
             elif isinstance(m, _ACTS):
                 self.clamp(n.name, m, kind)
+            elif isinstance(m, (nn.PReLU, nn.Sigmoid)):
+                if kind == "int8":
+                    self.bld.cur = self._float_operands(n.name, v)[0]
+                if isinstance(m, nn.PReLU):
+                    self.bld.prelu(n.name, m)
+                elif self.bld.value().kind != "f32":
+                    raise ConversionError(f"layer {n.name!r} (Sigmoid) on a {kind} value: a sigmoid is supported on "
+                                          f"float values")
+                else:
+                    self.bld.emit(n.name, "sigmoid_f32", {}, {}, self.bld.value())
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and kind in ("int8", "f32"):
                 if kind == "int8":
                     self.bld.cur = self._float_operands(n.name, v)[0]
@@ -372,6 +389,38 @@ class _GraphBuilder:
         self.state[i] = self.bld.cur
 
 
+    def _gate_reshape(self, i: int, n: Node) -> bool:
+        """A Keras ``Reshape`` to ``[1, 1, C]`` read only by multiplications (a squeeze-excitation
+        gate): the same C values in NHWC order, no op (:meth:`join_mul` reads the vector)."""
+        from onebit.convert.larq.modules import Reshape
+
+        m, users = n.module, self.consumers[i]
+        if not (isinstance(m, Reshape) and len(m.target_shape) == 3 and m.target_shape[:2] == (1, 1)) or \
+                not users or any(u == OUTPUT or not _is_mul_module(self.nodes[u].module) for u in users):
+            return False
+        self.state[i] = self.value(n.inputs[0])
+        return True
+
+    def join_mul(self, i: int, n: Node):
+        """Keras ``Multiply`` of a feature map ``[H, W, C]`` (or a vector ``[C]``) and a per-channel
+        vector ``[C]`` (a gate, e.g. a sigmoid dense layer reshaped to ``[1, 1, C]``): the float32
+        ``mul_channels_f32`` (int8 operands dequantized); other shapes are refused."""
+        if len(n.inputs) != 2:
+            raise ConversionError(f"layer {n.name!r}: multiplication of {len(n.inputs)} branches; two are supported")
+        a, b = self._float_operands(n.name, self.value(n.inputs[0]), self.value(n.inputs[1]))
+        if len(self.bld.values[a].shape) < len(self.bld.values[b].shape):
+            a, b = b, a  # the value first, the vector second (float multiplication commutes exactly)
+        vb = self.bld.values[b]
+        if len(vb.shape) == 3 and vb.shape[:2] == (1, 1):  # a [1, 1, C] map: its C values (NHWC)
+            self.bld.cur = b
+            b = self.bld.emit(f"{n.name}.flatten", "flatten", {}, {}, Value("f32", (vb.shape[2],)))
+        va, vb = self.bld.values[a], self.bld.values[b]
+        if len(vb.shape) != 1 or vb.shape[0] != va.shape[-1]:
+            raise ConversionError(f"layer {n.name!r}: multiplies values of shapes {list(va.shape)} and "
+                                  f"{list(vb.shape)} (HWC); the .onebit format multiplies a value by a per-channel "
+                                  f"vector [C] of its channel count (a gate reshaped to [1, 1, C])")
+        self.state[i] = self.bld.emit(n.name, "mul_channels_f32", {}, {}, Value("f32", va.shape), inputs=[a, b])
+
     def _float_operands(self, name, *vals):
         """The values as float32 (an int8 value dequantized; float32 as it is; bits refused)."""
         ops = []
@@ -414,6 +463,12 @@ def _is_add_module(m) -> bool:
     from onebit.convert.larq.modules import Merge
 
     return isinstance(m, Merge) and m.op == "add"
+
+
+def _is_mul_module(m) -> bool:
+    from onebit.convert.larq.modules import Merge
+
+    return isinstance(m, Merge) and m.op == "multiply"
 
 
 def _is_concat_module(m) -> bool:

@@ -594,7 +594,9 @@ class _Builder:
         """What follows a float output stage: its activation (``clamp``, from :meth:`_float_clamp`),
         its max pools, and ``post`` = (scale, shift) of a BatchNorm after the pools that did not fold
         into the stage (``affine_f32``) with the activation after that BatchNorm."""
-        if clamp is not None:  # named after its activation, or the BatchNorm folded into its bounds
+        if isinstance(clamp, nn.PReLU):
+            self.prelu(p.acts[0][0], clamp)
+        elif clamp is not None:  # named after its activation, or the BatchNorm folded into its bounds
             self._emit_clamp(p.acts[0][0] if np.ndim(clamp[0]) == 0 else p.act_bn[0], clamp)
         for pn, pm in p.pools:
             self.pool_op(pn, pm, "maxpool2d")
@@ -636,7 +638,10 @@ class _Builder:
     def _float_clamp(self, p):
         """The clamp after a producer with a float output: (min, max) of its one Hardtanh / ReLU,
         or None; with a BatchNorm after it (``p.act_bn``): per-channel bounds (arrays), the
-        BatchNorm folded into ``p.a``, ``p.b`` (:func:`_act_bn_clamp`)."""
+        BatchNorm folded into ``p.a``, ``p.b`` (:func:`_act_bn_clamp`). A PReLU (its own op,
+        :meth:`prelu`) is returned as its module."""
+        if p.act_bn is None and len(p.acts) == 1 and isinstance(p.acts[0][1], nn.PReLU):
+            return p.acts[0][1]
         clamp = self._act_clamp(p.acts)
         return clamp if p.act_bn is None else _act_bn_clamp(p, clamp)
 
@@ -648,6 +653,20 @@ class _Builder:
             self.emit(name, "clamp_f32", {"min": lo, "max": hi}, {}, self.value())
         else:
             self.emit(name, "clamp_f32", {}, {"lower": lo, "upper": hi}, self.value())
+
+    def prelu(self, name, m: nn.PReLU):
+        """A PReLU on the current float32 value: ``prelu_f32``, one slope per channel (a single
+        slope repeated over the channels)."""
+        x = self.value()
+        if x.kind != "f32":
+            raise ConversionError(f"layer {name!r} (PReLU) on a {x.kind} value: a PReLU on its own is supported "
+                                  f"on float values")
+        c, slope = x.shape[-1], _t(m.weight).reshape(-1)
+        if slope.size == 1:
+            slope = np.repeat(slope, c)
+        if slope.size != c:
+            raise ConversionError(f"layer {name!r} (PReLU): {slope.size} slopes, its input has {c} channels")
+        self.emit(name, "prelu_f32", {}, {"slope": slope.astype(np.float32)}, Value("f32", x.shape))
 
     def pool_op(self, name, pm, type_):
         """Emit a max/avg pooling op on the current value.

@@ -27,10 +27,14 @@ engine runs, with the engine's arithmetic (docs/format.md §3-5):
   float average pooling and global average pooling as taps summed in row-major order from
   +0.0 and divided by ``float32(d)`` (src/cpp/onebit/pool.h; :func:`avgpool_f32`,
   :func:`global_avgpool_f32`), float adds, clamps and dequantization (one rounding each), the
-  per-channel ``affine_f32`` (product rounded, then the sum).
+  per-channel ``affine_f32`` (product rounded, then the sum), ``prelu_f32`` and ``mul_channels_f32``
+  (one rounding each) and ``sigmoid_f32`` (float64 logistic with the C library's ``exp``, rounded
+  once: :func:`sigmoid_f32`).
 Activations are kept NCHW: bits as float32 +-1, int8 as float32 integers (exact).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -112,6 +116,9 @@ class IntegerSimulation(nn.Module):
                 env[op.output] = self._add(op, env[op.inputs[0]], env[op.inputs[1]])
             elif op.type == "concat":  # channels of the first input, then of the second (exact)
                 env[op.output] = torch.cat([env[op.inputs[0]], env[op.inputs[1]]], dim=1)
+            elif op.type == "mul_channels_f32":  # x[n, c, ...] * g[n, c], one rounding
+                x, g = env[op.inputs[0]].to(torch.float32), env[op.inputs[1]].to(torch.float32)
+                env[op.output] = x * g.view(g.shape + (1,) * (x.dim() - 2))
             else:
                 env[op.output] = self._run(op, env[op.inputs[0]])
         out = env[self.file.output_name]
@@ -204,6 +211,11 @@ class IntegerSimulation(nn.Module):
             shape = (1, -1, 1, 1) if x.dim() == 4 else (1, -1)
             x = x.to(torch.float32) * self._tensor(op, "scale").view(shape)
             return x + self._tensor(op, "bias").view(shape)
+        if op.type == "prelu_f32":  # per channel: x >= 0 ? x : slope[c] * x (one rounding)
+            x = x.to(torch.float32)
+            return torch.where(x >= 0, x, x * self._tensor(op, "slope").view((1, -1) + (1,) * (x.dim() - 2)))
+        if op.type == "sigmoid_f32":
+            return sigmoid_f32(x)
         if op.type == "clamp_f32":
             if "lower" in op.tensors:  # per channel: dimension 1 of NCHW / (N, C)
                 shape = (1, -1) + (1,) * (x.dim() - 2)
@@ -350,6 +362,22 @@ def global_avgpool_f32(x: torch.Tensor) -> torch.Tensor:
         for j in range(x.shape[3]):
             acc = acc + x[:, :, i, j]
     return acc / torch.tensor(float(x.shape[2] * x.shape[3]), dtype=torch.float32)
+
+
+def _logistic(v: float) -> float:
+    if v >= 0.0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+def sigmoid_f32(x: torch.Tensor) -> torch.Tensor:
+    """``sigmoid_f32``: the logistic function in float64 with the C library's ``exp`` of a
+    non-positive argument (Python's ``math.exp`` calls the libm the engine links), rounded once to
+    float32 (the engine's ``sigmoid_f32``, src/cpp/onebit/runtime/executor.cpp)."""
+    v = x.to(torch.float32).double().reshape(-1).tolist()
+    out = np.array([_logistic(a) for a in v], dtype=np.float64).astype(np.float32)
+    return torch.from_numpy(out).reshape(x.shape)
 
 
 def to_uint8(x, mean, std, hwc) -> torch.Tensor:

@@ -413,7 +413,7 @@ def _check_contents(op: Op, x: Value, t: dict):
 
     if "direction" in t and not np.isin(t["direction"], (-1, 1)).all():
         bad("direction values must be +1 or -1")
-    for role in ("scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper"):
+    for role in ("scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper", "slope"):
         a = t.get(role)
         if a is not None and a.dtype == np.float32 and not np.isfinite(a).all():
             bad(f"tensor {role!r} has non-finite values")

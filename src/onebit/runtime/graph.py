@@ -355,6 +355,24 @@ def _spec_affine_f32(op, xs):
     return Value("f32", x.shape), {"scale": ("float32", (c,)), "bias": ("float32", (c,))}
 
 
+def _spec_prelu_f32(op, xs):
+    x = _input(op, xs, "f32")
+    return Value("f32", x.shape), {"slope": ("float32", (x.shape[-1],))}
+
+
+def _spec_sigmoid_f32(op, xs):
+    x = _input(op, xs, "f32")
+    return Value("f32", x.shape), {}
+
+
+def _spec_mul_channels_f32(op, xs):
+    x, g = xs
+    if x.kind != "f32" or g.kind != "f32" or len(g.shape) != 1 or g.shape[0] != x.shape[-1]:
+        _fail(op, f"inputs must be a float32 value with C channels (the last axis) and a float32 vector "
+                  f"[C], got {x.kind} {list(x.shape)} and {g.kind} {list(g.shape)}")
+    return Value("f32", x.shape), {}
+
+
 def _spec_dequantize(op, xs):
     x = _input(op, xs, "int8")
     return Value("f32", x.shape), {}
@@ -471,6 +489,9 @@ SPECS = {
     "dense_f32": _spec_dense_f32,
     "clamp_f32": _spec_clamp_f32,
     "affine_f32": _spec_affine_f32,
+    "prelu_f32": _spec_prelu_f32,
+    "sigmoid_f32": _spec_sigmoid_f32,
+    "mul_channels_f32": _spec_mul_channels_f32,
 }
 
 
@@ -520,7 +541,8 @@ def op_from_json(i: int, d) -> Op:
 
 
 ARITY = {"conv2d_i8": 1, "conv2d_f32": 1, "conv1x1_f32": 1, "avgpool2d": 1, "global_avgpool": 1, "add": 2, "concat": 2, "bitpack": 1, "dequantize": 1, "conv2d_u8": 1, "dwconv2d_i8": 1, "dwconv2d_f32": 1, "bconv2d": 1, "bitplanes": 1, "bconv2d_planes": 1, "bdense": 1, "maxpool2d": 1, "flatten": 1,
-         "dense_f32": 1, "clamp_f32": 1, "affine_f32": 1}
+         "dense_f32": 1, "clamp_f32": 1, "affine_f32": 1,
+         "prelu_f32": 1, "sigmoid_f32": 1, "mul_channels_f32": 2}
 
 
 def infer(ops: list, input_name: str, input_value: Value, declared: dict | None = None):

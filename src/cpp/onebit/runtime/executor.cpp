@@ -48,6 +48,16 @@ int64_t op_work(const Op& op, const Value& x, const Value& y) {
   }
 }
 
+// The logistic function of sigmoid_f32 (docs/format.md §7.3): computed in float64 with the C
+// library's exp of a non-positive argument (it never overflows), rounded once to float32.
+// onebit.convert.simulate computes the same expression with Python's math.exp (the same libm).
+float sigmoid_f32(float v) {
+  const double d = static_cast<double>(v);
+  if (d >= 0.0) return static_cast<float>(1.0 / (1.0 + std::exp(-d)));
+  const double e = std::exp(d);
+  return static_cast<float>(e / (1.0 + e));
+}
+
 [[noreturn]] void bad_op(const Op& op, const std::string& msg) {
   throw FormatError("op '" + op.name + "' (" + op_type_name(op.type) + "): " + msg);
 }
@@ -522,6 +532,35 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
           for (int64_t p = 0; p < count; p += c)
             for (int64_t k = 0; k < c; ++k) yf[p + k] = clip(xf[p + k], lo[k], hi[k]);
         }
+        break;
+      }
+      case OpType::prelu_f32: {  // per channel (the last axis): x >= 0 ? x : slope[c] * x (one rounding)
+        const float* sl = op.tensor(m.tensors, "slope")->as<float>();
+        const float* xf = static_cast<const float*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t c = xv.shape.back(), count = n * xv.elements();
+        for (int64_t p = 0; p < count; p += c)
+          for (int64_t k = 0; k < c; ++k) {
+            const float v = xf[p + k];
+            yf[p + k] = v >= 0.0f ? v : sl[k] * v;
+          }
+        break;
+      }
+      case OpType::sigmoid_f32: {  // float32 of the float64 logistic, the C library's exp (docs/format.md)
+        const float* xf = static_cast<const float*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t count = n * xv.elements();
+        for (int64_t k = 0; k < count; ++k) yf[k] = sigmoid_f32(xf[k]);
+        break;
+      }
+      case OpType::mul_channels_f32: {  // x[..., c] * g[sample, c], one rounding
+        const float* g = reinterpret_cast<const float*>(c.ptr[static_cast<size_t>(op.inputs[1])]);
+        const float* xf = static_cast<const float*>(x);
+        float* yf = static_cast<float*>(y);
+        const int64_t ch = xv.shape.back(), per = xv.elements();
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t p = 0; p < per; p += ch)
+            for (int64_t k = 0; k < ch; ++k) yf[b * per + p + k] = xf[b * per + p + k] * g[b * ch + k];
         break;
       }
       case OpType::flatten:  // a view of its input's buffer (NHWC order, no copy)

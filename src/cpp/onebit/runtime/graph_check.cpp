@@ -35,6 +35,9 @@ const OpTypeInfo kOpTypes[] = {
     {"flatten", OpType::flatten, 1},
     {"global_avgpool", OpType::global_avgpool, 1},
     {"maxpool2d", OpType::maxpool2d, 1},
+    {"mul_channels_f32", OpType::mul_channels_f32, 2},
+    {"prelu_f32", OpType::prelu_f32, 1},
+    {"sigmoid_f32", OpType::sigmoid_f32, 1},
 };
 
 const OpTypeInfo* find_type(const std::string& s) {
@@ -389,6 +392,23 @@ class OpChecker {
         out.kind = Kind::f32; out.shape = x.shape;
         tens["scale"] = {DType::f32, {c}};
         tens["bias"] = {DType::f32, {c}};
+        break;
+      }
+      case OpType::prelu_f32:
+        need(x.kind == Kind::f32, "float32");
+        out.kind = Kind::f32; out.shape = x.shape;
+        tens["slope"] = {DType::f32, {x.shape.back()}};
+        break;
+      case OpType::sigmoid_f32:
+        need(x.kind == Kind::f32, "float32");
+        out.kind = Kind::f32; out.shape = x.shape;
+        break;
+      case OpType::mul_channels_f32: {
+        const Value& g = *xs[1];
+        if (x.kind != Kind::f32 || g.kind != Kind::f32 || g.shape.size() != 1 || g.shape[0] != x.shape.back())
+          bad(std::string("inputs must be a float32 value with C channels (the last axis) and a float32 vector [C], got ") +
+              kind_name(x.kind) + " " + list_str(x.shape) + " and " + kind_name(g.kind) + " " + list_str(g.shape));
+        out.kind = Kind::f32; out.shape = x.shape;
         break;
       }
       case OpType::dequantize:

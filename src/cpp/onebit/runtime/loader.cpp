@@ -282,7 +282,7 @@ void check_contents(Op& op, const std::vector<Tensor>& all) {
     for (int64_t i = 0; i < d->nbytes; ++i)
       if (p[i] != 1 && p[i] != -1) c.bad("direction values must be +1 or -1");
   }
-  for (const char* role : {"scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper"}) {
+  for (const char* role : {"scale", "bias", "weight", "in_scale", "in_offset", "lower", "upper", "slope"}) {
     const Tensor* t = op.tensor(all, role);
     if (t && t->dtype == DType::f32) {
       const float* p = t->as<float>();

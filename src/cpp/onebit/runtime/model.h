@@ -60,7 +60,7 @@ struct Tensor {
 enum class OpType : int {
   conv2d_u8, conv2d_i8, conv1x1_f32, avgpool2d, global_avgpool, add, bitpack, dequantize,
   bconv2d, bdense, maxpool2d, flatten, dense_f32, clamp_f32, dwconv2d_i8, concat, conv2d_f32, dwconv2d_f32,
-  bitplanes, bconv2d_planes, affine_f32
+  bitplanes, bconv2d_planes, affine_f32, prelu_f32, sigmoid_f32, mul_channels_f32
 };
 const char* op_type_name(OpType t);
 

@@ -1,7 +1,7 @@
 """Which layers of an imported model the ``.onebit`` converter cannot represent, and why.
 
 The converter (:mod:`onebit.convert.dag`, chains by :mod:`onebit.convert.graph`) exports graphs
-of onebit layers joined by additions; this lists, before it runs, every imported layer that it
+of onebit layers joined by additions (and per-channel multiplications); this lists, before it runs, every imported layer that it
 would refuse, with the reason in Keras
 terms, so that ``onebit import`` reports all of them at once. A model with no entry still goes
 through the converter, which checks the op order itself.
@@ -26,9 +26,9 @@ def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
                 "the .onebit format pads pooling windows symmetrically")
     if isinstance(mod, M.Concatenate) and mod.dim not in (1, -3):
         return f"concatenation along dimension {mod.dim} (NCHW): the .onebit format concatenates channels"
-    if isinstance(mod, M.Merge) and mod.op != "add":
-        return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition "
-                f"only")
+    if isinstance(mod, M.Merge) and mod.op not in ("add", "multiply"):
+        return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition, "
+                f"or multiplies a value by a per-channel vector")
     if isinstance(mod, nn.Conv2d) and mod.groups != 1 and not mod.groups == mod.in_channels == mod.out_channels:
         return f"grouped convolution (groups={mod.groups}): the .onebit format has depthwise convolutions only"
     if is_binary_layer(mod):
@@ -43,7 +43,7 @@ def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
         return "a flatten that does not directly feed a dense layer"
     if isinstance(mod, M.Reshape) and (len(mod.target_shape) != 3 or mod.target_shape[:2] != (1, 1)):
         return (f"reshape to {list(mod.target_shape)}: the converter supports a reshape to [1, 1, C] read by a "
-                f"1x1 binary convolution (a binary dense layer)")
+                f"1x1 binary convolution (a binary dense layer) or by a multiplication (a per-channel gate)")
     if isinstance(mod, (M.Rescaling, M.Normalization)):
         return ("input scaling inside the network: the .onebit file normalizes its input once, before "
                 "the first layer (a Rescaling/Normalization right after the input is folded into it)")
