@@ -59,6 +59,7 @@ MODES = (("float_boundary", ("--float-boundary",)), ("integer", ()))
 # a value departs from Larq's when its relative difference exceeds this (float32 rounding through
 # a float layer is ~1e-6; int8 rounding of the first layer ~1e-2)
 DEPART = {"float_boundary": TOLERANCE, "integer": 0.05}
+ACTIVATIONS = {"clamp_f32", "sigmoid_f32", "prelu_f32"}  # engine ops of a Keras layer's activation argument
 FOLDED = {"BatchNormalization", "Activation", "ReLU", "PReLU", "MaxPooling2D", "MaxPool2D", "Dropout"}
 
 
@@ -122,6 +123,9 @@ def layer_walk(sess, u8: np.ndarray, ref_layers: dict, graph: dict, depart: floa
             # the producer's output stage applies first: its output is BN(x) before the
             # activation, which Larq never computes (its next layer is the activation of x)
             continue
+        if len(rd) == 1 and rd[0].type in ACTIVATIONS and \
+                _candidates(rd[0].output, graph)[:1] == _candidates(op.output, graph)[:1]:
+            continue  # a layer's value before its own activation (Dense(activation=...)): Larq records the activated one
         got = _real(sess, op.output, eng[op.output])
         got = got.reshape(got.shape[0], -1) if got.ndim == 2 else got
         # a sign reads its input's Larq layer; other values the layer of their own op
