@@ -1,0 +1,120 @@
+"""The float32 ops of a squeeze-excitation gate (``sigmoid_f32``, ``prelu_f32``, ``mul_channels_f32``,
+docs/format.md §7.3) on a hand-written graph whose values reach the edges of float32 (saturated
+sigmoids, infinities, NaN, subnormals, signed zeros): the engine equals the integer simulation
+value by value on every ISA, and each op meets its definition."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import onebit.convert as cv
+from onebit.runtime import Session
+from onebit.runtime import format as fmt
+from onebit.runtime.graph import Op, Value
+
+H, W, C = 3, 4, 7
+SLOPE = np.array([0.25, -0.5, 0.0, 1.5, -2.0, 0.1, 1.0], np.float32)
+
+
+def _graph():
+    """u8 -> conv2d_f32 1x1 (x: channels spanning [-768, 762], near zero, +-inf, NaN (inf - inf),
+    mixed, subnormal, zero) -> sigmoid (s), PReLU (p); global pool of s -> sigmoid (gate g);
+    p * g (mul_channels_f32) + s -> global pool -> dense."""
+    t, ops, values = {}, [], {"input": Value("u8", (H, W, 3))}
+
+    def op(name, type_, inputs, value, attrs=None, tensors=None):
+        roles = {}
+        for role, arr in (tensors or {}).items():
+            t[f"{name}.{role}"] = np.ascontiguousarray(arr)
+            roles[role] = f"{name}.{role}"
+        ops.append(Op(name, type_, inputs, name, attrs or {}, roles))
+        values[name] = value
+
+    w = np.zeros((C, 1, 1, 3), np.float32)
+    w[0, 0, 0, 0] = 6.0
+    w[1, 0, 0, 0] = 0.01
+    w[2, 0, 0, 0] = 3e38
+    w[3, 0, 0, :2] = (3e38, 3e38)
+    w[4, 0, 0] = (-0.05, 0.03, 0.02)
+    w[5, 0, 0, 0] = 1e-39
+    op("x", "conv2d_f32", ["input"], Value("f32", (H, W, C)),
+       dict(in_channels=3, out_channels=C, kernel=[1, 1], stride=[1, 1], padding=[0, 0]),
+       dict(weight=w, bias=np.zeros(C, np.float32), in_scale=np.ones(3, np.float32),
+            in_offset=np.full(3, -128.0, np.float32)))
+    op("s", "sigmoid_f32", ["x"], Value("f32", (H, W, C)))
+    op("p", "prelu_f32", ["x"], Value("f32", (H, W, C)), tensors=dict(slope=SLOPE))
+    op("sg", "global_avgpool", ["s"], Value("f32", (C,)))
+    op("g", "sigmoid_f32", ["sg"], Value("f32", (C,)))
+    op("m", "mul_channels_f32", ["p", "g"], Value("f32", (H, W, C)))
+    op("a", "add", ["m", "s"], Value("f32", (H, W, C)))
+    op("f", "global_avgpool", ["a"], Value("f32", (C,)))
+    rng = np.random.default_rng(0)
+    op("logits", "dense_f32", ["f"], Value("f32", (4,)), dict(in_features=C, out_features=4),
+       dict(weight=rng.standard_normal((4, C)).astype(np.float32), bias=np.zeros(4, np.float32)))
+    graph = {"input": "input", "output": "logits", "values": {k: v.to_json() for k, v in values.items()},
+             "ops": [o.to_json() for o in ops]}
+    meta = {"producer": {"onebit": "test"},
+            "input": {"name": "input", "dtype": "uint8", "layout": "NHWC", "shape": [H, W, 3],
+                      "dataset": "random", "mean": [0.5] * 3, "std": [0.25] * 3,
+                      "normalization": "x = (u / 255 - mean[c]) / std[c]", "zero_point": [128] * 3},
+            "output": {"name": "logits", "dtype": "float32", "shape": [4], "class_names": None}}
+    return fmt.dumps(meta, graph, t)
+
+
+@pytest.fixture(scope="module")
+def gate_bytes():
+    return _graph()
+
+
+def _inputs():
+    rng = np.random.default_rng(1)
+    u = rng.integers(0, 256, (5, H, W, 3), dtype=np.uint8)
+    u[0, 0, 0] = (128, 128, 128)  # x = 0 everywhere: +0.0 through PReLU, sigmoid 0.5
+    u[0, 0, 1] = (255, 0, 0)  # channel 3: inf + -inf = NaN
+    u[0, 0, 2] = (0, 255, 0)
+    u[1, 1, 1] = (0, 0, 0)  # the most negative inputs
+    u[1, 1, 2] = (255, 255, 255)
+    return u
+
+
+def test_engine_equals_simulation_at_the_edges_of_float32(gate_bytes, isa):
+    sess = Session(gate_bytes, isa=isa)
+    u = _inputs()
+    eng = sess.run_values(u)
+    import torch
+
+    _, env = cv.simulate(sess.model)(torch.from_numpy(u), return_values=True)
+    x = eng["x"]
+    assert np.isnan(x).any() and np.isposinf(x).any() and np.isneginf(x).any()
+    assert (np.abs(x[..., 0]) > 700).any() and ((x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)).any()
+    for name in ("x", "s", "p", "sg", "g", "m", "a", "f", "logits"):
+        s = env[name]
+        s = (s.permute(0, 2, 3, 1) if s.dim() == 4 else s).numpy()
+        np.testing.assert_array_equal(eng[name], s, err_msg=name)  # NaN where NaN, else equal
+        same_bits = (eng[name].view(np.uint32) == s.view(np.uint32)) | np.isnan(eng[name])
+        assert same_bits.all(), name  # signed zeros too
+
+
+def test_the_ops_meet_their_definitions(gate_bytes):
+    sess = Session(gate_bytes)
+    v = sess.run_values(_inputs())
+    x, s, p, g, m = v["x"], v["s"], v["p"], v["g"], v["m"]
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    ok = np.isnan(x)
+    assert np.isnan(s[ok]).all()
+    # float32 of the float64 logistic: within one float32 rounding of the exact value
+    assert (np.abs(s[~ok] - ref[~ok]) <= np.spacing(np.abs(ref[~ok]).astype(np.float32))).all()
+    assert s[np.isposinf(x)].min() == 1.0 and s[np.isneginf(x)].max() == 0.0
+    assert ((s >= 0) & (s <= 1) | ok).all()
+    with np.errstate(invalid="ignore"):  # a zero slope times -inf is NaN, in the engine too
+        want = np.where(x >= 0, x, SLOPE * x)
+    np.testing.assert_array_equal(p, want)
+    assert (p.view(np.uint32)[x == 0] == x.view(np.uint32)[x == 0]).all()  # x >= 0 keeps x (and +0.0)
+    np.testing.assert_array_equal(m, p * g[:, None, None, :])
+
+
+def test_session_refuses_wrong_input_shape(gate_bytes):
+    sess = Session(gate_bytes)
+    with pytest.raises((ValueError, TypeError)):
+        sess.run(np.zeros((2, H + 1, W, 3), np.uint8))
