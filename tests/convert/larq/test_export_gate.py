@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 pytest.importorskip("h5py")
 
@@ -150,6 +151,32 @@ def test_import_cli_exports_the_gate(r2b_path, tmp_path):
     r = CliRunner().invoke(main, ["import", str(r2b_path), "-o", str(out), "--identity-lambda", "*_out"])
     assert r.exit_code == 0, r.output
     assert "mul_channels_f32" in [op.type for op in fmt.load(out).ops]
+
+
+@pytest.mark.parametrize("slopes", [8, 1], ids=["per-channel", "shared"])
+def test_prelu_after_a_float_stage_in_a_torch_chain(slopes, isa):
+    """The PyTorch converter, a chain conv -> BN -> PReLU -> max pool -> float head: the PReLU is
+    prelu_f32 after the float stage (one slope repeated over the channels when shared), in both
+    modes; the float-boundary engine follows the module."""
+    torch.manual_seed(slopes)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU(slopes), nn.MaxPool2d(2),
+                      nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    with torch.no_grad():
+        m[2].weight.uniform_(-0.5, 0.5)
+        m[1].running_mean.normal_()
+    u = _inputs(8)
+    for fb in (False, True):
+        data = cv.to_bytes(m, input_spec=SPEC, float_boundary=fb)
+        ops = fmt.loads(data).ops
+        assert [op.type for op in ops].count("prelu_f32") == 1
+        sess = Session(data, isa=isa)
+        assert max(engine_vs_simulation(sess, cv.simulate(sess.model), u).values()) == 0.0
+        if fb:
+            x = (torch.from_numpy(u).permute(0, 3, 1, 2).double() / 255
+                 - torch.tensor(SPEC["mean"]).view(1, 3, 1, 1)) / torch.tensor(SPEC["std"]).view(1, 3, 1, 1)
+            with torch.no_grad():
+                ref = m(x.float()).double().numpy()
+            assert np.abs(sess.run(u) - ref).max() <= 1e-4 * np.abs(ref).max()
 
 
 # -- malformed gates and multiplications -----------------------------------------------------------

@@ -36,7 +36,7 @@ def random_zoo_model(name, monkeypatch, seed=0):
         return ask(self, key, shape, optional)
 
     monkeypatch.setattr(L.Ctx, "w", w)
-    m = build(KerasFile(name, zoo.architecture(name), {}), None, ())
+    m = build(KerasFile(name, zoo.architecture(name), {}), None, zoo.identity_lambdas(name))
     monkeypatch.setattr(L.Ctx, "w", ask)
     strip_softmax(m)
     return m
@@ -74,3 +74,30 @@ def test_zoo_chain_models_export_and_engine_equals_simulation(name, monkeypatch)
     u = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
     diffs = engine_vs_simulation(sess, cv.simulate(sess.model), u)
     assert set(diffs) == set(sess.model.values) - {"input"}
+
+
+def test_real_to_binary_net_exports_and_engine_equals_simulation(monkeypatch):
+    """RealToBinaryNet's architecture (its ``*_out`` Lambdas declared by the zoo): every layer
+    exports, the scaled blocks' gates become sigmoid_f32 / mul_channels_f32 and the engine runs
+    the file exactly as the integer simulation."""
+    import onebit.convert as cv
+    from onebit.convert.compare import engine_vs_simulation
+    from onebit.runtime import Session
+
+    m = random_zoo_model("RealToBinaryNet", monkeypatch)
+    assert unsupported(m) == []
+    data = cv.to_bytes(m, input_spec=SPEC)
+    sess = Session(data, threads=2)
+    types = [op.type for op in sess.model.ops]
+    assert types.count("mul_channels_f32") == types.count("sigmoid_f32") == types.count("bconv2d") == 16
+    u = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    diffs = engine_vs_simulation(sess, cv.simulate(sess.model), u)
+    assert set(diffs) == set(sess.model.values) - {"input"}
+
+
+def test_real_to_binary_net_lambdas_without_the_architecture_are_refused():
+    """The same Lambdas read from a file (its own architecture) are refused unless declared."""
+    from onebit.convert.larq import LarqImportError
+
+    with pytest.raises(LarqImportError, match=r"r2b_bnn_block_2_out.*bytecode"):
+        build(KerasFile("RealToBinaryNet", zoo.architecture("RealToBinaryNet"), {}), None, ())

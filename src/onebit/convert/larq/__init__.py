@@ -22,7 +22,8 @@ def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_s
     ``larq_zoo``: Larq Zoo architecture of a weights-only file (:func:`onebit.convert.larq.zoo.names`),
     its weights matched by layer name (``match="name"``) or by order (``match="order"``).
     ``identity_lambdas``: names or ``fnmatch`` patterns of ``Lambda`` layers that return their input
-    (a Lambda's Python bytecode is never executed; other Lambdas are refused). ``input_shape``: (H, W, C) where the saved model's input
+    (a Lambda's Python bytecode is never executed; other Lambdas are refused; a ``larq_zoo``
+    architecture declares its own, :func:`onebit.convert.larq.zoo.identity_lambdas`). ``input_shape``: (H, W, C) where the saved model's input
     shape has undefined sizes. Raises :class:`LarqImportError` naming the layer on anything that
     cannot be imported exactly.
     """
@@ -33,4 +34,5 @@ def from_larq(path, *, larq_zoo: str | None = None, match: str = "name", input_s
         from onebit.convert.larq import zoo
 
         kf = zoo.with_architecture(kf, larq_zoo, match)
+        identity_lambdas = tuple(identity_lambdas) + zoo.identity_lambdas(larq_zoo)
     return build(kf, input_shape, identity_lambdas)

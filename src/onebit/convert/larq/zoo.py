@@ -22,6 +22,17 @@ WEIGHTED = {"Conv2D", "QuantConv2D", "DepthwiseConv2D", "QuantDepthwiseConv2D", 
             "BatchNormalization", "PReLU", "Normalization"}
 
 
+#: Lambda layers of an architecture that return their input, known from larq_zoo's source
+#: (``real_to_bin_nets.py``: ``Lambda(lambda x: x, name=f"{name}_out")``): declared for the files
+#: imported with that architecture (``larq_zoo=NAME``), whose Lambdas are this copy's, not the file's
+IDENTITY_LAMBDAS = {"RealToBinaryNet": ("r2b_bnn_block_*_out",)}
+
+
+def identity_lambdas(name: str) -> tuple[str, ...]:
+    """The ``fnmatch`` patterns of architecture ``name``'s Lambda layers that return their input."""
+    return IDENTITY_LAMBDAS.get(name, ())
+
+
 def names() -> list[str]:
     """The architectures available (Larq Zoo model names)."""
     return sorted(p.name[: -len(".json.gz")] for p in _DIR.glob("*.json.gz"))
