@@ -45,3 +45,21 @@ def both_reject(data: bytes, match: str):
         fmt.loads(data)
     with pytest.raises(FormatError, match=match):
         engine.validate_model(data)
+
+
+def loads_both(data: bytes):
+    """fmt.loads(data), after checking that the C++ loader agrees on accepting it."""
+    from onebit.runtime import format as fmt
+    from onebit.runtime.engine import engine
+
+    try:
+        mf = fmt.loads(data)
+    except FormatError as py_err:
+        with pytest.raises(FormatError):
+            engine.validate_model(data)
+        raise py_err
+    try:
+        engine.validate_model(data)
+    except FormatError as e:
+        raise AssertionError(f"the C++ loader rejects a file the Python loader accepts: {e}") from None
+    return mf

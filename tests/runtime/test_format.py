@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from onebit import FormatError
 from onebit.runtime import format as fmt
 
+from file_edits import loads_both
+
 
 @pytest.fixture(scope="module")
 def valid_bytes():
@@ -197,23 +199,6 @@ def test_format_load_names_the_file(tmp_path, valid_bytes):
 # ----------------------------------------------------------------------------- fuzz
 # Every fuzz input goes through both loaders (Python: onebit.runtime.format, C++: the loader
 # behind Session, onebit-run and the C API): they must accept and reject the same files.
-
-def loads_both(data: bytes):
-    """fmt.loads(data), after checking that the C++ loader agrees on accepting it."""
-    from onebit.runtime.engine import engine
-
-    try:
-        mf = fmt.loads(data)
-    except FormatError as py_err:
-        with pytest.raises(FormatError):
-            engine.validate_model(data)
-        raise py_err
-    try:
-        engine.validate_model(data)
-    except FormatError as e:
-        raise AssertionError(f"the C++ loader rejects a file the Python loader accepts: {e}") from None
-    return mf
-
 
 mutation = st.one_of(
     st.tuples(st.just("flip"), st.integers(0, 10**9), st.integers(0, 7)),

@@ -4,13 +4,20 @@ sigmoids, infinities, NaN, subnormals, signed zeros): the engine equals the inte
 value by value on every ISA, and each op meets its definition."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import onebit.convert as cv
 from onebit.runtime import Session
 from onebit.runtime import format as fmt
+from onebit import FormatError
 from onebit.runtime.graph import Op, Value
+
+from file_edits import join, loads_both, split
 
 H, W, C = 3, 4, 7
 SLOPE = np.array([0.25, -0.5, 0.0, 1.5, -2.0, 0.1, 1.0], np.float32)
@@ -118,3 +125,35 @@ def test_session_refuses_wrong_input_shape(gate_bytes):
     sess = Session(gate_bytes)
     with pytest.raises((ValueError, TypeError)):
         sess.run(np.zeros((2, H + 1, W, 3), np.uint8))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**33, 2**33) | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=6)
+GATE_TYPES = ("sigmoid_f32", "prelu_f32", "mul_channels_f32")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(pick=st.integers(0, 10**6), key=st.sampled_from(["inputs", "attrs", "tensors", "type", "output"]),
+       value=json_values, shape=st.lists(st.integers(0, 9), max_size=4))
+def test_edits_of_gate_ops_are_rejected_alike_or_run(gate_bytes, pick, key, value, shape):
+    """Random edits of the new ops (their inputs, attributes, tensor roles, type, output, and
+    their tensors' shapes): both loaders accept or reject alike, and an accepted file runs."""
+    header, body = split(gate_bytes)
+    graph = json.loads(header["__metadata__"]["graph"])
+    ops = [o for o in graph["ops"] if o["type"] in GATE_TYPES]
+    op = ops[pick % len(ops)]
+    if key == "tensors" and op["tensors"] and pick % 2:
+        header[next(iter(op["tensors"].values()))]["shape"] = shape
+    else:
+        op[key] = value
+    header["__metadata__"]["graph"] = json.dumps(graph)
+    data = join(header, body)
+    try:
+        loads_both(data)
+    except FormatError:
+        return
+    out = Session(data).run(_inputs())
+    assert out.shape == (5, 4)
