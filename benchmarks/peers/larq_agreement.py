@@ -51,7 +51,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from _records import machine, write_json  # noqa: E402
-from larq_import_check import IDENTITY_LAMBDAS, TOLERANCE, compare  # noqa: E402
+from larq_import_check import TOLERANCE, compare, identity_flags  # noqa: E402
 from larq_models import export  # noqa: E402
 
 CENTERED_TOP1_TARGET = 0.99
@@ -187,7 +187,7 @@ def check(ref_dir: Path, name: str, u8: np.ndarray, tmp: Path, threads: int, bat
     rc = ref - ref.mean(0, keepdims=True)
     rec = {"model": name, "distinct_top1": len(set(ref.argmax(1).tolist())),
            "distinct_centered_top1": len(set(rc.argmax(1).tolist()))}
-    lam = [f for p in IDENTITY_LAMBDAS.get(name, ()) for f in ("--identity-lambda", p)]
+    lam = identity_flags(name)
     lpath = ref_dir / f"{name}.layers.npz"
     for mode, flags in MODES:
         dest = tmp / f"{name}.{mode}.onebit"

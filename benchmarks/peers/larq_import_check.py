@@ -38,6 +38,11 @@ TOLERANCE = 1e-4
 IDENTITY_LAMBDAS = {"RealToBinaryNet": ("*_out",)}
 
 
+def identity_flags(name: str) -> list[str]:
+    """``onebit import`` options declaring model ``name``'s identity Lambdas."""
+    return [f for p in IDENTITY_LAMBDAS.get(name, ()) for f in ("--identity-lambda", p)]
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _records import REPO_ROOT, machine, write_json  # noqa: E402
+from larq_import_check import identity_flags  # noqa: E402
 
 PEERS_PY = REPO_ROOT / ".peers-venv" / "bin" / "python"
 LCE_ENGINES = ("lce-indirect", "lce-default")
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     exported: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="larq-models-"))
     for name, h5 in h5s.items():
-        err = export(h5, tmp / f"{name}.onebit")
+        err = export(h5, tmp / f"{name}.onebit", *identity_flags(name))
         if err is None:
             exported[name] = str(tmp / f"{name}.onebit")
         else:

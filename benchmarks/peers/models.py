@@ -271,6 +271,10 @@ def build(name: str, variant: str, pad_values: float = 1.0, seed: int = 0) -> ke
     return randomize(model, seed)
 
 
+#: larq_zoo modules whose ``*_out`` Lambda layers return their input (real_to_bin_nets.py)
+IDENTITY_LAMBDA_MODULES = {"larq_zoo.literature.real_to_bin_nets"}
+
+
 def load_h5(path: str) -> keras.Model:
     """A Keras / Larq model saved with ``model.save("x.h5")``, for inference.
 
@@ -278,7 +282,8 @@ def load_h5(path: str) -> keras.Model:
     models also name plain functions of theirs: as initializers (QuickNet's
     ``blurpool_initializer``), which Keras cannot deserialize by name and which play no part in
     inference, so they are replaced by zeros; elsewhere (XNOR-Net's weight quantizer) they are
-    given to Keras by name. The saved weights are then loaded into the rebuilt architecture."""
+    given to Keras by name. Real-to-Binary Net's identity Lambdas become linear activations. The
+    saved weights are then loaded into the rebuilt architecture."""
     import importlib
     import inspect
     import json
@@ -292,6 +297,13 @@ def load_h5(path: str) -> keras.Model:
         if isinstance(node, dict):
             if node.get("class_name") == "function" and key.endswith("initializer"):
                 return {"class_name": "Zeros", "config": {}}
+            cfg = node.get("config") or {}
+            if node.get("class_name") == "Lambda" and cfg.get("module") in IDENTITY_LAMBDA_MODULES and \
+                    str(cfg.get("name", "")).endswith("_out"):
+                # ``Lambda(lambda x: x, name=f"{name}_out")`` of larq_zoo's source: the identity,
+                # rebuilt as a linear Activation (Keras refuses to load a Lambda's bytecode)
+                return dict(node, class_name="Activation", config={"name": cfg["name"], "activation": "linear",
+                                                                   "dtype": cfg.get("dtype", "float32")})
             return {k: plain(v, k) for k, v in node.items()}
         if isinstance(node, list):
             return [plain(v, key) for v in node]

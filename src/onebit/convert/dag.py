@@ -307,8 +307,9 @@ class _GraphBuilder:
         p = self._sole_pending(src, i)
         continues = isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.PReLU, ClipBlock) + _ACTS) \
             or is_binary_layer(m) or isinstance(m, (nn.Linear, nn.AdaptiveAvgPool2d) + chain._blocks())
-        if p is not None and p.type in ("dense_f32", "conv1x1_f32") and (is_binary_layer(m) or isinstance(m, _ACTS)):
-            p = None  # a float layer's output reaches a binary layer through a bitpack, an activation as its own op
+        if p is not None and p.type in ("dense_f32", "conv1x1_f32") and \
+                (is_binary_layer(m) or isinstance(m, _ACTS + (nn.PReLU,))):
+            p = None  # a float layer's output reaches a binary layer through a bitpack, an activation its own op
         if p is not None and continues:
             # the chain converter's own case: a producer with one consumer
             self.bld.pending, self.bld.cur = p, p.in_value
@@ -387,7 +388,6 @@ class _GraphBuilder:
             ops = self._float_operands(n.name, a, b)
             self.bld.add(n.name, ops[0], ops[1], nn.Identity())
         self.state[i] = self.bld.cur
-
 
     def _gate_reshape(self, i: int, n: Node) -> bool:
         """A Keras ``Reshape`` to ``[1, 1, C]`` read only by multiplications (a squeeze-excitation
