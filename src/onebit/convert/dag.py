@@ -301,7 +301,7 @@ class _GraphBuilder:
         from onebit.nn.clip import ClipBlock
         from onebit.nn.layers import is_binary_layer
 
-        m, src = n.module, n.inputs[0]
+        m, src = chain.ungrouped(n.module), n.inputs[0]
         if self._gate_reshape(i, n):
             return
         p = self._sole_pending(src, i)

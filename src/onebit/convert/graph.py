@@ -696,7 +696,8 @@ class _Builder:
 
     # -- residual blocks (onebit.models.blocks, dataflow documented there) -----------------------
     def float_conv(self, name, m: nn.Conv2d, pool_fold=None):
-        """A float conv reading an int8 tensor (int8 conv) or a float tensor (1x1 only).
+        """A float conv reading an int8 tensor (``conv2d_i8``) or a float tensor (``conv1x1_f32`` for
+        a 1x1 stride-1 conv, else ``conv2d_f32``).
 
         ``pool_fold`` = [k, k]: an average pool (kernel k, stride k, no padding) before a 1x1 conv,
         folded into a k x k stride-k conv whose taps all hold w / k^2.
@@ -726,9 +727,14 @@ class _Builder:
         elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and pads == {"padding": [0, 0]}:
             self.pending = _Pending(name, "conv1x1_f32", attrs, {"weight": _t(m.weight)[:, :, 0, 0]},
                                     np.ones(m.out_channels), b, 0, self.cur, (h, w, m.out_channels))
+        elif x.kind == "f32":
+            attrs.update(kernel=[kh, kw], stride=stride, **pads)
+            oh, ow = _conv_out(attrs, h, w)
+            self.pending = _Pending(name, "conv2d_f32", attrs, {"weight": weight.transpose(0, 2, 3, 1)},
+                                    np.ones(m.out_channels), b, 0, self.cur, (oh, ow, m.out_channels))
         else:
             raise ConversionError(f"layer {name!r} (Conv2d): a float conv on {x.kind} input is supported "
-                                  f"on int8 input, or as a 1x1 stride-1 conv on float input")
+                                  f"on int8 or float32 input")
 
     def depthwise(self, name, m: nn.Conv2d):
         """A depthwise ``nn.Conv2d`` (``groups = in_channels = out_channels``) reading an int8
@@ -922,6 +928,32 @@ def _pad(name, m):
     return _pair(m.padding)
 
 
+def ungrouped(m: nn.Module) -> nn.Module:
+    """A grouped float ``nn.Conv2d`` (``1 < groups``, not depthwise) as the dense convolution with its
+    block-diagonal kernel: output channel ``o`` of group ``g`` reads the input channels of group
+    ``g`` with the group's weights and every other input channel with weight 0. The format has no
+    grouped convolution; this one is the same function with ``groups`` times the multiplications:
+    exact in int8 (the zero taps add 0 to the int32 sum; the per-output-channel weight scale,
+    ``max |w[o]|``, is the group's) and in float32 the same sum of the same products (each zero
+    tap adds a zero), summed in the dense op's order. Any other module is returned as it is."""
+    from onebit.nn.layers import is_binary_layer
+
+    if not isinstance(m, nn.Conv2d) or is_binary_layer(m) or m.groups == 1 or \
+            m.groups == m.in_channels == m.out_channels:
+        return m
+    g, cin, cout = m.groups, m.in_channels, m.out_channels
+    dense = nn.Conv2d(cin, cout, m.kernel_size, m.stride, m.padding, m.dilation, 1, m.bias is not None,
+                      m.padding_mode)
+    with torch.no_grad():
+        dense.weight.zero_()
+        ci, co = cin // g, cout // g
+        for k in range(g):
+            dense.weight[k * co:(k + 1) * co, k * ci:(k + 1) * ci] = m.weight[k * co:(k + 1) * co]
+        if m.bias is not None:
+            dense.bias.copy_(m.bias)
+    return dense.eval()
+
+
 def _check_conv(name, m, dilation: bool = False):
     if m.groups != 1 or (_pair(m.dilation) != [1, 1] and not dilation) or m.padding_mode != "zeros":
         raise ConversionError(f"layer {name!r} ({type(m).__name__}): groups, {'' if dilation else 'dilation '}and "
@@ -1004,6 +1036,7 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     bld = _Builder(input_shape, float_boundary) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
+        m = ungrouped(m)
         if bld.reshape is not None and not is_binary_layer(m):
             raise ConversionError(f"layer {bld.reshape[0]!r} (Reshape) feeds {name!r} ({type(m).__name__}): "
                                   f"supported before a 1x1 binary convolution only")

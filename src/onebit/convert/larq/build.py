@@ -13,6 +13,7 @@ import re
 
 import torch
 
+from onebit.convert.larq import lambdas as Z
 from onebit.convert.larq import layers as L
 from onebit.convert.larq.h5file import KerasFile, LarqImportError
 from onebit.convert.larq.modules import KerasGraph
@@ -98,6 +99,8 @@ def _parse(kf: KerasFile, input_shape, identity_lambdas=()):
         cfg_ = ly.get("config") or {}
         if lcls == "TFOpLambda":
             lcls, cfg_, node = _tf_op(name, cfg_, node)
+        elif lcls == "Lambda" and (zoo := Z.decode(name, cfg_)) is not None:
+            lcls, cfg_ = zoo
         elif lcls == "Lambda":
             if not any(fnmatch.fnmatchcase(name, p) for p in identity_lambdas):
                 raise LarqImportError(f"layer {name!r} (Lambda): its computation is Python bytecode stored in "
@@ -109,10 +112,10 @@ def _parse(kf: KerasFile, input_shape, identity_lambdas=()):
         for t in node:
             if not isinstance(t, (list, tuple)) or len(t) < 3:
                 raise LarqImportError(f"layer {name!r} ({lcls}): malformed inbound node {t!r}")
-            if t[1] != 0 or t[2] != 0:
+            if t[1] != 0 or not isinstance(t[2], int):
                 raise LarqImportError(f"layer {name!r} ({lcls}): reads output {t[2]} of call {t[1]} of "
                                       f"{t[0]!r}: single-output layers applied once are supported")
-            srcs.append(t[0])
+            srcs.append(t[0] if t[2] == 0 else (t[0], t[2]))  # output k > 0: a split's (lambdas.rewrite)
         nodes.append((name, lcls, cfg_, srcs))
     if shape is None:
         raise LarqImportError(f"{kf.path}: the functional model has no InputLayer {in_name!r}")
@@ -217,6 +220,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
         raise LarqImportError(f"{kf.path}: a weights-only file (model.save_weights) has no architecture: "
                               f"name its Larq Zoo architecture (larq_zoo=NAME / --larq-zoo NAME) or import a model.save file")
     in_name, in_hwc, nodes, out_name = _parse(kf, input_shape, tuple(identity_lambdas))
+    nodes, fused_weights, absorbed = Z.rewrite(nodes, kf.weights)
     order = _topological(in_name, nodes, kf.path)
     if out_name != in_name and out_name not in {n[0] for n in order}:
         raise LarqImportError(f"{kf.path}: output layer {out_name!r} is not in the model")
@@ -227,12 +231,12 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
     mods, graph_nodes = {}, []
     consumed_weights = set()
     for name, lcls, cfg, srcs in order:
-        builder = L.BUILDERS.get(lcls)
+        builder = L.BUILDERS.get(lcls) or Z.BUILDERS.get(lcls)
         if builder is None:
             raise LarqImportError(f"layer {name!r}: layer class {lcls!r} is not supported (supported: "
                                   f"{', '.join(sorted(L.BUILDERS))})")
         in_shapes = [shape_of[s] for s in srcs]
-        weights = kf.weights.get(name, {})
+        weights = fused_weights[name] if name in fused_weights else kf.weights.get(name, {})
         flat_from = None
         if lcls == "Flatten" and len(in_shapes) == 1 and len(in_shapes[0]) == 3:
             feeds = _flatten_feeds_dense(name, order)
@@ -259,7 +263,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
         key_of[name] = key
         mods[key] = mod
         graph_nodes.append((key, [key_of[s] for s in srcs]))
-    unused = sorted(n for n, w in kf.weights.items() if w and n not in consumed_weights)
+    unused = sorted(n for n, w in kf.weights.items() if w and n not in consumed_weights | absorbed)
     if unused:
         raise LarqImportError(f"{kf.path}: weights for layers {unused} that the architecture does not have")
     model = KerasGraph(mods, graph_nodes, key_of[in_name], key_of[out_name], in_hwc,

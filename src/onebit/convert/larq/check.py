@@ -29,9 +29,11 @@ def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
     if isinstance(mod, M.Merge) and mod.op not in ("add", "multiply"):
         return (f"{mod.op} of branches of a Keras graph: the .onebit format joins branches by addition, "
                 f"or multiplies a value by a per-channel vector")
-    if isinstance(mod, nn.Conv2d) and mod.groups != 1 and not mod.groups == mod.in_channels == mod.out_channels:
-        return f"grouped convolution (groups={mod.groups}): the .onebit format has depthwise convolutions only"
     if is_binary_layer(mod):
+        if getattr(mod, "groups", 1) != 1:
+            return (f"grouped binary convolution (groups={mod.groups}): the .onebit format's binary "
+                    f"convolutions read all input channels (float grouped convolutions are exported "
+                    f"with a block-diagonal kernel)")
         for role in ("input_quantizer", "weight_quantizer"):
             q = getattr(mod, role)
             if isinstance(q, SteHeaviside):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["KerasGraph", "PaddedConv", "KerasPool2d", "KerasPad2d", "NHWCFlatten", "Reshape",
-           "Rescaling", "Normalization", "Merge", "Concatenate", "FullPReLU", "HardSigmoid"]
+           "Rescaling", "Normalization", "Merge", "Concatenate", "ConcatAdd", "FullPReLU", "HardSigmoid"]
 
 
 class KerasPad2d(nn.Module):
@@ -167,6 +167,22 @@ class Concatenate(nn.Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class ConcatAdd(nn.Module):
+    """``concat(x_1, ..., x_{n-1} + y)`` on the channels, inputs ``(x_1, ..., x_n, y)``: MeliusNet's
+    improvement merge (:mod:`onebit.convert.larq.lambdas`), ``y`` added to the last input of a
+    concatenation. Its two steps are the child modules ``add`` and ``cat``, which the converter
+    traces as the graph's add and concat."""
+
+    def __init__(self):
+        super().__init__()
+        self.add = Merge("add")
+        self.cat = Concatenate(1)
+
+    def forward(self, *xs):
+        *parts, last, y = xs
+        return self.cat(*parts, self.add(last, y))
 
 
 class FullPReLU(nn.Module):
