@@ -1,7 +1,8 @@
 """Depthwise convolution end to end: a torch ``nn.Conv2d(groups=C)`` after a ClipBlock converts to
 ``dwconv2d_i8`` with each output stage (bits, int8, float); the engine equals the integer
 simulation value by value on every ISA; the simulation follows the float model; both loaders
-reject malformed depthwise ops with the same error; unsupported grouped convs are clear errors."""
+reject malformed depthwise ops with the same error; a grouped (not depthwise) conv is the dense
+conv with its block-diagonal kernel; unsupported depthwise variants are clear errors."""
 from __future__ import annotations
 
 import json
@@ -81,11 +82,26 @@ def test_depthwise_stride1_odd_channels_engine_equals_simulation(isa):
     engine_vs_simulation(sess, cv.simulate(sess.model), u)
 
 
-def test_depthwise_conversion_errors():
+def test_grouped_conv_is_a_block_diagonal_int8_conv(isa):
+    """groups=8 (not depthwise) on int8 data: one conv2d_i8 whose kernel is zero off the groups."""
     m = _model("bits")
-    m[3] = nn.Conv2d(40, 40, 3, stride=2, padding=1, groups=8, bias=False)  # grouped, not depthwise
-    with pytest.raises(ConversionError, match="depthwise"):
-        cv.to_bytes(m, input_spec=SPEC)
+    m[3] = nn.Conv2d(40, 40, 3, stride=2, padding=1, groups=8, bias=False)
+    randomize_bn(m, 0, input_shape=(3, 13, 11))
+    data = cv.to_bytes(m.eval(), input_spec=SPEC)
+    mf = fmt.loads(data)
+    conv = [op for op in mf.ops if op.type == "conv2d_i8"]
+    assert len(conv) == 1
+    w = np.asarray(mf.tensors[conv[0].tensors["weight"]])  # (Cout, KH, KW, Cin)
+    same_group = (np.arange(40)[:, None] // 5) == (np.arange(40)[None, :] // 5)
+    assert w.shape == (40, 3, 3, 40) and not w.transpose(0, 3, 1, 2)[~same_group].any()
+    assert w.transpose(0, 3, 1, 2)[same_group].any()
+    sess = Session(data, isa=isa, threads=2)
+    u = np.random.default_rng(5).integers(0, 256, (3,) + sess.input_shape, dtype=np.uint8)
+    diffs = engine_vs_simulation(sess, cv.simulate(sess.model), u)
+    assert max(diffs.values()) == 0.0, diffs
+
+
+def test_depthwise_conversion_errors():
     m = _model("bits")
     m[3] = nn.Conv2d(40, 40, 3, stride=2, padding=2, dilation=2, groups=40, bias=False)
     with pytest.raises(ConversionError, match="dilation"):

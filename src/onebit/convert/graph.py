@@ -1058,6 +1058,10 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.bit_planes(name, m, mean, std)
         elif isinstance(m, nn.Conv2d) and m.groups != 1:
             bld.depthwise(name, m)
+        elif isinstance(m, nn.Conv2d) and (bld.pending is not None or bld.value().kind in ("int8", "f32")):
+            # on a layer's output (int8 or float32), not on the image
+            bld.finalize("f32", name)
+            bld.float_conv(name, m)
         elif isinstance(m, nn.Conv2d):
             bld.first_conv(name, m, mean, std)
         elif isinstance(m, nn.Linear):

@@ -220,7 +220,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
         raise LarqImportError(f"{kf.path}: a weights-only file (model.save_weights) has no architecture: "
                               f"name its Larq Zoo architecture (larq_zoo=NAME / --larq-zoo NAME) or import a model.save file")
     in_name, in_hwc, nodes, out_name = _parse(kf, input_shape, tuple(identity_lambdas))
-    nodes, fused_weights, absorbed = Z.rewrite(nodes, kf.weights)
+    nodes, grouped = Z.rewrite(nodes)
     order = _topological(in_name, nodes, kf.path)
     if out_name != in_name and out_name not in {n[0] for n in order}:
         raise LarqImportError(f"{kf.path}: output layer {out_name!r} is not in the model")
@@ -236,7 +236,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
             raise LarqImportError(f"layer {name!r}: layer class {lcls!r} is not supported (supported: "
                                   f"{', '.join(sorted(L.BUILDERS))})")
         in_shapes = [shape_of[s] for s in srcs]
-        weights = fused_weights[name] if name in fused_weights else kf.weights.get(name, {})
+        weights = {p: kf.weights.get(p, {}) for p in grouped[name]} if name in grouped else kf.weights.get(name, {})
         flat_from = None
         if lcls == "Flatten" and len(in_shapes) == 1 and len(in_shapes[0]) == 3:
             feeds = _flatten_feeds_dense(name, order)
@@ -251,7 +251,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
         extra = set(weights) - ctx.used - L.IGNORED_WEIGHTS
         if extra:
             raise ctx.err(f"weights {sorted(extra)} in the file are not used by this layer's config")
-        consumed_weights.add(name)
+        consumed_weights.update([name] + grouped.get(name, []))
         mod.eval()
         try:
             with torch.no_grad():
@@ -263,7 +263,7 @@ def build(kf: KerasFile, input_shape=None, identity_lambdas=()) -> KerasGraph:
         key_of[name] = key
         mods[key] = mod
         graph_nodes.append((key, [key_of[s] for s in srcs]))
-    unused = sorted(n for n, w in kf.weights.items() if w and n not in consumed_weights | absorbed)
+    unused = sorted(n for n, w in kf.weights.items() if w and n not in consumed_weights)
     if unused:
         raise LarqImportError(f"{kf.path}: weights for layers {unused} that the architecture does not have")
     model = KerasGraph(mods, graph_nodes, key_of[in_name], key_of[out_name], in_hwc,

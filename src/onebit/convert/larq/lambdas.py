@@ -5,7 +5,8 @@ of Larq Zoo lambdas are nevertheless read exactly from the data that the config 
 the bytecode (the module that defined the lambda, and its closure):
 
 - ``larq_zoo.core.utils.TFOpLayer(tf_op, *args, **kwargs)``: ``config.function`` is ``[bytecode,
-  null, [args, kwargs, op name]]``. Supported: ``split`` with ``args == [n]``, ``kwargs ==
+  null, [args, kwargs, op]]``, the op by name (or as Keras' ``{"class_name": "function", "config":
+  name}``). Supported: ``split`` with ``args == [n]``, ``kwargs ==
   {"axis": -1}`` (the channels in ``n`` equal parts) and ``concat`` with no args and ``kwargs ==
   {"axis": -1}`` (a Keras ``Concatenate`` on the channels). A split is accepted only as the input
   of a grouped convolution, as MeliusNet's stem and transitions build it: its ``n`` outputs read by
@@ -52,6 +53,8 @@ def decode(name: str, cfg: dict):
     if module == TF_OP_MODULE and isinstance(fn, list) and len(fn) == 3 and isinstance(fn[2], list) \
             and len(fn[2]) == 3:
         args, kwargs, op = fn[2]
+        if isinstance(op, dict) and op.get("class_name") == "function" and isinstance(op.get("config"), str):
+            op = op["config"]  # the function serialized by name (Keras' serialize_keras_object)
         what = f"TFOpLayer tf.{op}"
         if kwargs != {"axis": -1}:
             raise _err(name, what, f"keyword arguments {kwargs!r}: {{'axis': -1}} (the channels) is supported")
@@ -59,7 +62,7 @@ def decode(name: str, cfg: dict):
             if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], int)
                     and not isinstance(args[0], bool) and args[0] >= 1):
                 raise _err(name, what, f"arguments {args!r}: one positive number of equal parts is supported")
-            return "Split", {"name": name, "parts": args[0]}
+            return "Split", {"name": name, "count": args[0]}
         if op == "concat":
             if args != []:
                 raise _err(name, what, f"arguments {args!r}: a concatenation takes none")
@@ -84,24 +87,22 @@ def _ref_index(src, layer):
     return None
 
 
-def rewrite(nodes: list, weights: dict):
+def rewrite(nodes: list):
     """Grouped convolutions and improvement merges in ``nodes`` (``[(name, class, config,
     inputs)]``, an input being a name or ``(name, output index)``) rewritten onto supported
-    classes. Returns ``(nodes, fused weights by node name, names of the layers whose weights
-    the fused nodes hold)``."""
+    classes. Returns ``(nodes, {grouped conv node: the Conv2D layers whose weights it reads})``."""
     by_name = {n[0]: n for n in nodes}
     consumers: dict = {}
     for n in nodes:
         for s in n[3]:
             consumers.setdefault(s[0] if isinstance(s, tuple) else s, []).append(n)
-    replace, drop, fused, absorbed = {}, set(), {}, set()
+    replace, drop, parts = {}, set(), {}
     for split in (n for n in nodes if n[1] == "Split"):
-        node, w = _grouped_conv(split, consumers, weights)
+        node = _grouped_conv(split, consumers)
         replace[node[0]] = node
-        fused[node[0]] = w
-        parts = [c[0] for c in consumers[split[0]]]
-        absorbed.update(parts)
-        drop.update(parts + [split[0]])
+        parts[node[0]] = node[2]["parts"]
+        drop.update(node[2]["parts"] + [split[0]])
+    by_name.update(replace)
     for merge in (n for n in nodes if n[1] == "ConcatAdd"):
         replace[merge[0]] = _improve_merge(merge, by_name)
     out = [replace.get(n[0], n) for n in nodes if n[0] not in drop]
@@ -110,12 +111,12 @@ def rewrite(nodes: list, weights: dict):
             if isinstance(s, tuple):
                 raise LarqImportError(f"layer {n[0]!r} ({n[1]}): reads output {s[1]} of call 0 of {s[0]!r}: "
                                       f"single-output layers applied once are supported")
-    return out, fused, absorbed
+    return out, parts
 
 
-def _grouped_conv(split, consumers, weights):
+def _grouped_conv(split, consumers):
     name, _, cfg, srcs = split
-    g = cfg["parts"]
+    g = cfg["count"]
     what = "TFOpLayer tf.split"
     use = ("a split is supported as the input of a grouped convolution: its outputs 0..n-1 read each "
            "by one Conv2D of one configuration, joined in that order by one concat")
@@ -138,31 +139,9 @@ def _grouped_conv(split, consumers, weights):
             or join[2].get("axis", -1) not in (-1, 3) or list(join[3]) != [c[0] for c in parts]:
         raise _err(name, what, f"its convolutions {[c[0] for c in parts]} are not joined, in order and by "
                                f"nothing else, by one channel concat: {use}")
-    kernels, biases = [], []
-    for c in parts:
-        w = weights.get(c[0], {})
-        if "kernel" not in w:
-            raise LarqImportError(f"layer {c[0]!r} (Conv2D): missing weight 'kernel' (the file has: "
-                                  f"{', '.join(sorted(w)) or 'none'})")
-        k = w["kernel"]
-        if k.ndim != 4 or k.shape != weights[parts[0][0]]["kernel"].shape or k.shape[3] != int(base["filters"]):
-            raise LarqImportError(f"layer {c[0]!r} (Conv2D): weight 'kernel' has shape {list(k.shape)}, "
-                                  f"expected {list(weights[parts[0][0]]['kernel'].shape)} (a part of a "
-                                  f"grouped convolution with {base['filters']} filters)")
-        kernels.append(k)
-        extra = set(w) - {"kernel", "bias"}
-        if extra:
-            raise LarqImportError(f"layer {c[0]!r} (Conv2D): weights {sorted(extra)} in the file are not used")
-        if base["use_bias"] and "bias" in w:
-            biases.append(w["bias"])
-    conv_cfg = dict(parts[0][2], name=join[0], filters=g * int(base["filters"]), groups=g, split=name)
-    fused = {"kernel": np.concatenate(kernels, axis=3)}
-    if base["use_bias"]:
-        if len(biases) != g or any(b.shape != (int(base["filters"]),) for b in biases):
-            raise LarqImportError(f"layer {parts[0][0]!r} (Conv2D): each part of the grouped convolution needs "
-                                  f"a bias of {base['filters']} entries")
-        fused["bias"] = np.concatenate(biases)
-    return (join[0], "GroupedConv2D", conv_cfg, list(srcs)), fused
+    conv_cfg = dict(parts[0][2], name=join[0], filters=g * int(base["filters"]), groups=g, split=name,
+                    parts=[c[0] for c in parts])
+    return (join[0], "GroupedConv2D", conv_cfg, list(srcs))
 
 
 def _improve_merge(merge, by_name):
@@ -179,14 +158,32 @@ def _improve_merge(merge, by_name):
 
 
 def grouped_conv2d(ctx):
-    """The grouped ``Conv2D`` of a split -> convs -> concat (built as Keras' ``Conv2D`` with
-    ``groups``), after checking that the split divides the channels."""
-    cin = ctx.shape()[0]
-    g = int(ctx.cfg["groups"])
+    """The grouped ``Conv2D`` of a split -> convs -> concat, built as Keras' ``Conv2D`` with
+    ``groups`` from its parts' kernels (and biases) concatenated along the output channels.
+    ``ctx.weights`` maps each part's name to its weights."""
+    shape = ctx.shape()
+    if len(shape) != 3:
+        raise ctx.err(f"input of shape {list(shape)} is not a feature map")
+    cin, h, w = shape
+    g, cfg = int(ctx.cfg["groups"]), ctx.cfg
     if cin % g:
-        raise _err(ctx.cfg["split"], "TFOpLayer tf.split", f"splits {cin} channels into {g} parts: "
-                                                           f"equal parts are supported")
-    return L.conv2d(ctx)
+        raise _err(cfg["split"], "TFOpLayer tf.split", f"splits {cin} channels into {g} parts: "
+                                                       f"equal parts are supported")
+    k, f = L._pair(cfg.get("kernel_size"), "kernel_size", ctx), int(cfg["filters"]) // g
+    use_bias = bool(cfg.get("use_bias", True))
+    whole = {"kernel": [], "bias": []}
+    for part in cfg["parts"]:
+        pc = L.Ctx(part, "Conv2D", cfg, ctx.weights.get(part, {}), [(cin // g, h, w)])
+        whole["kernel"].append(pc.w("kernel", (k[0], k[1], cin // g, f)))
+        if use_bias:
+            whole["bias"].append(pc.w("bias", (f,)))
+        extra = set(pc.weights) - pc.used
+        if extra:
+            raise pc.err(f"weights {sorted(extra)} in the file are not used by this layer's config")
+    ctx.used.update(ctx.weights)
+    kernel = np.concatenate(whole["kernel"], axis=3)
+    bias = {"bias": np.concatenate(whole["bias"])} if use_bias else {}
+    return L.conv2d(L.Ctx(ctx.name, "Conv2D", cfg, {"kernel": kernel, **bias}, ctx.in_shapes))
 
 
 def improve_merge(ctx):
