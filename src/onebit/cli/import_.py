@@ -31,7 +31,8 @@ def _floats(ctx, param, value):
               help="How --larq-zoo pairs the file's weights with the architecture's layers.")
 @click.option("--identity-lambda", "identity_lambdas", multiple=True, metavar="NAME",
               help="A Lambda layer (name or fnmatch pattern, repeatable) that returns its input; other "
-                   "Lambda layers are refused (their Python code is never run).")
+                   "Lambda layers are refused (their Python code is never run), except Larq Zoo's split/concat "
+                   "and MeliusNet merge lambdas, read from their stored data.")
 @click.option("--mean", callback=_floats, default=None,
               help="Per-channel mean of the input normalization x = (u/255 - mean)/std "
                    "[default: ImageNet's, as Larq Zoo's preprocess_input].")

@@ -288,8 +288,11 @@ def _stem(tmp_path, multiplier=1):
     return K.write(tmp_path / "stem.h5", K.functional(L, "in", "bn3"), W)
 
 
+@pytest.mark.parametrize("multiplier", [1, 2])
 @pytest.mark.parametrize("float_boundary", [False, True])
-def test_import_depthwise_stem_exports_and_engine_follows_the_module(tmp_path, float_boundary):
+def test_import_depthwise_stem_exports_and_engine_follows_the_module(tmp_path, float_boundary, multiplier):
+    """Depth multiplier 1: ``dwconv2d_f32``; 2 (groups = 8 of 2 outputs each): the dense
+    ``conv2d_f32`` with the block-diagonal kernel."""
     from onebit.cli import main
     from onebit.convert import simulate
     from onebit.convert.compare import engine_vs_simulation
@@ -297,12 +300,13 @@ def test_import_depthwise_stem_exports_and_engine_follows_the_module(tmp_path, f
     from onebit.runtime import Session
     from onebit.runtime import format as fmt
 
-    h5 = _stem(tmp_path)
+    h5 = _stem(tmp_path, multiplier)
     out = tmp_path / "stem.onebit"
     r = CliRunner().invoke(main, ["import", str(h5), "-o", str(out)] + (["--float-boundary"] if float_boundary else []))
     assert r.exit_code == 0, r.output
     types = [op.type for op in fmt.load(out).ops]
-    assert "dwconv2d_f32" in types and types[0] == ("conv2d_f32" if float_boundary else "conv2d_u8")
+    assert types[0] == ("conv2d_f32" if float_boundary else "conv2d_u8")
+    assert ("dwconv2d_f32" in types) == (multiplier == 1) and types[1:].count("conv2d_f32") == (multiplier == 2)
     u8 = RNG.integers(0, 256, (32, 17, 17, 3), dtype=np.uint8)
     x = (u8 / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     with torch.no_grad():
@@ -312,10 +316,3 @@ def test_import_depthwise_stem_exports_and_engine_follows_the_module(tmp_path, f
     got = sess.run(u8)
     corr = np.corrcoef((want - want.mean(0)).ravel(), (got - got.mean(0)).ravel())[0, 1]
     assert corr > (0.99 if float_boundary else 0.9), corr
-
-
-def test_import_depth_multiplier_refused_naming_the_layer(tmp_path):
-    from onebit.cli import main
-
-    r = CliRunner().invoke(main, ["import", str(_stem(tmp_path, multiplier=2)), "-o", str(tmp_path / "x.onebit")])
-    assert r.exit_code != 0 and "'dw'" in r.output and "groups" in r.output, r.output
