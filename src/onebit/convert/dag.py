@@ -301,7 +301,7 @@ class _GraphBuilder:
         from onebit.nn.clip import ClipBlock
         from onebit.nn.layers import is_binary_layer
 
-        m, src = chain.ungrouped(n.module), n.inputs[0]
+        m, src = n.module, n.inputs[0]
         if self._gate_reshape(i, n):
             return
         p = self._sole_pending(src, i)
@@ -322,7 +322,7 @@ class _GraphBuilder:
                 if kind in ("int8", "f32"):
                     self.bld.cur = self._sign_of(v, n.name)
                 self._dispatch(n.name, m)
-            elif isinstance(m, nn.Conv2d) and m.groups != 1:
+            elif chain.is_depthwise(m):
                 self._dispatch(n.name, m)  # depthwise: dwconv2d_i8 / dwconv2d_f32 on the value's kind
             elif isinstance(m, nn.Conv2d):
                 if src == INPUT or kind == "u8":  # on the image (also behind a padding layer)

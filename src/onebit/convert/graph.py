@@ -170,14 +170,16 @@ class _Builder:
         if self.cur != "input" or self.pending is not None:
             raise ConversionError(f"layer {name!r} ({type(m).__name__}): a float-input convolution is supported "
                                   f"only as the first layer (it becomes the int8 input layer)")
-        _check_conv(name, m)
+        from onebit.nn.layers import is_binary_layer
+
+        _check_conv(name, m, groups=not is_binary_layer(m))
         h, w, cin = self.value().shape
         weight = _t(m.quantized_weight()) if hasattr(m, "quantized_weight") else _t(m.weight)
         if self.float_boundary:
             # float32 on the normalized image: x = float32(u) * (1 / (255 std)) + (-mean / std)
             kh, kw = m.kernel_size
             attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
-                         stride=_pair(m.stride), **self.float_padding(name, m))
+                         stride=_pair(m.stride), **self.float_padding(name, m), **_groups(m))
             oh, ow = _conv_out(attrs, h, w)
             mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
             tens = {"weight": weight.transpose(0, 2, 3, 1),
@@ -186,6 +188,7 @@ class _Builder:
             self.pending = _Pending(name, "conv2d_f32", attrs, tens, np.ones(m.out_channels), b, 0, self.cur,
                                     (oh, ow, m.out_channels))
             return
+        weight = _t(ungrouped(m).weight) if m.groups != 1 else weight
         q, s, bias, zp = first_layer(weight, None if m.bias is None else _t(m.bias), mean, std)
         kh, kw = m.kernel_size
         attrs = dict(in_channels=cin, out_channels=m.out_channels, kernel=[kh, kw],
@@ -702,7 +705,7 @@ class _Builder:
         ``pool_fold`` = [k, k]: an average pool (kernel k, stride k, no padding) before a 1x1 conv,
         folded into a k x k stride-k conv whose taps all hold w / k^2.
         """
-        _check_conv(name, m)
+        _check_conv(name, m, groups=True)
         x = self.value()
         h, w, cin = x.shape
         kh, kw = m.kernel_size
@@ -718,17 +721,19 @@ class _Builder:
             weight = np.repeat(np.repeat(weight, kh, axis=2), kw, axis=3) / (kh * kw)
             stride = [kh, kw]
         if x.kind == "int8":
-            # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel)
-            q, sw = quantize_weights_int8(weight)
+            # conv(q * s_x) = s_x * s_w[o] * sum q_w * q  (int8 weights per output channel; a grouped
+            # conv as its block-diagonal kernel)
+            q, sw = quantize_weights_int8(_t(ungrouped(m).weight) if m.groups != 1 else weight)
             attrs.update(kernel=[kh, kw], stride=stride, **pads)
             oh, ow = _conv_out(attrs, h, w)
             self.pending = _Pending(name, "conv2d_i8", attrs, {"weight": np.ascontiguousarray(q.transpose(0, 2, 3, 1))},
                                     x.scale * sw, b, 127 * 127 * kh * kw * cin, self.cur, (oh, ow, m.out_channels))
-        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and pads == {"padding": [0, 0]}:
+        elif x.kind == "f32" and (kh, kw) == (1, 1) and _pair(m.stride) == [1, 1] and pads == {"padding": [0, 0]} \
+                and m.groups == 1:
             self.pending = _Pending(name, "conv1x1_f32", attrs, {"weight": _t(m.weight)[:, :, 0, 0]},
                                     np.ones(m.out_channels), b, 0, self.cur, (h, w, m.out_channels))
         elif x.kind == "f32":
-            attrs.update(kernel=[kh, kw], stride=stride, **pads)
+            attrs.update(kernel=[kh, kw], stride=stride, **pads, **_groups(m))
             oh, ow = _conv_out(attrs, h, w)
             self.pending = _Pending(name, "conv2d_f32", attrs, {"weight": weight.transpose(0, 2, 3, 1)},
                                     np.ones(m.out_channels), b, 0, self.cur, (oh, ow, m.out_channels))
@@ -928,18 +933,30 @@ def _pad(name, m):
     return _pair(m.padding)
 
 
-def ungrouped(m: nn.Module) -> nn.Module:
-    """A grouped float ``nn.Conv2d`` (``1 < groups``, not depthwise) as the dense convolution with its
-    block-diagonal kernel: output channel ``o`` of group ``g`` reads the input channels of group
-    ``g`` with the group's weights and every other input channel with weight 0. The format has no
-    grouped convolution; this one is the same function with ``groups`` times the multiplications:
-    exact in int8 (the zero taps add 0 to the int32 sum; the per-output-channel weight scale,
-    ``max |w[o]|``, is the group's) and in float32 the same sum of the same products (each zero
-    tap adds a zero), summed in the dense op's order. Any other module is returned as it is."""
+def is_depthwise(m) -> bool:
+    """A float depthwise ``nn.Conv2d`` (``groups = in_channels = out_channels``): the dwconv ops."""
     from onebit.nn.layers import is_binary_layer
 
-    if not isinstance(m, nn.Conv2d) or is_binary_layer(m) or m.groups == 1 or \
-            m.groups == m.in_channels == m.out_channels:
+    return isinstance(m, nn.Conv2d) and not is_binary_layer(m) and m.groups == m.in_channels == m.out_channels \
+        and m.groups != 1
+
+
+def _groups(m) -> dict:
+    """``conv2d_f32``'s ``groups`` attribute (written only when not 1)."""
+    return {"groups": int(m.groups)} if m.groups != 1 else {}
+
+
+def ungrouped(m: nn.Module) -> nn.Module:
+    """A grouped float ``nn.Conv2d`` (``1 < groups``) as the dense convolution with its
+    block-diagonal kernel: output channel ``o`` of group ``g`` reads the input channels of group
+    ``g`` with the group's weights and every other input channel with weight 0. The int8
+    convolutions (``conv2d_u8``, ``conv2d_i8``) have no groups; this is the same function with
+    ``groups`` times the multiplications, exact in int8 (the zero taps add 0 to the int32 sum; the
+    per-output-channel weight scale, ``max |w[o]|``, is the group's). Any other module is returned
+    as it is."""
+    from onebit.nn.layers import is_binary_layer
+
+    if not isinstance(m, nn.Conv2d) or is_binary_layer(m) or m.groups == 1:
         return m
     g, cin, cout = m.groups, m.in_channels, m.out_channels
     dense = nn.Conv2d(cin, cout, m.kernel_size, m.stride, m.padding, m.dilation, 1, m.bias is not None,
@@ -954,8 +971,8 @@ def ungrouped(m: nn.Module) -> nn.Module:
     return dense.eval()
 
 
-def _check_conv(name, m, dilation: bool = False):
-    if m.groups != 1 or (_pair(m.dilation) != [1, 1] and not dilation) or m.padding_mode != "zeros":
+def _check_conv(name, m, dilation: bool = False, groups: bool = False):
+    if (m.groups != 1 and not groups) or (_pair(m.dilation) != [1, 1] and not dilation) or m.padding_mode != "zeros":
         raise ConversionError(f"layer {name!r} ({type(m).__name__}): groups, {'' if dilation else 'dilation '}and "
                               f"non-zero padding modes are not supported")
 
@@ -1036,7 +1053,6 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
     bld = _Builder(input_shape, float_boundary) if builder is None else builder
     blocks = _blocks()
     for name, m, _xin, _out in calls:
-        m = ungrouped(m)
         if bld.reshape is not None and not is_binary_layer(m):
             raise ConversionError(f"layer {bld.reshape[0]!r} (Reshape) feeds {name!r} ({type(m).__name__}): "
                                   f"supported before a 1x1 binary convolution only")
@@ -1056,7 +1072,7 @@ def build(model: nn.Module, input_shape, mean, std, *, builder=None, layers=None
             bld.binary(name, m)
         elif isinstance(m, BitPlanes):
             bld.bit_planes(name, m, mean, std)
-        elif isinstance(m, nn.Conv2d) and m.groups != 1:
+        elif is_depthwise(m):
             bld.depthwise(name, m)
         elif isinstance(m, nn.Conv2d) and (bld.pending is not None or bld.value().kind in ("int8", "f32")):
             # on a layer's output (int8 or float32), not on the image

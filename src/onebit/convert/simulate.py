@@ -180,7 +180,7 @@ class IntegerSimulation(nn.Module):
                                 a.get("padding_end"))
         if op.type == "conv2d_f32":
             return conv2d_f32(self._normalized(op, x), self._tensor(op, "weight"), self._tensor(op, "bias"),
-                              a["stride"], a["padding"], a.get("padding_end"))
+                              a["stride"], a["padding"], a.get("padding_end"), a.get("groups", 1))
         if op.type == "conv1x1_f32":  # float32 1x1 conv: the engine's dense layer per pixel
             w, b = self._tensor(op, "weight"), self._tensor(op, "bias")
             n, c, h, wd = x.shape
@@ -301,18 +301,22 @@ def dwconv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padd
     return acc + b.view(1, c, 1, 1)
 
 
-def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding, padding_end=None) -> torch.Tensor:
+def conv2d_f32(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride, padding, padding_end=None,
+               groups: int = 1) -> torch.Tensor:
     """float32 convolution in the engine's order (``conv2d_f32``): every output pixel's taps in
     (i, j, c) order, padded taps 0.0 (``padding`` before, ``padding_end`` after the input), summed
-    as :func:`dense_f32` with the weights (Cout, KH, KW, Cin) flattened alike. ``x`` NCHW float32;
-    returns NCHW."""
+    as :func:`dense_f32` with the weights (Cout, KH, KW, Cin / groups) flattened alike; with
+    ``groups``, group ``g`` of the output channels reads group ``g`` of the input channels.
+    ``x`` NCHW float32; returns NCHW."""
     n, c = x.shape[:2]
     cout, kh, kw, _ = w.shape
+    cg, og = c // groups, cout // groups
     taps = _conv_taps(x.to(torch.float32), (kh, kw), stride, padding, padding_end)
     oh, ow = taps[0].shape[-2:]
-    patches = torch.stack(taps, 1).permute(0, 3, 4, 1, 2).reshape(n * oh * ow, kh * kw * c)
-    y = dense_f32(patches, w.reshape(cout, -1), b)
-    return y.reshape(n, oh, ow, cout).permute(0, 3, 1, 2)
+    taps = torch.stack(taps, 1).permute(0, 3, 4, 1, 2)  # (N, OH, OW, KH*KW, C)
+    ys = [dense_f32(taps[..., g * cg:(g + 1) * cg].reshape(n * oh * ow, kh * kw * cg),
+                    w[g * og:(g + 1) * og].reshape(og, -1), b[g * og:(g + 1) * og]) for g in range(groups)]
+    return torch.cat(ys, 1).reshape(n, oh, ow, cout).permute(0, 3, 1, 2)
 
 
 def pool_divisor(hw, k, s, p, count_include_pad: bool, ceil_mode: bool = False) -> torch.Tensor:

@@ -411,7 +411,10 @@ def _spec_conv2d_f32(op, xs):
     if x.kind not in ("f32", "u8"):
         _fail(op, f"input must be float32 or the uint8 image, got {x.kind}")
     out_shape, (kh, kw, cin, cout) = _conv_geometry(op, x)
-    tens = {"weight": ("float32", (cout, kh, kw, cin)), "bias": ("float32", (cout,))}
+    groups = _int(op, op.attrs, "groups", 1, MAX_DIM) if "groups" in op.attrs else 1
+    if cin % groups or cout % groups:
+        _fail(op, f"attribute groups = {groups} must divide in_channels ({cin}) and out_channels ({cout})")
+    tens = {"weight": ("float32", (cout, kh, kw, cin // groups)), "bias": ("float32", (cout,))}
     if x.kind == "u8":
         tens.update(in_scale=("float32", (cin,)), in_offset=("float32", (cin,)))
     return Value("f32", out_shape), tens

@@ -1,7 +1,9 @@
 """Larq Zoo's Lambda layers read from their stored data (no bytecode run): TFOpLayer split ->
 Conv2D per part -> concat as one grouped convolution, and MeliusNet's improvement merge as
 concat(y, d + x[1]); small files in Larq's layout checked against a NumPy forward, exported in
-both precision modes (engine == integer simulation), and each malformed variant a clear error."""
+both precision modes (engine == integer simulation), and each malformed variant a clear error.
+``conv2d_f32`` with ``groups``: engine == simulation on every ISA, malformed groups rejected by
+both loaders."""
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,8 @@ def test_both_modes_export_and_the_engine_equals_the_simulation(tmp_path, float_
     types = [op.type for op in sess.model.ops]
     first = "conv2d_f32" if float_boundary else "conv2d_u8"
     assert types[0] == first and types.count("conv2d_f32") == 1 + float_boundary
+    groups = [op.attrs.get("groups", 1) for op in sess.model.ops if op.type == "conv2d_f32"]
+    assert groups == ([2, 3] if float_boundary else [3])  # the int8 first layer: block-diagonal
     assert types.count("concat") == 2 and types.count("add") == 1 and types.count("bconv2d") == 2
     u = RNG.integers(0, 256, (16, 8, 8, 4), dtype=np.uint8)
     diffs = engine_vs_simulation(sess, cv.simulate(str(out)), u)
@@ -154,8 +158,8 @@ def test_both_modes_export_and_the_engine_equals_the_simulation(tmp_path, float_
 
 @pytest.mark.parametrize("groups,cin,cout", [(2, 6, 4), (4, 8, 8), (3, 9, 6)])
 def test_ungrouped_is_the_grouped_convolution(groups, cin, cout):
-    """The block-diagonal dense kernel: equal to the grouped conv exactly on integers (the int8
-    path) and to rounding on floats; depthwise and binary convs are left as they are."""
+    """The block-diagonal dense kernel (the int8 convolutions' form of a grouped conv): equal to the
+    grouped conv exactly on integers and to rounding on floats."""
     torch.manual_seed(groups)
     g = nn.Conv2d(cin, cout, 3, padding=1, groups=groups, bias=True).eval()
     with torch.no_grad():
@@ -168,8 +172,6 @@ def test_ungrouped_is_the_grouped_convolution(groups, cin, cout):
         assert torch.equal(d(x), g(x))
         x = torch.randn(2, cin, 5, 6)
         torch.testing.assert_close(d(x), g(x), rtol=1e-5, atol=1e-4)
-    dw = nn.Conv2d(4, 4, 3, groups=4)
-    assert ungrouped(dw) is dw
 
 
 def _set(L, name, **changes):
@@ -247,3 +249,52 @@ def test_other_lambdas_keep_the_bytecode_error(tmp_path):
     path, _ = meliusnet_like(tmp_path, edit=edit)
     with pytest.raises(LarqImportError, match=r"layer 'b_improve_merge' \(Lambda\).*bytecode"):
         from_larq(path)
+
+
+def _grouped_float_model(groups=4):
+    """conv -> BN -> ReLU -> grouped 3x3 conv (float32 data) -> BN -> ReLU -> pool -> dense."""
+    torch.manual_seed(groups)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                      nn.Conv2d(8, 12, 3, stride=2, padding=1, groups=groups), nn.BatchNorm2d(12), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 5))
+    from onebit.models import randomize_bn
+    randomize_bn(m, groups, input_shape=(3, 9, 7))
+    return m.eval()
+
+
+GSPEC = {"dataset": None, "shape": [9, 7, 3], "mean": [0.45] * 3, "std": [0.25] * 3}
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_conv2d_f32_engine_equals_simulation(groups, isa):
+    from onebit.runtime import Session
+
+    m = _grouped_float_model(groups)
+    data = cv.to_bytes(m, input_spec=GSPEC, float_boundary=True)
+    sess = Session(data, isa=isa, threads=2)
+    ops = [op for op in sess.model.ops if op.type == "conv2d_f32"]
+    assert [op.attrs.get("groups", 1) for op in ops] == [1, groups]
+    assert sess.model.tensors[ops[1].tensors["weight"]].shape == (12, 3, 3, 8 // groups)
+    u = RNG.integers(0, 256, (3, 9, 7, 3), dtype=np.uint8)
+    diffs = engine_vs_simulation(sess, cv.simulate(sess.model), u)
+    assert max(diffs.values()) == 0.0, diffs
+    x = torch.from_numpy((u / 255.0 - 0.45) / 0.25).float().permute(0, 3, 1, 2)
+    with torch.no_grad():
+        want = m(x).double().numpy()
+    np.testing.assert_allclose(sess.run(u), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_malformed_groups_rejected_by_both_loaders():
+    from file_edits import both_reject, edit_graph
+
+    data = cv.to_bytes(_grouped_float_model(4), input_spec=GSPEC, float_boundary=True)
+
+    def grouped(fn):  # fn applied to the attributes of the second conv2d_f32 (the grouped one)
+        def pick(graph, header):
+            fn([o for o in graph["ops"] if o["type"] == "conv2d_f32"][1]["attrs"])
+        return edit_graph(data, pick)
+
+    both_reject(grouped(lambda a: a.update(groups=3)), r"groups = 3 must divide in_channels \(8\) and out_channels \(12\)")
+    both_reject(grouped(lambda a: a.update(groups=0)), r"'groups'")
+    both_reject(grouped(lambda a: a.update(groups="4")), r"'groups'")
+    both_reject(grouped(lambda a: a.pop("groups")), "weight")

@@ -122,6 +122,7 @@ struct Executor::OpState {
   std::shared_ptr<const PlanesWeights> planes;        // bconv2d_planes
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
   std::shared_ptr<const DenseF32Prepared> preparedf;  // conv1x1_f32 / conv2d_f32 (AVX-512: W^T)
+  std::vector<std::shared_ptr<const DenseF32Prepared>> preparedg;  // a grouped conv2d_f32: one per group
   OutputStage stage;                                  // the producers above and conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
@@ -163,8 +164,16 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
     const bool int8conv = op.type == OpType::conv2d_u8 || op.type == OpType::conv2d_i8;
     const bool planes = op.type == OpType::bconv2d_planes;
     if (op.type == OpType::conv1x1_f32 || op.type == OpType::conv2d_f32) {  // raw weights kept
-      const int64_t k = op.type == OpType::conv2d_f32 ? int64_t{op.kh} * op.kw * op.in_channels : op.in_channels;
-      st.preparedf = dense_f32_prepare(t("weight")->as<float>(), k, op.out_channels, isa_);
+      const int64_t k = op.type == OpType::conv2d_f32 ? int64_t{op.kh} * op.kw * op.in_channels / op.groups
+                                                      : op.in_channels;
+      const int64_t og = op.out_channels / op.groups;
+      if (op.groups == 1) {
+        st.preparedf = dense_f32_prepare(t("weight")->as<float>(), k, op.out_channels, isa_);
+      } else {  // one W^T per group: its og rows of the (Cout, KH, KW, Cin/groups) weights
+        st.preparedg.clear();
+        for (int64_t g = 0; g < op.groups; ++g)
+          st.preparedg.push_back(dense_f32_prepare(t("weight")->as<float>() + g * og * k, k, og, isa_));
+      }
       continue;
     }
     if (!binary && !int8conv && !planes && op.type != OpType::dwconv2d_i8) continue;
@@ -416,23 +425,37 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
           }
           xf = img.data();
         }
-        std::vector<float> patches(static_cast<size_t>(n * oh * ow * k), 0.0f);
-        for (int64_t r = 0; r < n * oh * ow; ++r) {
-          const int64_t b = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
-          float* pr = patches.data() + r * k;
-          for (int i = 0; i < op.kh; ++i) {
-            const int64_t iy = oy * op.sh - op.ph + i;
-            if (iy < 0 || iy >= h) continue;
-            for (int j = 0; j < op.kw; ++j) {
-              const int64_t ix = ox * op.sw - op.pw + j;
-              if (ix < 0 || ix >= w) continue;
-              std::memcpy(pr + (int64_t{i} * op.kw + j) * cin, xf + ((b * h + iy) * w + ix) * cin,
-                          static_cast<size_t>(cin) * sizeof(float));
+        // groups: group g reads input channels [g*cg, (g+1)*cg) and writes output channels
+        // [g*og, (g+1)*og), with its rows of the (Cout, KH, KW, Cin/groups) weights
+        const int64_t g_n = op.groups, cg = cin / g_n, og = op.out_channels / g_n, kg = k / g_n, rows = n * oh * ow;
+        const float* wt = op.tensor(m.tensors, "weight")->as<float>();
+        const float* bias = op.tensor(m.tensors, "bias")->as<float>();
+        std::vector<float> patches(static_cast<size_t>(rows * kg));
+        std::vector<float> part(g_n > 1 ? static_cast<size_t>(rows * og) : 0);
+        for (int64_t g = 0; g < g_n; ++g) {
+          std::fill(patches.begin(), patches.end(), 0.0f);
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t b = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
+            float* pr = patches.data() + r * kg;
+            for (int i = 0; i < op.kh; ++i) {
+              const int64_t iy = oy * op.sh - op.ph + i;
+              if (iy < 0 || iy >= h) continue;
+              for (int j = 0; j < op.kw; ++j) {
+                const int64_t ix = ox * op.sw - op.pw + j;
+                if (ix < 0 || ix >= w) continue;
+                std::memcpy(pr + (int64_t{i} * op.kw + j) * cg, xf + ((b * h + iy) * w + ix) * cin + g * cg,
+                            static_cast<size_t>(cg) * sizeof(float));
+              }
             }
           }
+          float* out = g_n > 1 ? part.data() : static_cast<float*>(y);
+          dense_f32(patches.data(), wt + g * og * kg, bias + g * og, out, rows, kg, og, isa, th,
+                    g_n > 1 ? st.preparedg[static_cast<size_t>(g)].get() : st.preparedf.get());
+          if (g_n > 1)
+            for (int64_t r = 0; r < rows; ++r)
+              std::memcpy(static_cast<float*>(y) + r * op.out_channels + g * og, part.data() + r * og,
+                          static_cast<size_t>(og) * sizeof(float));
         }
-        dense_f32(patches.data(), op.tensor(m.tensors, "weight")->as<float>(), op.tensor(m.tensors, "bias")->as<float>(),
-                  static_cast<float*>(y), n * oh * ow, k, op.out_channels, isa, th, st.preparedf.get());
         break;
       }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels

@@ -423,7 +423,11 @@ class OpChecker {
         need(x.kind == Kind::f32 || x.kind == Kind::u8, "float32 or the uint8 image");
         out.shape = conv_geometry(x);
         out.kind = Kind::f32;
-        tens["weight"] = {DType::f32, {op_.out_channels, op_.kh, op_.kw, op_.in_channels}};
+        op_.groups = attr("groups") ? integer("groups", 1, kMaxDim) : 1;
+        if (op_.in_channels % op_.groups != 0 || op_.out_channels % op_.groups != 0)
+          bad("attribute groups = " + std::to_string(op_.groups) + " must divide in_channels (" +
+              std::to_string(op_.in_channels) + ") and out_channels (" + std::to_string(op_.out_channels) + ")");
+        tens["weight"] = {DType::f32, {op_.out_channels, op_.kh, op_.kw, op_.in_channels / op_.groups}};
         tens["bias"] = {DType::f32, {op_.out_channels}};
         if (x.kind == Kind::u8) {
           tens["in_scale"] = {DType::f32, {op_.in_channels}};

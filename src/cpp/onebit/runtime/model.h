@@ -82,6 +82,7 @@ struct Op {
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
   int ph_end = 0, pw_end = 0;  // convolutions: padding after the input (bottom, right)
   int pad_value = 0;           // bconv2d: 0 true zero, 1 one-padding (docs/format.md §3)
+  int64_t groups = 1;          // conv2d_f32: channel groups (in and out channels split alike)
   bool ceil_mode = false, count_include_pad = false;
   // fused output stage (docs/format.md §5)
   Stage stage = Stage::none;
