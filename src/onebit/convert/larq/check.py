@@ -32,8 +32,7 @@ def _reason(mod: nn.Module, reads_input: bool = False) -> str | None:
     if is_binary_layer(mod):
         if getattr(mod, "groups", 1) != 1:
             return (f"grouped binary convolution (groups={mod.groups}): the .onebit format's binary "
-                    f"convolutions read all input channels (float grouped convolutions are exported "
-                    f"with a block-diagonal kernel)")
+                    f"convolutions read all input channels")
         for role in ("input_quantizer", "weight_quantizer"):
             q = getattr(mod, role)
             if isinstance(q, SteHeaviside):
