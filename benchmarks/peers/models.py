@@ -318,8 +318,32 @@ def load_h5(path: str) -> keras.Model:
             mod = importlib.import_module(info.name)
             functions.update({n: f for n, f in vars(mod).items()
                               if inspect.isfunction(f) and f.__module__ == mod.__name__})
-    model = tf.keras.models.model_from_json(json.dumps(plain(config)), custom_objects=functions)
+    layers = config.get("config", {}).get("layers", [])
+    if any(ly.get("class_name") == "Lambda" for ly in layers):
+        model = _zoo_architecture(config, layers)
+    else:
+        model = tf.keras.models.model_from_json(json.dumps(plain(config)), custom_objects=functions)
     model.load_weights(path)
+    return model
+
+
+def _zoo_architecture(config: dict, layers: list) -> keras.Model:
+    """A Larq Zoo model with Lambda layers (MeliusNet's grouped convolutions, RealToBinaryNet),
+    rebuilt by Larq Zoo's own code: Keras saves a Lambda's closure by value or by name only
+    (``TFOpLayer(tf.split, ...)`` keeps ``"split"``), so it cannot rebuild such a layer from the
+    file. The architecture is the zoo function of the model's name with ``weights=None`` and the
+    file's input shape and class count; a file saved without the final softmax loses it here too."""
+    import larq_zoo
+
+    name = str(config["config"].get("name", "")).lower()
+    fns = {n.lower(): getattr(mod, n) for mod in (larq_zoo.sota, larq_zoo.literature) for n in mod.__all__}
+    if name not in fns:
+        raise ValueError(f"model {name!r} has Lambda layers and is not a Larq Zoo model: Keras cannot rebuild it")
+    shape = next(ly["config"]["batch_input_shape"][1:] for ly in layers if ly.get("class_name") == "InputLayer")
+    dense = [ly for ly in layers if ly.get("class_name") in ("Dense", "QuantDense")]
+    model = fns[name](weights=None, input_shape=tuple(shape), num_classes=int(dense[-1]["config"]["units"]))
+    if layers[-1].get("class_name") != "Activation" and isinstance(model.layers[-1], tf.keras.layers.Activation):
+        model = tf.keras.Model(model.inputs, model.layers[-1].input, name=model.name)
     return model
 
 
