@@ -34,6 +34,8 @@ from onebit.convert.larq.h5file import LarqImportError
 
 TF_OP_MODULE = "larq_zoo.core.utils"
 MELIUSNET_MODULE = "larq_zoo.literature.meliusnet"
+# the node classes of these lambdas (a ":" no Keras class name has, so no file can name them)
+SPLIT, GROUPED, MERGE = "Lambda:split", "Lambda:grouped_conv2d", "Lambda:improve_merge"
 IMPROVE_CHANNELS = 64  # the width larq_zoo's improvement merge pads x[1] from (its code's constant)
 
 # conv config entries that must agree across the parts of a grouped convolution
@@ -47,8 +49,8 @@ def _err(name, what, msg) -> LarqImportError:
 
 def decode(name: str, cfg: dict):
     """``(class, config)`` of a Larq Zoo lambda read from its data, or ``None`` when it is not one
-    of them (the caller's bytecode error then applies). Classes: ``Concatenate``, ``Split`` (until
-    :func:`rewrite` makes it a grouped convolution) and ``ConcatAdd`` (the improvement merge)."""
+    of them (the caller's bytecode error then applies). Classes: ``Concatenate``, ``SPLIT`` (until
+    :func:`rewrite` makes it a grouped convolution, ``GROUPED``) and ``MERGE`` (the improvement merge)."""
     module, fn = cfg.get("module"), cfg.get("function")
     if module == TF_OP_MODULE and isinstance(fn, list) and len(fn) == 3 and isinstance(fn[2], list) \
             and len(fn[2]) == 3:
@@ -62,7 +64,7 @@ def decode(name: str, cfg: dict):
             if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], int)
                     and not isinstance(args[0], bool) and args[0] >= 1):
                 raise _err(name, what, f"arguments {args!r}: one positive number of equal parts is supported")
-            return "Split", {"name": name, "count": args[0]}
+            return SPLIT, {"name": name, "count": args[0]}
         if op == "concat":
             if args != []:
                 raise _err(name, what, f"arguments {args!r}: a concatenation takes none")
@@ -74,7 +76,7 @@ def decode(name: str, cfg: dict):
         if not (isinstance(closure, list) and len(closure) == 1 and isinstance(closure[0], int)
                 and not isinstance(closure[0], bool)):
             raise _err(name, "MeliusNet improvement merge", f"closure {closure!r}: [f_in] is expected")
-        return "ConcatAdd", {"name": name, "f_in": closure[0], "concat": None}
+        return MERGE, {"name": name, "f_in": closure[0], "concat": None}
     return None
 
 
@@ -97,13 +99,13 @@ def rewrite(nodes: list):
         for s in n[3]:
             consumers.setdefault(s[0] if isinstance(s, tuple) else s, []).append(n)
     replace, drop, parts = {}, set(), {}
-    for split in (n for n in nodes if n[1] == "Split"):
+    for split in (n for n in nodes if n[1] == SPLIT):
         node = _grouped_conv(split, consumers)
         replace[node[0]] = node
         parts[node[0]] = node[2]["parts"]
         drop.update(node[2]["parts"] + [split[0]])
     by_name.update(replace)
-    for merge in (n for n in nodes if n[1] == "ConcatAdd"):
+    for merge in (n for n in nodes if n[1] == MERGE):
         replace[merge[0]] = _improve_merge(merge, by_name)
     out = [replace.get(n[0], n) for n in nodes if n[0] not in drop]
     for n in out:
@@ -141,7 +143,7 @@ def _grouped_conv(split, consumers):
                                f"nothing else, by one channel concat: {use}")
     conv_cfg = dict(parts[0][2], name=join[0], filters=g * int(base["filters"]), groups=g, split=name,
                     parts=[c[0] for c in parts])
-    return (join[0], "GroupedConv2D", conv_cfg, list(srcs))
+    return (join[0], GROUPED, conv_cfg, list(srcs))
 
 
 def _improve_merge(merge, by_name):
@@ -154,7 +156,7 @@ def _improve_merge(merge, by_name):
                    f"x[0] = {srcs[0]!r} is not a channel concatenation: the merge adds x[1] to the last "
                    f"{IMPROVE_CHANNELS} channels of x[0] and is supported where those are the last input of "
                    f"a concatenation (MeliusNet's dense block)")
-    return name, "ConcatAdd", dict(cfg, concat=cat[0]), list(cat[3]) + [srcs[1]]
+    return name, MERGE, dict(cfg, concat=cat[0]), list(cat[3]) + [srcs[1]]
 
 
 def grouped_conv2d(ctx):
@@ -203,4 +205,4 @@ def improve_merge(ctx):
     return M.ConcatAdd()
 
 
-BUILDERS = {"GroupedConv2D": grouped_conv2d, "ConcatAdd": improve_merge}
+BUILDERS = {GROUPED: grouped_conv2d, MERGE: improve_merge}
