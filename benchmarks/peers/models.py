@@ -318,18 +318,19 @@ def load_h5(path: str) -> keras.Model:
             mod = importlib.import_module(info.name)
             functions.update({n: f for n, f in vars(mod).items()
                               if inspect.isfunction(f) and f.__module__ == mod.__name__})
+    config = plain(config)
     layers = config.get("config", {}).get("layers", [])
     if any(ly.get("class_name") == "Lambda" for ly in layers):
         model = _zoo_architecture(config, layers)
     else:
-        model = tf.keras.models.model_from_json(json.dumps(plain(config)), custom_objects=functions)
+        model = tf.keras.models.model_from_json(json.dumps(config), custom_objects=functions)
     model.load_weights(path)
     return model
 
 
 def _zoo_architecture(config: dict, layers: list) -> keras.Model:
-    """A Larq Zoo model with Lambda layers (MeliusNet's grouped convolutions, RealToBinaryNet),
-    rebuilt by Larq Zoo's own code: Keras saves a Lambda's closure by value or by name only
+    """A Larq Zoo model with Lambda layers other than the identities above (MeliusNet's grouped
+    convolutions and improvement merges), rebuilt by Larq Zoo's own code: Keras saves a Lambda's closure by value or by name only
     (``TFOpLayer(tf.split, ...)`` keeps ``"split"``), so it cannot rebuild such a layer from the
     file. The architecture is the zoo function of the model's name with ``weights=None`` and the
     file's input shape and class count; a file saved without the final softmax loses it here too."""
