@@ -10,9 +10,11 @@ from onebit.convert.simulate import avgpool_f32, dense_f32, global_avgpool_f32
 from onebit.runtime import netkernels as nk
 
 
-# p >= 4 rows: AVX-512's outer-product kernel (row tails of 1-3, outputs across 16 / 64)
+# p >= 4 rows: AVX-512's outer-product kernel (row tails of 1-3, outputs across 16 / 64; at most
+# 8 outputs: 8-row tiles, row tails of 1-7)
 @pytest.mark.parametrize("p, n, o", [(5, 1, 3), (7, 8, 4), (3, 13, 9), (64, 130, 17), (2, 512, 10),
-                                     (4, 1, 1), (9, 33, 65), (70, 257, 130), (6, 960, 64), (13, 7, 16)])
+                                     (4, 1, 1), (9, 33, 65), (70, 257, 130), (6, 960, 64), (13, 7, 16),
+                                     (23, 72, 8), (15, 9, 7)])
 def test_simulate_dense_f32_equals_engine(isa, p, n, o):
     g = torch.Generator().manual_seed(n * 31 + o)
     # magnitudes spread over 2^-10..2^10 so that the summation order matters

@@ -95,9 +95,32 @@ def test_real_to_binary_net_exports_and_engine_equals_simulation(monkeypatch):
     assert set(diffs) == set(sess.model.values) - {"input"}
 
 
-def test_real_to_binary_net_lambdas_without_the_architecture_are_refused():
-    """The same Lambdas read from a file (its own architecture) are refused unless declared."""
+def _r2b_config(edit=None):
+    import copy
+
+    config = copy.deepcopy(zoo.architecture("RealToBinaryNet"))
+    for ly in config["config"]["layers"]:
+        if ly["class_name"] == "Lambda" and edit:
+            edit(ly["config"])
+    return config
+
+
+def test_real_to_binary_net_identity_lambdas_are_read_from_their_data():
+    """A file's own RealToBinaryNet Lambdas (larq_zoo's module, the architecture's names, no
+    closure) return their input: the build gets past them (and stops at the missing weights)."""
+    from onebit.convert.larq import LarqImportError
+
+    with pytest.raises(LarqImportError, match=r"missing weight"):
+        build(KerasFile("RealToBinaryNet", _r2b_config(), {}), None, ())
+
+
+@pytest.mark.parametrize("edit", [lambda c: c.update(module="my_models.blocks"),
+                                  lambda c: c.update(function=[c["function"][0], None, [3]])],
+                         ids=["other-module", "with-closure"])
+def test_real_to_binary_net_lambdas_of_other_code_are_refused(edit):
+    """The same names from another module, or a Lambda with a closure, stay bytecode (refused
+    unless declared)."""
     from onebit.convert.larq import LarqImportError
 
     with pytest.raises(LarqImportError, match=r"r2b_bnn_block_2_out.*bytecode"):
-        build(KerasFile("RealToBinaryNet", zoo.architecture("RealToBinaryNet"), {}), None, ())
+        build(KerasFile("RealToBinaryNet", _r2b_config(edit), {}), None, ())

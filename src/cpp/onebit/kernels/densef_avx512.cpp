@@ -12,7 +12,7 @@
 //
 // Work item: a chunk of rows (its x stays in L2) x a block of 64 outputs (its W^T columns, in x
 // 256 bytes, stay in L2); tiles of 4 rows x 4 vectors: 16 accumulators, per input 4 weight loads
-// and 4 broadcasts for 16 multiplies and 16 adds.
+// and 4 broadcasts for 16 multiplies and 16 adds; at most 8 outputs: tiles of 8 rows x one ymm.
 #include <immintrin.h>
 
 #include "onebit/kernels/densef_kernels.h"
@@ -64,7 +64,39 @@ void rows_tile(const float* x, int64_t in, const float* wt, int64_t ld, const fl
   }
 }
 
+// The same for at most 8 outputs (grouped convolutions, 8 outputs per group): one ymm vector per
+// row, 8 rows per tile, so that no lane is idle (AVX-512VL masks for fewer outputs).
+template <int R>
+void rows_tile8(const float* x, int64_t in, const float* wt, int64_t ld, const float* bias, float* y,
+                int64_t out, int64_t o0) {
+  __m256 part[8][R];
+  for (int j = 0; j < 8; ++j) {
+    __m256 a[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_ps();
+    for (int64_t i = j; i < in; i += 8) {
+      const __m256 w = _mm256_loadu_ps(wt + i * ld + o0);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) a[r] = _mm256_add_ps(a[r], _mm256_mul_ps(_mm256_set1_ps(x[r * in + i]), w));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) part[j][r] = a[r];
+  }
+  const __mmask8 m = static_cast<__mmask8>((1u << (out - o0 < 8 ? out - o0 : 8)) - 1);
+  const __m256 b = _mm256_maskz_loadu_ps(m, bias + o0);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const auto& p = part;
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0][r], p[4][r]), _mm256_add_ps(p[2][r], p[6][r])),
+                                   _mm256_add_ps(_mm256_add_ps(p[1][r], p[5][r]), _mm256_add_ps(p[3][r], p[7][r])));
+    _mm256_mask_storeu_ps(y + r * out + o0, m, _mm256_add_ps(s, b));
+  }
+}
+
 using RowsTile = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t);
+
+constexpr RowsTile kTiles8[8] = {rows_tile8<1>, rows_tile8<2>, rows_tile8<3>, rows_tile8<4>,
+                                 rows_tile8<5>, rows_tile8<6>, rows_tile8<7>, rows_tile8<8>};
 
 template <int R>
 RowsTile rows_tile_for(int v) {
@@ -84,6 +116,11 @@ void dense_f32_rows_avx512(const float* x, const float* wt, int64_t ld, const fl
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t r0 = b / ob * chunk, r1 = r0 + chunk < n ? r0 + chunk : n, o0 = b % ob * 64;
     const int v = static_cast<int>((out - o0 < 64 ? out - o0 + 15 : 64) / 16);
+    if (out <= 8) {
+      for (int64_t r = r0; r < r1; r += 8)
+        kTiles8[(r1 - r < 8 ? r1 - r : 8) - 1](x + r * in, in, wt, ld, bias, y + r * out, out, o0);
+      continue;
+    }
     for (int64_t r = r0; r < r1; r += 4) {
       const int rr = static_cast<int>(r1 - r < 4 ? r1 - r : 4);
       pick(rr, v)(x + r * in, in, wt, ld, bias, y + r * out, out, o0);

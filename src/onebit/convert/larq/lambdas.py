@@ -22,18 +22,28 @@ the bytecode (the module that defined the lambda, and its closure):
   recognized only when ``x[0]`` is such a concatenation, has ``f_in`` channels and its last input
   has the 64 channels of ``x[1]``.
 
+- the identity Lambdas of a Larq Zoo architecture (:data:`onebit.convert.larq.zoo.IDENTITY_LAMBDAS`,
+  known from larq_zoo's source: ``Lambda(lambda x: x, name=f"{name}_out")`` in
+  ``real_to_bin_nets.py``): a layer of that module, with such a name and no closure, returns its
+  input.
+
 Any other op, argument, routing or shape is a :class:`LarqImportError` naming the layer.
 """
 from __future__ import annotations
+
+import fnmatch
 
 import numpy as np
 
 from onebit.convert.larq import layers as L
 from onebit.convert.larq import modules as M
+from onebit.convert.larq import zoo
 from onebit.convert.larq.h5file import LarqImportError
 
 TF_OP_MODULE = "larq_zoo.core.utils"
 MELIUSNET_MODULE = "larq_zoo.literature.meliusnet"
+# modules whose identity Lambdas zoo.IDENTITY_LAMBDAS declares, and their architecture
+IDENTITY_MODULES = {"larq_zoo.literature.real_to_bin_nets": "RealToBinaryNet"}
 # the node classes of these lambdas (a ":" no Keras class name has, so no file can name them)
 SPLIT, GROUPED, MERGE = "Lambda:split", "Lambda:grouped_conv2d", "Lambda:improve_merge"
 IMPROVE_CHANNELS = 64  # the width larq_zoo's improvement merge pads x[1] from (its code's constant)
@@ -77,6 +87,10 @@ def decode(name: str, cfg: dict):
                 and not isinstance(closure[0], bool)):
             raise _err(name, "MeliusNet improvement merge", f"closure {closure!r}: [f_in] is expected")
         return MERGE, {"name": name, "f_in": closure[0], "concat": None}
+    arch = IDENTITY_MODULES.get(module)
+    if arch and isinstance(fn, list) and len(fn) == 3 and fn[1] is None and fn[2] is None \
+            and any(fnmatch.fnmatchcase(name, p) for p in zoo.identity_lambdas(arch)):
+        return "Identity", cfg
     return None
 
 
