@@ -16,6 +16,7 @@
 #include "onebit/conv8.h"
 #include "onebit/densef.h"
 #include "onebit/dwconv8.h"
+#include "onebit/kernels/scratch.h"
 #include "onebit/pool.h"
 #include "onebit/runtime/loader.h"
 #include "onebit/threadpool.h"
@@ -71,6 +72,14 @@ inline float prelu_f32(float v, float slope) {
   float y;
   std::memcpy(&y, &r, sizeof y);
   return y;
+}
+
+// n floats from s to d: a tap of a few channels is too short for a memcpy call (its dispatch
+// cost several times the copy); fixed 16-byte copies compile to one vector move each.
+inline void copy_floats(float* d, const float* s, int64_t n) {
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) std::memcpy(d + k, s + k, 4 * sizeof(float));
+  for (; k < n; ++k) d[k] = s[k];
 }
 
 [[noreturn]] void bad_op(const Op& op, const std::string& msg) {
@@ -409,53 +418,67 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
         dwconv8(a, isa, th);
         break;
       }
-      case OpType::conv2d_f32: {  // im2col (taps in (i, j, c) order, padded taps 0.0) + the dense kernel
+      case OpType::conv2d_f32: {  // im2col (taps in (i, j, c) order, padded taps 0.0) + the dense kernel, per group
         const int64_t h = xv.shape[0], w = xv.shape[1], cin = op.in_channels;
         const int64_t oh = yv.shape[0], ow = yv.shape[1], k = int64_t{op.kh} * op.kw * cin;
-        std::vector<float> img;  // the uint8 image normalized: float32(u) * in_scale[c] + in_offset[c]
+        // buffers kept by the thread (grow-only): a fresh allocation per call costs page faults
+        static thread_local kernels::Scratch<float> img_buf, patch_buf, part_buf;
         const float* xf = static_cast<const float*>(x);
-        if (xv.kind == Kind::u8) {
+        if (xv.kind == Kind::u8) {  // the uint8 image normalized: float32(u) * in_scale[c] + in_offset[c]
           const float* sc = op.tensor(m.tensors, "in_scale")->as<float>();
           const float* of = op.tensor(m.tensors, "in_offset")->as<float>();
           const uint8_t* u = static_cast<const uint8_t*>(x);
-          img.resize(static_cast<size_t>(n * h * w * cin));
-          for (size_t q = 0; q < img.size(); ++q) {
-            const float prod = static_cast<float>(u[q]) * sc[q % static_cast<size_t>(cin)];
-            img[q] = prod + of[q % static_cast<size_t>(cin)];
-          }
-          xf = img.data();
+          float* img = img_buf.get(static_cast<size_t>(n * h * w * cin));
+          for (int64_t p = 0; p < n * h * w; ++p)
+            for (int64_t c = 0; c < cin; ++c) {
+              const float prod = static_cast<float>(u[p * cin + c]) * sc[c];
+              img[p * cin + c] = prod + of[c];
+            }
+          xf = img;
         }
         // groups: group g reads input channels [g*cg, (g+1)*cg) and writes output channels
         // [g*og, (g+1)*og), with its rows of the (Cout, KH, KW, Cin/groups) weights
         const int64_t g_n = op.groups, cg = cin / g_n, og = op.out_channels / g_n, kg = k / g_n, rows = n * oh * ow;
         const float* wt = op.tensor(m.tensors, "weight")->as<float>();
         const float* bias = op.tensor(m.tensors, "bias")->as<float>();
-        std::vector<float> patches(static_cast<size_t>(rows * kg));
-        std::vector<float> part(g_n > 1 ? static_cast<size_t>(rows * og) : 0);
+        float* const patches = patch_buf.get(static_cast<size_t>(rows * kg));
+        float* const part = g_n > 1 ? part_buf.get(static_cast<size_t>(rows * g_n * og)) : nullptr;  // [g][row][og]
         for (int64_t g = 0; g < g_n; ++g) {
-          std::fill(patches.begin(), patches.end(), 0.0f);
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t b = r / (oh * ow), oy = r / ow % oh, ox = r % ow;
-            float* pr = patches.data() + r * kg;
-            for (int i = 0; i < op.kh; ++i) {
-              const int64_t iy = oy * op.sh - op.ph + i;
-              if (iy < 0 || iy >= h) continue;
-              for (int j = 0; j < op.kw; ++j) {
-                const int64_t ix = ox * op.sw - op.pw + j;
-                if (ix < 0 || ix >= w) continue;
-                std::memcpy(pr + (int64_t{i} * op.kw + j) * cg, xf + ((b * h + iy) * w + ix) * cin + g * cg,
-                            static_cast<size_t>(cg) * sizeof(float));
-              }
+          // output rows (image, oy) over threads; no division per pixel
+          parallel_for(n * oh, threads_for(rows * kg, int64_t{1} << 15, th), [&](int64_t q0, int64_t q1) {
+            // the geometry in locals: the copies' stores may alias anything reached by reference
+            const int kh = op.kh, kw = op.kw, sh = op.sh, sw = op.sw, ph = op.ph, pw = op.pw;
+            const int64_t ih = h, iw = w, c = cin, c0 = g * cg, nc = cg, ohl = oh, owl = ow, kgl = kg;
+            const float* const src = xf;
+            for (int64_t q = q0; q < q1; ++q) {
+              const int64_t b = q / ohl, oy = q % ohl;
+              float* pr = patches + q * owl * kgl;
+              for (int64_t ox = 0; ox < owl; ++ox)
+                for (int i = 0; i < kh; ++i) {
+                  const int64_t iy = oy * sh - ph + i;
+                  for (int j = 0; j < kw; ++j, pr += nc) {
+                    const int64_t ix = ox * sw - pw + j;
+                    if (iy < 0 || iy >= ih || ix < 0 || ix >= iw)
+                      std::fill(pr, pr + nc, 0.0f);
+                    else
+                      copy_floats(pr, src + ((b * ih + iy) * iw + ix) * c + c0, nc);
+                  }
+                }
             }
-          }
-          float* out = g_n > 1 ? part.data() : static_cast<float*>(y);
-          dense_f32(patches.data(), wt + g * og * kg, bias + g * og, out, rows, kg, og, isa, th,
+          });
+          float* out = g_n > 1 ? part + g * rows * og : static_cast<float*>(y);
+          dense_f32(patches, wt + g * og * kg, bias + g * og, out, rows, kg, og, isa, th,
                     g_n > 1 ? st.preparedg[static_cast<size_t>(g)].get() : st.preparedf.get());
-          if (g_n > 1)
-            for (int64_t r = 0; r < rows; ++r)
-              std::memcpy(static_cast<float*>(y) + r * op.out_channels + g * og, part.data() + r * og,
-                          static_cast<size_t>(og) * sizeof(float));
         }
+        if (g_n > 1)  // the groups' outputs side by side in each row, y written once in order
+          parallel_for(rows, threads_for(rows * op.out_channels, int64_t{1} << 15, th), [&](int64_t r0, int64_t r1) {
+            const int64_t ld = op.out_channels, n_out = og, groups = g_n, stride = rows * og;
+            float* const dst = static_cast<float*>(y);
+            const float* const from = part;
+            for (int64_t r = r0; r < r1; ++r)
+              for (int64_t gi = 0; gi < groups; ++gi)
+                copy_floats(dst + r * ld + gi * n_out, from + gi * stride + r * n_out, n_out);
+          });
         break;
       }
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
