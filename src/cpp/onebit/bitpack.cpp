@@ -19,10 +19,11 @@ ONEBIT_AVX2_AVX512_TABLE(bitpack_i8, ONEBIT_NEON_ROW);
 template <typename T, typename K>
 void run(const T* x, int64_t pixels, int64_t channels, uint64_t* out, int threads, K kernel) {
   // About 16 KiB of input per task keeps the split coarse for small tensors, and a thread gets
-  // at least 64 KiB (a few microseconds, about a fork/join): smaller tensors pack on the caller.
+  // at least 32 KiB (~10 microseconds of packing, several fork/joins): smaller tensors pack on
+  // the caller.
   const int64_t per = std::max<int64_t>(1, 16384 / static_cast<int64_t>(sizeof(T) * channels));
   const int64_t tasks = (pixels + per - 1) / per;
-  parallel_for(tasks, threads_for(tasks, 4, threads), [&](int64_t t0, int64_t t1) {
+  parallel_for(tasks, threads_for(tasks, 2, threads), [&](int64_t t0, int64_t t1) {
     kernel(x, t0 * per, std::min(pixels, t1 * per), channels, out);
   });
 }

@@ -1,6 +1,7 @@
 // AVX-512 bitpack: float32 -> 16 sign bits per compare mask; int8 -> 64 sign bits per
-// movepi8_mask (one packed word per instruction). Selected only on CPUs that have AVX-512; the
-// tests compare it with the scalar reference there.
+// movepi8_mask (one packed word per instruction); the channels past the last whole word through
+// masked loads (the lanes past c load 0, which packs as bit 0: the padding bits). Selected only on
+// CPUs that have AVX-512; the tests compare it with the scalar reference there.
 #include <immintrin.h>
 
 #include "onebit/bitpack.h"
@@ -21,8 +22,15 @@ void bitpack_f32_avx512(const float* x, int64_t p0, int64_t p1, int64_t c, uint6
       op[wi] = word;
     }
     if (full < words) {
+      const int64_t rem = c - full * 64;
       uint64_t word = 0;
-      for (int64_t ch = full * 64; ch < c; ++ch) word |= static_cast<uint64_t>(xp[ch] < 0) << (ch - full * 64);
+      for (int g = 0; g < 4 && rem > g * 16; ++g) {
+        const int64_t n = rem - g * 16 < 16 ? rem - g * 16 : 16;
+        const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+        word |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, xp + full * 64 + g * 16), zero,
+                                                         _CMP_LT_OQ))
+                << (g * 16);
+      }
       op[full] = word;
     }
   }
@@ -36,9 +44,8 @@ void bitpack_i8_avx512(const int8_t* x, int64_t p0, int64_t p1, int64_t c, uint6
     for (int64_t wi = 0; wi < full; ++wi)
       op[wi] = static_cast<uint64_t>(_mm512_movepi8_mask(_mm512_loadu_si512(xp + wi * 64)));
     if (full < words) {
-      uint64_t word = 0;
-      for (int64_t ch = full * 64; ch < c; ++ch) word |= static_cast<uint64_t>(xp[ch] < 0) << (ch - full * 64);
-      op[full] = word;
+      const __mmask64 m = (__mmask64{1} << (c - full * 64)) - 1;  // 1..63 channels
+      op[full] = static_cast<uint64_t>(_mm512_movepi8_mask(_mm512_maskz_loadu_epi8(m, xp + full * 64)));
     }
   }
 }

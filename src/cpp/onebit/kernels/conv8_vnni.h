@@ -280,6 +280,53 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
   const int nt_full = balanced_tiles(ow, V::pmax(nbfull), tiles_full, 128);
   const int nt_tail = balanced_tiles(ow, V::pmax(nbtail), tiles_tail, 128);
   const int64_t rows = g.n * g.oh / fold;  // chunks
+  // The receptive fields of chunk r's pixels (their top-left taps in the padded image).
+  auto chunk_fields = [&](int64_t r, const uint8_t** px) {
+    for (int64_t j = 0; j < fold; ++j) {
+      const int64_t rr = r * fold + j, n = rr / g.oh, oy = rr % g.oh;
+      const uint8_t* const row = img + (n * hp + oy * g.sh) * row_stride;
+      for (int64_t ox = 0; ox < g.ow; ++ox) px[j * g.ow + ox] = row + ox * c.ps;
+    }
+  };
+  // Chunk r's tiles of channel group gi: fused, into the int8 output; else into the row buffer.
+  // Returns the group's channel end.
+  auto group_tiles = [&](int64_t r, int64_t gi, const uint8_t* const* px, int32_t* rb) {
+    const int64_t b0 = gi * V::NBMAX;
+    const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
+    const int8_t* wg = pw.w8.data() + b0 * c.wblock;
+    const int* tiles = nb == nbfull ? tiles_full : tiles_tail;
+    const int nt = nb == nbfull ? nt_full : nt_tail;
+    const int pmax = V::pmax(nb);
+    int64_t ox = 0;
+    for (int k = 0; nt ? k < nt : ox < ow; ++k) {
+      const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, ow - ox));
+      if (fused)
+        VnniTables<V, true>::get(nb, np)(c, &px[ox], wg, b0 * L,
+                                         static_cast<int8_t*>(a.y) + (r * ow + ox) * g.cout, 0);
+      else
+        VnniTables<V, false>::get(nb, np)(c, &px[ox], wg, b0 * L, rb + ox * ld + b0 * L, ld);
+      ox += np;
+    }
+    return std::min<int64_t>(g.cout, (b0 + nb) * L);
+  };
+  // With the fused stage every tile writes its own outputs, so a chunk's channel groups are
+  // independent work items (a tail, applied per group, needs groups of whole 64-channel words):
+  // short layers with many channels (a 7x7 map, 512 channels: 7 chunks) then split evenly.
+  const bool split = fused && ngroups > 1 && th > 1 && (!a.stage.tail || (V::NBMAX * L) % 64 == 0);
+  if (split) {
+    parallel_for(rows * ngroups, th, [&](int64_t k0, int64_t k1) {
+      std::vector<const uint8_t*> px(static_cast<size_t>(ow));
+      int64_t rcur = -1;
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t r = k / ngroups, gi = k % ngroups;
+        if (r != rcur) chunk_fields(r, px.data());
+        rcur = r;
+        const int64_t c1 = group_tiles(r, gi, px.data(), nullptr);
+        apply_stage_tail(a.stage, ow, r * ow, gi * V::NBMAX * L, c1, g.cout, a.y);
+      }
+    });
+    return;
+  }
   parallel_for(rows, th, [&](int64_t r0, int64_t r1) {
     Scratch<int32_t> rowbuf;
     if (!fused) rowbuf.assign(static_cast<size_t>(ow * ld), 0);
@@ -287,29 +334,8 @@ void conv8_vnni(const Conv8Args& a, const Conv8Prepared& pw, int threads) {
     int8_t* const y8 = static_cast<int8_t*>(a.y);
     std::vector<const uint8_t*> px(static_cast<size_t>(ow));
     for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t j = 0; j < fold; ++j) {  // the chunk's receptive fields
-        const int64_t rr = r * fold + j, n = rr / g.oh, oy = rr % g.oh;
-        const uint8_t* const row = img + (n * hp + oy * g.sh) * row_stride;
-        for (int64_t ox = 0; ox < g.ow; ++ox) px[j * g.ow + ox] = row + ox * c.ps;
-      }
-      for (int64_t gi = 0; gi < ngroups; ++gi) {
-        const int64_t b0 = gi * V::NBMAX;
-        const int nb = static_cast<int>(std::min<int64_t>(V::NBMAX, cbn - b0));
-        const int8_t* wg = pw.w8.data() + b0 * c.wblock;
-        const int* tiles = nb == nbfull ? tiles_full : tiles_tail;
-        const int nt = nb == nbfull ? nt_full : nt_tail;
-        const int pmax = V::pmax(nb);
-        int64_t ox = 0;
-        for (int k = 0; nt ? k < nt : ox < ow; ++k) {
-          const int np = nt ? tiles[k] : static_cast<int>(std::min<int64_t>(pmax, ow - ox));
-          if (fused)
-            VnniTables<V, true>::get(nb, np)(c, &px[ox], wg, b0 * L,
-                                             y8 + (r * ow + ox) * g.cout, 0);
-          else
-            VnniTables<V, false>::get(nb, np)(c, &px[ox], wg, b0 * L, rb + ox * ld + b0 * L, ld);
-          ox += np;
-        }
-      }
+      chunk_fields(r, px.data());
+      for (int64_t gi = 0; gi < ngroups; ++gi) group_tiles(r, gi, px.data(), rb);
       if (!fused) {
         const bool fast =
             yfast >= 0 && row_absmax(rb, ld, ow, g.cout) <= static_cast<uint32_t>(yfast);
