@@ -28,6 +28,7 @@ void affine_f32(const float* x, const float* scale, const float* bias, float* y,
   check_threads(threads);
   const AffineKernel fn = affine_f32_table.get(isa);
   if (pixels < 0 || channels < 1) throw std::invalid_argument("affine: need pixels >= 0 and channels >= 1");
+  if (pixels == 0) return;  // an empty batch may come with null pointers
   if (!x || !scale || !bias || !y) throw std::invalid_argument("affine: null pointer");
   parallel_for(pixels, threads_for(pixels * channels, kMinPerThread, threads),
                [&](int64_t p0, int64_t p1) { fn(x, scale, bias, y, channels, p0, p1); });
