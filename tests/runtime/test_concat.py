@@ -13,9 +13,10 @@ from onebit import bits
 from onebit.convert.compare import engine_vs_simulation
 from onebit.runtime import Session
 from onebit.runtime import format as fmt
-from onebit.runtime.graph import Op, Value
+from onebit.runtime.graph import Value
 
 from file_edits import both_reject, edit_graph
+from graph_files import GraphFile
 
 H, W, C = 6, 5, 70  # 70 + 70 bits: three words per pixel, the second input at bit offset 70
 
@@ -26,16 +27,8 @@ def _graph(seed=0):
     concat with the bconv2d output (f32) -> global_avgpool -> dense_f32."""
     rng = np.random.default_rng(seed)
     s = 0.05
-    t = {}
-    ops, values = [], {"input": Value("u8", (H, W, 3))}
-
-    def op(name, type_, inputs, value, attrs=None, tensors=None):
-        roles = {}
-        for role, arr in (tensors or {}).items():
-            t[f"{name}.{role}"] = np.ascontiguousarray(arr)
-            roles[role] = f"{name}.{role}"
-        ops.append(Op(name, type_, inputs, name, attrs or {}, roles))
-        values[name] = value
+    gf = GraphFile((H, W, 3))
+    op = gf.op
 
     def int8_stage(n):
         return {"multiplier": rng.integers(1, 1 << 12, n).astype(np.int32),
@@ -65,14 +58,7 @@ def _graph(seed=0):
     op("logits", "dense_f32", ["g"], Value("f32", (10,)), dict(in_features=2 * C + 24, out_features=10),
        dict(weight=rng.standard_normal((10, 2 * C + 24)).astype(np.float32),
             bias=rng.standard_normal(10).astype(np.float32)))
-    graph = {"input": "input", "output": "logits", "values": {k_: v.to_json() for k_, v in values.items()},
-             "ops": [o.to_json() for o in ops]}
-    meta = {"producer": {"onebit": "test"},
-            "input": {"name": "input", "dtype": "uint8", "layout": "NHWC", "shape": [H, W, 3],
-                      "dataset": "random", "mean": [0.45] * 3, "std": [0.25] * 3,
-                      "normalization": "x = (u / 255 - mean[c]) / std[c]", "zero_point": [110, 120, 100]},
-            "output": {"name": "logits", "dtype": "float32", "shape": [10], "class_names": None}}
-    return fmt.dumps(meta, graph, t)
+    return gf.dumps("logits", mean=[0.45] * 3, std=[0.25] * 3, zero_point=[110, 120, 100])
 
 
 @pytest.fixture(scope="module")

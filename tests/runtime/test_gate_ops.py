@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 import onebit.convert as cv
 from onebit.runtime import Session
-from onebit.runtime import format as fmt
 from onebit import FormatError
-from onebit.runtime.graph import Op, Value
+from onebit.runtime.graph import Value
 
 from file_edits import join, loads_both, split
+from graph_files import GraphFile
 
 H, W, C = 3, 4, 7
 SLOPE = np.array([0.25, -0.5, 0.0, 1.5, -2.0, 0.1, 1.0], np.float32)
@@ -27,15 +27,8 @@ def _graph():
     """u8 -> conv2d_f32 1x1 (x: channels spanning [-768, 762], near zero, +-inf, NaN (inf - inf),
     mixed, subnormal, zero) -> sigmoid (s), PReLU (p); global pool of s -> sigmoid (gate g);
     p * g (mul_channels_f32) + s -> global pool -> dense."""
-    t, ops, values = {}, [], {"input": Value("u8", (H, W, 3))}
-
-    def op(name, type_, inputs, value, attrs=None, tensors=None):
-        roles = {}
-        for role, arr in (tensors or {}).items():
-            t[f"{name}.{role}"] = np.ascontiguousarray(arr)
-            roles[role] = f"{name}.{role}"
-        ops.append(Op(name, type_, inputs, name, attrs or {}, roles))
-        values[name] = value
+    gf = GraphFile((H, W, 3))
+    op = gf.op
 
     w = np.zeros((C, 1, 1, 3), np.float32)
     w[0, 0, 0, 0] = 6.0
@@ -58,14 +51,7 @@ def _graph():
     rng = np.random.default_rng(0)
     op("logits", "dense_f32", ["f"], Value("f32", (4,)), dict(in_features=C, out_features=4),
        dict(weight=rng.standard_normal((4, C)).astype(np.float32), bias=np.zeros(4, np.float32)))
-    graph = {"input": "input", "output": "logits", "values": {k: v.to_json() for k, v in values.items()},
-             "ops": [o.to_json() for o in ops]}
-    meta = {"producer": {"onebit": "test"},
-            "input": {"name": "input", "dtype": "uint8", "layout": "NHWC", "shape": [H, W, 3],
-                      "dataset": "random", "mean": [0.5] * 3, "std": [0.25] * 3,
-                      "normalization": "x = (u / 255 - mean[c]) / std[c]", "zero_point": [128] * 3},
-            "output": {"name": "logits", "dtype": "float32", "shape": [4], "class_names": None}}
-    return fmt.dumps(meta, graph, t)
+    return gf.dumps("logits", mean=[0.5] * 3, std=[0.25] * 3, zero_point=[128] * 3)
 
 
 @pytest.fixture(scope="module")
