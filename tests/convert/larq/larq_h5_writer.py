@@ -32,6 +32,21 @@ def sequential(layers, name="sequential"):
     return {"class_name": "Sequential", "config": {"name": name, "layers": layers}}
 
 
+#: Input spec of the small ImageNet-normalized models the tests write (16x16 RGB, Larq Zoo's
+#: preprocessing mean and std)
+SPEC16 = {"dataset": None, "shape": [16, 16, 3], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def module_logits(m, u, spec):
+    """An imported torch module's logits (float64) on uint8 NHWC images ``u``, normalized as
+    ``spec`` says."""
+    import torch
+
+    x = (u / 255.0 - np.array(spec["mean"])) / np.array(spec["std"])
+    with torch.no_grad():
+        return m.forward_nhwc(torch.from_numpy(x).float()).double().numpy()
+
+
 def bn_weights(rng, c):
     """Random non-degenerate BatchNormalization weights of ``c`` channels, in Keras' order."""
     return [("gamma", rng.uniform(0.5, 1.5, c)), ("beta", rng.normal(0, 0.3, c)),

@@ -25,7 +25,7 @@ from onebit.runtime import Session  # noqa: E402
 from onebit.runtime import format as fmt  # noqa: E402
 
 RNG = np.random.default_rng(12)
-SPEC = {"dataset": None, "shape": [16, 16, 3], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+SPEC = K.SPEC16
 
 
 def _bnl(name, src):
@@ -104,9 +104,7 @@ def _inputs(n=32):
 
 
 def _module_logits(m, u):
-    x = (u / 255.0 - np.array(SPEC["mean"])) / np.array(SPEC["std"])
-    with torch.no_grad():
-        return m.forward_nhwc(torch.from_numpy(x).float()).double().numpy()
+    return K.module_logits(m, u, SPEC)
 
 
 @pytest.fixture(scope="module")
