@@ -21,86 +21,88 @@ namespace onebit::kernels {
 
 namespace {
 
-template <int R, int V>
+// One vector of output lanes: zmm (16 outputs) or, for at most 8 outputs (grouped convolutions,
+// 8 per group), ymm with AVX-512VL masks, so that no lane is idle.
+struct Zmm {
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr int L = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg bcast(float v) { return _mm512_set1_ps(v); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg load_masked(mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_masked(float* p, mask m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+
+struct Ymm {
+  using reg = __m256;
+  using mask = __mmask8;
+  static constexpr int L = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg bcast(float v) { return _mm256_set1_ps(v); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg load_masked(mask m, const float* p) { return _mm256_maskz_loadu_ps(m, p); }
+  static void store_masked(float* p, mask m, reg v) { _mm256_mask_storeu_ps(p, m, v); }
+};
+
+// R rows x NV vectors of outputs [o0, o0 + NV * L).
+template <class T, int R, int NV>
 void rows_tile(const float* x, int64_t in, const float* wt, int64_t ld, const float* bias, float* y,
                int64_t out, int64_t o0) {
-  __m512 part[8][R][V];
+  using reg = typename T::reg;
+  reg part[8][R][NV];
   for (int j = 0; j < 8; ++j) {
-    __m512 a[R][V];
-#pragma GCC unroll 4
+    reg a[R][NV];
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) a[r][v] = _mm512_setzero_ps();
+      for (int v = 0; v < NV; ++v) a[r][v] = T::zero();
     for (int64_t i = j; i < in; i += 8) {
       const float* wi = wt + i * ld + o0;
-      __m512 w[V];
+      reg w[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) w[v] = _mm512_loadu_ps(wi + 16 * v);
-#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) w[v] = T::load(wi + T::L * v);
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const __m512 xv = _mm512_set1_ps(x[r * in + i]);
+        const reg xv = T::bcast(x[r * in + i]);
 #pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) a[r][v] = _mm512_add_ps(a[r][v], _mm512_mul_ps(xv, w[v]));
+        for (int v = 0; v < NV; ++v) a[r][v] = T::add(a[r][v], T::mul(xv, w[v]));
       }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) part[j][r][v] = a[r][v];
+      for (int v = 0; v < NV; ++v) part[j][r][v] = a[r][v];
   }
 #pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) {
-    const int64_t left = out - o0 - 16 * v;
-    const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-    const __m512 b = _mm512_maskz_loadu_ps(m, bias + o0 + 16 * v);
-#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    const int64_t left = out - o0 - T::L * v;
+    const auto m = static_cast<typename T::mask>(left >= T::L ? (1u << T::L) - 1 : (1u << left) - 1);
+    const reg b = T::load_masked(m, bias + o0 + T::L * v);
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const auto& p = part;
-      const __m512 s = _mm512_add_ps(
-          _mm512_add_ps(_mm512_add_ps(p[0][r][v], p[4][r][v]), _mm512_add_ps(p[2][r][v], p[6][r][v])),
-          _mm512_add_ps(_mm512_add_ps(p[1][r][v], p[5][r][v]), _mm512_add_ps(p[3][r][v], p[7][r][v])));
-      _mm512_mask_storeu_ps(y + r * out + o0 + 16 * v, m, _mm512_add_ps(s, b));
+      const reg s = T::add(T::add(T::add(p[0][r][v], p[4][r][v]), T::add(p[2][r][v], p[6][r][v])),
+                           T::add(T::add(p[1][r][v], p[5][r][v]), T::add(p[3][r][v], p[7][r][v])));
+      T::store_masked(y + r * out + o0 + T::L * v, m, T::add(s, b));
     }
-  }
-}
-
-// The same for at most 8 outputs (grouped convolutions, 8 outputs per group): one ymm vector per
-// row, 8 rows per tile, so that no lane is idle (AVX-512VL masks for fewer outputs).
-template <int R>
-void rows_tile8(const float* x, int64_t in, const float* wt, int64_t ld, const float* bias, float* y,
-                int64_t out, int64_t o0) {
-  __m256 part[8][R];
-  for (int j = 0; j < 8; ++j) {
-    __m256 a[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_ps();
-    for (int64_t i = j; i < in; i += 8) {
-      const __m256 w = _mm256_loadu_ps(wt + i * ld + o0);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) a[r] = _mm256_add_ps(a[r], _mm256_mul_ps(_mm256_set1_ps(x[r * in + i]), w));
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) part[j][r] = a[r];
-  }
-  const __mmask8 m = static_cast<__mmask8>((1u << (out - o0 < 8 ? out - o0 : 8)) - 1);
-  const __m256 b = _mm256_maskz_loadu_ps(m, bias + o0);
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const auto& p = part;
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0][r], p[4][r]), _mm256_add_ps(p[2][r], p[6][r])),
-                                   _mm256_add_ps(_mm256_add_ps(p[1][r], p[5][r]), _mm256_add_ps(p[3][r], p[7][r])));
-    _mm256_mask_storeu_ps(y + r * out + o0, m, _mm256_add_ps(s, b));
   }
 }
 
 using RowsTile = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*, int64_t, int64_t);
 
-constexpr RowsTile kTiles8[8] = {rows_tile8<1>, rows_tile8<2>, rows_tile8<3>, rows_tile8<4>,
-                                 rows_tile8<5>, rows_tile8<6>, rows_tile8<7>, rows_tile8<8>};
+constexpr RowsTile kTiles8[8] = {rows_tile<Ymm, 1, 1>, rows_tile<Ymm, 2, 1>, rows_tile<Ymm, 3, 1>,
+                                 rows_tile<Ymm, 4, 1>, rows_tile<Ymm, 5, 1>, rows_tile<Ymm, 6, 1>,
+                                 rows_tile<Ymm, 7, 1>, rows_tile<Ymm, 8, 1>};
 
 template <int R>
 RowsTile rows_tile_for(int v) {
-  return v == 4 ? rows_tile<R, 4> : v == 3 ? rows_tile<R, 3> : v == 2 ? rows_tile<R, 2> : rows_tile<R, 1>;
+  return v == 4 ? rows_tile<Zmm, R, 4> : v == 3 ? rows_tile<Zmm, R, 3> : v == 2 ? rows_tile<Zmm, R, 2>
+                                                                                 : rows_tile<Zmm, R, 1>;
 }
 
 RowsTile pick(int r, int v) {
