@@ -130,8 +130,8 @@ struct Executor::OpState {
   std::shared_ptr<const PreparedWeights> prepared;    // bconv2d / bdense
   std::shared_ptr<const PlanesWeights> planes;        // bconv2d_planes
   std::shared_ptr<const Conv8Prepared> prepared8;     // conv2d_u8 / conv2d_i8
-  std::shared_ptr<const DenseF32Prepared> preparedf;  // conv1x1_f32 / conv2d_f32 (AVX-512: W^T)
-  std::vector<std::shared_ptr<const DenseF32Prepared>> preparedg;  // a grouped conv2d_f32: one per group
+  // conv1x1_f32 / conv2d_f32 on AVX-512: W^T, one per group (null entries elsewhere)
+  std::vector<std::shared_ptr<const DenseF32Prepared>> preparedf;
   OutputStage stage;                                  // the producers above and conv2d_u8 / conv2d_i8 / dwconv2d_i8
 };
 
@@ -176,13 +176,8 @@ Executor::Executor(std::shared_ptr<Model> model, Isa isa, int threads, RawWeight
       const int64_t k = op.type == OpType::conv2d_f32 ? int64_t{op.kh} * op.kw * op.in_channels / op.groups
                                                       : op.in_channels;
       const int64_t og = op.out_channels / op.groups;
-      if (op.groups == 1) {
-        st.preparedf = dense_f32_prepare(t("weight")->as<float>(), k, op.out_channels, isa_);
-      } else {  // one W^T per group: its og rows of the (Cout, KH, KW, Cin/groups) weights
-        st.preparedg.clear();
-        for (int64_t g = 0; g < op.groups; ++g)
-          st.preparedg.push_back(dense_f32_prepare(t("weight")->as<float>() + g * og * k, k, og, isa_));
-      }
+      for (int64_t g = 0; g < op.groups; ++g)  // group g: its og rows of the (Cout, KH, KW, Cin/groups) weights
+        st.preparedf.push_back(dense_f32_prepare(t("weight")->as<float>() + g * og * k, k, og, isa_));
       continue;
     }
     if (!binary && !int8conv && !planes && op.type != OpType::dwconv2d_i8) continue;
@@ -468,7 +463,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
           });
           float* out = g_n > 1 ? part + g * rows * og : static_cast<float*>(y);
           dense_f32(patches, wt + g * og * kg, bias + g * og, out, rows, kg, og, isa, th,
-                    g_n > 1 ? st.preparedg[static_cast<size_t>(g)].get() : st.preparedf.get());
+                    st.preparedf[static_cast<size_t>(g)].get());
         }
         if (g_n > 1)  // the groups' outputs side by side in each row, y written once in order
           parallel_for(rows, threads_for(rows * op.out_channels, int64_t{1} << 15, th), [&](int64_t r0, int64_t r1) {
@@ -484,7 +479,7 @@ void Executor::execute(Context& c, const uint8_t* input, std::vector<double>* op
       case OpType::conv1x1_f32:  // a dense layer over the N*H*W pixels
         dense_f32(static_cast<const float*>(x), op.tensor(m.tensors, "weight")->as<float>(),
                   op.tensor(m.tensors, "bias")->as<float>(), static_cast<float*>(y),
-                  n * xv.shape[0] * xv.shape[1], op.in_channels, op.out_channels, isa, th, st.preparedf.get());
+                  n * xv.shape[0] * xv.shape[1], op.in_channels, op.out_channels, isa, th, st.preparedf[0].get());
         break;
       case OpType::avgpool2d: {
         const PoolGeom g = pool_geom(xv.shape[2]);
